@@ -1,0 +1,175 @@
+"""Backend registry: four modules that export the same kernel names.
+
+Every backend module (``naive``, ``numpy``, ``cython``, ``numba``) implements
+the kernel protocol below with identical names and signatures, so that
+switching a backend swaps a module and nothing else.  The public functions in
+:mod:`fastsoftmax.functions` validate input, allocate outputs and dispatch
+here; users never call a backend directly.
+
+Kernel protocol
+---------------
+Arguments arrive already validated: arrays are C-contiguous, floating arrays
+share one dtype ``F`` (float32 or float64), ``X`` is ``F`` or uint8, labels
+``y`` are ``np.intp`` in ``[0, C)``, ``sample_weight`` is ``None`` or a
+non-negative ``F`` vector, and every ``out``/``*_out`` buffer is C-contiguous
+of the right shape and dtype ``F`` (it may alias ``x`` only where noted).
+Kernels never write into their inputs.  Float32 data is computed in float32;
+scalar losses are accumulated in float64 and returned as Python floats.
+
+softmax(x, out) -> out
+    Row-wise softmax of a 2-D ``x`` of shape (n, k), max-shifted.  ``out`` may
+    be ``x`` itself.
+log_softmax(x, out) -> out
+    Row-wise log-softmax of a 2-D ``x``.  ``out`` may be ``x``.
+logsumexp(x, out) -> out
+    Row-wise log-sum-exp of a 2-D ``x`` (n, k) into ``out`` of shape (n,).
+    Rows of all ``-inf`` give ``-inf``; a ``+inf`` gives ``+inf``; NaN
+    propagates.
+linear(X, W, b, out) -> out
+    ``out = X @ W + b``; ``X`` (n, d), ``W`` (d, C), ``b`` (C,) or None.
+cross_entropy(logits, y, out) -> out
+    Per-sample softmax cross-entropy ``logsumexp(z_i) - z_i[y_i]`` into
+    ``out`` (n,).
+softmax_cross_entropy_grad(X, W, b, y, sample_weight, l2, dW_out, db_out) -> loss
+    Fused forward and backward pass of softmax regression.  ``b`` is (C,).
+    With ``m = n`` (or ``sum(sample_weight)``), writes
+    ``dW_out = X^T (s * (P - Y)) / m + l2 * W`` and
+    ``db_out = sum_i s_i (P - Y)_i / m`` and returns
+    ``sum_i s_i * CE_i / m + 0.5 * l2 * ||W||^2`` as a float.  ``n == 0``
+    gives loss 0, ``dW_out = l2 * W`` and ``db_out = 0``.
+sigmoid(x, out) -> out
+    Element-wise logistic sigmoid of a 1-D ``x``; ``out`` may be ``x``.
+binary_cross_entropy(logits, y, out) -> out
+    Per-sample ``log(1 + exp(z)) - y z`` for 1-D ``logits`` and ``F`` targets
+    ``y`` in [0, 1], computed without overflow.
+logistic_loss_grad(X, w, b, y, sample_weight, l2, dw_out) -> (loss, db)
+    Fused binary counterpart: ``w`` (d,), ``b`` a float, ``y`` an ``F`` vector
+    of 0/1 targets.  Writes ``dw_out = X^T (s * (p - y)) / m + l2 * w`` and
+    returns ``(mean loss + 0.5 * l2 * ||w||^2, db)`` as floats.
+classification_error(logits, y) -> float
+    Fraction of rows whose (first) argmax differs from ``y``; 0.0 if n == 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import threading
+
+#: Backend names, fastest first: the default is the first one that imports.
+BACKEND_NAMES = ("cython", "numba", "numpy", "naive")
+
+KERNEL_NAMES = (
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "linear",
+    "cross_entropy",
+    "softmax_cross_entropy_grad",
+    "sigmoid",
+    "binary_cross_entropy",
+    "logistic_loss_grad",
+    "classification_error",
+)
+
+_modules: dict = {}
+_import_errors: dict = {}
+_state = threading.local()
+_global = {"name": None}
+
+
+def _load(name):
+    if name in _modules:
+        return _modules[name]
+    if name in _import_errors:
+        return None
+    try:
+        module = importlib.import_module(f"{__name__}.{name}")
+    except ImportError as exc:  # e.g. the compiled extension was not built
+        _import_errors[name] = exc
+        return None
+    _modules[name] = module
+    return module
+
+
+def _check_name(name):
+    if name not in BACKEND_NAMES:
+        raise ValueError(
+            f"unknown backend {name!r}; expected one of {', '.join(map(repr, BACKEND_NAMES))}"
+        )
+    if _load(name) is None:
+        raise ImportError(f"backend {name!r} is not available: {_import_errors[name]}")
+    return name
+
+
+def backends():
+    """List the names of the backends that can be used here, fastest first.
+
+    Examples
+    --------
+    >>> import fastsoftmax
+    >>> "numpy" in fastsoftmax.backends()
+    True
+    """
+    return [name for name in BACKEND_NAMES if _load(name) is not None]
+
+
+def _default_name():
+    env = os.environ.get("FASTSOFTMAX_BACKEND")
+    if env:
+        return _check_name(env.strip().lower())
+    return backends()[0]
+
+
+def get_backend():
+    """Return the name of the backend in use (context, then global, then default)."""
+    name = getattr(_state, "name", None) or _global["name"]
+    if name is None:
+        name = _global["name"] = _default_name()
+    return name
+
+
+def set_backend(name):
+    """Make ``name`` the default backend for this process.
+
+    Parameters
+    ----------
+    name : {"cython", "numba", "numpy", "naive"} or None
+        ``None`` restores the automatic choice (``$FASTSOFTMAX_BACKEND`` if
+        set, else the fastest available backend).
+
+    Examples
+    --------
+    >>> import fastsoftmax
+    >>> fastsoftmax.set_backend("numpy")
+    >>> fastsoftmax.get_backend()
+    'numpy'
+    >>> fastsoftmax.set_backend(None)
+    """
+    _global["name"] = None if name is None else _check_name(name)
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    """Context manager that uses backend ``name`` in this thread within its block.
+
+    Examples
+    --------
+    >>> import fastsoftmax
+    >>> with fastsoftmax.use_backend("naive"):
+    ...     fastsoftmax.get_backend()
+    'naive'
+    """
+    _check_name(name)
+    previous = getattr(_state, "name", None)
+    _state.name = name
+    try:
+        yield name
+    finally:
+        _state.name = previous
+
+
+def get_module(name=None):
+    """Return the kernel module of backend ``name`` (``None``: the current one)."""
+    return _modules[_check_name(get_backend() if name is None else name)]

@@ -1,0 +1,123 @@
+"""Vectorized NumPy backend: the reference implementation of the kernel protocol.
+
+See :mod:`fastsoftmax.backends` for the protocol.  Every kernel here is a few
+array expressions, written to be obviously right rather than fast.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _as_float(X, dtype):
+    # uint8 pixels are converted here; float input is used as it is.
+    return X if X.dtype == dtype else X.astype(dtype)
+
+
+def _shifted(x):
+    # Subtract the row max so exp never overflows; rows of all -inf stay -inf.
+    row_max = np.max(x, axis=1, keepdims=True) if x.shape[1] else np.zeros((x.shape[0], 1), x.dtype)
+    row_max = np.where(np.isfinite(row_max), row_max, 0).astype(x.dtype, copy=False)
+    return x - row_max, row_max
+
+
+def softmax(x, out):
+    with np.errstate(invalid="ignore", over="ignore"):
+        shifted, _ = _shifted(x)
+        np.exp(shifted, out=out)
+        out /= np.sum(out, axis=1, keepdims=True)
+    return out
+
+
+def logsumexp(x, out):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        shifted, row_max = _shifted(x)
+        out[...] = np.log(np.sum(np.exp(shifted), axis=1)) + row_max[:, 0]
+    return out
+
+
+def log_softmax(x, out):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        shifted, _ = _shifted(x)
+        log_norm = np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+        np.subtract(shifted, log_norm, out=out)
+    return out
+
+
+def linear(X, W, b, out):
+    np.matmul(_as_float(X, W.dtype), W, out=out)
+    if b is not None:
+        out += b
+    return out
+
+
+def cross_entropy(logits, y, out):
+    lse = logsumexp(logits, np.empty(logits.shape[0], logits.dtype))
+    out[...] = lse - logits[np.arange(logits.shape[0]), y]
+    return out
+
+
+def _normalised_weights(sample_weight, n, dtype):
+    if sample_weight is None:
+        return None, float(n)
+    return sample_weight, float(np.sum(sample_weight, dtype=np.float64))
+
+
+def softmax_cross_entropy_grad(X, W, b, y, sample_weight, l2, dW_out, db_out):
+    n = X.shape[0]
+    Xf = _as_float(X, W.dtype)
+    logits = Xf @ W + b
+    losses = cross_entropy(logits, y, np.empty(n, W.dtype))
+    residual = softmax(logits, logits)  # P, then P - Y in place
+    residual[np.arange(n), y] -= 1
+    weights, m = _normalised_weights(sample_weight, n, W.dtype)
+    if weights is not None:
+        residual *= weights[:, None]
+        losses *= weights
+    scale = 1.0 / m if m > 0 else 0.0
+    np.matmul(Xf.T, residual, out=dW_out)
+    dW_out *= W.dtype.type(scale)
+    dW_out += W.dtype.type(l2) * W
+    np.sum(residual, axis=0, out=db_out)
+    db_out *= W.dtype.type(scale)
+    loss = float(np.sum(losses, dtype=np.float64)) * scale
+    return loss + 0.5 * l2 * float(np.sum(np.square(W, dtype=np.float64)))
+
+
+def sigmoid(x, out):
+    # exp(-|x|) never overflows: sigmoid(x) = 1/(1+e) for x >= 0, e/(1+e) otherwise.
+    e = np.exp(-np.abs(x))
+    np.divide(np.where(x >= 0, 1, e), 1 + e, out=out)
+    return out
+
+
+def binary_cross_entropy(logits, y, out):
+    # log(1 + exp(z)) - y z  ==  max(z, 0) + log1p(exp(-|z|)) - y z
+    out[...] = np.maximum(logits, 0) + np.log1p(np.exp(-np.abs(logits))) - y * logits
+    return out
+
+
+def logistic_loss_grad(X, w, b, y, sample_weight, l2, dw_out):
+    n = X.shape[0]
+    Xf = _as_float(X, w.dtype)
+    z = Xf @ w + w.dtype.type(b)
+    losses = binary_cross_entropy(z, y, np.empty(n, w.dtype))
+    residual = sigmoid(z, np.empty(n, w.dtype)) - y
+    weights, m = _normalised_weights(sample_weight, n, w.dtype)
+    if weights is not None:
+        residual *= weights
+        losses *= weights
+    scale = 1.0 / m if m > 0 else 0.0
+    np.matmul(Xf.T, residual, out=dw_out)
+    dw_out *= w.dtype.type(scale)
+    dw_out += w.dtype.type(l2) * w
+    db = float(np.sum(residual, dtype=np.float64)) * scale
+    loss = float(np.sum(losses, dtype=np.float64)) * scale
+    return loss + 0.5 * l2 * float(np.sum(np.square(w, dtype=np.float64))), db
+
+
+def classification_error(logits, y):
+    n = logits.shape[0]
+    if n == 0:
+        return 0.0
+    return float(np.count_nonzero(np.argmax(logits, axis=1) != y)) / n
