@@ -1,0 +1,245 @@
+"""Pure-Python backend: the oracle and the slow baseline.
+
+See :mod:`fastsoftmax.backends` for the kernel protocol.  Every kernel here is
+written with plain loops over rows, classes and features and the scalar
+functions of :mod:`math`, so that it can be checked by reading it.  Arrays are
+first turned into nested lists with ``tolist()`` (uint8 pixels become the ints
+0..255), all arithmetic is done on Python floats (double precision, so this
+backend is also the most accurate one for float32 data), and each result is
+rounded once into the given ``out`` buffer, whose dtype it keeps.
+
+The edge semantics are those of the NumPy reference: rows are shifted by their
+maximum when it is finite (by 0 otherwise), so a row of all ``-inf`` gives
+``-inf`` for logsumexp and NaN for softmax, a ``+inf`` gives ``+inf`` for
+logsumexp, and NaN propagates to its whole row.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+_INF = math.inf
+_NAN = math.nan
+
+
+# -- scalar helpers with NumPy's inf/NaN behaviour ---------------------------
+
+
+def _exp(v):
+    # math.exp raises OverflowError where NumPy returns inf.
+    try:
+        return math.exp(v)
+    except OverflowError:
+        return _INF
+
+
+def _log(v):
+    # math.log raises on 0 (and negatives) where NumPy returns -inf (NaN).
+    if v > 0:
+        return math.log(v)
+    return -_INF if v == 0 else _NAN
+
+
+def _sigmoid(v):
+    # exp(-|v|) never overflows: sigmoid(v) = 1/(1+e) for v >= 0, e/(1+e) otherwise.
+    e = math.exp(-abs(v))
+    return (1.0 if v >= 0 else e) / (1.0 + e)
+
+
+def _binary_cross_entropy(z, y):
+    # log(1 + exp(z)) - y z  ==  max(z, 0) + log1p(exp(-|z|)) - y z, without overflow.
+    return (z if z > 0 else 0.0) + math.log1p(math.exp(-abs(z))) - y * z
+
+
+def _write(out, values):
+    # Round the Python floats once into out (float32 stays float32).  A value
+    # beyond the float32 range becomes inf, as it would when computed in float32.
+    with np.errstate(over="ignore"):
+        out[...] = np.array(values, dtype=np.float64).reshape(out.shape)
+    return out
+
+
+# -- row helpers ---------------------------------------------------------------
+
+
+def _row_shift(row):
+    """The row maximum if it is finite, else 0 (empty, all -inf, +inf or NaN rows)."""
+    top = -_INF
+    for v in row:
+        if v != v:  # NaN: any shift gives NaN for the whole row anyway
+            return 0.0
+        if v > top:
+            top = v
+    return top if math.isfinite(top) else 0.0
+
+
+def _row_logsumexp(row):
+    shift = _row_shift(row)
+    total = 0.0
+    for v in row:
+        total += _exp(v - shift)
+    return _log(total) + shift
+
+
+def _row_softmax(row):
+    shift = _row_shift(row)
+    exps = [_exp(v - shift) for v in row]
+    total = 0.0
+    for e in exps:
+        total += e
+    if total == 0:  # every exp is 0 (a row of all -inf): 0/0 is NaN
+        return [_NAN] * len(row)
+    return [e / total for e in exps]
+
+
+def _row_log_softmax(row):
+    shift = _row_shift(row)
+    total = 0.0
+    for v in row:
+        total += _exp(v - shift)
+    log_total = _log(total)
+    return [(v - shift) - log_total for v in row]
+
+
+def _affine(row, W_rows, bias, n_classes):
+    """``row @ W + bias`` for one sample: a list of n_classes floats."""
+    z = []
+    for c in range(n_classes):
+        acc = 0.0
+        for j, x_j in enumerate(row):
+            acc += x_j * W_rows[j][c]
+        z.append(acc if bias is None else acc + bias[c])
+    return z
+
+
+def _dot(row, w):
+    acc = 0.0
+    for x_j, w_j in zip(row, w):
+        acc += x_j * w_j
+    return acc
+
+
+def _argmax(row):
+    # First maximum, with NaN counting as the maximum, like np.argmax.
+    best = 0
+    for c, v in enumerate(row):
+        if v != v:
+            return c
+        if v > row[best]:
+            best = c
+    return best
+
+
+def _weights_and_total(sample_weight, n):
+    if sample_weight is None:
+        return [1.0] * n, float(n)
+    weights = sample_weight.tolist()
+    total = 0.0
+    for s in weights:
+        total += s
+    return weights, total
+
+
+def _squared_norm(values):
+    total = 0.0
+    for v in values:
+        total += v * v
+    return total
+
+
+# -- kernels -------------------------------------------------------------------
+
+
+def softmax(x, out):
+    return _write(out, [_row_softmax(row) for row in x.tolist()])
+
+
+def log_softmax(x, out):
+    return _write(out, [_row_log_softmax(row) for row in x.tolist()])
+
+
+def logsumexp(x, out):
+    return _write(out, [_row_logsumexp(row) for row in x.tolist()])
+
+
+def linear(X, W, b, out):
+    W_rows = W.tolist()
+    bias = None if b is None else b.tolist()
+    return _write(out, [_affine(row, W_rows, bias, W.shape[1]) for row in X.tolist()])
+
+
+def cross_entropy(logits, y, out):
+    losses = []
+    for row, label in zip(logits.tolist(), y.tolist()):
+        losses.append(_row_logsumexp(row) - row[label])
+    return _write(out, losses)
+
+
+def softmax_cross_entropy_grad(X, W, b, y, sample_weight, l2, dW_out, db_out):
+    n_features, n_classes = W.shape
+    W_rows = W.tolist()
+    bias = b.tolist()
+    weights, m = _weights_and_total(sample_weight, X.shape[0])
+    loss = 0.0
+    dW = [[0.0] * n_classes for _ in range(n_features)]
+    db = [0.0] * n_classes
+    for row, label, s in zip(X.tolist(), y.tolist(), weights):
+        z = _affine(row, W_rows, bias, n_classes)
+        loss += s * (_row_logsumexp(z) - z[label])
+        probabilities = _row_softmax(z)
+        for c in range(n_classes):
+            residual = s * (probabilities[c] - (1.0 if c == label else 0.0))
+            db[c] += residual
+            for j in range(n_features):
+                dW[j][c] += row[j] * residual
+    # m == 0 (no rows, or all weights 0): the data term is 0, only the penalty is left.
+    scale = 1.0 / m if m > 0 else 0.0
+    for j in range(n_features):
+        for c in range(n_classes):
+            dW[j][c] = dW[j][c] * scale + l2 * W_rows[j][c]
+    _write(dW_out, dW)
+    _write(db_out, [g * scale for g in db])
+    penalty = 0.0
+    for w_row in W_rows:
+        penalty += _squared_norm(w_row)
+    return loss * scale + 0.5 * l2 * penalty
+
+
+def sigmoid(x, out):
+    return _write(out, [_sigmoid(v) for v in x.tolist()])
+
+
+def binary_cross_entropy(logits, y, out):
+    return _write(out, [_binary_cross_entropy(z, t) for z, t in zip(logits.tolist(), y.tolist())])
+
+
+def logistic_loss_grad(X, w, b, y, sample_weight, l2, dw_out):
+    w_list = w.tolist()
+    bias = float(b)
+    weights, m = _weights_and_total(sample_weight, X.shape[0])
+    loss = 0.0
+    db = 0.0
+    dw = [0.0] * len(w_list)
+    for row, target, s in zip(X.tolist(), y.tolist(), weights):
+        z = _dot(row, w_list) + bias
+        loss += s * _binary_cross_entropy(z, target)
+        residual = s * (_sigmoid(z) - target)
+        db += residual
+        for j, x_j in enumerate(row):
+            dw[j] += x_j * residual
+    scale = 1.0 / m if m > 0 else 0.0
+    _write(dw_out, [g * scale + l2 * w_j for g, w_j in zip(dw, w_list)])
+    return loss * scale + 0.5 * l2 * _squared_norm(w_list), db * scale
+
+
+def classification_error(logits, y):
+    n = logits.shape[0]
+    if n == 0:
+        return 0.0
+    wrong = 0
+    for row, label in zip(logits.tolist(), y.tolist()):
+        if _argmax(row) != label:
+            wrong += 1
+    return wrong / n
