@@ -1,0 +1,515 @@
+"""Data sets: MNIST from its original IDX files, and scikit-learn's 8x8 digits.
+
+:func:`load_mnist` looks for the four MNIST files (raw or gzipped) in
+``data_home``, then in ``$FASTSOFTMAX_DATA``, then in a per-user cache
+directory (``$XDG_CACHE_HOME/fastsoftmax`` or ``~/.cache/fastsoftmax``); each
+of these may hold the files directly or in a ``mnist/`` sub-folder.  Missing
+files are downloaded from :data:`MIRRORS`, verified against
+:data:`MNIST_FILES` (MD5 of the decompressed content, which is the same on
+every mirror, unlike the gzip bytes) and written atomically.  A file that fails
+its check is reported with a warning and never used.
+
+:func:`read_idx` and :func:`write_idx` read and write single IDX files.
+
+Examples
+--------
+>>> from fastsoftmax.datasets import load_digits
+>>> digits = load_digits()
+>>> digits.X_train.shape, digits.X_test.shape
+((1437, 64), (360, 64))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gzip
+import hashlib
+import math
+import os
+import struct
+import tempfile
+import urllib.error
+import urllib.request
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "MIRRORS",
+    "MNIST_FILES",
+    "Bunch",
+    "DataNotFoundError",
+    "IDXError",
+    "get_cache_dir",
+    "load_digits",
+    "load_mnist",
+    "read_idx",
+    "write_idx",
+]
+
+#: Base URLs the MNIST files are downloaded from, tried in order; each serves
+#: ``<name>.gz``.  Overridable (tests point it at a local server).
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+
+#: Seconds to wait for a mirror to answer before trying the next one.
+TIMEOUT = 30.0
+
+#: file name -> (MD5 of the decompressed file, its size in bytes).
+MNIST_FILES = {
+    "train-images-idx3-ubyte": ("6bbc9ace898e44ae57da46a324031adb", 47040016),
+    "train-labels-idx1-ubyte": ("a25bea736e30d166cdddb491f175f624", 60008),
+    "t10k-images-idx3-ubyte": ("2646ac647ad5339dbf082846283269ea", 7840016),
+    "t10k-labels-idx1-ubyte": ("27ae3e4e09519cfbb04c329615203637", 10008),
+}
+
+# IDX type code -> big-endian dtype (the IDX format stores numbers MSB first)
+_IDX_TYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_GZIP_MAGIC = b"\x1f\x8b"
+_DTYPES = ("uint8", "float32", "float64")
+
+
+class IDXError(ValueError):
+    """A file is not a valid IDX file (wrong magic number, size or shape)."""
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The data files are neither on disk nor downloadable."""
+
+
+class Bunch(dict):
+    """A dict whose keys are also attributes (like scikit-learn's Bunch).
+
+    Examples
+    --------
+    >>> b = Bunch(a=1)
+    >>> b.a, b["a"]
+    (1, 1)
+    """
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name, value):
+        self[name] = value
+
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(self))
+
+
+# --------------------------------------------------------------------------- IDX
+
+
+def _decompress(data, name):
+    if data[:2] != _GZIP_MAGIC:
+        return data
+    try:
+        return gzip.decompress(data)
+    except (EOFError, OSError, zlib.error) as exc:  # truncated or damaged gzip stream
+        raise IDXError(f"{name}: damaged gzip data ({exc})") from None
+
+
+def _parse_idx(data, name):
+    """Parse the bytes of an (uncompressed) IDX file into a read-only array."""
+    if len(data) < 4:
+        raise IDXError(f"{name}: not an IDX file (only {len(data)} bytes)")
+    zero, code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or code not in _IDX_TYPES or ndim == 0:
+        raise IDXError(
+            f"{name}: not an IDX file (magic number 0x{data[:4].hex()}; expected "
+            "0x0000 then a type code in 08 09 0B 0C 0D 0E and a dimension count >= 1)"
+        )
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise IDXError(f"{name}: truncated IDX header ({len(data)} of {header} bytes)")
+    shape = struct.unpack(f">{ndim}I", data[4:header])
+    dtype = _IDX_TYPES[code]
+    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(data) != expected:
+        what = "truncated" if len(data) < expected else "has trailing bytes"
+        raise IDXError(
+            f"{name}: IDX file {what}: shape {shape} of {dtype.str[1:]} needs "
+            f"{expected} bytes, found {len(data)}"
+        )
+    # frombuffer: no copy of the (possibly 47 MB) payload
+    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    return array.astype(dtype.newbyteorder("="), copy=False)
+
+
+def read_idx(path):
+    """Read an IDX file (raw or gzipped) into a NumPy array.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An IDX file such as ``train-images-idx3-ubyte`` or its ``.gz``.
+
+    Returns
+    -------
+    ndarray
+        With the file's shape and element type (native byte order).
+
+    Raises
+    ------
+    IDXError
+        If the file is not IDX, is truncated, or has trailing bytes; the
+        message names the file.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> from fastsoftmax.datasets import read_idx, write_idx
+    >>> path = os.path.join(tempfile.mkdtemp(), "a-idx2-ubyte.gz")
+    >>> write_idx(path, np.arange(6, dtype=np.uint8).reshape(2, 3))
+    >>> read_idx(path)
+    array([[0, 1, 2],
+           [3, 4, 5]], dtype=uint8)
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    array = _parse_idx(_decompress(data, path), path)
+    return array.copy()  # own the memory, writeable
+
+
+def write_idx(path, array):
+    """Write ``array`` as an IDX file, gzipped if ``path`` ends with ``.gz``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination file.
+    array : array_like
+        Of dtype uint8, int8, int16, int32, float32 or float64, at least 1-D.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> from fastsoftmax.datasets import read_idx, write_idx
+    >>> path = os.path.join(tempfile.mkdtemp(), "labels-idx1-ubyte")
+    >>> write_idx(path, np.array([7, 2, 1], dtype=np.uint8))
+    >>> os.path.getsize(path)  # 8-byte header + 3 labels
+    11
+    """
+    array = np.asarray(array)
+    codes = {dt.newbyteorder("="): code for code, dt in _IDX_TYPES.items()}
+    dtype = array.dtype.newbyteorder("=")
+    if dtype not in codes or array.ndim == 0:
+        raise ValueError(
+            f"array must be at least 1-D of dtype uint8, int8, int16, int32, float32 or "
+            f"float64, got a {array.ndim}-D array of dtype {array.dtype}"
+        )
+    header = struct.pack(f">HBB{array.ndim}I", 0, codes[dtype], array.ndim, *array.shape)
+    data = header + array.astype(dtype.newbyteorder(">"), copy=False).tobytes()
+    if os.fspath(path).endswith(".gz"):
+        data = gzip.compress(data, mtime=0)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+# --------------------------------------------------------------------------- MNIST files
+
+
+def get_cache_dir():
+    """Return the per-user cache directory of fastsoftmax (it may not exist).
+
+    ``$XDG_CACHE_HOME/fastsoftmax`` if ``XDG_CACHE_HOME`` is set, else
+    ``~/.cache/fastsoftmax``.
+
+    Examples
+    --------
+    >>> get_cache_dir().name
+    'fastsoftmax'
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "fastsoftmax"
+
+
+def _search_dirs(data_home):
+    """The folders to look in, in order: each root, then its ``mnist/``."""
+    roots = []
+    if data_home is not None:
+        roots.append(Path(data_home).expanduser())
+    if os.environ.get("FASTSOFTMAX_DATA"):
+        roots.append(Path(os.environ["FASTSOFTMAX_DATA"]).expanduser())
+    roots.append(get_cache_dir())
+    dirs = []
+    for root in roots:
+        for d in (root, root / "mnist"):
+            if d not in dirs:
+                dirs.append(d)
+    return dirs
+
+
+def _check(name, raw):
+    """Verify the decompressed bytes of MNIST file ``name``; raise IDXError if wrong."""
+    md5, size = MNIST_FILES[name]
+    if len(raw) != size:
+        raise IDXError(f"{len(raw)} bytes, expected {size} (incomplete, or not {name})")
+    digest = hashlib.md5(raw).hexdigest()
+    if digest != md5:
+        raise IDXError(f"MD5 checksum {digest} does not match {name}'s {md5}")
+
+
+@functools.lru_cache(maxsize=8)
+def _load_verified(path, mtime_ns, size, name, checksums):
+    """Read, verify and parse one MNIST file; cached per (path, mtime, size).
+
+    ``checksums`` is part of the key so that a changed table is never served
+    stale results.  The returned array is read-only: callers copy it.
+    """
+    with open(path, "rb") as f:
+        raw = _decompress(f.read(), path)
+    try:
+        _check(name, raw)
+    except IDXError as exc:
+        raise IDXError(f"{path}: {exc}") from None
+    array = _parse_idx(raw, path)
+    array.flags.writeable = False
+    return array
+
+
+def _read_verified(path, name):
+    st = os.stat(path)
+    return _load_verified(
+        str(path), st.st_mtime_ns, st.st_size, name, tuple(sorted(MNIST_FILES.items()))
+    )
+
+
+def _find(name, dirs):
+    """First valid copy of ``name`` in ``dirs``; invalid copies are reported and skipped."""
+    for d in dirs:
+        for candidate in (d / name, d / f"{name}.gz"):
+            if not candidate.is_file():
+                continue
+            try:
+                return _read_verified(candidate, name)
+            except (IDXError, OSError) as exc:
+                warnings.warn(f"ignoring unusable MNIST file: {exc}", stacklevel=4)
+    return None
+
+
+def _download(name, target_dir):
+    """Fetch ``name`` from the first mirror that delivers a verified copy.
+
+    Returns the parsed array, or raises DataNotFoundError listing every
+    mirror's failure.
+    """
+    failures = []
+    for mirror in MIRRORS:
+        url = f"{mirror}{name}.gz"
+        try:
+            with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+                data = response.read()
+            raw = _decompress(data, url)
+            _check(name, raw)
+        except (OSError, IDXError, ValueError) as exc:  # URLError, timeouts are OSErrors
+            failures.append(f"{url}: {getattr(exc, 'reason', None) or exc}")
+            continue
+        target_dir.mkdir(parents=True, exist_ok=True)
+        final = target_dir / (f"{name}.gz" if data[:2] == _GZIP_MAGIC else name)
+        # temp file in the same folder + os.replace: readers never see a partial file
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=target_dir)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        # the other spelling (raw vs .gz) may be a stale corrupted copy that would
+        # shadow the new one on the next search
+        other = target_dir / (name if final.name.endswith(".gz") else f"{name}.gz")
+        if other.is_file():
+            with contextlib.suppress(OSError):
+                other.unlink()
+        return _read_verified(final, name)
+    raise DataNotFoundError("; ".join(failures) or "no mirrors configured (MIRRORS is empty)")
+
+
+def _mnist_arrays(data_home, download):
+    dirs = _search_dirs(data_home)
+    # downloads go into data_home/mnist if given, else the per-user cache
+    target = (Path(data_home).expanduser() if data_home is not None else get_cache_dir()) / "mnist"
+    arrays, missing, errors = {}, [], []
+    for name in MNIST_FILES:
+        array = _find(name, dirs)
+        if array is None and download:
+            try:
+                array = _download(name, target)
+            except DataNotFoundError as exc:
+                errors.append(str(exc))
+        if array is None:
+            missing.append(name)
+        arrays[name] = array
+    if missing:
+        looked = ", ".join(str(d) for d in dirs)
+        how = (
+            "download failed: " + "; ".join(errors)
+            if download
+            else "download=False, so nothing was downloaded"
+        )
+        raise DataNotFoundError(
+            f"MNIST files not found: {', '.join(missing)} (raw or .gz). Looked in: {looked}. "
+            f"{how}. To use existing files, pass load_mnist(data_home=DIR) or set the "
+            "environment variable FASTSOFTMAX_DATA=DIR, where DIR holds the four IDX files "
+            "or a mnist/ folder with them."
+        )
+    return arrays
+
+
+def _check_dtype(dtype):
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in _DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+    return name
+
+
+def _scale(X, dtype, maxval):
+    """uint8 -> the raw values (a copy); float -> values / maxval in [0, 1]."""
+    if dtype == "uint8":
+        return np.array(X, dtype=np.uint8)
+    return np.divide(X, maxval, dtype=dtype)
+
+
+def load_mnist(data_home=None, *, download=True, dtype="uint8", return_X_y=False):
+    """Load the MNIST handwritten digits (60,000 training and 10,000 test images).
+
+    Parameters
+    ----------
+    data_home : str or os.PathLike, optional
+        A folder holding the four IDX files (raw or ``.gz``) or a ``mnist/``
+        folder with them; searched first.  Then ``$FASTSOFTMAX_DATA``, then
+        :func:`get_cache_dir`.  Downloads go to ``data_home/mnist`` if given,
+        else to the cache.
+    download : bool, default True
+        Download missing files from :data:`MIRRORS`.
+    dtype : {"uint8", "float32", "float64"}, default "uint8"
+        ``"uint8"``: the raw pixels 0..255; a float type: pixels / 255.
+    return_X_y : bool, default False
+        Return ``(X_train, y_train, X_test, y_test)`` instead of a
+        :class:`Bunch`.
+
+    Returns
+    -------
+    Bunch or tuple
+        ``X_train`` (60000, 784), ``y_train`` (60000,) int64, ``X_test``
+        (10000, 784), ``y_test`` (10000,) int64; the Bunch also has
+        ``image_shape`` ``(28, 28)``, ``classes`` and ``name``.
+
+    Raises
+    ------
+    DataNotFoundError
+        If a file is neither found nor downloadable; the message says where
+        it looked and how to point at existing files.
+
+    Examples
+    --------
+    >>> mnist = load_mnist(dtype="float32")  # doctest: +SKIP
+    >>> mnist.X_train.shape, mnist.X_train.dtype, mnist.y_train[:5]  # doctest: +SKIP
+    ((60000, 784), dtype('float32'), array([5, 0, 4, 1, 9]))
+    """
+    dtype = _check_dtype(dtype)
+    arrays = _mnist_arrays(data_home, download)
+    images = {"train": arrays["train-images-idx3-ubyte"], "test": arrays["t10k-images-idx3-ubyte"]}
+    labels = {"train": arrays["train-labels-idx1-ubyte"], "test": arrays["t10k-labels-idx1-ubyte"]}
+    out = {}
+    for part in ("train", "test"):
+        X, y = images[part], labels[part]
+        # the checksums pin the content, but a patched table (tests) must still give sane shapes
+        if X.ndim != 3 or y.ndim != 1 or X.shape[0] != y.shape[0]:
+            raise IDXError(
+                f"MNIST {part} files disagree: images of shape {X.shape}, labels of shape {y.shape}"
+            )
+        out[f"X_{part}"] = _scale(X.reshape(X.shape[0], -1), dtype, 255)
+        out[f"y_{part}"] = y.astype(np.int64)
+    if return_X_y:
+        return out["X_train"], out["y_train"], out["X_test"], out["y_test"]
+    return Bunch(
+        **out, image_shape=tuple(images["train"].shape[1:]), classes=np.arange(10), name="mnist"
+    )
+
+
+# --------------------------------------------------------------------------- digits
+
+
+def load_digits(*, dtype="float32", test_size=0.2, random_state=0, return_X_y=False):
+    """Load scikit-learn's 8x8 digits (1,797 images), split into train and test.
+
+    A small data set that needs no download, for quick runs and tests.
+
+    Parameters
+    ----------
+    dtype : {"float32", "float64", "uint8"}, default "float32"
+        ``"uint8"``: the raw values 0..16; a float type: values / 16.
+    test_size : float, default 0.2
+        Fraction of the images held out as the test set (a seeded shuffle).
+    random_state : int, default 0
+        Seed of the shuffle; the split is the same on every call.
+    return_X_y : bool, default False
+        Return ``(X_train, y_train, X_test, y_test)`` instead of a Bunch.
+
+    Returns
+    -------
+    Bunch or tuple
+        Like :func:`load_mnist`, with rows of 64 and ``image_shape`` (8, 8).
+
+    Raises
+    ------
+    ImportError
+        If scikit-learn is not installed.
+
+    Examples
+    --------
+    >>> X_train, y_train, X_test, y_test = load_digits(return_X_y=True)
+    >>> X_train.shape, X_train.dtype, float(X_train.max())
+    ((1437, 64), dtype('float32'), 1.0)
+    >>> sorted(set(y_test.tolist())) == list(range(10))
+    True
+    """
+    dtype = _check_dtype(dtype)
+    if not 0.0 < test_size < 1.0:
+        raise ValueError(f"test_size must be in (0, 1), got {test_size!r}")
+    try:
+        from sklearn.datasets import load_digits as sk_load_digits
+    except ImportError as exc:
+        raise ImportError(
+            "load_digits needs scikit-learn (pip install scikit-learn); "
+            "load_mnist needs nothing extra"
+        ) from exc
+    X, y = sk_load_digits(return_X_y=True)
+    order = np.random.default_rng(random_state).permutation(len(y))
+    n_test = math.ceil(test_size * len(y))  # as scikit-learn's train_test_split
+    test, train = order[:n_test], order[n_test:]
+    X = X.astype(np.uint8)  # the values are the integers 0..16
+    out = {
+        "X_train": _scale(X[train], dtype, 16),
+        "y_train": y[train].astype(np.int64),
+        "X_test": _scale(X[test], dtype, 16),
+        "y_test": y[test].astype(np.int64),
+    }
+    if return_X_y:
+        return out["X_train"], out["y_train"], out["X_test"], out["y_test"]
+    return Bunch(**out, image_shape=(8, 8), classes=np.arange(10), name="digits")
