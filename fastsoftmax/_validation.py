@@ -1,0 +1,228 @@
+"""Input validation shared by the public functions and the estimators.
+
+Every checker raises an error that names the argument, says what was expected
+and what was found.  ``TypeError`` is used for a wrong kind of object or dtype,
+``ValueError`` for a wrong shape or a wrong value.  The checkers never modify
+their input; they return either the input itself or a converted copy.
+
+dtype rules (used everywhere in fastsoftmax)
+--------------------------------------------
+* float32 and float64 arrays are kept as they are (float32 is never upcast);
+* float16 is computed in float32;
+* bool and integer arrays are read as float64, except a data matrix ``X`` of
+  dtype uint8, which is passed to the kernels as it is (pixels, read as their
+  numeric value 0..255) and computed in the dtype of the weights;
+* when several floating arrays meet (``X`` and ``W``, ``W`` and ``b``), the
+  computation runs in their promoted dtype, so the user's float64 data is
+  never silently downcast; weights, labels and targets are cast to it.
+"""
+
+from __future__ import annotations
+
+import numbers
+import operator
+
+import numpy as np
+
+try:  # NumPy >= 2.0
+    from numpy.lib.array_utils import normalize_axis_tuple
+except ImportError:  # pragma: no cover - NumPy 1.x
+    from numpy.core.numeric import normalize_axis_tuple
+
+__all__ = [
+    "REDUCTIONS",
+    "as_numeric_array",
+    "check_2d",
+    "check_binary_targets",
+    "check_bias",
+    "check_data_matrix",
+    "check_l2",
+    "check_labels",
+    "check_out",
+    "check_reduction",
+    "check_sample_weight",
+    "compute_dtype",
+    "float_dtype",
+    "normalize_axis_tuple",
+    "result_dtype",
+]
+
+REDUCTIONS = ("mean", "sum", "none")
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_numeric_array(x, name):
+    """Return ``np.asarray(x)``, raising ``TypeError`` unless it is real-valued numeric."""
+    try:
+        arr = np.asarray(x)
+    except (ValueError, TypeError) as exc:  # ragged nested sequences and the like
+        raise TypeError(f"{name} must be a numeric array; could not convert it: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        what = "complex" if arr.dtype.kind == "c" else "non-numeric"
+        raise TypeError(
+            f"{name} must be a real numeric array (bool, integer or float), "
+            f"got a {what} array of dtype {arr.dtype}"
+        )
+    return arr
+
+
+def float_dtype(dtype):
+    """Floating dtype a computation on an array of ``dtype`` runs in (float32 or float64)."""
+    dtype = np.dtype(dtype)
+    if dtype in _FLOATS:
+        return dtype
+    if dtype.kind == "f" and dtype.itemsize < 4:  # float16
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)  # bool, integers, long double
+
+
+def result_dtype(dtype):
+    """dtype of a result computed from an array of ``dtype`` (scipy.special's convention).
+
+    Floating inputs keep their dtype (float16 is computed in float32 and cast
+    back); bool and integers give float64.
+    """
+    dtype = np.dtype(dtype)
+    return dtype if dtype.kind == "f" and dtype.itemsize <= 8 else float_dtype(dtype)
+
+
+def compute_dtype(*dtypes):
+    """Promoted floating dtype of several arrays (uint8 data excluded by the caller)."""
+    return np.result_type(*(float_dtype(d) for d in dtypes))
+
+
+def check_2d(arr, name, what):
+    """Raise ``ValueError`` unless ``arr`` is 2-D; ``what`` describes the axes."""
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array of shape {what}, got shape {arr.shape}")
+    return arr
+
+
+def check_data_matrix(X, name="X"):
+    """Validate a data matrix: 2-D, numeric; uint8 and floats kept, other integers as float64."""
+    X = check_2d(as_numeric_array(X, name), name, "(n_samples, n_features)")
+    if X.dtype == np.uint8 or X.dtype in _FLOATS:
+        return X
+    return X.astype(float_dtype(X.dtype))
+
+
+def check_labels(y, n_samples, n_classes, name="y", *, classes_from="logits has"):
+    """Validate integer class labels and return them as a C-contiguous ``np.intp`` array.
+
+    Floats with integral values are accepted (``2.0``); ``2.5``, NaN, negative
+    labels and labels ``>= n_classes`` are rejected.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of class labels, got shape {y.shape}")
+    if y.shape[0] != n_samples:
+        raise ValueError(f"{name} has {y.shape[0]} labels but there are {n_samples} samples")
+    if y.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            integral = np.isfinite(y) & (np.floor(y) == y)
+        if not np.all(integral):
+            bad = y[~integral][0]
+            raise ValueError(f"{name} must hold integer class labels, found {bad!r}")
+    elif y.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer class labels, got an array of dtype {y.dtype}")
+    if y.size:
+        low, high = y.min(), y.max()
+        if low < 0:
+            raise ValueError(f"{name} must hold labels in [0, {n_classes}), found negative label {low!r}")
+        if high >= n_classes:
+            raise ValueError(
+                f"{name} contains label {high!r} but {classes_from} {n_classes} classes "
+                f"(expected labels in [0, {n_classes}))"
+            )
+    return np.ascontiguousarray(y, dtype=np.intp)
+
+
+def check_sample_weight(sample_weight, n_samples, dtype, name="sample_weight"):
+    """Validate per-sample weights: ``None`` or ``n_samples`` finite non-negative numbers."""
+    if sample_weight is None:
+        return None
+    sw = as_numeric_array(sample_weight, name)
+    if sw.ndim != 1 or sw.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} must have shape ({n_samples},) (one weight per sample), got shape {sw.shape}"
+        )
+    sw = np.ascontiguousarray(sw, dtype=dtype)
+    if not np.all(np.isfinite(sw)):
+        raise ValueError(f"{name} must be finite, found {sw[~np.isfinite(sw)][0]!r}")
+    if np.any(sw < 0):
+        raise ValueError(f"{name} must be non-negative, found {sw[sw < 0][0]!r}")
+    return sw
+
+
+def check_reduction(reduction):
+    """Raise ``ValueError`` unless ``reduction`` is one of "mean", "sum", "none"."""
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(
+            f"reduction must be one of {', '.join(map(repr, REDUCTIONS))}, got {reduction!r}"
+        )
+    return reduction
+
+
+def check_l2(l2, name="l2"):
+    """Validate an L2 penalty: a finite non-negative real number, returned as float."""
+    if isinstance(l2, (bool, np.bool_)) or not isinstance(l2, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(l2).__name__}")
+    l2 = float(l2)
+    if not np.isfinite(l2) or l2 < 0:
+        raise ValueError(f"{name} must be finite and non-negative, got {l2!r}")
+    return l2
+
+
+def check_bias(b, n, dtype, name="b", *, columns_of="W has"):
+    """Validate an intercept vector of shape ``(n,)``; ``None`` gives ``None``."""
+    if b is None:
+        return None
+    b = as_numeric_array(b, name)
+    if b.shape != (n,):
+        raise ValueError(
+            f"{name} must have shape ({n},) because {columns_of} {n} columns, got shape {b.shape}"
+        )
+    return np.ascontiguousarray(b, dtype=dtype)
+
+
+def check_binary_targets(y, n_samples, dtype, name="y"):
+    """Validate binary (or soft) targets: ``n_samples`` values in [0, 1], cast to ``dtype``."""
+    y = as_numeric_array(y, name)
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of targets in [0, 1], got shape {y.shape}")
+    if y.shape[0] != n_samples:
+        raise ValueError(f"{name} has {y.shape[0]} targets but there are {n_samples} samples")
+    y = np.ascontiguousarray(y, dtype=dtype)
+    with np.errstate(invalid="ignore"):
+        bad = ~((y >= 0) & (y <= 1))  # NaN is bad too
+    if np.any(bad):
+        raise ValueError(f"{name} must hold targets in [0, 1] (0/1 labels), found {y[bad][0]!r}")
+    return y
+
+
+def check_out(out, shape, dtype, name="out"):
+    """Validate a user-supplied output array: ndarray, writeable, exact shape and dtype."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    shape = tuple(shape)
+    if out.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got shape {out.shape}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, got dtype {out.dtype}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} must be writeable, got a read-only array")
+    return out
+
+
+def check_axis(axis, ndim):
+    """Normalize ``axis`` (None, int or tuple of ints) to a sorted tuple of non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    if not isinstance(axis, tuple):
+        try:
+            axis = operator.index(axis)
+        except TypeError:
+            raise TypeError(
+                f"axis must be None, an integer or a tuple of integers, got {axis!r}"
+            ) from None
+    return tuple(sorted(normalize_axis_tuple(axis, ndim, "axis")))

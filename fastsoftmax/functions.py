@@ -1,0 +1,882 @@
+"""Public array functions: softmax family, linear layer, losses and their gradients.
+
+Every function validates its input (see :mod:`fastsoftmax._validation` for the
+dtype rules), allocates its outputs and dispatches the work to the kernels of
+a backend (``backend=None``: the current one, see
+:func:`fastsoftmax.get_backend`).  ``softmax``, ``log_softmax`` and
+``logsumexp`` are drop-in replacements for the functions of the same names in
+:mod:`scipy.special`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .backends import get_module as _get_module
+from ._validation import (
+    as_numeric_array,
+    check_2d,
+    check_axis,
+    check_bias,
+    check_binary_targets,
+    check_data_matrix,
+    check_l2,
+    check_labels,
+    check_out,
+    check_reduction,
+    check_sample_weight,
+    compute_dtype,
+    float_dtype,
+    result_dtype,
+)
+
+__all__ = [
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "linear",
+    "cross_entropy",
+    "softmax_cross_entropy_grad",
+    "sigmoid",
+    "binary_cross_entropy",
+    "logistic_loss_grad",
+    "classification_error",
+]
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+
+def _kernels(backend):
+    return _get_module(backend)
+
+
+def _scalar_if_0d(arr):
+    # scipy.special returns NumPy scalars, not 0-d arrays, for 0-d results.
+    return arr[()] if arr.ndim == 0 else arr
+
+
+def _as_rows(x, axes, dtype):
+    """View/copy ``x`` as a C-contiguous (n, k) array whose rows are the reduced slices.
+
+    Returns ``(x2, perm, moved_shape)``: ``x.transpose(perm)`` has the reduced
+    axes last, ``moved_shape`` is its shape.  No copy is made when ``x`` is
+    already C-contiguous of ``dtype`` with the reduced axes last.
+    """
+    kept = [i for i in range(x.ndim) if i not in axes]
+    perm = tuple(kept + list(axes))
+    moved = x.transpose(perm) if perm != tuple(range(x.ndim)) else x
+    n = math.prod(moved.shape[: len(kept)])
+    k = math.prod(moved.shape[len(kept) :])
+    x2 = np.ascontiguousarray(moved, dtype=dtype).reshape(n, k)
+    return x2, perm, moved.shape
+
+
+def _same_buffer(a, b):
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.strides == b.strides
+        and a.shape == b.shape
+    )
+
+
+def _rowwise(kernel_name, x, axis, out, backend, name="x"):
+    """Shared body of softmax and log_softmax: an elementwise-shaped row-wise kernel."""
+    x = as_numeric_array(x, name)
+    axes = check_axis(axis, x.ndim)
+    rdtype = result_dtype(x.dtype)
+    cdtype = float_dtype(x.dtype)
+    if out is not None:
+        check_out(out, x.shape, rdtype)
+    kernel = getattr(_kernels(backend), kernel_name)
+    x2, perm, moved_shape = _as_rows(x, axes, cdtype)
+    inverse = tuple(np.argsort(perm))
+
+    # Write straight into ``out`` when its memory already has the row layout,
+    # unless that would overlap the input in any way other than exact aliasing.
+    out2 = None
+    if out is not None and cdtype == rdtype:
+        out_moved = out.transpose(perm)
+        if out_moved.flags.c_contiguous:
+            candidate = out_moved.reshape(x2.shape)
+            if not np.may_share_memory(candidate, x2) or _same_buffer(candidate, x2):
+                out2 = candidate
+    direct = out2 is not None
+    if not direct:
+        out2 = np.empty(x2.shape, cdtype)
+    if x2.size:
+        kernel(x2, out2)
+        if kernel_name == "softmax":
+            _nan_rows_like_scipy(out2)
+    if direct:
+        return out
+    result = out2.reshape(moved_shape).transpose(inverse)
+    if out is not None:
+        with np.errstate(over="ignore"):  # float16 results may round to -inf
+            np.copyto(out, result, casting="unsafe")
+        return out
+    if rdtype != cdtype:
+        with np.errstate(over="ignore"):
+            result = result.astype(rdtype)
+    return _scalar_if_0d(result)
+
+
+def _nan_rows_like_scipy(p):
+    # scipy.special.softmax gives a row of NaN when the row holds NaN or +inf
+    # (inf - inf); a kernel may give [nan, 0, ...] there.  The row sums of a
+    # softmax are 1, so one cheap reduction detects whether anything is to fix.
+    if not np.isfinite(np.sum(p, dtype=np.float64)):
+        bad = np.isnan(p).any(axis=1)
+        p[bad] = np.nan
+
+
+# ---------------------------------------------------------------------------
+# softmax family (scipy.special drop-ins)
+# ---------------------------------------------------------------------------
+
+
+def softmax(x, axis=None, *, out=None, backend=None):
+    r"""Compute the softmax function, a drop-in for :func:`scipy.special.softmax`.
+
+    Parameters
+    ----------
+    x : array_like
+        Input array (bool, integer or float).
+    axis : None or int or tuple of ints, optional
+        Axis or axes along which the softmax is normalised.  ``None`` (the
+        default) normalises over the entire array, like scipy.
+    out : ndarray, optional
+        Array of the same shape as ``x`` and of the result dtype to write the
+        result into.  It may be ``x`` itself (in-place softmax).
+    backend : str, optional
+        Backend to compute with; ``None`` means :func:`fastsoftmax.get_backend`.
+
+    Returns
+    -------
+    s : ndarray or scalar
+        Array of the shape of ``x`` whose slices along ``axis`` sum to 1.
+        float32 and float16 inputs keep their dtype; bool and integer inputs
+        give float64.  A 0-d input gives a NumPy scalar (``out`` when given).
+
+    Notes
+    -----
+    Computes :math:`\sigma(x)_j = e^{x_j - m} / \sum_k e^{x_k - m}` with
+    :math:`m = \max_k x_k`, so no exponential overflows (float32 logits up to
+    ±3e38 are fine).  Edge values follow scipy: a slice holding NaN or
+    ``+inf``, or only ``-inf``, gives NaN.  Unlike scipy, empty arrays give an
+    empty result instead of an error, and complex input is rejected.
+
+    The reduced axes are moved last and the data is handled as a C-contiguous
+    ``(n, k)`` matrix, which is free for C-contiguous input reduced over the
+    last axis (the fast path); other layouts cost one copy.
+
+    References
+    ----------
+    .. [1] P. Blanchard, D. J. Higham, N. J. Higham, "Accurately computing the
+       log-sum-exp and softmax functions", IMA Journal of Numerical Analysis
+       41(4), 2021.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoftmax import softmax
+    >>> softmax(np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]), axis=1).round(4)
+    array([[0.09  , 0.2447, 0.6652],
+           [0.3333, 0.3333, 0.3333]])
+    >>> softmax(np.array([1000.0, 1000.0], dtype=np.float32))
+    array([0.5, 0.5], dtype=float32)
+    """
+    return _rowwise("softmax", x, axis, out, backend)
+
+
+def log_softmax(x, axis=None, *, out=None, backend=None):
+    r"""Compute the logarithm of the softmax, a drop-in for :func:`scipy.special.log_softmax`.
+
+    Parameters
+    ----------
+    x : array_like
+        Input array (bool, integer or float).
+    axis : None or int or tuple of ints, optional
+        Axis or axes along which to normalise; ``None`` (the default) means
+        the entire array.
+    out : ndarray, optional
+        Array of the shape of ``x`` and of the result dtype to write into; may
+        be ``x`` itself.
+    backend : str, optional
+        Backend to compute with; ``None`` means the current one.
+
+    Returns
+    -------
+    s : ndarray or scalar
+        ``x - logsumexp(x, axis, keepdims=True)``, same shape and dtype rules
+        as :func:`softmax`.
+
+    Notes
+    -----
+    More accurate than ``np.log(softmax(x))`` where the softmax underflows:
+    the result stays finite.  A non-finite slice maximum is replaced by 0
+    before shifting, exactly like scipy, so a slice of only ``-inf`` gives NaN
+    and ``[inf, 1]`` gives ``[nan, -inf]``.
+
+    References
+    ----------
+    .. [1] P. Blanchard, D. J. Higham, N. J. Higham, "Accurately computing the
+       log-sum-exp and softmax functions", IMA Journal of Numerical Analysis
+       41(4), 2021.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoftmax import log_softmax
+    >>> log_softmax(np.array([1000.0, 1.0]))
+    array([   0., -999.])
+    >>> log_softmax(np.log(np.array([[1.0, 3.0], [2.0, 2.0]])), axis=-1).round(4)
+    array([[-1.3863, -0.2877],
+           [-0.6931, -0.6931]])
+    """
+    return _rowwise("log_softmax", x, axis, out, backend)
+
+
+def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, backend=None):
+    r"""Compute ``log(sum(b * exp(a)))`` stably, a drop-in for :func:`scipy.special.logsumexp`.
+
+    Parameters
+    ----------
+    a : array_like
+        Input array (bool, integer or float).
+    axis : None or int or tuple of ints, optional
+        Axis or axes to sum over; ``None`` (the default) sums all elements.
+    b : array_like, optional
+        Scaling factors for ``exp(a)``, broadcastable to ``a``; may be
+        negative to implement subtraction.  A zero weight removes its term,
+        even where ``a`` is infinite or NaN.
+    keepdims : bool, optional
+        Keep the reduced axes as dimensions of size one.
+    return_sign : bool, optional
+        Also return the sign of the sum; otherwise a negative sum gives NaN.
+    backend : str, optional
+        Backend to compute with; ``None`` means the current one.
+
+    Returns
+    -------
+    res : ndarray or scalar
+        The log of the (absolute value of the) sum.  Same dtype rules as scipy:
+        float32 stays float32, bool and integers give float64.
+    sgn : ndarray or scalar
+        Only with ``return_sign=True``: +1, 0 or -1, the sign of the sum.
+
+    Notes
+    -----
+    Without ``b`` and ``return_sign`` the backend's row-wise kernel computes
+    ``m + log(sum(exp(a - m)))`` with ``m`` the slice maximum.  With ``b`` or
+    ``return_sign`` the scipy algorithm is evaluated with NumPy (correct for
+    every backend, not a fast path).  Empty slices give ``-inf``.
+
+    References
+    ----------
+    .. [1] P. Blanchard, D. J. Higham, N. J. Higham, "Accurately computing the
+       log-sum-exp and softmax functions", IMA Journal of Numerical Analysis
+       41(4), 2021.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoftmax import logsumexp
+    >>> round(float(logsumexp(np.arange(10.0))), 6)
+    9.45863
+    >>> logsumexp(np.array([[0.0, 0.0], [10.0, 10.0]]), axis=1).round(4)
+    array([ 0.6931, 10.6931])
+    >>> res, sign = logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
+    >>> round(float(res), 6), float(sign)
+    (1.541325, -1.0)
+    """
+    a = as_numeric_array(a, "a")
+    if b is not None or return_sign:
+        return _logsumexp_weighted(a, axis, b, keepdims, return_sign)
+    axes = check_axis(axis, a.ndim)
+    rdtype = result_dtype(a.dtype)
+    cdtype = float_dtype(a.dtype)
+    kernel = _kernels(backend).logsumexp
+    x2, _, moved_shape = _as_rows(a, axes, cdtype)
+    res = np.empty(x2.shape[0], cdtype)
+    if x2.shape[1] == 0:
+        res.fill(-np.inf)  # the sum of no terms is 0
+    elif x2.shape[0]:
+        kernel(x2, res)
+    res = res.reshape(moved_shape[: a.ndim - len(axes)])
+    if keepdims:
+        res = res.reshape([1 if i in axes else s for i, s in enumerate(a.shape)])
+    if rdtype != cdtype:
+        with np.errstate(over="ignore"):
+            res = res.astype(rdtype)
+    return _scalar_if_0d(res)
+
+
+def _logsumexp_weighted(a, axis, b, keepdims, return_sign):
+    # Port of scipy.special.logsumexp (real inputs) in NumPy: the maximum term
+    # is separated out of the sum for accuracy, a zero weight drops its term.
+    rdtype = result_dtype(a.dtype)
+    if b is not None:
+        b = as_numeric_array(b, "b")
+        try:
+            shape = np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise ValueError(
+                f"b must be broadcastable to the shape of a {a.shape}, got shape {b.shape}"
+            ) from None
+        rdtype = np.result_type(rdtype, result_dtype(b.dtype))
+    cdtype = float_dtype(rdtype)
+    a = np.broadcast_to(a, shape).astype(cdtype) if b is not None else a.astype(cdtype)
+    if b is not None:
+        b = np.broadcast_to(b, shape).astype(cdtype)
+    a = np.atleast_1d(a)
+    b = None if b is None else np.atleast_1d(b)
+    axes = check_axis(axis, a.ndim)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if a.size == 0:
+            out = np.full([1 if i in axes else s for i, s in enumerate(a.shape)], -np.inf, cdtype)
+            sgn = np.sign(out)
+        else:
+            out, sgn = _logsumexp_core(a, b, axes)
+        if not keepdims:
+            out = out.squeeze(axis=axes)
+            sgn = sgn.squeeze(axis=axes)
+        out = out.astype(rdtype, copy=False)
+        sgn = sgn.astype(rdtype, copy=False)
+    out, sgn = _scalar_if_0d(out), _scalar_if_0d(sgn)
+    return (out, sgn) if return_sign else out
+
+
+def _logsumexp_core(a, b, axes):
+    # Direct evaluation, used where the shifted one is not finite (infinities).
+    terms = np.exp(a) if b is None else b * np.exp(a)
+    direct = np.sum(terms, axis=axes, keepdims=True)
+    sgn_direct = np.sign(direct)
+    out_direct = np.log(np.abs(direct))
+
+    if b is not None:
+        a = np.where(b == 0, -np.inf, a)
+    a_max = np.max(a, axis=axes, keepdims=True)
+    is_max = a == a_max
+    a = np.where(is_max, -np.inf, a)
+    m = np.sum(is_max if b is None else b * is_max, axis=axes, keepdims=True, dtype=a.dtype)
+    shifted = np.exp(a - a_max) if b is None else b * np.exp(a - a_max)
+    s = np.sum(shifted, axis=axes, keepdims=True, dtype=a.dtype)
+    s = np.where(s == 0, s, s / m)
+    sgn = np.sign(s + 1) * np.sign(m)
+    s = np.where(s < -1, -s - 2, s)
+    out = np.log1p(s) + np.log(np.abs(m)) + a_max
+
+    finite = np.isfinite(out)
+    out = np.where(finite, out, out_direct)
+    sgn = np.where(finite, sgn, sgn_direct)
+    return out, sgn
+
+
+# ---------------------------------------------------------------------------
+# linear layer and multinomial loss
+# ---------------------------------------------------------------------------
+
+
+def _check_X_W(X, W, *, w_name="W", w_ndim=2):
+    """Validate a data matrix and weights; return ``(X, W, dtype)``.
+
+    The computation dtype is W's floating dtype promoted with X's (uint8 X
+    does not take part).  X is converted only when its float dtype differs.
+    """
+    X = check_data_matrix(X)
+    W = as_numeric_array(W, w_name)
+    if w_ndim == 2:
+        check_2d(W, w_name, "(n_features, n_classes)")
+    elif W.ndim != 1:
+        raise ValueError(f"{w_name} must be a 1-D array of shape (n_features,), got shape {W.shape}")
+    if X.shape[1] != W.shape[0]:
+        rows = "rows" if w_ndim == 2 else "entries"
+        raise ValueError(
+            f"X has {X.shape[1]} features but {w_name} has {W.shape[0]} {rows}"
+        )
+    dtype = compute_dtype(W.dtype) if X.dtype == np.uint8 else compute_dtype(W.dtype, X.dtype)
+    if X.dtype != np.uint8:
+        X = np.ascontiguousarray(X, dtype=dtype)
+    else:
+        X = np.ascontiguousarray(X)
+    return X, np.ascontiguousarray(W, dtype=dtype), dtype
+
+
+def linear(X, W, b=None, *, out=None, backend=None):
+    """Fused affine map ``X @ W + b``.
+
+    Parameters
+    ----------
+    X : array_like of shape (n_samples, n_features)
+        Data, float32, float64 or uint8 (pixels read as 0..255); other integer
+        dtypes are read as float64.
+    W : array_like of shape (n_features, n_classes)
+        Weights.
+    b : array_like of shape (n_classes,), optional
+        Intercepts; ``None`` means no intercept.
+    out : ndarray of shape (n_samples, n_classes), optional
+        Array of the computation dtype to write the result into.
+    backend : str, optional
+        Backend to compute with; ``None`` means the current one.
+
+    Returns
+    -------
+    Z : ndarray of shape (n_samples, n_classes)
+        The logits, in the computation dtype: W's dtype promoted with the
+        floating dtypes of X and b (float32 stays float32; float64 data with
+        float32 weights is computed in float64, never downcast).
+
+    Notes
+    -----
+    Non-contiguous or Fortran-ordered X and W are copied to C order once;
+    C-contiguous inputs of the computation dtype are used without a copy.
+
+    References
+    ----------
+    .. [1] C. M. Bishop, "Pattern Recognition and Machine Learning",
+       Springer, 2006, section 4.3.4 (multiclass logistic regression).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoftmax import linear
+    >>> X = np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> W = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    >>> linear(X, W, np.array([0.5, 0.0, -1.0]))
+    array([[1.5, 2. , 2. ],
+           [3.5, 4. , 6. ]])
+    """
+    X, W, dtype = _check_X_W(X, W)
+    if b is not None:
+        b_arr = as_numeric_array(b, "b")
+        dtype = np.result_type(dtype, float_dtype(b_arr.dtype))
+        if W.dtype != dtype:
+            W = W.astype(dtype)
+            if X.dtype != np.uint8:
+                X = X.astype(dtype)
+        b = check_bias(b_arr, W.shape[1], dtype)
+    shape = (X.shape[0], W.shape[1])
+    if out is not None:
+        check_out(out, shape, dtype)
+        target = out
+        if not out.flags.c_contiguous or np.may_share_memory(out, X) or np.may_share_memory(out, W):
+            target = np.empty(shape, dtype)
+    else:
+        target = np.empty(shape, dtype)
+    _kernels(backend).linear(X, W, b, target)
+    if out is not None and target is not out:
+        out[...] = target
+        return out
+    return target
+
+
+def _check_logits(logits, name="logits"):
+    logits = check_2d(as_numeric_array(logits, name), name, "(n_samples, n_classes)")
+    return np.ascontiguousarray(logits, dtype=float_dtype(logits.dtype))
+
+
+def _reduce(losses, reduction, sample_weight):
+    # Scalar reductions accumulate in float64 and return a Python float.
+    if reduction == "none":
+        return losses if sample_weight is None else losses * sample_weight
+    if sample_weight is None:
+        total = float(np.sum(losses, dtype=np.float64))
+        m = float(losses.shape[0])
+    else:
+        total = float(np.dot(losses.astype(np.float64), sample_weight.astype(np.float64)))
+        m = float(np.sum(sample_weight, dtype=np.float64))
+    if reduction == "sum":
+        return total
+    return total / m if m > 0 else 0.0
+
+
+def cross_entropy(logits, target, *, reduction="mean", sample_weight=None, backend=None):
+    """Softmax cross-entropy computed from logits.
+
+    Parameters
+    ----------
+    logits : array_like of shape (n_samples, n_classes)
+        Unnormalised scores.
+    target : array_like of shape (n_samples,) or (n_samples, n_classes)
+        Integer class labels in ``[0, n_classes)`` (floats with integral
+        values are accepted), or class probabilities / one-hot rows
+        (non-negative, finite; rows are not required to sum to 1).
+    reduction : {"mean", "sum", "none"}, default "mean"
+        How to reduce the per-sample losses.
+    sample_weight : array_like of shape (n_samples,), optional
+        Non-negative finite weights.  With "mean" the result is the weighted
+        mean (divided by the sum of the weights); with "none" each loss is
+        multiplied by its weight.
+    backend : str, optional
+        Backend to compute with; ``None`` means the current one.
+
+    Returns
+    -------
+    loss : float or ndarray of shape (n_samples,)
+        A Python float for "mean" and "sum" (accumulated in float64), else an
+        array of the logits' dtype.
+
+    Notes
+    -----
+    The per-sample loss is ``logsumexp(z_i) - z_i[y_i]`` for labels and
+    ``-sum_j t_ij log_softmax(z_i)_j`` for probabilities, where a zero
+    probability contributes 0 even if its log-probability is ``-inf``.  The
+    mean over zero samples (or zero total weight) is defined as 0.
+
+    References
+    ----------
+    .. [1] C. M. Bishop, "Pattern Recognition and Machine Learning",
+       Springer, 2006, eq. 4.108.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoftmax import cross_entropy
+    >>> logits = np.array([[2.0, 0.0], [0.0, 2.0]])
+    >>> round(cross_entropy(logits, [0, 0]), 6)
+    1.126928
+    >>> cross_entropy(logits, np.array([[1.0, 0.0], [0.5, 0.5]]), reduction="none").round(4)
+    array([0.1269, 1.1269])
+    """
+    logits = _check_logits(logits)
+    reduction = check_reduction(reduction)
+    n, C = logits.shape
+    sample_weight = check_sample_weight(sample_weight, n, logits.dtype)
+    kernels = _kernels(backend)
+    target_arr = np.asarray(target)
+    if target_arr.ndim == 2:
+        target_arr = as_numeric_array(target_arr, "target")
+        if target_arr.shape != logits.shape:
+            raise ValueError(
+                f"target has shape {target_arr.shape} but logits has shape {logits.shape} "
+                "(probability targets must match the logits)"
+            )
+        t = np.ascontiguousarray(target_arr, dtype=logits.dtype)
+        if not np.all(np.isfinite(t)) or np.any(t < 0):
+            raise ValueError("target probabilities must be finite and non-negative")
+        logp = np.empty_like(logits)
+        if logits.size:
+            kernels.log_softmax(logits, logp)
+        # 0 * -inf would be NaN: a class with zero probability adds nothing.
+        terms = np.multiply(t, logp, out=np.zeros_like(logp), where=t != 0)
+        losses = -np.sum(terms, axis=1)
+    elif target_arr.ndim == 1:
+        y = check_labels(target_arr, n, C, "target")
+        losses = np.empty(n, logits.dtype)
+        if n:
+            kernels.cross_entropy(logits, y, losses)
+    else:
+        raise ValueError(
+            "target must be class labels of shape (n_samples,) or probabilities of shape "
+            f"(n_samples, n_classes), got shape {target_arr.shape}"
+        )
+    return _reduce(losses, reduction, sample_weight)
+
+
+def softmax_cross_entropy_grad(X, W, b, y, *, l2=0.0, sample_weight=None, backend=None):
+    r"""Loss and gradient of softmax regression in one fused pass.
+
+    Parameters
+    ----------
+    X : array_like of shape (n_samples, n_features)
+        Data, float32, float64 or uint8.
+    W : array_like of shape (n_features, n_classes)
+        Weights.
+    b : array_like of shape (n_classes,) or None
+        Intercepts (``None``: zero intercepts; ``db`` is still returned).
+    y : array_like of shape (n_samples,)
+        Integer labels in ``[0, n_classes)``.
+    l2 : float, default 0.0
+        L2 penalty strength, non-negative.
+    sample_weight : array_like of shape (n_samples,), optional
+        Non-negative finite weights.
+    backend : str, optional
+        Backend to compute with; ``None`` means the current one.
+
+    Returns
+    -------
+    loss : float
+        ``sum_i s_i CE_i / m + 0.5 * l2 * ||W||^2`` with ``m`` the number of
+        samples or the sum of the weights.
+    dW : ndarray of shape (n_features, n_classes)
+        ``X^T (s (P - Y)) / m + l2 W``.
+    db : ndarray of shape (n_classes,)
+        ``sum_i s_i (P - Y)_i / m``.
+
+    Notes
+    -----
+    ``Z = X W + b``, ``P = softmax(Z)`` row-wise and ``Y`` the one-hot labels.
+    The gradients have the computation dtype (see :func:`linear`).  With no
+    samples (or zero total weight) the data term is 0.
+
+    References
+    ----------
+    .. [1] C. M. Bishop, "Pattern Recognition and Machine Learning",
+       Springer, 2006, eq. 4.109.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoftmax import softmax_cross_entropy_grad
+    >>> X = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> W = np.zeros((2, 2))
+    >>> loss, dW, db = softmax_cross_entropy_grad(X, W, np.zeros(2), [0, 1])
+    >>> round(loss, 6)
+    0.693147
+    >>> dW
+    array([[-0.25,  0.25],
+           [ 0.25, -0.25]])
+    >>> db
+    array([0., 0.])
+    """
+    X, W, dtype = _check_X_W(X, W)
+    n, _ = X.shape
+    C = W.shape[1]
+    if b is None:
+        b = np.zeros(C, dtype)
+    else:
+        b_arr = as_numeric_array(b, "b")
+        b = check_bias(b_arr, C, dtype)
+    y = check_labels(y, n, C, "y", classes_from="W has")
+    l2 = check_l2(l2)
+    sample_weight = check_sample_weight(sample_weight, n, dtype)
+    dW = np.empty(W.shape, dtype)
+    db = np.empty(C, dtype)
+    loss = _kernels(backend).softmax_cross_entropy_grad(X, W, b, y, sample_weight, l2, dW, db)
+    return float(loss), dW, db
+
+
+# ---------------------------------------------------------------------------
+# binary (sigmoid) counterparts
+# ---------------------------------------------------------------------------
+
+
+def sigmoid(x, *, out=None, backend=None):
+    r"""Logistic sigmoid ``1 / (1 + exp(-x))``, element-wise, for any shape.
+
+    Parameters
+    ----------
+    x : array_like
+        Input (bool, integer or float).
+    out : ndarray, optional
+        Array of the shape of ``x`` and of the result dtype to write into; may
+        be ``x`` itself.
+    backend : str, optional
+        Backend to compute with; ``None`` means the current one.
+
+    Returns
+    -------
+    p : ndarray or scalar
+        Values in [0, 1], dtype as for :func:`softmax` (float32 stays
+        float32, integers give float64); a NumPy scalar for 0-d input.
+
+    Notes
+    -----
+    Evaluated through ``exp(-|x|)``, which never overflows, so large
+    ``|x|`` gives exactly 0 or 1 without warnings.  Matches
+    :func:`scipy.special.expit`.
+
+    References
+    ----------
+    .. [1] C. M. Bishop, "Pattern Recognition and Machine Learning",
+       Springer, 2006, eq. 4.59.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoftmax import sigmoid
+    >>> sigmoid(np.array([-1000.0, 0.0, 1000.0]))
+    array([0. , 0.5, 1. ])
+    >>> sigmoid(np.log(np.array([[1.0, 3.0]], dtype=np.float32)))
+    array([[0.5 , 0.75]], dtype=float32)
+    """
+    x = as_numeric_array(x, "x")
+    rdtype = result_dtype(x.dtype)
+    cdtype = float_dtype(x.dtype)
+    if out is not None:
+        check_out(out, x.shape, rdtype)
+    x1 = np.ascontiguousarray(x, dtype=cdtype).reshape(-1)
+    direct = (
+        out is not None
+        and cdtype == rdtype
+        and out.flags.c_contiguous
+        and (not np.may_share_memory(out, x1) or _same_buffer(out.reshape(-1), x1))
+    )
+    out1 = out.reshape(-1) if direct else np.empty(x1.shape, cdtype)
+    if x1.size:
+        _kernels(backend).sigmoid(x1, out1)
+    if direct:
+        return out
+    result = out1.reshape(x.shape)
+    if out is not None:
+        np.copyto(out, result, casting="unsafe")
+        return out
+    return _scalar_if_0d(result.astype(rdtype, copy=False))
+
+
+def _check_logits_1d(logits, name="logits"):
+    logits = as_numeric_array(logits, name)
+    if logits.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of shape (n_samples,), got shape {logits.shape}")
+    return np.ascontiguousarray(logits, dtype=float_dtype(logits.dtype))
+
+
+def binary_cross_entropy(logits, y, *, reduction="mean", sample_weight=None, backend=None):
+    """Binary cross-entropy of sigmoid(logits) against targets, computed from logits.
+
+    Parameters
+    ----------
+    logits : array_like of shape (n_samples,)
+        Decision values ``z``.
+    y : array_like of shape (n_samples,)
+        Targets in [0, 1] (0/1 labels, bool, or soft targets).
+    reduction : {"mean", "sum", "none"}, default "mean"
+        How to reduce the per-sample losses.
+    sample_weight : array_like of shape (n_samples,), optional
+        Non-negative finite weights; "mean" divides by their sum.
+    backend : str, optional
+        Backend to compute with; ``None`` means the current one.
+
+    Returns
+    -------
+    loss : float or ndarray of shape (n_samples,)
+        A Python float for "mean" and "sum", else an array of the logits'
+        dtype.
+
+    Notes
+    -----
+    Per sample ``log(1 + exp(z)) - y z``, evaluated as
+    ``max(z, 0) + log1p(exp(-|z|)) - y z``: no overflow and no ``log(0)``
+    for large ``|z|``.
+
+    References
+    ----------
+    .. [1] C. M. Bishop, "Pattern Recognition and Machine Learning",
+       Springer, 2006, eq. 4.90.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoftmax import binary_cross_entropy
+    >>> binary_cross_entropy(np.array([0.0, 50.0, -50.0]), [1, 1, 1], reduction="none").round(4)
+    array([ 0.6931,  0.    , 50.    ])
+    """
+    logits = _check_logits_1d(logits)
+    reduction = check_reduction(reduction)
+    n = logits.shape[0]
+    y = check_binary_targets(y, n, logits.dtype)
+    sample_weight = check_sample_weight(sample_weight, n, logits.dtype)
+    losses = np.empty(n, logits.dtype)
+    if n:
+        _kernels(backend).binary_cross_entropy(logits, y, losses)
+    return _reduce(losses, reduction, sample_weight)
+
+
+def logistic_loss_grad(X, w, b, y, *, l2=0.0, sample_weight=None, backend=None):
+    """Loss and gradient of binary logistic regression in one fused pass.
+
+    Parameters
+    ----------
+    X : array_like of shape (n_samples, n_features)
+        Data, float32, float64 or uint8.
+    w : array_like of shape (n_features,)
+        Weights.
+    b : float or None
+        Intercept (``None`` means 0; ``db`` is still returned).
+    y : array_like of shape (n_samples,)
+        Targets in [0, 1] (0/1 labels).
+    l2 : float, default 0.0
+        L2 penalty strength, non-negative.
+    sample_weight : array_like of shape (n_samples,), optional
+        Non-negative finite weights.
+    backend : str, optional
+        Backend to compute with; ``None`` means the current one.
+
+    Returns
+    -------
+    loss : float
+        ``sum_i s_i BCE_i / m + 0.5 * l2 * ||w||^2``, ``m`` the number of
+        samples or the sum of the weights.
+    dw : ndarray of shape (n_features,)
+        ``X^T (s (p - y)) / m + l2 w`` in the computation dtype.
+    db : float
+        ``sum_i s_i (p_i - y_i) / m``.
+
+    Notes
+    -----
+    ``z = X w + b`` and ``p = sigmoid(z)``; the loss is evaluated stably as in
+    :func:`binary_cross_entropy`.
+
+    References
+    ----------
+    .. [1] C. M. Bishop, "Pattern Recognition and Machine Learning",
+       Springer, 2006, eq. 4.91.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoftmax import logistic_loss_grad
+    >>> X = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> loss, dw, db = logistic_loss_grad(X, np.zeros(2), 0.0, [1, 0])
+    >>> round(loss, 6), dw, db
+    (0.693147, array([-0.25,  0.25]), 0.0)
+    """
+    X, w, dtype = _check_X_W(X, w, w_name="w", w_ndim=1)
+    n = X.shape[0]
+    if b is None:
+        b = 0.0
+    elif isinstance(b, (bool, np.bool_)) or np.ndim(b) != 0:
+        raise ValueError(f"b must be a real scalar (the intercept), got {np.shape(b)!r}-shaped input")
+    b = float(b)
+    if not math.isfinite(b):
+        raise ValueError(f"b must be finite, got {b!r}")
+    y = check_binary_targets(y, n, dtype)
+    l2 = check_l2(l2)
+    sample_weight = check_sample_weight(sample_weight, n, dtype)
+    dw = np.empty(w.shape, dtype)
+    loss, db = _kernels(backend).logistic_loss_grad(X, w, b, y, sample_weight, l2, dw)
+    return float(loss), dw, float(db)
+
+
+def classification_error(logits, y, *, backend=None):
+    """Fraction of rows whose argmax differs from the label.
+
+    Parameters
+    ----------
+    logits : array_like of shape (n_samples, n_classes)
+        Scores (any monotone transform, e.g. probabilities, works too).
+    y : array_like of shape (n_samples,)
+        Integer labels in ``[0, n_classes)``.
+    backend : str, optional
+        Backend to compute with; ``None`` means the current one.
+
+    Returns
+    -------
+    error : float
+        In [0, 1]; 0.0 for zero samples.  Ties go to the first maximum.
+
+    Notes
+    -----
+    ``1 - accuracy``; the first maximal column is the prediction, like
+    :func:`numpy.argmax`.
+
+    References
+    ----------
+    .. [1] T. Hastie, R. Tibshirani, J. Friedman, "The Elements of
+       Statistical Learning", 2nd ed., Springer, 2009, section 2.4.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoftmax import classification_error
+    >>> classification_error(np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 1.0]]), [0, 0, 1])
+    0.6666666666666666
+    """
+    logits = _check_logits(logits)
+    y = check_labels(y, logits.shape[0], logits.shape[1], "y")
+    return float(_kernels(backend).classification_error(logits, y))
