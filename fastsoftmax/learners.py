@@ -1,0 +1,963 @@
+"""Learners: first-order optimisers that update parameters in place.
+
+Every learner follows one contract, so the :class:`~fastsoftmax.Trainer` and
+the estimators can use any of them:
+
+``kind``
+    Short name (``"sgd"``, ``"momentum"``, ``"nesterov"``, ``"adagrad"``,
+    ``"adadelta"``, ``"rmsprop"``, ``"adam"``).
+``learning_rate``, ``schedule``, ``lr_at(epoch)``
+    The base learning rate, the per-epoch schedule applied to it, and the
+    learning rate in force in a given (0-based) epoch.
+``hyperparameters()``
+    The other numeric hyper-parameters as a ``dict`` of floats.
+``t``
+    Number of update steps taken (one :meth:`~Learner.step` call is one step).
+``state``
+    ``None`` before the first step, then a list with one ``dict`` per
+    parameter mapping a state name to an array of the parameter's shape and
+    dtype, created by :meth:`~Learner.init_state`.
+``step(params, grads, epoch=0)``
+    Update every parameter in place from its gradient.
+``reset()``
+    Forget the state and the step count.
+
+Updates are done with in-place ufuncs into preallocated scratch buffers, so a
+step allocates no array once the state exists, and a float32 parameter is
+updated in float32 (its state is float32 and the scalars are cast to float32).
+
+Learning-rate schedules (:class:`Constant`, :class:`StepDecay`,
+:class:`ExponentialDecay`, :class:`InverseScaling`) map the base learning
+rate and the epoch number to the learning rate of that epoch; learners accept
+a schedule instance or its name (``"constant"``, ``"step"``,
+``"exponential"``, ``"invscaling"``).
+
+Examples
+--------
+>>> import numpy as np
+>>> from fastsoftmax.learners import get_learner
+>>> w = np.array([1.0, -2.0])
+>>> opt = get_learner("momentum", learning_rate=0.1, momentum=0.5)
+>>> opt.step([w], [np.array([1.0, 1.0])])
+>>> w
+array([ 0.9, -2.1])
+>>> opt.step([w], [np.array([1.0, 1.0])])
+>>> w
+array([ 0.75, -2.25])
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "Learner",
+    "SGD",
+    "Momentum",
+    "Nesterov",
+    "Adagrad",
+    "Adadelta",
+    "RMSProp",
+    "Adam",
+    "Schedule",
+    "Constant",
+    "StepDecay",
+    "ExponentialDecay",
+    "InverseScaling",
+    "get_learner",
+    "get_schedule",
+    "LEARNERS",
+    "SCHEDULES",
+]
+
+
+# --------------------------------------------------------------------------
+# validation helpers
+
+
+def _real(name, value):
+    """Return ``value`` as a finite Python float or raise naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return value
+
+
+def _positive(name, value):
+    value = _real(name, value)
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return value
+
+
+def _unit_interval(name, value):
+    """A decay/momentum coefficient: ``0 <= value < 1``."""
+    value = _real(name, value)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return value
+
+
+def _epoch(epoch):
+    if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral):
+        raise TypeError(f"epoch must be an integer, got {type(epoch).__name__} {epoch!r}")
+    if epoch < 0:
+        raise ValueError(f"epoch must be >= 0, got {epoch!r}")
+    return int(epoch)
+
+
+# --------------------------------------------------------------------------
+# learning-rate schedules
+
+
+class Schedule:
+    """Base class of the per-epoch learning-rate schedules.
+
+    A schedule is a callable ``schedule(learning_rate, epoch) -> float`` where
+    ``epoch`` counts from 0; subclasses implement :meth:`factor`.
+    """
+
+    kind = None
+
+    def factor(self, epoch):  # pragma: no cover - abstract
+        """Multiplier of the base learning rate in ``epoch`` (0-based)."""
+        raise NotImplementedError
+
+    def __call__(self, learning_rate, epoch):
+        return float(learning_rate) * self.factor(_epoch(epoch))
+
+    def get_config(self):
+        """Plain description ``{"kind": ..., **parameters}`` (see :func:`get_schedule`)."""
+        return {"kind": self.kind, **self._params()}
+
+    def _params(self):
+        return {}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self._params() == other._params()
+
+    def __hash__(self):
+        return hash((type(self), tuple(self._params().items())))
+
+
+class Constant(Schedule):
+    """Constant learning rate: ``lr(epoch) = lr``.
+
+    Examples
+    --------
+    >>> from fastsoftmax.learners import Constant
+    >>> Constant()(0.1, 7)
+    0.1
+    """
+
+    kind = "constant"
+
+    def factor(self, epoch):
+        return 1.0
+
+
+class StepDecay(Schedule):
+    """Step decay: ``lr(epoch) = lr * gamma ** (epoch // step_size)``.
+
+    Parameters
+    ----------
+    step_size : int, default=10
+        Number of epochs between two decays (as PyTorch's ``StepLR``).
+    gamma : float, default=0.1
+        Multiplicative decay, in (0, 1].
+
+    Examples
+    --------
+    >>> from fastsoftmax.learners import StepDecay
+    >>> s = StepDecay(step_size=2, gamma=0.5)
+    >>> [s(1.0, e) for e in range(5)]
+    [1.0, 1.0, 0.5, 0.5, 0.25]
+    """
+
+    kind = "step"
+
+    def __init__(self, step_size=10, gamma=0.1):
+        if isinstance(step_size, bool) or not isinstance(step_size, numbers.Integral):
+            raise TypeError(f"step_size must be an integer, got {type(step_size).__name__} {step_size!r}")
+        if step_size < 1:
+            raise ValueError(f"step_size must be >= 1, got {step_size!r}")
+        self.step_size = int(step_size)
+        self.gamma = _decay("gamma", gamma)
+
+    def factor(self, epoch):
+        return self.gamma ** (epoch // self.step_size)
+
+    def _params(self):
+        return {"step_size": self.step_size, "gamma": self.gamma}
+
+
+def _decay(name, value):
+    value = _real(name, value)
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
+    return value
+
+
+class ExponentialDecay(Schedule):
+    """Exponential decay: ``lr(epoch) = lr * gamma ** epoch``.
+
+    Parameters
+    ----------
+    gamma : float, default=0.95
+        Per-epoch multiplicative decay, in (0, 1].
+
+    Examples
+    --------
+    >>> from fastsoftmax.learners import ExponentialDecay
+    >>> s = ExponentialDecay(gamma=0.5)
+    >>> [s(1.0, e) for e in range(4)]
+    [1.0, 0.5, 0.25, 0.125]
+    """
+
+    kind = "exponential"
+
+    def __init__(self, gamma=0.95):
+        self.gamma = _decay("gamma", gamma)
+
+    def factor(self, epoch):
+        return self.gamma**epoch
+
+    def _params(self):
+        return {"gamma": self.gamma}
+
+
+class InverseScaling(Schedule):
+    """Inverse scaling: ``lr(epoch) = lr / (epoch + 1) ** power_t``.
+
+    This is scikit-learn's ``"invscaling"`` schedule with its time step
+    ``t = epoch + 1`` counted in epochs.
+
+    Parameters
+    ----------
+    power_t : float, default=0.5
+        Exponent, >= 0 (0 gives a constant rate).
+
+    Examples
+    --------
+    >>> from fastsoftmax.learners import InverseScaling
+    >>> s = InverseScaling(power_t=1.0)
+    >>> [s(1.0, e) for e in range(4)]
+    [1.0, 0.5, 0.3333333333333333, 0.25]
+    """
+
+    kind = "invscaling"
+
+    def __init__(self, power_t=0.5):
+        power_t = _real("power_t", power_t)
+        if power_t < 0:
+            raise ValueError(f"power_t must be >= 0, got {power_t!r}")
+        self.power_t = power_t
+
+    def factor(self, epoch):
+        return 1.0 / (epoch + 1.0) ** self.power_t
+
+    def _params(self):
+        return {"power_t": self.power_t}
+
+
+#: Schedule name -> class.
+SCHEDULES = {
+    cls.kind: cls for cls in (Constant, StepDecay, ExponentialDecay, InverseScaling)
+}
+
+
+def get_schedule(schedule=None, **kwargs):
+    """Return a schedule from an instance, a name or a config dict.
+
+    Parameters
+    ----------
+    schedule : Schedule, str, dict or None
+        A :class:`Schedule` (returned as is), one of the names ``"constant"``,
+        ``"step"``, ``"exponential"``, ``"invscaling"``, a dict as returned by
+        :meth:`Schedule.get_config`, or ``None`` for :class:`Constant`.
+    **kwargs
+        Parameters of the named schedule (e.g. ``gamma``, ``step_size``).
+
+    Examples
+    --------
+    >>> from fastsoftmax.learners import get_schedule
+    >>> get_schedule("step", step_size=3)
+    StepDecay(step_size=3, gamma=0.1)
+    >>> get_schedule({"kind": "exponential", "gamma": 0.5})
+    ExponentialDecay(gamma=0.5)
+    """
+    if schedule is None:
+        schedule = "constant"
+    if isinstance(schedule, dict):
+        config = dict(schedule)
+        if "kind" not in config:
+            raise ValueError(f"a schedule dict needs a 'kind' key, got keys {sorted(config)}")
+        return get_schedule(config.pop("kind"), **config, **kwargs)
+    if isinstance(schedule, Schedule):
+        if kwargs:
+            raise TypeError(
+                f"schedule parameters {sorted(kwargs)} given with a Schedule instance; "
+                "pass either an instance or a name with parameters"
+            )
+        return schedule
+    if isinstance(schedule, str):
+        key = schedule.strip().lower()
+        if key not in SCHEDULES:
+            raise ValueError(
+                f"unknown schedule {schedule!r}; expected one of "
+                f"{', '.join(map(repr, SCHEDULES))} or a Schedule instance"
+            )
+        return SCHEDULES[key](**kwargs)
+    raise TypeError(
+        f"schedule must be a Schedule instance, a name or None, got {type(schedule).__name__}"
+    )
+
+
+# --------------------------------------------------------------------------
+# learners
+
+
+class Learner:
+    """Base class of the learners (see the module docstring for the contract).
+
+    Subclasses set ``kind``, ``_state_names``, ``_n_scratch`` and implement
+    ``_update(p, g, state, scratch, lr)``, which must update ``p`` and the
+    ``state`` arrays in place using only the ``scratch`` buffers.
+
+    Parameters
+    ----------
+    learning_rate : float
+        Base learning rate, > 0.
+    schedule : Schedule, str, dict or None
+        Per-epoch learning-rate schedule (see :func:`get_schedule`);
+        ``None`` is a constant rate.
+    """
+
+    kind = None
+    _state_names = ()
+    _n_scratch = 0
+
+    def __init__(self, learning_rate, schedule=None):
+        self.learning_rate = _positive("learning_rate", learning_rate)
+        self.schedule = get_schedule(schedule)
+        self.reset()
+
+    # -- public API ---------------------------------------------------------
+
+    def lr_at(self, epoch):
+        """Learning rate in force in ``epoch`` (0-based), as a float."""
+        return self.schedule(self.learning_rate, epoch)
+
+    def hyperparameters(self):
+        """The hyper-parameters other than the learning rate, as floats."""
+        return {}
+
+    def get_config(self):
+        """Plain description of the learner, accepted back by :func:`get_learner`.
+
+        Examples
+        --------
+        >>> from fastsoftmax.learners import Adam, get_learner
+        >>> config = Adam(learning_rate=0.01).get_config()
+        >>> config["kind"], config["learning_rate"], config["schedule"]
+        ('adam', 0.01, {'kind': 'constant'})
+        >>> get_learner(**config)
+        Adam(learning_rate=0.01, schedule=Constant(), beta1=0.9, beta2=0.999, eps=1e-08)
+        """
+        return {
+            "kind": self.kind,
+            "learning_rate": self.learning_rate,
+            "schedule": self.schedule.get_config(),
+            **self.hyperparameters(),
+        }
+
+    def reset(self):
+        """Forget the optimiser state and the step count."""
+        self.t = 0
+        self.state = None
+        self._scratch = None
+
+    def init_state(self, params):
+        """Create zero state arrays (and scratch buffers) for ``params``.
+
+        Parameters
+        ----------
+        params : sequence of ndarray
+            The floating-point arrays that :meth:`step` will update.
+        """
+        params = self._check_params(params)
+        self.state = [
+            {name: np.zeros(p.shape, dtype=p.dtype) for name in self._state_names} for p in params
+        ]
+        self._scratch = [
+            tuple(np.empty(p.shape, dtype=p.dtype) for _ in range(self._n_scratch)) for p in params
+        ]
+
+    def step(self, params, grads, epoch=0):
+        """Update every parameter in place from its gradient.
+
+        Parameters
+        ----------
+        params : sequence of ndarray
+            Floating-point arrays (float32 or float64), updated in place.
+        grads : sequence of array_like
+            Gradients of the loss, one per parameter, of the same shapes.
+        epoch : int, default=0
+            Current epoch (0-based), for the learning-rate schedule.
+        """
+        params = self._check_params(params)
+        grads = list(grads)
+        if len(grads) != len(params):
+            raise ValueError(f"expected one gradient per parameter: got {len(params)} params and {len(grads)} grads")
+        lr = self.lr_at(epoch)
+        if self.state is None or not self._state_matches(params):
+            self.init_state(params)  # first step, or the parameters changed shape/dtype
+        grads = [self._check_grad(i, p, g) for i, (p, g) in enumerate(zip(params, grads))]
+        self.t += 1
+        for p, g, state, scratch in zip(params, grads, self.state, self._scratch):
+            self._update(p, g, state, scratch, p.dtype.type(lr))
+
+    def __repr__(self):
+        args = [f"learning_rate={self.learning_rate!r}", f"schedule={self.schedule!r}"]
+        args += [f"{k}={v!r}" for k, v in self.hyperparameters().items()]
+        return f"{type(self).__name__}({', '.join(args)})"
+
+    # -- helpers ------------------------------------------------------------
+
+    @staticmethod
+    def _check_params(params):
+        params = list(params)
+        for i, p in enumerate(params):
+            if not isinstance(p, np.ndarray):
+                raise TypeError(f"params[{i}] must be a numpy array, got {type(p).__name__}")
+            if p.dtype not in (np.float32, np.float64):
+                raise TypeError(f"params[{i}] must be float32 or float64 to be updated in place, got {p.dtype}")
+            if not p.flags.writeable:
+                raise ValueError(f"params[{i}] is read-only; it must be writeable to be updated in place")
+        return params
+
+    def _state_matches(self, params):
+        if len(self.state) != len(params) or len(self._scratch) != len(params):
+            return False
+        for p, scratch in zip(params, self._scratch):
+            if any(s.shape != p.shape or s.dtype != p.dtype for s in scratch):
+                return False
+        return all(
+            a.shape == p.shape and a.dtype == p.dtype
+            for p, state in zip(params, self.state)
+            for a in state.values()
+        )
+
+    @staticmethod
+    def _check_grad(i, p, g):
+        g = np.asarray(g)
+        if g.shape != p.shape:
+            raise ValueError(f"grads[{i}] has shape {g.shape} but params[{i}] has shape {p.shape}")
+        if g.dtype != p.dtype:
+            # keeps the update in the parameter's precision; a copy only on mismatch
+            g = g.astype(p.dtype)
+        return g
+
+    def _update(self, p, g, state, scratch, lr):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class SGD(Learner):
+    r"""Plain stochastic gradient descent.
+
+    Parameters
+    ----------
+    learning_rate : float, default=0.1
+        Base learning rate (0.1 suits softmax regression on features scaled
+        to [0, 1] with a mean loss).
+    schedule : Schedule, str, dict or None, default=None
+        Learning-rate schedule; ``None`` is constant.
+
+    Notes
+    -----
+    .. math:: p \leftarrow p - \eta_t g
+
+    References
+    ----------
+    .. [1] H. Robbins and S. Monro, "A stochastic approximation method",
+       Ann. Math. Statist. 22(3), 1951.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoftmax.learners import SGD
+    >>> p = np.array([1.0, 2.0])
+    >>> SGD(learning_rate=0.5).step([p], [np.array([1.0, -2.0])])
+    >>> p
+    array([0.5, 3. ])
+    """
+
+    kind = "sgd"
+    _n_scratch = 1
+
+    def __init__(self, learning_rate=0.1, schedule=None):
+        super().__init__(learning_rate, schedule)
+
+    def _update(self, p, g, state, scratch, lr):
+        (tmp,) = scratch
+        np.multiply(g, lr, out=tmp)
+        p -= tmp
+
+
+class Momentum(Learner):
+    r"""SGD with (heavy-ball) momentum.
+
+    Parameters
+    ----------
+    learning_rate : float, default=0.01
+        Base learning rate.
+    momentum : float, default=0.9
+        Momentum coefficient :math:`\mu`, in [0, 1).
+    schedule : Schedule, str, dict or None, default=None
+        Learning-rate schedule.
+
+    Notes
+    -----
+    State ``"velocity"`` :math:`v` (zero at start):
+
+    .. math::
+        v \leftarrow \mu v - \eta_t g, \qquad p \leftarrow p + v
+
+    References
+    ----------
+    .. [1] B. T. Polyak, "Some methods of speeding up the convergence of
+       iteration methods", USSR Comput. Math. Math. Phys. 4(5), 1964.
+    .. [2] I. Sutskever, J. Martens, G. Dahl and G. Hinton, "On the importance
+       of initialization and momentum in deep learning", ICML 2013.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoftmax.learners import Momentum
+    >>> p = np.array([0.0])
+    >>> opt = Momentum(learning_rate=1.0, momentum=0.5)
+    >>> for _ in range(3):
+    ...     opt.step([p], [np.array([1.0])])
+    >>> p  # -1, then -1 - 1.5, then -2.5 - 1.75
+    array([-4.25])
+    """
+
+    kind = "momentum"
+    _state_names = ("velocity",)
+    _n_scratch = 1
+
+    def __init__(self, learning_rate=0.01, momentum=0.9, schedule=None):
+        self.momentum = _unit_interval("momentum", momentum)
+        super().__init__(learning_rate, schedule)
+
+    def hyperparameters(self):
+        return {"momentum": self.momentum}
+
+    def _update(self, p, g, state, scratch, lr):
+        (tmp,) = scratch
+        v = state["velocity"]
+        v *= p.dtype.type(self.momentum)
+        np.multiply(g, lr, out=tmp)
+        v -= tmp
+        p += v
+
+
+class Nesterov(Momentum):
+    r"""SGD with Nesterov's accelerated momentum.
+
+    Parameters
+    ----------
+    learning_rate : float, default=0.01
+        Base learning rate.
+    momentum : float, default=0.9
+        Momentum coefficient :math:`\mu`, in [0, 1).
+    schedule : Schedule, str, dict or None, default=None
+        Learning-rate schedule.
+
+    Notes
+    -----
+    The reformulation of Sutskever et al. that needs the gradient at the
+    current parameters only; state ``"velocity"`` :math:`v`:
+
+    .. math::
+        v' = \mu v - \eta_t g, \qquad
+        p \leftarrow p - \mu v + (1 + \mu) v', \qquad v \leftarrow v'
+
+    which is computed as :math:`p \leftarrow p + \mu^2 v - (1+\mu)\eta_t g`
+    (the same value, without a copy of :math:`v`).
+
+    References
+    ----------
+    .. [1] Y. Nesterov, "A method for solving the convex programming problem
+       with convergence rate O(1/k^2)", Soviet Math. Dokl. 27, 1983.
+    .. [2] I. Sutskever, J. Martens, G. Dahl and G. Hinton, "On the importance
+       of initialization and momentum in deep learning", ICML 2013.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoftmax.learners import Nesterov
+    >>> p = np.array([0.0])
+    >>> opt = Nesterov(learning_rate=1.0, momentum=0.5)
+    >>> opt.step([p], [np.array([1.0])])
+    >>> p  # v = -1, p = 0 - 0 + 1.5 * (-1)
+    array([-1.5])
+    """
+
+    kind = "nesterov"
+
+    def _update(self, p, g, state, scratch, lr):
+        (tmp,) = scratch
+        v = state["velocity"]
+        mu = p.dtype.type(self.momentum)
+        np.multiply(g, (1 + mu) * lr, out=tmp)
+        p -= tmp
+        np.multiply(v, mu * mu, out=tmp)
+        p += tmp
+        v *= mu
+        np.multiply(g, lr, out=tmp)
+        v -= tmp
+
+
+class Adagrad(Learner):
+    r"""Adagrad: per-coordinate rates scaled by the accumulated squared gradients.
+
+    Parameters
+    ----------
+    learning_rate : float, default=0.01
+        Base learning rate.
+    eps : float, default=1e-8
+        Added to the denominator for numerical stability, > 0.
+    schedule : Schedule, str, dict or None, default=None
+        Learning-rate schedule.
+
+    Notes
+    -----
+    State ``"sum_sq"`` :math:`s` (zero at start):
+
+    .. math::
+        s \leftarrow s + g^2, \qquad
+        p \leftarrow p - \eta_t \frac{g}{\sqrt{s} + \epsilon}
+
+    References
+    ----------
+    .. [1] J. Duchi, E. Hazan and Y. Singer, "Adaptive subgradient methods for
+       online learning and stochastic optimization", JMLR 12, 2011.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoftmax.learners import Adagrad
+    >>> p = np.array([1.0, 1.0])
+    >>> Adagrad(learning_rate=0.5).step([p], [np.array([3.0, -4.0])])
+    >>> p.round(6)  # each coordinate moves by lr against the sign of g
+    array([0.5, 1.5])
+    """
+
+    kind = "adagrad"
+    _state_names = ("sum_sq",)
+    _n_scratch = 1
+
+    def __init__(self, learning_rate=0.01, eps=1e-8, schedule=None):
+        self.eps = _positive("eps", eps)
+        super().__init__(learning_rate, schedule)
+
+    def hyperparameters(self):
+        return {"eps": self.eps}
+
+    def _update(self, p, g, state, scratch, lr):
+        (tmp,) = scratch
+        s = state["sum_sq"]
+        np.multiply(g, g, out=tmp)
+        s += tmp
+        np.sqrt(s, out=tmp)
+        tmp += p.dtype.type(self.eps)
+        np.divide(g, tmp, out=tmp)
+        tmp *= lr
+        p -= tmp
+
+
+class Adadelta(Learner):
+    r"""Adadelta: a unit-correct adaptive rate from running averages.
+
+    Parameters
+    ----------
+    learning_rate : float, default=1.0
+        Scale of the update (1.0 is Zeiler's original method).
+    rho : float, default=0.95
+        Decay of the running averages, in [0, 1).
+    eps : float, default=1e-6
+        Added inside the square roots, > 0.
+    schedule : Schedule, str, dict or None, default=None
+        Learning-rate schedule.
+
+    Notes
+    -----
+    States ``"sq_grad_avg"`` :math:`E[g^2]` and ``"sq_update_avg"``
+    :math:`E[\Delta x^2]` (zero at start):
+
+    .. math::
+        E[g^2] &\leftarrow \rho E[g^2] + (1-\rho) g^2 \\
+        \Delta x &= -\frac{\sqrt{E[\Delta x^2] + \epsilon}}{\sqrt{E[g^2] + \epsilon}} g \\
+        E[\Delta x^2] &\leftarrow \rho E[\Delta x^2] + (1-\rho) \Delta x^2 \\
+        p &\leftarrow p + \eta_t \Delta x
+
+    References
+    ----------
+    .. [1] M. D. Zeiler, "ADADELTA: An adaptive learning rate method",
+       arXiv:1212.5701, 2012.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoftmax.learners import Adadelta
+    >>> p = np.array([0.0])
+    >>> Adadelta(rho=0.0, eps=1.0).step([p], [np.array([1.0])])
+    >>> p.round(6)  # -sqrt(0 + 1) / sqrt(1 + 1) * 1
+    array([-0.707107])
+    """
+
+    kind = "adadelta"
+    _state_names = ("sq_grad_avg", "sq_update_avg")
+    _n_scratch = 2
+
+    def __init__(self, learning_rate=1.0, rho=0.95, eps=1e-6, schedule=None):
+        self.rho = _unit_interval("rho", rho)
+        self.eps = _positive("eps", eps)
+        super().__init__(learning_rate, schedule)
+
+    def hyperparameters(self):
+        return {"rho": self.rho, "eps": self.eps}
+
+    def _update(self, p, g, state, scratch, lr):
+        tmp, dx = scratch
+        eg, edx = state["sq_grad_avg"], state["sq_update_avg"]
+        rho = p.dtype.type(self.rho)
+        one_minus_rho = p.dtype.type(1.0 - self.rho)
+        eps = p.dtype.type(self.eps)
+        _decayed_square_average(eg, g, rho, one_minus_rho, tmp)
+        # dx = -sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) * g
+        np.add(edx, eps, out=dx)
+        np.sqrt(dx, out=dx)
+        np.add(eg, eps, out=tmp)
+        np.sqrt(tmp, out=tmp)
+        np.divide(dx, tmp, out=dx)
+        dx *= g
+        np.negative(dx, out=dx)
+        _decayed_square_average(edx, dx, rho, one_minus_rho, tmp)
+        dx *= lr
+        p += dx
+
+
+def _decayed_square_average(avg, g, rho, one_minus_rho, tmp):
+    """``avg = rho * avg + (1 - rho) * g**2`` in place, via the buffer ``tmp``."""
+    np.multiply(g, g, out=tmp)
+    tmp *= one_minus_rho
+    avg *= rho
+    avg += tmp
+
+
+class RMSProp(Learner):
+    r"""RMSProp: gradients divided by a running RMS of recent gradients.
+
+    Parameters
+    ----------
+    learning_rate : float, default=1e-3
+        Base learning rate.
+    rho : float, default=0.9
+        Decay of the running average of squared gradients, in [0, 1).
+    eps : float, default=1e-8
+        Added to the denominator, > 0.
+    schedule : Schedule, str, dict or None, default=None
+        Learning-rate schedule.
+
+    Notes
+    -----
+    State ``"sq_grad_avg"`` :math:`E[g^2]` (zero at start):
+
+    .. math::
+        E[g^2] \leftarrow \rho E[g^2] + (1-\rho) g^2, \qquad
+        p \leftarrow p - \eta_t \frac{g}{\sqrt{E[g^2]} + \epsilon}
+
+    References
+    ----------
+    .. [1] T. Tieleman and G. Hinton, "Lecture 6.5 - RMSProp: Divide the
+       gradient by a running average of its recent magnitude", COURSERA:
+       Neural Networks for Machine Learning, 2012.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoftmax.learners import RMSProp
+    >>> p = np.array([0.0])
+    >>> RMSProp(learning_rate=0.1, rho=0.75).step([p], [np.array([2.0])])
+    >>> p.round(6)  # E = 0.25 * 4 = 1, p = -0.1 * 2 / 1
+    array([-0.2])
+    """
+
+    kind = "rmsprop"
+    _state_names = ("sq_grad_avg",)
+    _n_scratch = 1
+
+    def __init__(self, learning_rate=1e-3, rho=0.9, eps=1e-8, schedule=None):
+        self.rho = _unit_interval("rho", rho)
+        self.eps = _positive("eps", eps)
+        super().__init__(learning_rate, schedule)
+
+    def hyperparameters(self):
+        return {"rho": self.rho, "eps": self.eps}
+
+    def _update(self, p, g, state, scratch, lr):
+        (tmp,) = scratch
+        eg = state["sq_grad_avg"]
+        dtype = p.dtype.type
+        _decayed_square_average(eg, g, dtype(self.rho), dtype(1.0 - self.rho), tmp)
+        np.sqrt(eg, out=tmp)
+        tmp += dtype(self.eps)
+        np.divide(g, tmp, out=tmp)
+        tmp *= lr
+        p -= tmp
+
+
+class Adam(Learner):
+    r"""Adam: adaptive moment estimation with bias correction.
+
+    Parameters
+    ----------
+    learning_rate : float, default=1e-3
+        Base learning rate.
+    beta1 : float, default=0.9
+        Decay of the first-moment average, in [0, 1).
+    beta2 : float, default=0.999
+        Decay of the second-moment average, in [0, 1).
+    eps : float, default=1e-8
+        Added to the denominator, > 0.
+    schedule : Schedule, str, dict or None, default=None
+        Learning-rate schedule.
+
+    Notes
+    -----
+    States ``"m"`` and ``"v"`` (zero at start); ``t`` counts the steps:
+
+    .. math::
+        t &\leftarrow t + 1 \\
+        m &\leftarrow \beta_1 m + (1-\beta_1) g \\
+        v &\leftarrow \beta_2 v + (1-\beta_2) g^2 \\
+        p &\leftarrow p - \eta_t \frac{m / (1-\beta_1^t)}{\sqrt{v / (1-\beta_2^t)} + \epsilon}
+
+    References
+    ----------
+    .. [1] D. P. Kingma and J. Ba, "Adam: A method for stochastic
+       optimization", ICLR 2015, arXiv:1412.6980.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoftmax.learners import Adam
+    >>> p = np.array([1.0, 1.0])
+    >>> opt = Adam(learning_rate=0.1)
+    >>> opt.step([p], [np.array([0.5, -3.0])])
+    >>> p.round(6)  # the first step moves each coordinate by about lr
+    array([0.9, 1.1])
+    >>> opt.t
+    1
+    """
+
+    kind = "adam"
+    _state_names = ("m", "v")
+    _n_scratch = 1
+
+    def __init__(self, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, schedule=None):
+        self.beta1 = _unit_interval("beta1", beta1)
+        self.beta2 = _unit_interval("beta2", beta2)
+        self.eps = _positive("eps", eps)
+        super().__init__(learning_rate, schedule)
+
+    def hyperparameters(self):
+        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+    def _update(self, p, g, state, scratch, lr):
+        (tmp,) = scratch
+        m, v = state["m"], state["v"]
+        dtype = p.dtype.type
+        # m = b1 m + (1 - b1) g
+        np.multiply(g, dtype(1.0 - self.beta1), out=tmp)
+        m *= dtype(self.beta1)
+        m += tmp
+        _decayed_square_average(v, g, dtype(self.beta2), dtype(1.0 - self.beta2), tmp)
+        # bias corrections in float64 scalars, then cast once
+        c1 = 1.0 - self.beta1**self.t
+        c2 = 1.0 - self.beta2**self.t
+        np.multiply(v, dtype(1.0 / c2), out=tmp)
+        np.sqrt(tmp, out=tmp)
+        tmp += dtype(self.eps)
+        np.divide(m, tmp, out=tmp)
+        tmp *= dtype(float(lr) / c1)
+        p -= tmp
+
+
+#: Learner name -> class.
+LEARNERS = {cls.kind: cls for cls in (SGD, Momentum, Nesterov, Adagrad, Adadelta, RMSProp, Adam)}
+
+
+def get_learner(learner="sgd", **kwargs):
+    """Return a learner from an instance or a name.
+
+    Parameters
+    ----------
+    learner : Learner or str, default="sgd"
+        A :class:`Learner` (returned as is) or one of ``"sgd"``,
+        ``"momentum"``, ``"nesterov"``, ``"adagrad"``, ``"adadelta"``,
+        ``"rmsprop"``, ``"adam"`` (case-insensitive).
+    **kwargs
+        Constructor arguments of the named learner (``learning_rate``,
+        ``schedule``, ``momentum``, ...). ``kind=`` may be given instead of
+        ``learner`` so that ``get_learner(**learner.get_config())`` works.
+
+    Returns
+    -------
+    Learner
+
+    Examples
+    --------
+    >>> from fastsoftmax.learners import get_learner
+    >>> get_learner("adam", learning_rate=0.01, schedule="exponential")
+    Adam(learning_rate=0.01, schedule=ExponentialDecay(gamma=0.95), beta1=0.9, beta2=0.999, eps=1e-08)
+    >>> get_learner("adamw")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown learner 'adamw'; expected one of 'sgd', 'momentum', 'nesterov', 'adagrad', 'adadelta', 'rmsprop', 'adam' or a Learner instance
+    """
+    if "kind" in kwargs:
+        learner = kwargs.pop("kind")
+    if isinstance(learner, Learner):
+        if kwargs:
+            raise TypeError(
+                f"learner parameters {sorted(kwargs)} given with a Learner instance; "
+                "pass either an instance or a name with parameters"
+            )
+        return learner
+    if isinstance(learner, type) and issubclass(learner, Learner):
+        return learner(**kwargs)
+    if not isinstance(learner, str):
+        raise TypeError(f"learner must be a Learner instance or a name, got {type(learner).__name__}")
+    key = learner.strip().lower()
+    if key not in LEARNERS:
+        raise ValueError(
+            f"unknown learner {learner!r}; expected one of "
+            f"{', '.join(map(repr, LEARNERS))} or a Learner instance"
+        )
+    cls = LEARNERS[key]
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise TypeError(f"invalid parameters for learner {key!r}: {exc}") from None
