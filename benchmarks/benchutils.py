@@ -1,0 +1,82 @@
+"""Helpers shared by the benchmark modules (imported as ``benchutils``).
+
+Kept out of ``conftest.py`` so that the benchmark modules import a module with
+a unique name rather than ``conftest``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+
+
+import fastsoftmax
+
+#: Seconds each benchmark aims to spend in its timed rounds.
+BUDGET = float(os.environ.get("FASTSOFTMAX_BENCH_BUDGET", "1.0"))
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def run(benchmark, fn, *, budget=None, min_rounds=3, max_rounds=200, **info):
+    """Time ``fn()`` with pytest-benchmark's pedantic mode and return its result.
+
+    One or two calls outside the timed region warm up (numba and JAX compile
+    there, buffers are touched); the last one's duration picks the number of
+    rounds so that the timed
+    rounds take about ``budget`` seconds, clamped to ``[min_rounds, max_rounds]``.
+    Extra keyword arguments go to ``benchmark.extra_info``.
+    """
+    budget = BUDGET if budget is None else budget
+    first = _timed(fn)
+    if first < budget / 2:
+        # The first call may include a JIT compile: calibrate on a second one.
+        first = _timed(fn)
+    rounds = int(min(max_rounds, max(min_rounds, budget / max(first, 1e-6))))
+    benchmark.extra_info.update(info)
+    benchmark.extra_info["warmup_seconds"] = first
+    return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------- backends
+
+
+def compiled_backends():
+    """fastsoftmax backends worth timing on full-size data (all but ``naive``)."""
+    return [name for name in fastsoftmax.backends() if name != "naive"]
+
+
+def all_backends():
+    return list(fastsoftmax.backends())
+
+
+def impl_name(backend):
+    return f"fastsoftmax[{backend}]"
+
+
+def public_or_kernel(name):
+    """The public function ``name`` of fastsoftmax, or ``None`` if it does not import yet.
+
+    The suite times the public API (validation and dispatch included); while
+    :mod:`fastsoftmax.functions` is still missing, benchmarks fall back to the
+    backend kernels themselves and say so in ``extra_info["api"]``.
+    """
+    try:
+        return getattr(fastsoftmax, name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def kernel(backend, name):
+    """Kernel ``name`` of ``backend`` (the low-level protocol of fastsoftmax.backends)."""
+    # fastsoftmax.backends is the backends() function; the registry module is imported by name.
+    registry = importlib.import_module("fastsoftmax.backends")
+    return getattr(registry.get_module(backend), name)
