@@ -294,7 +294,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, backen
     >>> round(float(res), 6), float(sign)
     (1.541325, -1.0)
     """
-    a = as_numeric_array(a, "a")
+    # Like scipy, a 0-d ``a`` is read as 1-D (so axis=0 is valid for it).
+    a = np.atleast_1d(as_numeric_array(a, "a"))
     if b is not None or return_sign:
         return _logsumexp_weighted(a, axis, b, keepdims, return_sign)
     axes = check_axis(axis, a.ndim)
@@ -341,7 +342,7 @@ def _logsumexp_weighted(a, axis, b, keepdims, return_sign):
             out = np.full([1 if i in axes else s for i, s in enumerate(a.shape)], -np.inf, cdtype)
             sgn = np.sign(out)
         else:
-            out, sgn = _logsumexp_core(a, b, axes)
+            out, sgn = _logsumexp_core(a, b, axes, return_sign)
         if not keepdims:
             out = out.squeeze(axis=axes)
             sgn = sgn.squeeze(axis=axes)
@@ -351,7 +352,7 @@ def _logsumexp_weighted(a, axis, b, keepdims, return_sign):
     return (out, sgn) if return_sign else out
 
 
-def _logsumexp_core(a, b, axes):
+def _logsumexp_core(a, b, axes, return_sign):
     # Direct evaluation, used where the shifted one is not finite (infinities).
     terms = np.exp(a) if b is None else b * np.exp(a)
     direct = np.sum(terms, axis=axes, keepdims=True)
@@ -374,6 +375,8 @@ def _logsumexp_core(a, b, axes):
     finite = np.isfinite(out)
     out = np.where(finite, out, out_direct)
     sgn = np.where(finite, sgn, sgn_direct)
+    if not return_sign:  # the log of a negative sum
+        out[sgn < 0] = np.nan
     return out, sgn
 
 
