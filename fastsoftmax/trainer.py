@@ -1,0 +1,510 @@
+"""A softmax-regression model and a minibatch Trainer for hand-written loops.
+
+The workflow is the classic one: read a minibatch, train on it, report
+progress; then test on held-out minibatches; then predict.
+
+>>> import numpy as np
+>>> from fastsoftmax import SoftmaxModel, Trainer
+>>> rng = np.random.default_rng(0)
+>>> centers = 3.0 * rng.standard_normal((3, 4))
+>>> y = rng.integers(0, 3, size=300)
+>>> X = (centers[y] + rng.standard_normal((300, 4))).astype(np.float32)
+>>> model = SoftmaxModel(n_features=4, n_classes=3)
+>>> trainer = Trainer(model, "sgd")
+>>> for epoch in range(5):
+...     for start in range(0, 200, 20):  # read a minibatch, train on it
+...         loss = trainer.train_minibatch(X[start:start + 20], y[start:start + 20])
+...     line = trainer.progress()  # report progress, e.g. print(line)
+...     trainer.next_epoch()
+>>> line[:22]
+'epoch 4, minibatch 50:'
+>>> errors = [trainer.test_minibatch(X[s:s + 50], y[s:s + 50]) for s in (200, 250)]
+>>> bool(np.mean(errors) < 0.2)
+True
+>>> model.predict(X[:4]).shape
+(4,)
+
+Labels here are class indices ``0 .. n_classes - 1``; the estimators
+(:class:`fastsoftmax.SoftmaxRegression`) map arbitrary labels to indices and
+drive this same machinery.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from ._validation import check_data_matrix, check_l2, check_labels, check_sample_weight
+from .functions import (
+    classification_error,
+    cross_entropy,
+    linear,
+    log_softmax,
+    softmax,
+    softmax_cross_entropy_grad,
+)
+from .learners import get_learner
+
+__all__ = ["SoftmaxModel", "Trainer", "iter_minibatches"]
+
+
+def _count(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class SoftmaxModel:
+    r"""Multinomial logistic (softmax) regression ``z = X W + b``.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of input features (>= 1).
+    n_classes : int
+        Number of classes (>= 2).
+    dtype : {numpy.float32, numpy.float64}, default=numpy.float32
+        dtype of ``W`` and ``b`` (and so of the training arithmetic on float32
+        or uint8 data).
+    l2 : float, default=0.0
+        L2 penalty on ``W`` (not on ``b``): the loss is the mean
+        cross-entropy plus ``0.5 * l2 * ||W||^2``.
+    fit_intercept : bool, default=True
+        Whether ``b`` is learned; if False it stays zero.
+    random_state : int, numpy.random.Generator or None, default=None
+        Seed of the initial weights when ``init="normal"``.
+    init : {"zeros", "normal"}, default="zeros"
+        Initial ``W``: zeros (the loss is convex, so zeros are a good and
+        deterministic start, as in scikit-learn) or small Gaussian values of
+        standard deviation 0.01 drawn from ``random_state``.  ``b`` starts at
+        zero.
+
+    Attributes
+    ----------
+    W : ndarray of shape (n_features, n_classes)
+    b : ndarray of shape (n_classes,)
+
+    Notes
+    -----
+    With :math:`P = \mathrm{softmax}(XW + b)` row-wise and :math:`Y` the
+    one-hot labels, the loss of a minibatch of :math:`n` samples is
+
+    .. math::
+        L = -\frac{1}{n} \sum_i \log P_{i y_i} + \frac{\lambda}{2} \|W\|^2
+
+    References
+    ----------
+    .. [1] C. M. Bishop, "Pattern Recognition and Machine Learning",
+       Springer, 2006, section 4.3.4.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoftmax import SoftmaxModel
+    >>> model = SoftmaxModel(2, 3)
+    >>> model.W.shape, model.b.shape, model.W.dtype
+    ((2, 3), (3,), dtype('float32'))
+    >>> model.predict_proba(np.array([[1.0, 2.0]], dtype=np.float32))
+    array([[0.33333334, 0.33333334, 0.33333334]], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        n_features,
+        n_classes,
+        *,
+        dtype=np.float32,
+        l2=0.0,
+        fit_intercept=True,
+        random_state=None,
+        init="zeros",
+    ):
+        self.n_features = _count("n_features", n_features, 1)
+        self.n_classes = _count("n_classes", n_classes, 2)
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        self.dtype = dtype
+        self.l2 = check_l2(l2)
+        self.fit_intercept = bool(fit_intercept)
+        self.random_state = random_state
+        if init == "zeros":
+            W = np.zeros((self.n_features, self.n_classes), dtype)
+        elif init == "normal":
+            rng = np.random.default_rng(random_state)
+            W = (0.01 * rng.standard_normal((self.n_features, self.n_classes))).astype(dtype)
+        else:
+            raise ValueError(f"init must be 'zeros' or 'normal', got {init!r}")
+        self.init = init
+        self.W = W
+        self.b = np.zeros(self.n_classes, dtype)
+
+    def parameters(self):
+        """The arrays a learner updates: ``[W, b]``, or ``[W]`` without intercept."""
+        return [self.W, self.b] if self.fit_intercept else [self.W]
+
+    def _check_X(self, X):
+        X = check_data_matrix(X)
+        if X.shape[1] != self.n_features:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but the model expects {self.n_features} features"
+            )
+        return X
+
+    def decision_function(self, X):
+        """Logits ``X W + b`` of shape (n_samples, n_classes).
+
+        The dtype is W's, promoted with X's when X is floating (float64 data
+        is never computed in float32).
+        """
+        return linear(self._check_X(X), self.W, self.b if self.fit_intercept else None)
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes)."""
+        z = self.decision_function(X)
+        return softmax(z, axis=1, out=z)
+
+    def predict_log_proba(self, X):
+        """Log class probabilities, shape (n_samples, n_classes)."""
+        z = self.decision_function(X)
+        return log_softmax(z, axis=1, out=z)
+
+    def predict(self, X):
+        """Predicted class indices (first maximum on ties), shape (n_samples,)."""
+        return np.argmax(self.decision_function(X), axis=1)
+
+    def loss_grad(self, X, y, sample_weight=None):
+        """Loss of a minibatch and its gradients, in one fused pass.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+        y : array_like of shape (n_samples,)
+            Class indices in ``[0, n_classes)``.
+        sample_weight : array_like of shape (n_samples,), optional
+            Non-negative weights; the loss is then a weighted mean.
+
+        Returns
+        -------
+        loss : float
+        dW : ndarray of shape (n_features, n_classes)
+        db : ndarray of shape (n_classes,)
+            Zero when ``fit_intercept`` is False.
+        """
+        X = self._check_X(X)
+        b = self.b if self.fit_intercept else None
+        loss, dW, db = softmax_cross_entropy_grad(
+            X, self.W, b, y, l2=self.l2, sample_weight=sample_weight
+        )
+        if not self.fit_intercept:
+            db[...] = 0
+        return loss, dW, db
+
+    def loss(self, X, y, sample_weight=None):
+        """The training objective on ``(X, y)`` without the gradient (see Notes)."""
+        return self._loss_from_logits(self.decision_function(X), y, sample_weight)
+
+    def _loss_from_logits(self, z, y, sample_weight):
+        loss = cross_entropy(z, y, sample_weight=sample_weight)
+        if self.l2:
+            loss += 0.5 * self.l2 * float(np.vdot(self.W, self.W))
+        return float(loss)
+
+    def __repr__(self):
+        return (
+            f"SoftmaxModel(n_features={self.n_features}, n_classes={self.n_classes}, "
+            f"dtype={self.dtype.name}, l2={self.l2!r}, fit_intercept={self.fit_intercept})"
+        )
+
+
+def iter_minibatches(n_samples, batch_size, *, shuffle=False, random_state=None):
+    """Yield index arrays (or slices) covering ``range(n_samples)`` in minibatches.
+
+    Parameters
+    ----------
+    n_samples : int
+    batch_size : int
+        Size of every minibatch but possibly the last.
+    shuffle : bool, default=False
+        Visit the samples in a random order.
+    random_state : int, numpy.random.Generator, numpy.random.RandomState or None
+        Source of the order when ``shuffle`` is True.
+
+    Yields
+    ------
+    slice or ndarray of int
+        A slice (no shuffling: rows are taken without a copy) or an index array.
+
+    Examples
+    --------
+    >>> from fastsoftmax.trainer import iter_minibatches
+    >>> list(iter_minibatches(5, 2))
+    [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
+    >>> sorted(int(i) for b in iter_minibatches(5, 2, shuffle=True, random_state=0) for i in b)
+    [0, 1, 2, 3, 4]
+    """
+    n_samples = _count("n_samples", n_samples, 0)
+    batch_size = _count("batch_size", batch_size, 1)
+    if not shuffle:
+        for start in range(0, n_samples, batch_size):
+            yield slice(start, min(start + batch_size, n_samples))
+        return
+    if isinstance(random_state, np.random.RandomState):
+        order = random_state.permutation(n_samples)
+    else:
+        order = np.random.default_rng(random_state).permutation(n_samples)
+    for start in range(0, n_samples, batch_size):
+        yield order[start : start + batch_size]
+
+
+class Trainer:
+    """Minibatch training loop pieces: train, test, running averages.
+
+    Parameters
+    ----------
+    model : SoftmaxModel
+        The model whose parameters are trained in place.
+    learner : Learner or str, default="sgd"
+        A learner from :mod:`fastsoftmax.learners`, or its name (created with
+        its default hyper-parameters).
+    track_train_error : bool, default=True
+        Compute the classification error of each training minibatch (before
+        its update).  This costs one extra ``X W`` per minibatch; turn it off
+        for the fastest training.
+
+    Attributes
+    ----------
+    epoch : int
+        The current epoch (0-based), given to the learner's schedule;
+        advanced by :meth:`next_epoch` (and :meth:`train_epoch`).
+    n_minibatches : int
+        Training minibatches seen.
+    n_samples_seen : int
+        Training samples seen.
+    last_loss, last_error : float
+        Loss and error of the last training minibatch (NaN before any).
+    last_test_error : float
+        Error of the last tested minibatch (NaN before any).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoftmax import SoftmaxModel, Trainer
+    >>> X = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    >>> trainer = Trainer(SoftmaxModel(2, 2), "sgd")
+    >>> round(trainer.train_minibatch(X, [0, 1]), 6)  # log(2), before the update
+    0.693147
+    >>> trainer.test_minibatch(X, [0, 1])
+    0.0
+    >>> trainer.test_minibatch(X, [1, 1])
+    0.5
+    >>> trainer.n_minibatches, trainer.learner.t
+    (1, 1)
+    """
+
+    def __init__(self, model, learner="sgd", *, track_train_error=True):
+        for attr in ("parameters", "loss_grad", "decision_function"):
+            if not callable(getattr(model, attr, None)):
+                raise TypeError(f"model must provide {attr}() like SoftmaxModel, got {type(model).__name__}")
+        self.model = model
+        self.learner = get_learner(learner)
+        self.track_train_error = bool(track_train_error)
+        self.epoch = 0
+        self.n_minibatches = 0
+        self.n_samples_seen = 0
+        self.last_loss = math.nan
+        self.last_error = math.nan
+        self.last_test_error = math.nan
+        self.reset_running()
+
+    # -- running averages ------------------------------------------------------
+
+    def reset_running(self):
+        """Restart the running averages (e.g. at the start of an epoch)."""
+        self._loss_sum = 0.0
+        self._loss_weight = 0.0
+        self._error_sum = 0.0
+        self._error_count = 0
+        self._test_error_sum = 0.0
+        self._test_count = 0
+
+    @property
+    def running_loss(self):
+        """Mean training loss per sample since :meth:`reset_running` (NaN if none).
+
+        Minibatch losses are weighted by their size (or total sample weight),
+        so at the end of an epoch this is the epoch's mean minibatch loss.
+        """
+        return self._loss_sum / self._loss_weight if self._loss_weight else math.nan
+
+    @property
+    def running_error(self):
+        """Training classification error since :meth:`reset_running` (NaN if none)."""
+        return self._error_sum / self._error_count if self._error_count else math.nan
+
+    @property
+    def running_test_error(self):
+        """Error over the samples tested since :meth:`reset_running` (NaN if none)."""
+        return self._test_error_sum / self._test_count if self._test_count else math.nan
+
+    # -- the loop ---------------------------------------------------------------
+
+    def train_minibatch(self, X, y, sample_weight=None):
+        """One learner step on a minibatch.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+        y : array_like of shape (n_samples,)
+            Class indices.
+        sample_weight : array_like of shape (n_samples,), optional
+
+        Returns
+        -------
+        loss : float
+            The minibatch's loss before the update.
+        """
+        model = self.model
+        X = check_data_matrix(X)
+        n = X.shape[0]
+        y = check_labels(y, n, model.n_classes)
+        if self.track_train_error:
+            # error of the same parameters the loss is measured at (before the step)
+            error = classification_error(model.decision_function(X), y)
+        loss, dW, db = model.loss_grad(X, y, sample_weight)
+        params = model.parameters()
+        self.learner.step(params, [dW, db][: len(params)], epoch=self.epoch)
+
+        weight = n if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
+        self._loss_sum += loss * weight
+        self._loss_weight += weight
+        self.last_loss = loss
+        if self.track_train_error:
+            self.last_error = error
+            self._error_sum += error * n
+            self._error_count += n
+        self.n_minibatches += 1
+        self.n_samples_seen += n
+        return loss
+
+    def test_minibatch(self, X, y):
+        """Classification error of the model on a minibatch (no update).
+
+        Returns
+        -------
+        error : float
+            Fraction misclassified, in [0, 1].
+        """
+        z = self.model.decision_function(X)
+        error = classification_error(z, y)
+        n = z.shape[0]
+        self.last_test_error = error
+        self._test_error_sum += error * n
+        self._test_count += n
+        return error
+
+    def evaluate(self, X, y, sample_weight=None, *, batch_size=None):
+        """Loss and error of the model on a dataset, without updating it.
+
+        Parameters
+        ----------
+        X, y, sample_weight
+            As for :meth:`train_minibatch`.
+        batch_size : int, optional
+            Evaluate in chunks of this many rows to bound memory; ``None``
+            evaluates at once.
+
+        Returns
+        -------
+        loss : float
+            The training objective (mean cross-entropy plus the L2 term).
+        error : float
+            Fraction misclassified.
+        """
+        model = self.model
+        X = check_data_matrix(X)
+        n = X.shape[0]
+        y = check_labels(y, n, model.n_classes)
+        sample_weight = check_sample_weight(sample_weight, n, model.dtype)
+        if batch_size is None or n <= batch_size:
+            z = model.decision_function(X)
+            return model._loss_from_logits(z, y, sample_weight), classification_error(z, y)
+        ce_sum = wrong = 0.0
+        for idx in iter_minibatches(n, batch_size):
+            z = model.decision_function(X[idx])
+            sw = None if sample_weight is None else sample_weight[idx]
+            ce_sum += cross_entropy(z, y[idx], reduction="sum", sample_weight=sw)
+            wrong += classification_error(z, y[idx]) * z.shape[0]
+        total = n if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
+        loss = ce_sum / total if total else 0.0
+        if model.l2:
+            loss += 0.5 * model.l2 * float(np.vdot(model.W, model.W))
+        return loss, wrong / n
+
+    def next_epoch(self):
+        """Advance the epoch counter (the learning-rate schedule is per epoch)."""
+        self.epoch += 1
+
+    def train_epoch(self, X, y, sample_weight=None, *, batch_size=256, shuffle=True, random_state=None):
+        """Train on every minibatch of ``(X, y)`` once, then advance the epoch.
+
+        The loop is per minibatch (each one a few vectorised kernel calls),
+        never per sample.  The running averages are reset first, so after the
+        call :attr:`running_loss` is the epoch's mean training loss.
+
+        Parameters
+        ----------
+        X, y, sample_weight
+            As for :meth:`train_minibatch`.
+        batch_size : int, default=256
+        shuffle : bool, default=True
+            Visit the samples in a new random order.
+        random_state : int, numpy.random.Generator, numpy.random.RandomState or None
+            Source of the order; pass a Generator to get a new order each epoch.
+
+        Returns
+        -------
+        loss : float
+            Mean training loss of the epoch (each minibatch's loss before its
+            update).
+        """
+        X = check_data_matrix(X)
+        n = X.shape[0]
+        y = check_labels(y, n, self.model.n_classes)
+        if sample_weight is not None:
+            sample_weight = check_sample_weight(sample_weight, n, self.model.dtype)
+        self.reset_running()
+        for idx in iter_minibatches(n, batch_size, shuffle=shuffle, random_state=random_state):
+            sw = None if sample_weight is None else sample_weight[idx]
+            self.train_minibatch(X[idx], y[idx], sw)
+        self.next_epoch()
+        return self.running_loss
+
+    def progress(self):
+        """One line of training progress, e.g. for printing every k minibatches.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastsoftmax import SoftmaxModel, Trainer
+        >>> trainer = Trainer(SoftmaxModel(2, 2))
+        >>> _ = trainer.train_minibatch(np.eye(2, dtype=np.float32), [0, 1])
+        >>> trainer.progress()
+        'epoch 0, minibatch 1: loss 0.6931 (running 0.6931), error 50.00% (running 50.00%)'
+        """
+        line = (
+            f"epoch {self.epoch}, minibatch {self.n_minibatches}: "
+            f"loss {self.last_loss:.4f} (running {self.running_loss:.4f})"
+        )
+        if self.track_train_error:
+            line += f", error {self.last_error:.2%} (running {self.running_error:.2%})"
+        if self._test_count:
+            line += f", test error {self.running_test_error:.2%}"
+        return line
+
+    def __repr__(self):
+        return f"Trainer(model={self.model!r}, learner={self.learner!r})"
