@@ -1,0 +1,542 @@
+"""Numba backend: ``@njit`` kernels with one shared configuration.
+
+See :mod:`fastsoftmax.backends` for the kernel protocol.  The exported names
+are thin Python wrappers that pick the thread count and call the compiled
+kernels of this module; the compiled code is cached on disk
+(:mod:`fastsoftmax.backends._numba_config`), so only the first call of a kernel
+for a new dtype combination ever compiles.
+
+Design of the hot kernels (``softmax_cross_entropy_grad``,
+``logistic_loss_grad``, ``linear``): with 10 classes the class axis is a poor
+SIMD dimension, so ``W`` is used transposed (``WT``, shape (C, d)) and every
+inner loop runs over the contiguous feature axis, for a block of 4 rows of
+``X`` at once (4 independent accumulators per weight vector loaded).  Each
+block of rows is read from memory once: its logits, softmax and ``P - Y`` stay
+in a tiny (4, C) scratch and ``X^T (P - Y)`` is accumulated from the same
+cached rows.  Rows are split in contiguous chunks across threads, each thread
+owning its gradient accumulator, reduced once at the end.  uint8 ``X`` is read
+as bytes and converted in registers.  The whole-epoch minibatch trainer built
+on the same blocks lives in :mod:`fastsoftmax.backends.numba_epoch`.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+from ._numba_config import njit, set_threads_for_call
+
+# Below this many elements a kernel runs on one thread: waking the pool costs more.
+_PARALLEL_MIN_WORK = 1 << 16
+
+
+def _threads(work):
+    """Thread count for a parallel kernel call of ``work`` elements (sets numba's)."""
+    if work < _PARALLEL_MIN_WORK:
+        numba.set_num_threads(1)
+        return 1
+    return set_threads_for_call()
+
+
+# ---------------------------------------------------------------------------
+# Row-wise softmax family
+# ---------------------------------------------------------------------------
+
+
+@njit
+def _row_shift(x, i):
+    # Row max used as the shift; a non-finite max (rows of all -inf, or a +inf)
+    # shifts by 0 like scipy, so -inf rows give 0/0 = NaN and +inf gives NaN.
+    # A NaN anywhere makes the whole row NaN whatever the shift.
+    m = x.dtype.type(-np.inf)
+    for j in range(x.shape[1]):
+        v = x[i, j]
+        if v > m:
+            m = v
+    if not np.isfinite(m):
+        m = x.dtype.type(0)
+    return m
+
+
+@njit
+def _row_sum_exp(x, i, m):
+    # Sum of exp(x - m) accumulated in float64 (accuracy for long rows).
+    s = 0.0
+    for j in range(x.shape[1]):
+        s += np.exp(x[i, j] - m)
+    return s
+
+
+@njit(parallel=True)
+def _softmax_kernel(x, out):
+    for i in prange(x.shape[0]):
+        m = _row_shift(x, i)
+        s = 0.0
+        for j in range(x.shape[1]):
+            e = np.exp(x[i, j] - m)
+            out[i, j] = e
+            s += e
+        sf = x.dtype.type(s)
+        for j in range(x.shape[1]):
+            out[i, j] = out[i, j] / sf
+
+
+@njit(parallel=True)
+def _log_softmax_kernel(x, out):
+    for i in prange(x.shape[0]):
+        m = _row_shift(x, i)
+        log_norm = np.log(x.dtype.type(_row_sum_exp(x, i, m)))
+        for j in range(x.shape[1]):
+            out[i, j] = (x[i, j] - m) - log_norm
+
+
+@njit(parallel=True)
+def _logsumexp_kernel(x, out):
+    for i in prange(x.shape[0]):
+        m = _row_shift(x, i)
+        out[i] = np.log(x.dtype.type(_row_sum_exp(x, i, m))) + m
+
+
+@njit(parallel=True)
+def _cross_entropy_kernel(logits, y, out):
+    for i in prange(logits.shape[0]):
+        m = _row_shift(logits, i)
+        lse = np.log(logits.dtype.type(_row_sum_exp(logits, i, m))) + m
+        out[i] = lse - logits[i, y[i]]
+
+
+def softmax(x, out):
+    _threads(x.size)
+    _softmax_kernel(x, out)
+    return out
+
+
+def log_softmax(x, out):
+    _threads(x.size)
+    _log_softmax_kernel(x, out)
+    return out
+
+
+def logsumexp(x, out):
+    _threads(x.size)
+    _logsumexp_kernel(x, out)
+    return out
+
+
+def cross_entropy(logits, y, out):
+    _threads(logits.size)
+    _cross_entropy_kernel(logits, y, out)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Building blocks of the fused kernels: 4 rows (or 1) against WT (C, d)
+# ---------------------------------------------------------------------------
+
+
+@njit
+def _dot4(x0, x1, x2, x3, w):
+    # Four dot products sharing each load of w; contiguous, so LLVM vectorises
+    # over features with reassoc.  uint8 x promotes to w's float dtype.
+    s0 = s1 = s2 = s3 = w.dtype.type(0)
+    for j in range(w.shape[0]):
+        wj = w[j]
+        s0 += x0[j] * wj
+        s1 += x1[j] * wj
+        s2 += x2[j] * wj
+        s3 += x3[j] * wj
+    return s0, s1, s2, s3
+
+
+@njit
+def _dot1(x0, w):
+    s0 = w.dtype.type(0)
+    for j in range(w.shape[0]):
+        s0 += x0[j] * w[j]
+    return s0
+
+
+@njit
+def _axpy4(g, x0, x1, x2, x3, a0, a1, a2, a3):
+    # g += a0 x0 + a1 x1 + a2 x2 + a3 x3: one load/store of g per 4 rows.
+    for j in range(g.shape[0]):
+        g[j] += x0[j] * a0 + x1[j] * a1 + x2[j] * a2 + x3[j] * a3
+
+
+@njit
+def _axpy1(g, x0, a0):
+    for j in range(g.shape[0]):
+        g[j] += x0[j] * a0
+
+
+@njit
+def _row_index(rows, indexed, k):
+    return rows[k] if indexed else k
+
+
+@njit
+def _softmax_residual(Z, r, yi, wi, weighted):
+    """Turn logits Z[r] into s_i (P - Y)_i in place; return the weighted CE (float64)."""
+    C = Z.shape[1]
+    m = Z.dtype.type(-np.inf)
+    for c in range(C):
+        if Z[r, c] > m:
+            m = Z[r, c]
+    if not np.isfinite(m):
+        m = Z.dtype.type(0)
+    z_y = Z[r, yi]
+    s = 0.0
+    for c in range(C):
+        e = np.exp(Z[r, c] - m)
+        Z[r, c] = e
+        s += e
+    sf = Z.dtype.type(s)
+    ce = (np.log(sf) + m) - z_y
+    for c in range(C):
+        Z[r, c] = Z[r, c] / sf
+    Z[r, yi] -= 1
+    if weighted:
+        for c in range(C):
+            Z[r, c] *= wi
+        return float(ce * wi)
+    return float(ce)
+
+
+@njit
+def _softmax_grad_range(X, rows, indexed, lo, hi, WT, b, y, sw, weighted, G, gb):
+    """Rows ``rows[lo:hi]`` (or ``lo:hi``) of softmax regression.
+
+    Accumulates ``sum_i s_i x_i (P - Y)_i^T`` into ``G`` (C, d) and the bias
+    part into ``gb`` (C,, float64); returns ``sum_i s_i CE_i`` (float64).
+    Nothing is divided by the weight sum here.
+    """
+    C = WT.shape[0]
+    F = WT.dtype.type
+    Z = np.empty((4, C), WT.dtype)
+    one = F(1)
+    loss = 0.0
+    k = lo
+    while k + 4 <= hi:
+        r0 = _row_index(rows, indexed, k)
+        r1 = _row_index(rows, indexed, k + 1)
+        r2 = _row_index(rows, indexed, k + 2)
+        r3 = _row_index(rows, indexed, k + 3)
+        x0, x1, x2, x3 = X[r0], X[r1], X[r2], X[r3]
+        for c in range(C):
+            s0, s1, s2, s3 = _dot4(x0, x1, x2, x3, WT[c])
+            Z[0, c] = s0 + b[c]
+            Z[1, c] = s1 + b[c]
+            Z[2, c] = s2 + b[c]
+            Z[3, c] = s3 + b[c]
+        if weighted:
+            loss += _softmax_residual(Z, 0, y[r0], sw[r0], True)
+            loss += _softmax_residual(Z, 1, y[r1], sw[r1], True)
+            loss += _softmax_residual(Z, 2, y[r2], sw[r2], True)
+            loss += _softmax_residual(Z, 3, y[r3], sw[r3], True)
+        else:
+            loss += _softmax_residual(Z, 0, y[r0], one, False)
+            loss += _softmax_residual(Z, 1, y[r1], one, False)
+            loss += _softmax_residual(Z, 2, y[r2], one, False)
+            loss += _softmax_residual(Z, 3, y[r3], one, False)
+        for c in range(C):
+            a0, a1, a2, a3 = Z[0, c], Z[1, c], Z[2, c], Z[3, c]
+            _axpy4(G[c], x0, x1, x2, x3, a0, a1, a2, a3)
+            gb[c] += float(a0) + float(a1) + float(a2) + float(a3)
+        k += 4
+    while k < hi:
+        r0 = _row_index(rows, indexed, k)
+        x0 = X[r0]
+        for c in range(C):
+            Z[0, c] = _dot1(x0, WT[c]) + b[c]
+        wi = sw[r0] if weighted else one
+        loss += _softmax_residual(Z, 0, y[r0], wi, weighted)
+        for c in range(C):
+            _axpy1(G[c], x0, Z[0, c])
+            gb[c] += float(Z[0, c])
+        k += 1
+    return loss
+
+
+@njit
+def _weight_sum(rows, indexed, lo, hi, sw, weighted):
+    if not weighted:
+        return float(hi - lo)
+    m = 0.0
+    for k in range(lo, hi):
+        m += sw[_row_index(rows, indexed, k)]
+    return m
+
+
+@njit
+def _sum_squares(a):
+    s = 0.0
+    for v in a.reshape(a.size):
+        s += float(v) * float(v)
+    return s
+
+
+@njit(parallel=True)
+def _softmax_grad_kernel(X, WT, b, y, sw, weighted, l2, n_chunks, dW_out, db_out):
+    n = X.shape[0]
+    C, d = WT.shape
+    F = WT.dtype.type
+    rows = np.empty(0, np.intp)
+    G = np.zeros((n_chunks, C, d), WT.dtype)
+    GB = np.zeros((n_chunks, C), np.float64)
+    L = np.zeros(n_chunks, np.float64)
+    for t in prange(n_chunks):
+        lo = t * n // n_chunks
+        hi = (t + 1) * n // n_chunks
+        L[t] = _softmax_grad_range(X, rows, False, lo, hi, WT, b, y, sw, weighted, G[t], GB[t])
+    m = _weight_sum(rows, False, 0, n, sw, weighted)
+    scale = 1.0 / m if m > 0 else 0.0
+    scale_f = F(scale)
+    l2_f = F(l2)
+    for t in range(1, n_chunks):
+        G[0] += G[t]
+    for j in range(d):
+        for c in range(C):
+            dW_out[j, c] = G[0, c, j] * scale_f + l2_f * WT[c, j]
+    for c in range(C):
+        db_out[c] = F(np.sum(GB[:, c]) * scale)
+    return np.sum(L) * scale + 0.5 * l2 * _sum_squares(WT)
+
+
+def _chunks(n, d):
+    """Number of row chunks (= threads) of a fused kernel over n rows of d features."""
+    threads = _threads(n * max(d, 1))
+    # A chunk should hold a few row blocks, else the per-thread accumulators dominate.
+    return max(1, min(threads, n // 64))
+
+
+def softmax_cross_entropy_grad(X, W, b, y, sample_weight, l2, dW_out, db_out):
+    weighted = sample_weight is not None
+    sw = sample_weight if weighted else np.empty(0, W.dtype)
+    WT = np.ascontiguousarray(W.T)
+    return float(
+        _softmax_grad_kernel(
+            X, WT, b, y, sw, weighted, float(l2), _chunks(X.shape[0], X.shape[1]), dW_out, db_out
+        )
+    )
+
+
+# ---------------------------------------------------------------------------
+# Linear
+# ---------------------------------------------------------------------------
+
+
+@njit(parallel=True)
+def _linear_narrow_kernel(X, WT, b, has_bias, out):
+    # Few classes: 4 rows at a time against each contiguous column of W.
+    n = X.shape[0]
+    C = WT.shape[0]
+    n_blocks = (n + 3) // 4
+    for blk in prange(n_blocks):
+        i = blk * 4
+        if i + 4 <= n:
+            x0, x1, x2, x3 = X[i], X[i + 1], X[i + 2], X[i + 3]
+            for c in range(C):
+                s0, s1, s2, s3 = _dot4(x0, x1, x2, x3, WT[c])
+                out[i, c] = s0
+                out[i + 1, c] = s1
+                out[i + 2, c] = s2
+                out[i + 3, c] = s3
+        else:
+            for r in range(i, n):
+                for c in range(C):
+                    out[r, c] = _dot1(X[r], WT[c])
+        if has_bias:
+            for r in range(i, min(i + 4, n)):
+                for c in range(C):
+                    out[r, c] += b[c]
+
+
+@njit(parallel=True)
+def _linear_wide_kernel(X, W, b, has_bias, out):
+    # Many classes: out row += x_ij * W row, vectorised over the classes.
+    d, C = W.shape
+    for i in prange(X.shape[0]):
+        o = out[i]
+        for c in range(C):
+            o[c] = 0
+        for j in range(d):
+            xij = X[i, j]
+            w = W[j]
+            for c in range(C):
+                o[c] += xij * w[c]
+        if has_bias:
+            for c in range(C):
+                o[c] += b[c]
+
+
+# Above this many classes the class axis is a good SIMD dimension.
+_NARROW_MAX_CLASSES = 32
+
+
+def linear(X, W, b, out):
+    has_bias = b is not None
+    bias = b if has_bias else np.empty(0, W.dtype)
+    _threads(X.shape[0] * W.shape[0] * max(W.shape[1], 1))
+    if W.shape[1] <= _NARROW_MAX_CLASSES:
+        _linear_narrow_kernel(X, np.ascontiguousarray(W.T), bias, has_bias, out)
+    else:
+        _linear_wide_kernel(X, W, bias, has_bias, out)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Binary (sigmoid) kernels
+# ---------------------------------------------------------------------------
+
+
+@njit
+def _sigmoid1(v, one):
+    # exp(-|v|) never overflows: 1/(1+e) for v >= 0, e/(1+e) otherwise (NaN -> NaN).
+    e = np.exp(-np.abs(v))
+    return (one if v >= 0 else e) / (one + e)
+
+
+@njit
+def _bce1(z, t):
+    # log(1 + exp(z)) - t z == max(z, 0) + log1p(exp(-|z|)) - t z, no overflow.
+    pos = z if z > 0 else z * 0
+    return pos + np.log1p(np.exp(-np.abs(z))) - t * z
+
+
+@njit(parallel=True)
+def _sigmoid_kernel(x, out):
+    one = x.dtype.type(1)
+    for i in prange(x.shape[0]):
+        out[i] = _sigmoid1(x[i], one)
+
+
+@njit(parallel=True)
+def _bce_kernel(logits, y, out):
+    for i in prange(logits.shape[0]):
+        out[i] = _bce1(logits[i], y[i])
+
+
+def sigmoid(x, out):
+    _threads(x.size)
+    _sigmoid_kernel(x, out)
+    return out
+
+
+def binary_cross_entropy(logits, y, out):
+    _threads(logits.size)
+    _bce_kernel(logits, y, out)
+    return out
+
+
+@njit
+def _logistic_residual(z, t, wi, weighted, one):
+    # Returns (s_i (p_i - t_i), s_i * loss_i as float64).
+    loss = _bce1(z, t)
+    r = _sigmoid1(z, one) - t
+    if weighted:
+        return r * wi, float(loss * wi)
+    return r, float(loss)
+
+
+@njit
+def _logistic_grad_range(X, lo, hi, w, b, y, sw, weighted, g):
+    """Rows lo:hi of the binary loss: g += sum s_i (p_i - y_i) x_i; returns (loss, db) sums."""
+    loss = 0.0
+    db = 0.0
+    one = w.dtype.type(1)
+    k = lo
+    while k + 4 <= hi:
+        x0, x1, x2, x3 = X[k], X[k + 1], X[k + 2], X[k + 3]
+        s0, s1, s2, s3 = _dot4(x0, x1, x2, x3, w)
+        w0 = sw[k] if weighted else one
+        w1 = sw[k + 1] if weighted else one
+        w2 = sw[k + 2] if weighted else one
+        w3 = sw[k + 3] if weighted else one
+        a0, q0 = _logistic_residual(s0 + b, y[k], w0, weighted, one)
+        a1, q1 = _logistic_residual(s1 + b, y[k + 1], w1, weighted, one)
+        a2, q2 = _logistic_residual(s2 + b, y[k + 2], w2, weighted, one)
+        a3, q3 = _logistic_residual(s3 + b, y[k + 3], w3, weighted, one)
+        loss += q0 + q1 + q2 + q3
+        db += float(a0) + float(a1) + float(a2) + float(a3)
+        _axpy4(g, x0, x1, x2, x3, a0, a1, a2, a3)
+        k += 4
+    while k < hi:
+        w0 = sw[k] if weighted else one
+        a0, q0 = _logistic_residual(_dot1(X[k], w) + b, y[k], w0, weighted, one)
+        loss += q0
+        db += float(a0)
+        _axpy1(g, X[k], a0)
+        k += 1
+    return loss, db
+
+
+@njit(parallel=True)
+def _logistic_grad_kernel(X, w, b, y, sw, weighted, l2, n_chunks, dw_out):
+    n, d = X.shape
+    F = w.dtype.type
+    bf = F(b)
+    G = np.zeros((n_chunks, d), w.dtype)
+    L = np.zeros(n_chunks, np.float64)
+    DB = np.zeros(n_chunks, np.float64)
+    for t in prange(n_chunks):
+        lo = t * n // n_chunks
+        hi = (t + 1) * n // n_chunks
+        L[t], DB[t] = _logistic_grad_range(X, lo, hi, w, bf, y, sw, weighted, G[t])
+    rows = np.empty(0, np.intp)
+    m = _weight_sum(rows, False, 0, n, sw, weighted)
+    scale = 1.0 / m if m > 0 else 0.0
+    scale_f = F(scale)
+    l2_f = F(l2)
+    for t in range(1, n_chunks):
+        G[0] += G[t]
+    for j in range(d):
+        dw_out[j] = G[0, j] * scale_f + l2_f * w[j]
+    loss = np.sum(L) * scale + 0.5 * l2 * _sum_squares(w)
+    return loss, np.sum(DB) * scale
+
+
+def logistic_loss_grad(X, w, b, y, sample_weight, l2, dw_out):
+    weighted = sample_weight is not None
+    sw = sample_weight if weighted else np.empty(0, w.dtype)
+    loss, db = _logistic_grad_kernel(
+        X, w, float(b), y, sw, weighted, float(l2), _chunks(X.shape[0], X.shape[1]), dw_out
+    )
+    return float(loss), float(db)
+
+
+# ---------------------------------------------------------------------------
+# Classification error
+# ---------------------------------------------------------------------------
+
+
+@njit
+def _n_errors(logits, y):
+    wrong = 0
+    for i in range(logits.shape[0]):
+        if np.argmax(logits[i]) != y[i]:
+            wrong += 1
+    return wrong
+
+
+def classification_error(logits, y):
+    n = logits.shape[0]
+    if n == 0:
+        return 0.0
+    if logits.shape[1] == 0:  # argmax of an empty row is undefined: NumPy raises
+        return float(np.count_nonzero(np.argmax(logits, axis=1) != y)) / n
+    return float(_n_errors(logits, y)) / n
+
+
+__all__ = [
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "linear",
+    "cross_entropy",
+    "softmax_cross_entropy_grad",
+    "sigmoid",
+    "binary_cross_entropy",
+    "logistic_loss_grad",
+    "classification_error",
+]
