@@ -1,0 +1,8 @@
+"""``python -m fastsoftmax``: the same as the ``fastsoftmax`` command."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
