@@ -371,7 +371,7 @@ class Trainer:
         model = self.model
         X = check_data_matrix(X)
         n = X.shape[0]
-        y = check_labels(y, n, model.n_classes)
+        y = check_labels(y, n, model.n_classes, classes_from="the model has")
         if self.track_train_error:
             # error of the same parameters the loss is measured at (before the step)
             error = classification_error(model.decision_function(X), y)
@@ -428,7 +428,7 @@ class Trainer:
         model = self.model
         X = check_data_matrix(X)
         n = X.shape[0]
-        y = check_labels(y, n, model.n_classes)
+        y = check_labels(y, n, model.n_classes, classes_from="the model has")
         sample_weight = check_sample_weight(sample_weight, n, model.dtype)
         if batch_size is None or n <= batch_size:
             z = model.decision_function(X)
@@ -474,7 +474,7 @@ class Trainer:
         """
         X = check_data_matrix(X)
         n = X.shape[0]
-        y = check_labels(y, n, self.model.n_classes)
+        y = check_labels(y, n, self.model.n_classes, classes_from="the model has")
         if sample_weight is not None:
             sample_weight = check_sample_weight(sample_weight, n, self.model.dtype)
         self.reset_running()
