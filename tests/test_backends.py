@@ -1,0 +1,528 @@
+"""Every kernel of every available backend against the naive and numpy references.
+
+The backend modules are called directly, with inputs that satisfy the kernel
+protocol of :mod:`fastsoftmax.backends` (C-contiguous, one float dtype, intp
+labels, preallocated ``out`` buffers).  Each call also checks that the kernel
+returned its ``out`` buffer, wrote every entry of it and left its inputs
+untouched.  Large cases are compared against numpy only: the naive backend is
+too slow for them.
+"""
+
+import inspect
+
+import numpy as np
+import pytest
+
+import fastsoftmax
+from fastsoftmax.backends import BACKEND_NAMES, KERNEL_NAMES, get_module
+
+# Overflow / invalid warnings from any kernel fail the test (stability contract).
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
+
+DTYPES = (np.float32, np.float64)
+# Relative tolerance by dtype; the absolute tolerance is this times the size of
+# the terms involved (see _assert_close), since cancellation is expected.
+RTOL = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-10}
+SENTINEL = 7777.0  # out buffers start with this, so an entry a kernel skips shows up
+NAIVE_MAX_WORK = 200_000  # multiply-adds beyond which the naive reference is skipped
+
+# (n, k) logits shapes: single row / column, empty, odd sizes off SIMD widths, large C.
+LOGIT_SHAPES = [(1, 1), (1, 10), (3, 1), (17, 2), (33, 3), (5, 37), (0, 5), (4, 1000), (65, 7)]
+# (n, d, C) shapes of X @ W problems.
+PROBLEM_SHAPES = [
+    (0, 7, 3),
+    (1, 1, 1),
+    (1, 7, 10),
+    (3, 65, 2),
+    (17, 1, 37),
+    (33, 7, 3),
+    (5, 65, 1),
+    (2, 3, 1000),
+]
+
+
+@pytest.fixture
+def mod(backend_name):
+    return get_module(backend_name)
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+def _out(shape, dtype):
+    return np.full(shape, SENTINEL, dtype=dtype)
+
+
+def _call(module, name, inputs, outs=()):
+    """Call kernel ``name`` on ``inputs + outs``; check inputs are untouched and outs returned."""
+    before = [a.copy() if isinstance(a, np.ndarray) else a for a in inputs]
+    result = getattr(module, name)(*inputs, *outs)
+    for arg, saved in zip(inputs, before):
+        if isinstance(arg, np.ndarray):
+            np.testing.assert_array_equal(arg, saved, err_msg=f"{name} modified an input")
+    for out in outs:
+        assert not np.any(out == SENTINEL), f"{name} left entries of its out buffer unwritten"
+    return result
+
+
+def _assert_close(actual, expected, dtype, scale=1.0, what=""):
+    """Compare up to the dtype's tolerance; NaN and inf must sit at the same places."""
+    rtol = RTOL[np.dtype(dtype)]
+    if isinstance(actual, np.ndarray):
+        assert actual.dtype == np.dtype(dtype), f"{what}: dtype {actual.dtype}, expected {dtype}"
+    else:
+        assert isinstance(actual, float), f"{what}: expected a Python float, got {type(actual)}"
+    np.testing.assert_allclose(
+        actual, expected, rtol=rtol, atol=rtol * max(scale, 1e-30), equal_nan=True, err_msg=what
+    )
+
+
+def _finite_max_abs(*arrays):
+    values = [np.abs(a[np.isfinite(a)]).max() for a in arrays if np.isfinite(a).any()]
+    return float(max(values, default=1.0)) or 1.0
+
+
+def _references(work):
+    """The reference backends to compare against: numpy always, naive when small enough."""
+    refs = [get_module("numpy")]
+    if work <= NAIVE_MAX_WORK:
+        refs.append(get_module("naive"))
+    return refs
+
+
+def _logits(rng, shape, dtype, spread=3.0):
+    return (spread * rng.standard_normal(shape)).astype(dtype)
+
+
+def _problem(rng, n, d, C, dtype, x_kind):
+    if x_kind == "uint8":
+        X = rng.integers(0, 256, size=(n, d), dtype=np.uint8)
+        w_scale = 1.0 / (255.0 * np.sqrt(d))  # keep logits O(1) with raw pixels
+    else:
+        X = rng.standard_normal((n, d)).astype(dtype)
+        w_scale = 1.0 / np.sqrt(d)
+    W = (w_scale * rng.standard_normal((d, C))).astype(dtype)
+    b = rng.standard_normal(C).astype(dtype)
+    y = rng.integers(0, C, size=n).astype(np.intp)
+    return X, W, b, y
+
+
+def _sample_weight(rng, n, dtype, kind):
+    if kind is None:
+        return None
+    weights = rng.uniform(0.0, 2.0, size=n).astype(dtype)
+    weights[::3] = 0  # zero weights must drop their samples entirely
+    return weights
+
+
+# -- the protocol itself -----------------------------------------------------------
+
+
+def test_kernel_names_identical_across_backends(mod):
+    reference = get_module("numpy")
+    for name in KERNEL_NAMES:
+        assert callable(getattr(mod, name, None)), f"{mod.__name__} lacks kernel {name}"
+        try:
+            params = list(inspect.signature(getattr(mod, name)).parameters)
+        except (TypeError, ValueError):  # a compiled callable without introspection
+            continue
+        expected = list(inspect.signature(getattr(reference, name)).parameters)
+        assert params == expected, f"{mod.__name__}.{name}{params} != numpy.{name}{expected}"
+
+
+def test_naive_and_numpy_export_exactly_the_kernels():
+    # The pure-Python references define nothing public beyond the protocol.
+    for name in ("naive", "numpy"):
+        module = get_module(name)
+        public = {
+            attr
+            for attr, value in vars(module).items()
+            if not attr.startswith("_")
+            and inspect.isfunction(value)
+            and value.__module__ == module.__name__
+        }
+        assert public == set(KERNEL_NAMES), name
+
+
+# -- row-wise kernels: softmax, log_softmax, logsumexp, cross_entropy ---------------------
+
+
+def _row_kernel(module, name, x):
+    out = _out(x.shape if name != "logsumexp" else x.shape[:1], x.dtype)
+    result = _call(module, name, (x,), (out,))
+    assert result is out, f"{name} did not return its out buffer"
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", LOGIT_SHAPES)
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp"])
+def test_row_kernels_match_references(mod, name, shape, dtype, rng):
+    x = _logits(rng, shape, dtype)
+    actual = _row_kernel(mod, name, x)
+    scale = _finite_max_abs(x) if name != "softmax" else 1.0
+    for ref in _references(x.size):
+        _assert_close(actual, _row_kernel(ref, name, x), dtype, scale, f"{name} vs {ref.__name__}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_rows_sum_to_one_and_log_softmax_matches(mod, dtype, rng):
+    # Checked against mathematics, not another backend.
+    x = _logits(rng, (33, 37), dtype, spread=20.0)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    p = _row_kernel(mod, "softmax", x)
+    np.testing.assert_allclose(p.sum(axis=1, dtype=np.float64), 1.0, rtol=tol)
+    assert np.all(p >= 0)
+    log_p = _row_kernel(mod, "log_softmax", x)
+    np.testing.assert_allclose(np.exp(log_p.astype(np.float64)), p, rtol=tol, atol=tol)
+
+
+def _edge_rows(dtype):
+    inf, nan = np.inf, np.nan
+    return np.array(
+        [
+            [3e38, -3e38, 3e38, 0.0, 1.0],  # huge logits of both signs: no overflow
+            [-3e38, -3e38, -3e38, -3e38, -3e38],
+            [-inf, -inf, -inf, -inf, -inf],  # fully -inf row
+            [-inf, 1.0, -inf, 2.0, -inf],  # some -inf
+            [inf, 1.0, 2.0, -inf, 0.0],  # a +inf
+            [nan, 1.0, 2.0, 3.0, 4.0],  # NaN propagates
+            [1.0, 2.0, nan, -inf, inf],
+            [0.0, 0.0, 0.0, 0.0, 0.0],
+        ],
+        dtype=dtype,
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp"])
+def test_row_kernels_edge_values(mod, name, dtype):
+    x = _edge_rows(dtype)
+    actual = _row_kernel(mod, name, x)
+    for ref in _references(x.size):
+        _assert_close(actual, _row_kernel(ref, name, x), dtype, 1e38, f"{name} vs {ref.__name__}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_row_kernels_edge_values_exact(mod, dtype):
+    # Values known in closed form, independent of any backend.
+    x = _edge_rows(dtype)
+    p = _row_kernel(mod, "softmax", x)
+    np.testing.assert_allclose(p[0], [0.5, 0, 0.5, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(p[1], [0.2] * 5, rtol=1e-6)
+    np.testing.assert_allclose(p[3], [0, 1 / (1 + np.e), 0, np.e / (1 + np.e), 0], rtol=1e-6)
+    assert np.isnan(p[2]).all() and np.isnan(p[5]).all() and np.isnan(p[6]).all()
+    lse = _row_kernel(mod, "logsumexp", x)
+    np.testing.assert_allclose(lse[[0, 1, 7]], [3e38, -3e38, np.log(5)], rtol=1e-6)
+    assert lse[2] == -np.inf and lse[4] == np.inf and np.isnan(lse[5]) and np.isnan(lse[6])
+    logp = _row_kernel(mod, "log_softmax", x)
+    np.testing.assert_allclose(logp[1], [-np.log(5)] * 5, rtol=1e-6)
+    assert logp[3, 0] == -np.inf and np.isfinite(logp[3, 1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_row_kernels_out_may_alias_input(mod, name, dtype, rng):
+    x = _logits(rng, (17, 37), dtype)
+    expected = _row_kernel(get_module("numpy"), name, x)
+    x_inplace = x.copy()
+    assert getattr(mod, name)(x_inplace, x_inplace) is x_inplace
+    _assert_close(x_inplace, expected, dtype, _finite_max_abs(x), f"{name}(x, out=x)")
+
+
+def _cross_entropy(module, logits, y):
+    out = _out(logits.shape[:1], logits.dtype)
+    assert _call(module, "cross_entropy", (logits, y), (out,)) is out
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", LOGIT_SHAPES)
+def test_cross_entropy_matches_references(mod, shape, dtype, rng):
+    logits = _logits(rng, shape, dtype)
+    y = rng.integers(0, shape[1], size=shape[0]).astype(np.intp)
+    actual = _cross_entropy(mod, logits, y)
+    assert np.all(actual >= -RTOL[np.dtype(dtype)] * _finite_max_abs(logits))
+    for ref in _references(logits.size):
+        expected = _cross_entropy(ref, logits, y)
+        _assert_close(actual, expected, dtype, _finite_max_abs(logits), ref.__name__)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropy_huge_logits(mod, dtype):
+    logits = np.array([[3e38, -3e38, 0.0], [-1e38, 1e38, 1.0], [1.0, 1.0, 1.0]], dtype=dtype)
+    y = np.array([0, 0, 2], dtype=np.intp)
+    actual = _cross_entropy(mod, logits, y)
+    np.testing.assert_allclose(actual, [0.0, 2e38, np.log(3)], rtol=1e-6, atol=1e-6)
+
+
+# -- linear -------------------------------------------------------------------------
+
+
+def _linear(module, X, W, b):
+    out = _out((X.shape[0], W.shape[1]), W.dtype)
+    assert _call(module, "linear", (X, W, b), (out,)) is out
+    return out
+
+
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no_bias"])
+@pytest.mark.parametrize("x_kind", ["float", "uint8"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,d,C", PROBLEM_SHAPES)
+def test_linear_matches_references(mod, n, d, C, dtype, x_kind, with_bias, rng):
+    X, W, b, _ = _problem(rng, n, d, C, dtype, x_kind)
+    b = b if with_bias else None
+    actual = _linear(mod, X, W, b)
+    scale = float(np.max(np.abs(X.astype(np.float64)) @ np.abs(W), initial=0)) + 2.0
+    for ref in _references(n * d * C):
+        _assert_close(actual, _linear(ref, X, W, b), dtype, scale, ref.__name__)
+
+
+def test_linear_uint8_is_not_rescaled(mod):
+    # uint8 pixels are read as their values 0..255: check against exact integers.
+    X = np.array([[0, 1, 255], [128, 2, 3]], dtype=np.uint8)
+    W = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 2.0]], dtype=np.float32)
+    out = _linear(mod, X, W, np.array([0.5, -0.5], dtype=np.float32))
+    np.testing.assert_array_equal(out, [[255.5, 510.5], [131.5, 7.5]])
+
+
+# -- softmax_cross_entropy_grad ---------------------------------------------------------
+
+
+def _softmax_grad(module, X, W, b, y, sample_weight, l2):
+    dW = _out(W.shape, W.dtype)
+    db = _out(b.shape, W.dtype)
+    loss = _call(module, "softmax_cross_entropy_grad", (X, W, b, y, sample_weight, l2), (dW, db))
+    return loss, dW, db
+
+
+def _grad_scale(X, W, l2):
+    # |P - Y| <= 1 and the weights are normalised, so every gradient term is at most |X|.
+    return _finite_max_abs(X.astype(np.float64)) + l2 * _finite_max_abs(W) + 1.0
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+@pytest.mark.parametrize("weights", [None, "with_zeros"])
+@pytest.mark.parametrize("x_kind", ["float", "uint8"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,d,C", PROBLEM_SHAPES)
+def test_softmax_cross_entropy_grad_matches_references(mod, n, d, C, dtype, x_kind, weights, l2, rng):
+    X, W, b, y = _problem(rng, n, d, C, dtype, x_kind)
+    sample_weight = _sample_weight(rng, n, dtype, weights)
+    loss, dW, db = _softmax_grad(mod, X, W, b, y, sample_weight, l2)
+    scale = _grad_scale(X, W, l2)
+    for ref in _references(n * d * C):
+        ref_loss, ref_dW, ref_db = _softmax_grad(ref, X, W, b, y, sample_weight, l2)
+        _assert_close(loss, ref_loss, dtype, abs(ref_loss) + 1.0, f"loss vs {ref.__name__}")
+        _assert_close(dW, ref_dW, dtype, scale, f"dW vs {ref.__name__}")
+        _assert_close(db, ref_db, dtype, 1.0, f"db vs {ref.__name__}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_cross_entropy_grad_empty_batch(mod, dtype, rng):
+    # Protocol: n == 0 leaves only the penalty: dW = l2 * W, db = 0.
+    X, W, b, y = _problem(rng, 0, 4, 3, dtype, "float")
+    loss, dW, db = _softmax_grad(mod, X, W, b, y, None, 0.0)
+    assert loss == 0.0
+    np.testing.assert_array_equal(dW, 0)
+    np.testing.assert_array_equal(db, 0)
+    loss, dW, db = _softmax_grad(mod, X, W, b, y, None, 0.5)
+    np.testing.assert_allclose(dW, 0.5 * W, rtol=1e-6)
+    np.testing.assert_array_equal(db, 0)
+    # The data term is empty, the penalty 0.5 * l2 * ||W||^2 remains.
+    assert loss == pytest.approx(0.25 * float(np.sum(W.astype(np.float64) ** 2)), rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_cross_entropy_grad_weights_drop_and_scale(mod, dtype, rng):
+    # A zero weight removes a sample; doubling every weight changes nothing.
+    X, W, b, y = _problem(rng, 7, 5, 4, dtype, "float")
+    weights = np.array([1, 0, 1, 1, 0, 1, 1], dtype=dtype)
+    kept = weights > 0
+    got = _softmax_grad(mod, X, W, b, y, weights, 0.1)
+    subset = _softmax_grad(mod, X[kept], W, b, y[kept], None, 0.1)
+    doubled = _softmax_grad(mod, X, W, b, y, 2 * weights, 0.1)
+    for other in (subset, doubled):
+        for a, e in zip(got, other):
+            _assert_close(a, e, dtype, 4.0, "weighted")
+
+
+# -- sigmoid, binary_cross_entropy, logistic_loss_grad -------------------------------------
+
+
+def _sigmoid(module, x):
+    out = _out(x.shape, x.dtype)
+    assert _call(module, "sigmoid", (x,), (out,)) is out
+    return out
+
+
+def _binary_cross_entropy(module, z, y):
+    out = _out(z.shape, z.dtype)
+    assert _call(module, "binary_cross_entropy", (z, y), (out,)) is out
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [0, 1, 3, 17, 33, 1000])
+def test_sigmoid_and_bce_match_references(mod, n, dtype, rng):
+    z = _logits(rng, n, dtype, spread=10.0)
+    y = rng.uniform(0, 1, size=n).astype(dtype)
+    y[::2] = np.round(y[::2])
+    p = _sigmoid(mod, z)
+    loss = _binary_cross_entropy(mod, z, y)
+    for ref in _references(n):
+        _assert_close(p, _sigmoid(ref, z), dtype, _finite_max_abs(p), f"sigmoid vs {ref.__name__}")
+        _assert_close(loss, _binary_cross_entropy(ref, z, y), dtype, 10.0, f"bce vs {ref.__name__}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_and_bce_edge_values(mod, dtype):
+    z = np.array([3e38, -3e38, 1000.0, -1000.0, 0.0, np.inf, -np.inf, np.nan], dtype=dtype)
+    p = _sigmoid(mod, z)
+    np.testing.assert_array_equal(p[:4], [1.0, 0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(p[4:7], [0.5, 1.0, 0.0])
+    assert np.isnan(p[7])
+    for ref in _references(z.size):
+        _assert_close(p, _sigmoid(ref, z), dtype, 1.0, ref.__name__)
+    # Finite logits only: the loss at +-inf is a NaN-or-limit convention left to functions.
+    zf, y = z[:5], np.array([1.0, 0.0, 0.0, 1.0, 1.0], dtype=dtype)
+    loss = _binary_cross_entropy(mod, zf, y)
+    np.testing.assert_allclose(loss, [0.0, 0.0, 1000.0, 1000.0, np.log(2)], rtol=1e-6)
+    assert _binary_cross_entropy(mod, zf[:2], np.array([0.0, 1.0], dtype=dtype)).tolist() == [
+        pytest.approx(3e38, rel=1e-6)
+    ] * 2
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_out_may_alias_input(mod, dtype, rng):
+    x = _logits(rng, 37, dtype, spread=10.0)
+    expected = _sigmoid(get_module("numpy"), x)
+    x_inplace = x.copy()
+    assert mod.sigmoid(x_inplace, x_inplace) is x_inplace
+    _assert_close(x_inplace, expected, dtype, 1.0, "sigmoid(x, out=x)")
+
+
+def _logistic_grad(module, X, w, b, y, sample_weight, l2):
+    dw = _out(w.shape, w.dtype)
+    loss, db = _call(module, "logistic_loss_grad", (X, w, b, y, sample_weight, l2), (dw,))
+    return loss, dw, db
+
+
+def _binary_problem(rng, n, d, dtype, x_kind):
+    X, W, b, _ = _problem(rng, n, d, 1, dtype, x_kind)
+    y = rng.integers(0, 2, size=n).astype(dtype)
+    return X, W[:, 0].copy(), float(b[0]), y
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+@pytest.mark.parametrize("weights", [None, "with_zeros"])
+@pytest.mark.parametrize("x_kind", ["float", "uint8"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,d", [(0, 7), (1, 1), (3, 65), (17, 1), (33, 7), (5, 65), (200, 33)])
+def test_logistic_loss_grad_matches_references(mod, n, d, dtype, x_kind, weights, l2, rng):
+    X, w, b, y = _binary_problem(rng, n, d, dtype, x_kind)
+    sample_weight = _sample_weight(rng, n, dtype, weights)
+    loss, dw, db = _logistic_grad(mod, X, w, b, y, sample_weight, l2)
+    assert isinstance(db, float)
+    for ref in _references(n * d):
+        ref_loss, ref_dw, ref_db = _logistic_grad(ref, X, w, b, y, sample_weight, l2)
+        _assert_close(loss, ref_loss, dtype, abs(ref_loss) + 1.0, f"loss vs {ref.__name__}")
+        _assert_close(dw, ref_dw, dtype, _grad_scale(X, w, l2), f"dw vs {ref.__name__}")
+        _assert_close(db, ref_db, dtype, 1.0, f"db vs {ref.__name__}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_logistic_loss_grad_huge_margins(mod, dtype):
+    # |z| = 1e4: exp would overflow in float32; the loss must stay finite and exact.
+    X = np.array([[1.0], [-1.0], [1.0]], dtype=dtype)
+    w = np.array([1e4], dtype=dtype)
+    y = np.array([1.0, 0.0, 0.0], dtype=dtype)
+    loss, dw, db = _logistic_grad(mod, X, w, 0.0, y, None, 0.0)
+    # Samples 0 and 1 are right with margin 1e4 (loss 0), sample 2 wrong (loss 1e4, p - y = 1).
+    assert loss == pytest.approx(1e4 / 3, rel=1e-6)
+    np.testing.assert_allclose(dw, [1 / 3], rtol=1e-6)
+    assert db == pytest.approx(1 / 3, rel=1e-6)
+
+
+# -- classification_error ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", LOGIT_SHAPES)
+def test_classification_error_matches_references(mod, shape, dtype, rng):
+    logits = _logits(rng, shape, dtype)
+    y = rng.integers(0, shape[1], size=shape[0]).astype(np.intp)
+    actual = _call(mod, "classification_error", (logits, y))
+    assert isinstance(actual, float)
+    for ref in _references(logits.size):
+        assert actual == _call(ref, "classification_error", (logits, y)), ref.__name__
+
+
+def test_classification_error_ties_take_first_argmax(mod):
+    logits = np.array([[1.0, 1.0, 0.0], [0.0, 2.0, 2.0], [5.0, 5.0, 5.0], [0.0, 0.0, 1.0]])
+    assert mod.classification_error(logits, np.array([1, 1, 0, 2], dtype=np.intp)) == 0.25
+    assert mod.classification_error(logits, np.array([0, 2, 2, 2], dtype=np.intp)) == 0.5
+    assert mod.classification_error(logits[:0], np.array([], dtype=np.intp)) == 0.0
+
+
+# -- threads ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def threaded_mod(mod):
+    # The naive oracle has no threads and is far too slow for these sizes.
+    if mod.__name__.endswith(".naive"):
+        pytest.skip("the naive backend runs in one thread")
+    return mod
+
+
+@pytest.mark.usefixtures("restore_num_threads")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_all_kernels_with_threads(threaded_mod, num_threads, dtype, rng):
+    # Enough rows (5000) that a parallel kernel really splits the work between threads.
+    mod = threaded_mod
+    fastsoftmax.set_num_threads(num_threads)
+    n, d, C = 5000, 50, 10
+    ref = get_module("numpy")
+    X, W, b, y = _problem(rng, n, d, C, dtype, "float")
+    logits = _logits(rng, (n, d), dtype)
+    for name in ("softmax", "log_softmax", "logsumexp"):
+        _assert_close(_row_kernel(mod, name, logits), _row_kernel(ref, name, logits), dtype,
+                      _finite_max_abs(logits), name)
+    labels = rng.integers(0, d, size=n).astype(np.intp)
+    _assert_close(_cross_entropy(mod, logits, labels), _cross_entropy(ref, logits, labels),
+                  dtype, _finite_max_abs(logits), "cross_entropy")
+    assert mod.classification_error(logits, labels) == ref.classification_error(logits, labels)
+    _assert_close(_linear(mod, X, W, b), _linear(ref, X, W, b), dtype, 50.0, "linear")
+
+    sample_weight = _sample_weight(rng, n, dtype, "with_zeros")
+    for weights in (None, sample_weight):
+        got = _softmax_grad(mod, X, W, b, y, weights, 0.1)
+        want = _softmax_grad(ref, X, W, b, y, weights, 0.1)
+        for a, e, what in zip(got, want, ("loss", "dW", "db")):
+            _assert_close(a, e, dtype, _grad_scale(X, W, 0.1), f"softmax grad {what}")
+        yb = (y % 2).astype(dtype)
+        got = _logistic_grad(mod, X, W[:, 0].copy(), 0.3, yb, weights, 0.1)
+        want = _logistic_grad(ref, X, W[:, 0].copy(), 0.3, yb, weights, 0.1)
+        for a, e, what in zip(got, want, ("loss", "dw", "db")):
+            _assert_close(a, e, dtype, _grad_scale(X, W, 0.1), f"logistic grad {what}")
+
+    z = logits.ravel()
+    _assert_close(_sigmoid(mod, z), _sigmoid(ref, z), dtype, 1.0, "sigmoid")
+    t = np.round(_sigmoid(ref, z[::-1].copy()))
+    _assert_close(_binary_cross_entropy(mod, z, t), _binary_cross_entropy(ref, z, t), dtype,
+                  _finite_max_abs(z), "binary_cross_entropy")
+
+
+@pytest.mark.usefixtures("restore_num_threads")
+def test_thread_count_does_not_change_results(threaded_mod, rng):
+    mod = threaded_mod
+    X, W, b, y = _problem(rng, 5000, 50, 10, np.float64, "float")
+    results = []
+    for num_threads in (1, 2):
+        fastsoftmax.set_num_threads(num_threads)
+        results.append(_softmax_grad(mod, X, W, b, y, None, 0.0))
+    for a, e in zip(*results):
+        _assert_close(a, e, np.float64, 10.0, "1 thread vs 2 threads")
+
