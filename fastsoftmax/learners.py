@@ -103,12 +103,17 @@ def _unit_interval(name, value):
     return value
 
 
+def _integer(name, value, minimum):
+    """Return ``value`` as an int ``>= minimum`` or raise naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def _epoch(epoch):
-    if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral):
-        raise TypeError(f"epoch must be an integer, got {type(epoch).__name__} {epoch!r}")
-    if epoch < 0:
-        raise ValueError(f"epoch must be >= 0, got {epoch!r}")
-    return int(epoch)
+    return _integer("epoch", epoch, 0)
 
 
 # --------------------------------------------------------------------------
@@ -186,11 +191,7 @@ class StepDecay(Schedule):
     kind = "step"
 
     def __init__(self, step_size=10, gamma=0.1):
-        if isinstance(step_size, bool) or not isinstance(step_size, numbers.Integral):
-            raise TypeError(f"step_size must be an integer, got {type(step_size).__name__} {step_size!r}")
-        if step_size < 1:
-            raise ValueError(f"step_size must be >= 1, got {step_size!r}")
-        self.step_size = int(step_size)
+        self.step_size = _integer("step_size", step_size, 1)
         self.gamma = _decay("gamma", gamma)
 
     def factor(self, epoch):

@@ -32,7 +32,6 @@ drive this same machinery.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
@@ -45,17 +44,9 @@ from .functions import (
     softmax,
     softmax_cross_entropy_grad,
 )
-from .learners import get_learner
+from .learners import _integer, get_learner
 
 __all__ = ["SoftmaxModel", "Trainer", "iter_minibatches"]
-
-
-def _count(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class SoftmaxModel:
@@ -123,8 +114,8 @@ class SoftmaxModel:
         random_state=None,
         init="zeros",
     ):
-        self.n_features = _count("n_features", n_features, 1)
-        self.n_classes = _count("n_classes", n_classes, 2)
+        self.n_features = _integer("n_features", n_features, 1)
+        self.n_classes = _integer("n_classes", n_classes, 2)
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
@@ -247,8 +238,8 @@ def iter_minibatches(n_samples, batch_size, *, shuffle=False, random_state=None)
     >>> sorted(int(i) for b in iter_minibatches(5, 2, shuffle=True, random_state=0) for i in b)
     [0, 1, 2, 3, 4]
     """
-    n_samples = _count("n_samples", n_samples, 0)
-    batch_size = _count("batch_size", batch_size, 1)
+    n_samples = _integer("n_samples", n_samples, 0)
+    batch_size = _integer("batch_size", batch_size, 1)
     if not shuffle:
         for start in range(0, n_samples, batch_size):
             yield slice(start, min(start + batch_size, n_samples))
