@@ -1,0 +1,93 @@
+/* Template body of the two block products of the fused kernels, included by
+ * fs_simd_impl.h once per X element type (FS_XT = FS_T or unsigned char,
+ * loaded by FS_LOADX, suffix FS_XS).
+ *
+ * Lanes run over features (the contiguous dimension of X rows and of the
+ * transposed weights WT (C, d)), so all lanes are busy whatever the number of
+ * classes.  Tiles are register blocks: the forward pass keeps 4 rows x 5
+ * classes of partial dot products in registers, the backward pass keeps
+ * 4 vectors of features x 5 classes of gradient while it streams the rows of
+ * the block.  The tile functions are always inlined with constant R/CB/JB so
+ * the compiler fully unrolls them into registers.
+ */
+
+#define GN(name) FN(FS_CAT(name, FS_XS))
+
+FS_DEF void GN(fwd_tile)(const FS_XT *X, Py_ssize_t d, const FS_T *WT, FS_T *Z, Py_ssize_t C,
+                         const int R, const int CB)
+{
+    VF acc[4][5];
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < CB; c++) acc[r][c] = FN(splat)(0);
+    Py_ssize_t j = 0;
+    for (; j + FS_V <= d; j += FS_V) {
+        VF xv[4];
+        for (int r = 0; r < R; r++) xv[r] = FS_LOADX(X + r * d + j);
+        for (int c = 0; c < CB; c++) {
+            VF w = FN(load)(WT + c * d + j);
+            for (int r = 0; r < R; r++) acc[r][c] += xv[r] * w;
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < CB; c++) {
+            FS_T s = FN(hsum)(acc[r][c]);
+            for (Py_ssize_t t = j; t < d; t++) s += (FS_T)X[r * d + t] * WT[c * d + t];
+            Z[r * C + c] += s;
+        }
+}
+
+/* Z (n, C) += X (n, d) @ WT (C, d)^T */
+static FS_TARGET void GN(fwd)(const FS_XT *X, Py_ssize_t n, Py_ssize_t d, const FS_T *WT,
+                              Py_ssize_t C, FS_T *Z)
+{
+    Py_ssize_t i = 0, c;
+    for (; i + 4 <= n; i += 4) {
+        for (c = 0; c + 5 <= C; c += 5) GN(fwd_tile)(X + i * d, d, WT + c * d, Z + i * C + c, C, 4, 5);
+        for (; c < C; c++) GN(fwd_tile)(X + i * d, d, WT + c * d, Z + i * C + c, C, 4, 1);
+    }
+    for (; i < n; i++) {
+        for (c = 0; c + 5 <= C; c += 5) GN(fwd_tile)(X + i * d, d, WT + c * d, Z + i * C + c, C, 1, 5);
+        for (; c < C; c++) GN(fwd_tile)(X + i * d, d, WT + c * d, Z + i * C + c, C, 1, 1);
+    }
+}
+
+FS_DEF void GN(bwd_tile)(const FS_XT *X, Py_ssize_t n, Py_ssize_t d, const FS_T *R, Py_ssize_t C,
+                         FS_T *dWT, const int JB, const int CB)
+{
+    VF acc[4][5];
+    for (int c = 0; c < CB; c++)
+        for (int b = 0; b < JB; b++) acc[b][c] = FN(load)(dWT + c * d + b * FS_V);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        VF xv[4];
+        for (int b = 0; b < JB; b++) xv[b] = FS_LOADX(X + i * d + b * FS_V);
+        for (int c = 0; c < CB; c++) {
+            VF r = FN(splat)(R[i * C + c]);
+            for (int b = 0; b < JB; b++) acc[b][c] += xv[b] * r;
+        }
+    }
+    for (int c = 0; c < CB; c++)
+        for (int b = 0; b < JB; b++) FN(store)(dWT + c * d + b * FS_V, acc[b][c]);
+}
+
+/* dWT (C, d) += R (n, C)^T @ X (n, d) */
+static FS_TARGET void GN(bwd)(const FS_XT *X, Py_ssize_t n, Py_ssize_t d, const FS_T *R,
+                              Py_ssize_t C, FS_T *dWT)
+{
+    Py_ssize_t j = 0, c;
+    for (; j + 4 * FS_V <= d; j += 4 * FS_V) {
+        for (c = 0; c + 5 <= C; c += 5) GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 4, 5);
+        for (; c < C; c++) GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 4, 1);
+    }
+    for (; j + FS_V <= d; j += FS_V) {
+        for (c = 0; c + 5 <= C; c += 5) GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 1, 5);
+        for (; c < C; c++) GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 1, 1);
+    }
+    for (; j < d; j++)
+        for (c = 0; c < C; c++) {
+            FS_T s = 0;
+            for (Py_ssize_t i = 0; i < n; i++) s += R[i * C + c] * (FS_T)X[i * d + j];
+            dWT[c * d + j] += s;
+        }
+}
+
+#undef GN

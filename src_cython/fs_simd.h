@@ -1,0 +1,177 @@
+/* SIMD kernels of the cython backend, with run-time instruction-set dispatch.
+ *
+ * fs_simd_impl.h is instantiated for float and double, each for three
+ * instruction sets on x86-64: the baseline (SSE2, or whatever the compiler
+ * flags enable, e.g. -march=native), AVX2+FMA and AVX-512.  fs_init() picks
+ * the best one this CPU supports (__builtin_cpu_supports), so the default
+ * build runs on any x86-64 and uses AVX-512 where it exists.  Other
+ * architectures get the baseline only.  Needs GCC or Clang (vector
+ * extensions).
+ */
+#ifndef FS_SIMD_H
+#define FS_SIMD_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define FS_X86 1
+#else
+#define FS_X86 0
+#endif
+
+/* widest vector the compile flags already allow (the baseline variant) */
+#if defined(__AVX512F__)
+#define FS_BASE_BYTES 64
+#elif defined(__AVX2__)
+#define FS_BASE_BYTES 32
+#else
+#define FS_BASE_BYTES 16
+#endif
+
+#define FS_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define FS_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
+
+/* ------------------------------------------------------------ float */
+#define FS_T float
+#define FS_I int32_t
+#define FS_F32 1
+#define FS_LOG logf
+
+#define FS_V (FS_BASE_BYTES / 4)
+#define FS_SUF f32_base
+#define FS_TARGET
+#include "fs_simd_impl.h"
+#undef FS_V
+#undef FS_SUF
+#undef FS_TARGET
+
+#if FS_X86
+#define FS_V 8
+#define FS_SUF f32_avx2
+#define FS_TARGET FS_TARGET_AVX2
+#include "fs_simd_impl.h"
+#undef FS_V
+#undef FS_SUF
+#undef FS_TARGET
+
+#define FS_V 16
+#define FS_SUF f32_avx512
+#define FS_TARGET FS_TARGET_AVX512
+#include "fs_simd_impl.h"
+#undef FS_V
+#undef FS_SUF
+#undef FS_TARGET
+#endif
+
+#undef FS_T
+#undef FS_I
+#undef FS_F32
+#undef FS_LOG
+
+/* ----------------------------------------------------------- double */
+#define FS_T double
+#define FS_I int64_t
+#define FS_F32 0
+#define FS_LOG log
+
+#define FS_V (FS_BASE_BYTES / 8)
+#define FS_SUF f64_base
+#define FS_TARGET
+#include "fs_simd_impl.h"
+#undef FS_V
+#undef FS_SUF
+#undef FS_TARGET
+
+#if FS_X86
+#define FS_V 4
+#define FS_SUF f64_avx2
+#define FS_TARGET FS_TARGET_AVX2
+#include "fs_simd_impl.h"
+#undef FS_V
+#undef FS_SUF
+#undef FS_TARGET
+
+#define FS_V 8
+#define FS_SUF f64_avx512
+#define FS_TARGET FS_TARGET_AVX512
+#include "fs_simd_impl.h"
+#undef FS_V
+#undef FS_SUF
+#undef FS_TARGET
+#endif
+
+#undef FS_T
+#undef FS_I
+#undef FS_F32
+#undef FS_LOG
+
+/* ------------------------------------------------------ dispatching */
+
+/* One function pointer per kernel and type; FS_OPS(T, S) lists them. */
+#define FS_OPS(X, T, S)                                                                   \
+    X(softmax_rows, S, void, (const T *x, T *out, Py_ssize_t n, Py_ssize_t k), (x, out, n, k))     \
+    X(log_softmax_rows, S, void, (const T *x, T *out, Py_ssize_t n, Py_ssize_t k), (x, out, n, k)) \
+    X(logsumexp_rows, S, void, (const T *x, T *out, Py_ssize_t n, Py_ssize_t k), (x, out, n, k))   \
+    X(ce_residual_rows, S, double,                                                                 \
+      (T *Z, Py_ssize_t n, Py_ssize_t C, const Py_ssize_t *y, const T *sw, double *db),             \
+      (Z, n, C, y, sw, db))                                                                        \
+    X(exp_array, S, void, (const T *x, T *out, Py_ssize_t n), (x, out, n))                          \
+    X(fwd_f, S, void, (const T *X, Py_ssize_t n, Py_ssize_t d, const T *WT, Py_ssize_t C, T *Z),   \
+      (X, n, d, WT, C, Z))                                                                         \
+    X(fwd_u8, S, void,                                                                             \
+      (const unsigned char *X, Py_ssize_t n, Py_ssize_t d, const T *WT, Py_ssize_t C, T *Z),       \
+      (X, n, d, WT, C, Z))                                                                         \
+    X(bwd_f, S, void, (const T *X, Py_ssize_t n, Py_ssize_t d, const T *R, Py_ssize_t C, T *dWT),  \
+      (X, n, d, R, C, dWT))                                                                        \
+    X(bwd_u8, S, void,                                                                             \
+      (const unsigned char *X, Py_ssize_t n, Py_ssize_t d, const T *R, Py_ssize_t C, T *dWT),      \
+      (X, n, d, R, C, dWT))
+
+#define FS_PTR(name, S, ret, params, args) static ret(*fs_ptr_##name##_##S) params;
+#define FS_WRAP(name, S, ret, params, args) \
+    static inline ret fs_##name##_##S params { return fs_ptr_##name##_##S args; }
+#define FS_SET(name, S, ret, params, args) fs_ptr_##name##_##S = FS_CHOOSE(name, S);
+
+FS_OPS(FS_PTR, float, f32)
+FS_OPS(FS_PTR, double, f64)
+FS_OPS(FS_WRAP, float, f32)
+FS_OPS(FS_WRAP, double, f64)
+
+/* 0: baseline, 1: AVX2 + FMA, 2: AVX-512 */
+static int fs_level = -1;
+
+static int fs_cpu_level(void)
+{
+#if FS_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+        && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+#endif
+    return 0;
+}
+
+/* Select the kernels of instruction-set level min(level, what the CPU has);
+ * level < 0 means the best available.  Returns the level in use. */
+static int fs_set_level(int level)
+{
+    int cpu = fs_cpu_level();
+    if (level < 0 || level > cpu) level = cpu;
+    fs_level = level;
+#if FS_X86
+#define FS_CHOOSE(name, S) \
+    (level == 2 ? name##_##S##_avx512 : level == 1 ? name##_##S##_avx2 : name##_##S##_base)
+#else
+#define FS_CHOOSE(name, S) name##_##S##_base
+#endif
+    FS_OPS(FS_SET, float, f32)
+    FS_OPS(FS_SET, double, f64)
+#undef FS_CHOOSE
+    return level;
+}
+
+#endif /* FS_SIMD_H */
