@@ -300,7 +300,9 @@ class Trainer:
     def __init__(self, model, learner="sgd", *, track_train_error=True):
         for attr in ("parameters", "loss_grad", "decision_function"):
             if not callable(getattr(model, attr, None)):
-                raise TypeError(f"model must provide {attr}() like SoftmaxModel, got {type(model).__name__}")
+                raise TypeError(
+                    f"model must provide {attr}() like SoftmaxModel, got {type(model).__name__}"
+                )
         self.model = model
         self.learner = get_learner(learner)
         self.track_train_error = bool(track_train_error)
@@ -440,7 +442,9 @@ class Trainer:
         """Advance the epoch counter (the learning-rate schedule is per epoch)."""
         self.epoch += 1
 
-    def train_epoch(self, X, y, sample_weight=None, *, batch_size=256, shuffle=True, random_state=None):
+    def train_epoch(
+        self, X, y, sample_weight=None, *, batch_size=256, shuffle=True, random_state=None
+    ):
         """Train on every minibatch of ``(X, y)`` once, then advance the epoch.
 
         The loop is per minibatch (each one a few vectorised kernel calls),

@@ -185,7 +185,8 @@ def test_epoch_reaches_the_schedule():
             super().step(params, grads, epoch)
 
     X, y = mnist_like(n=20)
-    trainer = Trainer(SoftmaxModel(20, 5), Recording(1.0, schedule=StepDecay(step_size=1, gamma=0.5)))
+    halving = Recording(1.0, schedule=StepDecay(step_size=1, gamma=0.5))
+    trainer = Trainer(SoftmaxModel(20, 5), halving)
     trainer.train_minibatch(X, y)
     trainer.next_epoch()
     trainer.train_minibatch(X, y)
