@@ -306,7 +306,9 @@ def _grad_scale(X, W, l2):
 @pytest.mark.parametrize("x_kind", ["float", "uint8"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n,d,C", PROBLEM_SHAPES)
-def test_softmax_cross_entropy_grad_matches_references(mod, n, d, C, dtype, x_kind, weights, l2, rng):
+def test_softmax_cross_entropy_grad_matches_references(
+    mod, n, d, C, dtype, x_kind, weights, l2, rng
+):
     X, W, b, y = _problem(rng, n, d, C, dtype, x_kind)
     sample_weight = _sample_weight(rng, n, dtype, weights)
     loss, dW, db = _softmax_grad(mod, X, W, b, y, sample_weight, l2)
