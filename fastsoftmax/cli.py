@@ -15,7 +15,7 @@ Examples
 --------
 >>> from fastsoftmax.cli import main
 >>> main(["train", "--dataset", "digits", "--epochs", "2", "--quiet"])  # doctest: +ELLIPSIS
-training time: ... s
+training time: ... s (... s per epoch)
 validation accuracy: ...%
 test accuracy: ...%
 0
@@ -298,8 +298,7 @@ def _train_in_context(args):
     print(f"validation accuracy: {100 * _accuracy(model, X_val, y_val):.2f}%")
     print(f"test accuracy: {100 * _accuracy(model, data.X_test, data.y_test):.2f}%")
     if args.save:
-        model.save(args.save)
-        print(f"model saved to {args.save}")
+        print(f"model saved to {model.save(args.save)}")
     if args.plot:
         from .plotting import save_plots
 

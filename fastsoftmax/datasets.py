@@ -176,9 +176,10 @@ def read_idx(path):
     --------
     >>> import os, tempfile, numpy as np
     >>> from fastsoftmax.datasets import read_idx, write_idx
-    >>> path = os.path.join(tempfile.mkdtemp(), "a-idx2-ubyte.gz")
-    >>> write_idx(path, np.arange(6, dtype=np.uint8).reshape(2, 3))
-    >>> read_idx(path)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "a-idx2-ubyte.gz")
+    ...     write_idx(path, np.arange(6, dtype=np.uint8).reshape(2, 3))
+    ...     read_idx(path)
     array([[0, 1, 2],
            [3, 4, 5]], dtype=uint8)
     """
@@ -203,9 +204,10 @@ def write_idx(path, array):
     --------
     >>> import os, tempfile, numpy as np
     >>> from fastsoftmax.datasets import read_idx, write_idx
-    >>> path = os.path.join(tempfile.mkdtemp(), "labels-idx1-ubyte")
-    >>> write_idx(path, np.array([7, 2, 1], dtype=np.uint8))
-    >>> os.path.getsize(path)  # 8-byte header + 3 labels
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "labels-idx1-ubyte")
+    ...     write_idx(path, np.array([7, 2, 1], dtype=np.uint8))
+    ...     os.path.getsize(path)  # 8-byte header + 3 labels
     11
     """
     array = np.asarray(array)
