@@ -77,38 +77,6 @@ def _softmax_loss_scipy(X, W, b, y, sample_weight, l2):
     return float(weights @ nll / weights.sum() + 0.5 * l2 * np.sum(W**2))
 
 
-@pytest.mark.parametrize("l2", L2_VALUES)
-@pytest.mark.parametrize("weights", WEIGHTS)
-@pytest.mark.parametrize("x_kind", ["float", "uint8"])
-def test_softmax_cross_entropy_grad_finite_differences(mod, x_kind, weights, l2, rng):
-    X, W, b, y = _softmax_problem(rng, x_kind)
-    sample_weight = _weights(rng, weights)
-    loss, dW, db = _softmax_loss_grad(mod, X, W, b, y, sample_weight, l2)
-
-    assert loss == pytest.approx(_softmax_loss_scipy(X, W, b, y, sample_weight, l2), rel=1e-12)
-
-    def f():
-        return _softmax_loss_scipy(X, W, b, y, sample_weight, l2)
-
-    np.testing.assert_allclose(dW, _central_differences(f, W), **FD_TOL)
-    np.testing.assert_allclose(db, _central_differences(f, b), **FD_TOL)
-
-
-@pytest.mark.parametrize("l2", L2_VALUES)
-@pytest.mark.parametrize("weights", WEIGHTS)
-def test_softmax_gradient_is_derivative_of_backend_loss(mod, weights, l2, rng):
-    # The backend's own loss, differentiated: loss and gradient are consistent.
-    X, W, b, y = _softmax_problem(rng)
-    sample_weight = _weights(rng, weights)
-    _, dW, db = _softmax_loss_grad(mod, X, W, b, y, sample_weight, l2)
-
-    def f():
-        return _softmax_loss_grad(mod, X, W, b, y, sample_weight, l2)[0]
-
-    np.testing.assert_allclose(dW, _central_differences(f, W), **FD_TOL)
-    np.testing.assert_allclose(db, _central_differences(f, b), **FD_TOL)
-
-
 def test_softmax_cross_entropy_loss_of_one_hot_logits(mod):
     # Closed form: two classes with logits (0, log 3) give CE log(4) and log(4/3).
     X = np.eye(2)
@@ -134,7 +102,8 @@ def _binary_problem(rng, x_kind="float"):
 def _logistic_loss_grad(mod, X, w, b, y, sample_weight, l2):
     dw = np.empty_like(w)
     loss, db = mod.logistic_loss_grad(X, w, float(b[0]), y, sample_weight, l2, dw)
-    return loss, dw, db
+    assert isinstance(db, float)
+    return loss, dw, np.array([db])  # db as an array, like b, for the shared tests
 
 
 def _logistic_loss_scipy(X, w, b, y, sample_weight, l2):
@@ -144,42 +113,55 @@ def _logistic_loss_scipy(X, w, b, y, sample_weight, l2):
     return float(weights @ nll / weights.sum() + 0.5 * l2 * np.sum(w**2))
 
 
-@pytest.mark.parametrize("l2", L2_VALUES)
-@pytest.mark.parametrize("weights", WEIGHTS)
-@pytest.mark.parametrize("x_kind", ["float", "uint8"])
-def test_logistic_loss_grad_finite_differences(mod, x_kind, weights, l2, rng):
-    X, w, b, y = _binary_problem(rng, x_kind)
-    sample_weight = _weights(rng, weights)
-    loss, dw, db = _logistic_loss_grad(mod, X, w, b, y, sample_weight, l2)
-
-    assert loss == pytest.approx(_logistic_loss_scipy(X, w, b, y, sample_weight, l2), rel=1e-12)
-
-    def f():
-        return _logistic_loss_scipy(X, w, b, y, sample_weight, l2)
-
-    np.testing.assert_allclose(dw, _central_differences(f, w), **FD_TOL)
-    np.testing.assert_allclose(db, _central_differences(f, b)[0], **FD_TOL)
-
-
-@pytest.mark.parametrize("l2", L2_VALUES)
-@pytest.mark.parametrize("weights", WEIGHTS)
-def test_logistic_gradient_is_derivative_of_backend_loss(mod, weights, l2, rng):
-    X, w, b, y = _binary_problem(rng)
-    sample_weight = _weights(rng, weights)
-    _, dw, db = _logistic_loss_grad(mod, X, w, b, y, sample_weight, l2)
-
-    def f():
-        return _logistic_loss_grad(mod, X, w, b, y, sample_weight, l2)[0]
-
-    np.testing.assert_allclose(dw, _central_differences(f, w), **FD_TOL)
-    np.testing.assert_allclose(db, _central_differences(f, b)[0], **FD_TOL)
-
-
 def test_logistic_loss_with_soft_targets(mod):
     # Closed form at z = 0: log(2) whatever the target, gradient (p - y) = 0.5 - y.
     X = np.zeros((2, 1))
     y = np.array([0.25, 1.0])
     loss, dw, db = _logistic_loss_grad(mod, X, np.zeros(1), np.zeros(1), y, None, 0.0)
     assert loss == pytest.approx(np.log(2.0), rel=1e-14)
-    assert db == pytest.approx(((0.5 - 0.25) + (0.5 - 1.0)) / 2, rel=1e-14)
+    assert db[0] == pytest.approx(((0.5 - 0.25) + (0.5 - 1.0)) / 2, rel=1e-14)
     np.testing.assert_array_equal(dw, [0.0])
+
+
+# -- both losses: (problem, backend kernel, independent scipy loss) -----------------------
+
+LOSSES = {
+    "softmax": (_softmax_problem, _softmax_loss_grad, _softmax_loss_scipy),
+    "logistic": (_binary_problem, _logistic_loss_grad, _logistic_loss_scipy),
+}
+
+
+@pytest.mark.parametrize("l2", L2_VALUES)
+@pytest.mark.parametrize("weights", WEIGHTS)
+@pytest.mark.parametrize("x_kind", ["float", "uint8"])
+@pytest.mark.parametrize("loss_kind", LOSSES)
+def test_loss_and_finite_differences_of_scipy_loss(mod, loss_kind, x_kind, weights, l2, rng):
+    make_problem, kernel, scipy_loss = LOSSES[loss_kind]
+    X, W, b, y = make_problem(rng, x_kind)
+    sample_weight = _weights(rng, weights)
+    loss, dW, db = kernel(mod, X, W, b, y, sample_weight, l2)
+
+    def f():
+        return scipy_loss(X, W, b, y, sample_weight, l2)
+
+    assert isinstance(loss, float)
+    assert loss == pytest.approx(f(), rel=1e-12)
+    np.testing.assert_allclose(dW, _central_differences(f, W), **FD_TOL)
+    np.testing.assert_allclose(db, _central_differences(f, b), **FD_TOL)
+
+
+@pytest.mark.parametrize("l2", L2_VALUES)
+@pytest.mark.parametrize("weights", WEIGHTS)
+@pytest.mark.parametrize("loss_kind", LOSSES)
+def test_gradient_is_derivative_of_backend_loss(mod, loss_kind, weights, l2, rng):
+    # The backend's own loss, differentiated: its loss and gradient are consistent.
+    make_problem, kernel, _ = LOSSES[loss_kind]
+    X, W, b, y = make_problem(rng)
+    sample_weight = _weights(rng, weights)
+    _, dW, db = kernel(mod, X, W, b, y, sample_weight, l2)
+
+    def f():
+        return kernel(mod, X, W, b, y, sample_weight, l2)[0]
+
+    np.testing.assert_allclose(dW, _central_differences(f, W), **FD_TOL)
+    np.testing.assert_allclose(db, _central_differences(f, b), **FD_TOL)
