@@ -207,6 +207,8 @@ def _check_X(X, name="X"):
 
 def _check_y(y, n_samples):
     """Validate classification labels: 1-D (a column vector is raveled with a warning)."""
+    if y is None:
+        raise ValueError("this classifier requires y to be passed, but the target y is None")
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         warnings.warn(
@@ -1082,10 +1084,43 @@ class SoftmaxRegression(_LinearClassifier):
         """One pass over shuffled minibatches; returns the mean minibatch loss."""
         n, batch_size = X.shape[0], opts["batch_size"]
         order = rng.permutation(n) if opts["shuffle"] else None
-        trainer.reset_running()
+        mean_weight = None if sw is None else float(np.mean(sw, dtype=np.float64))
+        total = 0.0
         for begin in range(0, n, batch_size):
             rows = slice(begin, begin + batch_size) if order is None else order[begin : begin + batch_size]
-            trainer.train_minibatch(X[rows], y_idx[rows], None if sw is None else sw[rows])
+            yb = y_idx[rows]
+            if sw is None:
+                loss = trainer.train_minibatch(X[rows], yb)
+            else:
+                loss = _weighted_step(trainer, X[rows], yb, sw[rows], mean_weight)
+            total += loss * yb.shape[0]
             if bar is not None:
                 bar.update(1)
-        return trainer.running_loss
+        return total / n
+
+
+def _weighted_step(trainer, X, y, sample_weight, mean_weight):
+    """A learner step on a weighted minibatch, scaled to estimate the full weighted objective.
+
+    The kernel's loss is the weighted mean over the minibatch, ``sum s_i l_i / sum s_i``;
+    a minibatch of low-weight samples would then count as much as any other.  Scaling
+    the data term by ``sum s_i / (len(batch) * mean weight)`` makes it an unbiased
+    estimate of scikit-learn's objective ``sum_all s_i l_i / sum_all s_i``, so that
+    ``class_weight`` and ``sample_weight`` act as they do in scikit-learn (a weight of 2
+    counts like a duplicated sample).
+    """
+    model = trainer.model
+    loss, dW, db = model.loss_grad(X, y, sample_weight)
+    factor = float(np.sum(sample_weight, dtype=np.float64)) / (y.shape[0] * mean_weight)
+    penalty = 0.0
+    if model.l2:  # the penalty is not a data term: keep it unscaled
+        l2 = dW.dtype.type(model.l2)
+        dW -= l2 * model.W
+        penalty = 0.5 * model.l2 * float(np.vdot(model.W, model.W))
+    dW *= dW.dtype.type(factor)
+    if model.l2:
+        dW += l2 * model.W
+    db *= db.dtype.type(factor)
+    params = model.parameters()
+    trainer.learner.step(params, [dW, db][: len(params)], epoch=trainer.epoch)
+    return factor * (loss - penalty) + penalty
