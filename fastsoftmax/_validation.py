@@ -121,12 +121,12 @@ def check_labels(y, n_samples, n_classes, name="y", *, classes_from="logits has"
         with np.errstate(invalid="ignore"):
             integral = np.isfinite(y) & (np.floor(y) == y)
         if not np.all(integral):
-            bad = y[~integral][0]
+            bad = y[~integral][0].item()
             raise ValueError(f"{name} must hold integer class labels, found {bad!r}")
     elif y.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integer class labels, got an array of dtype {y.dtype}")
     if y.size:
-        low, high = y.min(), y.max()
+        low, high = y.min().item(), y.max().item()
         if low < 0:
             raise ValueError(f"{name} must hold labels in [0, {n_classes}), found negative label {low!r}")
         if high >= n_classes:
@@ -148,9 +148,9 @@ def check_sample_weight(sample_weight, n_samples, dtype, name="sample_weight"):
         )
     sw = np.ascontiguousarray(sw, dtype=dtype)
     if not np.all(np.isfinite(sw)):
-        raise ValueError(f"{name} must be finite, found {sw[~np.isfinite(sw)][0]!r}")
+        raise ValueError(f"{name} must be finite, found {sw[~np.isfinite(sw)][0].item()!r}")
     if np.any(sw < 0):
-        raise ValueError(f"{name} must be non-negative, found {sw[sw < 0][0]!r}")
+        raise ValueError(f"{name} must be non-negative, found {sw[sw < 0][0].item()!r}")
     return sw
 
 
@@ -196,7 +196,7 @@ def check_binary_targets(y, n_samples, dtype, name="y"):
     with np.errstate(invalid="ignore"):
         bad = ~((y >= 0) & (y <= 1))  # NaN is bad too
     if np.any(bad):
-        raise ValueError(f"{name} must hold targets in [0, 1] (0/1 labels), found {y[bad][0]!r}")
+        raise ValueError(f"{name} must hold targets in [0, 1] (0/1 labels), found {y[bad][0].item()!r}")
     return y
 
 
