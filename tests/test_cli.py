@@ -146,16 +146,9 @@ def test_train_plot_writes_three_pngs(capsys, tmp_path):
 
 
 def test_plot_without_matplotlib_says_what_to_install(capsys, tmp_path, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_matplotlib(name, *args, **kwargs):
-        if name.startswith("matplotlib"):
-            raise ImportError("No module named 'matplotlib'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    # None in sys.modules makes "import matplotlib..." raise ImportError
+    for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, name, None)
     code, _, err = run(capsys, "train", *FAST, "-q", "--plot", str(tmp_path / "plots"))
     assert_one_line_error(code, err, "pip install 'fastsoftmax[plot]'")
 

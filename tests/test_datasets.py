@@ -4,6 +4,7 @@ import gzip
 import hashlib
 import os
 import struct
+import sys
 import time
 from pathlib import Path
 
@@ -109,16 +110,9 @@ def test_load_digits_float_is_scaled_and_deterministic():
 
 
 def test_load_digits_without_sklearn_says_what_to_install(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_sklearn(name, *args, **kwargs):
-        if name.startswith("sklearn"):
-            raise ImportError("No module named 'sklearn'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    # None in sys.modules makes "import sklearn..." raise ImportError
+    for name in ("sklearn", "sklearn.datasets"):
+        monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(ImportError, match="pip install scikit-learn"):
         load_digits()
 

@@ -1,6 +1,8 @@
 """The pictures: learning curves, weight templates and confusion matrix as PNG files."""
 
 import importlib.util
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -156,24 +158,14 @@ def test_without_validation_the_error_panel_says_so():
 
 
 def test_missing_matplotlib_message(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_matplotlib(name, *args, **kwargs):
-        if name.startswith("matplotlib"):
-            raise ImportError("No module named 'matplotlib'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    # None in sys.modules makes "import matplotlib..." raise ImportError
+    for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(ImportError, match=r"pip install 'fastsoftmax\[plot\]'"):
         plot_weights(np.zeros((2, 4)), (2, 2))
 
 
 def test_importing_plotting_does_not_import_matplotlib():
-    import subprocess
-    import sys
-
     code = "import sys, fastsoftmax.plotting; print('matplotlib' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", result.stderr
