@@ -20,23 +20,30 @@ BUDGET = float(os.environ.get("FASTSOFTMAX_BENCH_BUDGET", "1.0"))
 # --------------------------------------------------------------------------- timing
 
 
-def run(benchmark, fn, *, budget=None, min_rounds=3, max_rounds=200, **info):
+def run(
+    benchmark, fn, *, budget=None, min_rounds=3, max_rounds=200, warmup=True, rounds=None, **info
+):
     """Time ``fn()`` with pytest-benchmark's pedantic mode and return its result.
 
     One or two calls outside the timed region warm up (numba and JAX compile
     there, buffers are touched); the last one's duration picks the number of
-    rounds so that the timed
-    rounds take about ``budget`` seconds, clamped to ``[min_rounds, max_rounds]``.
-    Extra keyword arguments go to ``benchmark.extra_info``.
+    rounds so that the timed rounds take about ``budget`` seconds, clamped to
+    ``[min_rounds, max_rounds]``.  ``rounds`` fixes the count instead, and
+    ``warmup=False`` skips the warm-up (for slow calls with nothing to
+    compile).  Extra keyword arguments go to ``benchmark.extra_info``.
     """
     budget = BUDGET if budget is None else budget
-    first = _timed(fn)
-    if first < budget / 2:
-        # The first call may include a JIT compile: calibrate on a second one.
+    if warmup:
         first = _timed(fn)
-    rounds = int(min(max_rounds, max(min_rounds, budget / max(first, 1e-6))))
+        if first < budget / 2:
+            # The first call may include a JIT compile: calibrate on a second one.
+            first = _timed(fn)
+        benchmark.extra_info["warmup_seconds"] = first
+        if rounds is None:
+            rounds = int(min(max_rounds, max(min_rounds, budget / max(first, 1e-6))))
+    elif rounds is None:
+        rounds = min_rounds
     benchmark.extra_info.update(info)
-    benchmark.extra_info["warmup_seconds"] = first
     return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
 
 
@@ -80,3 +87,19 @@ def kernel(backend, name):
     # fastsoftmax.backends is the backends() function; the registry module is imported by name.
     registry = importlib.import_module("fastsoftmax.backends")
     return getattr(registry.get_module(backend), name)
+
+
+def has_train_epoch(backend):
+    """Whether ``backend`` exports the optional compiled whole-epoch kernel."""
+    registry = importlib.import_module("fastsoftmax.backends")
+    return hasattr(registry.get_module(backend), "train_epoch")
+
+
+def require(name):
+    """The public fastsoftmax name ``name``, or a skip while it does not import yet."""
+    value = public_or_kernel(name)
+    if value is None:
+        import pytest
+
+        pytest.skip(f"fastsoftmax.{name} is not available yet")
+    return value
