@@ -337,6 +337,23 @@ def _evaluate(args):
     return 0
 
 
+def _show_downloads():
+    """Let the MNIST loader say on stderr what it downloads (it may take a while)."""
+    import logging
+
+    class StderrHandler(logging.StreamHandler):
+        # the sys.stderr of the moment, not of the handler's creation (main() may run
+        # again under another redirection, e.g. in tests)
+        stream = property(lambda self: sys.stderr, lambda self, value: None)
+
+    logger = logging.getLogger("fastsoftmax.datasets")
+    if not logger.handlers:
+        handler = StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def main(argv=None):
     """Run the ``fastsoftmax`` command with ``argv`` (default: ``sys.argv[1:]``).
 
@@ -348,8 +365,14 @@ def main(argv=None):
     except SystemExit as exc:  # --help, --version (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else 2
     command = {"train": _train, "predict": _predict, "evaluate": _evaluate}[args.command]
+    if not getattr(args, "quiet", False):
+        _show_downloads()
     try:
         return command(args)
+    except BrokenPipeError:  # e.g. `fastsoftmax predict ... | head`: not an error
+        # stop Python from complaining again when it flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (UsageError, *_USER_ERRORS) as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"fastsoftmax {args.command}: error: {message}", file=sys.stderr)

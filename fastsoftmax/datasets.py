@@ -26,6 +26,7 @@ import functools
 import gzip
 import hashlib
 import http.client
+import logging
 import math
 import os
 import struct
@@ -58,6 +59,8 @@ MIRRORS = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
 )
+
+_log = logging.getLogger(__name__)
 
 #: Seconds to wait for a mirror to answer before trying the next one.
 TIMEOUT = 30.0
@@ -321,6 +324,7 @@ def _download(name, target_dir, unreachable):
         url = f"{mirror}{name}.gz"
         if mirror in unreachable:
             continue
+        _log.info("downloading %s", url)
         try:
             with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
                 data = response.read()

@@ -228,9 +228,13 @@ def test_download_writes_verified_files_atomically(tmp_path, server, monkeypatch
     assert len(server.requests) == 4
 
 
-def test_download_defaults_to_user_cache(tmp_path, server, monkeypatch):
+def test_download_defaults_to_user_cache_and_logs(tmp_path, server, monkeypatch, caplog):
     monkeypatch.setattr(datasets, "MIRRORS", (server.url("good/"),))
-    load_mnist()
+    with caplog.at_level("INFO", logger="fastsoftmax.datasets"):
+        load_mnist()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"downloading {server.url('good/')}{name}.gz" for name in datasets.MNIST_FILES
+    ]
     cached = tmp_path / "xdg-cache" / "fastsoftmax" / "mnist"
     assert sorted(p.name for p in cached.iterdir()) == sorted(f"{n}.gz" for n in NAMES)
 
