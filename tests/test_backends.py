@@ -54,7 +54,7 @@ def _out(shape, dtype):
 
 
 def _call(module, name, inputs, outs=()):
-    """Call kernel ``name`` on ``inputs + outs``; check inputs are untouched and outs returned."""
+    """Call kernel ``name`` on ``inputs + outs``; check inputs untouched and outs fully written."""
     before = [a.copy() if isinstance(a, np.ndarray) else a for a in inputs]
     result = getattr(module, name)(*inputs, *outs)
     for arg, saved in zip(inputs, before):
