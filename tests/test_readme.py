@@ -45,7 +45,7 @@ def _mnist_available():
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory):
+def session():
     """The namespace shared by the blocks, and the blocks that were skipped."""
     return {"globals": {"__name__": "__readme__"}, "skipped": []}
 
@@ -85,6 +85,7 @@ def test_readme_block(line, code, readme_env):
             runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
             report = []
             runner.run(test, out=report.append, clear_globs=False)
+            namespace.update(test.globs)  # DocTest ran on a copy: share what it defined
             assert runner.failures == 0, "".join(report)
         else:
             # padding with newlines makes tracebacks point at README.md's own line numbers
