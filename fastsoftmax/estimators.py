@@ -253,7 +253,7 @@ def _encode_labels(y, estimator):
     if classes.shape[0] < 2:
         raise ValueError(
             f"{type(estimator).__name__} needs samples of at least 2 classes in the data, "
-            f"but the data contains only one class: {classes[0]!r}"
+            f"but the data contains only one class: {_plain(classes[0])!r}"
         )
     return classes, np.ascontiguousarray(y_idx.reshape(-1), dtype=np.intp)
 
@@ -900,7 +900,7 @@ class SoftmaxRegression(_LinearClassifier):
         unknown = self.classes_[idx] != y
         if np.any(unknown):
             raise ValueError(
-                f"{name} contains label {y[unknown][0]!r}, which is not in classes_ "
+                f"{name} contains label {_plain(y[unknown][0])!r}, which is not in classes_ "
                 f"{self.classes_.tolist()}"
             )
         return np.ascontiguousarray(idx, dtype=np.intp)
