@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from .backends import KERNEL_NAMES
 from .backends import get_module as _get_module
 from ._validation import (
     as_numeric_array,
@@ -32,18 +33,8 @@ from ._validation import (
     result_dtype,
 )
 
-__all__ = [
-    "softmax",
-    "log_softmax",
-    "logsumexp",
-    "linear",
-    "cross_entropy",
-    "softmax_cross_entropy_grad",
-    "sigmoid",
-    "binary_cross_entropy",
-    "logistic_loss_grad",
-    "classification_error",
-]
+# One public function per backend kernel, under the same name.
+__all__ = list(KERNEL_NAMES)
 
 
 # ---------------------------------------------------------------------------
