@@ -36,12 +36,15 @@ softmax_cross_entropy_grad(X, W, b, y, sample_weight, l2, dW_out, db_out) -> los
     ``dW_out = X^T (s * (P - Y)) / m + l2 * W`` and
     ``db_out = sum_i s_i (P - Y)_i / m`` and returns
     ``sum_i s_i * CE_i / m + 0.5 * l2 * ||W||^2`` as a float.  ``n == 0``
-    gives loss 0, ``dW_out = l2 * W`` and ``db_out = 0``.
+    (or ``m == 0``) gives the penalty ``0.5 * l2 * ||W||^2`` as the loss,
+    ``dW_out = l2 * W`` and ``db_out = 0``.
 sigmoid(x, out) -> out
     Element-wise logistic sigmoid of a 1-D ``x``; ``out`` may be ``x``.
 binary_cross_entropy(logits, y, out) -> out
     Per-sample ``log(1 + exp(z)) - y z`` for 1-D ``logits`` and ``F`` targets
-    ``y`` in [0, 1], computed without overflow.
+    ``y`` in [0, 1], computed without overflow.  Infinite logits give the
+    limits: ``z = +inf`` gives ``(1 - y) * inf`` (0 when ``y == 1``) and
+    ``z = -inf`` gives ``y * inf`` (0 when ``y == 0``).
 logistic_loss_grad(X, w, b, y, sample_weight, l2, dw_out) -> (loss, db)
     Fused binary counterpart: ``w`` (d,), ``b`` a float, ``y`` an ``F`` vector
     of 0/1 targets.  Writes ``dw_out = X^T (s * (p - y)) / m + l2 * w`` and
