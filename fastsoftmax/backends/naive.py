@@ -49,8 +49,13 @@ def _sigmoid(v):
 
 
 def _binary_cross_entropy(z, y):
-    # log(1 + exp(z)) - y z  ==  max(z, 0) + log1p(exp(-|z|)) - y z, without overflow.
-    return (z if z > 0 else 0.0) + math.log1p(math.exp(-abs(z))) - y * z
+    # log(1 + exp(z)) - y z  ==  (1 - y) z + log1p(exp(-z)) for z > 0, -y z + log1p(exp(z))
+    # otherwise: no overflow, and a zero coefficient is skipped so z = +-inf gives the limit.
+    if z > 0:
+        linear = (1.0 - y) * z if y != 1.0 else 0.0
+    else:
+        linear = -y * z if y != 0.0 else 0.0
+    return linear + math.log1p(math.exp(-abs(z)))
 
 
 def _write(out, values):

@@ -92,8 +92,12 @@ def sigmoid(x, out):
 
 
 def binary_cross_entropy(logits, y, out):
-    # log(1 + exp(z)) - y z  ==  max(z, 0) + log1p(exp(-|z|)) - y z
-    out[...] = np.maximum(logits, 0) + np.log1p(np.exp(-np.abs(logits))) - y * logits
+    # log(1 + exp(z)) - y z  ==  (1 - y) z + log1p(exp(-z)) for z > 0, -y z + log1p(exp(z))
+    # otherwise; a zero coefficient gives 0 (not 0 * inf) so z = +-inf gives the limit.
+    coefficient = np.where(logits > 0, 1 - y, -y)
+    with np.errstate(invalid="ignore"):
+        linear = np.where(coefficient == 0, 0, coefficient * logits)
+    np.add(linear, np.log1p(np.exp(-np.abs(logits))), out=out)
     return out
 
 
