@@ -14,7 +14,7 @@
 #define GN(name) FN(FS_CAT(name, FS_XS))
 
 FS_DEF void GN(fwd_tile)(const FS_XT *X, Py_ssize_t d, const FS_T *WT, FS_T *Z, Py_ssize_t C,
-                         const int R, const int CB)
+                         const int R, const int CB, const int PF)
 {
     VF acc[4][5];
     for (int r = 0; r < R; r++)
@@ -23,6 +23,9 @@ FS_DEF void GN(fwd_tile)(const FS_XT *X, Py_ssize_t d, const FS_T *WT, FS_T *Z, 
     for (; j + FS_V <= d; j += FS_V) {
         VF xv[4];
         for (int r = 0; r < R; r++) xv[r] = FS_LOADX(X + r * d + j);
+        /* the next rows: the hardware prefetcher alone leaves the loads waiting */
+        if (PF && (j * sizeof(FS_XT)) % 64 == 0)
+            for (int r = 0; r < R; r++) __builtin_prefetch(X + (R + r) * d + j, 0, 3);
         for (int c = 0; c < CB; c++) {
             VF w = FN(load)(WT + c * d + j);
             for (int r = 0; r < R; r++) acc[r][c] += xv[r] * w;
@@ -42,17 +45,22 @@ static FS_TARGET void GN(fwd)(const FS_XT *X, Py_ssize_t n, Py_ssize_t d, const 
 {
     Py_ssize_t i = 0, c;
     for (; i + 4 <= n; i += 4) {
-        for (c = 0; c + 5 <= C; c += 5) GN(fwd_tile)(X + i * d, d, WT + c * d, Z + i * C + c, C, 4, 5);
-        for (; c < C; c++) GN(fwd_tile)(X + i * d, d, WT + c * d, Z + i * C + c, C, 4, 1);
+        /* prefetch while computing the first group of classes only */
+        for (c = 0; c + 5 <= C; c += 5)
+            if (c == 0) GN(fwd_tile)(X + i * d, d, WT, Z + i * C, C, 4, 5, 1);
+            else GN(fwd_tile)(X + i * d, d, WT + c * d, Z + i * C + c, C, 4, 5, 0);
+        for (; c < C; c++)
+            if (c == 0) GN(fwd_tile)(X + i * d, d, WT, Z + i * C, C, 4, 1, 1);
+            else GN(fwd_tile)(X + i * d, d, WT + c * d, Z + i * C + c, C, 4, 1, 0);
     }
     for (; i < n; i++) {
-        for (c = 0; c + 5 <= C; c += 5) GN(fwd_tile)(X + i * d, d, WT + c * d, Z + i * C + c, C, 1, 5);
-        for (; c < C; c++) GN(fwd_tile)(X + i * d, d, WT + c * d, Z + i * C + c, C, 1, 1);
+        for (c = 0; c + 5 <= C; c += 5) GN(fwd_tile)(X + i * d, d, WT + c * d, Z + i * C + c, C, 1, 5, 0);
+        for (; c < C; c++) GN(fwd_tile)(X + i * d, d, WT + c * d, Z + i * C + c, C, 1, 1, 0);
     }
 }
 
 FS_DEF void GN(bwd_tile)(const FS_XT *X, Py_ssize_t n, Py_ssize_t d, const FS_T *R, Py_ssize_t C,
-                         FS_T *dWT, const int JB, const int CB)
+                         FS_T *dWT, const int JB, const int CB, const int PF)
 {
     VF acc[4][5];
     for (int c = 0; c < CB; c++)
@@ -60,6 +68,11 @@ FS_DEF void GN(bwd_tile)(const FS_XT *X, Py_ssize_t n, Py_ssize_t d, const FS_T 
     for (Py_ssize_t i = 0; i < n; i++) {
         VF xv[4];
         for (int b = 0; b < JB; b++) xv[b] = FS_LOADX(X + i * d + b * FS_V);
+        /* While this block is in cache, bring the next one (it follows in
+         * memory) into L2, so that the forward pass over it does not wait. */
+        if (PF)
+            for (int b = 0; b < JB; b++)
+                if ((b * FS_V * sizeof(FS_XT)) % 64 == 0) __builtin_prefetch(X + (n + i) * d + b * FS_V, 0, 2);
         for (int c = 0; c < CB; c++) {
             VF r = FN(splat)(R[i * C + c]);
             for (int b = 0; b < JB; b++) acc[b][c] += xv[b] * r;
@@ -75,12 +88,16 @@ static FS_TARGET void GN(bwd)(const FS_XT *X, Py_ssize_t n, Py_ssize_t d, const 
 {
     Py_ssize_t j = 0, c;
     for (; j + 4 * FS_V <= d; j += 4 * FS_V) {
-        for (c = 0; c + 5 <= C; c += 5) GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 4, 5);
-        for (; c < C; c++) GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 4, 1);
+        for (c = 0; c + 5 <= C; c += 5)
+            if (c == 0) GN(bwd_tile)(X + j, n, d, R, C, dWT + j, 4, 5, 1);
+            else GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 4, 5, 0);
+        for (; c < C; c++)
+            if (c == 0) GN(bwd_tile)(X + j, n, d, R, C, dWT + j, 4, 1, 1);
+            else GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 4, 1, 0);
     }
     for (; j + FS_V <= d; j += FS_V) {
-        for (c = 0; c + 5 <= C; c += 5) GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 1, 5);
-        for (; c < C; c++) GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 1, 1);
+        for (c = 0; c + 5 <= C; c += 5) GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 1, 5, 0);
+        for (; c < C; c++) GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 1, 1, 0);
     }
     for (; j < d; j++)
         for (c = 0; c < C; c++) {

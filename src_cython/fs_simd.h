@@ -18,6 +18,7 @@
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define FS_X86 1
+#include <immintrin.h>
 #else
 #define FS_X86 0
 #endif
@@ -40,28 +41,28 @@
 #define FS_F32 1
 #define FS_LOG logf
 
-#define FS_V (FS_BASE_BYTES / 4)
+#define FS_VBYTES FS_BASE_BYTES
 #define FS_SUF f32_base
 #define FS_TARGET
 #include "fs_simd_impl.h"
-#undef FS_V
+#undef FS_VBYTES
 #undef FS_SUF
 #undef FS_TARGET
 
 #if FS_X86
-#define FS_V 8
+#define FS_VBYTES 32
 #define FS_SUF f32_avx2
 #define FS_TARGET FS_TARGET_AVX2
 #include "fs_simd_impl.h"
-#undef FS_V
+#undef FS_VBYTES
 #undef FS_SUF
 #undef FS_TARGET
 
-#define FS_V 16
+#define FS_VBYTES 64
 #define FS_SUF f32_avx512
 #define FS_TARGET FS_TARGET_AVX512
 #include "fs_simd_impl.h"
-#undef FS_V
+#undef FS_VBYTES
 #undef FS_SUF
 #undef FS_TARGET
 #endif
@@ -77,28 +78,28 @@
 #define FS_F32 0
 #define FS_LOG log
 
-#define FS_V (FS_BASE_BYTES / 8)
+#define FS_VBYTES FS_BASE_BYTES
 #define FS_SUF f64_base
 #define FS_TARGET
 #include "fs_simd_impl.h"
-#undef FS_V
+#undef FS_VBYTES
 #undef FS_SUF
 #undef FS_TARGET
 
 #if FS_X86
-#define FS_V 4
+#define FS_VBYTES 32
 #define FS_SUF f64_avx2
 #define FS_TARGET FS_TARGET_AVX2
 #include "fs_simd_impl.h"
-#undef FS_V
+#undef FS_VBYTES
 #undef FS_SUF
 #undef FS_TARGET
 
-#define FS_V 8
+#define FS_VBYTES 64
 #define FS_SUF f64_avx512
 #define FS_TARGET FS_TARGET_AVX512
 #include "fs_simd_impl.h"
-#undef FS_V
+#undef FS_VBYTES
 #undef FS_SUF
 #undef FS_TARGET
 #endif

@@ -2,7 +2,7 @@
  * (element type, instruction set).  Before including, define:
  *   FS_T       element type (float or double)
  *   FS_I       signed integer of the same width (int32_t or int64_t)
- *   FS_V       lanes per vector
+ *   FS_VBYTES  bytes per vector (16, 32 or 64)
  *   FS_SUF     name suffix, e.g. f32_avx512
  *   FS_TARGET  function attribute selecting the instruction set (may be empty)
  *   FS_F32     1 for float, 0 for double
@@ -16,37 +16,73 @@
 #define VF FN(vf)
 #define VI FN(vi)
 #define VFU FN(vfu)
-#define VB FN(vb)
+#define FS_V (FS_VBYTES / (FS_F32 ? 4 : 8))
 #define FS_DEF static inline __attribute__((always_inline, unused)) FS_TARGET
 
 typedef FS_T VF __attribute__((vector_size(FS_V * sizeof(FS_T))));
 typedef FS_I VI __attribute__((vector_size(FS_V * sizeof(FS_T))));
 /* unaligned, aliasing views of T and uint8 memory */
 typedef FS_T VFU __attribute__((vector_size(FS_V * sizeof(FS_T)), aligned(1), may_alias));
-typedef unsigned char VB __attribute__((vector_size(FS_V), aligned(1), may_alias));
 
 FS_DEF VF FN(load)(const FS_T *p) { return *(const VFU *)p; }
 FS_DEF void FN(store)(FS_T *p, VF v) { *(VFU *)p = v; }
-FS_DEF VF FN(splat)(FS_T a) { return (VF){0} + a; }
-/* uint8 pixels widened to T in registers: a quarter of the memory traffic. */
-FS_DEF VF FN(load_u8)(const unsigned char *p) { return __builtin_convertvector(*(const VB *)p, VF); }
+/* a - 0 folds to a broadcast, unlike 0 + a (which must turn -0 into +0) */
+FS_DEF VF FN(splat)(FS_T a) { return a - (VF){0}; }
 FS_DEF VF FN(blend)(VI mask, VF a, VF b) { return (VF)(((VI)a & mask) | ((VI)b & ~mask)); }
 
+/* uint8 pixels widened to T in registers: a quarter of the memory traffic.
+ * Intrinsics, because compilers scalarise a generic u8 -> float conversion. */
+FS_DEF VF FN(load_u8)(const unsigned char *p)
+{
+#if FS_X86 && FS_VBYTES == 64 && FS_F32
+    return (VF)_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)));
+#elif FS_X86 && FS_VBYTES == 64
+    return (VF)_mm512_cvtepi32_pd(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+#elif FS_X86 && FS_VBYTES == 32 && FS_F32
+    return (VF)_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+#elif FS_X86 && FS_VBYTES == 32
+    int32_t b4;
+    memcpy(&b4, p, 4);
+    return (VF)_mm256_cvtepi32_pd(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(b4)));
+#elif FS_X86 && FS_VBYTES == 16 && FS_F32
+    int32_t b4;
+    memcpy(&b4, p, 4);
+    __m128i z = _mm_setzero_si128();
+    return (VF)_mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_unpacklo_epi8(_mm_cvtsi32_si128(b4), z), z));
+#elif FS_X86 && FS_VBYTES == 16
+    __m128i z = _mm_setzero_si128();
+    __m128i v = _mm_cvtsi32_si128((int)p[0] | ((int)p[1] << 16));
+    return (VF)_mm_cvtepi32_pd(_mm_unpacklo_epi16(v, z));
+#else
+    VF v;
+    for (int l = 0; l < FS_V; l++) v[l] = (FS_T)p[l];
+    return v;
+#endif
+}
+
+typedef FS_T FN(v8) __attribute__((vector_size(8 * sizeof(FS_T))));
+typedef FS_T FN(v4) __attribute__((vector_size(4 * sizeof(FS_T))));
+
+/* horizontal sum by halving in registers */
 FS_DEF FS_T FN(hsum)(VF v)
 {
-    /* tree reduction through a union: halves are added in registers */
-    union { VF v; FS_T a[FS_V]; } u;
-    u.v = v;
-#if FS_V >= 16
-    for (int l = 0; l < 8; l++) u.a[l] += u.a[l + 8];
+#if FS_V == 16
+    union { VF v; FN(v8) h[2]; } a = {v};
+    FN(v8) s8 = a.h[0] + a.h[1];
+#elif FS_V == 8
+    FN(v8) s8 = v;
 #endif
 #if FS_V >= 8
-    for (int l = 0; l < 4; l++) u.a[l] += u.a[l + 4];
+    union { FN(v8) v; FN(v4) h[2]; } b = {s8};
+    FN(v4) s4 = b.h[0] + b.h[1];
+#elif FS_V == 4
+    FN(v4) s4 = v;
 #endif
 #if FS_V >= 4
-    for (int l = 0; l < 2; l++) u.a[l] += u.a[l + 2];
+    return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+#else
+    return v[0] + v[1];
 #endif
-    return u.a[0] + u.a[1];
 }
 
 /* Vector exp, accurate to ~1 ulp: Cody-Waite reduction x = n ln2 + r,
@@ -250,5 +286,5 @@ static FS_TARGET void FN(exp_array)(const FS_T *x, FS_T *out, Py_ssize_t n)
 #undef VF
 #undef VI
 #undef VFU
-#undef VB
 #undef FS_DEF
+#undef FS_V
