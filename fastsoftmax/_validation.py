@@ -218,6 +218,8 @@ def check_axis(axis, ndim):
     """Normalize ``axis`` (None, int or tuple of ints) to a sorted tuple of non-negative axes."""
     if axis is None:
         return tuple(range(ndim))
+    if type(axis) is int and -ndim <= axis < ndim:  # the common case, quickly
+        return (axis % ndim,)
     if not isinstance(axis, tuple):
         try:
             axis = operator.index(axis)

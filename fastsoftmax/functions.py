@@ -55,16 +55,27 @@ def _as_rows(x, axes, dtype):
     """View/copy ``x`` as a C-contiguous (n, k) array whose rows are the reduced slices.
 
     Returns ``(x2, perm, moved_shape)``: ``x.transpose(perm)`` has the reduced
-    axes last, ``moved_shape`` is its shape.  No copy is made when ``x`` is
+    axes last (``perm`` is None when they already are), ``moved_shape`` is its
+    shape.  No copy is made when ``x`` is
     already C-contiguous of ``dtype`` with the reduced axes last.
     """
-    kept = [i for i in range(x.ndim) if i not in axes]
-    perm = tuple(kept + list(axes))
-    moved = x.transpose(perm) if perm != tuple(range(x.ndim)) else x
-    n = math.prod(moved.shape[: len(kept)])
-    k = math.prod(moved.shape[len(kept) :])
+    n_kept = x.ndim - len(axes)
+    if axes == tuple(range(n_kept, x.ndim)):  # the reduced axes are already last
+        perm, moved = None, x
+    else:
+        perm = tuple(i for i in range(x.ndim) if i not in axes) + axes
+        moved = x.transpose(perm)
+    n = math.prod(moved.shape[:n_kept])
+    k = math.prod(moved.shape[n_kept:])
     x2 = np.ascontiguousarray(moved, dtype=dtype).reshape(n, k)
     return x2, perm, moved.shape
+
+
+def _inverse(perm):
+    inverse = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inverse[p] = i
+    return tuple(inverse)
 
 
 def _same_buffer(a, b):
@@ -85,13 +96,12 @@ def _rowwise(kernel_name, x, axis, out, backend, name="x"):
         check_out(out, x.shape, rdtype)
     kernel = getattr(_kernels(backend), kernel_name)
     x2, perm, moved_shape = _as_rows(x, axes, cdtype)
-    inverse = tuple(np.argsort(perm))
 
     # Write straight into ``out`` when its memory already has the row layout,
     # unless that would overlap the input in any way other than exact aliasing.
     out2 = None
     if out is not None and cdtype == rdtype:
-        out_moved = out.transpose(perm)
+        out_moved = out if perm is None else out.transpose(perm)
         if out_moved.flags.c_contiguous:
             candidate = out_moved.reshape(x2.shape)
             if not np.may_share_memory(candidate, x2) or _same_buffer(candidate, x2):
@@ -105,7 +115,9 @@ def _rowwise(kernel_name, x, axis, out, backend, name="x"):
             _nan_rows_like_scipy(out2)
     if direct:
         return out
-    result = out2.reshape(moved_shape).transpose(inverse)
+    result = out2.reshape(moved_shape)
+    if perm is not None:
+        result = result.transpose(_inverse(perm))
     if out is not None:
         with np.errstate(over="ignore"):  # float16 results may round to -inf
             np.copyto(out, result, casting="unsafe")
@@ -120,7 +132,7 @@ def _nan_rows_like_scipy(p):
     # scipy.special.softmax gives a row of NaN when the row holds NaN or +inf
     # (inf - inf); a kernel may give [nan, 0, ...] there.  The row sums of a
     # softmax are 1, so one cheap reduction detects whether anything is to fix.
-    if not np.isfinite(np.sum(p, dtype=np.float64)):
+    if not np.isfinite(p.sum()):
         bad = np.isnan(p).any(axis=1)
         p[bad] = np.nan
 
