@@ -38,6 +38,7 @@ __all__ = [
     "check_data_matrix",
     "check_l2",
     "check_labels",
+    "check_model_inputs",
     "check_out",
     "check_reduction",
     "check_sample_weight",
@@ -228,3 +229,33 @@ def check_axis(axis, ndim):
                 f"axis must be None, an integer or a tuple of integers, got {axis!r}"
             ) from None
     return tuple(sorted(normalize_axis_tuple(axis, ndim, "axis")))
+
+
+def check_model_inputs(X, W, b=None, *, w_name="W", w_ndim=2):
+    """Validate data ``X``, weights ``W`` and intercepts ``b`` of a linear model.
+
+    With ``w_ndim=2``, ``W`` is ``(n_features, n_classes)`` and ``b`` is
+    ``(n_classes,)`` or None; with ``w_ndim=1`` (binary model) ``W`` is
+    ``(n_features,)`` and the scalar intercept is the caller's business.
+    Returns ``(X, W, b, dtype)``: C-contiguous arrays, W (and b) converted to
+    the computation ``dtype`` -- W's floating dtype promoted with b's and X's
+    (a uint8 X does not take part: it is passed on as it is).
+    """
+    X = check_data_matrix(X)
+    W = as_numeric_array(W, w_name)
+    if w_ndim == 2:
+        check_2d(W, w_name, "(n_features, n_classes)")
+    elif W.ndim != 1:
+        raise ValueError(f"{w_name} must be a 1-D array of shape (n_features,), got shape {W.shape}")
+    if X.shape[1] != W.shape[0]:
+        rows = "rows" if w_ndim == 2 else "entries"
+        raise ValueError(f"X has {X.shape[1]} features but {w_name} has {W.shape[0]} {rows}")
+    dtypes = [W.dtype] if X.dtype == np.uint8 else [W.dtype, X.dtype]
+    if b is not None:
+        b = as_numeric_array(b, "b")
+        dtypes.append(b.dtype)
+    dtype = compute_dtype(*dtypes)
+    if b is not None:
+        b = check_bias(b, W.shape[1], dtype)
+    X = np.ascontiguousarray(X) if X.dtype == np.uint8 else np.ascontiguousarray(X, dtype=dtype)
+    return X, np.ascontiguousarray(W, dtype=dtype), b, dtype

@@ -20,15 +20,13 @@ from ._validation import (
     as_numeric_array,
     check_2d,
     check_axis,
-    check_bias,
     check_binary_targets,
-    check_data_matrix,
     check_l2,
     check_labels,
+    check_model_inputs,
     check_out,
     check_reduction,
     check_sample_weight,
-    compute_dtype,
     float_dtype,
     result_dtype,
 )
@@ -388,31 +386,6 @@ def _logsumexp_core(a, b, axes, return_sign):
 # ---------------------------------------------------------------------------
 
 
-def _check_X_W(X, W, *, w_name="W", w_ndim=2):
-    """Validate a data matrix and weights; return ``(X, W, dtype)``.
-
-    The computation dtype is W's floating dtype promoted with X's (uint8 X
-    does not take part).  X is converted only when its float dtype differs.
-    """
-    X = check_data_matrix(X)
-    W = as_numeric_array(W, w_name)
-    if w_ndim == 2:
-        check_2d(W, w_name, "(n_features, n_classes)")
-    elif W.ndim != 1:
-        raise ValueError(f"{w_name} must be a 1-D array of shape (n_features,), got shape {W.shape}")
-    if X.shape[1] != W.shape[0]:
-        rows = "rows" if w_ndim == 2 else "entries"
-        raise ValueError(
-            f"X has {X.shape[1]} features but {w_name} has {W.shape[0]} {rows}"
-        )
-    dtype = compute_dtype(W.dtype) if X.dtype == np.uint8 else compute_dtype(W.dtype, X.dtype)
-    if X.dtype != np.uint8:
-        X = np.ascontiguousarray(X, dtype=dtype)
-    else:
-        X = np.ascontiguousarray(X)
-    return X, np.ascontiguousarray(W, dtype=dtype), dtype
-
-
 def linear(X, W, b=None, *, out=None, backend=None):
     """Fused affine map ``X @ W + b``.
 
@@ -457,15 +430,7 @@ def linear(X, W, b=None, *, out=None, backend=None):
     array([[1.5, 2. , 2. ],
            [3.5, 4. , 6. ]])
     """
-    X, W, dtype = _check_X_W(X, W)
-    if b is not None:
-        b_arr = as_numeric_array(b, "b")
-        dtype = np.result_type(dtype, float_dtype(b_arr.dtype))
-        if W.dtype != dtype:
-            W = W.astype(dtype)
-            if X.dtype != np.uint8:
-                X = X.astype(dtype)
-        b = check_bias(b_arr, W.shape[1], dtype)
+    X, W, b, dtype = check_model_inputs(X, W, b)
     shape = (X.shape[0], W.shape[1])
     if out is not None:
         check_out(out, shape, dtype)
@@ -640,14 +605,10 @@ def softmax_cross_entropy_grad(X, W, b, y, *, l2=0.0, sample_weight=None, backen
     >>> db
     array([0., 0.])
     """
-    X, W, dtype = _check_X_W(X, W)
-    n, _ = X.shape
-    C = W.shape[1]
+    X, W, b, dtype = check_model_inputs(X, W, b)
+    n, C = X.shape[0], W.shape[1]
     if b is None:
         b = np.zeros(C, dtype)
-    else:
-        b_arr = as_numeric_array(b, "b")
-        b = check_bias(b_arr, C, dtype)
     y = check_labels(y, n, C, "y", classes_from="W has")
     l2 = check_l2(l2)
     sample_weight = check_sample_weight(sample_weight, n, dtype)
@@ -832,7 +793,7 @@ def logistic_loss_grad(X, w, b, y, *, l2=0.0, sample_weight=None, backend=None):
     >>> round(loss, 6), dw, db
     (0.693147, array([-0.25,  0.25]), 0.0)
     """
-    X, w, dtype = _check_X_W(X, w, w_name="w", w_ndim=1)
+    X, w, _, dtype = check_model_inputs(X, w, w_name="w", w_ndim=1)
     n = X.shape[0]
     if b is None:
         b = 0.0

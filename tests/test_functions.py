@@ -344,6 +344,19 @@ def test_softmax_grad_uint8_and_no_intercept(backend):
     np.testing.assert_allclose(db, ref[2], rtol=1e-4, atol=1e-6)
 
 
+def test_softmax_grad_dtype_promotion(backend):
+    X, W, b, y = make_problem(dtype=np.float32)
+    # float32 stays float32 ...
+    assert fs.softmax_cross_entropy_grad(X, W, b, y, backend=backend)[1].dtype == np.float32
+    # ... but float64 data or intercepts are never downcast
+    for args in [(X.astype(np.float64), W, b), (X, W, b.astype(np.float64))]:
+        _, dW, db = fs.softmax_cross_entropy_grad(*args, y, backend=backend)
+        assert dW.dtype == db.dtype == np.float64
+    # integer data other than uint8 is read as float64
+    _, dW, _ = fs.softmax_cross_entropy_grad(np.ones((2, 4), np.int16), W, b, [0, 1], backend=backend)
+    assert dW.dtype == np.float64
+
+
 def test_softmax_grad_empty(backend):
     W = np.ones((3, 2))
     loss, dW, db = fs.softmax_cross_entropy_grad(np.zeros((0, 3)), W, np.zeros(2), [], l2=0.5, backend=backend)
