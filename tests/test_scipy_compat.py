@@ -222,14 +222,14 @@ def test_logsumexp_b_bad_shape(backend):
 def test_axis_errors(backend, name):
     func = getattr(fs, name)
     x = np.zeros((2, 3))
-    with pytest.raises(np.exceptions.AxisError, match="axis 2 is out of bounds"):
+    with pytest.raises(ValueError, match="axis 2 is out of bounds"):
         func(x, axis=2, backend=backend)
     with pytest.raises(ValueError, match="repeated axis"):
         func(x, axis=(1, -1), backend=backend)
     with pytest.raises(TypeError, match="axis must be None, an integer or a tuple"):
         func(x, axis=1.5, backend=backend)
     if name != "logsumexp":  # scipy's logsumexp reads 0-d input as 1-D
-        with pytest.raises(np.exceptions.AxisError):
+        with pytest.raises(ValueError, match="out of bounds"):
             func(np.float64(1.0), axis=0, backend=backend)
 
 
