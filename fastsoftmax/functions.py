@@ -1,11 +1,20 @@
 """Public array functions: softmax family, linear layer, losses and their gradients.
 
-Every function validates its input (see :mod:`fastsoftmax._validation` for the
-dtype rules), allocates its outputs and dispatches the work to the kernels of
-a backend (``backend=None``: the current one, see
+Every function validates its input, allocates its outputs and dispatches the
+work to the kernels of a backend (``backend=None``: the current one, see
 :func:`fastsoftmax.get_backend`).  ``softmax``, ``log_softmax`` and
 ``logsumexp`` are drop-in replacements for the functions of the same names in
 :mod:`scipy.special`.
+
+dtypes: float32 and float64 are kept (float32 is never upcast); bool and
+integer input is read as float64, except a data matrix ``X`` of dtype uint8,
+which is read as its values 0..255 and computed in the dtype of the weights.
+Where floating arrays meet (``X``, ``W``, ``b``) the computation runs in their
+promoted dtype, so float64 data is never silently downcast; labels, targets
+and sample weights are cast to it.  Inputs are never written to; ``out=``
+must have exactly the result's shape and dtype (it may be the input itself).
+Invalid input raises ``TypeError`` (wrong kind of object or dtype) or
+``ValueError`` (wrong shape or value) with a message naming the argument.
 """
 
 from __future__ import annotations
