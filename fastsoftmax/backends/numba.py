@@ -631,4 +631,9 @@ __all__ = [
     "binary_cross_entropy",
     "logistic_loss_grad",
     "classification_error",
+    "train_epoch",
 ]
+
+# The optional whole-epoch kernel (see fastsoftmax.backends); imported last
+# because it is built from the blocks above.
+from .numba_epoch import train_epoch  # noqa: E402
