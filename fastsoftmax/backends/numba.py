@@ -493,9 +493,12 @@ def _sigmoid1(v, one):
 
 @njit
 def _bce1(z, t):
-    # log(1 + exp(z)) - t z == max(z, 0) + log1p(exp(-|z|)) - t z, no overflow.
-    pos = z if z > 0 else z * 0
-    return pos + np.log1p(np.exp(-np.abs(z))) - t * z
+    # log(1 + exp(z)) - t z == (1 - t) z + log1p(exp(-z)) for z > 0, else
+    # -t z + log1p(exp(z)): no overflow, and a zero coefficient gives 0 (not
+    # 0 * inf), so z = +-inf gives the limit as in the numpy reference.
+    coefficient = (1 - t) if z > 0 else -t
+    linear = coefficient * z if coefficient != 0 else coefficient * 0
+    return linear + np.log1p(np.exp(-np.abs(z)))
 
 
 @njit(parallel=True)
