@@ -134,6 +134,15 @@ def test_softmax_out(backend, name, axis):
     np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-15)
 
 
+def test_zero_dim_out_and_numpy_integer_axis(backend):
+    out = np.empty(())
+    assert fs.softmax(np.array(3.0), out=out, backend=backend) is out and out == 1.0
+    x = np.random.default_rng(3).normal(size=(2, 3))
+    np.testing.assert_allclose(
+        fs.log_softmax(x, axis=np.int64(0), backend=backend), special.log_softmax(x, axis=0), rtol=1e-12
+    )
+
+
 def test_softmax_out_overlapping_input(backend):
     # out overlaps x without being x: the result must still be right.
     buf = np.random.default_rng(3).normal(size=6)
