@@ -51,6 +51,43 @@ logistic_loss_grad(X, w, b, y, sample_weight, l2, dw_out) -> (loss, db)
     returns ``(mean loss + 0.5 * l2 * ||w||^2, db)`` as floats.
 classification_error(logits, y) -> float
     Fraction of rows whose (first) argmax differs from ``y``; 0.0 if n == 0.
+
+Optional whole-epoch kernel
+---------------------------
+A backend module MAY also export ``train_epoch`` (the numba backend does;
+``hasattr(module, "train_epoch")`` tells).  It runs one epoch of minibatch
+training of softmax regression with a built-in learner in compiled code:
+
+train_epoch(X, y, sample_weight, W, b, order, batch_size, l2, fit_intercept, \
+kind, hyperparameters, lr, t, state, weight_mean=None) -> (loss, t)
+    ``X`` (n, d) ``F`` or uint8, ``y`` (n,) intp labels, ``sample_weight``
+    None or an ``F`` (n,) vector, ``W`` (d, C) and ``b`` (C,) ``F`` arrays
+    (C-contiguous) updated in place.  ``order`` is a 1-D integer array of
+    row indices of ``X``: the epoch visits ``X[order]`` in that order, in
+    consecutive minibatches of ``batch_size`` rows (the last may be shorter).
+    Shuffling is the caller's job (e.g. ``order = rng.permutation(n)``), so
+    the random stream stays the caller's and the epoch is reproducible.
+    Each minibatch runs the forward/backward pass of
+    ``softmax_cross_entropy_grad`` (with ``l2``; the bias gradient is not
+    used when ``fit_intercept`` is false and ``b`` is then left unchanged),
+    increments the step counter ``t`` and applies the learner's update with
+    learning rate ``lr`` (the rate of this epoch, e.g. ``learner.lr_at(epoch)``).
+    ``kind`` is a learner's ``.kind`` ("sgd", "momentum", "nesterov",
+    "adagrad", "adadelta", "rmsprop", "adam"), ``hyperparameters`` its
+    ``.hyperparameters()`` dict (``momentum``, ``rho``, ``beta1``, ``beta2``,
+    ``eps`` as needed), ``t`` its ``.t`` and ``state`` its ``.state`` list
+    (one dict of state arrays for ``W`` and, with ``fit_intercept``, one for
+    ``b``; None or empty dicts for "sgd"), whose arrays are updated in
+    place.  The updates are those of :mod:`fastsoftmax.learners` step for
+    step, so one call equals the Python loop of ``Trainer.train_minibatch``
+    over the same minibatches (up to rounding).  With ``sample_weight``,
+    each minibatch loss is the weighted mean over its rows (divided by the
+    sum of its weights); given ``weight_mean`` (a positive float), the data
+    term is divided by ``len(batch) * weight_mean`` instead (an unbiased
+    estimate of the full weighted objective, the estimators' convention).
+    Returns the mean of the minibatch losses (each before its update,
+    penalty included) weighted by their number of rows (0.0 for an empty
+    ``order``) and the new ``t`` (``t`` + number of minibatches).
 """
 
 from __future__ import annotations
