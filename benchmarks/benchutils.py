@@ -21,19 +21,24 @@ BUDGET = float(os.environ.get("FASTSOFTMAX_BENCH_BUDGET", "1.0"))
 
 
 def run(
-    benchmark, fn, *, budget=None, min_rounds=3, max_rounds=200, warmup=True, rounds=None, **info
+    benchmark, fn, *, budget=None, min_rounds=3, max_rounds=100, warmup=True, rounds=None, **info
 ):
     """Time ``fn()`` with pytest-benchmark's pedantic mode and return its result.
 
     One or two calls outside the timed region warm up (numba and JAX compile
     there, buffers are touched); the last one's duration picks the number of
     rounds so that the timed rounds take about ``budget`` seconds, clamped to
-    ``[min_rounds, max_rounds]``.  ``rounds`` fixes the count instead, and
+    ``[min_rounds, max_rounds]``.  ``rounds`` fixes the count instead.
     ``warmup=False`` skips the warm-up (for slow calls with nothing to
-    compile).  Extra keyword arguments go to ``benchmark.extra_info``.
+    compile); a callable ``warmup`` is called instead of ``fn`` (a cheap call
+    that compiles the same kernels, e.g. a fit on a few rows) and ``rounds``
+    or ``min_rounds`` rounds follow.  Extra keyword arguments go to
+    ``benchmark.extra_info``.
     """
     budget = BUDGET if budget is None else budget
-    if warmup:
+    if callable(warmup):
+        warmup()
+    if warmup is True:
         first = _timed(fn)
         if first < budget / 2:
             # The first call may include a JIT compile: calibrate on a second one.

@@ -157,6 +157,55 @@ def random_matrices():
     return get
 
 
+def _lscpu():
+    import subprocess
+
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return {}
+    return dict(
+        (key.strip(), value.strip())
+        for key, _, value in (line.partition(":") for line in text.splitlines())
+        if value
+    )
+
+
+def _loadavg():
+    try:
+        return os.getloadavg()
+    except OSError:  # pragma: no cover - not on this platform
+        return None
+
+
+_LOADAVG_START = _loadavg()
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """Record what the report needs to describe the run: CPU, backends, versions, load."""
+    from threadpoolctl import threadpool_info
+
+    cpu = _lscpu()
+    versions = {"numpy": np.__version__}
+    for name in ("scipy", "numba", "sklearn", "torch", "jax"):
+        module = sys.modules.get(name)
+        if module is not None:
+            versions[name] = getattr(module, "__version__", "?")
+    machine_info["fastsoftmax"] = {
+        "cpu_model": cpu.get("Model name"),
+        "cores": cpu.get("CPU(s)"),
+        "backends": fastsoftmax.backends(),
+        "default_backend": fastsoftmax.get_backend(),
+        "versions": versions,
+        "blas": sorted(
+            {f"{p.get('internal_api')} {p.get('version')}" for p in threadpool_info() if p.get("user_api") == "blas"}
+        ),
+        # the machine is shared: the load average says how busy it was
+        "loadavg_start": _LOADAVG_START,
+        "loadavg_end": _loadavg(),
+    }
+
+
 def pytest_report_header(config):
     return (
         f"fastsoftmax {fastsoftmax.__version__}, backends {fastsoftmax.backends()}, "
