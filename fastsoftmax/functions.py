@@ -462,13 +462,15 @@ def _check_logits(logits, name="logits"):
 
 def _reduce(losses, reduction, sample_weight):
     # Scalar reductions accumulate in float64 and return a Python float.
+    if sample_weight is not None:
+        # A zero weight drops its sample, even one with an infinite loss (0 * inf).
+        losses = np.multiply(losses, sample_weight, out=np.zeros_like(losses), where=sample_weight != 0)
     if reduction == "none":
-        return losses if sample_weight is None else losses * sample_weight
+        return losses
+    total = float(np.sum(losses, dtype=np.float64))
     if sample_weight is None:
-        total = float(np.sum(losses, dtype=np.float64))
         m = float(losses.shape[0])
     else:
-        total = float(np.dot(losses.astype(np.float64), sample_weight.astype(np.float64)))
         m = float(np.sum(sample_weight, dtype=np.float64))
     if reduction == "sum":
         return total
@@ -491,7 +493,8 @@ def cross_entropy(logits, target, *, reduction="mean", sample_weight=None, backe
     sample_weight : array_like of shape (n_samples,), optional
         Non-negative finite weights.  With "mean" the result is the weighted
         mean (divided by the sum of the weights); with "none" each loss is
-        multiplied by its weight.
+        multiplied by its weight.  A zero weight drops its sample, even one
+        whose loss is infinite.
     backend : str, optional
         Backend to compute with; ``None`` means the current one.
 
@@ -714,7 +717,8 @@ def binary_cross_entropy(logits, y, *, reduction="mean", sample_weight=None, bac
     reduction : {"mean", "sum", "none"}, default "mean"
         How to reduce the per-sample losses.
     sample_weight : array_like of shape (n_samples,), optional
-        Non-negative finite weights; "mean" divides by their sum.
+        Non-negative finite weights; "mean" divides by their sum, "none"
+        multiplies each loss by its weight; a zero weight drops its sample.
     backend : str, optional
         Backend to compute with; ``None`` means the current one.
 
@@ -728,7 +732,8 @@ def binary_cross_entropy(logits, y, *, reduction="mean", sample_weight=None, bac
     -----
     Per sample ``log(1 + exp(z)) - y z``, evaluated as
     ``max(z, 0) + log1p(exp(-|z|)) - y z``: no overflow and no ``log(0)``
-    for large ``|z|``.
+    for large ``|z|``.  Infinite logits give the limits: 0 when the sign is
+    right (``z = +inf`` with ``y = 1``), ``inf`` when it is wrong.
 
     References
     ----------
