@@ -8,6 +8,8 @@ Contenders, all with plain SGD at learning rate 0.1 on float32 pixels / 255:
   :class:`fastsoftmax.Trainer` fed one shuffled minibatch at a time (the
   reference of the group), via ``Trainer.train_epoch``;
 * ``Trainer[<backend>]``: the same Python loop on the other backends;
+* ``train_epoch[<backend>]``: the backend's ``train_epoch`` kernel called
+  directly on a fresh ``rng.permutation`` order (no estimator checks);
 * ``torch``: ``nn.Linear`` + ``F.cross_entropy`` + ``torch.optim.SGD`` over
   a ``torch.randperm`` order.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from benchutils import compiled_backends, has_train_epoch, impl_name, require, run
+from benchutils import compiled_backends, has_train_epoch, impl_name, kernel, require, run
 
 import fastsoftmax
 
@@ -50,7 +52,9 @@ def test_trainer_loop(benchmark, mnist, backend):
         benchmark,
         epoch,
         min_rounds=5,
-        **_epoch_info(mnist, impl=impl, kind="fastsoftmax", backend=backend, how="Trainer.train_epoch (Python loop)"),
+        **_epoch_info(
+            mnist, impl=impl, kind="fastsoftmax", backend=backend, how="Trainer.train_epoch"
+        ),
     )
 
 
@@ -91,6 +95,36 @@ def test_compiled_epoch(benchmark, mnist, backend):
     if epoch_time:
         benchmark.extra_info["epoch_time"] = float(epoch_time[-1])
     benchmark.extra_info["test_accuracy"] = float(np.mean(est.predict(mnist.X_test) == mnist.y_test))
+
+
+@pytest.mark.parametrize("backend", compiled_backends())
+def test_train_epoch_kernel(benchmark, mnist, backend):
+    # The backend's whole-epoch kernel called directly: the epoch without fit()'s checks.
+    if not has_train_epoch(backend):
+        pytest.skip(f"backend {backend!r} has no compiled train_epoch")
+    train_epoch = kernel(backend, "train_epoch")
+    X, y = mnist.X, mnist.y.astype(np.intp)
+    W = np.zeros((X.shape[1], 10), np.float32)
+    b = np.zeros(10, np.float32)
+    rng = np.random.default_rng(0)
+
+    def epoch():
+        order = rng.permutation(X.shape[0])  # shuffling is part of the epoch
+        return train_epoch(X, y, None, W, b, order, BATCH, 0.0, True, "sgd", {}, LR, 0, None)
+
+    benchmark.group = GROUP
+    run(
+        benchmark,
+        epoch,
+        min_rounds=5,
+        **_epoch_info(
+            mnist,
+            impl=f"train_epoch[{backend}]",
+            kind="fastsoftmax",
+            backend=backend,
+            how="backend train_epoch kernel",
+        ),
+    )
 
 
 def test_torch_loop(benchmark, mnist, torch):
