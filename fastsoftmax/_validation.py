@@ -129,7 +129,9 @@ def check_labels(y, n_samples, n_classes, name="y", *, classes_from="logits has"
     if y.size:
         low, high = y.min().item(), y.max().item()
         if low < 0:
-            raise ValueError(f"{name} must hold labels in [0, {n_classes}), found negative label {low!r}")
+            raise ValueError(
+                f"{name} must hold labels in [0, {n_classes}), found negative label {low!r}"
+            )
         if high >= n_classes:
             raise ValueError(
                 f"{name} contains label {high!r} but {classes_from} {n_classes} classes "
@@ -197,7 +199,9 @@ def check_binary_targets(y, n_samples, dtype, name="y"):
     with np.errstate(invalid="ignore"):
         bad = ~((y >= 0) & (y <= 1))  # NaN is bad too
     if np.any(bad):
-        raise ValueError(f"{name} must hold targets in [0, 1] (0/1 labels), found {y[bad][0].item()!r}")
+        raise ValueError(
+            f"{name} must hold targets in [0, 1] (0/1 labels), found {y[bad][0].item()!r}"
+        )
     return y
 
 
@@ -246,7 +250,9 @@ def check_model_inputs(X, W, b=None, *, w_name="W", w_ndim=2):
     if w_ndim == 2:
         check_2d(W, w_name, "(n_features, n_classes)")
     elif W.ndim != 1:
-        raise ValueError(f"{w_name} must be a 1-D array of shape (n_features,), got shape {W.shape}")
+        raise ValueError(
+            f"{w_name} must be a 1-D array of shape (n_features,), got shape {W.shape}"
+        )
     if X.shape[1] != W.shape[0]:
         rows = "rows" if w_ndim == 2 else "entries"
         raise ValueError(f"X has {X.shape[1]} features but {w_name} has {W.shape[0]} {rows}")

@@ -464,7 +464,9 @@ def _reduce(losses, reduction, sample_weight):
     # Scalar reductions accumulate in float64 and return a Python float.
     if sample_weight is not None:
         # A zero weight drops its sample, even one with an infinite loss (0 * inf).
-        losses = np.multiply(losses, sample_weight, out=np.zeros_like(losses), where=sample_weight != 0)
+        losses = np.multiply(
+            losses, sample_weight, out=np.zeros_like(losses), where=sample_weight != 0
+        )
     if reduction == "none":
         return losses
     total = float(np.sum(losses, dtype=np.float64))
@@ -701,7 +703,9 @@ def sigmoid(x, *, out=None, backend=None):
 def _check_logits_1d(logits, name="logits"):
     logits = as_numeric_array(logits, name)
     if logits.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of shape (n_samples,), got shape {logits.shape}")
+        raise ValueError(
+            f"{name} must be a 1-D array of shape (n_samples,), got shape {logits.shape}"
+        )
     return np.ascontiguousarray(logits, dtype=float_dtype(logits.dtype))
 
 
@@ -812,7 +816,9 @@ def logistic_loss_grad(X, w, b, y, *, l2=0.0, sample_weight=None, backend=None):
     if b is None:
         b = 0.0
     elif isinstance(b, (bool, np.bool_)) or np.ndim(b) != 0:
-        raise ValueError(f"b must be a real scalar (the intercept), got {np.shape(b)!r}-shaped input")
+        raise ValueError(
+            f"b must be a real scalar (the intercept), got {np.shape(b)!r}-shaped input"
+        )
     b = float(b)
     if not math.isfinite(b):
         raise ValueError(f"b must be finite, got {b!r}")

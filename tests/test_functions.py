@@ -89,7 +89,10 @@ def test_linear_dtype_promotion(backend):
     assert Zi.dtype == np.float64
     np.testing.assert_allclose(Zi, Xi @ W.astype(np.float32).astype(np.float64), rtol=1e-12)
     # a float64 intercept promotes float32 weights
-    assert fs.linear(X.astype(np.float32), W.astype(np.float32), b, backend=backend).dtype == np.float64
+    assert (
+        fs.linear(X.astype(np.float32), W.astype(np.float32), b, backend=backend).dtype
+        == np.float64
+    )
 
 
 def test_linear_memory_orders(backend):
@@ -139,7 +142,9 @@ def test_zero_dim_out_and_numpy_integer_axis(backend):
     assert fs.softmax(np.array(3.0), out=out, backend=backend) is out and out == 1.0
     x = np.random.default_rng(3).normal(size=(2, 3))
     np.testing.assert_allclose(
-        fs.log_softmax(x, axis=np.int64(0), backend=backend), special.log_softmax(x, axis=0), rtol=1e-12
+        fs.log_softmax(x, axis=np.int64(0), backend=backend),
+        special.log_softmax(x, axis=0),
+        rtol=1e-12,
     )
 
 
@@ -180,8 +185,12 @@ def test_memmap_input(backend, tmp_path):
     mm[:] = X
     mm.flush()
     ro = np.memmap(path, dtype=np.float32, mode="r", shape=X.shape)
-    np.testing.assert_array_equal(fs.linear(ro, W, b, backend=backend), fs.linear(X, W, b, backend=backend))
-    np.testing.assert_array_equal(fs.softmax(ro, axis=1, backend=backend), fs.softmax(X, axis=1, backend=backend))
+    np.testing.assert_array_equal(
+        fs.linear(ro, W, b, backend=backend), fs.linear(X, W, b, backend=backend)
+    )
+    np.testing.assert_array_equal(
+        fs.softmax(ro, axis=1, backend=backend), fs.softmax(X, axis=1, backend=backend)
+    )
     loss_mm = fs.softmax_cross_entropy_grad(ro, W, b, y, backend=backend)[0]
     assert loss_mm == fs.softmax_cross_entropy_grad(X, W, b, y, backend=backend)[0]
 
@@ -222,14 +231,20 @@ def test_cross_entropy_labels(backend, dtype):
     assert isinstance(mean, float)
     np.testing.assert_allclose(mean, per_sample.mean(), rtol=rtol(dtype) * 10)
     np.testing.assert_allclose(
-        fs.cross_entropy(logits, y, reduction="sum", backend=backend), per_sample.sum(), rtol=rtol(dtype) * 10
+        fs.cross_entropy(logits, y, reduction="sum", backend=backend),
+        per_sample.sum(),
+        rtol=rtol(dtype) * 10,
     )
     # probability targets that are one-hot give the same losses
     np.testing.assert_allclose(
-        fs.cross_entropy(logits, one_hot(y, 3), reduction="none", backend=backend), per_sample, rtol=rtol(dtype) * 10
+        fs.cross_entropy(logits, one_hot(y, 3), reduction="none", backend=backend),
+        per_sample,
+        rtol=rtol(dtype) * 10,
     )
     # integral float labels are accepted
-    np.testing.assert_allclose(fs.cross_entropy(logits, y.astype(float), backend=backend), mean, rtol=1e-15)
+    np.testing.assert_allclose(
+        fs.cross_entropy(logits, y.astype(float), backend=backend), mean, rtol=1e-15
+    )
 
 
 def test_cross_entropy_sample_weight(backend):
@@ -238,18 +253,28 @@ def test_cross_entropy_sample_weight(backend):
     per_sample = -special.log_softmax(logits, axis=1)[np.arange(7), y]
     sw = np.array([0.0, 1.0, 2.0, 0.5, 3.0, 1.0, 0.25])
     np.testing.assert_allclose(
-        fs.cross_entropy(logits, y, sample_weight=sw, backend=backend), per_sample @ sw / sw.sum(), rtol=1e-12
+        fs.cross_entropy(logits, y, sample_weight=sw, backend=backend),
+        per_sample @ sw / sw.sum(),
+        rtol=1e-12,
     )
     np.testing.assert_allclose(
-        fs.cross_entropy(logits, y, reduction="sum", sample_weight=sw, backend=backend), per_sample @ sw, rtol=1e-12
+        fs.cross_entropy(logits, y, reduction="sum", sample_weight=sw, backend=backend),
+        per_sample @ sw,
+        rtol=1e-12,
     )
     np.testing.assert_allclose(
-        fs.cross_entropy(logits, y, reduction="none", sample_weight=sw, backend=backend), per_sample * sw, rtol=1e-12
+        fs.cross_entropy(logits, y, reduction="none", sample_weight=sw, backend=backend),
+        per_sample * sw,
+        rtol=1e-12,
     )
     # integer weights are repetitions
     reps = np.array([1, 2, 0, 1, 3, 1, 1])
-    repeated = fs.cross_entropy(np.repeat(logits, reps, axis=0), np.repeat(y, reps), backend=backend)
-    np.testing.assert_allclose(fs.cross_entropy(logits, y, sample_weight=reps, backend=backend), repeated, rtol=1e-12)
+    repeated = fs.cross_entropy(
+        np.repeat(logits, reps, axis=0), np.repeat(y, reps), backend=backend
+    )
+    np.testing.assert_allclose(
+        fs.cross_entropy(logits, y, sample_weight=reps, backend=backend), repeated, rtol=1e-12
+    )
 
 
 def test_cross_entropy_probability_targets(backend):
@@ -261,13 +286,17 @@ def test_cross_entropy_probability_targets(backend):
     want = -np.array([0.25 * logp[0, 0] + 0.75 * logp[0, 2], np.log(1 / 3), 0.0])
     assert np.all(np.isfinite(got))  # 0 * -inf contributes nothing
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(fs.cross_entropy(logits, t, backend=backend), want.mean(), rtol=1e-12)
+    np.testing.assert_allclose(
+        fs.cross_entropy(logits, t, backend=backend), want.mean(), rtol=1e-12
+    )
 
 
 def test_cross_entropy_empty(backend):
     logits = np.zeros((0, 3))
     assert fs.cross_entropy(logits, np.zeros(0, int), backend=backend) == 0.0
-    assert fs.cross_entropy(logits, np.zeros(0, int), reduction="none", backend=backend).shape == (0,)
+    assert fs.cross_entropy(logits, np.zeros(0, int), reduction="none", backend=backend).shape == (
+        0,
+    )
     assert fs.cross_entropy(logits, np.zeros((0, 3)), reduction="sum", backend=backend) == 0.0
 
 
@@ -282,12 +311,14 @@ def test_cross_entropy_huge_logits_float32(backend):
 
 def test_cross_entropy_large_equal_logits_float32(backend, request):
     if backend != "naive":  # naive computes in Python floats (float64) and passes
-        request.applymarker(pytest.mark.xfail(
-            strict=True,
-            reason="float32 kernels compute logsumexp(z) - z[y]: for large equal logits the "
-            "rounding of logsumexp (1e6 + log 2) swamps the loss; (m - z[y]) + "
-            "log(sum exp(z - m)) would be exact. Reported to the lead.",
-        ))
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="float32 kernels compute logsumexp(z) - z[y]: for large equal logits the "
+                "rounding of logsumexp (1e6 + log 2) swamps the loss; (m - z[y]) + "
+                "log(sum exp(z - m)) would be exact. Reported to the lead.",
+            )
+        )
     logits = np.full((1, 2), 1e6, np.float32)
     got = fs.cross_entropy(logits, [1], reduction="none", backend=backend)
     np.testing.assert_allclose(got, [np.log(2)], rtol=1e-5)
@@ -316,11 +347,15 @@ def directional_derivatives(loss_at, grads, params, n_directions=3, h=1e-6, seed
 def test_softmax_grad_finite_differences(backend, l2, weighted):
     X, W, b, y = make_problem(n=6, d=3, C=4, seed=5)
     sw = np.random.default_rng(6).uniform(0, 2, size=6) if weighted else None
-    loss, dW, db = fs.softmax_cross_entropy_grad(X, W, b, y, l2=l2, sample_weight=sw, backend=backend)
+    loss, dW, db = fs.softmax_cross_entropy_grad(
+        X, W, b, y, l2=l2, sample_weight=sw, backend=backend
+    )
     assert isinstance(loss, float) and dW.shape == W.shape and db.shape == b.shape
 
     def loss_at(W_, b_):
-        return fs.softmax_cross_entropy_grad(X, W_, b_, y, l2=l2, sample_weight=sw, backend=backend)[0]
+        return fs.softmax_cross_entropy_grad(
+            X, W_, b_, y, l2=l2, sample_weight=sw, backend=backend
+        )[0]
 
     directional_derivatives(loss_at, [dW, db], [W, b])
     # the loss itself, from scipy's log_softmax
@@ -336,8 +371,12 @@ def test_softmax_grad_formula_and_dtype(backend, dtype):
     assert dW.dtype == dtype and db.dtype == dtype
     X64, W64 = X.astype(np.float64), W.astype(np.float64)
     R = special.softmax(X64 @ W64 + b, axis=1) - one_hot(y, 4)
-    np.testing.assert_allclose(dW, X64.T @ R / 9 + 0.1 * W64, rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-6)
-    np.testing.assert_allclose(db, R.mean(axis=0), rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-6)
+    np.testing.assert_allclose(
+        dW, X64.T @ R / 9 + 0.1 * W64, rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        db, R.mean(axis=0), rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-6
+    )
 
 
 def test_softmax_grad_uint8_and_no_intercept(backend):
@@ -347,7 +386,9 @@ def test_softmax_grad_uint8_and_no_intercept(backend):
     y = np.array([0, 1, 2, 1, 0])
     loss, dW, db = fs.softmax_cross_entropy_grad(X8, W, None, y, backend=backend)
     assert dW.dtype == np.float32
-    ref = fs.softmax_cross_entropy_grad(X8.astype(np.float32), W, np.zeros(3, np.float32), y, backend="numpy")
+    ref = fs.softmax_cross_entropy_grad(
+        X8.astype(np.float32), W, np.zeros(3, np.float32), y, backend="numpy"
+    )
     np.testing.assert_allclose(loss, ref[0], rtol=1e-5)
     np.testing.assert_allclose(dW, ref[1], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(db, ref[2], rtol=1e-4, atol=1e-6)
@@ -362,13 +403,17 @@ def test_softmax_grad_dtype_promotion(backend):
         _, dW, db = fs.softmax_cross_entropy_grad(*args, y, backend=backend)
         assert dW.dtype == db.dtype == np.float64
     # integer data other than uint8 is read as float64
-    _, dW, _ = fs.softmax_cross_entropy_grad(np.ones((2, 4), np.int16), W, b, [0, 1], backend=backend)
+    _, dW, _ = fs.softmax_cross_entropy_grad(
+        np.ones((2, 4), np.int16), W, b, [0, 1], backend=backend
+    )
     assert dW.dtype == np.float64
 
 
 def test_softmax_grad_empty(backend):
     W = np.ones((3, 2))
-    loss, dW, db = fs.softmax_cross_entropy_grad(np.zeros((0, 3)), W, np.zeros(2), [], l2=0.5, backend=backend)
+    loss, dW, db = fs.softmax_cross_entropy_grad(
+        np.zeros((0, 3)), W, np.zeros(2), [], l2=0.5, backend=backend
+    )
     assert loss == pytest.approx(0.5 * 0.5 * 6)
     np.testing.assert_array_equal(dW, 0.5 * W)
     np.testing.assert_array_equal(db, 0.0)
@@ -408,21 +453,35 @@ def test_binary_cross_entropy(backend):
     want = np.logaddexp(0, z) - y * z
     got = fs.binary_cross_entropy(z, y, reduction="none", backend=backend)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-300)
-    np.testing.assert_allclose(fs.binary_cross_entropy(z, y, backend=backend), want.mean(), rtol=1e-12)
-    np.testing.assert_allclose(fs.binary_cross_entropy(z, y, reduction="sum", backend=backend), want.sum(), rtol=1e-12)
+    np.testing.assert_allclose(
+        fs.binary_cross_entropy(z, y, backend=backend), want.mean(), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        fs.binary_cross_entropy(z, y, reduction="sum", backend=backend), want.sum(), rtol=1e-12
+    )
     sw = np.array([1.0, 2.0, 0.0, 0.5, 1.0, 3.0])
     np.testing.assert_allclose(
-        fs.binary_cross_entropy(z, y, sample_weight=sw, backend=backend), want @ sw / sw.sum(), rtol=1e-12
+        fs.binary_cross_entropy(z, y, sample_weight=sw, backend=backend),
+        want @ sw / sw.sum(),
+        rtol=1e-12,
     )
     # bool and soft targets
-    np.testing.assert_allclose(fs.binary_cross_entropy(z, y.astype(bool), reduction="none", backend=backend), want)
-    soft = fs.binary_cross_entropy(np.array([0.0, 1.0]), [0.3, 0.5], reduction="none", backend=backend)
+    np.testing.assert_allclose(
+        fs.binary_cross_entropy(z, y.astype(bool), reduction="none", backend=backend), want
+    )
+    soft = fs.binary_cross_entropy(
+        np.array([0.0, 1.0]), [0.3, 0.5], reduction="none", backend=backend
+    )
     np.testing.assert_allclose(soft, np.logaddexp(0, [0.0, 1.0]) - np.array([0.0, 0.5]), rtol=1e-12)
 
 
 def test_binary_cross_entropy_infinite_logits(backend, request):
     if backend == "cython":  # reported to the lead: NaN instead of the protocol's limits
-        request.applymarker(pytest.mark.xfail(reason="cython binary_cross_entropy kernel gives NaN at infinite logits"))
+        request.applymarker(
+            pytest.mark.xfail(
+                reason="cython binary_cross_entropy kernel gives NaN at infinite logits"
+            )
+        )
     z = np.array([np.inf, -np.inf, np.inf, -np.inf, np.inf])
     y = np.array([1.0, 0.0, 0.0, 1.0, 0.5])
     got = fs.binary_cross_entropy(z, y, reduction="none", backend=backend)
@@ -441,7 +500,9 @@ def test_binary_cross_entropy_float32(backend, dtype):
     z = np.array([-50.0, 0.0, 50.0], dtype)
     got = fs.binary_cross_entropy(z, [0, 1, 1], reduction="none", backend=backend)
     assert got.dtype == dtype
-    np.testing.assert_allclose(got, [np.log1p(np.exp(-50.0)), np.log(2), np.log1p(np.exp(-50.0))], rtol=1e-6, atol=1e-15)
+    np.testing.assert_allclose(
+        got, [np.log1p(np.exp(-50.0)), np.log(2), np.log1p(np.exp(-50.0))], rtol=1e-6, atol=1e-15
+    )
 
 
 @pytest.mark.parametrize("l2", [0.0, 0.7])
@@ -457,7 +518,9 @@ def test_logistic_grad_finite_differences(backend, l2, weighted):
     assert isinstance(loss, float) and isinstance(db, float) and dw.shape == (3,)
 
     def loss_at(w_, b_):
-        return fs.logistic_loss_grad(X, w_, float(b_), y, l2=l2, sample_weight=sw, backend=backend)[0]
+        return fs.logistic_loss_grad(X, w_, float(b_), y, l2=l2, sample_weight=sw, backend=backend)[
+            0
+        ]
 
     directional_derivatives(loss_at, [dw, db], [w, b])
     z = X @ w + b
@@ -473,12 +536,17 @@ def test_logistic_grad_dtypes(backend):
     y = np.array([0, 1, 1, 0, 1, 0])
     loss, dw, db = fs.logistic_loss_grad(X8, w, None, y, backend=backend)
     assert dw.dtype == np.float32
-    ref = fs.logistic_loss_grad(X8.astype(np.float64), w.astype(np.float64), 0.0, y, backend="numpy")
+    ref = fs.logistic_loss_grad(
+        X8.astype(np.float64), w.astype(np.float64), 0.0, y, backend="numpy"
+    )
     np.testing.assert_allclose(loss, ref[0], rtol=1e-5)
     np.testing.assert_allclose(dw, ref[1], rtol=1e-4)
     np.testing.assert_allclose(db, ref[2], rtol=1e-4)
     # float64 data with float32 weights is computed in float64
-    assert fs.logistic_loss_grad(X8.astype(np.float64), w, 0.0, y, backend=backend)[1].dtype == np.float64
+    assert (
+        fs.logistic_loss_grad(X8.astype(np.float64), w, 0.0, y, backend=backend)[1].dtype
+        == np.float64
+    )
 
 
 # --- classification_error ---------------------------------------------------------
