@@ -69,7 +69,7 @@ def as_numeric_array(x, name):
 
 def float_dtype(dtype):
     """Floating dtype a computation on an array of ``dtype`` runs in (float32 or float64)."""
-    dtype = np.dtype(dtype)
+    dtype = np.dtype(dtype).newbyteorder("=")  # byte-swapped floats keep their precision
     if dtype in _FLOATS:
         return dtype
     if dtype.kind == "f" and dtype.itemsize < 4:  # float16
@@ -84,7 +84,9 @@ def result_dtype(dtype):
     back); bool and integers give float64.
     """
     dtype = np.dtype(dtype)
-    return dtype if dtype.kind == "f" and dtype.itemsize <= 8 else float_dtype(dtype)
+    if dtype.kind == "f" and dtype.itemsize <= 8:
+        return dtype.newbyteorder("=")  # results are native-endian
+    return float_dtype(dtype)  # long double is computed and returned in float64
 
 
 def compute_dtype(*dtypes):

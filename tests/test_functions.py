@@ -178,6 +178,21 @@ def test_layouts_same_results_and_inputs_untouched(backend, name, dtype):
         np.testing.assert_array_equal(xo, before)
 
 
+def test_big_endian_input(backend):
+    x = np.random.default_rng(14).normal(size=(3, 4))
+    xbe = x.astype(">f8")
+    for name in ("softmax", "log_softmax", "logsumexp", "sigmoid"):
+        kw = {} if name == "sigmoid" else {"axis": 1}
+        got = getattr(fs, name)(xbe, backend=backend, **kw)
+        assert got.dtype == np.float64 and got.dtype.isnative
+        np.testing.assert_array_equal(got, getattr(fs, name)(x, backend=backend, **kw))
+    W = np.ones((4, 2), ">f4")
+    np.testing.assert_allclose(fs.linear(xbe, W, backend=backend), x @ np.ones((4, 2)), rtol=1e-7)
+    z32 = fs.linear(xbe.astype(">f4"), W, backend=backend)  # float32 stays float32
+    assert z32.dtype == np.float32
+    np.testing.assert_allclose(z32, x @ np.ones((4, 2)), rtol=1e-6)
+
+
 def test_memmap_input(backend, tmp_path):
     X, W, b, y = make_problem(dtype=np.float32)
     path = tmp_path / "X.dat"
