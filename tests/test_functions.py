@@ -325,7 +325,7 @@ def test_cross_entropy_huge_logits_float32(backend):
 
 
 def test_cross_entropy_large_equal_logits_float32(backend, request):
-    if backend != "naive":  # naive computes in Python floats (float64) and passes
+    if backend in ("cython", "numba"):  # still compute logsumexp(z) - z[y]
         request.applymarker(
             pytest.mark.xfail(
                 strict=True,

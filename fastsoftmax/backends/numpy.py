@@ -52,8 +52,12 @@ def linear(X, W, b, out):
 
 
 def cross_entropy(logits, y, out):
-    lse = logsumexp(logits, np.empty(logits.shape[0], logits.dtype))
-    out[...] = lse - logits[np.arange(logits.shape[0]), y]
+    # (max - z_y) + log(sum(exp(z - max))): exact for large equal float32 logits, where
+    # logsumexp(z) - z_y would lose the loss in the rounding of logsumexp.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        shifted, _ = _shifted(logits)
+        log_norm = np.log(np.sum(np.exp(shifted), axis=1))
+        np.subtract(log_norm, shifted[np.arange(logits.shape[0]), y], out=out)
     return out
 
 
