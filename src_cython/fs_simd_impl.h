@@ -62,6 +62,8 @@ FS_DEF VF FN(load_u8)(const unsigned char *p)
 
 typedef FS_T FN(v8) __attribute__((vector_size(8 * sizeof(FS_T))));
 typedef FS_T FN(v4) __attribute__((vector_size(4 * sizeof(FS_T))));
+typedef FS_I FN(v8i) __attribute__((vector_size(8 * sizeof(FS_T))));
+typedef FS_I FN(v4i) __attribute__((vector_size(4 * sizeof(FS_T))));
 
 /* horizontal sum by halving in registers */
 FS_DEF FS_T FN(hsum)(VF v)
@@ -85,6 +87,72 @@ FS_DEF FS_T FN(hsum)(VF v)
 #endif
 }
 
+/* The first k < FS_V lanes of p, the others set to fill (masked loads on
+ * AVX2 / AVX-512: no reads past the end of a row, no scalar tail loops). */
+FS_DEF VF FN(load_part)(const FS_T *p, Py_ssize_t k, FS_T fill)
+{
+#if FS_X86 && FS_VBYTES == 64 && FS_F32
+    return (VF)_mm512_mask_loadu_ps(_mm512_set1_ps(fill), (__mmask16)((1u << k) - 1), p);
+#elif FS_X86 && FS_VBYTES == 64
+    return (VF)_mm512_mask_loadu_pd(_mm512_set1_pd(fill), (__mmask8)((1u << k) - 1), p);
+#elif FS_X86 && FS_VBYTES == 32 && FS_F32
+    __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return (VF)_mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+#elif FS_X86 && FS_VBYTES == 32
+    __m256i m = _mm256_cmpgt_epi64(_mm256_set1_epi64x(k), _mm256_setr_epi64x(0, 1, 2, 3));
+    return (VF)_mm256_blendv_pd(_mm256_set1_pd(fill), _mm256_maskload_pd(p, m), _mm256_castsi256_pd(m));
+#else
+    union { VF v; FS_T a[FS_V]; } u;
+    u.v = FN(splat)(fill);
+    for (Py_ssize_t l = 0; l < k; l++) u.a[l] = p[l];
+    return u.v;
+#endif
+}
+
+FS_DEF void FN(store_part)(FS_T *p, VF v, Py_ssize_t k)
+{
+#if FS_X86 && FS_VBYTES == 64 && FS_F32
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << k) - 1), (__m512)v);
+#elif FS_X86 && FS_VBYTES == 64
+    _mm512_mask_storeu_pd(p, (__mmask8)((1u << k) - 1), (__m512d)v);
+#elif FS_X86 && FS_VBYTES == 32 && FS_F32
+    _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), (__m256)v);
+#elif FS_X86 && FS_VBYTES == 32
+    _mm256_maskstore_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(k), _mm256_setr_epi64x(0, 1, 2, 3)), (__m256d)v);
+#else
+    union { VF v; FS_T a[FS_V]; } u;
+    u.v = v;
+    for (Py_ssize_t l = 0; l < k; l++) p[l] = u.a[l];
+#endif
+}
+
+/* lane-wise max that ignores NaN in a (the running max never becomes NaN) */
+FS_DEF VF FN(vmax)(VF m, VF a) { return FN(blend)(a > m, a, m); }
+
+/* horizontal max by halving (of vmax results, which hold no NaN) */
+#define FS_HALFMAX(T, TI, lo, hi) ((T)(((TI)(hi) & ((hi) > (lo))) | ((TI)(lo) & ~((hi) > (lo)))))
+FS_DEF FS_T FN(hmax)(VF v)
+{
+#if FS_V == 16
+    union { VF v; FN(v8) h[2]; } a = {v};
+    FN(v8) s8 = FS_HALFMAX(FN(v8), FN(v8i), a.h[0], a.h[1]);
+#elif FS_V == 8
+    FN(v8) s8 = v;
+#endif
+#if FS_V >= 8
+    union { FN(v8) v; FN(v4) h[2]; } b = {s8};
+    FN(v4) s4 = FS_HALFMAX(FN(v4), FN(v4i), b.h[0], b.h[1]);
+#elif FS_V == 4
+    FN(v4) s4 = v;
+#endif
+#if FS_V >= 4
+    FS_T m0 = s4[0] > s4[2] ? s4[0] : s4[2], m1 = s4[1] > s4[3] ? s4[1] : s4[3];
+    return m0 > m1 ? m0 : m1;
+#else
+    return v[0] > v[1] ? v[0] : v[1];
+#endif
+}
+
 /* Vector exp, accurate to ~1 ulp: Cody-Waite reduction x = n ln2 + r,
  * |r| <= ln2/2, a polynomial for exp(r), and 2^n applied as two factors
  * 2^(n/2) 2^(n - n/2) so that overflow gives +inf and results in the
@@ -92,19 +160,22 @@ FS_DEF FS_T FN(hsum)(VF v)
 FS_DEF VF FN(vexp)(VF x)
 {
 #if FS_F32
-    const FS_T hi = 89.0f, lo = -104.0f, under = -103.98f;
+    const FS_T hi = 89.0f, under = -103.98f;
     const FS_T magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
     const FS_T log2e = 1.44269504088896341f, ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
     const int mant = 23, bias = 127;
 #else
-    const FS_T hi = 710.0, lo = -746.0, under = -745.2;
+    const FS_T hi = 710.0, under = -745.2;
     const FS_T magic = 6755399441055744.0; /* 1.5 * 2^52 */
     const FS_T log2e = 1.4426950408889634074, ln2_hi = 0.693145751953125, ln2_lo = 1.42860682030941723212e-6;
     const int mant = 52, bias = 1023;
 #endif
-    VF xc = FN(blend)(x > FN(splat)(hi), FN(splat)(hi), x);
-    xc = FN(blend)(xc < FN(splat)(lo), FN(splat)(lo), xc);
-    xc = FN(blend)(xc == xc, xc, FN(splat)(0)); /* NaN: computed on 0, fixed below */
+    /* Lanes that underflow to 0 (including -inf, the padding of partial
+     * rows) and NaN lanes are computed on 0 and fixed at the end: computing
+     * them on the clamp bound would run into slow subnormal arithmetic. */
+    VI ok = x >= FN(splat)(under);
+    VF xc = FN(blend)(ok, x, FN(splat)(0));
+    xc = FN(blend)(xc > FN(splat)(hi), FN(splat)(hi), xc);
     VF t = xc * log2e + magic;
     VF n = t - magic;
     VI ni = (VI)t - (VI)FN(splat)(magic);
@@ -135,7 +206,7 @@ FS_DEF VF FN(vexp)(VF x)
     VF s1 = (VF)((n1 + bias) << mant);
     VF s2 = (VF)((n2 + bias) << mant);
     VF res = (p * s1) * s2;
-    res = FN(blend)(x < FN(splat)(under), FN(splat)(0), res);
+    res = FN(blend)(ok, res, FN(splat)(0));
     return FN(blend)(x == x, res, x);
 }
 
@@ -143,31 +214,25 @@ FS_DEF VF FN(vexp)(VF x)
 
 /* Max of a row, ignoring NaN (a NaN row still gives NaN results because the
  * NaN goes through exp); -inf for an empty row. */
-static FS_TARGET FS_T FN(row_max)(const FS_T *x, Py_ssize_t k)
+FS_DEF FS_T FN(row_max)(const FS_T *x, Py_ssize_t k)
 {
     Py_ssize_t j = 0;
-    FS_T m = -(FS_T)INFINITY;
-    if (k >= FS_V) {
-        VF a = FN(splat)(-(FS_T)INFINITY), b = a;
-        for (; j + 2 * FS_V <= k; j += 2 * FS_V) {
-            VF u = FN(load)(x + j), w = FN(load)(x + j + FS_V);
-            a = FN(blend)(u > a, u, a);
-            b = FN(blend)(w > b, w, b);
-        }
-        for (; j + FS_V <= k; j += FS_V) {
-            VF u = FN(load)(x + j);
-            a = FN(blend)(u > a, u, a);
-        }
-        a = FN(blend)(b > a, b, a);
-        for (int l = 0; l < FS_V; l++) m = a[l] > m ? a[l] : m;
+    VF a = FN(splat)(-(FS_T)INFINITY), b = a;
+    for (; j + 2 * FS_V <= k; j += 2 * FS_V) {
+        a = FN(vmax)(a, FN(load)(x + j));
+        b = FN(vmax)(b, FN(load)(x + j + FS_V));
     }
-    for (; j < k; j++) m = x[j] > m ? x[j] : m;
-    return m;
+    if (j + FS_V <= k) {
+        a = FN(vmax)(a, FN(load)(x + j));
+        j += FS_V;
+    }
+    if (j < k) b = FN(vmax)(b, FN(load_part)(x + j, k - j, -(FS_T)INFINITY));
+    return FN(hmax)(FN(vmax)(a, b));
 }
 
 /* sum_j exp(x_j - shift); writes the exponentials to out unless out is NULL.
  * out may be x. */
-static FS_TARGET FS_T FN(row_expsum)(const FS_T *x, FS_T shift, FS_T *out, Py_ssize_t k)
+FS_DEF FS_T FN(row_expsum)(const FS_T *x, FS_T shift, FS_T *out, Py_ssize_t k)
 {
     Py_ssize_t j = 0;
     VF sh = FN(splat)(shift), acc0 = {0}, acc1 = {0};
@@ -184,49 +249,176 @@ static FS_TARGET FS_T FN(row_expsum)(const FS_T *x, FS_T shift, FS_T *out, Py_ss
         acc0 += e0;
         j += FS_V;
     }
-    if (j < k) { /* tail: pad with -inf, whose exp is 0 */
-        union { VF v; FS_T a[FS_V]; } u;
-        u.v = FN(splat)(-(FS_T)INFINITY);
-        for (Py_ssize_t t = j; t < k; t++) u.a[t - j] = x[t];
-        u.v = FN(vexp)(u.v - sh);
-        if (out) for (Py_ssize_t t = j; t < k; t++) out[t] = u.a[t - j];
-        acc1 += u.v;
+    if (j < k) { /* tail padded with -inf, whose exp is 0 */
+        VF e1 = FN(vexp)(FN(load_part)(x + j, k - j, -(FS_T)INFINITY) - sh);
+        if (out) FN(store_part)(out + j, e1, k - j);
+        acc1 += e1;
     }
     return FN(hsum)(acc0 + acc1);
 }
 
+/* out = (x - a) * m, lane-wise; out may be x */
+FS_DEF void FN(row_affine)(const FS_T *x, FS_T a, FS_T m, FS_T *out, Py_ssize_t k)
+{
+    Py_ssize_t j = 0;
+    VF va = FN(splat)(a), vm = FN(splat)(m);
+    for (; j + FS_V <= k; j += FS_V) FN(store)(out + j, (FN(load)(x + j) - va) * vm);
+    if (j < k) FN(store_part)(out + j, (FN(load_part)(x + j, k - j, 0) - va) * vm, k - j);
+}
+
+/* out = (x - a) - b, lane-wise; out may be x */
+FS_DEF void FN(row_sub2)(const FS_T *x, FS_T a, FS_T b, FS_T *out, Py_ssize_t k)
+{
+    Py_ssize_t j = 0;
+    VF va = FN(splat)(a), vb = FN(splat)(b);
+    for (; j + FS_V <= k; j += FS_V) FN(store)(out + j, (FN(load)(x + j) - va) - vb);
+    if (j < k) FN(store_part)(out + j, (FN(load_part)(x + j, k - j, 0) - va) - vb, k - j);
+}
+
 FS_DEF FS_T FN(finite_or_zero)(FS_T m) { return (m - m == 0) ? m : 0; }
+
+/* Rows of k <= 2 FS_V entries (e.g. 10 classes) are held in one or two
+ * registers from load to store: re-reading a row just written with a masked
+ * store would stall on store forwarding. */
+
+/* Loads a row of k <= 2 FS_V into a (and b, unless ONE: k <= FS_V), -inf
+ * padded, and returns the shift (the row max, or 0 if it is not finite). */
+FS_DEF FS_T FN(short_load)(const FS_T *x, Py_ssize_t k, VF *a, VF *b, const int ONE)
+{
+    Py_ssize_t k0 = ONE ? k : FS_V;
+    VF m = FN(splat)(-(FS_T)INFINITY);
+    *a = FN(load_part)(x, k0, -(FS_T)INFINITY);
+    m = FN(vmax)(m, *a);
+    if (!ONE) {
+        *b = FN(load_part)(x + k0, k - k0, -(FS_T)INFINITY);
+        m = FN(vmax)(m, *b);
+    }
+    return FN(finite_or_zero)(FN(hmax)(m));
+}
+
+FS_DEF void FN(short_store)(FS_T *out, Py_ssize_t k, VF a, VF b, const int ONE)
+{
+    if (ONE) {
+        FN(store_part)(out, a, k);
+    } else {
+        FN(store_part)(out, a, FS_V);
+        FN(store_part)(out + FS_V, b, k - FS_V);
+    }
+}
+
+FS_DEF void FN(softmax_short)(const FS_T *x, FS_T *out, Py_ssize_t k, const int ONE)
+{
+    VF a, b = {0};
+    VF vsh = FN(splat)(FN(short_load)(x, k, &a, &b, ONE));
+    a = FN(vexp)(a - vsh);
+    if (!ONE) b = FN(vexp)(b - vsh);
+    VF inv = FN(splat)((FS_T)1 / FN(hsum)(ONE ? a : a + b));
+    FN(short_store)(out, k, a * inv, b * inv, ONE);
+}
+
+FS_DEF void FN(log_softmax_short)(const FS_T *x, FS_T *out, Py_ssize_t k, const int ONE)
+{
+    VF a, b = {0};
+    VF vsh = FN(splat)(FN(short_load)(x, k, &a, &b, ONE));
+    a = a - vsh;
+    VF e = FN(vexp)(a);
+    if (!ONE) {
+        b = b - vsh;
+        e += FN(vexp)(b);
+    }
+    VF ls = FN(splat)((FS_T)FS_LOG(FN(hsum)(e)));
+    FN(short_store)(out, k, a - ls, b - ls, ONE);
+}
+
+FS_DEF FS_T FN(logsumexp_short)(const FS_T *x, Py_ssize_t k, const int ONE)
+{
+    VF a, b = {0};
+    FS_T sh = FN(short_load)(x, k, &a, &b, ONE);
+    VF vsh = FN(splat)(sh);
+    VF e = FN(vexp)(a - vsh);
+    if (!ONE) e += FN(vexp)(b - vsh);
+    return (FS_T)FS_LOG(FN(hsum)(e)) + sh;
+}
+
+/* FS_ROWS(f, ...) runs the short-row kernel f on every row, with one or two
+ * registers per row */
+#define FS_SHORT_ROWS(CALL)                                                     \
+    if (k <= FS_V) {                                                            \
+        for (Py_ssize_t i = 0; i < n; i++) CALL(1);                             \
+        return;                                                                 \
+    }                                                                           \
+    if (k <= 2 * FS_V) {                                                        \
+        for (Py_ssize_t i = 0; i < n; i++) CALL(0);                             \
+        return;                                                                 \
+    }
 
 static FS_TARGET void FN(softmax_rows)(const FS_T *x, FS_T *out, Py_ssize_t n, Py_ssize_t k)
 {
+#define FS_CALL(ONE) FN(softmax_short)(x + i * k, out + i * k, k, ONE)
+    FS_SHORT_ROWS(FS_CALL)
+#undef FS_CALL
     for (Py_ssize_t i = 0; i < n; i++, x += k, out += k) {
         FS_T sh = FN(finite_or_zero)(FN(row_max)(x, k));
         FS_T inv = (FS_T)1 / FN(row_expsum)(x, sh, out, k);
-        Py_ssize_t j = 0;
-        VF vinv = FN(splat)(inv);
-        for (; j + FS_V <= k; j += FS_V) FN(store)(out + j, FN(load)(out + j) * vinv);
-        for (; j < k; j++) out[j] *= inv;
+        FN(row_affine)(out, 0, inv, out, k);
     }
 }
 
 static FS_TARGET void FN(log_softmax_rows)(const FS_T *x, FS_T *out, Py_ssize_t n, Py_ssize_t k)
 {
+#define FS_CALL(ONE) FN(log_softmax_short)(x + i * k, out + i * k, k, ONE)
+    FS_SHORT_ROWS(FS_CALL)
+#undef FS_CALL
     for (Py_ssize_t i = 0; i < n; i++, x += k, out += k) {
         FS_T sh = FN(finite_or_zero)(FN(row_max)(x, k));
-        FS_T ls = (FS_T)FS_LOG(FN(row_expsum)(x, sh, NULL, k));
-        Py_ssize_t j = 0;
-        VF vsh = FN(splat)(sh), vls = FN(splat)(ls);
-        for (; j + FS_V <= k; j += FS_V) FN(store)(out + j, (FN(load)(x + j) - vsh) - vls);
-        for (; j < k; j++) out[j] = (x[j] - sh) - ls;
+        FN(row_sub2)(x, sh, (FS_T)FS_LOG(FN(row_expsum)(x, sh, NULL, k)), out, k);
     }
 }
 
 static FS_TARGET void FN(logsumexp_rows)(const FS_T *x, FS_T *out, Py_ssize_t n, Py_ssize_t k)
 {
+#define FS_CALL(ONE) out[i] = FN(logsumexp_short)(x + i * k, k, ONE)
+    FS_SHORT_ROWS(FS_CALL)
+#undef FS_CALL
     for (Py_ssize_t i = 0; i < n; i++, x += k) {
         FS_T sh = FN(finite_or_zero)(FN(row_max)(x, k));
         out[i] = (FS_T)FS_LOG(FN(row_expsum)(x, sh, NULL, k)) + sh;
     }
+}
+
+/* ce_residual_rows for C <= 2 FS_V: residual rows stay in registers; db is
+ * summed in T over the block (a few hundred rows at most), then added to
+ * the double accumulator. */
+FS_DEF double FN(ce_short)(FS_T *Z, Py_ssize_t n, Py_ssize_t C, const Py_ssize_t *y,
+                           const FS_T *sw, double *db, const int ONE)
+{
+    double loss = 0;
+    VI iota;
+    for (int l = 0; l < FS_V; l++) iota[l] = l;
+    VF da = FN(splat)(0), dbv = da;
+    for (Py_ssize_t i = 0; i < n; i++, Z += C) {
+        FS_T s = sw ? sw[i] : (FS_T)1;
+        VF a, b = {0};
+        FS_T sh = FN(short_load)(Z, C, &a, &b, ONE);
+        VF vsh = FN(splat)(sh);
+        a = FN(vexp)(a - vsh);
+        if (!ONE) b = FN(vexp)(b - vsh);
+        FS_T sum = FN(hsum)(ONE ? a : a + b);
+        loss += (double)s * (double)(((FS_T)FS_LOG(sum) + sh) - Z[y[i]]);
+        VF scale = FN(splat)(s / sum), vs = FN(splat)(s);
+        VI yv = (VI)FN(splat)(0) + (FS_I)y[i];
+        a = a * scale - (VF)((VI)vs & (iota == yv));
+        da += a;
+        if (!ONE) {
+            b = b * scale - (VF)((VI)vs & (iota + (FS_I)FS_V == yv));
+            dbv += b;
+        }
+        FN(short_store)(Z, C, a, b, ONE);
+    }
+    Py_ssize_t k0 = ONE ? C : FS_V;
+    for (Py_ssize_t c = 0; c < k0; c++) db[c] += da[c];
+    for (Py_ssize_t c = k0; c < C; c++) db[c] += dbv[c - k0];
+    return loss;
 }
 
 /* Softmax cross-entropy on a block of logits Z (n, C), in place: row i
@@ -236,15 +428,15 @@ static FS_TARGET double FN(ce_residual_rows)(FS_T *Z, Py_ssize_t n, Py_ssize_t C
                                              const Py_ssize_t *y, const FS_T *sw, double *db)
 {
     double loss = 0;
+    if (C <= FS_V) return FN(ce_short)(Z, n, C, y, sw, db, 1);
+    if (C <= 2 * FS_V) return FN(ce_short)(Z, n, C, y, sw, db, 0);
     for (Py_ssize_t i = 0; i < n; i++, Z += C) {
         FS_T s = sw ? sw[i] : (FS_T)1;
         FS_T sh = FN(finite_or_zero)(FN(row_max)(Z, C));
         FS_T zy = Z[y[i]];
         FS_T sum = FN(row_expsum)(Z, sh, Z, C);
-        FS_T lse = (FS_T)FS_LOG(sum) + sh;
-        loss += (double)s * (double)(lse - zy);
-        FS_T scale = s / sum;
-        for (Py_ssize_t c = 0; c < C; c++) Z[c] *= scale;
+        loss += (double)s * (double)(((FS_T)FS_LOG(sum) + sh) - zy);
+        FN(row_affine)(Z, 0, s / sum, Z, C);
         Z[y[i]] -= s;
         for (Py_ssize_t c = 0; c < C; c++) db[c] += Z[c];
     }
