@@ -829,27 +829,33 @@ class SoftmaxRegression(_LinearClassifier):
     # -- pieces -----------------------------------------------------------------
 
     def _make_learner(self):
-        from .learners import Learner, get_learner
+        from .learners import Learner, get_learner, get_schedule
 
         optimizer = self.optimizer
+        auto_lr = isinstance(self.learning_rate, str) and self.learning_rate == "auto"
+        auto_schedule = isinstance(self.schedule, str) and self.schedule == "auto"
+        lr = None if auto_lr else _check_real("learning_rate", self.learning_rate, low_open=True)
         if isinstance(optimizer, Learner):
-            config = optimizer.get_config()  # a fresh learner: the user's instance is untouched
-        elif isinstance(optimizer, str):
-            config = {"kind": optimizer.strip().lower()}
-        else:
+            # a copy (of the user's class, which may be a subclass) with a fresh state;
+            # the user's instance is never modified
+            learner = copy.deepcopy(optimizer)
+            learner.reset()
+            if lr is not None:
+                learner.learning_rate = lr
+            if not auto_schedule:
+                learner.schedule = get_schedule(self.schedule)
+            return learner
+        if not isinstance(optimizer, str):
             raise TypeError(
                 f"optimizer must be a learner name or a Learner instance, got {type(optimizer).__name__}"
             )
-        if isinstance(self.learning_rate, str) and self.learning_rate == "auto":
-            if not isinstance(optimizer, Learner) and config["kind"] in _AUTO_LEARNING_RATE:
-                config["learning_rate"] = _AUTO_LEARNING_RATE[config["kind"]]
-        else:
-            config["learning_rate"] = _check_real("learning_rate", self.learning_rate, low_open=True)
-        if isinstance(self.schedule, str) and self.schedule == "auto":
-            if not isinstance(optimizer, Learner):
-                config["schedule"] = dict(_AUTO_SCHEDULE)
-        else:
-            config["schedule"] = self.schedule
+        kind = optimizer.strip().lower()
+        config = {"kind": kind}
+        if lr is not None:
+            config["learning_rate"] = lr
+        elif kind in _AUTO_LEARNING_RATE:
+            config["learning_rate"] = _AUTO_LEARNING_RATE[kind]
+        config["schedule"] = dict(_AUTO_SCHEDULE) if auto_schedule else self.schedule
         return get_learner(**config)
 
     def _rng(self):
@@ -1025,6 +1031,7 @@ class SoftmaxRegression(_LinearClassifier):
         from .trainer import Trainer
 
         trainer = Trainer(model, self._learner, track_train_error=False)
+        X = np.ascontiguousarray(X)  # one copy at most, not one per epoch
         history = self.history_
         first_epoch = len(history["train_loss"])
         monitor = history["val_loss"] if X_val is not None else history["train_loss"]
@@ -1085,6 +1092,9 @@ class SoftmaxRegression(_LinearClassifier):
         n, batch_size = X.shape[0], opts["batch_size"]
         order = rng.permutation(n) if opts["shuffle"] else None
         mean_weight = None if sw is None else float(np.mean(sw, dtype=np.float64))
+        kernel = _epoch_kernel(trainer, X)
+        if kernel is not None:
+            return _compiled_epoch(kernel, trainer, X, y_idx, sw, mean_weight, order, batch_size, bar)
         total = 0.0
         for begin in range(0, n, batch_size):
             rows = slice(begin, begin + batch_size) if order is None else order[begin : begin + batch_size]
@@ -1097,6 +1107,57 @@ class SoftmaxRegression(_LinearClassifier):
             if bar is not None:
                 bar.update(1)
         return total / n
+
+
+def _epoch_kernel(trainer, X):
+    """The compiled whole-epoch kernel to train with, or None for the Python minibatch loop.
+
+    The kernel implements the built-in learners only (not subclasses).  It is taken
+    from the current backend, or from numba when the current backend is the compiled
+    Cython one (which has none): the per-minibatch Python overhead is then the
+    bottleneck, and the numba kernel removes it.
+    """
+    from .backends import get_backend, get_module
+    from .learners import LEARNERS
+
+    learner, model = trainer.learner, trainer.model
+    if type(learner) is not LEARNERS.get(learner.kind):
+        return None
+    if X.dtype != np.uint8 and X.dtype != model.W.dtype:
+        return None  # e.g. partial_fit with float64 data on a float32 model
+    module = get_module()
+    if not hasattr(module, "train_epoch") and get_backend() == "cython":
+        try:
+            module = get_module("numba")
+        except ImportError:
+            return None
+    return getattr(module, "train_epoch", None)
+
+
+def _compiled_epoch(kernel, trainer, X, y_idx, sw, mean_weight, order, batch_size, bar):
+    """Run an epoch with the compiled kernel (in a few chunks when a progress bar shows)."""
+    model, learner = trainer.model, trainer.learner
+    params = model.parameters()
+    if learner.state is None:
+        learner.init_state(params)
+    n = X.shape[0]
+    if order is None:
+        order = np.arange(n)
+    n_batches = -(-n // batch_size)
+    # whole minibatches per call, so chunking does not change the minibatches
+    per_call = n_batches if bar is None else max(1, n_batches // 50)
+    total = 0.0
+    for first in range(0, n_batches, per_call):
+        rows = order[first * batch_size : (first + per_call) * batch_size]
+        loss, learner.t = kernel(
+            X, y_idx, sw, model.W, model.b, rows, batch_size, model.l2, model.fit_intercept,
+            learner.kind, learner.hyperparameters(), learner.lr_at(trainer.epoch), learner.t,
+            learner.state, weight_mean=mean_weight,
+        )  # fmt: skip
+        total += loss * rows.shape[0]
+        if bar is not None:
+            bar.update(min(per_call, n_batches - first))
+    return total / n
 
 
 def _weighted_step(trainer, X, y, sample_weight, mean_weight):

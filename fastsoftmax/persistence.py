@@ -87,7 +87,7 @@ class _Encoder:
         return {"__array__": key}
 
     def encode(self, value, where):
-        from .learners import Learner, Schedule
+        from .learners import LEARNERS, Learner, Schedule
 
         if value is None or isinstance(value, (bool, str)):
             return value
@@ -106,6 +106,11 @@ class _Encoder:
             # keys may be labels of any type (class_weight), so store pairs
             return {"__dict__": [[self.encode(k, where), self.encode(v, f"{where}[{k!r}]")] for k, v in value.items()]}
         if isinstance(value, Learner):
+            if type(value) is not LEARNERS.get(value.kind):
+                raise TypeError(
+                    f"cannot save {where}: {type(value).__name__} is not a built-in learner, "
+                    "and only built-in learners can be restored without pickle"
+                )
             state = None if value.state is None else [dict(s) for s in value.state]
             return {
                 "__learner__": self.encode(value.get_config(), where),

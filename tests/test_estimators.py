@@ -498,3 +498,80 @@ def test_softmax_verbose(rng, capsys):
     SoftmaxRegression(max_epochs=2, verbose=1).fit(X, y)
     err = capsys.readouterr().err
     assert "epoch 1" in err and "epoch 2" in err and "loss=" in err  # tqdm bars on stderr
+
+
+# ----------------------------------------------------------------------------- compiled epochs
+
+
+def _numba_module():
+    from fastsoftmax.backends import get_module
+
+    try:
+        module = get_module("numba")
+    except ImportError as exc:
+        pytest.skip(str(exc))
+    if not hasattr(module, "train_epoch"):
+        pytest.skip("the numba backend has no train_epoch kernel")
+    return module
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"optimizer": "sgd"},
+        {"optimizer": "adam", "l2": 0.01},
+        {"optimizer": "nesterov", "fit_intercept": False, "class_weight": "balanced"},
+        {"optimizer": "adagrad", "batch_size": 7, "class_weight": {1: 3.0}},
+    ],
+    ids=["sgd", "adam-l2", "nesterov-no-intercept-balanced", "adagrad-weighted"],
+)
+def test_compiled_epoch_matches_python_loop(params, rng):
+    """The numba whole-epoch kernel and the Trainer loop train the same model."""
+    import fastsoftmax
+
+    _numba_module()
+    X, y = blobs(rng, n=150, spread=1.0)
+    with fastsoftmax.use_backend("numpy"):  # no train_epoch: the Python minibatch loop
+        loop = SoftmaxRegression(max_epochs=3, random_state=0, **params).fit(X, y)
+    with fastsoftmax.use_backend("numba"):
+        compiled = SoftmaxRegression(max_epochs=3, random_state=0, **params).fit(X, y)
+    np.testing.assert_allclose(compiled.coef_, loop.coef_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(compiled.intercept_, loop.intercept_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(compiled.history_["train_loss"], loop.history_["train_loss"], rtol=1e-9)
+    assert compiled._learner.t == loop._learner.t
+
+
+def test_compiled_epoch_used_when_fast(rng, monkeypatch):
+    import fastsoftmax
+    from fastsoftmax.learners import SGD
+
+    numba = _numba_module()
+    calls = []
+    original = numba.train_epoch
+
+    def spy(*args, **kwargs):
+        calls.append(args[6])  # batch_size
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(numba, "train_epoch", spy)
+    X, y = blobs(rng, n=100, dtype=np.float32)
+    with fastsoftmax.use_backend("cython" if "cython" in fastsoftmax.backends() else "numba"):
+        SoftmaxRegression(max_epochs=2).fit(X, y)
+        assert len(calls) == 2  # one call per epoch
+
+        class MySGD(SGD):  # a user's learner: only Python knows its update
+            pass
+
+        SoftmaxRegression(optimizer=MySGD(0.1), max_epochs=2).fit(X, y)
+        assert len(calls) == 2
+    with fastsoftmax.use_backend("numpy"):  # the user chose the NumPy backend
+        SoftmaxRegression(max_epochs=2).fit(X, y)
+        assert len(calls) == 2
+
+
+def test_progress_bar_does_not_change_the_model(rng, capsys):
+    X, y = blobs(rng, n=500, dtype=np.float32)
+    quiet = SoftmaxRegression(max_epochs=2, batch_size=4, random_state=0).fit(X, y)
+    loud = SoftmaxRegression(max_epochs=2, batch_size=4, random_state=0, verbose=1).fit(X, y)
+    assert "125/125" in capsys.readouterr().err  # every minibatch counted
+    np.testing.assert_array_equal(loud.coef_, quiet.coef_)

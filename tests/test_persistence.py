@@ -187,5 +187,11 @@ def test_unsaveable_parameters(tmp_path):
     with pytest.raises(TypeError, match="random_state.*Generator is not portable"):
         est.save(tmp_path / "m.npz")
     assert not list(tmp_path.iterdir())  # no partial file left behind
+
+    class MyAdam(Adam):
+        pass
+
+    with pytest.raises(TypeError, match="optimizer: MyAdam is not a built-in learner"):
+        SoftmaxRegression(optimizer=MyAdam()).save(tmp_path / "m.npz")
     with pytest.raises(TypeError, match="expects a fastsoftmax estimator"):
         fastsoftmax.persistence.save(object(), tmp_path / "m.npz")
