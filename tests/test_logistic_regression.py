@@ -54,21 +54,14 @@ def _assert_same_model(ours, theirs, X, *, atol):
 
 
 @pytest.mark.parametrize("C", [0.01, 1.0, 100.0])
-def test_multiclass_matches_sklearn(digits, C):
-    X, y = digits
+@pytest.mark.parametrize("dataset, coef_shape", [("digits", (10, 64)), ("cancer", (1, 30))])
+def test_matches_sklearn(request, dataset, coef_shape, C):
+    """Multinomial (digits, 10 classes) and binary (breast cancer) problems."""
+    X, y = request.getfixturevalue(dataset)
     params = dict(C=C, max_iter=1000)
     ours = LogisticRegression(**params).fit(X, y)
     theirs = _sklearn(**params).fit(X, y)
-    _assert_same_model(ours, theirs, X, atol=1e-5)
-
-
-@pytest.mark.parametrize("C", [0.01, 1.0, 100.0])
-def test_binary_matches_sklearn(cancer, C):
-    X, y = cancer
-    params = dict(C=C, max_iter=1000)
-    ours = LogisticRegression(**params).fit(X, y)
-    theirs = _sklearn(**params).fit(X, y)
-    assert ours.coef_.shape == (1, 30)
+    assert ours.coef_.shape == coef_shape
     _assert_same_model(ours, theirs, X, atol=1e-5)
 
 
