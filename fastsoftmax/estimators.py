@@ -94,7 +94,8 @@ except ImportError:  # pragma: no cover - exercised by a test in a subprocess
 
         def __repr__(self):
             defaults = {
-                p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()
+                p.name: p.default
+                for p in inspect.signature(type(self).__init__).parameters.values()
             }
             changed = [
                 f"{name}={value!r}"
@@ -138,8 +139,10 @@ def _check_real(name, value, *, low=0.0, low_open=False, high=None, allow_inf=Fa
     bad = math.isnan(value) or (math.isinf(value) and not allow_inf)
     bad = bad or (value <= low if low_open else value < low) or (high is not None and value > high)
     if bad:
-        bounds = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high is not None else "")
-        raise ValueError(f"{name} must be {bounds}{'' if allow_inf else ' and finite'}, got {value!r}")
+        bounds = f"{'>' if low_open else '>='} {low}"
+        bounds += f" and <= {high}" if high is not None else ""
+        bounds += "" if allow_inf else " and finite"
+        raise ValueError(f"{name} must be {bounds}, got {value!r}")
     return value
 
 
@@ -174,14 +177,19 @@ def _check_X(X, name="X"):
     try:
         arr = np.asarray(X)
     except ValueError as exc:  # ragged nested lists
-        raise ValueError(f"{name} must be a 2-D numeric array; could not convert it: {exc}") from None
+        raise ValueError(
+            f"{name} must be a 2-D numeric array; could not convert it: {exc}"
+        ) from None
     if arr.dtype.kind == "c":
         raise ValueError(f"Complex data not supported: {name} has dtype {arr.dtype}")
     if arr.dtype.kind == "O":  # e.g. object arrays of numbers
         try:
             arr = arr.astype(np.float64)
         except TypeError as exc:
-            raise TypeError(f"{name} must hold numbers only; float() argument must be a string or a number: {exc}") from None
+            raise TypeError(
+                f"{name} must hold numbers only; "
+                f"float() argument must be a string or a number: {exc}"
+            ) from None
         except ValueError as exc:
             raise ValueError(f"{name} must hold numbers only: {exc}") from None
     if arr.ndim != 2:
@@ -193,9 +201,13 @@ def _check_X(X, name="X"):
     X = check_data_matrix(arr, name)
     n, d = X.shape
     if n < 1:
-        raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required."
+        )
     if d < 1:
-        raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required."
+        )
     if X.dtype.kind == "f" and not math.isfinite(float(np.sum(X, dtype=np.float64))):
         # the sum is a cheap screen; overflow of a finite sum falls through to the exact test
         if np.isnan(X).any():
@@ -240,7 +252,8 @@ def _check_y(y, n_samples):
                 f"Unknown label type: y mixes label types {sorted(k.__name__ for k in kinds)}; "
                 "use labels of one type"
             )
-        if numeric and any(isinstance(v, float) and v != math.floor(v) for v in y.tolist() if math.isfinite(v)):
+        floats = [v for v in y.tolist() if isinstance(v, float) and math.isfinite(v)]
+        if numeric and any(v != math.floor(v) for v in floats):
             raise ValueError("Unknown label type: continuous (y holds non-integer numbers)")
     return y
 
@@ -259,7 +272,10 @@ def _encode_labels(y, estimator):
 
 
 def _class_weights(class_weight, classes, y_idx, sample_weight):
-    """Per-class weights as scikit-learn's ``compute_class_weight`` (balanced uses sample weights)."""
+    """Per-class weights as scikit-learn's ``compute_class_weight``.
+
+    "balanced" counts the samples of each class weighted by ``sample_weight``.
+    """
     n_classes = classes.shape[0]
     if class_weight is None:
         return np.ones(n_classes)
@@ -274,7 +290,10 @@ def _class_weights(class_weight, classes, y_idx, sample_weight):
     for label, weight in class_weight.items():
         key = _plain(label)
         if key not in known:
-            raise ValueError(f"class_weight has label {label!r}, which is not a class in y (classes: {classes.tolist()})")
+            raise ValueError(
+                f"class_weight has label {label!r}, which is not a class in y "
+                f"(classes: {classes.tolist()})"
+            )
         weights[known[key]] = _check_real(f"class_weight[{label!r}]", weight)
     return weights
 
@@ -337,7 +356,10 @@ class _LinearClassifier(*_BASES):
             cw = _class_weights(class_weight, self.classes_, y_idx, sw).astype(dtype)[y_idx]
             sw = cw if sw is None else sw * cw  # a new array: the user's weights are never modified
         if sw is not None and not np.sum(sw, dtype=np.float64) > 0:
-            raise ValueError("sample_weight (times the class weights) is zero for every sample; at least one weight must be positive")
+            raise ValueError(
+                "sample_weight (times the class weights) is zero for every sample; "
+                "at least one weight must be positive"
+            )
         return sw
 
     # -- prediction ------------------------------------------------------------
@@ -571,7 +593,9 @@ class LogisticRegression(_LinearClassifier):
         C = _check_real("C", self.C, low_open=True, allow_inf=True)
         if self.penalty is None:
             if C != 1.0:
-                warnings.warn("Setting penalty=None will ignore the C parameter", UserWarning, stacklevel=3)
+                warnings.warn(
+                    "Setting penalty=None will ignore the C parameter", UserWarning, stacklevel=3
+                )
             return math.inf
         return C
 
@@ -601,8 +625,12 @@ class LogisticRegression(_LinearClassifier):
         warm_start = _check_bool("warm_start", self.warm_start)
         verbose = _check_verbose(self.verbose)
         if self.solver != "lbfgs":
-            raise ValueError(f"solver must be 'lbfgs' (the only solver implemented), got {self.solver!r}")
-        previous = (self.coef_, self.intercept_, self.classes_) if warm_start and hasattr(self, "coef_") else None
+            raise ValueError(
+                f"solver must be 'lbfgs' (the only solver implemented), got {self.solver!r}"
+            )
+        previous = None
+        if warm_start and hasattr(self, "coef_"):
+            previous = (self.coef_, self.intercept_, self.classes_)
 
         X, y_idx, sw, dtype = self._fit_data(X, y, sample_weight)
         n, d = X.shape
@@ -614,7 +642,8 @@ class LogisticRegression(_LinearClassifier):
         # parameters: W (d, k) flattened, then b (k,) when fitted; scipy works in float64
         n_params = d * k + (k if fit_intercept else 0)
         theta0 = np.zeros(n_params)
-        if previous is not None and previous[0].shape == (k, d) and np.array_equal(previous[2], self.classes_):
+        same_problem = previous is not None and previous[0].shape == (k, d)
+        if same_problem and np.array_equal(previous[2], self.classes_):
             theta0[: d * k] = previous[0].T.ravel()
             if fit_intercept:
                 theta0[d * k :] = previous[1]
@@ -661,7 +690,12 @@ class LogisticRegression(_LinearClassifier):
             method="L-BFGS-B",
             jac=True,
             callback=callback,
-            options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": 64 * np.finfo(float).eps},
+            options={
+                "maxiter": max_iter,
+                "maxls": 50,
+                "gtol": tol,
+                "ftol": 64 * np.finfo(float).eps,
+            },
         )
         n_iter = min(int(result.nit), max_iter)
         if result.status != 0:
@@ -847,7 +881,8 @@ class SoftmaxRegression(_LinearClassifier):
             return learner
         if not isinstance(optimizer, str):
             raise TypeError(
-                f"optimizer must be a learner name or a Learner instance, got {type(optimizer).__name__}"
+                "optimizer must be a learner name or a Learner instance, "
+                f"got {type(optimizer).__name__}"
             )
         kind = optimizer.strip().lower()
         config = {"kind": kind}
@@ -917,7 +952,9 @@ class SoftmaxRegression(_LinearClassifier):
             max_epochs=_check_int("max_epochs", self.max_epochs, 1),
             shuffle=_check_bool("shuffle", self.shuffle),
             early_stopping=_check_bool("early_stopping", self.early_stopping),
-            validation_fraction=_check_real("validation_fraction", self.validation_fraction, low_open=True, high=1.0),
+            validation_fraction=_check_real(
+                "validation_fraction", self.validation_fraction, low_open=True, high=1.0
+            ),
             n_iter_no_change=_check_int("n_iter_no_change", self.n_iter_no_change, 1),
             tol=_check_real("tol", self.tol),
             verbose=_check_verbose(self.verbose),
@@ -1003,15 +1040,26 @@ class SoftmaxRegression(_LinearClassifier):
         first = not hasattr(self, "_learner")
         if first:
             if classes is None:
-                raise ValueError("classes must be given on the first call to partial_fit (all the labels that will appear)")
+                raise ValueError(
+                    "classes must be given on the first call to partial_fit "
+                    "(all the labels that will appear)"
+                )
             classes = np.asarray(classes)
             if classes.ndim != 1:
-                raise ValueError(f"classes must be a 1-D array of labels, got shape {classes.shape}")
+                raise ValueError(
+                    f"classes must be a 1-D array of labels, got shape {classes.shape}"
+                )
             self.classes_, _ = _encode_labels(classes, self)
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-            raise ValueError(f"classes={np.unique(classes).tolist()} differs from classes_={self.classes_.tolist()} of the first partial_fit call")
+            raise ValueError(
+                f"classes={np.unique(classes).tolist()} differs from "
+                f"classes_={self.classes_.tolist()} of the first partial_fit call"
+            )
         if self.class_weight == "balanced":
-            raise ValueError("class_weight='balanced' needs all the data; pass a dict to partial_fit, or use fit")
+            raise ValueError(
+                "class_weight='balanced' needs all the data; pass a dict to partial_fit, "
+                "or use fit"
+            )
         X = self._validate_X(X, reset=first)
         y_idx = self._encode_known(_check_y(y, X.shape[0]))
         dtype = self._param_dtype(X) if first else self.coef_.dtype
@@ -1049,9 +1097,9 @@ class SoftmaxRegression(_LinearClassifier):
             train_loss = self._train_epoch(trainer, X, y_idx, sw, opts, rng, bar)
             if not math.isfinite(train_loss):
                 raise ValueError(
-                    f"the training loss became {train_loss} in epoch {epoch + 1}: the learning rate is "
-                    "too large for this data. Lower learning_rate or scale X (e.g. pixels / 255, "
-                    "or sklearn.preprocessing.StandardScaler)."
+                    f"the training loss became {train_loss} in epoch {epoch + 1}: "
+                    "the learning rate is too large for this data. Lower learning_rate or "
+                    "scale X (e.g. pixels / 255, or sklearn.preprocessing.StandardScaler)."
                 )
             val_loss = val_error = math.nan
             if X_val is not None:
@@ -1079,11 +1127,12 @@ class SoftmaxRegression(_LinearClassifier):
                     best_params = [model.W.copy(), model.b.copy()]
             if opts["early_stopping"] and stall >= opts["n_iter_no_change"]:
                 if opts["verbose"]:
-                    print(f"early stopping: no improvement of the validation loss for {stall} epochs")
+                    print(f"early stopping: the validation loss stalled for {stall} epochs")
                 break
         if best_params is not None:  # restore the best epoch's weights
             model.W[...], model.b[...] = best_params
-        self.best_epoch_ = int(np.nanargmin(monitor)) if np.isfinite(monitor).any() else len(monitor) - 1
+        finite = np.isfinite(monitor).any()
+        self.best_epoch_ = int(np.nanargmin(monitor)) if finite else len(monitor) - 1
         self.n_iter_ = epochs_run
         self._store_params(model)
 
@@ -1094,10 +1143,13 @@ class SoftmaxRegression(_LinearClassifier):
         mean_weight = None if sw is None else float(np.mean(sw, dtype=np.float64))
         kernel = _epoch_kernel(trainer, X)
         if kernel is not None:
-            return _compiled_epoch(kernel, trainer, X, y_idx, sw, mean_weight, order, batch_size, bar)
+            return _compiled_epoch(
+                kernel, trainer, X, y_idx, sw, mean_weight, order, batch_size, bar
+            )
         total = 0.0
         for begin in range(0, n, batch_size):
-            rows = slice(begin, begin + batch_size) if order is None else order[begin : begin + batch_size]
+            stop = begin + batch_size
+            rows = slice(begin, stop) if order is None else order[begin:stop]
             yb = y_idx[rows]
             if sw is None:
                 loss = trainer.train_minibatch(X[rows], yb)

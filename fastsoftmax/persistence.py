@@ -104,7 +104,10 @@ class _Encoder:
             return items if isinstance(value, list) else {"__tuple__": items}
         if isinstance(value, dict):
             # keys may be labels of any type (class_weight), so store pairs
-            return {"__dict__": [[self.encode(k, where), self.encode(v, f"{where}[{k!r}]")] for k, v in value.items()]}
+            pairs = [
+                [self.encode(k, where), self.encode(v, f"{where}[{k!r}]")] for k, v in value.items()
+            ]
+            return {"__dict__": pairs}
         if isinstance(value, Learner):
             if type(value) is not LEARNERS.get(value.kind):
                 raise TypeError(
@@ -206,7 +209,9 @@ def save(estimator, path):
     classes = _estimator_classes()
     name = type(estimator).__name__
     if classes.get(name) is not type(estimator):
-        raise TypeError(f"save() expects a fastsoftmax estimator ({', '.join(classes)}), got {name}")
+        raise TypeError(
+            f"save() expects a fastsoftmax estimator ({', '.join(classes)}), got {name}"
+        )
     encoder = _Encoder()
     manifest = {
         "params": {k: encoder.encode(v, k) for k, v in estimator.get_params(deep=False).items()},
@@ -267,7 +272,9 @@ def load(path):
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise ModelFormatError(f"{path!r} is not a fastsoftmax model file (a damaged .npz archive: {exc})") from None
+        raise ModelFormatError(
+            f"{path!r} is not a fastsoftmax model file (a damaged .npz archive: {exc})"
+        ) from None
     with archive:
         try:
             files = set(archive.files)
@@ -279,7 +286,8 @@ def load(path):
             if version > FORMAT_VERSION:
                 raise ModelFormatError(
                     f"{path!r} was written in model format version {version}, newer than the "
-                    f"version {FORMAT_VERSION} this fastsoftmax reads; upgrade fastsoftmax to load it"
+                    f"version {FORMAT_VERSION} this fastsoftmax reads; "
+                    "upgrade fastsoftmax to load it"
                 )
             name = str(archive["__class__"])
             classes = _estimator_classes()

@@ -16,7 +16,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 @pytest.fixture(autouse=True, scope="module")
 def _single_threaded_blas():
-    """Tiny problems: BLAS threads only contend for the cores (and slow runs down 10x under load)."""
+    """Tiny problems: BLAS threads only contend for the cores (10x slower under load)."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     with threadpoolctl.threadpool_limits(1):
         yield
@@ -49,7 +49,9 @@ def _assert_same_model(ours, theirs, X, *, atol):
     np.testing.assert_allclose(ours.coef_, theirs.coef_, atol=atol * scale, rtol=0)
     np.testing.assert_allclose(ours.intercept_, theirs.intercept_, atol=atol * scale, rtol=0)
     np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=atol, rtol=0)
-    np.testing.assert_allclose(ours.decision_function(X), theirs.decision_function(X), atol=10 * atol * scale, rtol=0)
+    np.testing.assert_allclose(
+        ours.decision_function(X), theirs.decision_function(X), atol=10 * atol * scale, rtol=0
+    )
     assert np.mean(ours.predict(X) == theirs.predict(X)) > 0.995
 
 

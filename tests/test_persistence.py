@@ -45,8 +45,12 @@ def _assert_same_state(a, b):
 
 @pytest.mark.parametrize(
     "labels",
-    [np.array([3, 10, 42]), np.array(["ant", "bee", "cow"]), np.array(["ant", "bee", "cow"], dtype=object),
-     np.array([1.0, 2.0, 4.0], dtype=np.float32)],
+    [
+        np.array([3, 10, 42]),
+        np.array(["ant", "bee", "cow"]),
+        np.array(["ant", "bee", "cow"], dtype=object),
+        np.array([1.0, 2.0, 4.0], dtype=np.float32),
+    ],
     ids=["int", "str", "object", "float32"],
 )
 @pytest.mark.parametrize("Estimator", [LogisticRegression, SoftmaxRegression])
@@ -85,7 +89,9 @@ def test_npz_suffix_is_added(data, tmp_path):
 
 
 def test_unfitted_round_trip(tmp_path):
-    est = SoftmaxRegression(optimizer="momentum", learning_rate=0.05, schedule={"kind": "step", "step_size": 2})
+    est = SoftmaxRegression(
+        optimizer="momentum", learning_rate=0.05, schedule={"kind": "step", "step_size": 2}
+    )
     loaded = load(est.save(tmp_path / "unfitted.npz"))
     _assert_same_state(est, loaded)
     assert not hasattr(loaded, "coef_")
@@ -93,7 +99,11 @@ def test_unfitted_round_trip(tmp_path):
 
 def test_learner_and_schedule_parameters(data, tmp_path):
     X, y = data
-    est = SoftmaxRegression(optimizer=Momentum(learning_rate=0.02, momentum=0.8), schedule=StepDecay(3, 0.5), max_epochs=2)
+    est = SoftmaxRegression(
+        optimizer=Momentum(learning_rate=0.02, momentum=0.8),
+        schedule=StepDecay(3, 0.5),
+        max_epochs=2,
+    )
     loaded = load(est.fit(X, y).save(tmp_path / "m.npz"))
     assert isinstance(loaded.optimizer, Momentum)
     assert loaded.optimizer.get_config() == est.optimizer.get_config()
@@ -129,7 +139,8 @@ def test_file_contents_are_portable(data, tmp_path):
 
 def test_pickle(data):
     X, y = data
-    for clf in (LogisticRegression().fit(X, y), SoftmaxRegression(max_epochs=2, random_state=0).fit(X, y)):
+    for clf in (LogisticRegression(), SoftmaxRegression(max_epochs=2, random_state=0)):
+        clf.fit(X, y)
         again = pickle.loads(pickle.dumps(clf))
         np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
 
@@ -168,7 +179,8 @@ def _rewrite(path, **changes):
 def test_newer_format_version_is_refused(data, tmp_path):
     path = LogisticRegression().fit(*data).save(tmp_path / "m.npz")
     _rewrite(path, __version__=np.array(FORMAT_VERSION + 1))
-    with pytest.raises(ModelFormatError, match=f"format version {FORMAT_VERSION + 1}, newer than.*upgrade fastsoftmax"):
+    match = f"format version {FORMAT_VERSION + 1}, newer than.*upgrade fastsoftmax"
+    with pytest.raises(ModelFormatError, match=match):
         load(path)
 
 
