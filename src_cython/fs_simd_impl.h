@@ -157,6 +157,64 @@ FS_DEF FS_T FN(hmax)(VF v)
  * |r| <= ln2/2, a polynomial for exp(r), and 2^n applied as two factors
  * 2^(n/2) 2^(n - n/2) so that overflow gives +inf and results in the
  * subnormal range are right.  NaN propagates, -inf gives 0. */
+#if FS_X86 && FS_VBYTES == 64
+/* AVX-512: vscalefps applies 2^n in one instruction, with the right
+ * overflow (inf) and subnormal results; lanes below the underflow bound
+ * (e.g. -inf padding) are masked out so they cost no subnormal assist. */
+#if FS_F32
+#define FS_PS(name) _mm512_##name##_ps
+#define FS_CMP _mm512_cmp_ps_mask
+#define FS_VT __m512
+#define FS_MASK __mmask16
+#else
+#define FS_PS(name) _mm512_##name##_pd
+#define FS_CMP _mm512_cmp_pd_mask
+#define FS_VT __m512d
+#define FS_MASK __mmask8
+#endif
+FS_DEF VF FN(vexp)(VF xv)
+{
+#if FS_F32
+    const FS_T hi = 89.0f, under = -103.98f;
+    const FS_T log2e = 1.44269504088896341f, ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+#else
+    const FS_T hi = 710.0, under = -745.2;
+    const FS_T log2e = 1.4426950408889634074, ln2_hi = 0.693145751953125, ln2_lo = 1.42860682030941723212e-6;
+#endif
+    FS_VT x = (FS_VT)xv;
+    FS_MASK ok = FS_CMP(x, FS_PS(set1)(under), _CMP_GE_OQ);
+    FS_MASK nan = FS_CMP(x, x, _CMP_UNORD_Q);
+    FS_VT xc = FS_PS(min)(FS_PS(set1)(hi), x);
+    FS_VT n = FS_PS(roundscale)(FS_PS(mul)(xc, FS_PS(set1)(log2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    FS_VT r = FS_PS(fnmadd)(n, FS_PS(set1)(ln2_hi), xc);
+    r = FS_PS(fnmadd)(n, FS_PS(set1)(ln2_lo), r);
+    VF rv = (VF)r, p;
+#if FS_F32
+    p = (((((1.9875691500E-4f * rv + 1.3981999507E-3f) * rv + 8.3334519073E-3f) * rv
+          + 4.1665795894E-2f) * rv + 1.6666665459E-1f) * rv + 5.0000001201E-1f) * (rv * rv) + rv + 1.0f;
+#else
+    p = FN(splat)(1.0 / 6227020800.0);
+    p = p * rv + 1.0 / 479001600.0;
+    p = p * rv + 1.0 / 39916800.0;
+    p = p * rv + 1.0 / 3628800.0;
+    p = p * rv + 1.0 / 362880.0;
+    p = p * rv + 1.0 / 40320.0;
+    p = p * rv + 1.0 / 5040.0;
+    p = p * rv + 1.0 / 720.0;
+    p = p * rv + 1.0 / 120.0;
+    p = p * rv + 1.0 / 24.0;
+    p = p * rv + 1.0 / 6.0;
+    p = p * rv + 0.5;
+    p = p * (rv * rv) + rv + 1.0;
+#endif
+    FS_VT res = FS_PS(maskz_scalef)(ok, (FS_VT)p, n);
+    return (VF)FS_PS(mask_mov)(res, nan, x);
+}
+#undef FS_PS
+#undef FS_CMP
+#undef FS_VT
+#undef FS_MASK
+#else
 FS_DEF VF FN(vexp)(VF x)
 {
 #if FS_F32
@@ -209,6 +267,7 @@ FS_DEF VF FN(vexp)(VF x)
     res = FN(blend)(ok, res, FN(splat)(0));
     return FN(blend)(x == x, res, x);
 }
+#endif
 
 /* ---------------------------------------------------------------- rows */
 
@@ -230,13 +289,20 @@ FS_DEF FS_T FN(row_max)(const FS_T *x, Py_ssize_t k)
     return FN(hmax)(FN(vmax)(a, b));
 }
 
-/* sum_j exp(x_j - shift); writes the exponentials to out unless out is NULL.
- * out may be x. */
-FS_DEF FS_T FN(row_expsum)(const FS_T *x, FS_T shift, FS_T *out, Py_ssize_t k)
+/* sum_j exp(x_j - shift); writes the exponentials to out unless out is NULL
+ * (out may be x).  Prefetches the next row, px (read) and po (written; either
+ * may be NULL), into L2 meanwhile: this pass is the compute-heavy one, so
+ * the next row's memory traffic overlaps it. */
+FS_DEF FS_T FN(row_expsum)(const FS_T *x, FS_T shift, FS_T *out, Py_ssize_t k,
+                           const FS_T *px, FS_T *po)
 {
     Py_ssize_t j = 0;
     VF sh = FN(splat)(shift), acc0 = {0}, acc1 = {0};
     for (; j + 2 * FS_V <= k; j += 2 * FS_V) {
+        for (int t = 0; t < 2 * FS_VBYTES; t += 64) {
+            if (px) __builtin_prefetch((const char *)(px + j) + t, 0, 2);
+            if (po) __builtin_prefetch((const char *)(po + j) + t, 1, 2);
+        }
         VF e0 = FN(vexp)(FN(load)(x + j) - sh);
         VF e1 = FN(vexp)(FN(load)(x + j + FS_V) - sh);
         if (out) { FN(store)(out + j, e0); FN(store)(out + j + FS_V, e1); }
@@ -257,23 +323,54 @@ FS_DEF FS_T FN(row_expsum)(const FS_T *x, FS_T shift, FS_T *out, Py_ssize_t k)
     return FN(hsum)(acc0 + acc1);
 }
 
-/* out = (x - a) * m, lane-wise; out may be x */
-FS_DEF void FN(row_affine)(const FS_T *x, FS_T a, FS_T m, FS_T *out, Py_ssize_t k)
+/* Non-temporal store of a full vector at an address aligned to FS_VBYTES:
+ * large outputs go to memory without first being read into the cache. */
+FS_DEF void FN(store_nt)(FS_T *p, VF v)
 {
-    Py_ssize_t j = 0;
-    VF va = FN(splat)(a), vm = FN(splat)(m);
-    for (; j + FS_V <= k; j += FS_V) FN(store)(out + j, (FN(load)(x + j) - va) * vm);
-    if (j < k) FN(store_part)(out + j, (FN(load_part)(x + j, k - j, 0) - va) * vm, k - j);
+#if FS_X86 && FS_VBYTES == 64 && FS_F32
+    _mm512_stream_ps(p, (__m512)v);
+#elif FS_X86 && FS_VBYTES == 64
+    _mm512_stream_pd(p, (__m512d)v);
+#elif FS_X86 && FS_VBYTES == 32 && FS_F32
+    _mm256_stream_ps(p, (__m256)v);
+#elif FS_X86 && FS_VBYTES == 32
+    _mm256_stream_pd(p, (__m256d)v);
+#elif FS_X86 && FS_F32
+    _mm_stream_ps(p, (__m128)v);
+#elif FS_X86
+    _mm_stream_pd(p, (__m128d)v);
+#else
+    FN(store)(p, v);
+#endif
 }
 
-/* out = (x - a) - b, lane-wise; out may be x */
-FS_DEF void FN(row_sub2)(const FS_T *x, FS_T a, FS_T b, FS_T *out, Py_ssize_t k)
+FS_DEF void FN(stream_fence)(void)
+{
+#if FS_X86
+    _mm_sfence();
+#endif
+}
+
+/* out = (x - a) OP b lane-wise (OP: 0 multiply, 1 subtract), out may be x;
+ * with nt, full vectors are stored non-temporally. */
+FS_DEF VF FN(apply)(VF v, VF a, VF b, const int OP) { return OP ? (v - a) - b : (v - a) * b; }
+
+FS_DEF void FN(row_apply)(const FS_T *x, FS_T a, FS_T b, FS_T *out, Py_ssize_t k, int nt,
+                          const int OP)
 {
     Py_ssize_t j = 0;
     VF va = FN(splat)(a), vb = FN(splat)(b);
-    for (; j + FS_V <= k; j += FS_V) FN(store)(out + j, (FN(load)(x + j) - va) - vb);
-    if (j < k) FN(store_part)(out + j, (FN(load_part)(x + j, k - j, 0) - va) - vb, k - j);
+    if (nt) {
+        for (; j < k && ((uintptr_t)(out + j) % FS_VBYTES); j++)
+            out[j] = OP ? (x[j] - a) - b : (x[j] - a) * b;
+        for (; j + FS_V <= k; j += FS_V) FN(store_nt)(out + j, FN(apply)(FN(load)(x + j), va, vb, OP));
+    }
+    for (; j + FS_V <= k; j += FS_V) FN(store)(out + j, FN(apply)(FN(load)(x + j), va, vb, OP));
+    if (j < k) FN(store_part)(out + j, FN(apply)(FN(load_part)(x + j, k - j, 0), va, vb, OP), k - j);
 }
+
+/* Stream the output of row kernels over arrays this large (long rows only) */
+#define FS_STREAM(n, k) ((n) * (k) * (Py_ssize_t)sizeof(FS_T) >= ((Py_ssize_t)8 << 20) && (k) >= 1024)
 
 FS_DEF FS_T FN(finite_or_zero)(FS_T m) { return (m - m == 0) ? m : 0; }
 
@@ -357,10 +454,20 @@ static FS_TARGET void FN(softmax_rows)(const FS_T *x, FS_T *out, Py_ssize_t n, P
 #define FS_CALL(ONE) FN(softmax_short)(x + i * k, out + i * k, k, ONE)
     FS_SHORT_ROWS(FS_CALL)
 #undef FS_CALL
+    /* Large arrays: the exponentials go to a scratch row that stays in
+     * cache, and the result is streamed to out once. */
+    FS_T *scratch = FS_STREAM(n, k) ? (FS_T *)malloc(k * sizeof(FS_T)) : NULL;
     for (Py_ssize_t i = 0; i < n; i++, x += k, out += k) {
         FS_T sh = FN(finite_or_zero)(FN(row_max)(x, k));
-        FS_T inv = (FS_T)1 / FN(row_expsum)(x, sh, out, k);
-        FN(row_affine)(out, 0, inv, out, k);
+        int more = i + 1 < n;
+        FS_T *e = scratch ? scratch : out;
+        FS_T inv = (FS_T)1 / FN(row_expsum)(x, sh, e, k, more ? x + k : NULL,
+                                            more && !scratch ? out + k : NULL);
+        FN(row_apply)(e, 0, inv, out, k, scratch != NULL, 0);
+    }
+    if (scratch) {
+        FN(stream_fence)();
+        free(scratch);
     }
 }
 
@@ -369,10 +476,15 @@ static FS_TARGET void FN(log_softmax_rows)(const FS_T *x, FS_T *out, Py_ssize_t 
 #define FS_CALL(ONE) FN(log_softmax_short)(x + i * k, out + i * k, k, ONE)
     FS_SHORT_ROWS(FS_CALL)
 #undef FS_CALL
+    int nt = FS_STREAM(n, k);
     for (Py_ssize_t i = 0; i < n; i++, x += k, out += k) {
         FS_T sh = FN(finite_or_zero)(FN(row_max)(x, k));
-        FN(row_sub2)(x, sh, (FS_T)FS_LOG(FN(row_expsum)(x, sh, NULL, k)), out, k);
+        int more = i + 1 < n;
+        FS_T ls = (FS_T)FS_LOG(FN(row_expsum)(x, sh, NULL, k, more ? x + k : NULL,
+                                               more && !nt ? out + k : NULL));
+        FN(row_apply)(x, sh, ls, out, k, nt, 1);
     }
+    if (nt) FN(stream_fence)();
 }
 
 static FS_TARGET void FN(logsumexp_rows)(const FS_T *x, FS_T *out, Py_ssize_t n, Py_ssize_t k)
@@ -382,7 +494,7 @@ static FS_TARGET void FN(logsumexp_rows)(const FS_T *x, FS_T *out, Py_ssize_t n,
 #undef FS_CALL
     for (Py_ssize_t i = 0; i < n; i++, x += k) {
         FS_T sh = FN(finite_or_zero)(FN(row_max)(x, k));
-        out[i] = (FS_T)FS_LOG(FN(row_expsum)(x, sh, NULL, k)) + sh;
+        out[i] = (FS_T)FS_LOG(FN(row_expsum)(x, sh, NULL, k, i + 1 < n ? x + k : NULL, NULL)) + sh;
     }
 }
 
@@ -434,9 +546,9 @@ static FS_TARGET double FN(ce_residual_rows)(FS_T *Z, Py_ssize_t n, Py_ssize_t C
         FS_T s = sw ? sw[i] : (FS_T)1;
         FS_T sh = FN(finite_or_zero)(FN(row_max)(Z, C));
         FS_T zy = Z[y[i]];
-        FS_T sum = FN(row_expsum)(Z, sh, Z, C);
+        FS_T sum = FN(row_expsum)(Z, sh, Z, C, NULL, NULL);
         loss += (double)s * (double)(((FS_T)FS_LOG(sum) + sh) - zy);
-        FN(row_affine)(Z, 0, s / sum, Z, C);
+        FN(row_apply)(Z, 0, s / sum, Z, C, 0, 0);
         Z[y[i]] -= s;
         for (Py_ssize_t c = 0; c < C; c++) db[c] += Z[c];
     }
