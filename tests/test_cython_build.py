@@ -1,0 +1,201 @@
+"""The compiled Cython backend: its build, run-time SIMD dispatch and fast paths.
+
+tests/test_backends.py checks every backend's kernels against the references;
+this file checks what only the Cython backend has: each instruction-set level
+it can dispatch to (baseline SSE2, AVX2, AVX-512, as far as this CPU has
+them), its vector exp, the short-row (in registers) and long-row (streamed)
+softmax paths, and the blocked fused gradient over sizes that leave SIMD
+tails.
+"""
+
+import numpy as np
+import pytest
+
+import fastsoftmax
+from fastsoftmax.backends import get_module
+
+kernels = pytest.importorskip("fastsoftmax._cython_kernels", reason="Cython extension not built")
+
+LEVELS = ("baseline", "avx2", "avx512")
+
+
+def _available_levels():
+    best = kernels.set_simd_level(None)
+    return LEVELS[: LEVELS.index(best) + 1]
+
+
+@pytest.fixture(params=_available_levels())
+def level(request):
+    """Run the test with each instruction set this CPU supports, then restore the best."""
+    assert kernels.set_simd_level(request.param) == request.param
+    yield request.param
+    kernels.set_simd_level(None)
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    before = fastsoftmax.get_num_threads()
+    fastsoftmax.set_num_threads(request.param)
+    yield request.param
+    fastsoftmax.set_num_threads(before)
+
+
+cy = get_module("cython")
+ref = get_module("numpy")
+
+
+def test_simd_level_dispatch():
+    best = kernels.set_simd_level(None)
+    assert best in LEVELS
+    assert kernels.simd_level() == best
+    # asking for more than the CPU has gives what it has
+    assert kernels.set_simd_level("avx512") == best
+    assert kernels.set_simd_level("baseline") == "baseline"
+    assert kernels.simd_level() == "baseline"
+    kernels.set_simd_level(None)
+    with pytest.raises(ValueError):
+        kernels.set_simd_level("sse9")
+
+
+def test_backend_is_available_and_default():
+    assert "cython" in fastsoftmax.backends()
+    assert fastsoftmax.backends()[0] == "cython"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vector_exp_against_float64(level, dtype):
+    # Exact reference: exp in float64 (float32 case) or long double (float64 case).
+    finfo = np.finfo(dtype)
+    lo, hi = (-110.0, 95.0) if dtype == np.float32 else (-760.0, 720.0)
+    x = np.concatenate(
+        [
+            np.linspace(lo, hi, 20001),
+            np.random.default_rng(0).uniform(-3, 3, 5001),
+            [np.inf, -np.inf, np.nan, 0.0, -0.0, np.log(finfo.max), np.log(finfo.tiny)],
+        ]
+    ).astype(dtype)
+    out = np.empty_like(x)
+    kernels.exp_array(x, out)
+    exact = np.exp(x.astype(np.longdouble))
+    with np.errstate(over="ignore", under="ignore"):
+        expected = exact.astype(dtype)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(x))
+    np.testing.assert_array_equal(np.isposinf(out), np.isposinf(expected))
+    np.testing.assert_array_equal(out[x == -np.inf], 0)
+    normal = np.isfinite(expected) & (expected >= finfo.tiny)
+    ulps = np.abs(out[normal] - exact[normal]) / np.spacing(expected[normal]).astype(np.longdouble)
+    assert float(ulps.max()) <= 2.0
+    # subnormal results: within a few units of the smallest subnormal
+    sub = np.isfinite(expected) & (expected < finfo.tiny)
+    smallest = np.finfo(dtype).smallest_subnormal
+    assert float(np.max(np.abs(out[sub] - exact[sub]), initial=0)) <= 2 * smallest
+
+
+# Row lengths around the SIMD widths (4, 8, 16 lanes; short rows up to 2 registers) and long rows.
+ROW_LENGTHS = [1, 3, 7, 8, 9, 10, 16, 17, 31, 32, 33, 40, 100, 1500]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", ROW_LENGTHS)
+def test_row_kernels_every_level(level, threads, dtype, k, rng):
+    x = (rng.standard_normal((37, k)) * 20).astype(dtype)
+    x[1] = -np.inf
+    x[2, 0] = np.nan
+    x[3, -1] = np.inf
+    x[4, 0] = 3e38 if dtype == np.float32 else 1e308
+    x.setflags(write=False)  # const memoryviews: read-only input works
+    atol = 1e-5 if dtype == np.float32 else 1e-12
+    for name in ("softmax", "log_softmax"):
+        got = getattr(cy, name)(x, np.empty_like(x))
+        want = getattr(ref, name)(x, np.empty_like(x))
+        np.testing.assert_allclose(got, want, rtol=atol, atol=atol, equal_nan=True, err_msg=name)
+        inplace = x.copy()
+        getattr(cy, name)(inplace, inplace)
+        np.testing.assert_array_equal(inplace, got, err_msg=f"{name} in place")
+    lse = cy.logsumexp(x, np.empty(37, dtype))
+    np.testing.assert_allclose(
+        lse, ref.logsumexp(x, np.empty(37, dtype)), rtol=atol, atol=atol, equal_nan=True
+    )
+    y = rng.integers(0, k, 37).astype(np.intp)
+    finite = np.isfinite(x).all(axis=1)
+    ce = cy.cross_entropy(x, y, np.empty(37, dtype))
+    np.testing.assert_allclose(
+        ce[finite], ref.cross_entropy(x, y, np.empty(37, dtype))[finite], rtol=atol, atol=atol
+    )
+
+
+def test_streamed_softmax_unaligned_out(level):
+    # Over 8 MB with long rows the output is streamed (non-temporal stores,
+    # aligned part only); an output misaligned by one element must still be
+    # exact.
+    rng = np.random.default_rng(1)
+    n, k = 2049, 1027
+    x = rng.standard_normal((n, k)).astype(np.float32)
+    buf = np.empty(n * k + 1, np.float32)
+    out = buf[1:].reshape(n, k)
+    for name in ("softmax", "log_softmax"):
+        got = getattr(cy, name)(x, out)
+        want = getattr(ref, name)(x, np.empty_like(x))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+# (n, d, C): odd feature counts leave vector tails; C around the 5-class tiles and 1.
+PROBLEMS = [(1, 1, 1), (7, 13, 3), (9, 67, 10), (130, 70, 11), (21, 33, 1), (5, 200, 37)]
+
+
+@pytest.mark.parametrize("x_kind", ["float32", "float64", "uint8"])
+@pytest.mark.parametrize("n,d,C", PROBLEMS)
+def test_fused_gradients_every_level(level, threads, n, d, C, x_kind, rng):
+    dtype = np.float64 if x_kind == "float64" else np.float32
+    if x_kind == "uint8":
+        X = rng.integers(0, 256, (n, d), dtype=np.uint8)
+        W = (rng.standard_normal((d, C)) / (255 * np.sqrt(d))).astype(dtype)
+    else:
+        X = rng.standard_normal((n, d)).astype(dtype)
+        W = (rng.standard_normal((d, C)) / np.sqrt(d)).astype(dtype)
+    X.setflags(write=False)
+    b = rng.standard_normal(C).astype(dtype)
+    y = rng.integers(0, C, n).astype(np.intp)
+    sw = rng.uniform(0, 2, n).astype(dtype)
+    rtol = 2e-4 if dtype == np.float32 else 1e-10
+    scale = float(np.abs(X).max()) + 1.0
+
+    got = cy.linear(X, W, b, np.empty((n, C), dtype))
+    want = ref.linear(X, W, b, np.empty((n, C), dtype))
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale * np.sqrt(d))
+
+    outs = [(np.empty((d, C), dtype), np.empty(C, dtype)) for _ in range(2)]
+    loss = cy.softmax_cross_entropy_grad(X, W, b, y, sw, 0.1, *outs[0])
+    want_loss = ref.softmax_cross_entropy_grad(X, W, b, y, sw, 0.1, *outs[1])
+    assert loss == pytest.approx(want_loss, rel=rtol, abs=rtol)
+    np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=rtol, atol=rtol * scale)
+    np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=rtol, atol=rtol)
+
+    yb = (y % 2).astype(dtype)
+    w = W[:, 0].copy()
+    dws = [np.empty(d, dtype) for _ in range(2)]
+    got_loss, got_db = cy.logistic_loss_grad(X, w, 0.2, yb, sw, 0.1, dws[0])
+    want_loss, want_db = ref.logistic_loss_grad(X, w, 0.2, yb, sw, 0.1, dws[1])
+    assert got_loss == pytest.approx(want_loss, rel=rtol, abs=rtol)
+    assert got_db == pytest.approx(want_db, rel=rtol, abs=rtol)
+    np.testing.assert_allclose(dws[0], dws[1], rtol=rtol, atol=rtol * scale)
+
+
+def test_fused_gradient_many_blocks_two_threads(restore_num_threads):
+    # Enough rows for several blocks per thread: per-thread accumulators are
+    # reduced once, so 1 and 2 threads agree with the reference.
+    rng = np.random.default_rng(2)
+    n, d, C = 3001, 50, 10
+    X = rng.integers(0, 256, (n, d), dtype=np.uint8)
+    W = (rng.standard_normal((d, C)) * 1e-3).astype(np.float32)
+    b = np.zeros(C, np.float32)
+    y = rng.integers(0, C, n).astype(np.intp)
+    want = [np.empty((d, C), np.float32), np.empty(C, np.float32)]
+    want_loss = ref.softmax_cross_entropy_grad(X, W, b, y, None, 0.0, *want)
+    for t in (1, 2):
+        fastsoftmax.set_num_threads(t)
+        got = [np.empty((d, C), np.float32), np.empty(C, np.float32)]
+        loss = cy.softmax_cross_entropy_grad(X, W, b, y, None, 0.0, *got)
+        assert loss == pytest.approx(want_loss, rel=1e-5)
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-4, atol=1e-6)
