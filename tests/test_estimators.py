@@ -583,3 +583,15 @@ def test_progress_bar_does_not_change_the_model(rng, capsys):
     loud = SoftmaxRegression(max_epochs=2, batch_size=4, random_state=0, verbose=1).fit(X, y)
     assert "125/125" in capsys.readouterr().err  # every minibatch counted
     np.testing.assert_array_equal(loud.coef_, quiet.coef_)
+
+
+def test_logistic_verbose(rng, capsys):
+    X, y = blobs(rng, n=60)
+    LogisticRegression().fit(X, y)
+    assert capsys.readouterr().out == ""
+    LogisticRegression(verbose=1).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("L-BFGS: ") and "iterations, loss" in lines[0]
+    clf = LogisticRegression(verbose=2).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == clf.n_iter_[0] + 1 and lines[0].startswith("L-BFGS iteration 1: loss ")
