@@ -1114,10 +1114,11 @@ class SoftmaxRegression(_LinearClassifier):
                 bar.set_postfix(loss=f"{train_loss:.4f}")
                 bar.close()
             elif opts["verbose"] >= 2:
-                print(
-                    f"epoch {epoch + 1}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
-                    f"val error {val_error:.2%}, {elapsed:.2f} s"
-                )
+                validation = "no validation data"
+                if X_val is not None:
+                    validation = f"val loss {val_loss:.4f}, val error {val_error:.2%}"
+                line = f"epoch {epoch + 1}: train loss {train_loss:.4f}, {validation}"
+                print(f"{line}, {elapsed:.2f} s")
             # as scikit-learn: improvement means beating the best by tol; the best is the minimum
             current = monitor[-1]
             stall = stall + 1 if current > best_loss - opts["tol"] else 0
@@ -1147,7 +1148,8 @@ class SoftmaxRegression(_LinearClassifier):
                 kernel, trainer, X, y_idx, sw, mean_weight, order, batch_size, bar
             )
         total = 0.0
-        for begin in range(0, n, batch_size):
+        report_every = _report_every(n, batch_size, bar)
+        for i, begin in enumerate(range(0, n, batch_size), 1):
             stop = begin + batch_size
             rows = slice(begin, stop) if order is None else order[begin:stop]
             yb = y_idx[rows]
@@ -1156,8 +1158,8 @@ class SoftmaxRegression(_LinearClassifier):
             else:
                 loss = _weighted_step(trainer, X[rows], yb, sw[rows], mean_weight)
             total += loss * yb.shape[0]
-            if bar is not None:
-                bar.update(1)
+            if bar is not None and (i % report_every == 0 or stop >= n):
+                _report(bar, i, total / min(stop, n))
         return total / n
 
 
@@ -1197,8 +1199,9 @@ def _compiled_epoch(kernel, trainer, X, y_idx, sw, mean_weight, order, batch_siz
         order = np.arange(n)
     n_batches = -(-n // batch_size)
     # whole minibatches per call, so chunking does not change the minibatches
-    per_call = n_batches if bar is None else max(1, n_batches // 50)
+    per_call = _report_every(n, batch_size, bar) if bar is not None else n_batches
     total = 0.0
+    done = 0
     for first in range(0, n_batches, per_call):
         rows = order[first * batch_size : (first + per_call) * batch_size]
         loss, learner.t = kernel(
@@ -1207,9 +1210,20 @@ def _compiled_epoch(kernel, trainer, X, y_idx, sw, mean_weight, order, batch_siz
             learner.state, weight_mean=mean_weight,
         )  # fmt: skip
         total += loss * rows.shape[0]
+        done += rows.shape[0]
         if bar is not None:
-            bar.update(min(per_call, n_batches - first))
+            _report(bar, min(first + per_call, n_batches), total / done)
     return total / n
+
+
+def _report_every(n, batch_size, bar):
+    """Minibatches between two progress-bar updates: about 50 updates per epoch."""
+    return 1 if bar is None else max(1, -(-n // batch_size) // 50)
+
+
+def _report(bar, batches_done, running_loss):
+    bar.update(batches_done - bar.n)
+    bar.set_postfix(loss=f"{running_loss:.4f}", refresh=False)
 
 
 def _weighted_step(trainer, X, y, sample_weight, mean_weight):
