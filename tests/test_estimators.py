@@ -509,18 +509,20 @@ def test_softmax_verbose(rng, capsys):
 # ----------------------------------------------------------------------------- compiled epochs
 
 
-def _numba_module():
+def _epoch_module(name):
+    """The kernel module of backend ``name`` if it has a whole-epoch kernel, else skip."""
     from fastsoftmax.backends import get_module
 
     try:
-        module = get_module("numba")
+        module = get_module(name)
     except ImportError as exc:
         pytest.skip(str(exc))
     if not hasattr(module, "train_epoch"):
-        pytest.skip("the numba backend has no train_epoch kernel")
+        pytest.skip(f"the {name} backend has no train_epoch kernel")
     return module
 
 
+@pytest.mark.parametrize("backend", ["numba", "cython"])
 @pytest.mark.parametrize(
     "params",
     [
@@ -531,15 +533,15 @@ def _numba_module():
     ],
     ids=["sgd", "adam-l2", "nesterov-no-intercept-balanced", "adagrad-weighted"],
 )
-def test_compiled_epoch_matches_python_loop(params, rng):
-    """The numba whole-epoch kernel and the Trainer loop train the same model."""
+def test_compiled_epoch_matches_python_loop(backend, params, rng):
+    """A compiled whole-epoch kernel and the Trainer loop train the same model."""
     import fastsoftmax
 
-    _numba_module()
+    _epoch_module(backend)
     X, y = blobs(rng, n=150, spread=1.0)
     with fastsoftmax.use_backend("numpy"):  # no train_epoch: the Python minibatch loop
         loop = SoftmaxRegression(max_epochs=3, random_state=0, **params).fit(X, y)
-    with fastsoftmax.use_backend("numba"):
+    with fastsoftmax.use_backend(backend):
         compiled = SoftmaxRegression(max_epochs=3, random_state=0, **params).fit(X, y)
     np.testing.assert_allclose(compiled.coef_, loop.coef_, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(compiled.intercept_, loop.intercept_, rtol=1e-9, atol=1e-12)
@@ -549,23 +551,28 @@ def test_compiled_epoch_matches_python_loop(params, rng):
     assert compiled._learner.t == loop._learner.t
 
 
-def test_compiled_epoch_used_when_fast(rng, monkeypatch):
-    import fastsoftmax
-    from fastsoftmax.learners import SGD
-
-    numba = _numba_module()
+def _spy(monkeypatch, module):
     calls = []
-    original = numba.train_epoch
+    original = module.train_epoch
 
     def spy(*args, **kwargs):
         calls.append(args[6])  # batch_size
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(numba, "train_epoch", spy)
+    monkeypatch.setattr(module, "train_epoch", spy)
+    return calls
+
+
+def test_compiled_epoch_used_when_fast(rng, monkeypatch):
+    import fastsoftmax
+    from fastsoftmax.backends import get_module
+    from fastsoftmax.learners import SGD
+
     X, y = blobs(rng, n=100, dtype=np.float32)
-    with fastsoftmax.use_backend("cython" if "cython" in fastsoftmax.backends() else "numba"):
+    calls = _spy(monkeypatch, _epoch_module("numba"))
+    with fastsoftmax.use_backend("numba"):
         SoftmaxRegression(max_epochs=2).fit(X, y)
-        assert len(calls) == 2  # one call per epoch
+        assert calls == [32, 32]  # one call per epoch
 
         class MySGD(SGD):  # a user's learner: only Python knows its update
             pass
@@ -575,6 +582,13 @@ def test_compiled_epoch_used_when_fast(rng, monkeypatch):
     with fastsoftmax.use_backend("numpy"):  # the user chose the NumPy backend
         SoftmaxRegression(max_epochs=2).fit(X, y)
         assert len(calls) == 2
+    if "cython" in fastsoftmax.backends():
+        # the compiled Cython backend uses its own kernel, or numba's if it has none
+        cython = get_module("cython")
+        own = _spy(monkeypatch, cython) if hasattr(cython, "train_epoch") else calls
+        with fastsoftmax.use_backend("cython"):
+            SoftmaxRegression(max_epochs=3, batch_size=16).fit(X, y)
+        assert own[-3:] == [16, 16, 16]
 
 
 def test_progress_bar_does_not_change_the_model(rng, capsys):
