@@ -802,6 +802,18 @@ class SoftmaxRegression(_LinearClassifier):
         Index (into the ``history_`` lists) of the epoch with the lowest
         validation loss (training loss without validation data).
 
+    Notes
+    -----
+    With a built-in learner, an epoch is one call of the backend's compiled
+    whole-epoch kernel when it has one (the numba kernel is used under the
+    Cython backend if that has none); otherwise the :class:`~fastsoftmax.Trainer`
+    runs one fused kernel call per minibatch.  Both give the same model.
+
+    With ``sample_weight`` or ``class_weight`` the data term of each
+    minibatch is ``sum_i s_i l_i / (batch_size * mean(s))``, an unbiased
+    estimate of scikit-learn's weighted objective (so a weight of 2 acts like
+    a duplicated sample), rather than the minibatch's weighted mean.
+
     See Also
     --------
     LogisticRegression : full-batch L-BFGS, scikit-learn's objective.
