@@ -116,7 +116,8 @@ class MNIST:
             except (ImportError, OSError) as exc:  # loader not written yet, or files missing
                 self.load_error = repr(exc)
         if loaded is not None:
-            self.X_u8, self.y, self.X_test_u8, self.y_test = (np.ascontiguousarray(a) for a in loaded)
+            arrays = (np.ascontiguousarray(a) for a in loaded)
+            self.X_u8, self.y, self.X_test_u8, self.y_test = arrays
             self.source = "mnist"
         else:
             # Random stand-in: pixels mostly 0 like MNIST, labels uniform.
@@ -198,7 +199,11 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         "default_backend": fastsoftmax.get_backend(),
         "versions": versions,
         "blas": sorted(
-            {f"{p.get('internal_api')} {p.get('version')}" for p in threadpool_info() if p.get("user_api") == "blas"}
+            {
+                f"{p.get('internal_api')} {p.get('version')}"
+                for p in threadpool_info()
+                if p.get("user_api") == "blas"
+            }
         ),
         # the machine is shared: the load average says how busy it was
         "loadavg_start": _LOADAVG_START,
