@@ -164,6 +164,11 @@ def group_table(name, entries):
 # --------------------------------------------------------------------------- targets
 
 
+def _who(entry):
+    """'impl median' of an entry, or 'n/a'."""
+    return "n/a" if entry is None else f"{entry.impl} {fmt_time(entry.median)}"
+
+
 def _ratio(slow, fast):
     return slow.median / fast.median if slow and fast else None
 
@@ -179,30 +184,18 @@ def targets(groups):
     g = lambda name: groups.get(name, [])  # noqa: E731
     rows = []
 
-    # 1. full-batch loss-gradient, one thread
-    grad = g(G_GRAD_1)
-    best = best_fastsoftmax(grad)
-    r_np, r_sk = _ratio(reference(grad), best), _ratio(find(grad, "sklearn"), best)
-    flops = f", {best.gflops:.0f} GFLOP/s" if best and best.gflops else ""
     rows.append(
-        (
+        _speedup_row(
             "1. loss+grad MNIST f32, 1 thread: best backend >= 3x numpy and >= 3x sklearn",
-            f"{best.impl if best else 'n/a'} {fmt_time(best.median if best else None)}{flops}: "
-            f"{fmt_ratio(r_np)} numpy, {fmt_ratio(r_sk)} sklearn loss_gradient",
-            _all(_check(r_np, 3), _check(r_sk, 3)),
+            g(G_GRAD_1),
+            [(NUMPY, "numpy", 3), ("sklearn", "sklearn", 3)],
         )
     )
-
-    # 2. one SGD epoch
-    epoch = g(G_EPOCH)
-    best = best_fastsoftmax(epoch)
-    r_np, r_torch = _ratio(reference(epoch), best), _ratio(find(epoch, "torch"), best)
     rows.append(
-        (
+        _speedup_row(
             "2. SGD epoch (batch 128): >= 3x numpy Python loop, >= 8x PyTorch loop",
-            f"{best.impl if best else 'n/a'} {fmt_time(best.median if best else None)}: "
-            f"{fmt_ratio(r_np)} numpy loop, {fmt_ratio(r_torch)} torch loop",
-            _all(_check(r_np, 3), _check(r_torch, 8)),
+            g(G_EPOCH),
+            [(NUMPY, "numpy loop", 3), ("torch", "torch loop", 8)],
         )
     )
 
@@ -234,7 +227,7 @@ def targets(groups):
     rows.append(
         (
             "3b. LogisticRegression(max_iter=100).fit: >= 3x sklearn, same coefficients",
-            f"{best.impl if best else 'n/a'} {fmt_time(best.median if best else None)}: "
+            f"{_who(best)}: "
             f"{fmt_ratio(r_sk)} sklearn{detail}",
             _check(r_sk, 3),
         )
@@ -266,9 +259,7 @@ def targets(groups):
     rows.append(
         (
             "5. loss+grad MNIST f32: 2 threads >= 1.7x faster than 1 thread",
-            f"fastest on 1 thread {one.impl if one else 'n/a'} "
-            f"{fmt_time(one.median if one else None)}, on 2 threads "
-            f"{two.impl if two else 'n/a'} {fmt_time(two.median if two else None)}: "
+            f"fastest on 1 thread {_who(one)}, on 2 threads {_who(two)}: "
             f"{fmt_ratio(r_threads)} (per backend: {', '.join(per_backend) or 'n/a'})",
             _check(r_threads, 1.7),
         )
@@ -304,6 +295,21 @@ def targets(groups):
         )
     )
     return rows
+
+
+def _speedup_row(label, entries, others):
+    """Target row "the fastest fastsoftmax entry is at least k times faster than each other".
+
+    ``others``: (impl, name in the text, k) triples.
+    """
+    best = best_fastsoftmax(entries)
+    parts, checks = [], []
+    for impl, name, threshold in others:
+        ratio = _ratio(find(entries, impl), best)
+        parts.append(f"{fmt_ratio(ratio)} {name}")
+        checks.append(_check(ratio, threshold))
+    flops = f", {best.gflops:.0f} GFLOP/s" if best and best.gflops else ""
+    return label, f"{_who(best)}{flops}: {', '.join(parts)}", _all(*checks)
 
 
 def _all(*checks):
