@@ -17,7 +17,9 @@ must be C-contiguous; the wrapper guarantees it.
 """
 
 from cython.parallel cimport prange, threadid
-from libc.math cimport exp, expf, log1p, log1pf, fabs, fabsf
+from libc.math cimport exp, expf, log1p, log1pf, fabs, fabsf, pow, sqrt, sqrtf
+from libc.string cimport memcpy, memset
+from libc.stdlib cimport malloc, free
 from libc.stdint cimport uint8_t
 
 ctypedef fused floating:
@@ -53,14 +55,15 @@ cdef extern from "fs_simd.h" nogil:
                        float *Z)
     void fs_fwd_u8_f64(const uint8_t *X, Py_ssize_t n, Py_ssize_t d, const double *WT,
                        Py_ssize_t C, double *Z)
+    # next: rows to prefetch meanwhile (NULL: those that follow X)
     void fs_bwd_f_f32(const float *X, Py_ssize_t n, Py_ssize_t d, const float *R, Py_ssize_t C,
-                      float *dWT)
+                      float *dWT, const float **next)
     void fs_bwd_f_f64(const double *X, Py_ssize_t n, Py_ssize_t d, const double *R, Py_ssize_t C,
-                      double *dWT)
+                      double *dWT, const double **next)
     void fs_bwd_u8_f32(const uint8_t *X, Py_ssize_t n, Py_ssize_t d, const float *R, Py_ssize_t C,
-                       float *dWT)
+                       float *dWT, const uint8_t **next)
     void fs_bwd_u8_f64(const uint8_t *X, Py_ssize_t n, Py_ssize_t d, const double *R,
-                       Py_ssize_t C, double *dWT)
+                       Py_ssize_t C, double *dWT, const uint8_t **next)
 
 _LEVEL_NAMES = ("baseline", "avx2", "avx512")
 
@@ -157,19 +160,20 @@ cdef inline void _fwd(const xtype *X, Py_ssize_t n, Py_ssize_t d, const floating
 
 
 cdef inline void _bwd(const xtype *X, Py_ssize_t n, Py_ssize_t d, const floating *R,
-                      Py_ssize_t C, floating *dWT) noexcept nogil:
-    # dWT (C, d) += R (n, C)^T @ X (n, d)
+                      Py_ssize_t C, floating *dWT, const xtype **next) noexcept nogil:
+    # dWT (C, d) += R (n, C)^T @ X (n, d); meanwhile prefetches the next n
+    # rows (those after X, or next[0..n) when next is not NULL)
     if xtype is uint8_t:
         if floating is float:
-            fs_bwd_u8_f32(X, n, d, R, C, dWT)
+            fs_bwd_u8_f32(X, n, d, R, C, dWT, next)
         else:
-            fs_bwd_u8_f64(X, n, d, R, C, dWT)
+            fs_bwd_u8_f64(X, n, d, R, C, dWT, next)
     elif xtype is float:
         if floating is float:
-            fs_bwd_f_f32(X, n, d, R, C, dWT)
+            fs_bwd_f_f32(X, n, d, R, C, dWT, next)
     else:
         if floating is double:
-            fs_bwd_f_f64(X, n, d, R, C, dWT)
+            fs_bwd_f_f64(X, n, d, R, C, dWT, next)
 
 
 cdef inline void _init_rows(floating *Z, Py_ssize_t n, Py_ssize_t C,
@@ -280,7 +284,7 @@ cdef double _softmax_ce_block(const xtype *X, Py_ssize_t n, Py_ssize_t d,
         loss = fs_ce_residual_rows_f32(Z, n, C, y, sw, db)
     else:
         loss = fs_ce_residual_rows_f64(Z, n, C, y, sw, db)
-    _bwd(X, n, d, Z, C, dWT)
+    _bwd(X, n, d, Z, C, dWT, NULL)
     return loss
 
 
@@ -327,7 +331,7 @@ cdef double _logistic_block(const xtype *X, Py_ssize_t n, Py_ssize_t d, const fl
         loss += s * _bce(z[i], y[i])
         z[i] = s * (_sigmoid(z[i]) - y[i])
         db[0] += z[i]
-    _bwd(X, n, d, z, 1, dw)
+    _bwd(X, n, d, z, 1, dw, NULL)
     return loss
 
 
@@ -392,3 +396,156 @@ def classification_error_count(const floating[:, ::1] logits, const Py_ssize_t[:
         if best != y[i]:
             wrong += 1
     return wrong
+
+
+# ------------------------------------------------------------------------
+# Whole-epoch minibatch training (see "Optional whole-epoch kernel" in
+# fastsoftmax.backends).  Learner codes: 0 sgd, 1 momentum, 2 nesterov,
+# 3 adagrad, 4 adadelta, 5 rmsprop, 6 adam.
+
+cdef inline floating _sqrt(floating x) noexcept nogil:
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+
+cdef void _learner_update(int kind, floating *p, const floating *g, floating *s1, floating *s2,
+                          Py_ssize_t size, double lr, double mu, double rho, double beta1,
+                          double beta2, double eps, long t) noexcept nogil:
+    # The element-wise operations of fastsoftmax.learners, in the same order
+    # (scalars cast to the parameter dtype, bias corrections in float64).
+    cdef Py_ssize_t i
+    cdef floating lr_f = <floating>lr, mu_f = <floating>mu, rho_f = <floating>rho
+    cdef floating omr = <floating>(1.0 - rho), eps_f = <floating>eps
+    cdef floating a, mu2, v, s, eg, dx, m, b1, omb1, b2, omb2, inv_c2, step
+    if kind == 0:
+        for i in range(size):
+            p[i] -= g[i] * lr_f
+    elif kind == 1:
+        for i in range(size):
+            v = s1[i] * mu_f - g[i] * lr_f
+            s1[i] = v
+            p[i] += v
+    elif kind == 2:
+        # p += -mu v_prev + (1 + mu) v_new, as learners.Nesterov computes it
+        a = (1 + mu_f) * lr_f
+        mu2 = mu_f * mu_f
+        for i in range(size):
+            v = s1[i]
+            p[i] = (p[i] - g[i] * a) + v * mu2
+            s1[i] = v * mu_f - g[i] * lr_f
+    elif kind == 3:
+        for i in range(size):
+            s = s1[i] + g[i] * g[i]
+            s1[i] = s
+            p[i] -= (g[i] / (_sqrt(s) + eps_f)) * lr_f
+    elif kind == 4:
+        for i in range(size):
+            eg = s1[i] * rho_f + (g[i] * g[i]) * omr
+            s1[i] = eg
+            dx = -((_sqrt(s2[i] + eps_f) / _sqrt(eg + eps_f)) * g[i])
+            s2[i] = s2[i] * rho_f + (dx * dx) * omr
+            p[i] += dx * lr_f
+    elif kind == 5:
+        for i in range(size):
+            eg = s1[i] * rho_f + (g[i] * g[i]) * omr
+            s1[i] = eg
+            p[i] -= (g[i] / (_sqrt(eg) + eps_f)) * lr_f
+    else:  # Adam; t already counts this step
+        b1 = <floating>beta1
+        omb1 = <floating>(1.0 - beta1)
+        b2 = <floating>beta2
+        omb2 = <floating>(1.0 - beta2)
+        inv_c2 = <floating>(1.0 / (1.0 - pow(beta2, <double>t)))
+        step = <floating>(<double>lr_f / (1.0 - pow(beta1, <double>t)))
+        for i in range(size):
+            m = s1[i] * b1 + g[i] * omb1
+            v = s2[i] * b2 + (g[i] * g[i]) * omb2
+            s1[i] = m
+            s2[i] = v
+            p[i] -= (m / (_sqrt(v * inv_c2) + eps_f)) * step
+
+
+def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[::1] sample_weight,
+                double weight_mean, floating[:, ::1] WT, floating[::1] b,
+                const Py_ssize_t[::1] order, Py_ssize_t batch_size, double l2, bint fit_intercept,
+                int kind, double lr, double mu, double rho, double beta1, double beta2, double eps,
+                long t, floating[::1] sW1, floating[::1] sW2, floating[::1] sb1, floating[::1] sb2,
+                xtype[:, ::1] X_batch, Py_ssize_t[::1] y_batch, floating[::1] sw_batch,
+                floating[:, ::1] Z, floating[:, ::1] G, floating[::1] gb, double[::1] gb_sum):
+    """One epoch of minibatch training over ``X[order]``; ``WT`` (C, d), ``b``
+    and the flat learner states are updated in place.  The ``*_batch``, ``Z``
+    (batch, C), ``G`` (C, d), ``gb`` and ``gb_sum`` (C,) arrays are scratch.
+    An empty ``sample_weight`` means unit weights; ``weight_mean > 0``
+    divides each weighted minibatch's data term by ``len(batch) *
+    weight_mean``.  Returns ``(mean minibatch loss weighted by rows, t)``."""
+    cdef Py_ssize_t n = order.shape[0], d = WT.shape[1], C = WT.shape[0], size = C * d
+    cdef Py_ssize_t k, lo, hi, nb, r, i, c
+    cdef bint weighted = sample_weight.shape[0] > 0
+    cdef double data, m, scale, loss, total = 0.0, sq
+    cdef floating scale_f, l2_f = <floating>l2
+    cdef floating *p = &WT[0, 0]
+    cdef floating *g = &G[0, 0]
+    cdef const xtype **next_rows
+    if n == 0:
+        return 0.0, t
+    next_rows = <const xtype **>malloc(batch_size * sizeof(xtype *))
+    if next_rows == NULL:
+        raise MemoryError()
+    with nogil:
+        for k in range((n + batch_size - 1) // batch_size):
+            lo = k * batch_size
+            hi = min(lo + batch_size, n)
+            nb = hi - lo
+            # gather the minibatch: its rows then stay in cache for both products
+            for r in range(nb):
+                i = order[lo + r]
+                memcpy(&X_batch[r, 0], &X[i, 0], d * sizeof(xtype))
+                y_batch[r] = y[i]
+                if weighted:
+                    sw_batch[r] = sample_weight[i]
+            _init_rows(&Z[0, 0], nb, C, &b[0])
+            _fwd(&X_batch[0, 0], nb, d, p, C, &Z[0, 0])
+            for c in range(C):
+                gb_sum[c] = 0
+            if floating is float:
+                data = fs_ce_residual_rows_f32(&Z[0, 0], nb, C, &y_batch[0],
+                                               &sw_batch[0] if weighted else NULL, &gb_sum[0])
+            else:
+                data = fs_ce_residual_rows_f64(&Z[0, 0], nb, C, &y_batch[0],
+                                               &sw_batch[0] if weighted else NULL, &gb_sum[0])
+            memset(g, 0, size * sizeof(floating))
+            # the rows of the next minibatch come in random order: the
+            # backward pass prefetches them from this list
+            for r in range(nb):
+                next_rows[r] = &X[order[min(hi + r, n - 1)], 0]
+            _bwd(&X_batch[0, 0], nb, d, &Z[0, 0], C, g, next_rows)
+            if weighted and weight_mean > 0:
+                m = nb * weight_mean  # the estimators' unbiased-estimate convention
+            elif weighted:
+                m = 0
+                for r in range(nb):
+                    m += sw_batch[r]
+            else:
+                m = nb
+            scale = 1.0 / m if m > 0 else 0.0
+            loss = data * scale
+            if l2 != 0:
+                sq = 0
+                for i in range(size):
+                    sq += <double>p[i] * p[i]
+                loss += 0.5 * l2 * sq
+            total += loss * nb
+            scale_f = <floating>scale
+            for i in range(size):
+                g[i] = g[i] * scale_f + l2_f * p[i]
+            t += 1
+            _learner_update(kind, p, g, &sW1[0], &sW2[0], size, lr, mu, rho, beta1, beta2, eps, t)
+            if fit_intercept:
+                for c in range(C):
+                    gb[c] = <floating>(gb_sum[c] * scale)
+                _learner_update(kind, &b[0], &gb[0], &sb1[0], &sb2[0], C, lr, mu, rho, beta1,
+                                beta2, eps, t)
+    free(next_rows)
+    return total / n, t

@@ -60,7 +60,8 @@ static FS_TARGET void GN(fwd)(const FS_XT *X, Py_ssize_t n, Py_ssize_t d, const 
 }
 
 FS_DEF void GN(bwd_tile)(const FS_XT *X, Py_ssize_t n, Py_ssize_t d, const FS_T *R, Py_ssize_t C,
-                         FS_T *dWT, const int JB, const int CB, const int PF)
+                         FS_T *dWT, const int JB, const int CB, const int PF,
+                         const FS_XT *const *next, Py_ssize_t j)
 {
     VF acc[4][5];
     for (int c = 0; c < CB; c++)
@@ -68,11 +69,14 @@ FS_DEF void GN(bwd_tile)(const FS_XT *X, Py_ssize_t n, Py_ssize_t d, const FS_T 
     for (Py_ssize_t i = 0; i < n; i++) {
         VF xv[4];
         for (int b = 0; b < JB; b++) xv[b] = FS_LOADX(X + i * d + b * FS_V);
-        /* While this block is in cache, bring the next one (it follows in
-         * memory) into L2, so that the forward pass over it does not wait. */
-        if (PF)
+        /* While this block is in cache, bring the next one into L2, so that
+         * the forward pass over it does not wait: the rows that follow in
+         * memory, or the rows listed in next (a gathered minibatch). */
+        if (PF) {
+            const FS_XT *q = next ? next[i] + j : X + (n + i) * d;
             for (int b = 0; b < JB; b++)
-                if ((b * FS_V * sizeof(FS_XT)) % 64 == 0) __builtin_prefetch(X + (n + i) * d + b * FS_V, 0, 2);
+                if ((b * FS_V * sizeof(FS_XT)) % 64 == 0) __builtin_prefetch(q + b * FS_V, 0, 2);
+        }
         for (int c = 0; c < CB; c++) {
             VF r = FN(splat)(R[i * C + c]);
             for (int b = 0; b < JB; b++) acc[b][c] += xv[b] * r;
@@ -82,22 +86,23 @@ FS_DEF void GN(bwd_tile)(const FS_XT *X, Py_ssize_t n, Py_ssize_t d, const FS_T 
         for (int b = 0; b < JB; b++) FN(store)(dWT + c * d + b * FS_V, acc[b][c]);
 }
 
-/* dWT (C, d) += R (n, C)^T @ X (n, d) */
+/* dWT (C, d) += R (n, C)^T @ X (n, d); prefetches the next n rows: those
+ * after X, or next[0..n) if next is not NULL */
 static FS_TARGET void GN(bwd)(const FS_XT *X, Py_ssize_t n, Py_ssize_t d, const FS_T *R,
-                              Py_ssize_t C, FS_T *dWT)
+                              Py_ssize_t C, FS_T *dWT, const FS_XT *const *next)
 {
     Py_ssize_t j = 0, c;
     for (; j + 4 * FS_V <= d; j += 4 * FS_V) {
         for (c = 0; c + 5 <= C; c += 5)
-            if (c == 0) GN(bwd_tile)(X + j, n, d, R, C, dWT + j, 4, 5, 1);
-            else GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 4, 5, 0);
+            if (c == 0) GN(bwd_tile)(X + j, n, d, R, C, dWT + j, 4, 5, 1, next, j);
+            else GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 4, 5, 0, next, j);
         for (; c < C; c++)
-            if (c == 0) GN(bwd_tile)(X + j, n, d, R, C, dWT + j, 4, 1, 1);
-            else GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 4, 1, 0);
+            if (c == 0) GN(bwd_tile)(X + j, n, d, R, C, dWT + j, 4, 1, 1, next, j);
+            else GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 4, 1, 0, next, j);
     }
     for (; j + FS_V <= d; j += FS_V) {
-        for (c = 0; c + 5 <= C; c += 5) GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 1, 5, 0);
-        for (; c < C; c++) GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 1, 1, 0);
+        for (c = 0; c + 5 <= C; c += 5) GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 1, 5, 0, next, j);
+        for (; c < C; c++) GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 1, 1, 0, next, j);
     }
     for (; j < d; j++)
         for (c = 0; c < C; c++) {

@@ -125,11 +125,14 @@
     X(fwd_u8, S, void,                                                                             \
       (const unsigned char *X, Py_ssize_t n, Py_ssize_t d, const T *WT, Py_ssize_t C, T *Z),       \
       (X, n, d, WT, C, Z))                                                                         \
-    X(bwd_f, S, void, (const T *X, Py_ssize_t n, Py_ssize_t d, const T *R, Py_ssize_t C, T *dWT),  \
-      (X, n, d, R, C, dWT))                                                                        \
+    X(bwd_f, S, void,                                                                              \
+      (const T *X, Py_ssize_t n, Py_ssize_t d, const T *R, Py_ssize_t C, T *dWT,                   \
+       const T *const *next),                                                                      \
+      (X, n, d, R, C, dWT, next))                                                                  \
     X(bwd_u8, S, void,                                                                             \
-      (const unsigned char *X, Py_ssize_t n, Py_ssize_t d, const T *R, Py_ssize_t C, T *dWT),      \
-      (X, n, d, R, C, dWT))
+      (const unsigned char *X, Py_ssize_t n, Py_ssize_t d, const T *R, Py_ssize_t C, T *dWT,       \
+       const unsigned char *const *next),                                                          \
+      (X, n, d, R, C, dWT, next))
 
 #define FS_PTR(name, S, ret, params, args) static ret(*fs_ptr_##name##_##S) params;
 #define FS_WRAP(name, S, ret, params, args) \

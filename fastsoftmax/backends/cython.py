@@ -127,3 +127,78 @@ def classification_error(logits, y):
     if n == 0:
         return 0.0
     return _k.classification_error_count(logits, y, _threads(logits.size)) / n
+
+
+#: Learner kind -> (kernel code, its state arrays, the hyper-parameters it needs)
+_LEARNERS = {
+    "sgd": (0, (), ()),
+    "momentum": (1, ("velocity",), ("momentum",)),
+    "nesterov": (2, ("velocity",), ("momentum",)),
+    "adagrad": (3, ("sum_sq",), ("eps",)),
+    "adadelta": (4, ("sq_grad_avg", "sq_update_avg"), ("rho", "eps")),
+    "rmsprop": (5, ("sq_grad_avg",), ("rho", "eps")),
+    "adam": (6, ("m", "v"), ("beta1", "beta2", "eps")),
+}
+
+
+def _state(state, index, name, like, what):
+    try:
+        a = state[index][name]
+    except (KeyError, TypeError, IndexError):
+        raise ValueError(f"state for {what} has no array {name!r}") from None
+    if not isinstance(a, np.ndarray) or a.shape != like.shape or a.dtype != like.dtype:
+        raise ValueError(
+            f"state[{name!r}] for {what} must be an array of shape {like.shape} and dtype "
+            f"{like.dtype}, got {getattr(a, 'shape', type(a).__name__)} {getattr(a, 'dtype', '')}"
+        )
+    return a
+
+
+def train_epoch(
+    X, y, sample_weight, W, b, order, batch_size, l2, fit_intercept,
+    kind, hyperparameters, lr, t, state, weight_mean=None,
+):  # fmt: skip
+    """One epoch of minibatch softmax-regression training in compiled code.
+
+    See "Optional whole-epoch kernel" in :mod:`fastsoftmax.backends` for the
+    contract; ``W``, ``b`` and the ``state`` arrays are updated in place.
+    Returns ``(loss, t)``: the mean minibatch loss (before each update,
+    weighted by rows) and the step counter after the epoch.
+    """
+    if kind not in _LEARNERS:
+        raise ValueError(f"unknown learner kind {kind!r}; expected one of {sorted(_LEARNERS)}")
+    code, names, needed = _LEARNERS[kind]
+    hp = dict.fromkeys(("momentum", "rho", "beta1", "beta2", "eps"), 0.0)
+    for key in needed:
+        if key not in hyperparameters:
+            raise ValueError(f"learner {kind!r} needs hyperparameter {key!r}")
+        hp[key] = float(hyperparameters[key])
+    batch_size = int(batch_size)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = np.ascontiguousarray(order, dtype=np.intp)
+    if order.ndim != 1:
+        raise ValueError(f"order must be 1-D, got shape {order.shape}")
+    if order.size and (order.min() < 0 or order.max() >= X.shape[0]):
+        raise ValueError(f"order must index rows of X in [0, {X.shape[0]})")
+    (d, C), dtype = W.shape, W.dtype
+    # W and its learner states are used transposed, (C, d): lanes over features
+    WT = np.ascontiguousarray(W.T)
+    sW = [np.ascontiguousarray(_state(state, 0, nm, W, "W").T) for nm in names]
+    sb = [_state(state, 1, nm, b, "b") for nm in names] if fit_intercept else []
+    empty = np.empty(0, dtype)
+    flat_sW = [a.reshape(-1) for a in sW] + [empty] * (2 - len(sW))
+    flat_sb = sb + [empty] * (2 - len(sb))
+    rows = max(1, min(batch_size, order.size))
+    loss, t = _k.train_epoch(
+        X, y, empty if sample_weight is None else sample_weight,
+        float(weight_mean or 0.0), WT, b, order, batch_size, float(l2), bool(fit_intercept),
+        code, float(lr), hp["momentum"], hp["rho"], hp["beta1"], hp["beta2"], hp["eps"], int(t),
+        *flat_sW, *flat_sb,
+        np.empty((rows, X.shape[1]), X.dtype), np.empty(rows, np.intp), np.empty(rows, dtype),
+        np.empty((rows, C), dtype), np.empty((C, d), dtype), np.empty(C, dtype), np.empty(C),
+    )  # fmt: skip
+    W[...] = WT.T
+    for nm, a in zip(names, sW):
+        state[0][nm][...] = a.T
+    return float(loss), int(t)
