@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import prange
+from llvmlite import ir
+from numba import prange, types
+from numba.extending import intrinsic, overload
 
 from ._numba_config import njit, set_threads_for_call
 
@@ -40,8 +42,132 @@ def _threads(work):
 
 
 # ---------------------------------------------------------------------------
+# A vectorisable exp
+# ---------------------------------------------------------------------------
+# LLVM turns calls to libm's expf into one scalar call per element (no SVML
+# here), which made long-row softmax twice slower than NumPy's SIMD exp.  The
+# float32 exp below is branch-free arithmetic, so LLVM vectorises the loops
+# that call it; it is within 1.4 ulp of the exact value (measured over
+# [-110, 95]), with the exact limits at +-inf, NaN propagated, and gradual
+# underflow to the denormals.  float64 keeps libm's exp.
+
+
+@intrinsic
+def _float32_from_bits(typingctx, bits):
+    """Reinterpret the low 32 bits of an integer as a float32 (a bitcast)."""
+    if not isinstance(bits, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        value = args[0]
+        if bits.bitwidth > 32:
+            value = builder.trunc(value, ir.IntType(32))
+        elif bits.bitwidth < 32:
+            value = builder.zext(value, ir.IntType(32))
+        return builder.bitcast(value, ir.FloatType())
+
+    return types.float32(bits), codegen
+
+
+@njit
+def _expf(x):
+    """exp of a float32 (Cephes' polynomial, range reduction by ln 2)."""
+    F = np.float32
+    xc = min(max(x, F(-104.0)), F(89.0))
+    z = np.floor(xc * F(1.4426950408889634) + F(0.5))
+    r = (xc - z * F(0.693359375)) - z * F(-2.12194440e-4)  # ln 2 in two parts
+    p = F(1.9875691500e-4)
+    p = p * r + F(1.3981999507e-3)
+    p = p * r + F(8.3334519073e-3)
+    p = p * r + F(4.1665795894e-2)
+    p = p * r + F(1.6666665459e-1)
+    p = p * r + F(5.0000001201e-1)
+    y = p * (r * r) + r + F(1.0)
+    # y * 2**n in two factors, so that results in the denormal range stay exact
+    n = np.int32(z)
+    n1 = n >> 1
+    y = y * _float32_from_bits((n1 + 127) << 23) * _float32_from_bits((n - n1 + 127) << 23)
+    if x > F(88.72283935546875):  # log(FLT_MAX)
+        y = F(np.inf)
+    if x < F(-103.97208404541016):  # below half the smallest denormal
+        y = F(0.0)
+    if x != x:
+        y = x
+    return y
+
+
+def _exp(x):  # pragma: no cover - typing stub, see the overload below
+    return np.exp(x)
+
+
+@overload(_exp, jit_options={"fastmath": {"contract", "reassoc", "arcp"}})
+def _exp_overload(x):
+    if x == types.float32:
+        return lambda x: _expf(x)
+    return lambda x: np.exp(x)
+
+
+# ---------------------------------------------------------------------------
 # Row-wise softmax family
 # ---------------------------------------------------------------------------
+
+
+@njit
+def _max_ignoring_nan(x):
+    """Max of a 1-D array, skipping NaN (-inf if empty).
+
+    Sixteen independent running maxima so LLVM's SLP vectoriser turns the
+    loop into vector compares (a single running max stays scalar without
+    the no-NaN flag, which is deliberately off).
+    """
+    F = x.dtype.type
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = F(-np.inf)
+    m8 = m9 = m10 = m11 = m12 = m13 = m14 = m15 = F(-np.inf)
+    n = x.shape[0]
+    j = 0
+    while j + 16 <= n:
+        v = x[j]
+        m0 = v if v > m0 else m0
+        v = x[j + 1]
+        m1 = v if v > m1 else m1
+        v = x[j + 2]
+        m2 = v if v > m2 else m2
+        v = x[j + 3]
+        m3 = v if v > m3 else m3
+        v = x[j + 4]
+        m4 = v if v > m4 else m4
+        v = x[j + 5]
+        m5 = v if v > m5 else m5
+        v = x[j + 6]
+        m6 = v if v > m6 else m6
+        v = x[j + 7]
+        m7 = v if v > m7 else m7
+        v = x[j + 8]
+        m8 = v if v > m8 else m8
+        v = x[j + 9]
+        m9 = v if v > m9 else m9
+        v = x[j + 10]
+        m10 = v if v > m10 else m10
+        v = x[j + 11]
+        m11 = v if v > m11 else m11
+        v = x[j + 12]
+        m12 = v if v > m12 else m12
+        v = x[j + 13]
+        m13 = v if v > m13 else m13
+        v = x[j + 14]
+        m14 = v if v > m14 else m14
+        v = x[j + 15]
+        m15 = v if v > m15 else m15
+        j += 16
+    m = max(
+        max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7))),
+        max(max(max(m8, m9), max(m10, m11)), max(max(m12, m13), max(m14, m15))),
+    )
+    while j < n:
+        v = x[j]
+        m = v if v > m else m
+        j += 1
+    return m
 
 
 @njit
@@ -49,11 +175,7 @@ def _row_shift(x, i):
     # Row max used as the shift; a non-finite max (rows of all -inf, or a +inf)
     # shifts by 0 like scipy, so -inf rows give 0/0 = NaN and +inf gives NaN.
     # A NaN anywhere makes the whole row NaN whatever the shift.
-    m = x.dtype.type(-np.inf)
-    for j in range(x.shape[1]):
-        v = x[i, j]
-        if v > m:
-            m = v
+    m = _max_ignoring_nan(x[i])
     if not np.isfinite(m):
         m = x.dtype.type(0)
     return m
@@ -61,10 +183,11 @@ def _row_shift(x, i):
 
 @njit
 def _row_sum_exp(x, i, m):
-    # Sum of exp(x - m) accumulated in float64 (accuracy for long rows).
-    s = 0.0
+    # Sum of exp(x - m) in x's dtype: reassoc vectorises it into many partial
+    # sums (pairwise-like accuracy, as NumPy's float32 sum).
+    s = x.dtype.type(0)
     for j in range(x.shape[1]):
-        s += np.exp(x[i, j] - m)
+        s += _exp(x[i, j] - m)
     return s
 
 
@@ -72,9 +195,9 @@ def _row_sum_exp(x, i, m):
 def _softmax_kernel(x, out):
     for i in prange(x.shape[0]):
         m = _row_shift(x, i)
-        s = 0.0
+        s = x.dtype.type(0)  # see _row_sum_exp
         for j in range(x.shape[1]):
-            e = np.exp(x[i, j] - m)
+            e = _exp(x[i, j] - m)
             out[i, j] = e
             s += e
         sf = x.dtype.type(s)
@@ -295,7 +418,7 @@ def _softmax_residual(Z, r, yi, wi, weighted):
     z_y = Z[r, yi]
     s = 0.0
     for c in range(C):
-        e = np.exp(Z[r, c] - m)
+        e = _exp(Z[r, c] - m)
         Z[r, c] = e
         s += e
     sf = Z.dtype.type(s)
@@ -487,7 +610,7 @@ def linear(X, W, b, out):
 @njit
 def _sigmoid1(v, one):
     # exp(-|v|) never overflows: 1/(1+e) for v >= 0, e/(1+e) otherwise (NaN -> NaN).
-    e = np.exp(-np.abs(v))
+    e = _exp(-np.abs(v))
     return (one if v >= 0 else e) / (one + e)
 
 
