@@ -35,6 +35,7 @@ G_FIT_SOFTMAX = "fit SoftmaxRegression() mnist float32"
 G_FIT_LOGISTIC = "fit LogisticRegression(max_iter=100) mnist float32"
 G_SOFTMAX_BIG = "softmax 2048x16384 float32"
 G_SOFTMAX_TALL = "softmax 60000x10 float32"
+G_BLAS = "BLAS reference float32 1 thread"
 G_IMPORT = "startup: python -c 'import fastsoftmax'"
 G_FIRST_DEFAULT = "startup: first calls in a new process, default backend"
 G_FIRST_NUMBA = "startup: first calls in a new process, numba backend"
@@ -189,6 +190,7 @@ def targets(groups):
             "1. loss+grad MNIST f32, 1 thread: best backend >= 3x numpy and >= 3x sklearn",
             g(G_GRAD_1),
             [(NUMPY, "numpy", 3), ("sklearn", "sklearn", 3)],
+            peak=getattr(find(g(G_BLAS), "np.matmul sgemm 2048"), "gflops", None),
         )
     )
     rows.append(
@@ -297,10 +299,11 @@ def targets(groups):
     return rows
 
 
-def _speedup_row(label, entries, others):
+def _speedup_row(label, entries, others, peak=None):
     """Target row "the fastest fastsoftmax entry is at least k times faster than each other".
 
-    ``others``: (impl, name in the text, k) triples.
+    ``others``: (impl, name in the text, k) triples; ``peak``: the machine's
+    measured sgemm GFLOP/s, to put the best entry's rate in proportion.
     """
     best = best_fastsoftmax(entries)
     parts, checks = [], []
@@ -309,6 +312,8 @@ def _speedup_row(label, entries, others):
         parts.append(f"{fmt_ratio(ratio)} {name}")
         checks.append(_check(ratio, threshold))
     flops = f", {best.gflops:.0f} GFLOP/s" if best and best.gflops else ""
+    if flops and peak:
+        flops += f" ({best.gflops / peak:.0%} of sgemm's {peak:.0f})"
     return label, f"{_who(best)}{flops}: {', '.join(parts)}", _all(*checks)
 
 

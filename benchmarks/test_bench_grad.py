@@ -137,3 +137,28 @@ def test_fastsoftmax_small(benchmark, backend):
         fn,
         **_info(X, 1, impl=impl_name(backend), kind="fastsoftmax", backend=backend, api=api),
     )
+
+
+@pytest.mark.parametrize("threads", [1])
+@pytest.mark.parametrize("what", ["sgemm 2048", "X @ W mnist"])
+def test_blas_reference(benchmark, mnist, threads, what):
+    # What one thread of NumPy's BLAS reaches: on a large square product (the
+    # machine's practical peak) and on X @ W with 10 columns (the shape at issue).
+    if what == "sgemm 2048":
+        rng = np.random.default_rng(4)
+        A = rng.standard_normal((2048, 2048), dtype=np.float32)
+        B = rng.standard_normal((2048, 2048), dtype=np.float32)
+        flops = 2 * 2048**3
+    else:
+        A, B = mnist.X, _params(mnist.X.shape[1])[0]
+        flops = 2 * A.shape[0] * A.shape[1] * C
+    out = np.empty((A.shape[0], B.shape[1]), np.float32)
+    benchmark.group = "BLAS reference float32 1 thread"
+    run(
+        benchmark,
+        lambda: np.matmul(A, B, out=out),
+        impl=f"np.matmul {what}",
+        kind="floor",
+        threads=threads,
+        flops=flops,
+    )
