@@ -49,7 +49,11 @@ def run(
     elif rounds is None:
         rounds = min_rounds
     benchmark.extra_info.update(info)
-    return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
+    result = benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
+    # The machine is shared: a 1-minute load average above the core count means
+    # other processes competed for the cores during the rounds.
+    benchmark.extra_info["loadavg_1min"] = os.getloadavg()[0]
+    return result
 
 
 def _timed(fn):

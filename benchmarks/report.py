@@ -52,6 +52,7 @@ NOTE_KEYS = (
     "compile_seconds",
     "backend",
     "api",
+    "loadavg_1min",
 )
 
 
