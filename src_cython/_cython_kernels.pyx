@@ -87,28 +87,23 @@ set_simd_level(None)
 # ------------------------------------------------------------------------
 # Layer 1: row and element functions (C-level, nogil)
 
-cdef inline void _softmax_rows(const floating *x, floating *out, Py_ssize_t n,
-                               Py_ssize_t k) noexcept nogil:
+# row kernels: 0 softmax, 1 log_softmax (out (n, k)), 2 logsumexp (out (n,))
+cdef inline void _rows(int op, const floating *x, floating *out, Py_ssize_t n,
+                       Py_ssize_t k) noexcept nogil:
     if floating is float:
-        fs_softmax_rows_f32(x, out, n, k)
+        if op == 0:
+            fs_softmax_rows_f32(x, out, n, k)
+        elif op == 1:
+            fs_log_softmax_rows_f32(x, out, n, k)
+        else:
+            fs_logsumexp_rows_f32(x, out, n, k)
     else:
-        fs_softmax_rows_f64(x, out, n, k)
-
-
-cdef inline void _log_softmax_rows(const floating *x, floating *out, Py_ssize_t n,
-                                   Py_ssize_t k) noexcept nogil:
-    if floating is float:
-        fs_log_softmax_rows_f32(x, out, n, k)
-    else:
-        fs_log_softmax_rows_f64(x, out, n, k)
-
-
-cdef inline void _logsumexp_rows(const floating *x, floating *out, Py_ssize_t n,
-                                 Py_ssize_t k) noexcept nogil:
-    if floating is float:
-        fs_logsumexp_rows_f32(x, out, n, k)
-    else:
-        fs_logsumexp_rows_f64(x, out, n, k)
+        if op == 0:
+            fs_softmax_rows_f64(x, out, n, k)
+        elif op == 1:
+            fs_log_softmax_rows_f64(x, out, n, k)
+        else:
+            fs_logsumexp_rows_f64(x, out, n, k)
 
 
 cdef inline floating _exp(floating x) noexcept nogil:
@@ -191,43 +186,18 @@ cdef inline Py_ssize_t _start(Py_ssize_t part, Py_ssize_t parts, Py_ssize_t n) n
     return part * n // parts
 
 
-def softmax(const floating[:, ::1] x, floating[:, ::1] out, int num_threads):
-    """Row-wise softmax; ``out`` may be ``x``."""
+def rows(int op, const floating[:, ::1] x, floating[:, ::1] out, int num_threads):
+    """Row-wise softmax (op 0), log-softmax (op 1; ``out`` may be ``x`` for
+    both) or log-sum-exp (op 2, ``out`` of shape (n, 1))."""
     cdef Py_ssize_t n = x.shape[0], k = x.shape[1], p, a, z
-    if n == 0 or k == 0:
+    if n == 0 or (k == 0 and op != 2):
         return
     with nogil:
         for p in prange(num_threads, num_threads=num_threads, schedule="static"):
             a = _start(p, num_threads, n)
             z = _start(p + 1, num_threads, n)
             if z > a:
-                _softmax_rows(&x[a, 0], &out[a, 0], z - a, k)
-
-
-def log_softmax(const floating[:, ::1] x, floating[:, ::1] out, int num_threads):
-    """Row-wise log-softmax; ``out`` may be ``x``."""
-    cdef Py_ssize_t n = x.shape[0], k = x.shape[1], p, a, z
-    if n == 0 or k == 0:
-        return
-    with nogil:
-        for p in prange(num_threads, num_threads=num_threads, schedule="static"):
-            a = _start(p, num_threads, n)
-            z = _start(p + 1, num_threads, n)
-            if z > a:
-                _log_softmax_rows(&x[a, 0], &out[a, 0], z - a, k)
-
-
-def logsumexp(const floating[:, ::1] x, floating[::1] out, int num_threads):
-    """Row-wise log-sum-exp into ``out`` (n,)."""
-    cdef Py_ssize_t n = x.shape[0], k = x.shape[1], p, a, z
-    if n == 0:
-        return
-    with nogil:
-        for p in prange(num_threads, num_threads=num_threads, schedule="static"):
-            a = _start(p, num_threads, n)
-            z = _start(p + 1, num_threads, n)
-            if z > a:
-                _logsumexp_rows(&x[a, 0], &out[a], z - a, k)
+                _rows(op, &x[a, 0], &out[a, 0], z - a, k)
 
 
 def exp_array(const floating[::1] x, floating[::1] out):
@@ -251,7 +221,7 @@ def cross_entropy(const floating[:, ::1] logits, const Py_ssize_t[::1] y, floati
             a = _start(p, num_threads, n)
             z = _start(p + 1, num_threads, n)
             if z > a:
-                _logsumexp_rows(&logits[a, 0], &out[a], z - a, k)
+                _rows(2, &logits[a, 0], &out[a], z - a, k)
                 for i in range(a, z):
                     out[i] = out[i] - logits[i, y[i]]
 

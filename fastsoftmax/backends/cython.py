@@ -45,12 +45,12 @@ def _weights(sample_weight, n, dtype):
 
 
 def softmax(x, out):
-    _k.softmax(x, out, _threads(x.size))
+    _k.rows(0, x, out, _threads(x.size))
     return out
 
 
 def log_softmax(x, out):
-    _k.log_softmax(x, out, _threads(x.size))
+    _k.rows(1, x, out, _threads(x.size))
     return out
 
 
@@ -58,7 +58,7 @@ def logsumexp(x, out):
     if x.shape[1] == 0:  # empty rows: log(0)
         out.fill(-np.inf)
         return out
-    _k.logsumexp(x, out, _threads(x.size))
+    _k.rows(2, x, out.reshape(-1, 1), _threads(x.size))
     return out
 
 
