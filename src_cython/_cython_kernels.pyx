@@ -18,7 +18,7 @@ must be C-contiguous; the wrapper guarantees it.
 
 from cython.parallel cimport prange, threadid
 from libc.math cimport exp, expf, log1p, log1pf, fabs, fabsf, pow, sqrt, sqrtf
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 from libc.stdlib cimport malloc, free
 from libc.stdint cimport uint8_t
 
@@ -47,23 +47,27 @@ cdef extern from "fs_simd.h" nogil:
                                    const float *sw, double *db)
     double fs_ce_residual_rows_f64(double *Z, Py_ssize_t n, Py_ssize_t C, const Py_ssize_t *y,
                                    const double *sw, double *db)
-    void fs_fwd_f_f32(const float *X, Py_ssize_t n, Py_ssize_t d, const float *WT, Py_ssize_t C,
-                      float *Z)
-    void fs_fwd_f_f64(const double *X, Py_ssize_t n, Py_ssize_t d, const double *WT, Py_ssize_t C,
-                      double *Z)
-    void fs_fwd_u8_f32(const uint8_t *X, Py_ssize_t n, Py_ssize_t d, const float *WT, Py_ssize_t C,
-                       float *Z)
-    void fs_fwd_u8_f64(const uint8_t *X, Py_ssize_t n, Py_ssize_t d, const double *WT,
+    # X as a table of row pointers; bwd prefetches the rows next[0..n) (or none if NULL)
+    void fs_fwd_f_f32(const float **rows, Py_ssize_t n, Py_ssize_t d, const float *WT,
+                      Py_ssize_t C, float *Z)
+    void fs_fwd_f_f64(const double **rows, Py_ssize_t n, Py_ssize_t d, const double *WT,
+                      Py_ssize_t C, double *Z)
+    void fs_fwd_u8_f32(const uint8_t **rows, Py_ssize_t n, Py_ssize_t d, const float *WT,
+                       Py_ssize_t C, float *Z)
+    void fs_fwd_u8_f64(const uint8_t **rows, Py_ssize_t n, Py_ssize_t d, const double *WT,
                        Py_ssize_t C, double *Z)
-    # next: rows to prefetch meanwhile (NULL: those that follow X)
-    void fs_bwd_f_f32(const float *X, Py_ssize_t n, Py_ssize_t d, const float *R, Py_ssize_t C,
-                      float *dWT, const float **next)
-    void fs_bwd_f_f64(const double *X, Py_ssize_t n, Py_ssize_t d, const double *R, Py_ssize_t C,
-                      double *dWT, const double **next)
-    void fs_bwd_u8_f32(const uint8_t *X, Py_ssize_t n, Py_ssize_t d, const float *R, Py_ssize_t C,
-                       float *dWT, const uint8_t **next)
-    void fs_bwd_u8_f64(const uint8_t *X, Py_ssize_t n, Py_ssize_t d, const double *R,
+    void fs_bwd_f_f32(const float **rows, Py_ssize_t n, Py_ssize_t d, const float *R,
+                      Py_ssize_t C, float *dWT, const float **next)
+    void fs_bwd_f_f64(const double **rows, Py_ssize_t n, Py_ssize_t d, const double *R,
+                      Py_ssize_t C, double *dWT, const double **next)
+    void fs_bwd_u8_f32(const uint8_t **rows, Py_ssize_t n, Py_ssize_t d, const float *R,
+                       Py_ssize_t C, float *dWT, const uint8_t **next)
+    void fs_bwd_u8_f64(const uint8_t **rows, Py_ssize_t n, Py_ssize_t d, const double *R,
                        Py_ssize_t C, double *dWT, const uint8_t **next)
+
+# rows per block of the fused kernels (row-pointer tables live on the stack)
+cdef enum:
+    MAX_BLOCK = 512
 
 _LEVEL_NAMES = ("baseline", "avx2", "avx512")
 
@@ -138,37 +142,47 @@ cdef inline floating _bce(floating z, floating y) noexcept nogil:
         return pos + log1p(e) - y * z
 
 
-cdef inline void _fwd(const xtype *X, Py_ssize_t n, Py_ssize_t d, const floating *WT,
+cdef inline void _fwd(const xtype **rows, Py_ssize_t n, Py_ssize_t d, const floating *WT,
                       Py_ssize_t C, floating *Z) noexcept nogil:
-    # Z (n, C) += X (n, d) @ WT (C, d)^T; X is floating (same type) or uint8
+    # Z (n, C) += X (n, d) @ WT (C, d)^T, X given by its row pointers;
+    # X is floating (the same type) or uint8
     if xtype is uint8_t:
         if floating is float:
-            fs_fwd_u8_f32(X, n, d, WT, C, Z)
+            fs_fwd_u8_f32(rows, n, d, WT, C, Z)
         else:
-            fs_fwd_u8_f64(X, n, d, WT, C, Z)
+            fs_fwd_u8_f64(rows, n, d, WT, C, Z)
     elif xtype is float:
         if floating is float:
-            fs_fwd_f_f32(X, n, d, WT, C, Z)
+            fs_fwd_f_f32(rows, n, d, WT, C, Z)
     else:
         if floating is double:
-            fs_fwd_f_f64(X, n, d, WT, C, Z)
+            fs_fwd_f_f64(rows, n, d, WT, C, Z)
 
 
-cdef inline void _bwd(const xtype *X, Py_ssize_t n, Py_ssize_t d, const floating *R,
+cdef inline void _bwd(const xtype **rows, Py_ssize_t n, Py_ssize_t d, const floating *R,
                       Py_ssize_t C, floating *dWT, const xtype **next) noexcept nogil:
-    # dWT (C, d) += R (n, C)^T @ X (n, d); meanwhile prefetches the next n
-    # rows (those after X, or next[0..n) when next is not NULL)
+    # dWT (C, d) += R (n, C)^T @ X (n, d); meanwhile prefetches the rows
+    # next[0..n) (unless next is NULL)
     if xtype is uint8_t:
         if floating is float:
-            fs_bwd_u8_f32(X, n, d, R, C, dWT, next)
+            fs_bwd_u8_f32(rows, n, d, R, C, dWT, next)
         else:
-            fs_bwd_u8_f64(X, n, d, R, C, dWT, next)
+            fs_bwd_u8_f64(rows, n, d, R, C, dWT, next)
     elif xtype is float:
         if floating is float:
-            fs_bwd_f_f32(X, n, d, R, C, dWT, next)
+            fs_bwd_f_f32(rows, n, d, R, C, dWT, next)
     else:
         if floating is double:
-            fs_bwd_f_f64(X, n, d, R, C, dWT, next)
+            fs_bwd_f_f64(rows, n, d, R, C, dWT, next)
+
+
+cdef inline void _block_rows(const xtype *X, Py_ssize_t n, Py_ssize_t n_after, Py_ssize_t d,
+                             const xtype **rows, const xtype **next) noexcept nogil:
+    # row tables of a contiguous block and of the n_after rows that follow it
+    cdef Py_ssize_t i
+    for i in range(n):
+        rows[i] = X + i * d
+        next[i] = X + (n + min(i, n_after - 1)) * d if n_after > 0 else X
 
 
 cdef inline void _init_rows(floating *Z, Py_ssize_t n, Py_ssize_t C,
@@ -226,6 +240,19 @@ def cross_entropy(const floating[:, ::1] logits, const Py_ssize_t[::1] y, floati
                     out[i] = out[i] - logits[i, y[i]]
 
 
+cdef void _linear_rows(const xtype *X, Py_ssize_t n, Py_ssize_t d, const floating *WT,
+                       const floating *b, Py_ssize_t C, floating *Z) noexcept nogil:
+    cdef const xtype *rows[MAX_BLOCK]
+    cdef Py_ssize_t a = 0, m, i
+    while a < n:
+        m = min(<Py_ssize_t>MAX_BLOCK, n - a)
+        for i in range(m):
+            rows[i] = X + (a + i) * d
+        _init_rows(Z + a * C, m, C, b)
+        _fwd(rows, m, d, WT, C, Z + a * C)
+        a += m
+
+
 def linear(const xtype[:, ::1] X, const floating[:, ::1] WT, const floating[::1] b,
            floating[:, ::1] out, int num_threads):
     """``out = X @ WT.T + b`` (WT is the transposed weights, (C, d))."""
@@ -237,24 +264,27 @@ def linear(const xtype[:, ::1] X, const floating[:, ::1] WT, const floating[::1]
             a = _start(p, num_threads, n)
             z = _start(p + 1, num_threads, n)
             if z > a:
-                _init_rows(&out[a, 0], z - a, C, &b[0])
-                _fwd(&X[a, 0], z - a, d, &WT[0, 0], C, &out[a, 0])
+                _linear_rows(&X[a, 0], z - a, d, &WT[0, 0], &b[0], C, &out[a, 0])
 
 
-cdef double _softmax_ce_block(const xtype *X, Py_ssize_t n, Py_ssize_t d,
+cdef double _softmax_ce_block(const xtype *X, Py_ssize_t n, Py_ssize_t n_after, Py_ssize_t d,
                               const floating *WT, const floating *b, Py_ssize_t C,
                               const Py_ssize_t *y, const floating *sw, floating *Z,
                               floating *dWT, double *db) noexcept nogil:
     # One block of rows, read from memory once: logits, residual P - Y (in
-    # L1), then the gradient from the same cached rows.
+    # L1), then the gradient from the same cached rows, while the rows after
+    # the block are prefetched.
     cdef double loss
+    cdef const xtype *rows[MAX_BLOCK]
+    cdef const xtype *next[MAX_BLOCK]
+    _block_rows(X, n, n_after, d, rows, next)
     _init_rows(Z, n, C, b)
-    _fwd(X, n, d, WT, C, Z)
+    _fwd(rows, n, d, WT, C, Z)
     if floating is float:
         loss = fs_ce_residual_rows_f32(Z, n, C, y, sw, db)
     else:
         loss = fs_ce_residual_rows_f64(Z, n, C, y, sw, db)
-    _bwd(X, n, d, Z, C, dWT, NULL)
+    _bwd(rows, n, d, Z, C, dWT, next if n_after > 0 else NULL)
     return loss
 
 
@@ -274,6 +304,8 @@ def softmax_cross_entropy_grad(const xtype[:, ::1] X, const floating[:, ::1] WT,
     cdef Py_ssize_t block = Z_buf.shape[1], nblocks, k, a, t
     cdef const floating *sw = &sample_weight[0] if sample_weight.shape[0] else NULL
     cdef double loss = 0
+    if block > MAX_BLOCK:
+        raise ValueError(f"blocks of at most {MAX_BLOCK} rows, got {block}")
     if n == 0 or C == 0:
         return 0.0
     nblocks = (n + block - 1) // block
@@ -282,26 +314,29 @@ def softmax_cross_entropy_grad(const xtype[:, ::1] X, const floating[:, ::1] WT,
             t = threadid()
             a = k * block
             loss += _softmax_ce_block(
-                &X[a, 0], min(block, n - a), d, &WT[0, 0], &b[0], C, &y[a],
+                &X[a, 0], min(block, n - a), max(0, n - a - block), d, &WT[0, 0], &b[0], C, &y[a],
                 sw + a if sw != NULL else NULL, &Z_buf[t, 0, 0], &dWT_acc[t, 0, 0], &db_acc[t, 0])
     return loss
 
 
-cdef double _logistic_block(const xtype *X, Py_ssize_t n, Py_ssize_t d, const floating *w,
-                            floating b, const floating *y, const floating *sw, floating *z,
-                            floating *dw, double *db) noexcept nogil:
+cdef double _logistic_block(const xtype *X, Py_ssize_t n, Py_ssize_t n_after, Py_ssize_t d,
+                            const floating *w, floating b, const floating *y, const floating *sw,
+                            floating *z, floating *dw, double *db) noexcept nogil:
     cdef double loss = 0
     cdef Py_ssize_t i
     cdef floating s
+    cdef const xtype *rows[MAX_BLOCK]
+    cdef const xtype *next[MAX_BLOCK]
+    _block_rows(X, n, n_after, d, rows, next)
     for i in range(n):
         z[i] = b
-    _fwd(X, n, d, w, 1, z)
+    _fwd(rows, n, d, w, 1, z)
     for i in range(n):
         s = sw[i] if sw != NULL else 1
         loss += s * _bce(z[i], y[i])
         z[i] = s * (_sigmoid(z[i]) - y[i])
         db[0] += z[i]
-    _bwd(X, n, d, z, 1, dw, NULL)
+    _bwd(rows, n, d, z, 1, dw, next if n_after > 0 else NULL)
     return loss
 
 
@@ -317,6 +352,8 @@ def logistic_loss_grad(const xtype[:, ::1] X, const floating[::1] w, double b,
     cdef const floating *sw = &sample_weight[0] if sample_weight.shape[0] else NULL
     cdef floating bf = <floating>b
     cdef double loss = 0
+    if block > MAX_BLOCK:
+        raise ValueError(f"blocks of at most {MAX_BLOCK} rows, got {block}")
     if n == 0:
         return 0.0
     nblocks = (n + block - 1) // block
@@ -325,7 +362,7 @@ def logistic_loss_grad(const xtype[:, ::1] X, const floating[::1] w, double b,
             t = threadid()
             a = k * block
             loss += _logistic_block(
-                &X[a, 0], min(block, n - a), d, &w[0], bf, &y[a],
+                &X[a, 0], min(block, n - a), max(0, n - a - block), d, &w[0], bf, &y[a],
                 sw + a if sw != NULL else NULL, &z_buf[t, 0], &dw_acc[t, 0], &db_acc[t, 0])
     return loss
 
@@ -442,10 +479,11 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
                 const Py_ssize_t[::1] order, Py_ssize_t batch_size, double l2, bint fit_intercept,
                 int kind, double lr, double mu, double rho, double beta1, double beta2, double eps,
                 long t, floating[::1] sW1, floating[::1] sW2, floating[::1] sb1, floating[::1] sb2,
-                xtype[:, ::1] X_batch, Py_ssize_t[::1] y_batch, floating[::1] sw_batch,
+                Py_ssize_t[::1] y_batch, floating[::1] sw_batch,
                 floating[:, ::1] Z, floating[:, ::1] G, floating[::1] gb, double[::1] gb_sum):
     """One epoch of minibatch training over ``X[order]``; ``WT`` (C, d), ``b``
-    and the flat learner states are updated in place.  The ``*_batch``, ``Z``
+    and the flat learner states are updated in place.  The minibatch rows are
+    used where they are (row-pointer tables).  The ``*_batch``, ``Z``
     (batch, C), ``G`` (C, d), ``gb`` and ``gb_sum`` (C,) arrays are scratch.
     An empty ``sample_weight`` means unit weights; ``weight_mean > 0``
     divides each weighted minibatch's data term by ``len(batch) *
@@ -457,26 +495,27 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
     cdef floating scale_f, l2_f = <floating>l2
     cdef floating *p = &WT[0, 0]
     cdef floating *g = &G[0, 0]
+    cdef const xtype **rows
     cdef const xtype **next_rows
     if n == 0:
         return 0.0, t
-    next_rows = <const xtype **>malloc(batch_size * sizeof(xtype *))
-    if next_rows == NULL:
+    rows = <const xtype **>malloc(2 * batch_size * sizeof(xtype *))
+    if rows == NULL:
         raise MemoryError()
+    next_rows = rows + batch_size
     with nogil:
         for k in range((n + batch_size - 1) // batch_size):
             lo = k * batch_size
             hi = min(lo + batch_size, n)
             nb = hi - lo
-            # gather the minibatch: its rows then stay in cache for both products
             for r in range(nb):
                 i = order[lo + r]
-                memcpy(&X_batch[r, 0], &X[i, 0], d * sizeof(xtype))
+                rows[r] = &X[i, 0]
                 y_batch[r] = y[i]
                 if weighted:
                     sw_batch[r] = sample_weight[i]
             _init_rows(&Z[0, 0], nb, C, &b[0])
-            _fwd(&X_batch[0, 0], nb, d, p, C, &Z[0, 0])
+            _fwd(rows, nb, d, p, C, &Z[0, 0])
             for c in range(C):
                 gb_sum[c] = 0
             if floating is float:
@@ -487,10 +526,11 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
                                                &sw_batch[0] if weighted else NULL, &gb_sum[0])
             memset(g, 0, size * sizeof(floating))
             # the rows of the next minibatch come in random order: the
-            # backward pass prefetches them from this list
+            # backward pass prefetches them from this list, so that the
+            # forward pass finds them in cache
             for r in range(nb):
                 next_rows[r] = &X[order[min(hi + r, n - 1)], 0]
-            _bwd(&X_batch[0, 0], nb, d, &Z[0, 0], C, g, next_rows)
+            _bwd(rows, nb, d, &Z[0, 0], C, g, next_rows)
             if weighted and weight_mean > 0:
                 m = nb * weight_mean  # the estimators' unbiased-estimate convention
             elif weighted:
@@ -517,5 +557,5 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
                     gb[c] = <floating>(gb_sum[c] * scale)
                 _learner_update(kind, &b[0], &gb[0], &sb1[0], &sb2[0], C, lr, mu, rho, beta1,
                                 beta2, eps, t)
-    free(next_rows)
+    free(rows)
     return total / n, t

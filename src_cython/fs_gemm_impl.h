@@ -13,19 +13,24 @@
 
 #define GN(name) FN(FS_CAT(name, FS_XS))
 
-FS_DEF void GN(fwd_tile)(const FS_XT *X, Py_ssize_t d, const FS_T *WT, FS_T *Z, Py_ssize_t C,
-                         const int R, const int CB, const int PF)
+/* X is given as a table of row pointers (rows[i] -> row i, d entries), so a
+ * minibatch of rows in random order is used in place, without a copy. */
+
+FS_DEF void GN(fwd_tile)(const FS_XT *const *rows, Py_ssize_t d, const FS_T *WT, FS_T *Z,
+                         Py_ssize_t C, const int R, const int CB, const FS_XT *const *pf)
 {
+    const FS_XT *x[4];
     VF acc[4][5];
+    for (int r = 0; r < R; r++) x[r] = rows[r];
     for (int r = 0; r < R; r++)
         for (int c = 0; c < CB; c++) acc[r][c] = FN(splat)(0);
     Py_ssize_t j = 0;
     for (; j + FS_V <= d; j += FS_V) {
         VF xv[4];
-        for (int r = 0; r < R; r++) xv[r] = FS_LOADX(X + r * d + j);
+        for (int r = 0; r < R; r++) xv[r] = FS_LOADX(x[r] + j);
         /* the next rows: the hardware prefetcher alone leaves the loads waiting */
-        if (PF && (j * sizeof(FS_XT)) % 64 == 0)
-            for (int r = 0; r < R; r++) __builtin_prefetch(X + (R + r) * d + j, 0, 3);
+        if (pf && (j * sizeof(FS_XT)) % 64 == 0)
+            for (int r = 0; r < R; r++) __builtin_prefetch(pf[r] + j, 0, 3);
         for (int c = 0; c < CB; c++) {
             VF w = FN(load)(WT + c * d + j);
             for (int r = 0; r < R; r++) acc[r][c] += xv[r] * w;
@@ -34,49 +39,46 @@ FS_DEF void GN(fwd_tile)(const FS_XT *X, Py_ssize_t d, const FS_T *WT, FS_T *Z, 
     for (int r = 0; r < R; r++)
         for (int c = 0; c < CB; c++) {
             FS_T s = FN(hsum)(acc[r][c]);
-            for (Py_ssize_t t = j; t < d; t++) s += (FS_T)X[r * d + t] * WT[c * d + t];
+            for (Py_ssize_t t = j; t < d; t++) s += (FS_T)x[r][t] * WT[c * d + t];
             Z[r * C + c] += s;
         }
 }
 
 /* Z (n, C) += X (n, d) @ WT (C, d)^T */
-static FS_TARGET void GN(fwd)(const FS_XT *X, Py_ssize_t n, Py_ssize_t d, const FS_T *WT,
-                              Py_ssize_t C, FS_T *Z)
+static FS_TARGET void GN(fwd)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t d,
+                              const FS_T *WT, Py_ssize_t C, FS_T *Z)
 {
     Py_ssize_t i = 0, c;
     for (; i + 4 <= n; i += 4) {
         /* prefetch while computing the first group of classes only */
+        const FS_XT *const *pf = i + 8 <= n ? rows + i + 4 : NULL;
         for (c = 0; c + 5 <= C; c += 5)
-            if (c == 0) GN(fwd_tile)(X + i * d, d, WT, Z + i * C, C, 4, 5, 1);
-            else GN(fwd_tile)(X + i * d, d, WT + c * d, Z + i * C + c, C, 4, 5, 0);
+            GN(fwd_tile)(rows + i, d, WT + c * d, Z + i * C + c, C, 4, 5, c ? NULL : pf);
         for (; c < C; c++)
-            if (c == 0) GN(fwd_tile)(X + i * d, d, WT, Z + i * C, C, 4, 1, 1);
-            else GN(fwd_tile)(X + i * d, d, WT + c * d, Z + i * C + c, C, 4, 1, 0);
+            GN(fwd_tile)(rows + i, d, WT + c * d, Z + i * C + c, C, 4, 1, c ? NULL : pf);
     }
     for (; i < n; i++) {
-        for (c = 0; c + 5 <= C; c += 5) GN(fwd_tile)(X + i * d, d, WT + c * d, Z + i * C + c, C, 1, 5, 0);
-        for (; c < C; c++) GN(fwd_tile)(X + i * d, d, WT + c * d, Z + i * C + c, C, 1, 1, 0);
+        for (c = 0; c + 5 <= C; c += 5) GN(fwd_tile)(rows + i, d, WT + c * d, Z + i * C + c, C, 1, 5, NULL);
+        for (; c < C; c++) GN(fwd_tile)(rows + i, d, WT + c * d, Z + i * C + c, C, 1, 1, NULL);
     }
 }
 
-FS_DEF void GN(bwd_tile)(const FS_XT *X, Py_ssize_t n, Py_ssize_t d, const FS_T *R, Py_ssize_t C,
-                         FS_T *dWT, const int JB, const int CB, const int PF,
-                         const FS_XT *const *next, Py_ssize_t j)
+FS_DEF void GN(bwd_tile)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t j, const FS_T *R,
+                         Py_ssize_t C, FS_T *dWT, Py_ssize_t d, const int JB, const int CB,
+                         const FS_XT *const *next)
 {
     VF acc[4][5];
     for (int c = 0; c < CB; c++)
         for (int b = 0; b < JB; b++) acc[b][c] = FN(load)(dWT + c * d + b * FS_V);
     for (Py_ssize_t i = 0; i < n; i++) {
         VF xv[4];
-        for (int b = 0; b < JB; b++) xv[b] = FS_LOADX(X + i * d + b * FS_V);
+        const FS_XT *x = rows[i] + j;
+        for (int b = 0; b < JB; b++) xv[b] = FS_LOADX(x + b * FS_V);
         /* While this block is in cache, bring the next one into L2, so that
-         * the forward pass over it does not wait: the rows that follow in
-         * memory, or the rows listed in next (a gathered minibatch). */
-        if (PF) {
-            const FS_XT *q = next ? next[i] + j : X + (n + i) * d;
+         * the forward pass over it does not wait for memory. */
+        if (next)
             for (int b = 0; b < JB; b++)
-                if ((b * FS_V * sizeof(FS_XT)) % 64 == 0) __builtin_prefetch(q + b * FS_V, 0, 2);
-        }
+                if ((b * FS_V * sizeof(FS_XT)) % 64 == 0) __builtin_prefetch(next[i] + j + b * FS_V, 0, 2);
         for (int c = 0; c < CB; c++) {
             VF r = FN(splat)(R[i * C + c]);
             for (int b = 0; b < JB; b++) acc[b][c] += xv[b] * r;
@@ -86,28 +88,26 @@ FS_DEF void GN(bwd_tile)(const FS_XT *X, Py_ssize_t n, Py_ssize_t d, const FS_T 
         for (int b = 0; b < JB; b++) FN(store)(dWT + c * d + b * FS_V, acc[b][c]);
 }
 
-/* dWT (C, d) += R (n, C)^T @ X (n, d); prefetches the next n rows: those
- * after X, or next[0..n) if next is not NULL */
-static FS_TARGET void GN(bwd)(const FS_XT *X, Py_ssize_t n, Py_ssize_t d, const FS_T *R,
+/* dWT (C, d) += R (n, C)^T @ X (n, d); prefetches the rows next[0..n) (if
+ * next is not NULL) meanwhile */
+static FS_TARGET void GN(bwd)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t d, const FS_T *R,
                               Py_ssize_t C, FS_T *dWT, const FS_XT *const *next)
 {
     Py_ssize_t j = 0, c;
     for (; j + 4 * FS_V <= d; j += 4 * FS_V) {
         for (c = 0; c + 5 <= C; c += 5)
-            if (c == 0) GN(bwd_tile)(X + j, n, d, R, C, dWT + j, 4, 5, 1, next, j);
-            else GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 4, 5, 0, next, j);
+            GN(bwd_tile)(rows, n, j, R + c, C, dWT + c * d + j, d, 4, 5, c ? NULL : next);
         for (; c < C; c++)
-            if (c == 0) GN(bwd_tile)(X + j, n, d, R, C, dWT + j, 4, 1, 1, next, j);
-            else GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 4, 1, 0, next, j);
+            GN(bwd_tile)(rows, n, j, R + c, C, dWT + c * d + j, d, 4, 1, c ? NULL : next);
     }
     for (; j + FS_V <= d; j += FS_V) {
-        for (c = 0; c + 5 <= C; c += 5) GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 1, 5, 0, next, j);
-        for (; c < C; c++) GN(bwd_tile)(X + j, n, d, R + c, C, dWT + c * d + j, 1, 1, 0, next, j);
+        for (c = 0; c + 5 <= C; c += 5) GN(bwd_tile)(rows, n, j, R + c, C, dWT + c * d + j, d, 1, 5, NULL);
+        for (; c < C; c++) GN(bwd_tile)(rows, n, j, R + c, C, dWT + c * d + j, d, 1, 1, NULL);
     }
     for (; j < d; j++)
         for (c = 0; c < C; c++) {
             FS_T s = 0;
-            for (Py_ssize_t i = 0; i < n; i++) s += R[i * C + c] * (FS_T)X[i * d + j];
+            for (Py_ssize_t i = 0; i < n; i++) s += R[i * C + c] * (FS_T)rows[i][j];
             dWT[c * d + j] += s;
         }
 }

@@ -120,19 +120,21 @@
       (T *Z, Py_ssize_t n, Py_ssize_t C, const Py_ssize_t *y, const T *sw, double *db),             \
       (Z, n, C, y, sw, db))                                                                        \
     X(exp_array, S, void, (const T *x, T *out, Py_ssize_t n), (x, out, n))                          \
-    X(fwd_f, S, void, (const T *X, Py_ssize_t n, Py_ssize_t d, const T *WT, Py_ssize_t C, T *Z),   \
-      (X, n, d, WT, C, Z))                                                                         \
+    X(fwd_f, S, void,                                                                              \
+      (const T *const *rows, Py_ssize_t n, Py_ssize_t d, const T *WT, Py_ssize_t C, T *Z),         \
+      (rows, n, d, WT, C, Z))                                                                      \
     X(fwd_u8, S, void,                                                                             \
-      (const unsigned char *X, Py_ssize_t n, Py_ssize_t d, const T *WT, Py_ssize_t C, T *Z),       \
-      (X, n, d, WT, C, Z))                                                                         \
+      (const unsigned char *const *rows, Py_ssize_t n, Py_ssize_t d, const T *WT, Py_ssize_t C,    \
+       T *Z),                                                                                      \
+      (rows, n, d, WT, C, Z))                                                                      \
     X(bwd_f, S, void,                                                                              \
-      (const T *X, Py_ssize_t n, Py_ssize_t d, const T *R, Py_ssize_t C, T *dWT,                   \
+      (const T *const *rows, Py_ssize_t n, Py_ssize_t d, const T *R, Py_ssize_t C, T *dWT,         \
        const T *const *next),                                                                      \
-      (X, n, d, R, C, dWT, next))                                                                  \
+      (rows, n, d, R, C, dWT, next))                                                               \
     X(bwd_u8, S, void,                                                                             \
-      (const unsigned char *X, Py_ssize_t n, Py_ssize_t d, const T *R, Py_ssize_t C, T *dWT,       \
-       const unsigned char *const *next),                                                          \
-      (X, n, d, R, C, dWT, next))
+      (const unsigned char *const *rows, Py_ssize_t n, Py_ssize_t d, const T *R, Py_ssize_t C,     \
+       T *dWT, const unsigned char *const *next),                                                  \
+      (rows, n, d, R, C, dWT, next))
 
 #define FS_PTR(name, S, ret, params, args) static ret(*fs_ptr_##name##_##S) params;
 #define FS_WRAP(name, S, ret, params, args) \

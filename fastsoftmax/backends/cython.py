@@ -195,7 +195,7 @@ def train_epoch(
         float(weight_mean or 0.0), WT, b, order, batch_size, float(l2), bool(fit_intercept),
         code, float(lr), hp["momentum"], hp["rho"], hp["beta1"], hp["beta2"], hp["eps"], int(t),
         *flat_sW, *flat_sb,
-        np.empty((rows, X.shape[1]), X.dtype), np.empty(rows, np.intp), np.empty(rows, dtype),
+        np.empty(rows, np.intp), np.empty(rows, dtype),
         np.empty((rows, C), dtype), np.empty((C, d), dtype), np.empty(C, dtype), np.empty(C),
     )  # fmt: skip
     W[...] = WT.T
