@@ -434,14 +434,35 @@ def _softmax_residual(Z, r, yi, wi, weighted):
 
 
 @njit
-def _softmax_grad_range(X, rows, indexed, lo, hi, WT, b, y, sw, weighted, G, gb):
+def _stage_rows(X, rows, indexed, k, width, Xb, ri):
+    """Copy rows ``k:k + width`` (through ``rows`` when indexed) into the scratch ``Xb``.
+
+    ``Xb`` is 64-byte aligned with rows padded to whole cache lines, so the
+    10+ passes over the block that follow never split a vector load across
+    two lines (user arrays are usually 16 bytes off), gathered minibatch rows
+    become contiguous, and uint8 pixels are converted to floats once instead
+    of in every pass.
+    """
+    d = X.shape[1]
+    for q in range(width):
+        r = _row_index(rows, indexed, k + q)
+        ri[q] = r
+        src = X[r]
+        dst = Xb[q]
+        for j in range(d):
+            dst[j] = src[j]
+
+
+@njit
+def _softmax_grad_range(X, rows, indexed, lo, hi, WT, b, y, sw, weighted, G, gb, Xb):
     """Rows ``rows[lo:hi]`` (or ``lo:hi`` when not ``indexed``) of softmax regression.
 
     Accumulates ``sum_i s_i x_i (P - Y)_i`` into ``G`` (C, d, transposed
     gradient) and the bias part into ``gb`` ((C,) float64); returns
     ``sum_i s_i CE_i`` (float64).  Nothing is divided by the weight sum here.
-    Each block of 8 rows is read from memory once: logits, softmax and
-    ``P - Y`` live in the (8, C) scratch ``Z`` while the rows are in cache.
+    Each block of 8 rows is read from memory once, into the aligned scratch
+    ``Xb`` (8, >= d) of the float dtype (see :func:`_stage_rows`); logits,
+    softmax and ``P - Y`` live in the (8, C) scratch ``Z``.
     """
     C = WT.shape[0]
     one = WT.dtype.type(1)
@@ -451,12 +472,10 @@ def _softmax_grad_range(X, rows, indexed, lo, hi, WT, b, y, sw, weighted, G, gb)
     k = lo
     while k + 4 <= hi:
         width = 8 if k + 8 <= hi else 4
-        for q in range(width):
-            ri[q] = _row_index(rows, indexed, k + q)
-        x0, x1, x2, x3 = X[ri[0]], X[ri[1]], X[ri[2]], X[ri[3]]
-        x4, x5, x6, x7 = x0, x1, x2, x3
+        _stage_rows(X, rows, indexed, k, width, Xb, ri)
+        x0, x1, x2, x3 = Xb[0], Xb[1], Xb[2], Xb[3]
+        x4, x5, x6, x7 = Xb[4], Xb[5], Xb[6], Xb[7]
         if width == 8:
-            x4, x5, x6, x7 = X[ri[4]], X[ri[5]], X[ri[6]], X[ri[7]]
             _logits8(x0, x1, x2, x3, x4, x5, x6, x7, WT, b, Z)
         else:
             _logits4(x0, x1, x2, x3, WT, b, Z)
@@ -502,18 +521,22 @@ def _sum_squares(a):
 
 
 @njit(parallel=True)
-def _softmax_grad_kernel(X, WT, b, y, sw, weighted, l2, n_chunks, dW_out, db_out):
+def _softmax_grad_kernel(X, WT, b, y, sw, weighted, l2, G, XB, dW_out, db_out):
+    # G: zeroed (n_chunks, C, d) per-thread accumulators; XB: (n_chunks, 8, d')
+    # per-thread row scratch; both aligned by the caller (_aligned_empty).
     n = X.shape[0]
     C, d = WT.shape
     F = WT.dtype.type
+    n_chunks = G.shape[0]
     rows = np.empty(0, np.intp)
-    G = np.zeros((n_chunks, C, d), WT.dtype)
     GB = np.zeros((n_chunks, C), np.float64)
     L = np.zeros(n_chunks, np.float64)
     for t in prange(n_chunks):
         lo = t * n // n_chunks
         hi = (t + 1) * n // n_chunks
-        L[t] = _softmax_grad_range(X, rows, False, lo, hi, WT, b, y, sw, weighted, G[t], GB[t])
+        L[t] = _softmax_grad_range(
+            X, rows, False, lo, hi, WT, b, y, sw, weighted, G[t], GB[t], XB[t]
+        )
     m = _weight_sum(rows, False, 0, n, sw, weighted)
     scale = 1.0 / m if m > 0 else 0.0
     scale_f = F(scale)
@@ -535,15 +558,37 @@ def _chunks(n, d):
     return max(1, min(threads, n // 64))
 
 
+def _aligned_empty(shape, dtype):
+    """An empty C-contiguous array whose data starts on a 64-byte (cache line) boundary."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(nbytes + 64, np.uint8)
+    start = -raw.ctypes.data % 64
+    return raw[start : start + nbytes].view(dtype).reshape(shape)
+
+
+def _aligned_transpose(W):
+    """``W.T`` as an aligned C-contiguous (C, d) array: each class's weights contiguous."""
+    WT = _aligned_empty(W.shape[::-1], W.dtype)
+    WT[...] = W.T
+    return WT
+
+
+def _row_scratch(leading, d, dtype):
+    """Aligned (..., 8, d') scratch for blocks of 8 rows, d' = d rounded up to a cache line."""
+    per_line = 64 // np.dtype(dtype).itemsize
+    return _aligned_empty(leading + (8, -(-max(d, 1) // per_line) * per_line), dtype)
+
+
 def softmax_cross_entropy_grad(X, W, b, y, sample_weight, l2, dW_out, db_out):
     weighted = sample_weight is not None
     sw = sample_weight if weighted else np.empty(0, W.dtype)
-    WT = np.ascontiguousarray(W.T)
-    return float(
-        _softmax_grad_kernel(
-            X, WT, b, y, sw, weighted, float(l2), _chunks(X.shape[0], X.shape[1]), dW_out, db_out
-        )
-    )
+    WT = _aligned_transpose(W)
+    n_chunks = _chunks(X.shape[0], X.shape[1])
+    G = _aligned_empty((n_chunks,) + WT.shape, W.dtype)
+    G[...] = 0
+    XB = _row_scratch((n_chunks,), X.shape[1], W.dtype)
+    return float(_softmax_grad_kernel(X, WT, b, y, sw, weighted, float(l2), G, XB, dW_out, db_out))
 
 
 # ---------------------------------------------------------------------------

@@ -15,7 +15,14 @@ from __future__ import annotations
 import numpy as np
 
 from ._numba_config import njit
-from .numba import _softmax_grad_range, _sum_squares, _weight_sum
+from .numba import (
+    _aligned_empty,
+    _aligned_transpose,
+    _row_scratch,
+    _softmax_grad_range,
+    _sum_squares,
+    _weight_sum,
+)
 
 #: Learner kind -> (kernel code, names of its state arrays, hyper-parameters it needs).
 LEARNER_KINDS = {
@@ -102,13 +109,16 @@ def _learner_update(kind, p, g, s1, s2, lr, mu, rho, beta1, beta2, eps, t):
 @njit
 def _train_epoch_kernel(
     X, y, sw, weighted, weight_mean, WT, b, order, batch_size, l2, fit_intercept,
-    kind, lr, mu, rho, beta1, beta2, eps, t, sW1, sW2, sb1, sb2,
+    kind, lr, mu, rho, beta1, beta2, eps, t, sW1, sW2, sb1, sb2, G, Xb,
 ):  # fmt: skip
-    """One epoch over ``order`` in minibatches; ``WT`` and the ``sW*`` states are transposed."""
+    """One epoch over ``order`` in minibatches.
+
+    ``WT``, the ``sW*`` states and the gradient buffer ``G`` are (C, d),
+    transposed; ``Xb`` is the aligned row scratch of ``_softmax_grad_range``.
+    """
     C, d = WT.shape
     F = WT.dtype.type
     n = order.shape[0]
-    G = np.empty((C, d), WT.dtype)
     gb_sum = np.empty(C, np.float64)
     gb = np.zeros(C, WT.dtype)
     p_flat = WT.reshape(C * d)
@@ -119,7 +129,7 @@ def _train_epoch_kernel(
         hi = min(lo + batch_size, n)
         G[:] = 0
         gb_sum[:] = 0.0
-        data = _softmax_grad_range(X, order, True, lo, hi, WT, b, y, sw, weighted, G, gb_sum)
+        data = _softmax_grad_range(X, order, True, lo, hi, WT, b, y, sw, weighted, G, gb_sum, Xb)
         if weighted and weight_mean > 0:
             m = (hi - lo) * weight_mean  # the estimator's unbiased-estimate convention
         else:
@@ -198,7 +208,9 @@ def train_epoch(
             f"state must hold one dict per parameter ({len(params)}), got {len(state)}"
         )
     # W and its states are used transposed, (C, d), so the update loops are flat.
-    WT = np.ascontiguousarray(W.T)
+    WT = _aligned_transpose(W)
+    G = _aligned_empty(WT.shape, WT.dtype)
+    Xb = _row_scratch((), X.shape[1], WT.dtype)
     sW = [np.ascontiguousarray(_state_array(state[0], nm, W, "W").T) for nm in names]
     sb = []
     if fit_intercept:
@@ -211,7 +223,7 @@ def train_epoch(
         X, y, sw, weighted, 0.0 if weight_mean is None else float(weight_mean),
         WT, b, order, batch_size, float(l2), bool(fit_intercept),
         code, float(lr), hp["momentum"], hp["rho"], hp["beta1"], hp["beta2"], hp["eps"], int(t),
-        flat_sW[0], flat_sW[1], flat_sb[0], flat_sb[1],
+        flat_sW[0], flat_sW[1], flat_sb[0], flat_sb[1], G, Xb,
     )  # fmt: skip
     W[...] = WT.T
     for nm, a in zip(names, sW):
