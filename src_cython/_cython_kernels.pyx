@@ -41,6 +41,10 @@ cdef extern from "fs_simd.h" nogil:
     void fs_log_softmax_rows_f64(const double *x, double *out, Py_ssize_t n, Py_ssize_t k)
     void fs_logsumexp_rows_f32(const float *x, float *out, Py_ssize_t n, Py_ssize_t k)
     void fs_logsumexp_rows_f64(const double *x, double *out, Py_ssize_t n, Py_ssize_t k)
+    void fs_cross_entropy_rows_f32(const float *x, const Py_ssize_t *y, float *out, Py_ssize_t n,
+                                   Py_ssize_t k)
+    void fs_cross_entropy_rows_f64(const double *x, const Py_ssize_t *y, double *out,
+                                   Py_ssize_t n, Py_ssize_t k)
     void fs_exp_array_f32(const float *x, float *out, Py_ssize_t n)
     void fs_exp_array_f64(const double *x, double *out, Py_ssize_t n)
     double fs_ce_residual_rows_f32(float *Z, Py_ssize_t n, Py_ssize_t C, const Py_ssize_t *y,
@@ -133,13 +137,16 @@ cdef inline floating _sigmoid(floating x) noexcept nogil:
 
 
 cdef inline floating _bce(floating z, floating y) noexcept nogil:
-    # log(1 + exp(z)) - y z == max(z, 0) + log1p(exp(-|z|)) - y z
+    # log(1 + exp(z)) - y z == (1 - y) z + log1p(exp(-z)) for z > 0, -y z +
+    # log1p(exp(z)) otherwise; a zero coefficient gives 0 (not 0 * inf), so
+    # z = +-inf gives the limit
     cdef floating e = _exp(-_abs(z))
-    cdef floating pos = z if z > 0 else 0
+    cdef floating coef = (1 - y) if z > 0 else -y
+    cdef floating lin = coef * z if coef != 0 else 0
     if floating is float:
-        return pos + log1pf(e) - y * z
+        return lin + log1pf(e)
     else:
-        return pos + log1p(e) - y * z
+        return lin + log1p(e)
 
 
 cdef inline void _fwd(const xtype **rows, Py_ssize_t n, Py_ssize_t d, const floating *WT,
@@ -226,8 +233,9 @@ def exp_array(const floating[::1] x, floating[::1] out):
 
 def cross_entropy(const floating[:, ::1] logits, const Py_ssize_t[::1] y, floating[::1] out,
                   int num_threads):
-    """Per-row ``logsumexp(z_i) - z_i[y_i]``."""
-    cdef Py_ssize_t n = logits.shape[0], k = logits.shape[1], p, a, z, i
+    """Per-row ``logsumexp(z_i) - z_i[y_i]``, as ``(max_i - z_i[y_i]) + log(sum
+    exp(z_i - max_i))``."""
+    cdef Py_ssize_t n = logits.shape[0], k = logits.shape[1], p, a, z
     if n == 0:
         return
     with nogil:
@@ -235,9 +243,10 @@ def cross_entropy(const floating[:, ::1] logits, const Py_ssize_t[::1] y, floati
             a = _start(p, num_threads, n)
             z = _start(p + 1, num_threads, n)
             if z > a:
-                _rows(2, &logits[a, 0], &out[a], z - a, k)
-                for i in range(a, z):
-                    out[i] = out[i] - logits[i, y[i]]
+                if floating is float:
+                    fs_cross_entropy_rows_f32(&logits[a, 0], &y[a], &out[a], z - a, k)
+                else:
+                    fs_cross_entropy_rows_f64(&logits[a, 0], &y[a], &out[a], z - a, k)
 
 
 cdef void _linear_rows(const xtype *X, Py_ssize_t n, Py_ssize_t d, const floating *WT,

@@ -119,6 +119,8 @@
     X(ce_residual_rows, S, double,                                                                 \
       (T *Z, Py_ssize_t n, Py_ssize_t C, const Py_ssize_t *y, const T *sw, double *db),             \
       (Z, n, C, y, sw, db))                                                                        \
+    X(cross_entropy_rows, S, void,                                                                 \
+      (const T *x, const Py_ssize_t *y, T *out, Py_ssize_t n, Py_ssize_t k), (x, y, out, n, k))     \
     X(exp_array, S, void, (const T *x, T *out, Py_ssize_t n), (x, out, n))                          \
     X(fwd_f, S, void,                                                                              \
       (const T *const *rows, Py_ssize_t n, Py_ssize_t d, const T *WT, Py_ssize_t C, T *Z),         \

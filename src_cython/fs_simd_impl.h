@@ -427,14 +427,15 @@ FS_DEF void FN(log_softmax_short)(const FS_T *x, FS_T *out, Py_ssize_t k, const 
     FN(short_store)(out, k, a - ls, b - ls, ONE);
 }
 
-FS_DEF FS_T FN(logsumexp_short)(const FS_T *x, Py_ssize_t k, const int ONE)
+/* log(sum_j exp(x_j - sh)), with the shift sh stored in *sh */
+FS_DEF FS_T FN(lognorm_short)(const FS_T *x, Py_ssize_t k, FS_T *sh, const int ONE)
 {
     VF a, b = {0};
-    FS_T sh = FN(short_load)(x, k, &a, &b, ONE);
-    VF vsh = FN(splat)(sh);
+    *sh = FN(short_load)(x, k, &a, &b, ONE);
+    VF vsh = FN(splat)(*sh);
     VF e = FN(vexp)(a - vsh);
     if (!ONE) e += FN(vexp)(b - vsh);
-    return (FS_T)FS_LOG(FN(hsum)(e)) + sh;
+    return (FS_T)FS_LOG(FN(hsum)(e));
 }
 
 /* FS_ROWS(f, ...) runs the short-row kernel f on every row, with one or two
@@ -487,15 +488,38 @@ static FS_TARGET void FN(log_softmax_rows)(const FS_T *x, FS_T *out, Py_ssize_t 
     if (nt) FN(stream_fence)();
 }
 
-static FS_TARGET void FN(logsumexp_rows)(const FS_T *x, FS_T *out, Py_ssize_t n, Py_ssize_t k)
+/* The value of row i: logsumexp (y NULL), or the cross-entropy
+ * (max - z_y) + log(sum exp(z - max)), exact for large equal logits where
+ * logsumexp(z) - z_y would lose it in rounding. */
+FS_DEF FS_T FN(lse_value)(const FS_T *x, FS_T ls, FS_T sh, const Py_ssize_t *y, Py_ssize_t i)
 {
-#define FS_CALL(ONE) out[i] = FN(logsumexp_short)(x + i * k, k, ONE)
+    return y ? ls - (x[y[i]] - sh) : ls + sh;
+}
+
+FS_DEF void FN(lse_rows)(const FS_T *x, const Py_ssize_t *y, FS_T *out, Py_ssize_t n, Py_ssize_t k)
+{
+    FS_T sh, ls;
+#define FS_CALL(ONE) (ls = FN(lognorm_short)(x + i * k, k, &sh, ONE), \
+                      out[i] = FN(lse_value)(x + i * k, ls, sh, y, i))
     FS_SHORT_ROWS(FS_CALL)
 #undef FS_CALL
-    for (Py_ssize_t i = 0; i < n; i++, x += k) {
-        FS_T sh = FN(finite_or_zero)(FN(row_max)(x, k));
-        out[i] = (FS_T)FS_LOG(FN(row_expsum)(x, sh, NULL, k, i + 1 < n ? x + k : NULL, NULL)) + sh;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const FS_T *r = x + i * k;
+        sh = FN(finite_or_zero)(FN(row_max)(r, k));
+        ls = (FS_T)FS_LOG(FN(row_expsum)(r, sh, NULL, k, i + 1 < n ? r + k : NULL, NULL));
+        out[i] = FN(lse_value)(r, ls, sh, y, i);
     }
+}
+
+static FS_TARGET void FN(logsumexp_rows)(const FS_T *x, FS_T *out, Py_ssize_t n, Py_ssize_t k)
+{
+    FN(lse_rows)(x, NULL, out, n, k);
+}
+
+static FS_TARGET void FN(cross_entropy_rows)(const FS_T *x, const Py_ssize_t *y, FS_T *out,
+                                             Py_ssize_t n, Py_ssize_t k)
+{
+    FN(lse_rows)(x, y, out, n, k);
 }
 
 /* ce_residual_rows for C <= 2 FS_V: residual rows stay in registers; db is
@@ -516,7 +540,7 @@ FS_DEF double FN(ce_short)(FS_T *Z, Py_ssize_t n, Py_ssize_t C, const Py_ssize_t
         a = FN(vexp)(a - vsh);
         if (!ONE) b = FN(vexp)(b - vsh);
         FS_T sum = FN(hsum)(ONE ? a : a + b);
-        loss += (double)s * (double)(((FS_T)FS_LOG(sum) + sh) - Z[y[i]]);
+        loss += (double)s * (double)((FS_T)FS_LOG(sum) - (Z[y[i]] - sh));
         VF scale = FN(splat)(s / sum), vs = FN(splat)(s);
         VI yv = (VI)FN(splat)(0) + (FS_I)y[i];
         a = a * scale - (VF)((VI)vs & (iota == yv));
@@ -547,7 +571,7 @@ static FS_TARGET double FN(ce_residual_rows)(FS_T *Z, Py_ssize_t n, Py_ssize_t C
         FS_T sh = FN(finite_or_zero)(FN(row_max)(Z, C));
         FS_T zy = Z[y[i]];
         FS_T sum = FN(row_expsum)(Z, sh, Z, C, NULL, NULL);
-        loss += (double)s * (double)(((FS_T)FS_LOG(sum) + sh) - zy);
+        loss += (double)s * (double)((FS_T)FS_LOG(sum) - (zy - sh));
         FN(row_apply)(Z, 0, s / sum, Z, C, 0, 0);
         Z[y[i]] -= s;
         for (Py_ssize_t c = 0; c < C; c++) db[c] += Z[c];

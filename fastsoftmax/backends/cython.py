@@ -86,10 +86,14 @@ def softmax_cross_entropy_grad(X, W, b, y, sample_weight, l2, dW_out, db_out):
     loss = _k.softmax_cross_entropy_grad(
         X, np.ascontiguousarray(W.T), b, y, sw, dWT, db, scratch, threads
     )
-    # per-thread accumulators reduced once
-    np.multiply((dWT[0] if threads == 1 else dWT.sum(axis=0)).T, dtype.type(scale), out=dW_out)
-    db_out[...] = db.sum(axis=0) * scale
-    loss *= scale
+    if scale:  # per-thread accumulators reduced once
+        np.multiply((dWT[0] if threads == 1 else dWT.sum(axis=0)).T, dtype.type(scale), out=dW_out)
+        db_out[...] = db.sum(axis=0) * scale
+        loss *= scale
+    else:  # no rows, or all weights 0: only the penalty remains
+        dW_out.fill(0)
+        db_out.fill(0)
+        loss = 0.0
     if l2:
         dW_out += dtype.type(l2) * W
         loss += 0.5 * l2 * float(np.sum(np.square(W, dtype=np.float64)))
@@ -115,11 +119,15 @@ def logistic_loss_grad(X, w, b, y, sample_weight, l2, dw_out):
     db = np.zeros((threads, 1))
     scratch = np.empty((threads, block), dtype)
     loss = _k.logistic_loss_grad(X, w, float(b), y, sw, dw, db, scratch, threads) * scale
-    np.multiply(dw[0] if threads == 1 else dw.sum(axis=0), dtype.type(scale), out=dw_out)
+    if scale:
+        np.multiply(dw[0] if threads == 1 else dw.sum(axis=0), dtype.type(scale), out=dw_out)
+    else:  # no rows, or all weights 0: only the penalty remains
+        dw_out.fill(0)
+        loss = 0.0
     if l2:
         dw_out += dtype.type(l2) * w
         loss += 0.5 * l2 * float(np.sum(np.square(w, dtype=np.float64)))
-    return loss, float(db.sum()) * scale
+    return loss, float(db.sum()) * scale if scale else 0.0
 
 
 def classification_error(logits, y):
