@@ -175,7 +175,13 @@ def _row_shift(x, i):
     # Row max used as the shift; a non-finite max (rows of all -inf, or a +inf)
     # shifts by 0 like scipy, so -inf rows give 0/0 = NaN and +inf gives NaN.
     # A NaN anywhere makes the whole row NaN whatever the shift.
-    m = _max_ignoring_nan(x[i])
+    if x.shape[1] >= 64:
+        m = _max_ignoring_nan(x[i])
+    else:  # short rows: a row view's reference counting would cost more than the loop
+        m = x.dtype.type(-np.inf)
+        for j in range(x.shape[1]):
+            v = x[i, j]
+            m = v if v > m else m
     if not np.isfinite(m):
         m = x.dtype.type(0)
     return m
