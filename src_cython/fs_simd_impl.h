@@ -532,24 +532,37 @@ FS_DEF double FN(ce_short)(FS_T *Z, Py_ssize_t n, Py_ssize_t C, const Py_ssize_t
     VI iota;
     for (int l = 0; l < FS_V; l++) iota[l] = l;
     VF da = FN(splat)(0), dbv = da;
-    for (Py_ssize_t i = 0; i < n; i++, Z += C) {
-        FS_T s = sw ? sw[i] : (FS_T)1;
+    /* Chunks of rows: the logs are taken after each chunk, since a libm call
+     * in the row loop would spill every live vector register. */
+    FS_T sums[64], rest[64];
+    for (Py_ssize_t i0 = 0; i0 < n; i0 += 64) {
+        Py_ssize_t m = n - i0 < 64 ? n - i0 : 64;
+        FS_T *Zc = Z + i0 * C;
         VF a, b = {0};
-        FS_T sh = FN(short_load)(Z, C, &a, &b, ONE);
-        VF vsh = FN(splat)(sh);
-        a = FN(vexp)(a - vsh);
-        if (!ONE) b = FN(vexp)(b - vsh);
-        FS_T sum = FN(hsum)(ONE ? a : a + b);
-        loss += (double)s * (double)((FS_T)FS_LOG(sum) - (Z[y[i]] - sh));
-        VF scale = FN(splat)(s / sum), vs = FN(splat)(s);
-        VI yv = (VI)FN(splat)(0) + (FS_I)y[i];
-        a = a * scale - (VF)((VI)vs & (iota == yv));
-        da += a;
-        if (!ONE) {
-            b = b * scale - (VF)((VI)vs & (iota + (FS_I)FS_V == yv));
-            dbv += b;
+        FS_T sh = FN(short_load)(Zc, C, &a, &b, ONE);
+        for (Py_ssize_t q = 0; q < m; q++) {
+            FS_T s = sw ? sw[i0 + q] : (FS_T)1;
+            VF vsh = FN(splat)(sh);
+            VF ea = FN(vexp)(a - vsh), eb = {0};
+            if (!ONE) eb = FN(vexp)(b - vsh);
+            FS_T sum = FN(hsum)(ONE ? ea : ea + eb);
+            sums[q] = sum;
+            rest[q] = Zc[q * C + y[i0 + q]] - sh;
+            VF scale = FN(splat)(s / sum), vs = FN(splat)(s);
+            VI yv = (VI)FN(splat)(0) + (FS_I)y[i0 + q];
+            ea = ea * scale - (VF)((VI)vs & (iota == yv));
+            da += ea;
+            if (!ONE) {
+                eb = eb * scale - (VF)((VI)vs & (iota + (FS_I)FS_V == yv));
+                dbv += eb;
+            }
+            /* load the next row before storing this one: a load after an
+             * overlapping masked store would wait for it */
+            if (q + 1 < m) sh = FN(short_load)(Zc + (q + 1) * C, C, &a, &b, ONE);
+            FN(short_store)(Zc + q * C, C, ea, eb, ONE);
         }
-        FN(short_store)(Z, C, a, b, ONE);
+        for (Py_ssize_t q = 0; q < m; q++)
+            loss += (double)(sw ? sw[i0 + q] : (FS_T)1) * (double)((FS_T)FS_LOG(sums[q]) - rest[q]);
     }
     Py_ssize_t k0 = ONE ? C : FS_V;
     for (Py_ssize_t c = 0; c < k0; c++) db[c] += da[c];
