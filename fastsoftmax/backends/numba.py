@@ -9,14 +9,21 @@ for a new dtype combination ever compiles.
 Design of the hot kernels (``softmax_cross_entropy_grad``,
 ``logistic_loss_grad``, ``linear``): with 10 classes the class axis is a poor
 SIMD dimension, so ``W`` is used transposed (``WT``, shape (C, d)) and every
-inner loop runs over the contiguous feature axis, for a block of 4 rows of
-``X`` at once (4 independent accumulators per weight vector loaded).  Each
-block of rows is read from memory once: its logits, softmax and ``P - Y`` stay
-in a tiny (4, C) scratch and ``X^T (P - Y)`` is accumulated from the same
-cached rows.  Rows are split in contiguous chunks across threads, each thread
-owning its gradient accumulator, reduced once at the end.  uint8 ``X`` is read
-as bytes and converted in registers.  The whole-epoch minibatch trainer built
-on the same blocks lives in :mod:`fastsoftmax.backends.numba_epoch`.
+inner loop runs over the contiguous feature axis, register-blocked: 8 rows x
+2 classes per pass for the logits, 4 rows x 2 classes for ``X^T (P - Y)``.
+Each block of 8 rows is read from memory once, into a 64-byte-aligned
+scratch (uint8 pixels converted there, once); its logits, softmax and
+``P - Y`` stay in a tiny (8, C) scratch and ``X^T (P - Y)`` is accumulated
+from the same cached rows.  Rows are split in contiguous chunks across
+threads (``prange``), each thread owning its gradient accumulator, reduced
+once at the end.  Row-wise kernels use a branch-free exp that LLVM
+vectorises (no SVML needed).  The whole-epoch minibatch trainer built on the
+same blocks lives in :mod:`fastsoftmax.backends.numba_epoch`.
+
+Measured on the 2-core Zen 4 development machine, one thread, MNIST shapes
+(60000 x 784, 10 classes): the fused loss and gradient takes about 37 ms for
+float32 and 31 ms for uint8 pixels, against 92 ms and 114 ms for the numpy
+backend (CPU time, medians).
 """
 
 from __future__ import annotations
