@@ -413,29 +413,41 @@ FS_DEF void FN(softmax_short)(const FS_T *x, FS_T *out, Py_ssize_t k, const int 
     FN(short_store)(out, k, a * inv, b * inv, ONE);
 }
 
-FS_DEF void FN(log_softmax_short)(const FS_T *x, FS_T *out, Py_ssize_t k, const int ONE)
+
+
+/* For m <= 64 short rows: the shifts and the log-normalisers
+ * log(sum exp(x - sh)), the logs taken after the vector loop (a libm call in
+ * it would spill every live vector register). */
+FS_DEF void FN(short_lognorms)(const FS_T *x, Py_ssize_t k, Py_ssize_t m, FS_T *shs, FS_T *lss,
+                               const int ONE)
 {
-    VF a, b = {0};
-    VF vsh = FN(splat)(FN(short_load)(x, k, &a, &b, ONE));
-    a = a - vsh;
-    VF e = FN(vexp)(a);
-    if (!ONE) {
-        b = b - vsh;
-        e += FN(vexp)(b);
+    for (Py_ssize_t q = 0; q < m; q++) {
+        VF a, b = {0};
+        shs[q] = FN(short_load)(x + q * k, k, &a, &b, ONE);
+        VF vsh = FN(splat)(shs[q]);
+        VF e = FN(vexp)(a - vsh);
+        if (!ONE) e += FN(vexp)(b - vsh);
+        lss[q] = FN(hsum)(e);
     }
-    VF ls = FN(splat)((FS_T)FS_LOG(FN(hsum)(e)));
-    FN(short_store)(out, k, a - ls, b - ls, ONE);
+    for (Py_ssize_t q = 0; q < m; q++) lss[q] = (FS_T)FS_LOG(lss[q]);
 }
 
-/* log(sum_j exp(x_j - sh)), with the shift sh stored in *sh */
-FS_DEF FS_T FN(lognorm_short)(const FS_T *x, Py_ssize_t k, FS_T *sh, const int ONE)
+FS_DEF void FN(log_softmax_short_rows)(const FS_T *x, FS_T *out, Py_ssize_t n, Py_ssize_t k,
+                                       const int ONE)
 {
-    VF a, b = {0};
-    *sh = FN(short_load)(x, k, &a, &b, ONE);
-    VF vsh = FN(splat)(*sh);
-    VF e = FN(vexp)(a - vsh);
-    if (!ONE) e += FN(vexp)(b - vsh);
-    return (FS_T)FS_LOG(FN(hsum)(e));
+    FS_T shs[64], lss[64];
+    Py_ssize_t k0 = ONE ? k : FS_V;
+    for (Py_ssize_t i0 = 0; i0 < n; i0 += 64) {
+        Py_ssize_t m = n - i0 < 64 ? n - i0 : 64;
+        FN(short_lognorms)(x + i0 * k, k, m, shs, lss, ONE);
+        for (Py_ssize_t q = 0; q < m; q++) {
+            const FS_T *r = x + (i0 + q) * k;
+            VF vsh = FN(splat)(shs[q]), vls = FN(splat)(lss[q]);
+            VF a = (FN(load_part)(r, k0, 0) - vsh) - vls, b = {0};
+            if (!ONE) b = (FN(load_part)(r + k0, k - k0, 0) - vsh) - vls;
+            FN(short_store)(out + (i0 + q) * k, k, a, b, ONE);
+        }
+    }
 }
 
 /* FS_ROWS(f, ...) runs the short-row kernel f on every row, with one or two
@@ -474,9 +486,11 @@ static FS_TARGET void FN(softmax_rows)(const FS_T *x, FS_T *out, Py_ssize_t n, P
 
 static FS_TARGET void FN(log_softmax_rows)(const FS_T *x, FS_T *out, Py_ssize_t n, Py_ssize_t k)
 {
-#define FS_CALL(ONE) FN(log_softmax_short)(x + i * k, out + i * k, k, ONE)
-    FS_SHORT_ROWS(FS_CALL)
-#undef FS_CALL
+    if (k <= 2 * FS_V) {
+        if (k <= FS_V) FN(log_softmax_short_rows)(x, out, n, k, 1);
+        else FN(log_softmax_short_rows)(x, out, n, k, 0);
+        return;
+    }
     int nt = FS_STREAM(n, k);
     for (Py_ssize_t i = 0; i < n; i++, x += k, out += k) {
         FS_T sh = FN(finite_or_zero)(FN(row_max)(x, k));
@@ -496,17 +510,29 @@ FS_DEF FS_T FN(lse_value)(const FS_T *x, FS_T ls, FS_T sh, const Py_ssize_t *y, 
     return y ? ls - (x[y[i]] - sh) : ls + sh;
 }
 
+FS_DEF void FN(lse_short_rows)(const FS_T *x, const Py_ssize_t *y, FS_T *out, Py_ssize_t n,
+                               Py_ssize_t k, const int ONE)
+{
+    FS_T shs[64], lss[64];
+    for (Py_ssize_t i0 = 0; i0 < n; i0 += 64) {
+        Py_ssize_t m = n - i0 < 64 ? n - i0 : 64;
+        FN(short_lognorms)(x + i0 * k, k, m, shs, lss, ONE);
+        for (Py_ssize_t q = 0; q < m; q++)
+            out[i0 + q] = FN(lse_value)(x + (i0 + q) * k, lss[q], shs[q], y, i0 + q);
+    }
+}
+
 FS_DEF void FN(lse_rows)(const FS_T *x, const Py_ssize_t *y, FS_T *out, Py_ssize_t n, Py_ssize_t k)
 {
-    FS_T sh, ls;
-#define FS_CALL(ONE) (ls = FN(lognorm_short)(x + i * k, k, &sh, ONE), \
-                      out[i] = FN(lse_value)(x + i * k, ls, sh, y, i))
-    FS_SHORT_ROWS(FS_CALL)
-#undef FS_CALL
+    if (k <= 2 * FS_V) {
+        if (k <= FS_V) FN(lse_short_rows)(x, y, out, n, k, 1);
+        else FN(lse_short_rows)(x, y, out, n, k, 0);
+        return;
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
         const FS_T *r = x + i * k;
-        sh = FN(finite_or_zero)(FN(row_max)(r, k));
-        ls = (FS_T)FS_LOG(FN(row_expsum)(r, sh, NULL, k, i + 1 < n ? r + k : NULL, NULL));
+        FS_T sh = FN(finite_or_zero)(FN(row_max)(r, k));
+        FS_T ls = (FS_T)FS_LOG(FN(row_expsum)(r, sh, NULL, k, i + 1 < n ? r + k : NULL, NULL));
         out[i] = FN(lse_value)(r, ls, sh, y, i);
     }
 }
