@@ -28,9 +28,9 @@ FS_DEF void GN(fwd_tile)(const FS_XT *const *rows, Py_ssize_t d, const FS_T *WT,
     for (; j + FS_V <= d; j += FS_V) {
         VF xv[4];
         for (int r = 0; r < R; r++) xv[r] = FS_LOADX(x[r] + j);
-        /* the next rows: the hardware prefetcher alone leaves the loads waiting */
+        /* rows ahead: the hardware prefetcher alone leaves the loads waiting */
         if (pf && (j * sizeof(FS_XT)) % 64 == 0)
-            for (int r = 0; r < R; r++) __builtin_prefetch(pf[r] + j, 0, 3);
+            for (int r = 0; r < R; r++) __builtin_prefetch(pf[r] + j, 0, 2);
         for (int c = 0; c < CB; c++) {
             VF w = FN(load)(WT + c * d + j);
             for (int r = 0; r < R; r++) acc[r][c] += xv[r] * w;
@@ -50,8 +50,9 @@ static FS_TARGET void GN(fwd)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t
 {
     Py_ssize_t i = 0, c;
     for (; i + 4 <= n; i += 4) {
-        /* prefetch while computing the first group of classes only */
-        const FS_XT *const *pf = i + 8 <= n ? rows + i + 4 : NULL;
+        /* prefetch into L2 the rows 24 ahead (the next tile near the end),
+         * while computing the first group of classes only */
+        const FS_XT *const *pf = i + 28 <= n ? rows + i + 24 : i + 8 <= n ? rows + i + 4 : NULL;
         for (c = 0; c + 5 <= C; c += 5)
             GN(fwd_tile)(rows + i, d, WT + c * d, Z + i * C + c, C, 4, 5, c ? NULL : pf);
         for (; c < C; c++)
