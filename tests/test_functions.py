@@ -324,16 +324,7 @@ def test_cross_entropy_huge_logits_float32(backend):
     np.testing.assert_allclose(got, [0.0, big / 2], rtol=1e-6)
 
 
-def test_cross_entropy_large_equal_logits_float32(backend, request):
-    if backend == "numba":  # still computes logsumexp(z) - z[y]
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="float32 kernels compute logsumexp(z) - z[y]: for large equal logits the "
-                "rounding of logsumexp (1e6 + log 2) swamps the loss; (m - z[y]) + "
-                "log(sum exp(z - m)) would be exact. Reported to the lead.",
-            )
-        )
+def test_cross_entropy_large_equal_logits_float32(backend):
     logits = np.full((1, 2), 1e6, np.float32)
     got = fs.cross_entropy(logits, [1], reduction="none", backend=backend)
     np.testing.assert_allclose(got, [np.log(2)], rtol=1e-5)

@@ -284,8 +284,9 @@ def _logsumexp_kernel(x, out):
 def _cross_entropy_kernel(logits, y, out):
     for i in prange(logits.shape[0]):
         m = _row_shift(logits, i)
-        lse = np.log(logits.dtype.type(_row_sum_exp(logits, i, m))) + m
-        out[i] = lse - logits[i, y[i]]
+        # (m - z_y) + log-sum: exact for large equal float32 logits, unlike lse - z_y
+        log_sum = np.log(logits.dtype.type(_row_sum_exp(logits, i, m)))
+        out[i] = (m - logits[i, y[i]]) + log_sum
 
 
 def softmax(x, out):
@@ -481,7 +482,7 @@ def _softmax_residual(Z, r, yi, wi, weighted):
         Z[r, c] = e
         s += e
     sf = Z.dtype.type(s)
-    ce = (np.log(sf) + m) - z_y
+    ce = (m - z_y) + np.log(sf)
     for c in range(C):
         Z[r, c] = Z[r, c] / sf
     Z[r, yi] -= 1
