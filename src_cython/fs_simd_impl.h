@@ -116,9 +116,11 @@ FS_DEF void FN(store_part)(FS_T *p, VF v, Py_ssize_t k)
 #elif FS_X86 && FS_VBYTES == 64
     _mm512_mask_storeu_pd(p, (__mmask8)((1u << k) - 1), (__m512d)v);
 #elif FS_X86 && FS_VBYTES == 32 && FS_F32
-    _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), (__m256)v);
+    __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    _mm256_maskstore_ps(p, m, (__m256)v);
 #elif FS_X86 && FS_VBYTES == 32
-    _mm256_maskstore_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(k), _mm256_setr_epi64x(0, 1, 2, 3)), (__m256d)v);
+    __m256i m = _mm256_cmpgt_epi64(_mm256_set1_epi64x(k), _mm256_setr_epi64x(0, 1, 2, 3));
+    _mm256_maskstore_pd(p, m, (__m256d)v);
 #else
     union { VF v; FS_T a[FS_V]; } u;
     u.v = v;
@@ -185,7 +187,8 @@ FS_DEF VF FN(vexp)(VF xv)
     FS_MASK ok = FS_CMP(x, FS_PS(set1)(under), _CMP_GE_OQ);
     FS_MASK nan = FS_CMP(x, x, _CMP_UNORD_Q);
     FS_VT xc = FS_PS(min)(FS_PS(set1)(hi), x);
-    FS_VT n = FS_PS(roundscale)(FS_PS(mul)(xc, FS_PS(set1)(log2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    FS_VT n = FS_PS(roundscale)(FS_PS(mul)(xc, FS_PS(set1)(log2e)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     FS_VT r = FS_PS(fnmadd)(n, FS_PS(set1)(ln2_hi), xc);
     r = FS_PS(fnmadd)(n, FS_PS(set1)(ln2_lo), r);
     VF rv = (VF)r, p;

@@ -199,3 +199,70 @@ def test_fused_gradient_many_blocks_two_threads(restore_num_threads):
         assert loss == pytest.approx(want_loss, rel=1e-5)
         np.testing.assert_allclose(got[0], want[0], rtol=1e-4, atol=1e-3)
         np.testing.assert_allclose(got[1], want[1], rtol=1e-4, atol=1e-6)
+
+
+# -- the compiled whole-epoch kernel -------------------------------------------------------
+
+EPOCH_HYPERPARAMETERS = {
+    "sgd": ({}, ()),
+    "momentum": ({"momentum": 0.9}, ("velocity",)),
+    "nesterov": ({"momentum": 0.8}, ("velocity",)),
+    "adagrad": ({"eps": 1e-8}, ("sum_sq",)),
+    "adadelta": ({"rho": 0.95, "eps": 1e-6}, ("sq_grad_avg", "sq_update_avg")),
+    "rmsprop": ({"rho": 0.9, "eps": 1e-8}, ("sq_grad_avg",)),
+    "adam": ({"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, ("m", "v")),
+}
+
+
+def _fresh_state(names, W, b):
+    return [{nm: np.zeros_like(W) for nm in names}, {nm: np.zeros_like(b) for nm in names}]
+
+
+@pytest.mark.parametrize("kind", sorted(EPOCH_HYPERPARAMETERS))
+@pytest.mark.parametrize(
+    "x_kind,weighted,fit_intercept",
+    [("float32", False, True), ("uint8", True, True), ("float64", True, False)],
+)
+def test_train_epoch_matches_the_python_loop(kind, x_kind, weighted, fit_intercept, rng):
+    # Reference: the numpy backend's gradient and the learners module, step by
+    # step over the same minibatches (what Trainer.train_minibatch does).
+    from fastsoftmax.learners import get_learner
+
+    hp, names = EPOCH_HYPERPARAMETERS[kind]
+    n, d, C, batch = 45, 19, 4, 8
+    dtype = np.float64 if x_kind == "float64" else np.float32
+    if x_kind == "uint8":
+        X = rng.integers(0, 256, (n, d), dtype=np.uint8)
+    else:
+        X = rng.standard_normal((n, d)).astype(dtype)
+    y = rng.integers(0, C, n).astype(np.intp)
+    sw = rng.uniform(0.5, 2, n).astype(dtype) if weighted else None
+    W0 = (rng.standard_normal((d, C)) * 1e-3).astype(dtype)
+    b0 = rng.standard_normal(C).astype(dtype)
+    order = rng.permutation(n)
+    lr = 1.0 if kind == "adadelta" else 0.01
+
+    W, b = W0.copy(), b0.copy()
+    state = _fresh_state(names, W, b)
+    loss, t = cy.train_epoch(
+        X, y, sw, W, b, order, batch, 0.1, fit_intercept, kind, hp, lr, 0, state
+    )
+
+    learner = get_learner(kind, learning_rate=lr, **hp)
+    Wr, br = W0.copy(), b0.copy()
+    params = [Wr, br] if fit_intercept else [Wr]
+    total = 0.0
+    for lo in range(0, n, batch):
+        idx = order[lo : lo + batch]
+        dW, db = np.empty_like(Wr), np.empty_like(br)
+        batch_sw = None if sw is None else sw[idx]
+        loss_b = ref.softmax_cross_entropy_grad(X[idx], Wr, br, y[idx], batch_sw, 0.1, dW, db)
+        total += len(idx) * loss_b
+        learner.step(params, [dW, db] if fit_intercept else [dW])
+    tol = {"rtol": 2e-4, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-9, "atol": 1e-12}
+    assert t == -(-n // batch) == learner.t
+    assert loss == pytest.approx(total / n, rel=tol["rtol"])
+    np.testing.assert_allclose(W, Wr, **tol)
+    np.testing.assert_allclose(b, br if fit_intercept else b0, **tol)
+    for nm in names:
+        np.testing.assert_allclose(state[0][nm], learner.state[0][nm], **tol)
