@@ -406,14 +406,22 @@ FS_DEF void FN(short_store)(FS_T *out, Py_ssize_t k, VF a, VF b, const int ONE)
     }
 }
 
-FS_DEF void FN(softmax_short)(const FS_T *x, FS_T *out, Py_ssize_t k, const int ONE)
+/* Each row is loaded before the previous one is stored: with out == x, a
+ * load after an overlapping masked store would wait for the store. */
+FS_DEF void FN(softmax_short_rows)(const FS_T *x, FS_T *out, Py_ssize_t n, Py_ssize_t k,
+                                   const int ONE)
 {
+    if (n <= 0) return;
     VF a, b = {0};
-    VF vsh = FN(splat)(FN(short_load)(x, k, &a, &b, ONE));
-    a = FN(vexp)(a - vsh);
-    if (!ONE) b = FN(vexp)(b - vsh);
-    VF inv = FN(splat)((FS_T)1 / FN(hsum)(ONE ? a : a + b));
-    FN(short_store)(out, k, a * inv, b * inv, ONE);
+    FS_T sh = FN(short_load)(x, k, &a, &b, ONE);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        VF vsh = FN(splat)(sh);
+        VF ea = FN(vexp)(a - vsh), eb = {0};
+        if (!ONE) eb = FN(vexp)(b - vsh);
+        VF inv = FN(splat)((FS_T)1 / FN(hsum)(ONE ? ea : ea + eb));
+        if (i + 1 < n) sh = FN(short_load)(x + (i + 1) * k, k, &a, &b, ONE);
+        FN(short_store)(out + i * k, k, ea * inv, eb * inv, ONE);
+    }
 }
 
 
@@ -443,33 +451,30 @@ FS_DEF void FN(log_softmax_short_rows)(const FS_T *x, FS_T *out, Py_ssize_t n, P
     for (Py_ssize_t i0 = 0; i0 < n; i0 += 64) {
         Py_ssize_t m = n - i0 < 64 ? n - i0 : 64;
         FN(short_lognorms)(x + i0 * k, k, m, shs, lss, ONE);
+        const FS_T *r = x + i0 * k;
+        VF a = FN(load_part)(r, k0, 0), b = {0};
+        if (!ONE) b = FN(load_part)(r + k0, k - k0, 0);
         for (Py_ssize_t q = 0; q < m; q++) {
-            const FS_T *r = x + (i0 + q) * k;
             VF vsh = FN(splat)(shs[q]), vls = FN(splat)(lss[q]);
-            VF a = (FN(load_part)(r, k0, 0) - vsh) - vls, b = {0};
-            if (!ONE) b = (FN(load_part)(r + k0, k - k0, 0) - vsh) - vls;
-            FN(short_store)(out + (i0 + q) * k, k, a, b, ONE);
+            VF oa = (a - vsh) - vls, ob = {0};
+            if (!ONE) ob = (b - vsh) - vls;
+            if (q + 1 < m) { /* the next row before this one's store (in place) */
+                r += k;
+                a = FN(load_part)(r, k0, 0);
+                if (!ONE) b = FN(load_part)(r + k0, k - k0, 0);
+            }
+            FN(short_store)(out + (i0 + q) * k, k, oa, ob, ONE);
         }
     }
 }
 
-/* FS_ROWS(f, ...) runs the short-row kernel f on every row, with one or two
- * registers per row */
-#define FS_SHORT_ROWS(CALL)                                                     \
-    if (k <= FS_V) {                                                            \
-        for (Py_ssize_t i = 0; i < n; i++) CALL(1);                             \
-        return;                                                                 \
-    }                                                                           \
-    if (k <= 2 * FS_V) {                                                        \
-        for (Py_ssize_t i = 0; i < n; i++) CALL(0);                             \
-        return;                                                                 \
-    }
-
 static FS_TARGET void FN(softmax_rows)(const FS_T *x, FS_T *out, Py_ssize_t n, Py_ssize_t k)
 {
-#define FS_CALL(ONE) FN(softmax_short)(x + i * k, out + i * k, k, ONE)
-    FS_SHORT_ROWS(FS_CALL)
-#undef FS_CALL
+    if (k <= 2 * FS_V) {
+        if (k <= FS_V) FN(softmax_short_rows)(x, out, n, k, 1);
+        else FN(softmax_short_rows)(x, out, n, k, 0);
+        return;
+    }
     /* Large arrays: the exponentials go to a scratch row that stays in
      * cache, and the result is streamed to out once. */
     FS_T *scratch = FS_STREAM(n, k) ? (FS_T *)malloc(k * sizeof(FS_T)) : NULL;
