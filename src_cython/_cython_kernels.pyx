@@ -483,27 +483,76 @@ cdef void _learner_update(int kind, floating *p, const floating *g, floating *s1
             p[i] -= (m / (_sqrt(v * inv_c2) + eps_f)) * step
 
 
+cdef void _epoch_part(const xtype **rows, const xtype **next_rows, Py_ssize_t a, Py_ssize_t e,
+                      Py_ssize_t d, Py_ssize_t C, const floating *p, const floating *b,
+                      const Py_ssize_t *yb, const floating *swb, floating *Z, floating *g,
+                      double *gb_sum, double *data) noexcept nogil:
+    # One thread's share, rows [a, e) of the minibatch: forward, residual,
+    # and its own gradient accumulators g (C, d), gb_sum (C,), data (1,).
+    cdef Py_ssize_t c
+    memset(g, 0, C * d * sizeof(floating))
+    for c in range(C):
+        gb_sum[c] = 0
+    data[0] = 0
+    if e <= a:
+        return
+    _init_rows(Z + a * C, e - a, C, b)
+    _fwd(rows + a, e - a, d, p, C, Z + a * C)
+    if floating is float:
+        data[0] = fs_ce_residual_rows_f32(Z + a * C, e - a, C, yb + a,
+                                          swb + a if swb != NULL else NULL, gb_sum)
+    else:
+        data[0] = fs_ce_residual_rows_f64(Z + a * C, e - a, C, yb + a,
+                                          swb + a if swb != NULL else NULL, gb_sum)
+    # the rows of the next minibatch come in random order: the backward pass
+    # prefetches them from this list, so that the next forward pass finds
+    # them in cache
+    _bwd(rows + a, e - a, d, Z + a * C, C, g, next_rows + a)
+
+
+cdef void _epoch_update(Py_ssize_t s0, Py_ssize_t s1, int nt, Py_ssize_t size, floating *p,
+                        floating *G, floating scale, floating l2, int kind, floating *st1,
+                        floating *st2, double lr, double mu, double rho, double beta1,
+                        double beta2, double eps, long t) noexcept nogil:
+    # Entries [s0, s1) of W: the threads' gradients summed, scaled, the l2
+    # term added, and the learner's step.
+    cdef Py_ssize_t i, k
+    cdef floating acc
+    for i in range(s0, s1):
+        acc = G[i]
+        for k in range(1, nt):
+            acc = acc + G[k * size + i]
+        G[i] = acc * scale + l2 * p[i]
+    _learner_update(kind, p + s0, G + s0, st1 + s0, st2 + s0, s1 - s0, lr, mu, rho, beta1,
+                    beta2, eps, t)
+
+
 def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[::1] sample_weight,
                 double weight_mean, floating[:, ::1] WT, floating[::1] b,
                 const Py_ssize_t[::1] order, Py_ssize_t batch_size, double l2, bint fit_intercept,
                 int kind, double lr, double mu, double rho, double beta1, double beta2, double eps,
                 long t, floating[::1] sW1, floating[::1] sW2, floating[::1] sb1, floating[::1] sb2,
-                Py_ssize_t[::1] y_batch, floating[::1] sw_batch,
-                floating[:, ::1] Z, floating[:, ::1] G, floating[::1] gb, double[::1] gb_sum):
+                Py_ssize_t[::1] y_batch, floating[::1] sw_batch, floating[:, ::1] Z,
+                floating[:, :, ::1] G, floating[::1] gb, double[:, ::1] gb_sum,
+                double[::1] data_t):
     """One epoch of minibatch training over ``X[order]``; ``WT`` (C, d), ``b``
     and the flat learner states are updated in place.  The minibatch rows are
-    used where they are (row-pointer tables).  The ``*_batch``, ``Z``
-    (batch, C), ``G`` (C, d), ``gb`` and ``gb_sum`` (C,) arrays are scratch.
-    An empty ``sample_weight`` means unit weights; ``weight_mean > 0``
-    divides each weighted minibatch's data term by ``len(batch) *
-    weight_mean``.  Returns ``(mean minibatch loss weighted by rows, t)``."""
+    used where they are (row-pointer tables).  Each minibatch is split over
+    ``G.shape[0]`` threads (rows for the products, entries of ``W`` for the
+    update).  The ``*_batch``, ``Z`` (batch, C), ``G`` (threads, C, d),
+    ``gb`` (C,), ``gb_sum`` (threads, C) and ``data_t`` (threads,) arrays
+    are scratch.  An empty ``sample_weight`` means unit weights;
+    ``weight_mean > 0`` divides each weighted minibatch's data term by
+    ``len(batch) * weight_mean``.  Returns ``(mean minibatch loss weighted by
+    rows, t)``."""
     cdef Py_ssize_t n = order.shape[0], d = WT.shape[1], C = WT.shape[0], size = C * d
+    cdef int nt = G.shape[0], tt
     cdef Py_ssize_t k, lo, hi, nb, r, i, c
     cdef bint weighted = sample_weight.shape[0] > 0
-    cdef double data, m, scale, loss, total = 0.0, sq
-    cdef floating scale_f, l2_f = <floating>l2
+    cdef double data, m, scale, loss, total = 0.0, sq, gbs
     cdef floating *p = &WT[0, 0]
-    cdef floating *g = &G[0, 0]
+    cdef floating *g = &G[0, 0, 0]
+    cdef floating *swb = &sw_batch[0] if weighted else NULL
     cdef const xtype **rows
     cdef const xtype **next_rows
     if n == 0:
@@ -520,26 +569,21 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
             for r in range(nb):
                 i = order[lo + r]
                 rows[r] = &X[i, 0]
+                next_rows[r] = &X[order[min(hi + r, n - 1)], 0]
                 y_batch[r] = y[i]
                 if weighted:
                     sw_batch[r] = sample_weight[i]
-            _init_rows(&Z[0, 0], nb, C, &b[0])
-            _fwd(rows, nb, d, p, C, &Z[0, 0])
-            for c in range(C):
-                gb_sum[c] = 0
-            if floating is float:
-                data = fs_ce_residual_rows_f32(&Z[0, 0], nb, C, &y_batch[0],
-                                               &sw_batch[0] if weighted else NULL, &gb_sum[0])
+            if nt == 1:
+                _epoch_part(rows, next_rows, 0, nb, d, C, p, &b[0], &y_batch[0], swb, &Z[0, 0],
+                            g, &gb_sum[0, 0], &data_t[0])
             else:
-                data = fs_ce_residual_rows_f64(&Z[0, 0], nb, C, &y_batch[0],
-                                               &sw_batch[0] if weighted else NULL, &gb_sum[0])
-            memset(g, 0, size * sizeof(floating))
-            # the rows of the next minibatch come in random order: the
-            # backward pass prefetches them from this list, so that the
-            # forward pass finds them in cache
-            for r in range(nb):
-                next_rows[r] = &X[order[min(hi + r, n - 1)], 0]
-            _bwd(rows, nb, d, &Z[0, 0], C, g, next_rows)
+                for tt in prange(nt, num_threads=nt, schedule="static"):
+                    _epoch_part(rows, next_rows, tt * nb // nt, (tt + 1) * nb // nt, d, C, p,
+                                &b[0], &y_batch[0], swb, &Z[0, 0], &G[tt, 0, 0], &gb_sum[tt, 0],
+                                &data_t[tt])
+            data = 0
+            for tt in range(nt):
+                data = data + data_t[tt]
             if weighted and weight_mean > 0:
                 m = nb * weight_mean  # the estimators' unbiased-estimate convention
             elif weighted:
@@ -556,14 +600,21 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
                     sq += <double>p[i] * p[i]
                 loss += 0.5 * l2 * sq
             total += loss * nb
-            scale_f = <floating>scale
-            for i in range(size):
-                g[i] = g[i] * scale_f + l2_f * p[i]
             t += 1
-            _learner_update(kind, p, g, &sW1[0], &sW2[0], size, lr, mu, rho, beta1, beta2, eps, t)
+            if nt == 1:
+                _epoch_update(0, size, 1, size, p, g, <floating>scale, <floating>l2, kind,
+                              &sW1[0], &sW2[0], lr, mu, rho, beta1, beta2, eps, t)
+            else:
+                for tt in prange(nt, num_threads=nt, schedule="static"):
+                    _epoch_update(tt * size // nt, (tt + 1) * size // nt, nt, size, p, g,
+                                  <floating>scale, <floating>l2, kind, &sW1[0], &sW2[0], lr, mu,
+                                  rho, beta1, beta2, eps, t)
             if fit_intercept:
                 for c in range(C):
-                    gb[c] = <floating>(gb_sum[c] * scale)
+                    gbs = 0
+                    for tt in range(nt):
+                        gbs = gbs + gb_sum[tt, c]
+                    gb[c] = <floating>(gbs * scale)
                 _learner_update(kind, &b[0], &gb[0], &sb1[0], &sb2[0], C, lr, mu, rho, beta1,
                                 beta2, eps, t)
     free(rows)

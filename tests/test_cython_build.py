@@ -220,16 +220,25 @@ def _fresh_state(names, W, b):
 
 @pytest.mark.parametrize("kind", sorted(EPOCH_HYPERPARAMETERS))
 @pytest.mark.parametrize(
-    "x_kind,weighted,fit_intercept",
-    [("float32", False, True), ("uint8", True, True), ("float64", True, False)],
+    "x_kind,weighted,fit_intercept,size",
+    [
+        ("float32", False, True, "small"),
+        ("uint8", True, True, "small"),
+        ("float64", True, False, "small"),
+        # minibatches large enough to be split over 2 threads
+        ("float32", True, True, "large"),
+    ],
 )
-def test_train_epoch_matches_the_python_loop(kind, x_kind, weighted, fit_intercept, rng):
+def test_train_epoch_matches_the_python_loop(
+    kind, x_kind, weighted, fit_intercept, size, rng, restore_num_threads
+):
     # Reference: the numpy backend's gradient and the learners module, step by
     # step over the same minibatches (what Trainer.train_minibatch does).
     from fastsoftmax.learners import get_learner
 
     hp, names = EPOCH_HYPERPARAMETERS[kind]
-    n, d, C, batch = 45, 19, 4, 8
+    n, d, C, batch = (45, 19, 4, 8) if size == "small" else (300, 250, 17, 128)
+    fastsoftmax.set_num_threads(2)
     dtype = np.float64 if x_kind == "float64" else np.float32
     if x_kind == "uint8":
         X = rng.integers(0, 256, (n, d), dtype=np.uint8)

@@ -198,13 +198,16 @@ def train_epoch(
     flat_sW = [a.reshape(-1) for a in sW] + [empty] * (2 - len(sW))
     flat_sb = sb + [empty] * (2 - len(sb))
     rows = max(1, min(batch_size, order.size))
+    # a minibatch is split over threads when each gets enough work
+    threads = _threads(rows * d * C, _MIN_FLOPS_PER_THREAD // 4)
     loss, t = _k.train_epoch(
         X, y, empty if sample_weight is None else sample_weight,
         float(weight_mean or 0.0), WT, b, order, batch_size, float(l2), bool(fit_intercept),
         code, float(lr), hp["momentum"], hp["rho"], hp["beta1"], hp["beta2"], hp["eps"], int(t),
         *flat_sW, *flat_sb,
-        np.empty(rows, np.intp), np.empty(rows, dtype),
-        np.empty((rows, C), dtype), np.empty((C, d), dtype), np.empty(C, dtype), np.empty(C),
+        np.empty(rows, np.intp), np.empty(rows, dtype), np.empty((rows, C), dtype),
+        np.empty((threads, C, d), dtype), np.empty(C, dtype), np.empty((threads, C)),
+        np.empty(threads),
     )  # fmt: skip
     W[...] = WT.T
     for nm, a in zip(names, sW):
