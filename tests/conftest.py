@@ -18,6 +18,18 @@ def require_backend(name):
         pytest.skip(str(exc))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _single_threaded_blas():
+    """Tests use small problems: BLAS threads would only contend for the cores."""
+    try:
+        import threadpoolctl
+    except ImportError:  # installed with scikit-learn; without it BLAS keeps its threads
+        yield
+        return
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        yield
+
+
 @pytest.fixture
 def rng():
     """A NumPy generator with a fixed seed, fresh for every test."""

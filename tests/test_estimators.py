@@ -19,14 +19,6 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 ESTIMATORS = [LogisticRegression, SoftmaxRegression]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_threaded_blas():
-    """Tiny problems: BLAS threads only contend for the cores (10x slower under load)."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    with threadpoolctl.threadpool_limits(1):
-        yield
-
-
 def blobs(rng, n=300, d=4, k=3, spread=3.0, dtype=np.float64):
     """Well-separated Gaussian blobs with integer labels 0..k-1."""
     centers = spread * rng.standard_normal((k, d))

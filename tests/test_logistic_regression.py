@@ -14,14 +14,6 @@ from sklearn.linear_model import LogisticRegression as SkLogisticRegression  # n
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_threaded_blas():
-    """Tiny problems: BLAS threads only contend for the cores (10x slower under load)."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    with threadpoolctl.threadpool_limits(1):
-        yield
-
-
 def _sklearn(**params):
     # sklearn >= 1.8 deprecates `penalty`; C=inf is its way of saying "no penalty"
     if params.pop("penalty", "l2") is None:
