@@ -118,8 +118,6 @@ def _rowwise(kernel_name, x, axis, out, backend, name="x"):
         out2 = np.empty(x2.shape, cdtype)
     if x2.size:
         kernel(x2, out2)
-        if kernel_name == "softmax":
-            _nan_rows_like_scipy(out2)
     if direct:
         return out
     result = out2.reshape(moved_shape)
@@ -133,15 +131,6 @@ def _rowwise(kernel_name, x, axis, out, backend, name="x"):
         with np.errstate(over="ignore"):
             result = result.astype(rdtype)
     return _scalar_if_0d(result)
-
-
-def _nan_rows_like_scipy(p):
-    # scipy.special.softmax gives a row of NaN when the row holds NaN or +inf
-    # (inf - inf); a kernel may give [nan, 0, ...] there.  The row sums of a
-    # softmax are 1, so one cheap reduction detects whether anything is to fix.
-    if not np.isfinite(p.sum()):
-        bad = np.isnan(p).any(axis=1)
-        p[bad] = np.nan
 
 
 # ---------------------------------------------------------------------------

@@ -377,6 +377,11 @@ FS_DEF void FN(row_apply)(const FS_T *x, FS_T a, FS_T b, FS_T *out, Py_ssize_t k
 
 FS_DEF FS_T FN(finite_or_zero)(FS_T m) { return (m - m == 0) ? m : 0; }
 
+/* 1 / (the exp-sum of a softmax row), or NaN when the sum is NaN or +inf (the
+ * row holds a NaN or a +inf): the scaling then turns the whole row NaN, as in
+ * scipy.special.softmax, with one scalar test per row and no extra pass. */
+FS_DEF FS_T FN(softmax_scale)(FS_T s) { return (s - s == 0) ? (FS_T)1 / s : (FS_T)NAN; }
+
 /* Rows of k <= 2 FS_V entries (e.g. 10 classes) are held in one or two
  * registers from load to store: re-reading a row just written with a masked
  * store would stall on store forwarding. */
@@ -418,7 +423,7 @@ FS_DEF void FN(softmax_short_rows)(const FS_T *x, FS_T *out, Py_ssize_t n, Py_ss
         VF vsh = FN(splat)(sh);
         VF ea = FN(vexp)(a - vsh), eb = {0};
         if (!ONE) eb = FN(vexp)(b - vsh);
-        VF inv = FN(splat)((FS_T)1 / FN(hsum)(ONE ? ea : ea + eb));
+        VF inv = FN(splat)(FN(softmax_scale)(FN(hsum)(ONE ? ea : ea + eb)));
         if (i + 1 < n) sh = FN(short_load)(x + (i + 1) * k, k, &a, &b, ONE);
         FN(short_store)(out + i * k, k, ea * inv, eb * inv, ONE);
     }
@@ -482,8 +487,8 @@ static FS_TARGET void FN(softmax_rows)(const FS_T *x, FS_T *out, Py_ssize_t n, P
         FS_T sh = FN(finite_or_zero)(FN(row_max)(x, k));
         int more = i + 1 < n;
         FS_T *e = scratch ? scratch : out;
-        FS_T inv = (FS_T)1 / FN(row_expsum)(x, sh, e, k, more ? x + k : NULL,
-                                            more && !scratch ? out + k : NULL);
+        FS_T inv = FN(softmax_scale)(FN(row_expsum)(x, sh, e, k, more ? x + k : NULL,
+                                                    more && !scratch ? out + k : NULL));
         FN(row_apply)(e, 0, inv, out, k, scratch != NULL, 0);
     }
     if (scratch) {

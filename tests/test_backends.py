@@ -211,13 +211,59 @@ def test_row_kernels_edge_values_exact(mod, dtype):
     np.testing.assert_allclose(p[0], [0.5, 0, 0.5, 0, 0], atol=1e-6)
     np.testing.assert_allclose(p[1], [0.2] * 5, rtol=1e-6)
     np.testing.assert_allclose(p[3], [0, 1 / (1 + np.e), 0, np.e / (1 + np.e), 0], rtol=1e-6)
-    assert np.isnan(p[2]).all() and np.isnan(p[5]).all() and np.isnan(p[6]).all()
+    # A row holding NaN or +inf is all NaN, as in scipy.special.softmax (not [nan, 0, ...]).
+    assert np.isnan(p[[2, 4, 5, 6]]).all()
     lse = _row_kernel(mod, "logsumexp", x)
     np.testing.assert_allclose(lse[[0, 1, 7]], [3e38, -3e38, np.log(5)], rtol=1e-6)
     assert lse[2] == -np.inf and lse[4] == np.inf and np.isnan(lse[5]) and np.isnan(lse[6])
     logp = _row_kernel(mod, "log_softmax", x)
     np.testing.assert_allclose(logp[1], [-np.log(5)] * 5, rtol=1e-6)
     assert logp[3, 0] == -np.inf and np.isfinite(logp[3, 1])
+
+
+# Row lengths that reach each softmax path of the compiled kernels: rows held in
+# one or two SIMD registers (up to 8, 16 or 32 lanes), long rows, and long rows
+# of a large array, whose output is streamed past the cache.
+NAN_ROW_LENGTHS = [1, 5, 12, 20, 37, 1000, "stream"]
+
+
+def _softmax_with_bad_rows(rng, k, dtype):
+    """Logits whose rows 1, 3, 5, ... hold a NaN or a +inf at varying places,
+    and the expected softmax computed in float64 from the formula (NaN rows)."""
+    if k == "stream":  # 8 MB of rows of 1024: large enough to take the streaming path
+        k = 1024
+        n = (8 << 20) // (k * np.dtype(dtype).itemsize)
+    else:
+        n = 6
+    x = _logits(rng, (n, k), dtype)
+    bad = np.arange(1, n, 2)
+    x[bad, (bad * 7) % k] = np.where(bad % 4 == 1, np.nan, np.inf)
+    x[bad[::3], -1] = np.inf  # in the tail of the row too
+    good = np.setdiff1d(np.arange(n), bad)
+    x64 = x[good].astype(np.float64)
+    e = np.exp(x64 - x64.max(axis=1, keepdims=True))
+    expected = np.full((n, k), np.nan)
+    expected[good] = e / e.sum(axis=1, keepdims=True)
+    return x, expected
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", NAN_ROW_LENGTHS)
+@pytest.mark.parametrize("in_place", [False, True], ids=["out", "in_place"])
+def test_softmax_rows_with_nan_or_inf_are_all_nan(
+    mod, backend_name, k, dtype, in_place, rng, restore_num_threads
+):
+    if k == "stream" and backend_name == "naive":
+        pytest.skip("too large for the pure-Python backend")
+    fastsoftmax.set_num_threads(1)  # one thread gets the whole array (the streaming size)
+    x, expected = _softmax_with_bad_rows(rng, k, dtype)
+    if in_place:
+        p = x.copy()
+        assert mod.softmax(p, p) is p
+    else:
+        p = _row_kernel(mod, "softmax", x)
+    assert p.dtype == np.dtype(dtype)
+    _assert_close(p, expected, dtype, 1.0, f"softmax of rows of {k} with NaN / +inf")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -18,7 +18,8 @@ scalar losses are accumulated in float64 and returned as Python floats.
 
 softmax(x, out) -> out
     Row-wise softmax of a 2-D ``x`` of shape (n, k), max-shifted.  ``out`` may
-    be ``x`` itself.
+    be ``x`` itself.  A row that contains NaN or +inf comes out all NaN, as in
+    scipy.special.softmax (so does a row of all ``-inf``: 0/0).
 log_softmax(x, out) -> out
     Row-wise log-softmax of a 2-D ``x``.  ``out`` may be ``x``.
 logsumexp(x, out) -> out

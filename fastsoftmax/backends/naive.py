@@ -11,7 +11,7 @@ rounded once into the given ``out`` buffer, whose dtype it keeps.
 The edge semantics are those of the NumPy reference: rows are shifted by their
 maximum when it is finite (by 0 otherwise), so a row of all ``-inf`` gives
 ``-inf`` for logsumexp and NaN for softmax, a ``+inf`` gives ``+inf`` for
-logsumexp, and NaN propagates to its whole row.
+logsumexp and a row of NaN for softmax, and NaN propagates to its whole row.
 """
 
 from __future__ import annotations
@@ -94,7 +94,9 @@ def _row_softmax(row):
     total = 0.0
     for e in exps:
         total += e
-    if total == 0:  # every exp is 0 (a row of all -inf): 0/0 is NaN
+    # Every exp 0 (a row of all -inf) gives 0/0; a NaN or +inf gives a NaN or
+    # infinite sum: the whole row is NaN, as in scipy.special.softmax.
+    if total == 0 or not math.isfinite(total):
         return [_NAN] * len(row)
     return [e / total for e in exps]
 

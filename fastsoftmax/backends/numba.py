@@ -260,6 +260,9 @@ def _softmax_kernel(x, out):
             out[i, j] = e
             s += e
         sf = x.dtype.type(s)
+        if not np.isfinite(sf):
+            # a NaN or +inf in the row: the whole row is NaN, as in scipy
+            sf = x.dtype.type(np.nan)
         for j in range(x.shape[1]):
             out[i, j] = out[i, j] / sf
 

@@ -25,7 +25,11 @@ def softmax(x, out):
     with np.errstate(invalid="ignore", over="ignore"):
         shifted, _ = _shifted(x)
         np.exp(shifted, out=out)
-        out /= np.sum(out, axis=1, keepdims=True)
+        total = np.sum(out, axis=1, keepdims=True)
+        # A NaN or +inf in the row makes its sum non-finite: dividing by NaN
+        # turns the whole row NaN, as scipy does (inf / inf alone would leave 0s).
+        total[~np.isfinite(total)] = np.nan
+        out /= total
     return out
 
 
