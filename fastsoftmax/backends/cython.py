@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import _cython_kernels as _k
 from .._threads import get_num_threads
+from . import _epoch_args
 
 # Below this much work per thread, a second thread costs more than it saves.
 _MIN_ELEMENTS_PER_THREAD = 1 << 16
@@ -137,31 +138,6 @@ def classification_error(logits, y):
     return _k.classification_error_count(logits, y, _threads(logits.size)) / n
 
 
-#: Learner kind -> (kernel code, its state arrays, the hyper-parameters it needs)
-_LEARNERS = {
-    "sgd": (0, (), ()),
-    "momentum": (1, ("velocity",), ("momentum",)),
-    "nesterov": (2, ("velocity",), ("momentum",)),
-    "adagrad": (3, ("sum_sq",), ("eps",)),
-    "adadelta": (4, ("sq_grad_avg", "sq_update_avg"), ("rho", "eps")),
-    "rmsprop": (5, ("sq_grad_avg",), ("rho", "eps")),
-    "adam": (6, ("m", "v"), ("beta1", "beta2", "eps")),
-}
-
-
-def _state(state, index, name, like, what):
-    try:
-        a = state[index][name]
-    except (KeyError, TypeError, IndexError):
-        raise ValueError(f"state for {what} has no array {name!r}") from None
-    if not isinstance(a, np.ndarray) or a.shape != like.shape or a.dtype != like.dtype:
-        raise ValueError(
-            f"state[{name!r}] for {what} must be an array of shape {like.shape} and dtype "
-            f"{like.dtype}, got {getattr(a, 'shape', type(a).__name__)} {getattr(a, 'dtype', '')}"
-        )
-    return a
-
-
 def train_epoch(
     X, y, sample_weight, W, b, order, batch_size, l2, fit_intercept,
     kind, hyperparameters, lr, t, state, weight_mean=None,
@@ -173,43 +149,24 @@ def train_epoch(
     Returns ``(loss, t)``: the mean minibatch loss (before each update,
     weighted by rows) and the step counter after the epoch.
     """
-    if kind not in _LEARNERS:
-        raise ValueError(f"unknown learner kind {kind!r}; expected one of {sorted(_LEARNERS)}")
-    code, names, needed = _LEARNERS[kind]
-    hp = dict.fromkeys(("momentum", "rho", "beta1", "beta2", "eps"), 0.0)
-    for key in needed:
-        if key not in hyperparameters:
-            raise ValueError(f"learner {kind!r} needs hyperparameter {key!r}")
-        hp[key] = float(hyperparameters[key])
-    batch_size = int(batch_size)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    order = np.ascontiguousarray(order, dtype=np.intp)
-    if order.ndim != 1:
-        raise ValueError(f"order must be 1-D, got shape {order.shape}")
-    if order.size and (order.min() < 0 or order.max() >= X.shape[0]):
-        raise ValueError(f"order must index rows of X in [0, {X.shape[0]})")
+    args = _epoch_args.prepare(
+        X, W, b, order, batch_size, fit_intercept, kind, hyperparameters, state
+    )
     (d, C), dtype = W.shape, W.dtype
-    # W and its learner states are used transposed, (C, d): lanes over features
+    # W is used transposed, (C, d), like its learner states: lanes over features
     WT = np.ascontiguousarray(W.T)
-    sW = [np.ascontiguousarray(_state(state, 0, nm, W, "W").T) for nm in names]
-    sb = [_state(state, 1, nm, b, "b") for nm in names] if fit_intercept else []
     empty = np.empty(0, dtype)
-    flat_sW = [a.reshape(-1) for a in sW] + [empty] * (2 - len(sW))
-    flat_sb = sb + [empty] * (2 - len(sb))
-    rows = max(1, min(batch_size, order.size))
+    rows = max(1, min(args.batch_size, args.order.size))
     # a minibatch is split over threads when each gets enough work
     threads = _threads(rows * d * C, _MIN_FLOPS_PER_THREAD // 4)
     loss, t = _k.train_epoch(
         X, y, empty if sample_weight is None else sample_weight,
-        float(weight_mean or 0.0), WT, b, order, batch_size, float(l2), bool(fit_intercept),
-        code, float(lr), hp["momentum"], hp["rho"], hp["beta1"], hp["beta2"], hp["eps"], int(t),
-        *flat_sW, *flat_sb,
+        float(weight_mean or 0.0), WT, b, args.order, args.batch_size, float(l2),
+        bool(fit_intercept), args.code, float(lr), *args.hyperparameters, int(t),
+        *args.flat_state_W, *args.flat_state_b,
         np.empty(rows, np.intp), np.empty(rows, dtype), np.empty((rows, C), dtype),
         np.empty((threads, C, d), dtype), np.empty(C, dtype), np.empty((threads, C)),
         np.empty(threads),
     )  # fmt: skip
-    W[...] = WT.T
-    for nm, a in zip(names, sW):
-        state[0][nm][...] = a.T
+    _epoch_args.store(args, W, WT)
     return float(loss), int(t)

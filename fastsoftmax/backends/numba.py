@@ -34,6 +34,7 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic, overload
 
+from . import KERNEL_NAMES
 from ._numba_config import njit, set_threads_for_call
 
 # Below this many elements a kernel runs on one thread: waking the pool costs more.
@@ -854,19 +855,7 @@ def classification_error(logits, y):
     return float(_n_errors(logits, y)) / n
 
 
-__all__ = [
-    "softmax",
-    "log_softmax",
-    "logsumexp",
-    "linear",
-    "cross_entropy",
-    "softmax_cross_entropy_grad",
-    "sigmoid",
-    "binary_cross_entropy",
-    "logistic_loss_grad",
-    "classification_error",
-    "train_epoch",
-]
+__all__ = [*KERNEL_NAMES, "train_epoch"]
 
 # The optional whole-epoch kernel (see fastsoftmax.backends); imported last
 # because it is built from the blocks above.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _epoch_args
 from ._numba_config import njit
 from .numba import (
     _aligned_empty,
@@ -24,17 +25,7 @@ from .numba import (
     _weight_sum,
 )
 
-#: Learner kind -> (kernel code, names of its state arrays, hyper-parameters it needs).
-LEARNER_KINDS = {
-    "sgd": (0, (), ()),
-    "momentum": (1, ("velocity",), ("momentum",)),
-    "nesterov": (2, ("velocity",), ("momentum",)),
-    "adagrad": (3, ("sum_sq",), ("eps",)),
-    "adadelta": (4, ("sq_grad_avg", "sq_update_avg"), ("rho", "eps")),
-    "rmsprop": (5, ("sq_grad_avg",), ("rho", "eps")),
-    "adam": (6, ("m", "v"), ("beta1", "beta2", "eps")),
-}
-
+# The learner codes of fastsoftmax.backends._epoch_args.LEARNER_KINDS
 _SGD, _MOMENTUM, _NESTEROV, _ADAGRAD, _ADADELTA, _RMSPROP, _ADAM = range(7)
 
 
@@ -151,20 +142,6 @@ def _train_epoch_kernel(
     return (total / n if n > 0 else 0.0), t
 
 
-def _state_array(state, name, like, what):
-    try:
-        a = state[name]
-    except (KeyError, TypeError, IndexError):
-        raise ValueError(f"state for {what} has no array {name!r}") from None
-    if not isinstance(a, np.ndarray) or a.shape != like.shape or a.dtype != like.dtype:
-        raise ValueError(
-            f"state[{name!r}] for {what} must be an array of shape {like.shape} and dtype "
-            f"{like.dtype}, got {getattr(a, 'shape', type(a).__name__)} "
-            f"{getattr(a, 'dtype', '')}".rstrip()
-        )
-    return a
-
-
 def train_epoch(
     X, y, sample_weight, W, b, order, batch_size, l2, fit_intercept,
     kind, hyperparameters, lr, t, state, weight_mean=None,
@@ -182,53 +159,21 @@ def train_epoch(
     t : int
         The step counter after the epoch (``t + number of minibatches``).
     """
-    if kind not in LEARNER_KINDS:
-        raise ValueError(f"unknown learner kind {kind!r}; expected one of {sorted(LEARNER_KINDS)}")
-    code, names, needed = LEARNER_KINDS[kind]
-    hp = {"momentum": 0.0, "rho": 0.0, "beta1": 0.0, "beta2": 0.0, "eps": 0.0}
-    for key in needed:
-        if key not in hyperparameters:
-            raise ValueError(f"learner {kind!r} needs hyperparameter {key!r}")
-        hp[key] = float(hyperparameters[key])
-    batch_size = int(batch_size)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    order = np.ascontiguousarray(order, dtype=np.intp)
-    if order.ndim != 1:
-        raise ValueError(f"order must be 1-D, got shape {order.shape}")
-    if order.size and (order.min() < 0 or order.max() >= X.shape[0]):
-        raise ValueError(f"order must index rows of X in [0, {X.shape[0]})")
-
+    args = _epoch_args.prepare(
+        X, W, b, order, batch_size, fit_intercept, kind, hyperparameters, state
+    )
     F = W.dtype
-    empty = np.empty(0, F)
-    state = [] if state is None else list(state)
-    params = [("W", W)] + ([("b", b)] if fit_intercept else [])
-    if names and len(state) < len(params):
-        raise ValueError(
-            f"state must hold one dict per parameter ({len(params)}), got {len(state)}"
-        )
-    # W and its states are used transposed, (C, d), so the update loops are flat.
+    # W is used transposed, (C, d), so the update loops are flat.
     WT = _aligned_transpose(W)
     G = _aligned_empty(WT.shape, WT.dtype)
     Xb = _row_scratch((), X.shape[1], WT.dtype)
-    sW = [np.ascontiguousarray(_state_array(state[0], nm, W, "W").T) for nm in names]
-    sb = []
-    if fit_intercept:
-        sb = [np.ascontiguousarray(_state_array(state[1], nm, b, "b")) for nm in names]
-    flat_sW = [a.reshape(-1) for a in sW] + [empty] * (2 - len(sW))
-    flat_sb = sb + [empty] * (2 - len(sb))
     weighted = sample_weight is not None
-    sw = sample_weight if weighted else empty
+    sw = sample_weight if weighted else np.empty(0, F)
     loss, t_new = _train_epoch_kernel(
         X, y, sw, weighted, 0.0 if weight_mean is None else float(weight_mean),
-        WT, b, order, batch_size, float(l2), bool(fit_intercept),
-        code, float(lr), hp["momentum"], hp["rho"], hp["beta1"], hp["beta2"], hp["eps"], int(t),
-        flat_sW[0], flat_sW[1], flat_sb[0], flat_sb[1], G, Xb,
+        WT, b, args.order, args.batch_size, float(l2), bool(fit_intercept),
+        args.code, float(lr), *args.hyperparameters, int(t),
+        *args.flat_state_W, *args.flat_state_b, G, Xb,
     )  # fmt: skip
-    W[...] = WT.T
-    for nm, a in zip(names, sW):
-        state[0][nm][...] = a.T
-    for nm, a in zip(names, sb):
-        if a is not state[1][nm]:
-            state[1][nm][...] = a
+    _epoch_args.store(args, W, WT)
     return float(loss), int(t_new)
