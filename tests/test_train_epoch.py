@@ -1,20 +1,30 @@
-"""The numba backend's compiled whole-epoch kernel ``train_epoch``.
+"""The compiled whole-epoch kernel ``train_epoch`` of every backend that has one.
 
-Each test runs epochs of ``train_epoch`` and the same epochs as a plain NumPy
-loop that implements the learner update rules of the project brief with the
-numpy backend's ``softmax_cross_entropy_grad``, then compares the weights,
-the learner state, the step counter and the epoch loss.
+Each test runs epochs of ``train_epoch`` (of the cython and numba backends,
+whichever are available here) and the same epochs as a plain NumPy loop that
+implements the learner update rules of the project brief with the numpy
+backend's ``softmax_cross_entropy_grad``, then compares the weights, the
+learner state, the step counter and the epoch loss.
 """
 
 import numpy as np
 import pytest
 
-pytest.importorskip("numba")
+import fastsoftmax
+from fastsoftmax.backends import get_module
 
-from fastsoftmax.backends import get_module  # noqa: E402
-
-numba_backend = get_module("numba")
 numpy_backend = get_module("numpy")
+
+# The available backends whose module exports the optional train_epoch kernel.
+EPOCH_BACKENDS = [
+    name for name in fastsoftmax.backends() if hasattr(get_module(name), "train_epoch")
+]
+
+
+@pytest.fixture(params=EPOCH_BACKENDS)
+def epoch_backend(request):
+    """The kernel module of each backend with a train_epoch, in turn."""
+    return get_module(request.param)
 
 HYPERPARAMETERS = {
     "sgd": {},
@@ -126,7 +136,7 @@ def new_state(kind, W, b):
     return [{name: np.zeros_like(p) for name in STATE_NAMES[kind]} for p in (W, b)]
 
 
-def run_both(kind, dtype, *, x_kind="float", weighted=False, l2=0.0, fit_intercept=True,
+def run_both(module, kind, dtype, *, x_kind="float", weighted=False, l2=0.0, fit_intercept=True,
              batch_size=8, epochs=2, weight_mean=None, C=5):  # fmt: skip
     rng, X, y, W, b, sw = make_problem(dtype, x_kind, C=C)
     sw = sw if weighted else None
@@ -139,7 +149,7 @@ def run_both(kind, dtype, *, x_kind="float", weighted=False, l2=0.0, fit_interce
         order = rng.permutation(X.shape[0])
         lr = LEARNING_RATES.get(kind, 0.05) / (1 + epoch)
         X_before, order_before = X.copy(), order.copy()
-        loss, t = numba_backend.train_epoch(
+        loss, t = module.train_epoch(
             X, y, sw, W, b, order, batch_size, l2, fit_intercept, kind, hp, lr, t, state,
             weight_mean,
         )  # fmt: skip
@@ -171,8 +181,8 @@ def assert_same(result, reference, dtype):
 
 @pytest.mark.parametrize("kind", sorted(HYPERPARAMETERS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_epochs_match_numpy_reference_loop(kind, dtype):
-    result, reference = run_both(kind, dtype)
+def test_epochs_match_numpy_reference_loop(epoch_backend, kind, dtype):
+    result, reference = run_both(epoch_backend, kind, dtype)
     assert_same(result, reference, dtype)
     # 37 rows in batches of 8: 5 steps per epoch, 2 epochs, starting at t = 3
     assert result[3] == 3 + 2 * 5
@@ -182,38 +192,42 @@ def test_epochs_match_numpy_reference_loop(kind, dtype):
 
 @pytest.mark.parametrize("kind", ["sgd", "adam", "nesterov"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_weights_l2_and_no_intercept(kind, dtype):
-    result, reference = run_both(kind, dtype, weighted=True, l2=0.05, fit_intercept=False)
+def test_weights_l2_and_no_intercept(epoch_backend, kind, dtype):
+    result, reference = run_both(
+        epoch_backend, kind, dtype, weighted=True, l2=0.05, fit_intercept=False
+    )
     assert_same(result, reference, dtype)
     np.testing.assert_array_equal(result[1], make_problem(dtype)[4])  # b left as it was
 
 
 @pytest.mark.parametrize("kind", ["sgd", "rmsprop"])
-def test_weight_mean_convention(kind):
+def test_weight_mean_convention(epoch_backend, kind):
     # The estimator's convention: minibatch data terms divided by len(batch) * mean weight.
-    result, reference = run_both(kind, np.float64, weighted=True, l2=0.01, weight_mean=0.7)
+    result, reference = run_both(
+        epoch_backend, kind, np.float64, weighted=True, l2=0.01, weight_mean=0.7
+    )
     assert_same(result, reference, np.float64)
-    plain, _ = run_both(kind, np.float64, weighted=True, l2=0.01)
+    plain, _ = run_both(epoch_backend, kind, np.float64, weighted=True, l2=0.01)
     assert not np.allclose(result[0], plain[0])  # the option does change the steps
 
 
 @pytest.mark.parametrize("kind", ["adagrad", "momentum"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_uint8_features(kind, dtype):
-    result, reference = run_both(kind, dtype, x_kind="uint8")
+def test_uint8_features(epoch_backend, kind, dtype):
+    result, reference = run_both(epoch_backend, kind, dtype, x_kind="uint8")
     assert_same(result, reference, dtype)
 
 
 @pytest.mark.parametrize("C", [1, 2, 10])
 @pytest.mark.parametrize("batch_size", [1, 4, 128])
-def test_class_counts_and_batch_sizes(C, batch_size):
+def test_class_counts_and_batch_sizes(epoch_backend, C, batch_size):
     # odd/even class counts (pairs + remainder) and batches of 1 row, of a
     # 4-row tail, and larger than the data
-    result, reference = run_both("adam", np.float32, C=C, batch_size=batch_size)
+    result, reference = run_both(epoch_backend, "adam", np.float32, C=C, batch_size=batch_size)
     assert_same(result, reference, np.float32)
 
 
-def test_agrees_with_the_learners_module():
+def test_agrees_with_the_learners_module(epoch_backend):
     learners = pytest.importorskip("fastsoftmax.learners")
     for kind in ("momentum", "adam", "adadelta"):
         _, X, y, W, b, _ = make_problem(np.float32)
@@ -222,7 +236,7 @@ def test_agrees_with_the_learners_module():
         learner.init_state([W_ref, b_ref])
         state = [{k: a.copy() for k, a in s.items()} for s in learner.state]
         order = np.arange(X.shape[0])[::-1].copy()
-        loss, t = numba_backend.train_epoch(
+        loss, t = epoch_backend.train_epoch(
             X, y, None, W, b, order, 8, 0.0, True, kind, learner.hyperparameters(),
             learner.lr_at(0), learner.t, state,
         )  # fmt: skip
@@ -241,10 +255,10 @@ def test_agrees_with_the_learners_module():
                 np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-7)
 
 
-def test_empty_order_is_a_no_op():
+def test_empty_order_is_a_no_op(epoch_backend):
     _, X, y, W, b, _ = make_problem(np.float64)
     W0, b0 = W.copy(), b.copy()
-    loss, t = numba_backend.train_epoch(
+    loss, t = epoch_backend.train_epoch(
         X, y, None, W, b, np.empty(0, np.intp), 8, 0.0, True, "sgd", {}, 0.1, 7, None
     )
     assert (loss, t) == (0.0, 7)
@@ -258,11 +272,13 @@ def test_empty_order_is_a_no_op():
         ({"kind": "adamw"}, "unknown learner kind 'adamw'"),
         ({"hyperparameters": {}}, "needs hyperparameter 'momentum'"),
         ({"state": [{}, {}]}, "no array 'velocity'"),
+        ({"state": [{"velocity": np.zeros((13, 5))}]}, "one dict per parameter"),
+        ({"state": [{"velocity": np.zeros((5, 13))}, {}]}, r"must be an array of shape \(13, 5\)"),
         ({"order": np.array([0, 99])}, "order must index rows"),
         ({"batch_size": 0}, "batch_size must be >= 1"),
     ],
 )
-def test_bad_arguments(change, match):
+def test_bad_arguments(epoch_backend, change, match):
     _, X, y, W, b, _ = make_problem(np.float64)
     args = {
         "kind": "momentum",
@@ -273,7 +289,7 @@ def test_bad_arguments(change, match):
     }
     args.update(change)
     with pytest.raises(ValueError, match=match):
-        numba_backend.train_epoch(
+        epoch_backend.train_epoch(
             X, y, None, W, b, args["order"], args["batch_size"], 0.0, True, args["kind"],
             args["hyperparameters"], 0.1, 0, args["state"],
         )  # fmt: skip
