@@ -94,3 +94,51 @@ def test_readme_block(line, code, readme_env):
         if session["skipped"]:
             pytest.skip(f"depends on a skipped block (line {session['skipped']}): {exc}")
         raise
+
+
+# The command-line examples: every line of a ```bash block that calls the installed
+# `fastsoftmax` command (the pip lines are what CI itself runs).
+BASH_FENCE = re.compile(r"^```bash[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
+
+
+def _cli_lines():
+    if not README.is_file():
+        return []
+    text = README.read_text(encoding="utf-8")
+    return [
+        line.strip()
+        for block in BASH_FENCE.finditer(text)
+        for line in block.group(1).splitlines()
+        if line.strip().startswith("fastsoftmax ")
+    ]
+
+
+CLI_LINES = _cli_lines()
+
+
+def test_readme_has_cli_examples():
+    if not README.is_file():
+        pytest.skip("no README.md next to the tests (installed without sources)")
+    assert any(line.startswith("fastsoftmax train") for line in CLI_LINES)
+
+
+@pytest.mark.mnist
+def test_readme_cli_examples_run_in_order(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("fastsoftmax") is None:
+        pytest.skip("the fastsoftmax command is not installed")
+    if not _mnist_available():
+        pytest.skip("needs the MNIST files (set FASTSOFTMAX_DATA)")
+    env = dict(os.environ, MPLBACKEND="Agg")
+    data_dir = os.environ.get("FASTSOFTMAX_DATA")
+    if data_dir:  # relative paths in the README's lines are taken from the working folder
+        env["FASTSOFTMAX_DATA"] = os.path.abspath(data_dir)
+    for command in CLI_LINES:
+        done = subprocess.run(
+            ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, f"{command!r} failed:\n{done.stdout}\n{done.stderr}"
+        assert done.stdout.strip(), f"{command!r} printed nothing"
