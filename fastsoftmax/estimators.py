@@ -1258,7 +1258,7 @@ def _weighted_step(trainer, X, y, sample_weight, mean_weight):
     if model.l2:  # the penalty is not a data term: keep it unscaled
         l2 = dW.dtype.type(model.l2)
         dW -= l2 * model.W
-        penalty = 0.5 * model.l2 * float(np.vdot(model.W, model.W))
+        penalty = model._l2_penalty()
     dW *= dW.dtype.type(factor)
     if model.l2:
         dW += l2 * model.W

@@ -202,8 +202,12 @@ class SoftmaxModel:
     def _loss_from_logits(self, z, y, sample_weight):
         loss = cross_entropy(z, y, sample_weight=sample_weight)
         if self.l2:
-            loss += 0.5 * self.l2 * float(np.vdot(self.W, self.W))
+            loss += self._l2_penalty()
         return float(loss)
+
+    def _l2_penalty(self):
+        # the L2 term of the objective, ``0.5 * l2 * ||W||^2`` (0.0 without a penalty)
+        return 0.5 * self.l2 * float(np.vdot(self.W, self.W)) if self.l2 else 0.0
 
     def __repr__(self):
         return (
@@ -435,7 +439,7 @@ class Trainer:
         total = n if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
         loss = ce_sum / total if total else 0.0
         if model.l2:
-            loss += 0.5 * model.l2 * float(np.vdot(model.W, model.W))
+            loss += model._l2_penalty()
         return loss, wrong / n
 
     def next_epoch(self):
