@@ -159,6 +159,31 @@ FS_DEF FS_T FN(hmax)(VF v)
  * |r| <= ln2/2, a polynomial for exp(r), and 2^n applied as two factors
  * 2^(n/2) 2^(n - n/2) so that overflow gives +inf and results in the
  * subnormal range are right.  NaN propagates, -inf gives 0. */
+/* exp(r) for |r| <= ln2/2, the reduced argument of both vexp versions below:
+ * Cephes' minimax polynomial (float) or the Taylor series to degree 13
+ * (double: truncation error < 1e-17). */
+FS_DEF VF FN(exp_reduced)(VF r)
+{
+#if FS_F32
+    return (((((1.9875691500E-4f * r + 1.3981999507E-3f) * r + 8.3334519073E-3f) * r
+              + 4.1665795894E-2f) * r + 1.6666665459E-1f) * r + 5.0000001201E-1f) * (r * r) + r + 1.0f;
+#else
+    VF p = FN(splat)(1.0 / 6227020800.0);
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    return p * (r * r) + r + 1.0;
+#endif
+}
+
 #if FS_X86 && FS_VBYTES == 64
 /* AVX-512: vscalefps applies 2^n in one instruction, with the right
  * overflow (inf) and subnormal results; lanes below the underflow bound
@@ -191,25 +216,7 @@ FS_DEF VF FN(vexp)(VF xv)
                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     FS_VT r = FS_PS(fnmadd)(n, FS_PS(set1)(ln2_hi), xc);
     r = FS_PS(fnmadd)(n, FS_PS(set1)(ln2_lo), r);
-    VF rv = (VF)r, p;
-#if FS_F32
-    p = (((((1.9875691500E-4f * rv + 1.3981999507E-3f) * rv + 8.3334519073E-3f) * rv
-          + 4.1665795894E-2f) * rv + 1.6666665459E-1f) * rv + 5.0000001201E-1f) * (rv * rv) + rv + 1.0f;
-#else
-    p = FN(splat)(1.0 / 6227020800.0);
-    p = p * rv + 1.0 / 479001600.0;
-    p = p * rv + 1.0 / 39916800.0;
-    p = p * rv + 1.0 / 3628800.0;
-    p = p * rv + 1.0 / 362880.0;
-    p = p * rv + 1.0 / 40320.0;
-    p = p * rv + 1.0 / 5040.0;
-    p = p * rv + 1.0 / 720.0;
-    p = p * rv + 1.0 / 120.0;
-    p = p * rv + 1.0 / 24.0;
-    p = p * rv + 1.0 / 6.0;
-    p = p * rv + 0.5;
-    p = p * (rv * rv) + rv + 1.0;
-#endif
+    VF p = FN(exp_reduced)((VF)r);
     FS_VT res = FS_PS(maskz_scalef)(ok, (FS_VT)p, n);
     return (VF)FS_PS(mask_mov)(res, nan, x);
 }
@@ -242,26 +249,7 @@ FS_DEF VF FN(vexp)(VF x)
     VI ni = (VI)t - (VI)FN(splat)(magic);
     VF r = xc - n * ln2_hi;
     r = r - n * ln2_lo;
-#if FS_F32
-    VF z = r * r;
-    VF p = (((((1.9875691500E-4f * r + 1.3981999507E-3f) * r + 8.3334519073E-3f) * r
-              + 4.1665795894E-2f) * r + 1.6666665459E-1f) * r + 5.0000001201E-1f) * z + r + 1.0f;
-#else
-    /* Taylor series to degree 13: truncation error < 1e-17 on |r| <= ln2/2 */
-    VF p = FN(splat)(1.0 / 6227020800.0);
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * (r * r) + r + 1.0;
-#endif
+    VF p = FN(exp_reduced)(r);
     VI n1 = ni >> 1;
     VI n2 = ni - n1;
     VF s1 = (VF)((n1 + bias) << mant);
