@@ -1031,7 +1031,7 @@ class SoftmaxRegression(_LinearClassifier):
         if previous is not None and np.array_equal(previous[2], self.classes_):
             self._load_params(model)
         self._learner = self._make_learner()
-        self.history_ = {"train_loss": [], "val_loss": [], "val_error": [], "epoch_time": []}
+        self.history_ = _new_history()
         self._run_epochs(model, X, y_idx, sw, X_val, y_val, opts, rng, opts["max_epochs"])
         return self
 
@@ -1082,7 +1082,7 @@ class SoftmaxRegression(_LinearClassifier):
         model = self._new_model(X.shape[1], dtype)
         if first:
             self._learner = self._make_learner()
-            self.history_ = {"train_loss": [], "val_loss": [], "val_error": [], "epoch_time": []}
+            self.history_ = _new_history()
         else:
             self._load_params(model)
         opts["early_stopping"] = False
@@ -1176,6 +1176,11 @@ class SoftmaxRegression(_LinearClassifier):
             if bar is not None and (i % report_every == 0 or stop >= n):
                 _report(bar, i, total / min(stop, n))
         return total / n
+
+
+def _new_history():
+    """An empty ``history_``: one list a key, one entry an epoch."""
+    return {"train_loss": [], "val_loss": [], "val_error": [], "epoch_time": []}
 
 
 def _epoch_kernel(trainer, X):
