@@ -43,9 +43,10 @@ import warnings
 
 import numpy as np
 
-from ._validation import check_2d, check_data_matrix, check_l2, check_sample_weight
+from ._validation import check_data_matrix, check_l2, check_sample_weight
 from .functions import linear, log_softmax, logistic_loss_grad, sigmoid, softmax
 from .functions import softmax_cross_entropy_grad
+from .learners import _integer as _check_int  # np.bool_ is no Integral, so it is refused too
 
 __all__ = ["LogisticRegression", "SoftmaxRegression", "ConvergenceWarning", "NotFittedError"]
 
@@ -122,14 +123,6 @@ def _check_bool(name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
     return bool(value)
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_real(name, value, *, low=0.0, low_open=False, high=None, allow_inf=False):
