@@ -235,10 +235,6 @@ def _read_inputs(path, n_features):
     return X if X.dtype in (np.float32, np.float64) else X.astype(np.float32)
 
 
-def _accuracy(model, X, y):
-    return float(np.mean(np.asarray(model.predict(X)) == y))
-
-
 def _format_confusion(cm, classes):
     width = max(5, len(str(cm.max())) + 1, max(len(str(c)) for c in classes) + 1)
     lines = ["confusion matrix (rows: true class, columns: predicted class):"]
@@ -295,8 +291,8 @@ def _train_in_context(args):
     elapsed = time.perf_counter() - start
     epochs = max(1, len(model.history_.get("train_loss", [])))
     print(f"training time: {elapsed:.2f} s ({elapsed / epochs:.3f} s per epoch)")
-    print(f"validation accuracy: {100 * _accuracy(model, X_val, y_val):.2f}%")
-    print(f"test accuracy: {100 * _accuracy(model, data.X_test, data.y_test):.2f}%")
+    print(f"validation accuracy: {100 * model.score(X_val, y_val):.2f}%")
+    print(f"test accuracy: {100 * model.score(data.X_test, data.y_test):.2f}%")
     if args.save:
         print(f"model saved to {model.save(args.save)}")
     if args.plot:
