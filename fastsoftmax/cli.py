@@ -312,7 +312,7 @@ def _predict(args):
 
 
 def _evaluate(args):
-    from .plotting import confusion_matrix, plot_confusion_matrix
+    from .plotting import _label_confusion_matrix, plot_confusion_matrix
 
     model = _load_model(args.model)
     name = _dataset_of(model, args.dataset)
@@ -320,9 +320,7 @@ def _evaluate(args):
     classes = np.asarray(model.classes_)
     y_pred = np.asarray(model.predict(data.X_test))
     accuracy = float(np.mean(y_pred == data.y_test))
-    cm = confusion_matrix(
-        np.searchsorted(classes, data.y_test), np.searchsorted(classes, y_pred), len(classes)
-    )
+    cm = _label_confusion_matrix(classes, data.y_test, y_pred)
     print(f"test accuracy: {100 * accuracy:.2f}% ({len(data.y_test)} {name} test images)")
     print(_format_confusion(cm, classes.tolist()))
     if args.plot:

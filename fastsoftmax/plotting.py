@@ -89,6 +89,19 @@ def confusion_matrix(y_true, y_pred, n_classes=None):
     return flat.reshape(n_classes, n_classes)
 
 
+def _label_confusion_matrix(classes, y_true, y_pred):
+    """:func:`confusion_matrix` of labels, taken as indices into the sorted ``classes``.
+
+    Mapping labels to indices of ``classes_`` makes any label values work.
+    """
+    classes = np.asarray(classes)
+    return confusion_matrix(
+        np.searchsorted(classes, np.asarray(y_true)),
+        np.searchsorted(classes, np.asarray(y_pred)),
+        n_classes=len(classes),
+    )
+
+
 def plot_learning_curves(history, path=None):
     """Loss and error per epoch, from an estimator's ``history_``.
 
@@ -269,9 +282,6 @@ def save_plots(estimator, X_test, y_test, directory, *, image_shape):
     }
     plot_learning_curves(estimator.history_, paths["learning_curves"])
     plot_weights(estimator.coef_, image_shape, paths["weights"], classes=classes)
-    # map labels to indices of classes_ so that any label values work
-    y_true = np.searchsorted(classes, np.asarray(y_test))
-    y_pred = np.searchsorted(classes, np.asarray(estimator.predict(X_test)))
-    cm = confusion_matrix(y_true, y_pred, n_classes=len(classes))
+    cm = _label_confusion_matrix(classes, y_test, estimator.predict(X_test))
     plot_confusion_matrix(cm, paths["confusion_matrix"], classes=classes)
     return paths
