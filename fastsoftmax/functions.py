@@ -330,11 +330,12 @@ def _logsumexp_weighted(a, axis, b, keepdims, return_sign):
             ) from None
         rdtype = np.result_type(rdtype, result_dtype(b.dtype))
     cdtype = float_dtype(rdtype)
-    a = np.broadcast_to(a, shape).astype(cdtype) if b is not None else a.astype(cdtype)
+    # ``a`` is at least 1-D (see logsumexp), so the broadcast shape is too
     if b is not None:
+        a = np.broadcast_to(a, shape).astype(cdtype)
         b = np.broadcast_to(b, shape).astype(cdtype)
-    a = np.atleast_1d(a)
-    b = None if b is None else np.atleast_1d(b)
+    else:
+        a = a.astype(cdtype)
     axes = check_axis(axis, a.ndim)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if a.size == 0:
