@@ -992,9 +992,10 @@ class SoftmaxRegression(_LinearClassifier):
         self : SoftmaxRegression
         """
         opts = self._check_training_params()
-        previous = None
+        # warm start: _load_params reads coef_ and intercept_, which stay until _store_params
+        previous_classes = None
         if opts["warm_start"] and hasattr(self, "coef_"):
-            previous = (self.coef_, self.intercept_, self.classes_)
+            previous_classes = self.classes_
         X, y_idx, sw, dtype = self._fit_data(X, y, sample_weight)
         rng = self._rng()
 
@@ -1021,7 +1022,7 @@ class SoftmaxRegression(_LinearClassifier):
             sw = None if sw is None else sw[train]
 
         model = self._new_model(X.shape[1], dtype)
-        if previous is not None and np.array_equal(previous[2], self.classes_):
+        if previous_classes is not None and np.array_equal(previous_classes, self.classes_):
             self._load_params(model)
         self._learner = self._make_learner()
         self.history_ = _new_history()
