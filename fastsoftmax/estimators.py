@@ -993,9 +993,9 @@ class SoftmaxRegression(_LinearClassifier):
         """
         opts = self._check_training_params()
         # warm start: _load_params reads coef_ and intercept_, which stay until _store_params
-        previous_classes = None
+        previous = None
         if opts["warm_start"] and hasattr(self, "coef_"):
-            previous_classes = self.classes_
+            previous = (self.classes_, self.n_features_in_)
         X, y_idx, sw, dtype = self._fit_data(X, y, sample_weight)
         rng = self._rng()
 
@@ -1022,7 +1022,12 @@ class SoftmaxRegression(_LinearClassifier):
             sw = None if sw is None else sw[train]
 
         model = self._new_model(X.shape[1], dtype)
-        if previous_classes is not None and np.array_equal(previous_classes, self.classes_):
+        # like LogisticRegression: other classes or features start again from zero
+        if (
+            previous is not None
+            and np.array_equal(previous[0], self.classes_)
+            and previous[1] == self.n_features_in_
+        ):
             self._load_params(model)
         self._learner = self._make_learner()
         self.history_ = _new_history()

@@ -446,6 +446,17 @@ def test_softmax_binary_warm_start_is_exact(rng):
     np.testing.assert_allclose(split.intercept_, five.intercept_, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("Estimator", [LogisticRegression, SoftmaxRegression])
+def test_warm_start_on_other_features_starts_from_zero(rng, Estimator):
+    """A warm-started refit on data with another number of features fits from scratch."""
+    X, y = blobs(rng, d=5, dtype=np.float64)
+    clf = Estimator(warm_start=True, random_state=0).fit(X, y)
+    cold = Estimator(random_state=0).fit(X[:, :4], y)
+    clf.fit(X[:, :4], y)
+    assert clf.coef_.shape == cold.coef_.shape == (3, 4)
+    np.testing.assert_allclose(clf.coef_, cold.coef_, rtol=1e-10, atol=1e-12)
+
+
 def test_softmax_optimizer_instance_is_not_modified(rng):
     X, y = blobs(rng, dtype=np.float32)
     opt = Adam(learning_rate=0.01, schedule=ExponentialDecay(0.9))
