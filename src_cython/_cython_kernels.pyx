@@ -72,6 +72,10 @@ cdef extern from "fs_simd.h" nogil:
 # rows per block of the fused kernels (row-pointer tables live on the stack)
 cdef enum:
     MAX_BLOCK = 512
+    # bytes of X per chunk of a minibatch in train_epoch (cython.py's
+    # _BLOCK_BYTES for the full-batch blocks): the chunk stays in L2 between
+    # the forward and the backward product
+    _BLOCK_BYTES = 131072
 
 _LEVEL_NAMES = ("baseline", "avx2", "avx512")
 
@@ -489,25 +493,39 @@ cdef void _epoch_part(const xtype **rows, const xtype **next_rows, Py_ssize_t a,
                       double *gb_sum, double *data) noexcept nogil:
     # One thread's share, rows [a, e) of the minibatch: forward, residual,
     # and its own gradient accumulators g (C, d), gb_sum (C,), data (1,).
-    cdef Py_ssize_t c
+    # The share goes in chunks of about _BLOCK_BYTES of X (like the fused
+    # full-batch pass): the backward product then re-reads each chunk from
+    # L1/L2, where a whole minibatch of rows would spill out of them.
+    cdef Py_ssize_t c, s, m, i, q, chunk
+    cdef const xtype *pf[MAX_BLOCK]
     memset(g, 0, C * d * sizeof(floating))
     for c in range(C):
         gb_sum[c] = 0
     data[0] = 0
     if e <= a:
         return
-    _init_rows(Z + a * C, e - a, C, b)
-    _fwd(rows + a, e - a, d, p, C, Z + a * C)
-    if floating is float:
-        data[0] = fs_ce_residual_rows_f32(Z + a * C, e - a, C, yb + a,
-                                          swb + a if swb != NULL else NULL, gb_sum)
-    else:
-        data[0] = fs_ce_residual_rows_f64(Z + a * C, e - a, C, yb + a,
-                                          swb + a if swb != NULL else NULL, gb_sum)
-    # the rows of the next minibatch come in random order: the backward pass
-    # prefetches them from this list, so that the next forward pass finds
-    # them in cache
-    _bwd(rows + a, e - a, d, Z + a * C, C, g, next_rows + a)
+    chunk = max(4, min(<Py_ssize_t>MAX_BLOCK, _BLOCK_BYTES // max(1, d * <Py_ssize_t>sizeof(xtype))) // 4 * 4)
+    # equal chunks (multiples of 4 rows, the forward tile), not a short last one
+    m = (e - a + chunk - 1) // chunk
+    chunk = min(<Py_ssize_t>MAX_BLOCK, ((e - a + m - 1) // m + 3) // 4 * 4)
+    s = a
+    while s < e:
+        m = min(chunk, e - s)
+        # the rows after this chunk (this share's rows of the next minibatch
+        # after the last chunk) are prefetched by its backward product
+        for i in range(m):
+            q = s + m + i
+            pf[i] = rows[q] if q < e else next_rows[min(a + q - e, e - 1)]
+        _init_rows(Z + s * C, m, C, b)
+        _fwd(rows + s, m, d, p, C, Z + s * C)
+        if floating is float:
+            data[0] += fs_ce_residual_rows_f32(Z + s * C, m, C, yb + s,
+                                               swb + s if swb != NULL else NULL, gb_sum)
+        else:
+            data[0] += fs_ce_residual_rows_f64(Z + s * C, m, C, yb + s,
+                                               swb + s if swb != NULL else NULL, gb_sum)
+        _bwd(rows + s, m, d, Z + s * C, C, g, pf)
+        s += m
 
 
 cdef void _epoch_update(Py_ssize_t s0, Py_ssize_t s1, int nt, Py_ssize_t size, floating *p,
