@@ -47,6 +47,9 @@ cdef extern from "fs_simd.h" nogil:
                                    Py_ssize_t n, Py_ssize_t k)
     void fs_exp_array_f32(const float *x, float *out, Py_ssize_t n)
     void fs_exp_array_f64(const double *x, double *out, Py_ssize_t n)
+    void fs_sgd_step_f32(float *p, const float *G, Py_ssize_t n, float scale, float l2, float lr)
+    void fs_sgd_step_f64(double *p, const double *G, Py_ssize_t n, double scale, double l2,
+                         double lr)
     double fs_ce_residual_rows_f32(float *Z, Py_ssize_t n, Py_ssize_t C, const Py_ssize_t *y,
                                    const float *sw, double *db)
     double fs_ce_residual_rows_f64(double *Z, Py_ssize_t n, Py_ssize_t C, const Py_ssize_t *y,
@@ -619,7 +622,13 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
                 loss += 0.5 * l2 * sq
             total += loss * nb
             t += 1
-            if nt == 1:
+            if nt == 1 and kind == 0:
+                # plain SGD: scaling and step fused in one vectorized pass
+                if floating is float:
+                    fs_sgd_step_f32(p, g, size, <float>scale, <float>l2, <float>lr)
+                else:
+                    fs_sgd_step_f64(p, g, size, scale, <double>l2, lr)
+            elif nt == 1:
                 _epoch_update(0, size, 1, size, p, g, <floating>scale, <floating>l2, kind,
                               &sW1[0], &sW2[0], lr, mu, rho, beta1, beta2, eps, t)
             else:

@@ -122,6 +122,8 @@
     X(cross_entropy_rows, S, void,                                                                 \
       (const T *x, const Py_ssize_t *y, T *out, Py_ssize_t n, Py_ssize_t k), (x, y, out, n, k))     \
     X(exp_array, S, void, (const T *x, T *out, Py_ssize_t n), (x, out, n))                          \
+    X(sgd_step, S, void, (T *p, const T *G, Py_ssize_t n, T scale, T l2, T lr),                    \
+      (p, G, n, scale, l2, lr))                                                                    \
     X(fwd_f, S, void,                                                                              \
       (const T *const *rows, Py_ssize_t n, Py_ssize_t d, const T *WT, Py_ssize_t C, T *Z),         \
       (rows, n, d, WT, C, Z))                                                                      \

@@ -633,6 +633,17 @@ static FS_TARGET void FN(exp_array)(const FS_T *x, FS_T *out, Py_ssize_t n)
     }
 }
 
+/* train_epoch's SGD step on the weights in one pass (no separate scaling
+ * pass): g = G scale + l2 p, rounded to FS_T, then p -= g lr. */
+static FS_TARGET void FN(sgd_step)(FS_T *p, const FS_T *G, Py_ssize_t n, FS_T scale, FS_T l2,
+                                   FS_T lr)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        FS_T g = G[i] * scale + l2 * p[i];
+        p[i] -= g * lr;
+    }
+}
+
 /* ----------------------------------------------- block matrix products */
 #define FS_XT FS_T
 #define FS_XS f
