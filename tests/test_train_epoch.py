@@ -137,8 +137,8 @@ def new_state(kind, W, b):
 
 
 def run_both(module, kind, dtype, *, x_kind="float", weighted=False, l2=0.0, fit_intercept=True,
-             batch_size=8, epochs=2, weight_mean=None, C=5):  # fmt: skip
-    rng, X, y, W, b, sw = make_problem(dtype, x_kind, C=C)
+             batch_size=8, epochs=2, weight_mean=None, C=5, n=37, d=13):  # fmt: skip
+    rng, X, y, W, b, sw = make_problem(dtype, x_kind, n=n, d=d, C=C)
     sw = sw if weighted else None
     hp = HYPERPARAMETERS[kind]
     W_ref, b_ref = W.copy(), b.copy()
@@ -225,6 +225,23 @@ def test_class_counts_and_batch_sizes(epoch_backend, C, batch_size):
     # 4-row tail, and larger than the data
     result, reference = run_both(epoch_backend, "adam", np.float32, C=C, batch_size=batch_size)
     assert_same(result, reference, np.float32)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("kind", ["sgd", "momentum"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch_size", [37, 128])
+def test_mnist_shaped_minibatches_split_into_chunks(
+    epoch_backend, restore_num_threads, threads, kind, dtype, batch_size
+):
+    # 784 features: a minibatch spans several cache-sized chunks of rows (the
+    # compiled kernels work through ~128 KiB of X at a time), plus a tail.
+    fastsoftmax.set_num_threads(threads)
+    result, reference = run_both(
+        epoch_backend, kind, dtype, batch_size=batch_size, C=10, n=300, d=784, weighted=True,
+        l2=0.01,
+    )
+    assert_same(result, reference, dtype)
 
 
 def test_agrees_with_the_learners_module(epoch_backend):
