@@ -93,6 +93,33 @@ def _same_buffer(a, b):
     )
 
 
+def _out_view(out, perm, x2):
+    """``out`` in the layout of the kernel's input ``x2``, or None where a kernel can't write it.
+
+    The kernel writes straight into ``out`` when its memory already has that
+    layout and dtype, unless that would overlap the input in any way other
+    than exact aliasing.
+    """
+    if out is None or out.dtype != x2.dtype:
+        return None
+    moved = out if perm is None else out.transpose(perm)
+    if not moved.flags.c_contiguous:
+        return None
+    view = moved.reshape(x2.shape)
+    if np.may_share_memory(view, x2) and not _same_buffer(view, x2):
+        return None
+    return view
+
+
+def _deliver(result, out, rdtype):
+    """Return ``result`` through ``out``, or as an array (scalar if 0-d) of dtype ``rdtype``."""
+    with np.errstate(over="ignore"):  # float16 results may round to -inf
+        if out is not None:
+            np.copyto(out, result, casting="unsafe")
+            return out
+        return _scalar_if_0d(result.astype(rdtype, copy=False))
+
+
 def _rowwise(kernel_name, x, axis, out, backend, name="x"):
     """Shared body of softmax and log_softmax: an elementwise-shaped row-wise kernel."""
     x = as_numeric_array(x, name)
@@ -104,15 +131,7 @@ def _rowwise(kernel_name, x, axis, out, backend, name="x"):
     kernel = getattr(_kernels(backend), kernel_name)
     x2, perm, moved_shape = _as_rows(x, axes, cdtype)
 
-    # Write straight into ``out`` when its memory already has the row layout,
-    # unless that would overlap the input in any way other than exact aliasing.
-    out2 = None
-    if out is not None and cdtype == rdtype:
-        out_moved = out if perm is None else out.transpose(perm)
-        if out_moved.flags.c_contiguous:
-            candidate = out_moved.reshape(x2.shape)
-            if not np.may_share_memory(candidate, x2) or _same_buffer(candidate, x2):
-                out2 = candidate
+    out2 = _out_view(out, perm, x2)
     direct = out2 is not None
     if not direct:
         out2 = np.empty(x2.shape, cdtype)
@@ -123,14 +142,7 @@ def _rowwise(kernel_name, x, axis, out, backend, name="x"):
     result = out2.reshape(moved_shape)
     if perm is not None:
         result = result.transpose(_inverse(perm))
-    if out is not None:
-        with np.errstate(over="ignore"):  # float16 results may round to -inf
-            np.copyto(out, result, casting="unsafe")
-        return out
-    if rdtype != cdtype:
-        with np.errstate(over="ignore"):
-            result = result.astype(rdtype)
-    return _scalar_if_0d(result)
+    return _deliver(result, out, rdtype)
 
 
 # ---------------------------------------------------------------------------
@@ -672,22 +684,15 @@ def sigmoid(x, *, out=None, backend=None):
     if out is not None:
         check_out(out, x.shape, rdtype)
     x1 = np.ascontiguousarray(x, dtype=cdtype).reshape(-1)
-    direct = (
-        out is not None
-        and cdtype == rdtype
-        and out.flags.c_contiguous
-        and (not np.may_share_memory(out, x1) or _same_buffer(out.reshape(-1), x1))
-    )
-    out1 = out.reshape(-1) if direct else np.empty(x1.shape, cdtype)
+    out1 = _out_view(out, None, x1)
+    direct = out1 is not None
+    if not direct:
+        out1 = np.empty(x1.shape, cdtype)
     if x1.size:
         _kernels(backend).sigmoid(x1, out1)
     if direct:
         return out
-    result = out1.reshape(x.shape)
-    if out is not None:
-        np.copyto(out, result, casting="unsafe")
-        return out
-    return _scalar_if_0d(result.astype(rdtype, copy=False))
+    return _deliver(out1.reshape(x.shape), out, rdtype)
 
 
 def _check_logits_1d(logits, name="logits"):
