@@ -1186,9 +1186,8 @@ def _epoch_kernel(trainer, X):
     """The compiled whole-epoch kernel to train with, or None for the Python minibatch loop.
 
     The kernel implements the built-in learners only (not subclasses).  It is taken
-    from the current backend, or from numba when the current backend is the compiled
-    Cython one (which has none): the per-minibatch Python overhead is then the
-    bottleneck, and the numba kernel removes it.
+    from the current backend; a Cython build without ``train_epoch`` borrows numba's,
+    since the per-minibatch Python overhead would otherwise be the bottleneck.
     """
     from .backends import get_backend, get_module
     from .learners import LEARNERS
