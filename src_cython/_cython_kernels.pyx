@@ -50,19 +50,26 @@ cdef extern from "fs_simd.h" nogil:
     void fs_sgd_step_f32(float *p, const float *G, Py_ssize_t n, float scale, float l2, float lr)
     void fs_sgd_step_f64(double *p, const double *G, Py_ssize_t n, double scale, double l2,
                          double lr)
-    double fs_ce_residual_rows_f32(float *Z, Py_ssize_t n, Py_ssize_t C, const Py_ssize_t *y,
+    # Z class-major: Z[c n + i] is row i, class c
+    double fs_ce_residual_cols_f32(float *Z, Py_ssize_t n, Py_ssize_t C, const Py_ssize_t *y,
                                    const float *sw, double *db)
-    double fs_ce_residual_rows_f64(double *Z, Py_ssize_t n, Py_ssize_t C, const Py_ssize_t *y,
+    double fs_ce_residual_cols_f64(double *Z, Py_ssize_t n, Py_ssize_t C, const Py_ssize_t *y,
                                    const double *sw, double *db)
-    # X as a table of row pointers; bwd prefetches the rows next[0..n) (or none if NULL)
+    # X as a table of row pointers; both products prefetch the rows next[0..n)
+    # (or none if NULL); fwd writes Z[i rs + c cs] = (X WT^T + b)[i, c], bwd
+    # reads R class-major
     void fs_fwd_f_f32(const float **rows, Py_ssize_t n, Py_ssize_t d, const float *WT,
-                      Py_ssize_t C, float *Z)
+                      const float *b, Py_ssize_t C, float *Z, Py_ssize_t rs, Py_ssize_t cs,
+                      const float **next)
     void fs_fwd_f_f64(const double **rows, Py_ssize_t n, Py_ssize_t d, const double *WT,
-                      Py_ssize_t C, double *Z)
+                      const double *b, Py_ssize_t C, double *Z, Py_ssize_t rs, Py_ssize_t cs,
+                      const double **next)
     void fs_fwd_u8_f32(const uint8_t **rows, Py_ssize_t n, Py_ssize_t d, const float *WT,
-                       Py_ssize_t C, float *Z)
+                       const float *b, Py_ssize_t C, float *Z, Py_ssize_t rs, Py_ssize_t cs,
+                       const uint8_t **next)
     void fs_fwd_u8_f64(const uint8_t **rows, Py_ssize_t n, Py_ssize_t d, const double *WT,
-                       Py_ssize_t C, double *Z)
+                       const double *b, Py_ssize_t C, double *Z, Py_ssize_t rs, Py_ssize_t cs,
+                       const uint8_t **next)
     void fs_bwd_f_f32(const float **rows, Py_ssize_t n, Py_ssize_t d, const float *R,
                       Py_ssize_t C, float *dWT, const float **next)
     void fs_bwd_f_f64(const double **rows, Py_ssize_t n, Py_ssize_t d, const double *R,
@@ -157,26 +164,29 @@ cdef inline floating _bce(floating z, floating y) noexcept nogil:
 
 
 cdef inline void _fwd(const xtype **rows, Py_ssize_t n, Py_ssize_t d, const floating *WT,
-                      Py_ssize_t C, floating *Z) noexcept nogil:
-    # Z (n, C) += X (n, d) @ WT (C, d)^T, X given by its row pointers;
-    # X is floating (the same type) or uint8
+                      const floating *b, Py_ssize_t C, floating *Z, Py_ssize_t rs, Py_ssize_t cs,
+                      const xtype **next) noexcept nogil:
+    # Z = X (n, d) @ WT (C, d)^T + b with Z[i rs + c cs] for row i, class c
+    # (row-major: rs = C, cs = 1; class-major: rs = 1, cs = n), X given by
+    # its row pointers, floating (the same type) or uint8; meanwhile
+    # prefetches the rows next[0..n) (unless next is NULL)
     if xtype is uint8_t:
         if floating is float:
-            fs_fwd_u8_f32(rows, n, d, WT, C, Z)
+            fs_fwd_u8_f32(rows, n, d, WT, b, C, Z, rs, cs, next)
         else:
-            fs_fwd_u8_f64(rows, n, d, WT, C, Z)
+            fs_fwd_u8_f64(rows, n, d, WT, b, C, Z, rs, cs, next)
     elif xtype is float:
         if floating is float:
-            fs_fwd_f_f32(rows, n, d, WT, C, Z)
+            fs_fwd_f_f32(rows, n, d, WT, b, C, Z, rs, cs, next)
     else:
         if floating is double:
-            fs_fwd_f_f64(rows, n, d, WT, C, Z)
+            fs_fwd_f_f64(rows, n, d, WT, b, C, Z, rs, cs, next)
 
 
 cdef inline void _bwd(const xtype **rows, Py_ssize_t n, Py_ssize_t d, const floating *R,
                       Py_ssize_t C, floating *dWT, const xtype **next) noexcept nogil:
-    # dWT (C, d) += R (n, C)^T @ X (n, d); meanwhile prefetches the rows
-    # next[0..n) (unless next is NULL)
+    # dWT (C, d) += R^T @ X (n, d), R class-major (R[c n + i]); meanwhile
+    # prefetches the rows next[0..n) (unless next is NULL)
     if xtype is uint8_t:
         if floating is float:
             fs_bwd_u8_f32(rows, n, d, R, C, dWT, next)
@@ -199,12 +209,22 @@ cdef inline void _block_rows(const xtype *X, Py_ssize_t n, Py_ssize_t n_after, P
         next[i] = X + (n + min(i, n_after - 1)) * d if n_after > 0 else X
 
 
-cdef inline void _init_rows(floating *Z, Py_ssize_t n, Py_ssize_t C,
-                            const floating *b) noexcept nogil:
-    cdef Py_ssize_t i, c
-    for i in range(n):
-        for c in range(C):
-            Z[i * C + c] = b[c]
+cdef double _softmax_ce_chunk(const xtype **rows, const xtype **next, Py_ssize_t n, Py_ssize_t d,
+                              const floating *WT, const floating *b, Py_ssize_t C,
+                              const Py_ssize_t *y, const floating *sw, floating *Z,
+                              floating *dWT, double *db) noexcept nogil:
+    # A chunk of rows small enough to stay in L2: logits in Z (class-major,
+    # n C entries), the residual s (P - Y) in place with its class sums added
+    # to db, then dWT += residual^T X from the cached rows.  Both products
+    # prefetch the rows next[0..n) (unless next is NULL).  Returns sum s CE.
+    cdef double loss
+    _fwd(rows, n, d, WT, b, C, Z, 1, n, next)
+    if floating is float:
+        loss = fs_ce_residual_cols_f32(Z, n, C, y, sw, db)
+    else:
+        loss = fs_ce_residual_cols_f64(Z, n, C, y, sw, db)
+    _bwd(rows, n, d, Z, C, dWT, next)
+    return loss
 
 
 # ------------------------------------------------------------------------
@@ -259,13 +279,15 @@ def cross_entropy(const floating[:, ::1] logits, const Py_ssize_t[::1] y, floati
 cdef void _linear_rows(const xtype *X, Py_ssize_t n, Py_ssize_t d, const floating *WT,
                        const floating *b, Py_ssize_t C, floating *Z) noexcept nogil:
     cdef const xtype *rows[MAX_BLOCK]
+    cdef const xtype *ahead[MAX_BLOCK]
     cdef Py_ssize_t a = 0, m, i
     while a < n:
         m = min(<Py_ssize_t>MAX_BLOCK, n - a)
         for i in range(m):
             rows[i] = X + (a + i) * d
-        _init_rows(Z + a * C, m, C, b)
-        _fwd(rows, m, d, WT, C, Z + a * C)
+            # prefetch distance: the hardware prefetcher alone leaves loads waiting
+            ahead[i] = X + min(a + i + 24, n - 1) * d
+        _fwd(rows, m, d, WT, b, C, Z + a * C, C, 1, ahead)
         a += m
 
 
@@ -287,21 +309,13 @@ cdef double _softmax_ce_block(const xtype *X, Py_ssize_t n, Py_ssize_t n_after, 
                               const floating *WT, const floating *b, Py_ssize_t C,
                               const Py_ssize_t *y, const floating *sw, floating *Z,
                               floating *dWT, double *db) noexcept nogil:
-    # One block of rows, read from memory once: logits, residual P - Y (in
-    # L1), then the gradient from the same cached rows, while the rows after
-    # the block are prefetched.
-    cdef double loss
+    # One block of rows, read from memory once, while the rows after it are
+    # prefetched.
     cdef const xtype *rows[MAX_BLOCK]
     cdef const xtype *next[MAX_BLOCK]
     _block_rows(X, n, n_after, d, rows, next)
-    _init_rows(Z, n, C, b)
-    _fwd(rows, n, d, WT, C, Z)
-    if floating is float:
-        loss = fs_ce_residual_rows_f32(Z, n, C, y, sw, db)
-    else:
-        loss = fs_ce_residual_rows_f64(Z, n, C, y, sw, db)
-    _bwd(rows, n, d, Z, C, dWT, next if n_after > 0 else NULL)
-    return loss
+    return _softmax_ce_chunk(rows, next if n_after > 0 else NULL, n, d, WT, b, C, y, sw, Z, dWT,
+                             db)
 
 
 def softmax_cross_entropy_grad(const xtype[:, ::1] X, const floating[:, ::1] WT,
@@ -313,7 +327,7 @@ def softmax_cross_entropy_grad(const xtype[:, ::1] X, const floating[:, ::1] WT,
 
     Adds thread ``t``'s share of ``X^T (s (P - Y))`` (transposed, (C, d)) to
     ``dWT_acc[t]`` and of the column sums of ``s (P - Y)`` to ``db_acc[t]``;
-    ``Z_buf`` (threads, block, C) is scratch.  An empty ``sample_weight``
+    ``Z_buf`` (threads, block, C) is scratch (a block's logits, class-major).  An empty ``sample_weight``
     means unit weights.  Returns ``sum_i s_i CE_i``.
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], C = WT.shape[0]
@@ -344,9 +358,7 @@ cdef double _logistic_block(const xtype *X, Py_ssize_t n, Py_ssize_t n_after, Py
     cdef const xtype *rows[MAX_BLOCK]
     cdef const xtype *next[MAX_BLOCK]
     _block_rows(X, n, n_after, d, rows, next)
-    for i in range(n):
-        z[i] = b
-    _fwd(rows, n, d, w, 1, z)
+    _fwd(rows, n, d, w, &b, 1, z, 1, n, next if n_after > 0 else NULL)
     for i in range(n):
         s = sw[i] if sw != NULL else 1
         loss += s * _bce(z[i], y[i])
@@ -515,19 +527,12 @@ cdef void _epoch_part(const xtype **rows, const xtype **next_rows, Py_ssize_t a,
     while s < e:
         m = min(chunk, e - s)
         # the rows after this chunk (this share's rows of the next minibatch
-        # after the last chunk) are prefetched by its backward product
+        # after the last chunk) are prefetched by its two products
         for i in range(m):
             q = s + m + i
             pf[i] = rows[q] if q < e else next_rows[min(a + q - e, e - 1)]
-        _init_rows(Z + s * C, m, C, b)
-        _fwd(rows + s, m, d, p, C, Z + s * C)
-        if floating is float:
-            data[0] += fs_ce_residual_rows_f32(Z + s * C, m, C, yb + s,
-                                               swb + s if swb != NULL else NULL, gb_sum)
-        else:
-            data[0] += fs_ce_residual_rows_f64(Z + s * C, m, C, yb + s,
-                                               swb + s if swb != NULL else NULL, gb_sum)
-        _bwd(rows + s, m, d, Z + s * C, C, g, pf)
+        data[0] += _softmax_ce_chunk(rows + s, pf, m, d, p, b, C, yb + s,
+                                     swb + s if swb != NULL else NULL, Z + s * C, g, gb_sum)
         s += m
 
 

@@ -9,6 +9,11 @@
  * 4 vectors of features x 5 classes of gradient while it streams the rows of
  * the block.  The tile functions are always inlined with constant R/CB/JB so
  * the compiler fully unrolls them into registers.
+ *
+ * Both products prefetch into L2 the rows of the next block (the table
+ * `next`): the forward pass while it computes its first group of classes,
+ * the backward pass again while it streams the block.  Spread over the whole
+ * block, the next block's memory traffic hides behind the arithmetic.
  */
 
 #define GN(name) FN(FS_CAT(name, FS_XS))
@@ -16,8 +21,9 @@
 /* X is given as a table of row pointers (rows[i] -> row i, d entries), so a
  * minibatch of rows in random order is used in place, without a copy. */
 
-FS_DEF void GN(fwd_tile)(const FS_XT *const *rows, Py_ssize_t d, const FS_T *WT, FS_T *Z,
-                         Py_ssize_t C, const int R, const int CB, const FS_XT *const *pf)
+FS_DEF void GN(fwd_tile)(const FS_XT *const *rows, Py_ssize_t d, const FS_T *WT, const FS_T *b,
+                         FS_T *Z, Py_ssize_t rs, Py_ssize_t cs, const int R, const int CB,
+                         const FS_XT *const *pf)
 {
     const FS_XT *x[4];
     VF acc[4][5];
@@ -28,7 +34,6 @@ FS_DEF void GN(fwd_tile)(const FS_XT *const *rows, Py_ssize_t d, const FS_T *WT,
     for (; j + FS_V <= d; j += FS_V) {
         VF xv[4];
         for (int r = 0; r < R; r++) xv[r] = FS_LOADX(x[r] + j);
-        /* rows ahead: the hardware prefetcher alone leaves the loads waiting */
         if (pf && (j * sizeof(FS_XT)) % 64 == 0)
             for (int r = 0; r < R; r++) __builtin_prefetch(pf[r] + j, 0, 2);
         for (int c = 0; c < CB; c++) {
@@ -40,32 +45,35 @@ FS_DEF void GN(fwd_tile)(const FS_XT *const *rows, Py_ssize_t d, const FS_T *WT,
         for (int c = 0; c < CB; c++) {
             FS_T s = FN(hsum)(acc[r][c]);
             for (Py_ssize_t t = j; t < d; t++) s += (FS_T)x[r][t] * WT[c * d + t];
-            Z[r * C + c] += s;
+            Z[r * rs + c * cs] = s + b[c];
         }
 }
 
-/* Z (n, C) += X (n, d) @ WT (C, d)^T */
+/* Z = X (n, d) @ WT (C, d)^T + b, where Z[i rs + c cs] is row i, class c
+ * (so Z may be row-major or class-major); prefetches the rows next[0..n) (if
+ * next is not NULL) meanwhile. */
 static FS_TARGET void GN(fwd)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t d,
-                              const FS_T *WT, Py_ssize_t C, FS_T *Z)
+                              const FS_T *WT, const FS_T *b, Py_ssize_t C, FS_T *Z,
+                              Py_ssize_t rs, Py_ssize_t cs, const FS_XT *const *next)
 {
     Py_ssize_t i = 0, c;
     for (; i + 4 <= n; i += 4) {
-        /* prefetch into L2 the rows 24 ahead (the next tile near the end),
-         * while computing the first group of classes only */
-        const FS_XT *const *pf = i + 28 <= n ? rows + i + 24 : i + 8 <= n ? rows + i + 4 : NULL;
+        const FS_XT *const *pf = next ? next + i : NULL;
+        FS_T *z = Z + i * rs;
         for (c = 0; c + 5 <= C; c += 5)
-            GN(fwd_tile)(rows + i, d, WT + c * d, Z + i * C + c, C, 4, 5, c ? NULL : pf);
+            GN(fwd_tile)(rows + i, d, WT + c * d, b + c, z + c * cs, rs, cs, 4, 5, c ? NULL : pf);
         for (; c < C; c++)
-            GN(fwd_tile)(rows + i, d, WT + c * d, Z + i * C + c, C, 4, 1, c ? NULL : pf);
+            GN(fwd_tile)(rows + i, d, WT + c * d, b + c, z + c * cs, rs, cs, 4, 1, c ? NULL : pf);
     }
     for (; i < n; i++) {
-        for (c = 0; c + 5 <= C; c += 5) GN(fwd_tile)(rows + i, d, WT + c * d, Z + i * C + c, C, 1, 5, NULL);
-        for (; c < C; c++) GN(fwd_tile)(rows + i, d, WT + c * d, Z + i * C + c, C, 1, 1, NULL);
+        FS_T *z = Z + i * rs;
+        for (c = 0; c + 5 <= C; c += 5) GN(fwd_tile)(rows + i, d, WT + c * d, b + c, z + c * cs, rs, cs, 1, 5, NULL);
+        for (; c < C; c++) GN(fwd_tile)(rows + i, d, WT + c * d, b + c, z + c * cs, rs, cs, 1, 1, NULL);
     }
 }
 
 FS_DEF void GN(bwd_tile)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t j, const FS_T *R,
-                         Py_ssize_t C, FS_T *dWT, Py_ssize_t d, const int JB, const int CB,
+                         FS_T *dWT, Py_ssize_t d, const int JB, const int CB,
                          const FS_XT *const *next)
 {
     VF acc[4][5];
@@ -81,7 +89,7 @@ FS_DEF void GN(bwd_tile)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t j, c
             for (int b = 0; b < JB; b++)
                 if ((b * FS_V * sizeof(FS_XT)) % 64 == 0) __builtin_prefetch(next[i] + j + b * FS_V, 0, 2);
         for (int c = 0; c < CB; c++) {
-            VF r = FN(splat)(R[i * C + c]);
+            VF r = FN(splat)(R[c * n + i]);
             for (int b = 0; b < JB; b++) acc[b][c] += xv[b] * r;
         }
     }
@@ -89,26 +97,26 @@ FS_DEF void GN(bwd_tile)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t j, c
         for (int b = 0; b < JB; b++) FN(store)(dWT + c * d + b * FS_V, acc[b][c]);
 }
 
-/* dWT (C, d) += R (n, C)^T @ X (n, d); prefetches the rows next[0..n) (if
- * next is not NULL) meanwhile */
+/* dWT (C, d) += R^T @ X (n, d), R class-major (R[c n + i] is row i, class
+ * c); prefetches the rows next[0..n) (if next is not NULL) meanwhile */
 static FS_TARGET void GN(bwd)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t d, const FS_T *R,
                               Py_ssize_t C, FS_T *dWT, const FS_XT *const *next)
 {
     Py_ssize_t j = 0, c;
     for (; j + 4 * FS_V <= d; j += 4 * FS_V) {
         for (c = 0; c + 5 <= C; c += 5)
-            GN(bwd_tile)(rows, n, j, R + c, C, dWT + c * d + j, d, 4, 5, c ? NULL : next);
+            GN(bwd_tile)(rows, n, j, R + c * n, dWT + c * d + j, d, 4, 5, c ? NULL : next);
         for (; c < C; c++)
-            GN(bwd_tile)(rows, n, j, R + c, C, dWT + c * d + j, d, 4, 1, c ? NULL : next);
+            GN(bwd_tile)(rows, n, j, R + c * n, dWT + c * d + j, d, 4, 1, c ? NULL : next);
     }
     for (; j + FS_V <= d; j += FS_V) {
-        for (c = 0; c + 5 <= C; c += 5) GN(bwd_tile)(rows, n, j, R + c, C, dWT + c * d + j, d, 1, 5, NULL);
-        for (; c < C; c++) GN(bwd_tile)(rows, n, j, R + c, C, dWT + c * d + j, d, 1, 1, NULL);
+        for (c = 0; c + 5 <= C; c += 5) GN(bwd_tile)(rows, n, j, R + c * n, dWT + c * d + j, d, 1, 5, NULL);
+        for (; c < C; c++) GN(bwd_tile)(rows, n, j, R + c * n, dWT + c * d + j, d, 1, 1, NULL);
     }
     for (; j < d; j++)
         for (c = 0; c < C; c++) {
             FS_T s = 0;
-            for (Py_ssize_t i = 0; i < n; i++) s += R[i * C + c] * (FS_T)rows[i][j];
+            for (Py_ssize_t i = 0; i < n; i++) s += R[c * n + i] * (FS_T)rows[i][j];
             dWT[c * d + j] += s;
         }
 }

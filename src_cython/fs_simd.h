@@ -116,7 +116,7 @@
     X(softmax_rows, S, void, (const T *x, T *out, Py_ssize_t n, Py_ssize_t k), (x, out, n, k))     \
     X(log_softmax_rows, S, void, (const T *x, T *out, Py_ssize_t n, Py_ssize_t k), (x, out, n, k)) \
     X(logsumexp_rows, S, void, (const T *x, T *out, Py_ssize_t n, Py_ssize_t k), (x, out, n, k))   \
-    X(ce_residual_rows, S, double,                                                                 \
+    X(ce_residual_cols, S, double,                                                                 \
       (T *Z, Py_ssize_t n, Py_ssize_t C, const Py_ssize_t *y, const T *sw, double *db),             \
       (Z, n, C, y, sw, db))                                                                        \
     X(cross_entropy_rows, S, void,                                                                 \
@@ -125,12 +125,13 @@
     X(sgd_step, S, void, (T *p, const T *G, Py_ssize_t n, T scale, T l2, T lr),                    \
       (p, G, n, scale, l2, lr))                                                                    \
     X(fwd_f, S, void,                                                                              \
-      (const T *const *rows, Py_ssize_t n, Py_ssize_t d, const T *WT, Py_ssize_t C, T *Z),         \
-      (rows, n, d, WT, C, Z))                                                                      \
+      (const T *const *rows, Py_ssize_t n, Py_ssize_t d, const T *WT, const T *b, Py_ssize_t C,    \
+       T *Z, Py_ssize_t rs, Py_ssize_t cs, const T *const *next),                                  \
+      (rows, n, d, WT, b, C, Z, rs, cs, next))                                                     \
     X(fwd_u8, S, void,                                                                             \
-      (const unsigned char *const *rows, Py_ssize_t n, Py_ssize_t d, const T *WT, Py_ssize_t C,    \
-       T *Z),                                                                                      \
-      (rows, n, d, WT, C, Z))                                                                      \
+      (const unsigned char *const *rows, Py_ssize_t n, Py_ssize_t d, const T *WT, const T *b,      \
+       Py_ssize_t C, T *Z, Py_ssize_t rs, Py_ssize_t cs, const unsigned char *const *next),        \
+      (rows, n, d, WT, b, C, Z, rs, cs, next))                                                     \
     X(bwd_f, S, void,                                                                              \
       (const T *const *rows, Py_ssize_t n, Py_ssize_t d, const T *R, Py_ssize_t C, T *dWT,         \
        const T *const *next),                                                                      \

@@ -260,6 +260,40 @@ FS_DEF VF FN(vexp)(VF x)
 }
 #endif
 
+/* Vector log of a sum of exponentials shifted by their max: x is 0, +inf,
+ * NaN or a normal number >= 1 (no subnormal or negative input).  x = 2^e m
+ * with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(s), s = (m - 1) / (m + 1),
+ * |s| <= 0.172, by its odd series (to s^9 in float, s^23 in double: both
+ * below half an ulp). */
+FS_DEF VF FN(vlog_sum)(VF x)
+{
+#if FS_F32
+    const int mant = 23, bias = 127;
+    const FS_I one_bits = 0x3f800000, mant_mask = 0x007fffff;
+    const FS_T ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+#else
+    const int mant = 52, bias = 1023;
+    const FS_I one_bits = 0x3ff0000000000000LL, mant_mask = 0x000fffffffffffffLL;
+    const FS_T ln2_hi = 0.693145751953125, ln2_lo = 1.42860682030941723212e-6;
+#endif
+    VI bits = (VI)x;
+    VF m = (VF)((bits & mant_mask) | one_bits); /* [1, 2) */
+    VI big = m > FN(splat)((FS_T)1.41421356237309504880);
+    m = FN(blend)(big, m * (FS_T)0.5, m);
+    VF e = __builtin_convertvector((bits >> mant) - bias - big, VF); /* big is -1 where true */
+    VF s = (m - 1) / (m + 1), s2 = s * s;
+#if FS_F32
+    VF p = (((FS_T)(1.0 / 9) * s2 + (FS_T)(1.0 / 7)) * s2 + (FS_T)(1.0 / 5)) * s2 + (FS_T)(1.0 / 3);
+#else
+    VF p = FN(splat)(1.0 / 23);
+    for (int k = 21; k >= 3; k -= 2) p = p * s2 + 1.0 / k;
+#endif
+    VF r = e * ln2_hi + (e * ln2_lo + (s + s * (s2 * p)) * 2);
+    r = FN(blend)(x == FN(splat)(0), FN(splat)(-(FS_T)INFINITY), r);
+    r = FN(blend)(x == FN(splat)((FS_T)INFINITY), x, r);
+    return FN(blend)(x == x, r, x);
+}
+
 /* ---------------------------------------------------------------- rows */
 
 /* Max of a row, ignoring NaN (a NaN row still gives NaN results because the
@@ -549,72 +583,58 @@ static FS_TARGET void FN(cross_entropy_rows)(const FS_T *x, const Py_ssize_t *y,
     FN(lse_rows)(x, y, out, n, k);
 }
 
-/* ce_residual_rows for C <= 2 FS_V: residual rows stay in registers; db is
- * summed in T over the block (a few hundred rows at most), then added to
- * the double accumulator. */
-FS_DEF double FN(ce_short)(FS_T *Z, Py_ssize_t n, Py_ssize_t C, const Py_ssize_t *y,
-                           const FS_T *sw, double *db, const int ONE)
-{
-    double loss = 0;
-    VI iota;
-    for (int l = 0; l < FS_V; l++) iota[l] = l;
-    VF da = FN(splat)(0), dbv = da;
-    /* Chunks of rows: the logs are taken after each chunk, since a libm call
-     * in the row loop would spill every live vector register. */
-    FS_T sums[64], rest[64];
-    for (Py_ssize_t i0 = 0; i0 < n; i0 += 64) {
-        Py_ssize_t m = n - i0 < 64 ? n - i0 : 64;
-        FS_T *Zc = Z + i0 * C;
-        VF a, b = {0};
-        FS_T sh = FN(short_load)(Zc, C, &a, &b, ONE);
-        for (Py_ssize_t q = 0; q < m; q++) {
-            FS_T s = sw ? sw[i0 + q] : (FS_T)1;
-            VF vsh = FN(splat)(sh);
-            VF ea = FN(vexp)(a - vsh), eb = {0};
-            if (!ONE) eb = FN(vexp)(b - vsh);
-            FS_T sum = FN(hsum)(ONE ? ea : ea + eb);
-            sums[q] = sum;
-            rest[q] = Zc[q * C + y[i0 + q]] - sh;
-            VF scale = FN(splat)(s / sum), vs = FN(splat)(s);
-            VI yv = (VI)FN(splat)(0) + (FS_I)y[i0 + q];
-            ea = ea * scale - (VF)((VI)vs & (iota == yv));
-            da += ea;
-            if (!ONE) {
-                eb = eb * scale - (VF)((VI)vs & (iota + (FS_I)FS_V == yv));
-                dbv += eb;
-            }
-            /* load the next row before storing this one: a load after an
-             * overlapping masked store would wait for it */
-            if (q + 1 < m) sh = FN(short_load)(Zc + (q + 1) * C, C, &a, &b, ONE);
-            FN(short_store)(Zc + q * C, C, ea, eb, ONE);
-        }
-        for (Py_ssize_t q = 0; q < m; q++)
-            loss += (double)(sw ? sw[i0 + q] : (FS_T)1) * (double)((FS_T)FS_LOG(sums[q]) - rest[q]);
-    }
-    Py_ssize_t k0 = ONE ? C : FS_V;
-    for (Py_ssize_t c = 0; c < k0; c++) db[c] += da[c];
-    for (Py_ssize_t c = k0; c < C; c++) db[c] += dbv[c - k0];
-    return loss;
-}
-
-/* Softmax cross-entropy on a block of logits Z (n, C), in place: row i
- * becomes s_i (softmax(z_i) - e_{y_i}) (s_i = sw[i], or 1 if sw is NULL),
- * its columns are added to db, and sum_i s_i CE_i is returned. */
-static FS_TARGET double FN(ce_residual_rows)(FS_T *Z, Py_ssize_t n, Py_ssize_t C,
+/* Softmax cross-entropy on a block of logits stored class-major: Z[c n + i]
+ * is the logit of row i, class c.  In place, row i becomes
+ * s_i (softmax(z_i) - e_{y_i}) (s_i = sw[i], or 1 if sw is NULL), the class
+ * sums of the result are added to db, and sum_i s_i CE_i is returned.
+ * Lanes run over rows, so the max, the exponentials, their sum and the
+ * scaling are plain vector operations with no horizontal step, whatever C. */
+static FS_TARGET double FN(ce_residual_cols)(FS_T *Z, Py_ssize_t n, Py_ssize_t C,
                                              const Py_ssize_t *y, const FS_T *sw, double *db)
 {
     double loss = 0;
-    if (C <= FS_V) return FN(ce_short)(Z, n, C, y, sw, db, 1);
-    if (C <= 2 * FS_V) return FN(ce_short)(Z, n, C, y, sw, db, 0);
-    for (Py_ssize_t i = 0; i < n; i++, Z += C) {
-        FS_T s = sw ? sw[i] : (FS_T)1;
-        FS_T sh = FN(finite_or_zero)(FN(row_max)(Z, C));
-        FS_T zy = Z[y[i]];
-        FS_T sum = FN(row_expsum)(Z, sh, Z, C, NULL, NULL);
-        loss += (double)s * (double)((FS_T)FS_LOG(sum) - (zy - sh));
-        FN(row_apply)(Z, 0, s / sum, Z, C, 0, 0);
-        Z[y[i]] -= s;
-        for (Py_ssize_t c = 0; c < C; c++) db[c] += Z[c];
+    const VF ninf = FN(splat)(-(FS_T)INFINITY), zero = FN(splat)(0);
+    for (Py_ssize_t i = 0; i < n; i += FS_V) {
+        const Py_ssize_t k = n - i < FS_V ? n - i : FS_V; /* rows in this group */
+        FS_T *z = Z + i;
+        VI yv;
+        for (int l = 0; l < FS_V; l++) yv[l] = l < k ? (FS_I)y[i + l] : -1;
+        /* shift: the row max (ignoring NaN), 0 if it is not finite */
+        VF m = ninf, zy = zero;
+        for (Py_ssize_t c = 0; c < C; c++) {
+            VF v = k == FS_V ? FN(load)(z + c * n) : FN(load_part)(z + c * n, k, -(FS_T)INFINITY);
+            m = FN(vmax)(m, v);
+            zy = FN(blend)(yv == (FS_I)c, v, zy);
+        }
+        m = FN(blend)(m - m == zero, m, zero);
+        VF sum = zero;
+        for (Py_ssize_t c = 0; c < C; c++) {
+            VF v = k == FS_V ? FN(load)(z + c * n) : FN(load_part)(z + c * n, k, -(FS_T)INFINITY);
+            VF e = FN(vexp)(v - m);
+            sum += e;
+            if (k == FS_V) FN(store)(z + c * n, e);
+            else FN(store_part)(z + c * n, e, k);
+        }
+        VF w = sw ? (k == FS_V ? FN(load)(sw + i) : FN(load_part)(sw + i, k, 0)) : FN(splat)(1);
+        VF scale = w / sum;
+        for (Py_ssize_t c = 0; c < C; c++) {
+            VF e = k == FS_V ? FN(load)(z + c * n) : FN(load_part)(z + c * n, k, 0);
+            VF r = e * scale - (VF)((VI)w & (yv == (FS_I)c));
+            if (k == FS_V) FN(store)(z + c * n, r);
+            else FN(store_part)(z + c * n, r, k);
+        }
+        /* CE_i = log(sum_i) - (z_{i, y_i} - shift_i), as the row kernels do */
+        union { VF v; FS_T a[FS_V]; } ce = {FN(vlog_sum)(sum) - (zy - m)}, uw = {w};
+        for (Py_ssize_t l = 0; l < k; l++) loss += (double)uw.a[l] * (double)ce.a[l];
+    }
+    for (Py_ssize_t c = 0; c < C; c++) {
+        const FS_T *r = Z + c * n;
+        Py_ssize_t i = 0;
+        VF acc = zero;
+        for (; i + FS_V <= n; i += FS_V) acc += FN(load)(r + i);
+        FS_T t = FN(hsum)(acc);
+        for (; i < n; i++) t += r[i];
+        db[c] += t;
     }
     return loss;
 }

@@ -400,6 +400,24 @@ def test_softmax_cross_entropy_grad_weights_drop_and_scale(mod, dtype, rng):
     np.testing.assert_array_equal(db, 0)
 
 
+@pytest.mark.parametrize("C", [2, 10, 37])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_cross_entropy_grad_huge_logits(mod, dtype, C, rng):
+    # Logits in the thousands: exp overflows without the max shift, and each
+    # row's loss is mostly max - z_y.  45 rows: whole and partial row groups.
+    from scipy.special import logsumexp
+
+    X, W, b, y = _problem(rng, 45, 3, C, dtype, "float")
+    W = (3000 * W).astype(dtype)
+    logits = X.astype(np.float64) @ W.astype(np.float64) + b
+    expected_loss = float(np.mean(logsumexp(logits, axis=1) - logits[np.arange(45), y]))
+    loss, dW, db = _softmax_grad(mod, X, W, b, y, None, 0.0)
+    _assert_close(loss, expected_loss, dtype, _finite_max_abs(logits), "loss vs float64 logsumexp")
+    ref_loss, ref_dW, ref_db = _softmax_grad(get_module("numpy"), X, W, b, y, None, 0.0)
+    _assert_close(dW, ref_dW, dtype, _grad_scale(X, W, 0.0), "dW vs numpy")
+    _assert_close(db, ref_db, dtype, 1.0, "db vs numpy")
+
+
 # -- sigmoid, binary_cross_entropy, logistic_loss_grad -------------------------------------
 
 
