@@ -377,21 +377,38 @@ FS_DEF void FN(stream_fence)(void)
 }
 
 /* out = (x - a) OP b lane-wise (OP: 0 multiply, 1 subtract), out may be x;
- * with nt, full vectors are stored non-temporally. */
+ * with nt, full vectors are stored non-temporally.  Returns the max of the
+ * row xn (ignoring NaN, as row_max) read in the same loop, or -inf if xn is
+ * NULL: the streaming row kernels take the next row's max here, where the
+ * loop waits on stores anyway, instead of in a pass of its own. */
 FS_DEF VF FN(apply)(VF v, VF a, VF b, const int OP) { return OP ? (v - a) - b : (v - a) * b; }
 
-FS_DEF void FN(row_apply)(const FS_T *x, FS_T a, FS_T b, FS_T *out, Py_ssize_t k, int nt,
-                          const int OP)
+FS_DEF FS_T FN(row_apply)(const FS_T *x, FS_T a, FS_T b, FS_T *out, Py_ssize_t k, int nt,
+                          const int OP, const FS_T *xn)
 {
     Py_ssize_t j = 0;
-    VF va = FN(splat)(a), vb = FN(splat)(b);
+    VF va = FN(splat)(a), vb = FN(splat)(b), m = FN(splat)(-(FS_T)INFINITY);
+    FS_T ms = -(FS_T)INFINITY;
     if (nt) {
-        for (; j < k && ((uintptr_t)(out + j) % FS_VBYTES); j++)
+        for (; j < k && ((uintptr_t)(out + j) % FS_VBYTES); j++) {
             out[j] = OP ? (x[j] - a) - b : (x[j] - a) * b;
-        for (; j + FS_V <= k; j += FS_V) FN(store_nt)(out + j, FN(apply)(FN(load)(x + j), va, vb, OP));
+            if (xn && xn[j] > ms) ms = xn[j];
+        }
+        for (; j + FS_V <= k; j += FS_V) {
+            FN(store_nt)(out + j, FN(apply)(FN(load)(x + j), va, vb, OP));
+            if (xn) m = FN(vmax)(m, FN(load)(xn + j));
+        }
     }
-    for (; j + FS_V <= k; j += FS_V) FN(store)(out + j, FN(apply)(FN(load)(x + j), va, vb, OP));
-    if (j < k) FN(store_part)(out + j, FN(apply)(FN(load_part)(x + j, k - j, 0), va, vb, OP), k - j);
+    for (; j + FS_V <= k; j += FS_V) {
+        FN(store)(out + j, FN(apply)(FN(load)(x + j), va, vb, OP));
+        if (xn) m = FN(vmax)(m, FN(load)(xn + j));
+    }
+    if (j < k) {
+        FN(store_part)(out + j, FN(apply)(FN(load_part)(x + j, k - j, 0), va, vb, OP), k - j);
+        if (xn) m = FN(vmax)(m, FN(load_part)(xn + j, k - j, -(FS_T)INFINITY));
+    }
+    FS_T mv = FN(hmax)(m);
+    return mv > ms ? mv : ms;
 }
 
 /* Stream the output of row kernels over arrays this large (long rows only) */
@@ -503,15 +520,17 @@ static FS_TARGET void FN(softmax_rows)(const FS_T *x, FS_T *out, Py_ssize_t n, P
         return;
     }
     /* Large arrays: the exponentials go to a scratch row that stays in
-     * cache, and the result is streamed to out once. */
+     * cache, the result is streamed to out once, and the next row's max is
+     * taken in that same loop. */
     FS_T *scratch = FS_STREAM(n, k) ? (FS_T *)malloc(k * sizeof(FS_T)) : NULL;
+    FS_T mx = scratch ? FN(row_max)(x, k) : 0;
     for (Py_ssize_t i = 0; i < n; i++, x += k, out += k) {
-        FS_T sh = FN(finite_or_zero)(FN(row_max)(x, k));
         int more = i + 1 < n;
+        FS_T sh = FN(finite_or_zero)(scratch ? mx : FN(row_max)(x, k));
         FS_T *e = scratch ? scratch : out;
         FS_T inv = FN(softmax_scale)(FN(row_expsum)(x, sh, e, k, more ? x + k : NULL,
                                                     more && !scratch ? out + k : NULL));
-        FN(row_apply)(e, 0, inv, out, k, scratch != NULL, 0);
+        mx = FN(row_apply)(e, 0, inv, out, k, scratch != NULL, 0, more && scratch ? x + k : NULL);
     }
     if (scratch) {
         FN(stream_fence)();
@@ -527,12 +546,13 @@ static FS_TARGET void FN(log_softmax_rows)(const FS_T *x, FS_T *out, Py_ssize_t 
         return;
     }
     int nt = FS_STREAM(n, k);
+    FS_T mx = nt ? FN(row_max)(x, k) : 0;
     for (Py_ssize_t i = 0; i < n; i++, x += k, out += k) {
-        FS_T sh = FN(finite_or_zero)(FN(row_max)(x, k));
         int more = i + 1 < n;
+        FS_T sh = FN(finite_or_zero)(nt ? mx : FN(row_max)(x, k));
         FS_T ls = (FS_T)FS_LOG(FN(row_expsum)(x, sh, NULL, k, more ? x + k : NULL,
                                                more && !nt ? out + k : NULL));
-        FN(row_apply)(x, sh, ls, out, k, nt, 1);
+        mx = FN(row_apply)(x, sh, ls, out, k, nt, 1, more && nt ? x + k : NULL);
     }
     if (nt) FN(stream_fence)();
 }

@@ -248,6 +248,29 @@ def _softmax_with_bad_rows(rng, k, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_streamed_rows_find_a_huge_max_anywhere(mod, backend_name, name, dtype, rng,
+                                                restore_num_threads):
+    # Each row's max (1000: exp of it overflows) sits at a different place,
+    # first and last entries included (the scalar head and masked tail of the
+    # vector loops), in an array large enough for the streaming path; a max
+    # taken over part of a row would give inf / NaN here.
+    if backend_name == "naive":
+        pytest.skip("too large for the pure-Python backend")
+    fastsoftmax.set_num_threads(1)
+    k = 1024
+    n = (8 << 20) // (k * np.dtype(dtype).itemsize)
+    x = _logits(rng, (n, k), dtype, spread=1.0)
+    places = np.array([0, 1, 5, 11, 12, 15, 16, k // 2, k - 5, k - 4, k - 1])
+    x[np.arange(n), places[np.arange(n) % places.size]] = 1000
+    x64 = x.astype(np.float64)
+    shifted = x64 - x64.max(axis=1, keepdims=True)
+    expected = np.exp(shifted) if name == "softmax" else shifted  # the other terms are ~e^-990
+    actual = _row_kernel(mod, name, x)
+    _assert_close(actual, expected, dtype, 1000.0, f"{name} of rows with a huge max")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("k", NAN_ROW_LENGTHS)
 @pytest.mark.parametrize("in_place", [False, True], ids=["out", "in_place"])
 def test_softmax_rows_with_nan_or_inf_are_all_nan(
