@@ -603,6 +603,19 @@ static FS_TARGET void FN(cross_entropy_rows)(const FS_T *x, const Py_ssize_t *y,
     FN(lse_rows)(x, y, out, n, k);
 }
 
+/* The k <= FS_V entries of a group of rows: a whole vector, or a masked
+ * part (fill in the other lanes) for the last, short group. */
+FS_DEF VF FN(load_group)(const FS_T *p, Py_ssize_t k, FS_T fill)
+{
+    return k == FS_V ? FN(load)(p) : FN(load_part)(p, k, fill);
+}
+
+FS_DEF void FN(store_group)(FS_T *p, VF v, Py_ssize_t k)
+{
+    if (k == FS_V) FN(store)(p, v);
+    else FN(store_part)(p, v, k);
+}
+
 /* Softmax cross-entropy on a block of logits stored class-major: Z[c n + i]
  * is the logit of row i, class c.  In place, row i becomes
  * s_i (softmax(z_i) - e_{y_i}) (s_i = sw[i], or 1 if sw is NULL), the class
@@ -622,26 +635,24 @@ static FS_TARGET double FN(ce_residual_cols)(FS_T *Z, Py_ssize_t n, Py_ssize_t C
         /* shift: the row max (ignoring NaN), 0 if it is not finite */
         VF m = ninf, zy = zero;
         for (Py_ssize_t c = 0; c < C; c++) {
-            VF v = k == FS_V ? FN(load)(z + c * n) : FN(load_part)(z + c * n, k, -(FS_T)INFINITY);
+            VF v = FN(load_group)(z + c * n, k, -(FS_T)INFINITY);
             m = FN(vmax)(m, v);
             zy = FN(blend)(yv == (FS_I)c, v, zy);
         }
         m = FN(blend)(m - m == zero, m, zero);
         VF sum = zero;
         for (Py_ssize_t c = 0; c < C; c++) {
-            VF v = k == FS_V ? FN(load)(z + c * n) : FN(load_part)(z + c * n, k, -(FS_T)INFINITY);
+            VF v = FN(load_group)(z + c * n, k, -(FS_T)INFINITY);
             VF e = FN(vexp)(v - m);
             sum += e;
-            if (k == FS_V) FN(store)(z + c * n, e);
-            else FN(store_part)(z + c * n, e, k);
+            FN(store_group)(z + c * n, e, k);
         }
-        VF w = sw ? (k == FS_V ? FN(load)(sw + i) : FN(load_part)(sw + i, k, 0)) : FN(splat)(1);
+        VF w = sw ? FN(load_group)(sw + i, k, 0) : FN(splat)(1);
         VF scale = w / sum;
         for (Py_ssize_t c = 0; c < C; c++) {
-            VF e = k == FS_V ? FN(load)(z + c * n) : FN(load_part)(z + c * n, k, 0);
+            VF e = FN(load_group)(z + c * n, k, 0);
             VF r = e * scale - (VF)((VI)w & (yv == (FS_I)c));
-            if (k == FS_V) FN(store)(z + c * n, r);
-            else FN(store_part)(z + c * n, r, k);
+            FN(store_group)(z + c * n, r, k);
         }
         /* CE_i = log(sum_i) - (z_{i, y_i} - shift_i), as the row kernels do */
         union { VF v; FS_T a[FS_V]; } ce = {FN(vlog_sum)(sum) - (zy - m)}, uw = {w};
