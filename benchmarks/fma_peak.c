@@ -9,6 +9,7 @@
 #include <time.h>
 
 #define CHAINS 12 /* > FMA latency x FMA units, so the units never wait */
+#define STEPS (200000000 / CHAINS)
 
 static double seconds(void)
 {
@@ -17,32 +18,31 @@ static double seconds(void)
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
+/* Times STEPS rounds of CHAINS FMAs on vectors of type VT (LANES floats),
+ * prints GFLOP/s, and adds lane 0 of each chain to sink (so none is dead). */
+#define MEASURE(label, VT, LANES, SET1, FMADD, STOREU)                                   \
+    do {                                                                                \
+        VT a[CHAINS], x = SET1(1.0000001f), y = SET1(0.9999999f);                       \
+        float lanes[LANES];                                                             \
+        for (int i = 0; i < CHAINS; i++) a[i] = SET1((float)i);                         \
+        double t0 = seconds();                                                          \
+        for (long n = 0; n < STEPS; n++)                                                \
+            _Pragma("GCC unroll 12") for (int i = 0; i < CHAINS; i++) a[i] = FMADD(a[i], x, y); \
+        double t = seconds() - t0;                                                      \
+        for (int i = 0; i < CHAINS; i++) {                                              \
+            STOREU(lanes, a[i]);                                                        \
+            sink += lanes[0];                                                           \
+        }                                                                               \
+        printf("%s %.1f GFLOP/s\n", label, 2.0 * LANES * CHAINS * STEPS / t / 1e9);    \
+    } while (0)
+
 int main(void)
 {
-    const long steps = 200000000 / CHAINS;
-    float sink = 0, lanes[16];
+    float sink = 0;
 #ifdef __AVX512F__
-    __m512 a[CHAINS], x = _mm512_set1_ps(1.0000001f), y = _mm512_set1_ps(0.9999999f);
-    for (int i = 0; i < CHAINS; i++) a[i] = _mm512_set1_ps((float)i);
-    double t0 = seconds();
-    for (long n = 0; n < steps; n++)
-#pragma GCC unroll 12
-        for (int i = 0; i < CHAINS; i++) a[i] = _mm512_fmadd_ps(a[i], x, y);
-    double t = seconds() - t0;
-    for (int i = 0; i < CHAINS; i++) sink += _mm512_reduce_add_ps(a[i]);
-    printf("AVX-512: %.1f GFLOP/s\n", 2.0 * 16 * CHAINS * steps / t / 1e9);
+    MEASURE("AVX-512:", __m512, 16, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_storeu_ps);
 #endif
-    __m256 b[CHAINS], u = _mm256_set1_ps(1.0000001f), v = _mm256_set1_ps(0.9999999f);
-    for (int i = 0; i < CHAINS; i++) b[i] = _mm256_set1_ps((float)i);
-    double t1 = seconds();
-    for (long n = 0; n < steps; n++)
-#pragma GCC unroll 12
-        for (int i = 0; i < CHAINS; i++) b[i] = _mm256_fmadd_ps(b[i], u, v);
-    double tb = seconds() - t1;
-    for (int i = 0; i < CHAINS; i++) {
-        _mm256_storeu_ps(lanes, b[i]);
-        sink += lanes[0];
-    }
-    printf("AVX2:    %.1f GFLOP/s   (checksum %g)\n", 2.0 * 8 * CHAINS * steps / tb / 1e9, sink);
+    MEASURE("AVX2:   ", __m256, 8, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_storeu_ps);
+    printf("(checksum %g)\n", sink);
     return 0;
 }
