@@ -92,15 +92,15 @@ def public_or_kernel(name):
 
 
 def kernel(backend, name):
-    """Kernel ``name`` of ``backend`` (the low-level protocol of fastsoftmax.backends)."""
-    # fastsoftmax.backends is the backends() function; the registry module is imported by name.
-    registry = importlib.import_module("fastsoftmax.backends")
+    """Kernel ``name`` of ``backend`` (the low-level protocol of fastsoftmax._backends)."""
+    # the registry module (fastsoftmax.backends is the backends() function)
+    registry = importlib.import_module("fastsoftmax._backends")
     return getattr(registry.get_module(backend), name)
 
 
 def has_train_epoch(backend):
     """Whether ``backend`` exports the optional compiled whole-epoch kernel."""
-    registry = importlib.import_module("fastsoftmax.backends")
+    registry = importlib.import_module("fastsoftmax._backends")
     return hasattr(registry.get_module(backend), "train_epoch")
 
 

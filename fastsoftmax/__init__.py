@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 from ._threads import get_num_threads, set_num_threads
-from .backends import backends, get_backend, set_backend, use_backend
+from ._backends import backends, get_backend, set_backend, use_backend
 
 __version__ = "0.1.0"
 

@@ -96,7 +96,7 @@ def _data_options(parser, *, default_dataset):
 def build_parser():
     """The argument parser of the ``fastsoftmax`` command."""
     from . import __version__
-    from .backends import BACKEND_NAMES
+    from ._backends import BACKEND_NAMES
     from .learners import LEARNERS
 
     parser = argparse.ArgumentParser(

@@ -1189,7 +1189,7 @@ def _epoch_kernel(trainer, X):
     from the current backend; a Cython build without ``train_epoch`` borrows numba's,
     since the per-minibatch Python overhead would otherwise be the bottleneck.
     """
-    from .backends import get_backend, get_module
+    from ._backends import get_backend, get_module
     from .learners import LEARNERS
 
     learner, model = trainer.learner, trainer.model

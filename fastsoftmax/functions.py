@@ -23,8 +23,8 @@ import math
 
 import numpy as np
 
-from .backends import KERNEL_NAMES
-from .backends import get_module as _get_module
+from ._backends import KERNEL_NAMES
+from ._backends import get_module as _get_module
 from ._validation import (
     as_numeric_array,
     check_2d,

@@ -9,7 +9,7 @@ Three layers, as in scikit-learn's ``sklearn/_loss``:
    dispatch; the scalar element functions are below);
 2. array loops over them, split over OpenMP threads with ``prange`` (the
    thread count is passed in by the caller);
-3. the thin Python module :mod:`fastsoftmax.backends.cython`, which exports the
+3. the thin Python module :mod:`fastsoftmax._backends.cython`, which exports the
    kernel protocol and allocates buffers.
 
 Inputs are ``const`` typed memoryviews, so read-only arrays work.  All arrays
@@ -435,7 +435,7 @@ def classification_error_count(const floating[:, ::1] logits, const Py_ssize_t[:
 
 # ------------------------------------------------------------------------
 # Whole-epoch minibatch training (see "Optional whole-epoch kernel" in
-# fastsoftmax.backends).  Learner codes: 0 sgd, 1 momentum, 2 nesterov,
+# fastsoftmax._backends).  Learner codes: 0 sgd, 1 momentum, 2 nesterov,
 # 3 adagrad, 4 adadelta, 5 rmsprop, 6 adam.
 
 cdef inline floating _sqrt(floating x) noexcept nogil:

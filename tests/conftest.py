@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastsoftmax
-from fastsoftmax.backends import BACKEND_NAMES, get_module
+from fastsoftmax._backends import BACKEND_NAMES, get_module
 
 
 def require_backend(name):

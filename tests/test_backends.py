@@ -1,7 +1,7 @@
 """Every kernel of every available backend against the naive and numpy references.
 
 The backend modules are called directly, with inputs that satisfy the kernel
-protocol of :mod:`fastsoftmax.backends` (C-contiguous, one float dtype, intp
+protocol of :mod:`fastsoftmax._backends` (C-contiguous, one float dtype, intp
 labels, preallocated ``out`` buffers).  Each call also checks that the kernel
 returned its ``out`` buffer, wrote every entry of it and left its inputs
 untouched.  Large cases are compared against numpy only: the naive backend is
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import fastsoftmax
-from fastsoftmax.backends import BACKEND_NAMES, KERNEL_NAMES, get_module
+from fastsoftmax._backends import BACKEND_NAMES, KERNEL_NAMES, get_module
 
 # Overflow / invalid warnings from any kernel fail the test (stability contract).
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")

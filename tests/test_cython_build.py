@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fastsoftmax
-from fastsoftmax.backends import get_module
+from fastsoftmax._backends import get_module
 
 kernels = pytest.importorskip("fastsoftmax._cython_kernels", reason="Cython extension not built")
 

@@ -9,7 +9,7 @@ import pytest
 MODULES = [
     "fastsoftmax",
     "fastsoftmax.functions",
-    "fastsoftmax.backends",
+    "fastsoftmax._backends",
     "fastsoftmax._threads",
     "fastsoftmax.estimators",
     "fastsoftmax.learners",

@@ -514,7 +514,7 @@ def test_softmax_verbose(rng, capsys):
 
 def _epoch_module(name):
     """The kernel module of backend ``name`` if it has a whole-epoch kernel, else skip."""
-    from fastsoftmax.backends import get_module
+    from fastsoftmax._backends import get_module
 
     try:
         module = get_module(name)
@@ -568,7 +568,7 @@ def _spy(monkeypatch, module):
 
 def test_compiled_epoch_used_when_fast(rng, monkeypatch):
     import fastsoftmax
-    from fastsoftmax.backends import get_module
+    from fastsoftmax._backends import get_module
     from fastsoftmax.learners import SGD
 
     X, y = blobs(rng, n=100, dtype=np.float32)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.special import log_expit, log_softmax
 
-from fastsoftmax.backends import get_module
+from fastsoftmax._backends import get_module
 
 N, D, C = 7, 4, 3
 H = 1e-6  # central differences: truncation O(H^2), rounding O(eps / H), both ~1e-10

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastsoftmax
-from fastsoftmax.backends import get_module
+from fastsoftmax._backends import get_module
 
 numpy_backend = get_module("numpy")
 

@@ -1,9 +1,9 @@
 """Numba backend: ``@njit`` kernels with one shared configuration.
 
-See :mod:`fastsoftmax.backends` for the kernel protocol.  The exported names
+See :mod:`fastsoftmax._backends` for the kernel protocol.  The exported names
 are thin Python wrappers that pick the thread count and call the compiled
 kernels of this module; the compiled code is cached on disk
-(:mod:`fastsoftmax.backends._numba_config`), so only the first call of a kernel
+(:mod:`fastsoftmax._backends._numba_config`), so only the first call of a kernel
 for a new dtype combination ever compiles.
 
 Design of the hot kernels (``softmax_cross_entropy_grad``,
@@ -18,7 +18,7 @@ from the same cached rows.  Rows are split in contiguous chunks across
 threads (``prange``), each thread owning its gradient accumulator, reduced
 once at the end.  Row-wise kernels use a branch-free exp that LLVM
 vectorises (no SVML needed).  The whole-epoch minibatch trainer built on the
-same blocks lives in :mod:`fastsoftmax.backends.numba_epoch`.
+same blocks lives in :mod:`fastsoftmax._backends.numba_epoch`.
 
 Measured on the 2-core Zen 4 development machine, one thread, MNIST shapes
 (60000 x 784, 10 classes): the fused loss and gradient takes about 37 ms for
@@ -857,6 +857,6 @@ def classification_error(logits, y):
 
 __all__ = [*KERNEL_NAMES, "train_epoch"]
 
-# The optional whole-epoch kernel (see fastsoftmax.backends); imported last
+# The optional whole-epoch kernel (see fastsoftmax._backends); imported last
 # because it is built from the blocks above.
 from .numba_epoch import train_epoch  # noqa: E402

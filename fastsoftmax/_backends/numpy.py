@@ -1,6 +1,6 @@
 """Vectorized NumPy backend: the reference implementation of the kernel protocol.
 
-See :mod:`fastsoftmax.backends` for the protocol.  Every kernel here is a few
+See :mod:`fastsoftmax._backends` for the protocol.  Every kernel here is a few
 array expressions, written to be obviously right rather than fast.
 """
 

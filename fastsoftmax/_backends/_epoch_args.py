@@ -1,7 +1,7 @@
 """Arguments of the compiled whole-epoch kernels, shared by the cython and numba backends.
 
 Both backends export ``train_epoch`` with the same arguments (see "Optional
-whole-epoch kernel" in :mod:`fastsoftmax.backends`).  :func:`prepare` checks
+whole-epoch kernel" in :mod:`fastsoftmax._backends`).  :func:`prepare` checks
 them and lays out the learner's state arrays the way both kernels read them;
 :func:`store` copies the results back into the caller's ``W`` and states.
 This module imports neither numba nor the compiled extension.

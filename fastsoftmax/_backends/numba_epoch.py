@@ -2,12 +2,12 @@
 
 One call of :func:`train_epoch` runs a full epoch: for every minibatch it
 gathers the rows, runs the fused forward and backward pass of
-:mod:`fastsoftmax.backends.numba` and applies the learner's update, all in
+:mod:`fastsoftmax._backends.numba` and applies the learner's update, all in
 compiled code.  The update rules are those of :mod:`fastsoftmax.learners`,
 written with the same floating-point operations in the same order, so one
 epoch here and the Python loop ``Trainer.train_minibatch`` over the same
 minibatches agree step for step (up to rounding).  The protocol is described
-in :mod:`fastsoftmax.backends` ("Optional whole-epoch kernel").
+in :mod:`fastsoftmax._backends` ("Optional whole-epoch kernel").
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .numba import (
     _weight_sum,
 )
 
-# The learner codes of fastsoftmax.backends._epoch_args.LEARNER_KINDS
+# The learner codes of fastsoftmax._backends._epoch_args.LEARNER_KINDS
 _SGD, _MOMENTUM, _NESTEROV, _ADAGRAD, _ADADELTA, _RMSPROP, _ADAM = range(7)
 
 
@@ -148,7 +148,7 @@ def train_epoch(
 ):  # fmt: skip
     """Run one epoch of minibatch training of softmax regression in compiled code.
 
-    See "Optional whole-epoch kernel" in :mod:`fastsoftmax.backends` for the
+    See "Optional whole-epoch kernel" in :mod:`fastsoftmax._backends` for the
     contract.  ``W``, ``b`` and the ``state`` arrays are updated in place.
 
     Returns

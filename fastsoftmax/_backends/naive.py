@@ -1,6 +1,6 @@
 """Pure-Python backend: the oracle and the slow baseline.
 
-See :mod:`fastsoftmax.backends` for the kernel protocol.  Every kernel here is
+See :mod:`fastsoftmax._backends` for the kernel protocol.  Every kernel here is
 written with plain loops over rows, classes and features and the scalar
 functions of :mod:`math`, so that it can be checked by reading it.  Arrays are
 first turned into nested lists with ``tolist()`` (uint8 pixels become the ints

@@ -1,6 +1,6 @@
 """Cython backend: compiled, ``nogil`` OpenMP kernels from ``src_cython/``.
 
-See :mod:`fastsoftmax.backends` for the kernel protocol.  This module is the
+See :mod:`fastsoftmax._backends` for the kernel protocol.  This module is the
 thin Python layer: it picks the thread count (from
 :func:`fastsoftmax.get_num_threads`, fewer for small inputs), allocates the
 per-thread accumulators and scratch buffers, and reduces and scales the
@@ -144,7 +144,7 @@ def train_epoch(
 ):  # fmt: skip
     """One epoch of minibatch softmax-regression training in compiled code.
 
-    See "Optional whole-epoch kernel" in :mod:`fastsoftmax.backends` for the
+    See "Optional whole-epoch kernel" in :mod:`fastsoftmax._backends` for the
     contract; ``W``, ``b`` and the ``state`` arrays are updated in place.
     Returns ``(loss, t)``: the mean minibatch loss (before each update,
     weighted by rows) and the step counter after the epoch.
