@@ -44,7 +44,8 @@ from .functions import (
     softmax,
     softmax_cross_entropy_grad,
 )
-from .learners import _integer, get_learner
+from ._validation import check_int
+from .learners import get_learner
 
 __all__ = ["SoftmaxModel", "Trainer", "iter_minibatches"]
 
@@ -114,8 +115,8 @@ class SoftmaxModel:
         random_state=None,
         init="zeros",
     ):
-        self.n_features = _integer("n_features", n_features, 1)
-        self.n_classes = _integer("n_classes", n_classes, 2)
+        self.n_features = check_int("n_features", n_features, 1)
+        self.n_classes = check_int("n_classes", n_classes, 2)
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
@@ -242,8 +243,8 @@ def iter_minibatches(n_samples, batch_size, *, shuffle=False, random_state=None)
     >>> sorted(int(i) for b in iter_minibatches(5, 2, shuffle=True, random_state=0) for i in b)
     [0, 1, 2, 3, 4]
     """
-    n_samples = _integer("n_samples", n_samples, 0)
-    batch_size = _integer("batch_size", batch_size, 1)
+    n_samples = check_int("n_samples", n_samples, 0)
+    batch_size = check_int("batch_size", batch_size, 1)
     if not shuffle:
         for start in range(0, n_samples, batch_size):
             yield slice(start, min(start + batch_size, n_samples))
