@@ -36,6 +36,7 @@ import math
 import numpy as np
 
 from . import _epoch_driver
+from ._backends import get_module
 from ._objective import decision, l2_penalty, softmax_loss_grad
 from ._validation import as_compute_dtype, check_data_matrix, check_int, check_l2, check_labels
 from ._validation import check_sample_weight, compute_dtype
@@ -443,8 +444,10 @@ class Trainer:
         n = X.shape[0]
         if self.track_train_error:
             # error of the same parameters the loss is measured at (before the step)
-            z = model._decision(X) if self._fused else model.decision_function(X)
-            error = classification_error(z, y)
+            if self._fused:  # the backend's kernel on logits and labels checked already
+                error = float(get_module().classification_error(model._decision(X), y))
+            else:
+                error = classification_error(model.decision_function(X), y)
         if self._fused:
             loss, grads = model._param_grads(X, y, sample_weight, normalizer)
         else:  # a model of the user's: its public methods

@@ -1,4 +1,4 @@
-"""Every module of the package imports on its own, and the modules import one another without circles."""
+"""Every module of the package imports on its own; the modules import each other without circles."""
 
 import ast
 import importlib.util

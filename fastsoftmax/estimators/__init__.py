@@ -40,4 +40,4 @@ from ._compat import ConvergenceWarning, NotFittedError
 from ._logistic import LogisticRegression
 from ._softmax import SoftmaxRegression
 
-__all__ = ["LogisticRegression", "SoftmaxRegression", "ConvergenceWarning", "NotFittedError"]
+__all__ = ["ConvergenceWarning", "LogisticRegression", "NotFittedError", "SoftmaxRegression"]

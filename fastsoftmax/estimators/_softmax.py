@@ -245,7 +245,7 @@ class SoftmaxRegression(_LinearClassifier):
             model.b[...] = intercept
 
     def _store_params(self, model):
-        """Take ``coef_, intercept_`` from the model: its ``coef`` itself for three classes or more."""
+        """Take ``coef_, intercept_`` from the model (its ``coef`` itself from three classes on)."""
         coef, b = model.coef, model.b if model.fit_intercept else np.zeros_like(model.b)
         if coef.shape[0] == 2:
             self.coef_ = (coef[1] - coef[0])[None, :]
