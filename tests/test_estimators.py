@@ -711,11 +711,16 @@ def test_softmax_coef_is_the_trained_array(rng, monkeypatch):
     monkeypatch.setattr(trainer.SoftmaxModel, "__init__", record)
     est = SoftmaxRegression(max_epochs=2).fit(X, y)
     assert est.coef_ is models[-1].coef and est.coef_.flags.c_contiguous
-    coef_before = est.coef_.copy()
-    reference = est.coef_
-    est.partial_fit(X, y)  # a new model, loaded by a plain copy: coef_ itself is not trained
-    np.testing.assert_array_equal(reference, coef_before)
-    assert est.coef_ is models[-1].coef
+    coef, intercept, before = est.coef_, est.intercept_, est.coef_.copy()
+    est.partial_fit(X, y)  # the next model trains coef_ itself
+    assert est.coef_ is coef and est.intercept_ is intercept and models[-1].coef is coef
+    assert not np.array_equal(coef, before)
+    coef.flags.writeable = False  # a read-only coef_ is copied, never written
+    frozen = coef.copy()
+    est.partial_fit(X, y)
+    assert est.coef_ is not coef and est.coef_.flags.writeable
+    np.testing.assert_array_equal(coef, frozen)
+    assert not np.array_equal(est.coef_, frozen)
 
 
 def test_estimators_fill_the_persistence_registry():

@@ -230,8 +230,9 @@ class SoftmaxRegression(_LinearClassifier):
     def _load_params(self, model):
         """Set the model's ``coef, b`` from ``coef_, intercept_`` (two classes: antisymmetric).
 
-        The model's ``coef`` has the layout of ``coef_``: a plain copy, no
-        transpose (``coef_`` itself stays as it is until training succeeds).
+        From three classes on, ``coef_`` has the layout of the model's ``coef``:
+        the model trains ``coef_`` itself in place (as scikit-learn's
+        ``SGDClassifier`` does), unless it is read-only or of another dtype.
         """
         coef, intercept = self.coef_, self.intercept_
         if coef.shape[0] == 1:
@@ -240,9 +241,10 @@ class SoftmaxRegression(_LinearClassifier):
             half = coef[0] / 2
             model.coef[0], model.coef[1] = -half, half
             model.b[...] = [-intercept[0] / 2, intercept[0] / 2]
-        else:
-            model.coef[...] = coef
-            model.b[...] = intercept
+            return
+        model.coef = _trainable(coef, model.coef)
+        if model.fit_intercept:
+            model.b = _trainable(intercept, model.b)
 
     def _store_params(self, model):
         """Take ``coef_, intercept_`` from the model (its ``coef`` itself from three classes on)."""
@@ -252,7 +254,7 @@ class SoftmaxRegression(_LinearClassifier):
             self.intercept_ = np.array([b[1] - b[0]], dtype=coef.dtype)
         else:
             self.coef_ = coef  # the model is not used after fit: no copy
-            self.intercept_ = b.copy()
+            self.intercept_ = b if model.fit_intercept else b.copy()
 
     def _encode_known(self, y, name="y"):
         """Indices of labels ``y`` in ``classes_``; unknown labels raise."""
@@ -477,6 +479,20 @@ class SoftmaxRegression(_LinearClassifier):
 def _new_history():
     """An empty ``history_``: one list a key, one entry an epoch."""
     return {"train_loss": [], "val_loss": [], "val_error": [], "epoch_time": []}
+
+
+def _trainable(value, like):
+    """``value`` itself if a model can train it in place like ``like``, else a copy in ``like``."""
+    usable = (
+        value.dtype == like.dtype
+        and value.shape == like.shape
+        and value.flags.c_contiguous
+        and value.flags.writeable
+    )
+    if usable:
+        return value
+    like[...] = value
+    return like
 
 
 def _report(bar, batches_done, running_loss):
