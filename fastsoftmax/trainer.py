@@ -163,6 +163,13 @@ class SoftmaxModel:
     def _intercept(self):
         return self.b if self.fit_intercept else None
 
+    def __setstate__(self, state):
+        # a model pickled before coef existed holds W (n_features, n_classes) itself
+        if "W" in state:
+            state = dict(state)
+            state["coef"] = np.ascontiguousarray(state.pop("W").T)
+        self.__dict__.update(state)
+
     def _check_X(self, X):
         X = check_data_matrix(X)
         if X.shape[1] != self.n_features:

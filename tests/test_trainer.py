@@ -330,3 +330,18 @@ def test_trainer_validates_once_per_call(monkeypatch):
                 sys.setprofile(None)
             counts.append(calls[0])
         assert counts[0] == counts[1], (check.__name__, counts)
+
+
+def test_model_pickled_with_w_loads():
+    """A SoftmaxModel pickled when it stored W itself unpickles with coef."""
+    import pickle
+
+    model = SoftmaxModel(4, 3, init="normal", random_state=0)
+    state = {k: v for k, v in vars(model).items() if k != "coef"}
+    state["W"] = np.ascontiguousarray(model.W)  # the old layout: W (d, C) C-contiguous
+    old = SoftmaxModel.__new__(SoftmaxModel)
+    old.__setstate__(state)
+    np.testing.assert_array_equal(old.W, model.W)
+    assert old.coef.flags.c_contiguous and "W" not in vars(old)
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.coef, model.coef)
