@@ -22,6 +22,8 @@ def _modules():
 
 
 MODULES = _modules()
+#: the message of the fallback install's fastsoftmax/_cython_kernels.py (see pyproject.toml)
+COMPILED_MISSING = "fastsoftmax was installed without its compiled kernels"
 
 
 def test_the_walk_finds_the_package():
@@ -36,6 +38,9 @@ def test_module_imports_alone(name):
     result = subprocess.run(
         [sys.executable, "-c", f"import {name}"], capture_output=True, text=True, timeout=300
     )
+    if result.returncode and COMPILED_MISSING in result.stderr:
+        # the fallback install's stand-in for the compiled kernels refuses import by design
+        pytest.skip(f"{name} needs the compiled kernels, which this install lacks")
     assert result.returncode == 0, f"import {name} failed:\n{result.stderr}"
 
 
