@@ -230,9 +230,9 @@ class SoftmaxRegression(_LinearClassifier):
     def _load_params(self, model):
         """Set the model's ``coef, b`` from ``coef_, intercept_`` (two classes: antisymmetric).
 
-        From three classes on, ``coef_`` has the layout of the model's ``coef``:
-        the model trains ``coef_`` itself in place (as scikit-learn's
-        ``SGDClassifier`` does), unless it is read-only or of another dtype.
+        From three classes on, ``coef_`` has the layout of the model's ``coef``
+        and is copied in without a transpose; it is not trained in place, so a
+        fit that fails part-way (a diverging loss) leaves the estimator as it was.
         """
         coef, intercept = self.coef_, self.intercept_
         if coef.shape[0] == 1:
@@ -242,9 +242,9 @@ class SoftmaxRegression(_LinearClassifier):
             model.coef[0], model.coef[1] = -half, half
             model.b[...] = [-intercept[0] / 2, intercept[0] / 2]
             return
-        model.coef = _trainable(coef, model.coef)
+        model.coef[...] = coef
         if model.fit_intercept:
-            model.b = _trainable(intercept, model.b)
+            model.b[...] = intercept
 
     def _store_params(self, model):
         """Take ``coef_, intercept_`` from the model (its ``coef`` itself from three classes on)."""
@@ -479,20 +479,6 @@ class SoftmaxRegression(_LinearClassifier):
 def _new_history():
     """An empty ``history_``: one list a key, one entry an epoch."""
     return {"train_loss": [], "val_loss": [], "val_error": [], "epoch_time": []}
-
-
-def _trainable(value, like):
-    """``value`` itself if a model can train it in place like ``like``, else a copy in ``like``."""
-    usable = (
-        value.dtype == like.dtype
-        and value.shape == like.shape
-        and value.flags.c_contiguous
-        and value.flags.writeable
-    )
-    if usable:
-        return value
-    like[...] = value
-    return like
 
 
 def _report(bar, batches_done, running_loss):
