@@ -832,7 +832,7 @@ def logistic_loss_grad(X, w, b, y, *, l2=0.0, sample_weight=None, backend=None):
     b = float(b)
     if not math.isfinite(b):
         raise ValueError(f"b must be finite, got {b!r}")
-    if abs(b) > np.finfo(dtype).max:
+    if abs(b) > float(np.finfo(dtype).max):
         raise ValueError(
             f"b={b!r} is outside the range of the computation dtype {np.dtype(dtype).name} "
             "(pass float64 X or w to compute in float64)"

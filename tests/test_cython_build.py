@@ -209,6 +209,56 @@ def test_fused_gradient_many_blocks_two_threads(restore_num_threads):
         np.testing.assert_allclose(got[1], want[1], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("x_dtype,w_dtype", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_mixed_float_types_are_refused(x_dtype, w_dtype):
+    # Cython instantiates every (X, weights) type pair; a float/double mix
+    # once compiled to a no-op that left out uninitialised.
+    n, d, C = 5, 3, 2
+    X = np.ones((n, d), x_dtype)
+    coef, b = np.ones((C, d), w_dtype), np.zeros(C, w_dtype)
+    y, sw = np.zeros(n, np.intp), np.empty(0, w_dtype)
+    calls = {
+        "linear": lambda: kernels.linear(X, coef, b, np.empty((n, C), w_dtype), 1),
+        "softmax_ce_sums": lambda: kernels.softmax_ce_sums(
+            X, coef, b, y, sw, np.zeros((1, C, d), w_dtype), np.zeros((1, C)),
+            np.empty((1, 8, C), w_dtype), 1,
+        ),  # fmt: skip
+        "logistic_sums": lambda: kernels.logistic_sums(
+            X, coef[0], 0.0, np.zeros(n, w_dtype), sw, np.zeros((1, d), w_dtype),
+            np.zeros((1, 1)), np.empty((1, 8), w_dtype), 1,
+        ),  # fmt: skip
+    }
+    for name, call in calls.items():
+        with pytest.raises(TypeError, match="must be uint8 or of the weights' dtype"):
+            call()
+
+
+def test_generated_c_names_are_listed_for_grep():
+    # fs_simd.h builds its function names by token pasting; the comment next
+    # to the FS_OPS X-macro lists every one, and fs_simd.pxd declares the wrappers.
+    import re
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src_cython"
+    if not (src / "fs_simd.h").exists():
+        pytest.skip("no source tree")
+    header = (src / "fs_simd.h").read_text()
+    pxd = (src / "fs_simd.pxd").read_text()
+    impl = (src / "fs_simd_impl.h").read_text() + (src / "fs_gemm_impl.h").read_text()
+    ops = re.findall(r"X\((\w+), S,", header)
+    assert len(ops) >= 10
+    for op in ops:
+        # FN(name) pastes the type and ISA suffix; GN(fwd) also X's kind: fwd_f, fwd_u8
+        gemm = rf"\bGN\({op.rsplit('_', 1)[0]}\)" if op.endswith(("_f", "_u8")) else "$^"
+        assert re.search(rf"\bFN\({op}\)|{gemm}", impl), f"no implementation of {op}"
+        for suffix in ("f32", "f64"):
+            names = [f"fs_{op}_{suffix}", f"fs_ptr_{op}_{suffix}"]
+            names += [f"{op}_{suffix}_{isa}" for isa in ("base", "avx2", "avx512")]
+            for name in names:
+                assert re.search(rf"\b{name}\b", header), f"{name} not listed in fs_simd.h"
+            assert re.search(rf"\bfs_{op}_{suffix}\(", pxd), f"fs_{op}_{suffix} not in fs_simd.pxd"
+
+
 # -- the compiled whole-epoch kernel -------------------------------------------------------
 
 EPOCH_HYPERPARAMETERS = {
