@@ -557,12 +557,31 @@ static FS_TARGET void FN(log_softmax_rows)(const FS_T *x, FS_T *out, Py_ssize_t 
     if (nt) FN(stream_fence)();
 }
 
-/* The value of row i: logsumexp (y NULL), or the cross-entropy
- * (max - z_y) + log(sum exp(z - max)), exact for large equal logits where
- * logsumexp(z) - z_y would lose it in rounding. */
-FS_DEF FS_T FN(lse_value)(const FS_T *x, FS_T ls, FS_T sh, const Py_ssize_t *y, Py_ssize_t i)
+/* logsumexp of a row whose value sh + log(s) is below 1 in magnitude: in
+ * s = 1 + (the other terms), those below the rounding of 1 are lost, so take
+ * log1p of the sum without the max terms, log(count) + log1p(rest / count)
+ * for count maxima, as SciPy does.  Scalar, and only such rows take it; sh
+ * is then the row's (finite) max, which occurs in the row. */
+FS_DEF FS_T FN(lse_near_zero)(const FS_T *x, Py_ssize_t k, FS_T sh)
 {
-    return y ? ls - (x[y[i]] - sh) : ls + sh;
+    FS_T rest = 0, count = 0;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        if (x[j] == sh) count += 1;
+        else rest += (FS_T)(FS_F32 ? expf((float)(x[j] - sh)) : exp((double)(x[j] - sh)));
+    }
+    FS_T ratio = rest / count;
+    return (FS_T)FS_LOG(count) + (FS_T)(FS_F32 ? log1pf((float)ratio) : log1p((double)ratio)) + sh;
+}
+
+/* The value of the row x (k entries, row i): logsumexp (y NULL), or the
+ * cross-entropy (max - z_y) + log(sum exp(z - max)), exact for large equal
+ * logits where logsumexp(z) - z_y would lose it in rounding. */
+FS_DEF FS_T FN(lse_value)(const FS_T *x, Py_ssize_t k, FS_T ls, FS_T sh, const Py_ssize_t *y,
+                          Py_ssize_t i)
+{
+    if (y) return ls - (x[y[i]] - sh);
+    FS_T v = ls + sh;
+    return (v > -1 && v < 1) ? FN(lse_near_zero)(x, k, sh) : v;
 }
 
 FS_DEF void FN(lse_short_rows)(const FS_T *x, const Py_ssize_t *y, FS_T *out, Py_ssize_t n,
@@ -573,7 +592,7 @@ FS_DEF void FN(lse_short_rows)(const FS_T *x, const Py_ssize_t *y, FS_T *out, Py
         Py_ssize_t m = n - i0 < 64 ? n - i0 : 64;
         FN(short_lognorms)(x + i0 * k, k, m, shs, lss, ONE);
         for (Py_ssize_t q = 0; q < m; q++)
-            out[i0 + q] = FN(lse_value)(x + (i0 + q) * k, lss[q], shs[q], y, i0 + q);
+            out[i0 + q] = FN(lse_value)(x + (i0 + q) * k, k, lss[q], shs[q], y, i0 + q);
     }
 }
 
@@ -588,7 +607,7 @@ FS_DEF void FN(lse_rows)(const FS_T *x, const Py_ssize_t *y, FS_T *out, Py_ssize
         const FS_T *r = x + i * k;
         FS_T sh = FN(finite_or_zero)(FN(row_max)(r, k));
         FS_T ls = (FS_T)FS_LOG(FN(row_expsum)(r, sh, NULL, k, i + 1 < n ? r + k : NULL, NULL));
-        out[i] = FN(lse_value)(r, ls, sh, y, i);
+        out[i] = FN(lse_value)(r, k, ls, sh, y, i);
     }
 }
 

@@ -85,7 +85,24 @@ def _row_logsumexp(row):
     total = 0.0
     for v in row:
         total += _exp(v - shift)
-    return _log(total) + shift
+    value = _log(total) + shift
+    if -1 < value < 1:
+        return _logsumexp_near_zero(row, shift)
+    return value
+
+
+def _logsumexp_near_zero(row, top):
+    # Near 0, log(total) loses the terms below the rounding of the max term's 1:
+    # log(count) + log1p(rest / count), rest the sum without the count maxima, as
+    # SciPy.  Only reached when the value is finite, so top is the row's max.
+    count = 0
+    rest = 0.0
+    for v in row:
+        if v == top:
+            count += 1
+        else:
+            rest += _exp(v - top)
+    return math.log(count) + math.log1p(rest / count) + top
 
 
 def _row_softmax(row):

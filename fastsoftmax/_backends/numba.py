@@ -281,7 +281,26 @@ def _log_softmax_kernel(x, out):
 def _logsumexp_kernel(x, out):
     for i in prange(x.shape[0]):
         m = _row_shift(x, i)
-        out[i] = np.log(x.dtype.type(_row_sum_exp(x, i, m))) + m
+        value = np.log(x.dtype.type(_row_sum_exp(x, i, m))) + m
+        if -1 < value < 1:  # finite, so m is the row max
+            value = _logsumexp_near_zero(x, i, m)
+        out[i] = value
+
+
+@njit
+def _logsumexp_near_zero(x, i, m):
+    # Near 0, log(sum) loses the terms below the rounding of the max term's 1:
+    # log(count) + log1p(rest / count), rest the sum without the count maxima, as SciPy.
+    F = x.dtype.type
+    count = 0
+    rest = F(0)
+    for j in range(x.shape[1]):
+        v = x[i, j]
+        if v == m:
+            count += 1
+        else:
+            rest += np.exp(v - m)
+    return F(np.log(F(count)) + np.log1p(rest / F(count)) + m)
 
 
 @njit(parallel=True)

@@ -39,7 +39,19 @@ def logsumexp(x, out):
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         shifted, row_max = _shifted(x)
         out[...] = np.log(np.sum(np.exp(shifted), axis=1)) + row_max[:, 0]
+        near_zero = np.abs(out) < 1  # a finite value: the shift is the row max
+        if near_zero.any():
+            out[near_zero] = _logsumexp_near_zero(shifted[near_zero], row_max[near_zero, 0])
     return out
+
+
+def _logsumexp_near_zero(shifted, row_max):
+    # Near 0, log(sum) loses the terms below the rounding of the max term's 1:
+    # log(count) + log1p(rest / count), rest the sum without the count maxima, as SciPy.
+    is_max = shifted == 0
+    count = np.sum(is_max, axis=1)
+    rest = np.sum(np.exp(shifted, where=~is_max, out=np.zeros_like(shifted)), axis=1)
+    return np.log(count) + np.log1p(rest / count) + row_max
 
 
 def log_softmax(x, out):
