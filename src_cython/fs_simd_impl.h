@@ -576,12 +576,22 @@ FS_DEF FS_T FN(lse_near_zero)(const FS_T *x, Py_ssize_t k, FS_T sh)
 /* The value of the row x (k entries, row i): logsumexp (y NULL), or the
  * cross-entropy (max - z_y) + log(sum exp(z - max)), exact for large equal
  * logits where logsumexp(z) - z_y would lose it in rounding. */
-FS_DEF FS_T FN(lse_value)(const FS_T *x, Py_ssize_t k, FS_T ls, FS_T sh, const Py_ssize_t *y,
-                          Py_ssize_t i)
+FS_DEF FS_T FN(lse_value)(const FS_T *x, FS_T ls, FS_T sh, const Py_ssize_t *y, Py_ssize_t i)
 {
-    if (y) return ls - (x[y[i]] - sh);
-    FS_T v = ls + sh;
-    return (v > -1 && v < 1) ? FN(lse_near_zero)(x, k, sh) : v;
+    return y ? ls - (x[y[i]] - sh) : ls + sh;
+}
+
+/* logsumexp values out[0..m) of the rows x (k entries each, shifts sh):
+ * those near zero are recomputed (lse_near_zero).  A pass of its own, so the
+ * loop that computes the values stays branch-free. */
+FS_DEF void FN(lse_fix_near_zero)(const FS_T *x, Py_ssize_t k, Py_ssize_t m, const FS_T *sh,
+                                  FS_T *out)
+{
+    int any = 0; /* a branch-free (vectorized) test first: such rows are rare */
+    for (Py_ssize_t q = 0; q < m; q++) any |= (out[q] > -1) & (out[q] < 1);
+    if (!any) return;
+    for (Py_ssize_t q = 0; q < m; q++)
+        if (out[q] > -1 && out[q] < 1) out[q] = FN(lse_near_zero)(x + q * k, k, sh[q]);
 }
 
 FS_DEF void FN(lse_short_rows)(const FS_T *x, const Py_ssize_t *y, FS_T *out, Py_ssize_t n,
@@ -592,7 +602,8 @@ FS_DEF void FN(lse_short_rows)(const FS_T *x, const Py_ssize_t *y, FS_T *out, Py
         Py_ssize_t m = n - i0 < 64 ? n - i0 : 64;
         FN(short_lognorms)(x + i0 * k, k, m, shs, lss, ONE);
         for (Py_ssize_t q = 0; q < m; q++)
-            out[i0 + q] = FN(lse_value)(x + (i0 + q) * k, k, lss[q], shs[q], y, i0 + q);
+            out[i0 + q] = FN(lse_value)(x + (i0 + q) * k, lss[q], shs[q], y, i0 + q);
+        if (!y) FN(lse_fix_near_zero)(x + i0 * k, k, m, shs, out + i0);
     }
 }
 
@@ -607,7 +618,8 @@ FS_DEF void FN(lse_rows)(const FS_T *x, const Py_ssize_t *y, FS_T *out, Py_ssize
         const FS_T *r = x + i * k;
         FS_T sh = FN(finite_or_zero)(FN(row_max)(r, k));
         FS_T ls = (FS_T)FS_LOG(FN(row_expsum)(r, sh, NULL, k, i + 1 < n ? r + k : NULL, NULL));
-        out[i] = FN(lse_value)(r, k, ls, sh, y, i);
+        out[i] = FN(lse_value)(r, ls, sh, y, i);
+        if (!y) FN(lse_fix_near_zero)(r, k, 1, &sh, out + i);
     }
 }
 

@@ -281,10 +281,19 @@ def _log_softmax_kernel(x, out):
 def _logsumexp_kernel(x, out):
     for i in prange(x.shape[0]):
         m = _row_shift(x, i)
-        value = np.log(x.dtype.type(_row_sum_exp(x, i, m))) + m
-        if -1 < value < 1:  # finite, so m is the row max
-            value = _logsumexp_near_zero(x, i, m)
-        out[i] = value
+        out[i] = np.log(x.dtype.type(_row_sum_exp(x, i, m))) + m
+
+
+@njit
+def _fix_logsumexp_near_zero(x, out):
+    # A pass of its own, with a branch-free (vectorized) test first: such rows are rare.
+    near = 0
+    for i in range(out.shape[0]):
+        near |= (out[i] > -1) & (out[i] < 1)
+    if near:
+        for i in range(out.shape[0]):
+            if -1 < out[i] < 1:  # finite, so the shift is the row max
+                out[i] = _logsumexp_near_zero(x, i, _row_shift(x, i))
 
 
 @njit
@@ -327,6 +336,7 @@ def log_softmax(x, out):
 def logsumexp(x, out):
     _threads(x.size)
     _logsumexp_kernel(x, out)
+    _fix_logsumexp_near_zero(x, out)
     return out
 
 
