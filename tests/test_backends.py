@@ -688,3 +688,19 @@ def test_thread_count_does_not_change_results(threaded_mod, rng):
     for a, e in zip(*results):
         _assert_close(a, e, np.float64, 10.0, "1 thread vs 2 threads")
 
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_objective_decision_layouts(mod, dtype, rng):
+    # coef (C, d) gives logits (n, C); a binary coef (d,) with a float intercept gives margins (n,).
+    X, W, b, _ = _problem(rng, 9, 5, 3, dtype, "float")
+    coef = np.ascontiguousarray(W.T)
+    want = X.astype(np.float64) @ W.astype(np.float64) + b
+    got = _objective.decision(X, coef, b, backend=_backend(mod))
+    _assert_close(got, want, dtype, _finite_max_abs(want) + 1.0, "decision")
+    margins = _objective.decision(X, coef[0].copy(), 0.5, backend=_backend(mod))
+    assert margins.shape == (9,)
+    _assert_close(margins, X.astype(np.float64) @ W[:, 0] + 0.5, dtype, 10.0, "binary margins")
+    out = _out((9, 3), dtype)
+    assert _objective.decision(X, coef, None, out=out, backend=_backend(mod)) is out
+    _assert_close(out, want - b, dtype, _finite_max_abs(want) + 1.0, "decision without intercept")
