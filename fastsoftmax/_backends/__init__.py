@@ -94,9 +94,9 @@ kind, hyperparameters, lr, t, state, weight_mean=None) -> (loss, t)
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib
 import os
-import threading
 
 #: Backend names, fastest first: the default is the first one that imports.
 BACKEND_NAMES = ("cython", "numba", "numpy", "naive")
@@ -116,7 +116,9 @@ KERNEL_NAMES = (
 
 _modules: dict = {}
 _import_errors: dict = {}
-_state = threading.local()
+# the backend chosen by use_backend: per context, so that asyncio tasks on one thread don't
+# see each other's choice (a new thread starts with an empty context, so threads are isolated too)
+_context_name = contextvars.ContextVar("fastsoftmax_backend", default=None)
 _global = {"name": None}
 
 
@@ -165,7 +167,7 @@ def _default_name():
 
 def get_backend():
     """Return the name of the backend in use (context, then global, then default)."""
-    name = getattr(_state, "name", None) or _global["name"]
+    name = _context_name.get() or _global["name"]
     if name is None:
         name = _global["name"] = _default_name()
     return name
@@ -193,7 +195,7 @@ def set_backend(name):
 
 @contextlib.contextmanager
 def use_backend(name):
-    """Context manager that uses backend ``name`` in this thread within its block.
+    """Context manager that uses backend ``name`` within its block, in this thread or task.
 
     Examples
     --------
@@ -203,12 +205,11 @@ def use_backend(name):
     'naive'
     """
     _check_name(name)
-    previous = getattr(_state, "name", None)
-    _state.name = name
+    token = _context_name.set(name)
     try:
         yield name
     finally:
-        _state.name = previous
+        _context_name.reset(token)
 
 
 def get_module(name=None):
