@@ -168,11 +168,13 @@ def build_parser():
 # --------------------------------------------------------------------------- helpers
 
 
-def _load_dataset(name, data_dir, download):
+def _load_dataset(name, data_dir, download, progress=True):
     from . import datasets
 
     if name == "mnist":
-        return datasets.load_mnist(data_dir, download=download, dtype="float32")
+        return datasets.load_mnist(
+            data_dir, download=download, dtype="float32", progress=progress
+        )
     return datasets.load_digits(dtype="float32")
 
 
@@ -282,7 +284,7 @@ def _train(args):
 def _train_in_context(args):
     import fastsoftmax
 
-    data = _load_dataset(args.dataset, args.data_dir, not args.no_download)
+    data = _load_dataset(args.dataset, args.data_dir, not args.no_download, not args.quiet)
     X, y, X_val, y_val = _split(data.X_train, data.y_train, args.validation_fraction, args.seed)
     params = dict(
         optimizer=args.optimizer,

@@ -1,0 +1,267 @@
+"""Issue 16, items 12, 13 and 15: the MNIST download and the IDX reader under attack.
+
+A misbehaving HTTP server on 127.0.0.1 (started and stopped by each test)
+trickles bytes, announces huge sizes or serves gzip bombs; crafted IDX headers
+declare absurd shapes.  Nothing here touches the internet, and every test is
+bounded in time.
+"""
+
+import contextlib
+import gzip
+import hashlib
+import http.server
+import re
+import struct
+import threading
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from fastsoftmax import datasets
+from fastsoftmax.datasets import DataNotFoundError, IDXError, load_mnist, read_idx
+
+NAMES = tuple(datasets.MNIST_FILES)
+MiB = 1 << 20
+
+
+def idx_bytes(array):
+    array = np.asarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", n) for n in array.shape)
+    return header + array.tobytes()
+
+
+RNG = np.random.default_rng(0)
+RAW = {
+    "train-images-idx3-ubyte": idx_bytes(RNG.integers(0, 256, (6, 4, 4))),
+    "train-labels-idx1-ubyte": idx_bytes(RNG.integers(0, 10, 6)),
+    "t10k-images-idx3-ubyte": idx_bytes(RNG.integers(0, 256, (3, 4, 4))),
+    "t10k-labels-idx1-ubyte": idx_bytes(RNG.integers(0, 10, 3)),
+}
+TABLE = {name: (hashlib.md5(raw).hexdigest(), len(raw)) for name, raw in RAW.items()}
+# 32 MiB of zeros in about 32 kB: served or stored in place of a 20-byte file
+BOMB = gzip.compress(bytes(32 * MiB), compresslevel=9)
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.delenv("FASTSOFTMAX_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setattr(datasets, "MNIST_FILES", dict(TABLE))
+    monkeypatch.setattr(datasets, "MIRRORS", ())
+    monkeypatch.setattr(datasets, "TIMEOUT", 5.0)
+
+
+class Server:
+    """127.0.0.1 server: /good/ serves the fixture files, other paths misbehave."""
+
+    def __init__(self):
+        self.requests = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append(self.path)
+                kind, name = self.path.strip("/").split("/")
+                name = name.removesuffix(".gz")
+                if kind == "good":
+                    self.reply(gzip.compress(RAW[name]))
+                elif kind == "bomb":
+                    self.reply(BOMB)
+                elif kind == "huge":  # announces a gigabyte, sends nothing
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(1 << 30))
+                    self.end_headers()
+                    time.sleep(3)
+                elif kind == "trickle":  # 1 byte every 20 ms, 150 bytes: 3 s in all
+                    self.send_response(200)
+                    self.send_header("Content-Length", "150")
+                    self.end_headers()
+                    with contextlib.suppress(OSError):  # the client hung up
+                        for _ in range(150):
+                            self.wfile.write(b"\0")
+                            self.wfile.flush()
+                            time.sleep(0.02)
+
+            def reply(self, body):
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.block_on_close = False  # don't wait for a trickle the client gave up on
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
+
+    def url(self, sub):
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{sub}/"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def server():
+    with Server() as srv:
+        yield srv
+
+
+def peak_memory(function, *args, **kwargs):
+    """(result or exception, peak bytes allocated by Python during the call)."""
+    tracemalloc.start()
+    try:
+        try:
+            result = function(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - returned for the caller to check
+            result = exc
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+# ----------------------------------------------------------------------------- item 12: deadline
+
+
+def test_a_trickling_mirror_is_abandoned_at_the_deadline(tmp_path, server, monkeypatch):
+    monkeypatch.setattr(datasets, "MIRRORS", (server.url("trickle"),))
+    monkeypatch.setattr(datasets, "DEADLINE", 0.5, raising=False)  # absent before the fix
+    start = time.perf_counter()
+    with pytest.raises(DataNotFoundError, match=r"timed out.*within 0.5 s"):
+        load_mnist(tmp_path)
+    # one deadline for the mirror (then it counts as unreachable), not one per file
+    assert time.perf_counter() - start < 2.0
+    assert len(server.requests) == 1
+    assert not (tmp_path / "mnist").exists() or list((tmp_path / "mnist").iterdir()) == []
+
+
+def test_a_trickling_mirror_falls_back_to_the_next(tmp_path, server, monkeypatch):
+    monkeypatch.setattr(datasets, "MIRRORS", (server.url("trickle"), server.url("good")))
+    monkeypatch.setattr(datasets, "DEADLINE", 0.3, raising=False)  # absent before the fix
+    start = time.perf_counter()
+    X, *_ = load_mnist(tmp_path, return_X_y=True)
+    assert X.shape == (6, 16)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_the_download_shows_a_progress_bar_with_the_size(tmp_path, server, monkeypatch, capsys):
+    monkeypatch.setattr(datasets, "MIRRORS", (server.url("good"),))
+    load_mnist(tmp_path)
+    err = capsys.readouterr().err
+    for name in NAMES:
+        size = len(gzip.compress(RAW[name]))
+        done = re.search(rf"{name}\.gz: 100%.*? ([0-9.]+)/([0-9.]+) ", err)
+        assert done, err
+        assert float(done[1]) == float(done[2]) == size
+
+
+def test_progress_false_shows_no_bar(tmp_path, server, monkeypatch, capsys):
+    monkeypatch.setattr(datasets, "MIRRORS", (server.url("good"),))
+    load_mnist(tmp_path, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+# ----------------------------------------------------------------------------- item 13: bombs
+
+
+def test_a_gzip_bomb_from_a_mirror_is_not_inflated(tmp_path, server, monkeypatch):
+    monkeypatch.setattr(datasets, "MIRRORS", (server.url("bomb"), server.url("good")))
+    result, peak = peak_memory(load_mnist, tmp_path, return_X_y=True)
+    assert not isinstance(result, Exception), result
+    assert result[0].shape == (6, 16)  # the good mirror's copy
+    assert peak < 4 * MiB, f"peak {peak / MiB:.1f} MiB for 20-byte files"
+
+
+def test_a_gzip_bomb_is_reported_with_the_expected_size(tmp_path, server, monkeypatch):
+    monkeypatch.setattr(datasets, "MIRRORS", (server.url("bomb"),))
+    with pytest.raises(DataNotFoundError, match=r"more than the \d+ bytes expected"):
+        load_mnist(tmp_path)
+
+
+def test_an_announced_huge_body_is_refused_before_reading(tmp_path, server, monkeypatch):
+    monkeypatch.setattr(datasets, "MIRRORS", (server.url("huge"),))
+    start = time.perf_counter()
+    with pytest.raises(DataNotFoundError, match=r"announces 1073741824 bytes"):
+        load_mnist(tmp_path)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_a_gzip_bomb_in_the_cache_is_skipped_cheaply(tmp_path):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for name in NAMES:
+        (folder / f"{name}.gz").write_bytes(gzip.compress(RAW[name]))
+    (folder / f"{NAMES[1]}.gz").write_bytes(BOMB)
+
+    def load():
+        with pytest.warns(UserWarning, match="ignoring unusable MNIST file.*more than"):
+            with pytest.raises(DataNotFoundError):
+                load_mnist(tmp_path, download=False)
+
+    result, peak = peak_memory(load)
+    assert result is None
+    assert peak < 4 * MiB, f"peak {peak / MiB:.1f} MiB"
+
+
+# ----------------------------------------------------------------------------- item 15: IDX sizes
+
+
+def header(*shape, code=0x08):
+    return bytes([0, 0, code, len(shape)]) + struct.pack(f">{len(shape)}I", *shape)
+
+
+@pytest.mark.parametrize(
+    "shape, code, needs",
+    [
+        ((65536,) * 4, 0x08, 20 + 2**64),
+        ((2**32 - 1,) * 2, 0x08, 12 + (2**32 - 1) ** 2),
+        ((2**32 - 1,) * 3, 0x0E, 16 + 8 * (2**32 - 1) ** 3),
+        ((2**31, 2), 0x0C, 12 + 4 * 2**32),
+    ],
+)
+@pytest.mark.parametrize("gz", [False, True])
+def test_huge_declared_shapes_give_an_idx_error_with_the_true_size(tmp_path, shape, code, needs, gz):
+    data = header(*shape, code=code) + bytes(100)
+    path = tmp_path / ("f.gz" if gz else "f")
+    path.write_bytes(gzip.compress(data) if gz else data)
+    with pytest.raises(IDXError) as info:
+        read_idx(path)
+    assert type(info.value) is IDXError
+    message = str(info.value)
+    assert f"needs {needs} bytes" in message and "truncated" in message
+    assert "-" not in message.split("needs")[1]  # no wrapped-around negative count
+    assert str(path) in message
+
+
+def test_a_gzip_idx_with_a_bomb_of_trailing_bytes_stops_reading(tmp_path):
+    path = tmp_path / "bomb-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(header(10) + bytes(32 * MiB), compresslevel=9))
+    result, peak = peak_memory(read_idx, path)
+    assert type(result) is IDXError and "trailing bytes" in str(result), result
+    assert "more than 18" in str(result)
+    assert peak < 4 * MiB, f"peak {peak / MiB:.1f} MiB"
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_read_idx_still_reads_and_reports_exact_sizes(tmp_path, gz):
+    array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    data = header(2, 3, 4) + array.tobytes()
+    path = tmp_path / ("a.gz" if gz else "a")
+    path.write_bytes(gzip.compress(data) if gz else data)
+    np.testing.assert_array_equal(read_idx(path), array)
+    path.write_bytes(gzip.compress(data[:-1]) if gz else data[:-1])
+    with pytest.raises(IDXError, match=r"truncated: shape \(2, 3, 4\) of u1 needs 40 bytes, found 39"):
+        read_idx(path)
+    path.write_bytes(gzip.compress(data + b"x") if gz else data + b"x")
+    with pytest.raises(IDXError, match="has trailing bytes"):
+        read_idx(path)
