@@ -14,22 +14,8 @@ import pytest
 
 import fastsoftmax
 from fastsoftmax import _threads
-from fastsoftmax.cli import main
 
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, err, *needles):
-    assert code == 2
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+from test_cli import assert_one_line_error, run  # the CLI tests' helpers
 
 
 def cpu_count():
@@ -189,7 +175,9 @@ def test_use_backend_is_still_isolated_between_threads():
         assert entered.wait(10)
         seen["main"] = fastsoftmax.get_backend()
         with fastsoftmax.use_backend(other):  # a thread started in the block does not inherit it
-            child = threading.Thread(target=lambda: seen.setdefault("child", fastsoftmax.get_backend()))
+            child = threading.Thread(
+                target=lambda: seen.setdefault("child", fastsoftmax.get_backend())
+            )
             child.start()
             child.join(10)
     finally:

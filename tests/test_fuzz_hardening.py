@@ -17,6 +17,7 @@ import os
 import re
 import signal
 import struct
+import tempfile
 import threading
 import tracemalloc
 import zipfile
@@ -50,7 +51,8 @@ FUZZ = settings(
 @contextlib.contextmanager
 def time_limit(seconds):
     """Raise TimeoutError in the main thread if the block runs longer than ``seconds``."""
-    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if not hasattr(signal, "setitimer") or not in_main_thread:
         yield
         return
 
@@ -103,18 +105,20 @@ SOFTMAX, BINARY = _models()
 
 
 def model_bytes(estimator, compression):
-    buffer = io.BytesIO()
-    path_free = {}
-    import tempfile
-
+    """(the model file with its members stored or deflated, {member name: bytes})."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = estimator.save(os.path.join(tmp, "m.npz"))
+        path = estimator.save(os.path.join(tmp, "valid.npz"))
         with zipfile.ZipFile(path) as archive:
-            path_free = {i.filename: archive.read(i) for i in archive.infolist()}
-    with zipfile.ZipFile(buffer, "w", compression) as archive:
-        for name, data in path_free.items():
+            contents = {info.filename: archive.read(info) for info in archive.infolist()}
+        write_zip(path, contents, compression)
+        with open(path, "rb") as f:
+            return f.read(), contents
+
+
+def write_zip(path, contents, compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        for name, data in contents.items():
             archive.writestr(name, data)
-    return buffer.getvalue(), path_free
 
 
 VALID = {
@@ -203,12 +207,6 @@ def npy(array):
     return buffer.getvalue()
 
 
-def write_zip(path, contents, compression=zipfile.ZIP_STORED):
-    with zipfile.ZipFile(path, "w", compression) as archive:
-        for name, data in contents.items():
-            archive.writestr(name, data)
-
-
 DESCRS = ["<f8", "<f4", ">f8", "|u1", "<i8", "|O", "<U5", "|S3", "<c16", "|V8", "[('a', '<f8')]"]
 
 
@@ -221,7 +219,9 @@ DESCRS = ["<f8", "<f4", ">f8", "|u1", "<i8", "|O", "<U5", "|S3", "<c16", "|V8", 
     payload=st.integers(0, 300),
     compression=st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]),
 )
-def test_load_survives_crafted_npy_headers(folder, which, member, descr, shape, payload, compression):
+def test_load_survives_crafted_npy_headers(
+    folder, which, member, descr, shape, payload, compression
+):
     contents = dict(VALID[which][1])
     header = io.BytesIO()
     fields = f"{{'descr': {descr if descr.startswith('[') else repr(descr)}, " \
