@@ -599,12 +599,15 @@ def load(path):
         _check_parameters(estimator)
         _check_attribute_names(estimator, attributes)
         _check_fitted_state(attributes)
+        for key, value in attributes.items():
+            setattr(estimator, key, value)
+        if "classes_" in attributes:  # class_weight against the classes, as fit checks it
+            n_classes = len(estimator.classes_)
+            estimator._weights(np.arange(n_classes), None, n_classes, estimator.coef_.dtype)
     except ModelFormatError as exc:
         raise ModelFormatError(f"{path!r} is a damaged fastsoftmax model file: {exc}") from None
     except Exception as exc:  # whatever a crafted manifest makes the decoding raise
         raise ModelFormatError(
             f"{path!r} is a damaged fastsoftmax model file: {type(exc).__name__}: {exc}"
         ) from exc
-    for key, value in attributes.items():
-        setattr(estimator, key, value)
     return estimator

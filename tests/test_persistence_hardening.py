@@ -341,6 +341,18 @@ def test_invalid_logistic_hyper_parameters_are_refused(data, tmp_path, param, va
     assert_refused(path, param)
 
 
+@pytest.mark.parametrize(
+    "class_weight, needle",
+    [({"__dict__": [[99, 2.0]]}, "label 99"), ({"__dict__": [[0, -1.0]]}, "class_weight[0]"),
+     ({"__dict__": [[0, 0.0], [1, 0.0], [2, 0.0]]}, "zero for every sample")],
+)
+def test_class_weights_that_do_not_fit_the_classes_are_refused(model_path, class_weight, needle):
+    manifest = manifest_of(model_path)
+    manifest["params"]["class_weight"] = class_weight
+    rewrite(model_path, manifest=manifest)
+    assert_refused(model_path, needle)
+
+
 def test_valid_models_still_load_and_predict(data, tmp_path):
     X, y = data
     for est in (
