@@ -420,6 +420,12 @@ def _check_attribute_names(estimator, names):
             )
 
 
+def _is_number_list(value):
+    return isinstance(value, list) and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in value
+    )
+
+
 def _check_fitted_state(attributes):
     """The fitted arrays of a linear classifier agree with each other and are finite."""
     if "coef_" not in attributes:
@@ -449,6 +455,17 @@ def _check_fitted_state(attributes):
         )
     if intercept.dtype != coef.dtype:
         raise ModelFormatError(f"intercept_ is {intercept.dtype} but coef_ is {coef.dtype}")
+    for key in ("n_iter_", "best_epoch_"):  # an int, or LogisticRegression's int array
+        count = np.asarray(attributes.get(key, 0))
+        if count.dtype.kind not in "iu" or count.size != 1 or count.item() < 0:
+            raise ModelFormatError(f"{key} must be a non-negative integer")
+    history = attributes.get("history_", {})
+    if not (
+        isinstance(history, dict)
+        and all(_is_number_list(v) for v in history.values())
+        and len({len(v) for v in history.values()}) <= 1
+    ):
+        raise ModelFormatError("history_ must map names to lists of numbers, one per epoch")
 
 
 # ---------------------------------------------------------------------------

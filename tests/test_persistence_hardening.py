@@ -293,6 +293,19 @@ def test_inconsistent_fitted_arrays_are_refused(model_path, key, value, needle):
     assert_refused(model_path, needle)
 
 
+@pytest.mark.parametrize(
+    "key, value",
+    [("n_iter_", -1), ("n_iter_", "3"), ("best_epoch_", 1.5), ("history_", [1, 2]),
+     ("history_", {"__dict__": [["train_loss", [1.0, "x"]]]}),
+     ("history_", {"__dict__": [["train_loss", [1.0]], ["val_loss", []]]})],
+)
+def test_bad_counters_and_history_are_refused(model_path, key, value):
+    manifest = manifest_of(model_path)
+    manifest["attributes"][key] = value
+    rewrite(model_path, manifest=manifest)
+    assert_refused(model_path, key)
+
+
 @pytest.mark.parametrize("name", ["predict", "fit", "__class__", "_fit_data", "coef", "max_epochs"])
 def test_attributes_that_are_not_fitted_attributes_are_refused(model_path, name):
     manifest = manifest_of(model_path)
