@@ -230,7 +230,9 @@ def _read_inputs(path, n_features):
         raise UsageError(f"input file not found: {path}")
     if path.endswith(".npy"):
         try:
-            X = np.load(path, allow_pickle=False)
+            # memory-mapped: a header declaring more data than the file holds is an error
+            # here, not an attempt to allocate it
+            X = np.load(path, allow_pickle=False, mmap_mode="r")
         except (ValueError, OSError) as exc:
             raise UsageError(f"{path}: not a readable .npy file ({exc})") from None
     else:

@@ -73,6 +73,16 @@ def test_predict_on_an_empty_image_stack_is_a_clear_error(fitted_path, tmp_path,
     assert_one_line_error(code, err, "no images")
 
 
+def test_predict_on_a_npy_declaring_a_huge_shape_is_a_clear_error(fitted_path, tmp_path, capsys):
+    path = tmp_path / "huge.npy"
+    with open(path, "wb") as f:
+        header = {"descr": "<f8", "fortran_order": False, "shape": (10**12, 64)}
+        np.lib.format.write_array_header_1_0(f, header)
+        f.write(bytes(640))
+    code, _, err = run(capsys, "predict", str(fitted_path), str(path))
+    assert_one_line_error(code, err, "huge.npy", "not a readable .npy file")
+
+
 # ----------------------------------------------------------------------------- threads (item 16)
 
 
