@@ -7,6 +7,10 @@ of NumPy's BLAS, which the numpy backend uses: limit those with
 there too, under the ``openmp`` user API, and obeys it only as far as
 ``set_num_threads`` does not override it: fastsoftmax passes its own count to
 every parallel region explicitly).
+
+The default is ``$FASTSOFTMAX_NUM_THREADS`` if set (read at first use; a value
+that is not a positive integer, or -1 for all cores, is ignored with a
+``RuntimeWarning``), else all the cores this process may run on.
 """
 
 from __future__ import annotations
