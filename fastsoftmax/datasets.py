@@ -194,9 +194,13 @@ def _size_error(name, dtype, shape, expected, found, *, exact=True):
     )
 
 
-def _to_array(data, dtype, shape, offset):
+def _to_array(data, dtype, shape, offset, name):
     # frombuffer: no copy of the (possibly 47 MB) payload
-    array = np.frombuffer(data, dtype=dtype, offset=offset).reshape(shape)
+    array = np.frombuffer(data, dtype=dtype, offset=offset)
+    try:
+        array = array.reshape(shape)
+    except ValueError:  # e.g. (0, 2**31, 2**31, 2**31): empty, but more dims than NumPy indexes
+        raise IDXError(f"{name}: shape {shape} is too large for a NumPy array") from None
     return array.astype(dtype.newbyteorder("="), copy=False)
 
 
@@ -205,7 +209,7 @@ def _parse_idx(data, name):
     dtype, shape, header, expected = _parse_header(data, name)
     if len(data) != expected:
         raise _size_error(name, dtype, shape, expected, len(data))
-    return _to_array(data, dtype, shape, header)
+    return _to_array(data, dtype, shape, header, name)
 
 
 def _read_idx_stream(stream, name):
@@ -217,7 +221,7 @@ def _read_idx_stream(stream, name):
     data += _read_bounded(stream, expected - header)
     if len(data) != expected:  # a longer stream was read only one byte past the end
         raise _size_error(name, dtype, shape, expected, len(data), exact=len(data) < expected)
-    return _to_array(data, dtype, shape, header)
+    return _to_array(data, dtype, shape, header, name)
 
 
 def read_idx(path):

@@ -204,6 +204,15 @@ def test_a_gzip_idx_with_a_bomb_of_trailing_bytes_stops_reading(tmp_path):
 
 
 @pytest.mark.parametrize("gz", [False, True])
+def test_an_empty_shape_too_large_for_numpy_is_an_idx_error(tmp_path, gz):
+    data = header(0, 2**31, 2**31, 2**31)
+    path = tmp_path / ("e.gz" if gz else "e")
+    path.write_bytes(gzip.compress(data) if gz else data)
+    with pytest.raises(IDXError, match=r"shape \(0, 2147483648, .*too large for a NumPy array"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("gz", [False, True])
 def test_read_idx_still_reads_and_reports_exact_sizes(tmp_path, gz):
     array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
     data = header(2, 3, 4) + array.tobytes()
