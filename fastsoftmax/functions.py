@@ -20,6 +20,7 @@ Invalid input raises ``TypeError`` (wrong kind of object or dtype) or
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -66,6 +67,11 @@ def _kernels(backend):
 def _coef_layout(W):
     """Weights (n_features, n_classes) in the kernels' layout of ``coef_``, (n_classes, n_features)."""
     return np.ascontiguousarray(W.T)
+
+
+def _is_real_array(value):
+    """A NumPy array (0-d here) of a real number dtype: float, int or unsigned."""
+    return isinstance(value, np.ndarray) and value.dtype.kind in "fiu"
 
 
 def _scalar_if_0d(arr):
@@ -829,6 +835,10 @@ def logistic_loss_grad(X, w, b, y, *, l2=0.0, sample_weight=None, backend=None):
         raise ValueError(
             f"b must be a real scalar (the intercept), got {np.shape(b)!r}-shaped input"
         )
+    elif not (isinstance(b, numbers.Real) or _is_real_array(b)):
+        # float() would take "1" and drop the imaginary part of a complex
+        got = f"an array of dtype {b.dtype}" if isinstance(b, np.ndarray) else type(b).__name__
+        raise TypeError(f"b must be a real scalar (the intercept), got {got}")
     b = float(b)
     if not math.isfinite(b):
         raise ValueError(f"b must be finite, got {b!r}")
