@@ -250,6 +250,14 @@ def test_softmax_and_log_softmax(data, shape, name):
         assert res is out
         np.testing.assert_array_equal(out, got, err_msg=f"{name} {backend} out=")
         untouched.check()
+    # out= overlapping the input without being it: shifted by one element of a buffer
+    if x.ndim == 1 and x.size and x.dtype == rdtype:
+        for backend in _backends_for(x.size):
+            buf = np.zeros(x.size + 1, rdtype)
+            buf[:-1] = x
+            out = buf[1:]
+            assert func(buf[:-1], axis=axis, out=out, backend=backend) is out
+            assert_close(buf[1:], ref, rdtype, cdtype, scale, f"{name} {backend} overlapping out")
     # out= the input itself (in place), where the input can be the result
     if x.dtype == rdtype and x.flags.writeable:
         for backend in _backends_for(x.size):
@@ -342,6 +350,11 @@ def test_linear(data, n, d, c, with_b):
         assert fs.linear(X, W, b, out=out, backend=backend) is out
         np.testing.assert_array_equal(out, got)
         untouched.check()
+        # aliasing: X is out itself (square problems of the result dtype)
+        if d == c and X.dtype == rdtype:
+            buf = np.array(X, order="C")
+            assert fs.linear(buf, W, b, out=buf, backend=backend) is buf
+            assert_close(buf, ref, rdtype, rdtype, scale, f"linear {backend} X is out")
         # aliasing: the intercept is a view into out (issue 16, item 3)
         if with_b and n and b.dtype == rdtype:
             out = np.zeros((n, c), rdtype)
@@ -397,6 +410,33 @@ def test_cross_entropy(data, shape, reduction):
     assume(reduction != "mean" or sw is None or n == 0 or np.sum(sw64) > 0)
     for backend in _backends_for(logits.size):
         got = fs.cross_entropy(logits, y, reduction=reduction, sample_weight=sw, backend=backend)
+        untouched.check()
+        if reduction == "none":
+            assert got.dtype == rdtype and got.shape == (n,)
+            assert_close(got, ref, rdtype, cdtype, scale, f"cross_entropy {backend}")
+        else:
+            assert type(got) is float
+            assert_close(got, ref, np.float64, cdtype, scale * max(1.0, float(np.sum(sw64))), backend)
+
+
+@SETTINGS
+@given(data=st.data(), shape=matrix_shapes, reduction=st.sampled_from(["mean", "sum", "none"]))
+def test_cross_entropy_probability_targets(data, shape, reduction):
+    logits, z64 = data.draw(arrays(shape, dtypes=["<f2", "<f4", "<f8", ">f4", "<i4"]))
+    target, t64 = data.draw(arrays(shape, dtypes=["<f4", "<f8", ">f8", "?", "u1"], scale=1.0))
+    target, t64 = np.abs(target), np.abs(t64)
+    n = shape[0]
+    sw, sw64 = _weights(data, n)
+    assume(reduction != "mean" or sw is None or n == 0 or np.sum(sw64) > 0)
+    logp = z64 - ref_logsumexp(z64, (1,)) if n else z64
+    losses = -np.sum(np.where(t64 != 0, t64 * logp, 0.0), axis=1)
+    ref = _reduce(losses, sw64, reduction)
+    cdtype = documented_compute_dtype(logits.dtype)
+    rdtype = documented_result_dtype(logits.dtype)
+    scale = float(np.max(np.abs(z64), initial=1.0)) * float(np.max(np.sum(t64, axis=1), initial=1.0))
+    untouched = Untouched(logits, target, sw)
+    for backend in _backends_for(logits.size):
+        got = fs.cross_entropy(logits, target, reduction=reduction, sample_weight=sw, backend=backend)
         untouched.check()
         if reduction == "none":
             assert got.dtype == rdtype and got.shape == (n,)
