@@ -394,6 +394,24 @@ def _reduce(losses, sw64, reduction):
     return total / weight if weight else 0.0
 
 
+def check_reduced_losses(func, logits, target, sw, sw64, reduction, ref, scale, inputs):
+    """Run a loss function on every backend: documented type, dtype, value; inputs untouched."""
+    rdtype = documented_result_dtype(logits.dtype)
+    cdtype = documented_compute_dtype(logits.dtype)
+    untouched = Untouched(*inputs)
+    n = logits.shape[0]
+    for backend in _backends_for(logits.size):
+        got = func(logits, target, reduction=reduction, sample_weight=sw, backend=backend)
+        untouched.check()
+        if reduction == "none":
+            assert got.dtype == rdtype and got.shape == (n,)
+            assert_close(got, ref, rdtype, cdtype, scale, f"{func.__name__} {backend}")
+        else:
+            assert type(got) is float
+            total_weight = max(1.0, float(np.sum(sw64)))
+            assert_close(got, ref, np.float64, cdtype, scale * total_weight, backend)
+
+
 @SETTINGS
 @given(data=st.data(), shape=matrix_shapes, reduction=st.sampled_from(["mean", "sum", "none"]))
 def test_cross_entropy(data, shape, reduction):
@@ -402,21 +420,10 @@ def test_cross_entropy(data, shape, reduction):
     y = _labels(data, n, c)
     sw, sw64 = _weights(data, n)
     ce = (ref_logsumexp(z64, (1,), keepdims=False) - z64[np.arange(n), np.asarray(y, np.int64)]) if n else np.zeros(0)
-    ref = _reduce(ce, sw64, reduction)
-    cdtype = documented_compute_dtype(logits.dtype)
-    rdtype = documented_result_dtype(logits.dtype)
-    scale = float(np.max(np.abs(z64), initial=1.0))
-    untouched = Untouched(logits, y, sw)
     assume(reduction != "mean" or sw is None or n == 0 or np.sum(sw64) > 0)
-    for backend in _backends_for(logits.size):
-        got = fs.cross_entropy(logits, y, reduction=reduction, sample_weight=sw, backend=backend)
-        untouched.check()
-        if reduction == "none":
-            assert got.dtype == rdtype and got.shape == (n,)
-            assert_close(got, ref, rdtype, cdtype, scale, f"cross_entropy {backend}")
-        else:
-            assert type(got) is float
-            assert_close(got, ref, np.float64, cdtype, scale * max(1.0, float(np.sum(sw64))), backend)
+    ref = _reduce(ce, sw64, reduction)
+    scale = float(np.max(np.abs(z64), initial=1.0))
+    check_reduced_losses(fs.cross_entropy, logits, y, sw, sw64, reduction, ref, scale, (logits, y, sw))
 
 
 @SETTINGS
@@ -431,19 +438,10 @@ def test_cross_entropy_probability_targets(data, shape, reduction):
     logp = z64 - ref_logsumexp(z64, (1,)) if n else z64
     losses = -np.sum(np.where(t64 != 0, t64 * logp, 0.0), axis=1)
     ref = _reduce(losses, sw64, reduction)
-    cdtype = documented_compute_dtype(logits.dtype)
-    rdtype = documented_result_dtype(logits.dtype)
     scale = float(np.max(np.abs(z64), initial=1.0)) * float(np.max(np.sum(t64, axis=1), initial=1.0))
-    untouched = Untouched(logits, target, sw)
-    for backend in _backends_for(logits.size):
-        got = fs.cross_entropy(logits, target, reduction=reduction, sample_weight=sw, backend=backend)
-        untouched.check()
-        if reduction == "none":
-            assert got.dtype == rdtype and got.shape == (n,)
-            assert_close(got, ref, rdtype, cdtype, scale, f"cross_entropy {backend}")
-        else:
-            assert type(got) is float
-            assert_close(got, ref, np.float64, cdtype, scale * max(1.0, float(np.sum(sw64))), backend)
+    check_reduced_losses(
+        fs.cross_entropy, logits, target, sw, sw64, reduction, ref, scale, (logits, target, sw)
+    )
 
 
 def ref_softmax_ce_grad(X64, W64, b64, y, sw64, l2):
@@ -524,19 +522,8 @@ def test_binary_cross_entropy(data, n, reduction):
     sw, sw64 = _weights(data, n)
     assume(reduction != "mean" or sw is None or n == 0 or np.sum(sw64) > 0)
     ref = _reduce(_bce(z64, y01.astype(np.float64)), sw64, reduction)
-    rdtype = documented_result_dtype(z.dtype)
-    cdtype = documented_compute_dtype(z.dtype)
     scale = float(np.max(np.abs(z64), initial=1.0))
-    untouched = Untouched(z, y, sw)
-    for backend in _backends_for(n):
-        got = fs.binary_cross_entropy(z, y, reduction=reduction, sample_weight=sw, backend=backend)
-        untouched.check()
-        if reduction == "none":
-            assert got.dtype == rdtype and got.shape == (n,)
-            assert_close(got, ref, rdtype, cdtype, scale, f"bce {backend}")
-        else:
-            assert type(got) is float
-            assert_close(got, ref, np.float64, cdtype, scale * max(1.0, float(np.sum(sw64))), backend)
+    check_reduced_losses(fs.binary_cross_entropy, z, y, sw, sw64, reduction, ref, scale, (z, y, sw))
 
 
 @SETTINGS
