@@ -42,17 +42,19 @@ html_title = f"fastsoftmax {release}"
 
 # --- API reference ---
 autosummary_generate = True
-autodoc_default_options = {"members": True, "inherited-members": False}
-# The class template lists the methods itself; numpydoc's own member tables
-# would point at stub pages that autosummary does not write.
+autodoc_default_options = {"members": True}
+# The class template (_templates/autosummary/class.rst) lists the methods, also those
+# of fastsoftmax's own base classes (not scikit-learn's get_params/set_params);
+# numpydoc's own member tables would point at stub pages autosummary does not write.
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 
 
 def _skip_metadata_request_methods(app, what, name, obj, skip, options):
-    # scikit-learn adds set_fit_request & co. to every estimator with sample_weight;
-    # their docstrings link to scikit-learn's own glossary, unknown here.
-    if name.startswith("set_") and name.endswith("_request"):
+    # scikit-learn's metadata routing: set_fit_request & co. (added to every estimator
+    # with sample_weight) and get_metadata_routing; their docstrings link to
+    # scikit-learn's own user guide and glossary, unknown here.
+    if (name.startswith("set_") and name.endswith("_request")) or name == "get_metadata_routing":
         return True
     return None
 
