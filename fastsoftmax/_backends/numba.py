@@ -857,6 +857,14 @@ def classification_error(logits, y):
 
 __all__ = [*KERNEL_NAMES, "train_epoch"]
 
-# The optional whole-epoch kernel (see fastsoftmax._backends); imported last
-# because it is built from the blocks above.
-from .numba_epoch import train_epoch  # noqa: E402
+
+def __getattr__(name):
+    # The optional whole-epoch kernel (see fastsoftmax._backends) lives in
+    # numba_epoch, which is built from the blocks above and imports this
+    # module: it is imported on first use, so each module imports on its own.
+    if name == "train_epoch":
+        from .numba_epoch import train_epoch
+
+        globals()["train_epoch"] = train_epoch
+        return train_epoch
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
