@@ -960,7 +960,9 @@ def _table(classes):
     )
     for row in rows:
         if isinstance(row.code, bool) or not isinstance(row.code, int):
-            raise RuntimeError(f"learner {row.kind!r} needs an integer _kernel_code, got {row.code!r}")
+            raise RuntimeError(
+                f"learner {row.kind!r} needs an integer _kernel_code, got {row.code!r}"
+            )
     for field in ("kind", "code"):
         values = [getattr(row, field) for row in rows]
         if len(set(values)) != len(values):
