@@ -653,12 +653,12 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
     entries of ``W`` for the update).  An empty ``sample_weight`` means unit
     weights; ``weight_mean > 0`` divides each weighted minibatch's data term
     by ``len(batch) * weight_mean``.  A ``batch_size`` above ``len(order)``
-    is the full batch.  Sizes, labels and row indices are checked (ValueError)
-    before they are used.  Returns ``(mean minibatch loss weighted by rows, t)``."""
+    is the full batch.  Sizes, row indices and labels are checked (ValueError)
+    before anything is updated.  Returns ``(mean minibatch loss weighted by rows, t)``."""
     cdef Py_ssize_t n = order.shape[0], n_rows = X.shape[0], d = WT.shape[1], C = WT.shape[0]
     cdef Py_ssize_t size = C * d, n_hp = hyperparameters.shape[0], n_states
     cdef int nt = num_threads, tt, status
-    cdef Py_ssize_t k, lo, hi, nb, r, i, c, q
+    cdef Py_ssize_t k, lo, hi, nb, r, i, c
     cdef Py_ssize_t bad = -1
     cdef bint weighted = sample_weight.shape[0] > 0
     cdef double data, m, scale, loss, total = 0.0, sq, gbs
@@ -677,8 +677,9 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
     cdef double *gb_sum = NULL
     cdef double *data_t = NULL
 
-    # The loops below trust these sizes: O(1) checks (and the labels and row
-    # indices as they are read), exceptions instead of memory corruption.
+    # The loops below trust these sizes, the row indices and the labels:
+    # checks first (O(1), then one pass over order), exceptions instead of
+    # memory corruption.
     if X.shape[1] != d:
         raise ValueError(f"X has {X.shape[1]} columns, WT {d}")
     if y.shape[0] != n_rows or (weighted and sample_weight.shape[0] != n_rows):
@@ -697,6 +698,17 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
     if status != LEARNER_UPDATED:
         raise ValueError(f"the update rule of learner code {code} takes other numbers of states "
                          f"and hyper-parameters than {n_states} and {n_hp}")
+    with nogil:  # every row of the epoch and its label, before anything is updated
+        for k in range(n):
+            i = order[k]
+            if i < 0 or i >= n_rows or y[i] < 0 or y[i] >= C:
+                bad = k
+                break
+    if bad >= 0:
+        i = order[bad]
+        if not 0 <= i < n_rows:
+            raise ValueError(f"order must index rows of X in [0, {n_rows}): order[{bad}] = {i}")
+        raise ValueError(f"y must hold class indices in [0, {C}): y[{i}] = {y[i]}")
     if n == 0:
         return 0.0, t
     batch_size = min(batch_size, n)  # and so are the per-batch buffers
@@ -722,17 +734,11 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
                 nb = hi - lo
                 for r in range(nb):
                     i = order[lo + r]
-                    if i < 0 or i >= n_rows or y[i] < 0 or y[i] >= C:
-                        bad = lo + r
-                        break
                     rows[r] = &X[i, 0]
-                    q = order[min(hi + r, n - 1)]  # prefetched only, checked when used
-                    next_rows[r] = &X[q, 0] if 0 <= q < n_rows else rows[r]
+                    next_rows[r] = &X[order[min(hi + r, n - 1)], 0]
                     y_batch[r] = y[i]
                     if weighted:
                         sw_batch[r] = sample_weight[i]
-                if bad >= 0:
-                    break
                 if nt == 1:
                     _epoch_part(rows, next_rows, 0, nb, d, C, p, &b[0], y_batch, swb, Z, g,
                                 gb_sum, data_t)
@@ -791,7 +797,4 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
         free(gb)
         free(gb_sum)
         free(data_t)
-    if bad >= 0:
-        raise ValueError(f"order[{bad}] = {order[bad]} is not a row of X (0 <= i < {n_rows}) or "
-                         f"its label is not a class (0 <= y < {C})")
     return total / n, t

@@ -689,9 +689,9 @@ WRAPPER_CASES = {
     "b size != W columns": ("ValueError", r"b must be a \(4,\) float64 array"),
     "y shorter than X": ("ValueError", r"y must have shape \(20,\)"),
     "sample_weight shorter than X": ("ValueError", "sample_weight must be None or a"),
-    "label == C": ("ValueError", r"y must hold class indices in \[0, 4\)"),
-    "label < 0": ("ValueError", r"y must hold class indices in \[0, 4\)"),
-    "order past X": ("ValueError", "order must index rows of X"),
+    "label == C": ("ValueError", r"y must hold class indices in \[0, 4\): y\[0\] = 4"),
+    "label < 0": ("ValueError", r"y must hold class indices in \[0, 4\): y\[0\] = -1"),
+    "order past X": ("ValueError", r"order must index rows of X in \[0, 20\): order\[1\] = 20"),
     "batch_size 0": ("ValueError", "batch_size must be >= 1"),
     "float64 X, float32 W": ("TypeError", "X must be float32"),
     "state of another shape": ("ValueError", r"must be an array of shape \(6, 4\)"),
@@ -703,16 +703,32 @@ KERNEL_CASES = {
     "y shorter than X": ("ValueError", "X has 20 rows, y 19"),
     "sample_weight shorter than X": ("ValueError", "X has 20 rows, y 20, sample_weight 19"),
     "b size != WT rows": ("ValueError", "b has 5 entries, WT 4 rows"),
-    "label == C": ("ValueError", "its label is not a class"),
-    "label < 0": ("ValueError", "its label is not a class"),
-    "order past X": ("ValueError", r"order\[1\] = 20 is not a row of X"),
-    "order < 0": ("ValueError", r"order\[0\] = -1 is not a row of X"),
+    "label == C": ("ValueError", r"y must hold class indices in \[0, 4\): y\[0\] = 4"),
+    "label < 0": ("ValueError", r"y must hold class indices in \[0, 4\): y\[0\] = -1"),
+    "order past X": ("ValueError", r"order must index rows of X in \[0, 20\): order\[1\] = 20"),
+    "order < 0": ("ValueError", r"order must index rows of X in \[0, 20\): order\[0\] = -1"),
     "unknown code": ("ValueError", "no update rule for learner code 99"),
     "too few hyper-parameters": ("ValueError", "other numbers of states and hyper-parameters"),
     "state of W too short": ("ValueError", "state 0 of WT has 23 entries, expected 24"),
     "states of b missing": ("ValueError", "1 states of WT but 0 of b"),
     "too many states": ("ValueError", "at most 4 learner states"),
 }
+
+
+@pytest.mark.parametrize("bad", ["label", "row"])
+def test_a_bad_row_late_in_the_epoch_raises_before_any_update(epoch_backend, bad):
+    _, X, y, W, b, _ = make_problem(np.float64)
+    order = np.arange(X.shape[0])
+    if bad == "label":
+        y = y.copy()
+        y[order[-1]] = W.shape[1]
+    else:
+        order[-1] = X.shape[0]
+    W0, b0 = W.copy(), b.copy()
+    with pytest.raises(ValueError, match="y must hold class" if bad == "label" else "order must"):
+        epoch_backend.train_epoch(X, y, None, W, b, order, 4, 0.0, True, "sgd", {}, 0.1, 0, None)
+    np.testing.assert_array_equal(W, W0)
+    np.testing.assert_array_equal(b, b0)
 
 
 @pytest.fixture(scope="module")

@@ -86,8 +86,9 @@ def prepare(X, y, sample_weight, W, b, order, batch_size, fit_intercept, kind, h
 
     Raises ValueError (TypeError for a wrong dtype) naming the argument for an
     unknown ``kind``, a missing hyper-parameter, ``batch_size < 1``, arrays
-    whose shapes disagree, labels outside ``[0, C)``, an ``order`` that is
-    not 1-D or indexes outside ``X``, or missing or mis-shaped state arrays.
+    whose shapes disagree, an ``order`` that is not 1-D, or missing or
+    mis-shaped state arrays: O(1) checks.  The kernels check the rows of the
+    epoch (:func:`check_rows`) in their first pass over ``order``.
 
     Examples
     --------
@@ -110,17 +111,13 @@ def prepare(X, y, sample_weight, W, b, order, batch_size, fit_intercept, kind, h
 
     y = np.ascontiguousarray(y, dtype=np.intp)
     _check_shapes(X, y, sample_weight, W, b)
-    C = W.shape[1]
-    if y.size and (y.min() < 0 or y.max() >= C):
-        raise ValueError(f"y must hold class indices in [0, {C}) (the columns of W)")
     batch_size = int(batch_size)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     order = np.ascontiguousarray(order, dtype=np.intp)
     if order.ndim != 1:
         raise ValueError(f"order must be 1-D, got shape {order.shape}")
-    if order.size and (order.min() < 0 or order.max() >= X.shape[0]):
-        raise ValueError(f"order must index rows of X in [0, {X.shape[0]})")
+    # (the kernels check the indices in order and their labels: see check_rows)
     # a batch larger than the epoch is the full batch (and keeps the kernels'
     # per-batch buffers at the size of the data)
     batch_size = min(batch_size, max(1, order.size))
@@ -184,3 +181,17 @@ def check_update_status(status, spec, backend, where):
         f"_learner_update) reads other numbers of states or hyper-parameters than the "
         f"table gives {row}"
     )
+
+
+def check_rows(bad, order, y, n_rows, n_classes):
+    """Raise for ``order[bad]``, the first entry a kernel found not to be a row with a class.
+
+    ``bad`` is -1 when every ``order[k]`` is in ``[0, n_rows)`` and its label
+    ``y[order[k]]`` in ``[0, n_classes)``.
+    """
+    if bad < 0:
+        return
+    i = int(order[bad])
+    if not 0 <= i < n_rows:
+        raise ValueError(f"order must index rows of X in [0, {n_rows}): order[{bad}] = {i}")
+    raise ValueError(f"y must hold class indices in [0, {n_classes}): y[{i}] = {int(y[i])}")

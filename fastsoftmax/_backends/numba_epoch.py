@@ -126,6 +126,16 @@ def _learner_update(code, p, g, states, n_states, hp, size, lr, t):
 
 
 @njit
+def _first_bad_row(order, y, n_rows, n_classes):
+    """The first ``k`` whose ``order[k]`` is not a row or ``y[order[k]]`` not a class, or -1."""
+    for k in range(order.shape[0]):
+        i = order[k]
+        if i < 0 or i >= n_rows or y[i] < 0 or y[i] >= n_classes:
+            return k
+    return -1
+
+
+@njit
 def _train_epoch_kernel(
     X, y, sw, weight_mean, WT, b, order, batch_size, l2, fit_intercept,
     code, hp, lr, t, states_W, states_b, n_states, G, Xb,
@@ -211,6 +221,9 @@ def train_epoch(
     status = _learner_update(spec.code, flat, flat, states_W, n_states, args.hyperparameters, 0,
                              0.0, 0)  # fmt: skip
     _epoch_args.check_update_status(status, spec, "numba", "fastsoftmax/_backends/numba_epoch.py")
+    C = WT.shape[0]
+    bad = _first_bad_row(args.order, args.y, X.shape[0], C)
+    _epoch_args.check_rows(bad, args.order, args.y, X.shape[0], C)
     G = _aligned_empty(WT.shape, dtype)
     Xb = _row_scratch((), X.shape[1], dtype)
     loss, t_new = _train_epoch_kernel(
