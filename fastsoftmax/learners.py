@@ -61,11 +61,15 @@ array([ 0.75, -2.25])
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import NamedTuple
 
 import numpy as np
+
+from ._validation import check_epoch as _epoch
+from ._validation import check_finite_real as _real
+from ._validation import check_int as _integer
+from ._validation import check_positive as _positive
+from ._validation import check_unit_interval as _unit_interval
 
 __all__ = [
     "Learner",
@@ -89,48 +93,6 @@ __all__ = [
     "learner_spec",
     "SCHEDULES",
 ]
-
-
-# --------------------------------------------------------------------------
-# validation helpers
-
-
-def _real(name, value):
-    """Return ``value`` as a finite Python float or raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return value
-
-
-def _positive(name, value):
-    value = _real(name, value)
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return value
-
-
-def _unit_interval(name, value):
-    """A decay/momentum coefficient: ``0 <= value < 1``."""
-    value = _real(name, value)
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    return value
-
-
-def _integer(name, value, minimum):
-    """Return ``value`` as an int ``>= minimum`` or raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _epoch(epoch):
-    return _integer("epoch", epoch, 0)
 
 
 # --------------------------------------------------------------------------

@@ -36,6 +36,7 @@ True
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -56,10 +57,29 @@ class ModelFormatError(ValueError):
     """The file is not a fastsoftmax model, or one this version cannot read."""
 
 
-def _estimator_classes():
-    from .estimators import LogisticRegression, SoftmaxRegression
+#: estimator class name -> class, filled by :func:`register`
+_ESTIMATOR_CLASSES = {}
 
-    return {cls.__name__: cls for cls in (LogisticRegression, SoftmaxRegression)}
+
+def register(cls):
+    """Let :func:`save` and :func:`load` handle the estimator class ``cls`` (a class decorator).
+
+    The class is stored by its ``__name__`` (the name written to the file);
+    its constructor must accept the saved ``get_params()`` as keywords.
+    """
+    _ESTIMATOR_CLASSES[cls.__name__] = cls
+    return cls
+
+
+def _estimator_classes():
+    """The registered estimator classes by name.
+
+    The built-in estimators register themselves when their package is
+    imported; ``load`` may come first in a process, so the package is
+    imported here by name: persistence needs none of its contents.
+    """
+    importlib.import_module(f"{__package__}.estimators")
+    return _ESTIMATOR_CLASSES
 
 
 # ---------------------------------------------------------------------------
