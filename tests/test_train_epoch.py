@@ -487,6 +487,22 @@ def test_cython_kernel_refuses_an_unknown_code_itself():
     np.testing.assert_array_equal(WT, W.T)
 
 
+def test_numba_kernel_stops_before_any_update_on_a_code_it_lacks():
+    # What a stale on-disk cache of the kernel would meet: an update rule that
+    # says "no branch" inside the loop.  The kernel stops, changing nothing.
+    numba_backend = pytest.importorskip("fastsoftmax._backends.numba")
+    _, X, y, W, b, _ = make_problem(np.float64)
+    WT, b0 = np.ascontiguousarray(W.T), b.copy()
+    empty = np.empty(0)
+    loss, t, status = numba_backend._train_epoch_kernel(
+        X, y, empty, 0.0, WT, b, np.arange(X.shape[0]), 8, 0.0, True, 99, empty, 0.1, 0,
+        (empty, empty), (empty, empty), 0, np.empty_like(WT), np.empty((8, 16)),
+    )  # fmt: skip
+    assert status == 1 and t == 1
+    np.testing.assert_array_equal(WT, W.T)
+    np.testing.assert_array_equal(b, b0)
+
+
 # ----------------------------------------------------------------------------- layouts
 
 

@@ -1,16 +1,19 @@
-"""Compiled whole-epoch minibatch training of softmax regression (numba).
+"""The learners' update rules compiled for the numba whole-epoch kernel.
 
-One call of :func:`train_epoch` runs a full epoch: for every minibatch it
-gathers the rows, runs the fused forward and backward pass of
-:mod:`fastsoftmax._backends.numba` and applies the learner's update, all in
-compiled code.  The update rules are compiled copies of those of
+:func:`_learner_update` holds the compiled copies of the update rules of
 :mod:`fastsoftmax.learners`, written with the same floating-point operations
-in the same order, so one epoch here and the Python loop
-``Trainer.train_minibatch`` over the same minibatches agree step for step
-(up to rounding).  :func:`_learner_update` switches on the learner's ``code``
-in :data:`fastsoftmax.learners.LEARNER_TABLE` and reads its hyper-parameters
-from one float64 array, in the table's order.  The protocol is described in
-:mod:`fastsoftmax._backends` ("Optional whole-epoch kernel").
+in the same order, so one epoch of ``train_epoch`` (the numba backend's
+whole-epoch kernel, at the end of :mod:`fastsoftmax._backends.numba`) and
+the Python loop ``Trainer.train_minibatch`` over the same minibatches agree
+step for step (up to rounding).  It switches on the learner's ``code`` in
+:data:`fastsoftmax.learners.LEARNER_TABLE` and reads its hyper-parameters
+from one float64 array, in the table's order.  This module imports nothing
+of :mod:`fastsoftmax._backends.numba` (which imports it), so each imports on
+its own.
+
+Note that numba's on-disk cache of the epoch kernel does not notice a change
+of this file: the kernel reports an update rule that disagrees with the one
+called here (see :func:`check_learner`) instead of training silently with it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import numpy as np
 from .. import learners
 from . import _epoch_args
 from ._numba_config import njit
-from .numba import _aligned_empty, _row_scratch, _softmax_grad_range, _sum_squares, _weight_sum
 
 # The learner codes of fastsoftmax.learners.LEARNER_TABLE.  Written out, not
 # read from the table: numba's on-disk cache freezes globals, and is renewed
@@ -135,102 +137,36 @@ def _first_bad_row(order, y, n_rows, n_classes):
     return -1
 
 
-@njit
-def _train_epoch_kernel(
-    X, y, sw, weight_mean, WT, b, order, batch_size, l2, fit_intercept,
-    code, hp, lr, t, states_W, states_b, n_states, G, Xb,
-):  # fmt: skip
-    """One epoch over ``order`` in minibatches.
-
-    ``WT`` and the gradient buffer ``G`` are (C, d), transposed, the
-    ``states_W`` flat views of (C, d) arrays; ``Xb`` is the aligned row
-    scratch of ``_softmax_grad_range``.  An empty ``sw`` means unit weights.
-    """
-    C, d = WT.shape
-    F = WT.dtype.type
-    n = order.shape[0]
-    weighted = sw.shape[0] > 0
-    gb_sum = np.empty(C, np.float64)
-    gb = np.zeros(C, WT.dtype)
-    p_flat = WT.reshape(C * d)
-    g_flat = G.reshape(C * d)
-    l2_f = F(l2)
-    total = 0.0
-    for lo in range(0, n, batch_size):
-        hi = min(lo + batch_size, n)
-        G[:] = 0
-        gb_sum[:] = 0.0
-        data = _softmax_grad_range(X, order, True, lo, hi, WT, b, y, sw, weighted, G, gb_sum, Xb)
-        if weighted and weight_mean > 0:
-            m = (hi - lo) * weight_mean  # the estimator's unbiased-estimate convention
-        else:
-            m = _weight_sum(order, True, lo, hi, sw, weighted)
-        scale = 1.0 / m if m > 0 else 0.0
-        loss = data * scale
-        if l2 != 0:
-            loss += 0.5 * l2 * _sum_squares(WT)
-        total += loss * (hi - lo)
-        scale_f = F(scale)
-        for i in range(g_flat.shape[0]):
-            g_flat[i] = g_flat[i] * scale_f + l2_f * p_flat[i]
-        t += 1
-        _learner_update(code, p_flat, g_flat, states_W, n_states, hp, C * d, lr, t)
-        if fit_intercept:
-            for c in range(C):
-                gb[c] = F(gb_sum[c] * scale)
-            _learner_update(code, b, gb, states_b, n_states, hp, C, lr, t)
-    return (total / n if n > 0 else 0.0), t
-
-
 def _state_tuple(states, dtype):
     """``states`` padded with empty arrays to the most states of a learner in the table.
 
-    A tuple of one length and array type for every learner, so the kernel is
-    compiled once per dtype, not once per learner.
+    A tuple of one length and array type for every learner, so the epoch
+    kernel is compiled once per dtype, not once per learner.
     """
     width = max(1, *(len(row.state_names) for row in learners.LEARNER_TABLE))
     return tuple(states) + (np.empty(0, dtype),) * (width - len(states))
 
 
-def train_epoch(
-    X, y, sample_weight, W, b, order, batch_size, l2, fit_intercept,
-    kind, hyperparameters, lr, t, state, weight_mean=None,
-):  # fmt: skip
-    """Run one epoch of minibatch training of softmax regression in compiled code.
+def check_learner(args, n_rows):
+    """Check the learner and the rows of an epoch before the kernel runs; return its states.
 
-    See "Optional whole-epoch kernel" in :mod:`fastsoftmax._backends` for the
-    contract.  ``W``, ``b`` and the ``state`` arrays are updated in place.
+    Raises ValueError when :func:`_learner_update` has no branch of the
+    learner's code, or one that reads other numbers of states or
+    hyper-parameters than its row of the table, and when an entry of
+    ``args.order`` is not a row or its label not a class (nothing is updated).
 
     Returns
     -------
-    loss : float
-        Mean over the epoch's minibatches, weighted by their number of rows,
-        of each minibatch's loss before its update.
-    t : int
-        The step counter after the epoch (``t + number of minibatches``).
+    states_W, states_b : tuple
+        The learner's state arrays of ``W`` and ``b`` as the kernel takes them.
     """
-    args = _epoch_args.prepare(
-        X, y, sample_weight, W, b, order, batch_size, fit_intercept, kind, hyperparameters, state
-    )
-    WT, spec = args.WT, args.spec
-    dtype = WT.dtype
-    n_states = len(spec.state_names)
-    states_W = _state_tuple(args.states_W, dtype)
-    states_b = _state_tuple(args.states_b, dtype)
+    spec, WT = args.spec, args.WT
+    states_W = _state_tuple(args.states_W, WT.dtype)
     flat = WT.reshape(-1)
-    status = _learner_update(spec.code, flat, flat, states_W, n_states, args.hyperparameters, 0,
-                             0.0, 0)  # fmt: skip
+    status = _learner_update(spec.code, flat, flat, states_W, len(spec.state_names),
+                             args.hyperparameters, 0, 0.0, 0)  # fmt: skip
     _epoch_args.check_update_status(status, spec, "numba", "fastsoftmax/_backends/numba_epoch.py")
-    C = WT.shape[0]
-    bad = _first_bad_row(args.order, args.y, X.shape[0], C)
-    _epoch_args.check_rows(bad, args.order, args.y, X.shape[0], C)
-    G = _aligned_empty(WT.shape, dtype)
-    Xb = _row_scratch((), X.shape[1], dtype)
-    loss, t_new = _train_epoch_kernel(
-        X, args.y, args.sample_weight, 0.0 if weight_mean is None else float(weight_mean),
-        WT, args.b, args.order, args.batch_size, float(l2), bool(fit_intercept),
-        spec.code, args.hyperparameters, float(lr), int(t),
-        states_W, states_b, n_states, G, Xb,
-    )  # fmt: skip
-    _epoch_args.store(args)
-    return float(loss), int(t_new)
+    n_classes = WT.shape[0]
+    bad = _first_bad_row(args.order, args.y, n_rows, n_classes)
+    _epoch_args.check_rows(bad, args.order, args.y, n_rows, n_classes)
+    return states_W, _state_tuple(args.states_b, WT.dtype)
