@@ -32,52 +32,8 @@ ctypedef fused xtype:
     double
     uint8_t
 
-cdef extern from "fs_simd.h" nogil:
-    int fs_set_level(int level)
-    int fs_level
-    void fs_softmax_rows_f32(const float *x, float *out, Py_ssize_t n, Py_ssize_t k)
-    void fs_softmax_rows_f64(const double *x, double *out, Py_ssize_t n, Py_ssize_t k)
-    void fs_log_softmax_rows_f32(const float *x, float *out, Py_ssize_t n, Py_ssize_t k)
-    void fs_log_softmax_rows_f64(const double *x, double *out, Py_ssize_t n, Py_ssize_t k)
-    void fs_logsumexp_rows_f32(const float *x, float *out, Py_ssize_t n, Py_ssize_t k)
-    void fs_logsumexp_rows_f64(const double *x, double *out, Py_ssize_t n, Py_ssize_t k)
-    void fs_cross_entropy_rows_f32(const float *x, const Py_ssize_t *y, float *out, Py_ssize_t n,
-                                   Py_ssize_t k)
-    void fs_cross_entropy_rows_f64(const double *x, const Py_ssize_t *y, double *out,
-                                   Py_ssize_t n, Py_ssize_t k)
-    void fs_exp_array_f32(const float *x, float *out, Py_ssize_t n)
-    void fs_exp_array_f64(const double *x, double *out, Py_ssize_t n)
-    void fs_sgd_step_f32(float *p, const float *G, Py_ssize_t n, float scale, float l2, float lr)
-    void fs_sgd_step_f64(double *p, const double *G, Py_ssize_t n, double scale, double l2,
-                         double lr)
-    # Z class-major: Z[c n + i] is row i, class c
-    double fs_ce_residual_cols_f32(float *Z, Py_ssize_t n, Py_ssize_t C, const Py_ssize_t *y,
-                                   const float *sw, double *db)
-    double fs_ce_residual_cols_f64(double *Z, Py_ssize_t n, Py_ssize_t C, const Py_ssize_t *y,
-                                   const double *sw, double *db)
-    # X as a table of row pointers; both products prefetch the rows next[0..n)
-    # (or none if NULL); fwd writes Z[i rs + c cs] = (X WT^T + b)[i, c], bwd
-    # reads R class-major
-    void fs_fwd_f_f32(const float **rows, Py_ssize_t n, Py_ssize_t d, const float *WT,
-                      const float *b, Py_ssize_t C, float *Z, Py_ssize_t rs, Py_ssize_t cs,
-                      const float **next)
-    void fs_fwd_f_f64(const double **rows, Py_ssize_t n, Py_ssize_t d, const double *WT,
-                      const double *b, Py_ssize_t C, double *Z, Py_ssize_t rs, Py_ssize_t cs,
-                      const double **next)
-    void fs_fwd_u8_f32(const uint8_t **rows, Py_ssize_t n, Py_ssize_t d, const float *WT,
-                       const float *b, Py_ssize_t C, float *Z, Py_ssize_t rs, Py_ssize_t cs,
-                       const uint8_t **next)
-    void fs_fwd_u8_f64(const uint8_t **rows, Py_ssize_t n, Py_ssize_t d, const double *WT,
-                       const double *b, Py_ssize_t C, double *Z, Py_ssize_t rs, Py_ssize_t cs,
-                       const uint8_t **next)
-    void fs_bwd_f_f32(const float **rows, Py_ssize_t n, Py_ssize_t d, const float *R,
-                      Py_ssize_t C, float *dWT, const float **next)
-    void fs_bwd_f_f64(const double **rows, Py_ssize_t n, Py_ssize_t d, const double *R,
-                      Py_ssize_t C, double *dWT, const double **next)
-    void fs_bwd_u8_f32(const uint8_t **rows, Py_ssize_t n, Py_ssize_t d, const float *R,
-                       Py_ssize_t C, float *dWT, const uint8_t **next)
-    void fs_bwd_u8_f64(const uint8_t **rows, Py_ssize_t n, Py_ssize_t d, const double *R,
-                       Py_ssize_t C, double *dWT, const uint8_t **next)
+# the C kernels of fs_simd.h (SIMD, dispatched per instruction set), declared once
+from fs_simd cimport *
 
 # rows per block of the fused kernels (row-pointer tables live on the stack)
 cdef enum:
@@ -109,23 +65,11 @@ set_simd_level(None)
 # ------------------------------------------------------------------------
 # Layer 1: row and element functions (C-level, nogil)
 
-# row kernels: 0 softmax, 1 log_softmax (out (n, k)), 2 logsumexp (out (n,))
-cdef inline void _rows(int op, const floating *x, floating *out, Py_ssize_t n,
-                       Py_ssize_t k) noexcept nogil:
-    if floating is float:
-        if op == 0:
-            fs_softmax_rows_f32(x, out, n, k)
-        elif op == 1:
-            fs_log_softmax_rows_f32(x, out, n, k)
-        else:
-            fs_logsumexp_rows_f32(x, out, n, k)
-    else:
-        if op == 0:
-            fs_softmax_rows_f64(x, out, n, k)
-        elif op == 1:
-            fs_log_softmax_rows_f64(x, out, n, k)
-        else:
-            fs_logsumexp_rows_f64(x, out, n, k)
+# a row kernel of fs_simd.h: (x, out, rows, row length), for each float type
+ctypedef void (*rows_kernel_f32)(const float *x, float *out, Py_ssize_t n,
+                                 Py_ssize_t k) noexcept nogil
+ctypedef void (*rows_kernel_f64)(const double *x, double *out, Py_ssize_t n,
+                                 Py_ssize_t k) noexcept nogil
 
 
 cdef inline floating _exp(floating x) noexcept nogil:
@@ -181,6 +125,7 @@ cdef inline void _fwd(const xtype **rows, Py_ssize_t n, Py_ssize_t d, const floa
     else:
         if floating is double:
             fs_fwd_f_f64(rows, n, d, WT, b, C, Z, rs, cs, next)
+    # (a float/double mix does nothing here: the def functions refuse it, _check_x_type)
 
 
 cdef inline void _bwd(const xtype **rows, Py_ssize_t n, Py_ssize_t d, const floating *R,
@@ -198,6 +143,7 @@ cdef inline void _bwd(const xtype **rows, Py_ssize_t n, Py_ssize_t d, const floa
     else:
         if floating is double:
             fs_bwd_f_f64(rows, n, d, R, C, dWT, next)
+    # (a float/double mix does nothing here: the def functions refuse it, _check_x_type)
 
 
 cdef inline void _block_rows(const xtype *X, Py_ssize_t n, Py_ssize_t n_after, Py_ssize_t d,
@@ -227,6 +173,18 @@ cdef double _softmax_ce_chunk(const xtype **rows, const xtype **next, Py_ssize_t
     return loss
 
 
+cdef inline int _check_x_type(const xtype *X, const floating *W) except -1:
+    # Cython instantiates every (xtype, floating) pair; X must be uint8 or of
+    # the weights' type, and a float/double mix (which _fwd/_bwd would skip,
+    # leaving the output unwritten) is refused.  Called with NULL pointers:
+    # only the types matter.
+    if (xtype is float and floating is double) or (xtype is double and floating is float):
+        raise TypeError(
+            f"X ({'float32' if xtype is float else 'float64'}) must be uint8 or of the weights' "
+            f"dtype ({'float32' if floating is float else 'float64'})")
+    return 0
+
+
 # ------------------------------------------------------------------------
 # Layer 2: array loops, rows split over threads
 
@@ -234,18 +192,41 @@ cdef inline Py_ssize_t _start(Py_ssize_t part, Py_ssize_t parts, Py_ssize_t n) n
     return part * n // parts
 
 
-def rows(int op, const floating[:, ::1] x, floating[:, ::1] out, int num_threads):
-    """Row-wise softmax (op 0), log-softmax (op 1; ``out`` may be ``x`` for
-    both) or log-sum-exp (op 2, ``out`` of shape (n, 1))."""
+cdef void _split_rows(rows_kernel_f32 kernel_f32, rows_kernel_f64 kernel_f64,
+                      const floating[:, ::1] x, floating *out, Py_ssize_t out_row_size,
+                      int num_threads) noexcept:
+    # rows of x (n >= 1, k >= 1) in num_threads contiguous parts, one row
+    # kernel call per part; out holds out_row_size entries per row
     cdef Py_ssize_t n = x.shape[0], k = x.shape[1], p, a, z
-    if n == 0 or (k == 0 and op != 2):
-        return
     with nogil:
         for p in prange(num_threads, num_threads=num_threads, schedule="static"):
             a = _start(p, num_threads, n)
             z = _start(p + 1, num_threads, n)
             if z > a:
-                _rows(op, &x[a, 0], &out[a, 0], z - a, k)
+                if floating is float:
+                    kernel_f32(&x[a, 0], out + a * out_row_size, z - a, k)
+                else:
+                    kernel_f64(&x[a, 0], out + a * out_row_size, z - a, k)
+
+
+def softmax_rows(const floating[:, ::1] x, floating[:, ::1] out, int num_threads):
+    """Row-wise softmax of ``x`` (n, k) into ``out`` (n, k), which may be ``x``."""
+    if x.shape[0] and x.shape[1]:
+        _split_rows(fs_softmax_rows_f32, fs_softmax_rows_f64, x, &out[0, 0], out.shape[1],
+                    num_threads)
+
+
+def log_softmax_rows(const floating[:, ::1] x, floating[:, ::1] out, int num_threads):
+    """Row-wise log-softmax of ``x`` (n, k) into ``out`` (n, k), which may be ``x``."""
+    if x.shape[0] and x.shape[1]:
+        _split_rows(fs_log_softmax_rows_f32, fs_log_softmax_rows_f64, x, &out[0, 0],
+                    out.shape[1], num_threads)
+
+
+def logsumexp_rows(const floating[:, ::1] x, floating[::1] out, int num_threads):
+    """Row-wise log-sum-exp of ``x`` (n, k >= 1) into ``out`` (n,)."""
+    if x.shape[0] and x.shape[1]:
+        _split_rows(fs_logsumexp_rows_f32, fs_logsumexp_rows_f64, x, &out[0], 1, num_threads)
 
 
 def exp_array(const floating[::1] x, floating[::1] out):
@@ -293,8 +274,9 @@ cdef void _linear_rows(const xtype *X, Py_ssize_t n, Py_ssize_t d, const floatin
 
 def linear(const xtype[:, ::1] X, const floating[:, ::1] WT, const floating[::1] b,
            floating[:, ::1] out, int num_threads):
-    """``out = X @ WT.T + b`` (WT is the transposed weights, (C, d))."""
+    """``out = X @ WT.T + b`` (WT the weights in the layout of ``coef_``, (C, d))."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], C = WT.shape[0], p, a, z
+    _check_x_type(<const xtype *>NULL, <const floating *>NULL)
     if n == 0 or C == 0:
         return
     with nogil:
@@ -318,22 +300,24 @@ cdef double _softmax_ce_block(const xtype *X, Py_ssize_t n, Py_ssize_t n_after, 
                              db)
 
 
-def softmax_cross_entropy_grad(const xtype[:, ::1] X, const floating[:, ::1] WT,
-                               const floating[::1] b, const Py_ssize_t[::1] y,
-                               const floating[::1] sample_weight,
-                               floating[:, :, ::1] dWT_acc, double[:, ::1] db_acc,
-                               floating[:, :, ::1] Z_buf, int num_threads):
-    """Fused softmax regression pass over blocks of rows.
+def softmax_ce_sums(const xtype[:, ::1] X, const floating[:, ::1] WT,
+                    const floating[::1] b, const Py_ssize_t[::1] y,
+                    const floating[::1] sample_weight,
+                    floating[:, :, ::1] dWT_acc, double[:, ::1] db_acc,
+                    floating[:, :, ::1] Z_buf, int num_threads):
+    """Fused softmax regression pass over blocks of rows: the data-term sums.
 
-    Adds thread ``t``'s share of ``X^T (s (P - Y))`` (transposed, (C, d)) to
-    ``dWT_acc[t]`` and of the column sums of ``s (P - Y)`` to ``db_acc[t]``;
-    ``Z_buf`` (threads, block, C) is scratch (a block's logits, class-major).  An empty ``sample_weight``
-    means unit weights.  Returns ``sum_i s_i CE_i``.
+    With ``WT`` the weights in the layout of ``coef_`` (C, d), adds thread
+    ``t``'s share of ``(s (P - Y))^T X`` (C, d) to ``dWT_acc[t]`` and of the
+    column sums of ``s (P - Y)`` to ``db_acc[t]``; ``Z_buf`` (threads, block,
+    C) is scratch (a block's logits, class-major).  An empty
+    ``sample_weight`` means unit weights.  Returns ``sum_i s_i CE_i``.
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], C = WT.shape[0]
     cdef Py_ssize_t block = Z_buf.shape[1], nblocks, k, a, t
     cdef const floating *sw = &sample_weight[0] if sample_weight.shape[0] else NULL
     cdef double loss = 0
+    _check_x_type(<const xtype *>NULL, <const floating *>NULL)
     if block > MAX_BLOCK:
         raise ValueError(f"blocks of at most {MAX_BLOCK} rows, got {block}")
     if n == 0 or C == 0:
@@ -368,18 +352,19 @@ cdef double _logistic_block(const xtype *X, Py_ssize_t n, Py_ssize_t n_after, Py
     return loss
 
 
-def logistic_loss_grad(const xtype[:, ::1] X, const floating[::1] w, double b,
-                       const floating[::1] y, const floating[::1] sample_weight,
-                       floating[:, ::1] dw_acc, double[:, ::1] db_acc,
-                       floating[:, ::1] z_buf, int num_threads):
+def logistic_sums(const xtype[:, ::1] X, const floating[::1] w, double b,
+                  const floating[::1] y, const floating[::1] sample_weight,
+                  floating[:, ::1] dw_acc, double[:, ::1] db_acc,
+                  floating[:, ::1] z_buf, int num_threads):
     """Fused binary logistic pass; the binary counterpart of
-    :func:`softmax_cross_entropy_grad` (``dw_acc`` (threads, d), ``db_acc``
-    (threads, 1), ``z_buf`` (threads, block)).  Returns ``sum_i s_i BCE_i``."""
+    :func:`softmax_ce_sums` (``dw_acc`` (threads, d), ``db_acc`` (threads,
+    1), ``z_buf`` (threads, block)).  Returns ``sum_i s_i BCE_i``."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
     cdef Py_ssize_t block = z_buf.shape[1], nblocks, k, a, t
     cdef const floating *sw = &sample_weight[0] if sample_weight.shape[0] else NULL
     cdef floating bf = <floating>b
     cdef double loss = 0
+    _check_x_type(<const xtype *>NULL, <const floating *>NULL)
     if block > MAX_BLOCK:
         raise ValueError(f"blocks of at most {MAX_BLOCK} rows, got {block}")
     if n == 0:

@@ -26,19 +26,25 @@ logsumexp(x, out) -> out
     Row-wise log-sum-exp of a 2-D ``x`` (n, k) into ``out`` of shape (n,).
     Rows of all ``-inf`` give ``-inf``; a ``+inf`` gives ``+inf``; NaN
     propagates.
-linear(X, W, b, out) -> out
-    ``out = X @ W + b``; ``X`` (n, d), ``W`` (d, C), ``b`` (C,) or None.
+linear(X, coef, intercept, out) -> out
+    ``out = X @ coef.T + intercept``; ``X`` (n, d), ``coef`` (C, d) in the
+    layout of ``coef_``, ``intercept`` (C,) or None.
 cross_entropy(logits, y, out) -> out
     Per-sample softmax cross-entropy ``logsumexp(z_i) - z_i[y_i]`` into
     ``out`` (n,).
-softmax_cross_entropy_grad(X, W, b, y, sample_weight, l2, dW_out, db_out) -> loss
-    Fused forward and backward pass of softmax regression.  ``b`` is (C,).
-    With ``m = n`` (or ``sum(sample_weight)``), writes
-    ``dW_out = X^T (s * (P - Y)) / m + l2 * W`` and
-    ``db_out = sum_i s_i (P - Y)_i / m`` and returns
-    ``sum_i s_i * CE_i / m + 0.5 * l2 * ||W||^2`` as a float.  ``n == 0``
-    (or ``m == 0``) gives the penalty ``0.5 * l2 * ||W||^2`` as the loss,
-    ``dW_out = l2 * W`` and ``db_out = 0``.
+softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, \
+intercept_grad_out) -> (loss_sum, weight_total)
+    The hot sums of the softmax regression data term over the rows of ``X``
+    (a whole data set or one block of it).  ``coef`` is (C, d), ``intercept``
+    (C,) or None (zeros).  With ``z_i = coef x_i + intercept``,
+    ``p_i = softmax(z_i)``, ``e_i`` the one-hot row of ``y_i`` and ``s_i``
+    the weights (1 when ``sample_weight`` is None), writes
+    ``coef_grad_out = sum_i s_i (p_i - e_i) x_i^T`` (C, d) and
+    ``intercept_grad_out = sum_i s_i (p_i - e_i)`` (C,), and returns
+    ``sum_i s_i CE_i`` (accumulated in float64) and ``sum_i s_i`` (``n``
+    unweighted) as floats.  No rows give zeros.  Nothing is normalised or
+    penalised and nothing is transposed here: :mod:`fastsoftmax._objective`
+    turns the sums into the objective.
 sigmoid(x, out) -> out
     Element-wise logistic sigmoid of a 1-D ``x``; ``out`` may be ``x``.
 binary_cross_entropy(logits, y, out) -> out
@@ -46,10 +52,12 @@ binary_cross_entropy(logits, y, out) -> out
     ``y`` in [0, 1], computed without overflow.  Infinite logits give the
     limits: ``z = +inf`` gives ``(1 - y) * inf`` (0 when ``y == 1``) and
     ``z = -inf`` gives ``y * inf`` (0 when ``y == 0``).
-logistic_loss_grad(X, w, b, y, sample_weight, l2, dw_out) -> (loss, db)
-    Fused binary counterpart: ``w`` (d,), ``b`` a float, ``y`` an ``F`` vector
-    of 0/1 targets.  Writes ``dw_out = X^T (s * (p - y)) / m + l2 * w`` and
-    returns ``(mean loss + 0.5 * l2 * ||w||^2, db)`` as floats.
+logistic_sums(X, coef, intercept, y, sample_weight, coef_grad_out) \
+-> (loss_sum, intercept_grad_sum, weight_total)
+    Binary counterpart: ``coef`` (d,), ``intercept`` a float, ``y`` an ``F``
+    vector of 0/1 targets.  Writes ``coef_grad_out = sum_i s_i (p_i - y_i)
+    x_i`` (d,) and returns ``sum_i s_i BCE_i``, ``sum_i s_i (p_i - y_i)`` and
+    ``sum_i s_i`` as floats.
 classification_error(logits, y) -> float
     Fraction of rows whose (first) argmax differs from ``y``; 0.0 if n == 0.
 
@@ -69,7 +77,7 @@ kind, hyperparameters, lr, t, state, weight_mean=None) -> (loss, t)
     Shuffling is the caller's job (e.g. ``order = rng.permutation(n)``), so
     the random stream stays the caller's and the epoch is reproducible.
     Each minibatch runs the forward/backward pass of
-    ``softmax_cross_entropy_grad`` (with ``l2``; the bias gradient is not
+    ``_objective.softmax_loss_grad`` (with ``l2``; the bias gradient is not
     used when ``fit_intercept`` is false and ``b`` is then left unchanged),
     increments the step counter ``t`` and applies the learner's update with
     learning rate ``lr`` (the rate of this epoch, e.g. ``learner.lr_at(epoch)``).
@@ -98,6 +106,8 @@ import importlib
 import os
 import threading
 
+import numpy as np
+
 #: Backend names, fastest first: the default is the first one that imports.
 BACKEND_NAMES = ("cython", "numba", "numpy", "naive")
 
@@ -107,12 +117,19 @@ KERNEL_NAMES = (
     "logsumexp",
     "linear",
     "cross_entropy",
-    "softmax_cross_entropy_grad",
+    "softmax_ce_sums",
     "sigmoid",
     "binary_cross_entropy",
-    "logistic_loss_grad",
+    "logistic_sums",
     "classification_error",
 )
+
+
+
+def weight_total(sample_weight, n):
+    """The weight total of ``n`` rows as a float: ``n`` unweighted, else the float64 sum."""
+    return float(n) if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
+
 
 _modules: dict = {}
 _import_errors: dict = {}
