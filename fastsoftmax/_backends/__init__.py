@@ -102,9 +102,9 @@ kind, hyperparameters, lr, t, state, weight_mean=None) -> (loss, t)
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib
 import os
-import threading
 
 import numpy as np
 
@@ -133,7 +133,9 @@ def weight_total(sample_weight, n):
 
 _modules: dict = {}
 _import_errors: dict = {}
-_state = threading.local()
+# the backend chosen by use_backend: per context, so that asyncio tasks on one thread don't
+# see each other's choice (a new thread starts with an empty context, so threads are isolated too)
+_context_name = contextvars.ContextVar("fastsoftmax_backend", default=None)
 _global = {"name": None}
 
 
@@ -182,7 +184,7 @@ def _default_name():
 
 def get_backend():
     """Return the name of the backend in use (context, then global, then default)."""
-    name = getattr(_state, "name", None) or _global["name"]
+    name = _context_name.get() or _global["name"]
     if name is None:
         name = _global["name"] = _default_name()
     return name
@@ -210,7 +212,7 @@ def set_backend(name):
 
 @contextlib.contextmanager
 def use_backend(name):
-    """Context manager that uses backend ``name`` in this thread within its block.
+    """Context manager that uses backend ``name`` within its block, in this thread or task.
 
     Examples
     --------
@@ -220,12 +222,11 @@ def use_backend(name):
     'naive'
     """
     _check_name(name)
-    previous = getattr(_state, "name", None)
-    _state.name = name
+    token = _context_name.set(name)
     try:
         yield name
     finally:
-        _state.name = previous
+        _context_name.reset(token)
 
 
 def get_module(name=None):
