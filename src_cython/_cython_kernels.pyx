@@ -192,6 +192,29 @@ cdef inline Py_ssize_t _start(Py_ssize_t part, Py_ssize_t parts, Py_ssize_t n) n
     return part * n // parts
 
 
+# O(1) checks at the compiled boundary (and one pass over the labels): a caller's
+# bug becomes an exception here, never an out-of-bounds read or write.
+cdef int _require(bint ok, str what) except -1:
+    if not ok:
+        raise ValueError(f"compiled kernel called with {what}")
+    return 0
+
+
+cdef int _require_threads(int num_threads, Py_ssize_t accumulators) except -1:
+    # prange's threadid() indexes the per-thread accumulators
+    return _require(1 <= num_threads <= accumulators,
+                    f"num_threads={num_threads} for {accumulators} per-thread accumulators")
+
+
+cdef int _require_labels(const Py_ssize_t[::1] y, Py_ssize_t n, Py_ssize_t C) except -1:
+    cdef Py_ssize_t i, bad = 0
+    _require(y.shape[0] == n, f"{y.shape[0]} labels for {n} rows")
+    with nogil:
+        for i in range(n):
+            bad += (y[i] < 0) | (y[i] >= C)
+    return _require(bad == 0, f"{bad} labels outside [0, {C})")
+
+
 cdef void _split_rows(rows_kernel_f32 kernel_f32, rows_kernel_f64 kernel_f64,
                       const floating[:, ::1] x, floating *out, Py_ssize_t out_row_size,
                       int num_threads) noexcept:
@@ -211,6 +234,8 @@ cdef void _split_rows(rows_kernel_f32 kernel_f32, rows_kernel_f64 kernel_f64,
 
 def softmax_rows(const floating[:, ::1] x, floating[:, ::1] out, int num_threads):
     """Row-wise softmax of ``x`` (n, k) into ``out`` (n, k), which may be ``x``."""
+    _require(out.shape[0] == x.shape[0] and out.shape[1] == x.shape[1], "out of another shape")
+    _require(num_threads >= 1, f"num_threads={num_threads}")
     if x.shape[0] and x.shape[1]:
         _split_rows(fs_softmax_rows_f32, fs_softmax_rows_f64, x, &out[0, 0], out.shape[1],
                     num_threads)
@@ -218,6 +243,8 @@ def softmax_rows(const floating[:, ::1] x, floating[:, ::1] out, int num_threads
 
 def log_softmax_rows(const floating[:, ::1] x, floating[:, ::1] out, int num_threads):
     """Row-wise log-softmax of ``x`` (n, k) into ``out`` (n, k), which may be ``x``."""
+    _require(out.shape[0] == x.shape[0] and out.shape[1] == x.shape[1], "out of another shape")
+    _require(num_threads >= 1, f"num_threads={num_threads}")
     if x.shape[0] and x.shape[1]:
         _split_rows(fs_log_softmax_rows_f32, fs_log_softmax_rows_f64, x, &out[0, 0],
                     out.shape[1], num_threads)
@@ -225,6 +252,8 @@ def log_softmax_rows(const floating[:, ::1] x, floating[:, ::1] out, int num_thr
 
 def logsumexp_rows(const floating[:, ::1] x, floating[::1] out, int num_threads):
     """Row-wise log-sum-exp of ``x`` (n, k >= 1) into ``out`` (n,)."""
+    _require(out.shape[0] == x.shape[0], f"{out.shape[0]} outputs for {x.shape[0]} rows")
+    _require(num_threads >= 1, f"num_threads={num_threads}")
     if x.shape[0] and x.shape[1]:
         _split_rows(fs_logsumexp_rows_f32, fs_logsumexp_rows_f64, x, &out[0], 1, num_threads)
 
@@ -246,6 +275,8 @@ def cross_entropy(const floating[:, ::1] logits, const Py_ssize_t[::1] y, floati
     cdef Py_ssize_t n = logits.shape[0], k = logits.shape[1], p, a, z
     if n == 0:
         return
+    _require(out.shape[0] == n and num_threads >= 1, "out or num_threads out of range")
+    _require_labels(y, n, k)
     with nogil:
         for p in prange(num_threads, num_threads=num_threads, schedule="static"):
             a = _start(p, num_threads, n)
@@ -277,6 +308,10 @@ def linear(const xtype[:, ::1] X, const floating[:, ::1] WT, const floating[::1]
     """``out = X @ WT.T + b`` (WT the weights in the layout of ``coef_``, (C, d))."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], C = WT.shape[0], p, a, z
     _check_x_type(<const xtype *>NULL, <const floating *>NULL)
+    _require(WT.shape[1] == d, f"weights of {WT.shape[1]} features for X of {d}")
+    _require(b.shape[0] == C, f"{b.shape[0]} intercepts for {C} classes")
+    _require(out.shape[0] == n and out.shape[1] == C, "out of another shape")
+    _require(num_threads >= 1, f"num_threads={num_threads}")
     if n == 0 or C == 0:
         return
     with nogil:
@@ -322,6 +357,14 @@ def softmax_ce_sums(const xtype[:, ::1] X, const floating[:, ::1] WT,
         raise ValueError(f"blocks of at most {MAX_BLOCK} rows, got {block}")
     if n == 0 or C == 0:
         return 0.0
+    _require(1 <= block, f"blocks of {block} rows")
+    _require(WT.shape[1] == d, f"weights of {WT.shape[1]} features for X of {d}")
+    _require(b.shape[0] == C, f"{b.shape[0]} intercepts for {C} classes")
+    _require(sample_weight.shape[0] in (0, n), f"{sample_weight.shape[0]} weights for {n} rows")
+    _require_threads(num_threads, min(dWT_acc.shape[0], db_acc.shape[0], Z_buf.shape[0]))
+    _require(dWT_acc.shape[1] == C and dWT_acc.shape[2] == d and db_acc.shape[1] == C
+             and Z_buf.shape[2] == C, "accumulators or scratch of another shape")
+    _require_labels(y, n, C)
     nblocks = (n + block - 1) // block
     with nogil:
         for k in prange(nblocks, num_threads=num_threads, schedule="static"):
@@ -369,6 +412,12 @@ def logistic_sums(const xtype[:, ::1] X, const floating[::1] w, double b,
         raise ValueError(f"blocks of at most {MAX_BLOCK} rows, got {block}")
     if n == 0:
         return 0.0
+    _require(1 <= block, f"blocks of {block} rows")
+    _require(w.shape[0] == d, f"weights of {w.shape[0]} features for X of {d}")
+    _require(y.shape[0] == n, f"{y.shape[0]} targets for {n} rows")
+    _require(sample_weight.shape[0] in (0, n), f"{sample_weight.shape[0]} weights for {n} rows")
+    _require_threads(num_threads, min(dw_acc.shape[0], db_acc.shape[0], z_buf.shape[0]))
+    _require(dw_acc.shape[1] == d and db_acc.shape[1] >= 1, "accumulators of another shape")
     nblocks = (n + block - 1) // block
     with nogil:
         for k in prange(nblocks, num_threads=num_threads, schedule="static"):
@@ -403,6 +452,7 @@ def classification_error_count(const floating[:, ::1] logits, const Py_ssize_t[:
     cdef floating m, v
     if k == 0:
         return n
+    _require(y.shape[0] == n and num_threads >= 1, "labels or num_threads out of range")
     for i in prange(n, nogil=True, num_threads=num_threads, schedule="static"):
         best = 0
         m = logits[i, 0]
