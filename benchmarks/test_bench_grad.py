@@ -10,9 +10,9 @@ PyTorch (``F.linear`` + ``F.cross_entropy`` + ``backward``) and JAX
 
 from __future__ import annotations
 
+import fastsoftmax
 import numpy as np
 import pytest
-import fastsoftmax
 from benchutils import all_backends, compiled_backends, impl_name, run
 
 C = 10
