@@ -12,13 +12,20 @@ The objective of a block of rows is
 
     data_sum / normalizer + penalty(coef)
 
-where the backend kernel returns ``data_sum`` (the weighted loss sum and its
-gradient sums) and the weight total.  ``normalizer`` defaults to the weight
-total (the weighted mean); the estimators' minibatch rule passes
-``len(batch) * mean_weight`` instead.  A normalizer of 0 (no rows, or all
-weights 0) leaves only the penalty.
+where the backend kernel (``softmax_ce_sums`` / ``logistic_sums``, see
+:mod:`fastsoftmax._backends`) returns ``data_sum`` (the weighted loss sum and
+its gradient sums) and the weight total.  This module is the only place that
+normalises, adds the penalty or applies the rules below; a new penalty for the
+full-batch path goes here and nowhere else.
 
-NOTE: interface stub; the thin-kernel implementation replaces the bodies.
+- ``normalizer`` defaults to the weight total (the weighted mean); the
+  estimators' minibatch rule passes ``len(batch) * mean_weight`` instead.
+- A normalizer of 0 (no rows, or all weights 0) leaves only the penalty.
+- Rows of weight 0 contribute nothing, even when their features are NaN or
+  infinite (they are dropped before the kernel, like ``cross_entropy`` drops
+  their losses); so all weights 0 give only the penalty.
+- The penalty ``0.5 * l2 * ||coef||^2`` is accumulated in float64 and is
+  exactly 0 for ``l2 == 0`` (whatever the weights: no ``0 * inf``).
 """
 
 from __future__ import annotations
@@ -32,56 +39,97 @@ def l2_penalty(coef, l2):
     """``0.5 * l2 * ||coef||^2`` as a float (accumulated in float64)."""
     if not l2:
         return 0.0
-    flat = coef.reshape(-1)
-    return 0.5 * float(l2) * float(np.dot(flat.astype(np.float64), flat.astype(np.float64)))
+    flat = coef.reshape(-1).astype(np.float64)
+    return 0.5 * float(l2) * float(np.dot(flat, flat))
 
 
-def decision(X, coef, intercept=None, *, backend=None):
-    """Logits ``X coef^T + intercept``, shape (n_samples, n_classes), in coef's dtype."""
-    out = np.empty((X.shape[0], coef.shape[0]), coef.dtype)
-    return get_module(backend).linear(X, np.ascontiguousarray(coef.T), intercept, out)
+def _add_l2_gradient(coef_grad, coef, l2):
+    # the gradient of l2_penalty, in coef's dtype
+    if l2:
+        coef_grad += coef.dtype.type(l2) * coef
+
+
+def _without_zero_weights(X, y, sample_weight):
+    """The rows of weight > 0 (a copy only when some weight is 0)."""
+    if sample_weight is None:
+        return X, y, sample_weight
+    keep = sample_weight != 0
+    if keep.all():
+        return X, y, sample_weight
+    return X[keep], y[keep], sample_weight[keep]
+
+
+def _inverse_normalizer(weight_total, normalizer):
+    norm = weight_total if normalizer is None else float(normalizer)
+    return 1.0 / norm if norm > 0 else 0.0
+
+
+def _scale(grad, scale):
+    # scale 0: no data term, even where the sums are not finite
+    if scale:
+        grad *= grad.dtype.type(scale)
+    else:
+        grad.fill(0)
+
+
+def decision(X, coef, intercept=None, *, out=None, backend=None):
+    """Logits ``X coef^T + intercept``, shape (n_samples, n_classes), in coef's dtype.
+
+    A vector ``coef`` (the binary model, ``intercept`` a float or None) gives
+    the margins, shape (n_samples,).
+    """
+    kernels = get_module(backend)
+    if coef.ndim == 1:
+        bias = None if intercept is None else np.full(1, intercept, coef.dtype)
+        column = kernels.linear(X, coef[None, :], bias, np.empty((X.shape[0], 1), coef.dtype))
+        if out is None:
+            return column[:, 0]
+        out[...] = column[:, 0]
+        return out
+    if out is None:
+        out = np.empty((X.shape[0], coef.shape[0]), coef.dtype)
+    return kernels.linear(X, coef, intercept, out)
 
 
 def softmax_loss_grad(X, coef, intercept, y, sample_weight=None, l2=0.0, *, normalizer=None,
-                      backend=None):  # fmt: skip
+                      backend=None, coef_grad_out=None, intercept_grad_out=None):  # fmt: skip
     """Softmax regression objective and its gradients.
 
     Returns ``(loss, coef_grad, intercept_grad)``: a float, an array like
-    ``coef`` (C, d) and one of shape (C,) (zeros when ``intercept`` is None).
+    ``coef`` (C, d) and one of shape (C,) (the gradient for a zero intercept
+    when ``intercept`` is None).  ``coef_grad_out`` / ``intercept_grad_out``
+    (C-contiguous, of coef's dtype) are written and returned when given.
     """
-    n, C = X.shape[0], coef.shape[0]
     dtype = coef.dtype
-    b = np.zeros(C, dtype) if intercept is None else intercept
-    dW = np.empty((coef.shape[1], C), dtype)
-    db = np.empty(C, dtype)
-    mean = get_module(backend).softmax_cross_entropy_grad(
-        X, np.ascontiguousarray(coef.T), b, y, sample_weight, 0.0, dW, db
+    coef_grad = np.empty(coef.shape, dtype) if coef_grad_out is None else coef_grad_out
+    intercept_grad = (
+        np.empty(coef.shape[0], dtype) if intercept_grad_out is None else intercept_grad_out
     )
-    total = float(n if sample_weight is None else np.sum(sample_weight, dtype=np.float64))
-    norm = total if normalizer is None else float(normalizer)
-    factor = total / norm if norm > 0 else 0.0
-    coef_grad = np.ascontiguousarray(dW.T) * dtype.type(factor)
-    intercept_grad = db * dtype.type(factor)
-    if l2:
-        coef_grad += dtype.type(l2) * coef
-    return float(mean) * factor + l2_penalty(coef, l2), coef_grad, intercept_grad
+    X, y, sample_weight = _without_zero_weights(X, y, sample_weight)
+    loss_sum, weight_total = get_module(backend).softmax_ce_sums(
+        X, coef, intercept, y, sample_weight, coef_grad, intercept_grad
+    )
+    scale = _inverse_normalizer(weight_total, normalizer)
+    _scale(coef_grad, scale)
+    _scale(intercept_grad, scale)
+    _add_l2_gradient(coef_grad, coef, l2)
+    return loss_sum * scale + l2_penalty(coef, l2), coef_grad, intercept_grad
 
 
 def logistic_loss_grad(X, coef, intercept, y, sample_weight=None, l2=0.0, *, normalizer=None,
-                       backend=None):  # fmt: skip
+                       backend=None, coef_grad_out=None):  # fmt: skip
     """Binary logistic regression objective and its gradients.
 
     ``coef`` is (d,), ``intercept`` a float or None; returns
     ``(loss, coef_grad (d,), intercept_grad float)``.
     """
-    n, dtype = X.shape[0], coef.dtype
-    dw = np.empty(coef.shape, dtype)
-    b = 0.0 if intercept is None else float(intercept)
-    mean, db = get_module(backend).logistic_loss_grad(X, coef, b, y, sample_weight, 0.0, dw)
-    total = float(n if sample_weight is None else np.sum(sample_weight, dtype=np.float64))
-    norm = total if normalizer is None else float(normalizer)
-    factor = total / norm if norm > 0 else 0.0
-    dw *= dtype.type(factor)
-    if l2:
-        dw += dtype.type(l2) * coef
-    return float(mean) * factor + l2_penalty(coef, l2), dw, float(db) * factor
+    coef_grad = np.empty(coef.shape, coef.dtype) if coef_grad_out is None else coef_grad_out
+    X, y, sample_weight = _without_zero_weights(X, y, sample_weight)
+    loss_sum, intercept_grad_sum, weight_total = get_module(backend).logistic_sums(
+        X, coef, 0.0 if intercept is None else float(intercept), y, sample_weight, coef_grad
+    )
+    scale = _inverse_normalizer(weight_total, normalizer)
+    _scale(coef_grad, scale)
+    _add_l2_gradient(coef_grad, coef, l2)
+    intercept_grad = intercept_grad_sum * scale if scale else 0.0
+    return loss_sum * scale + l2_penalty(coef, l2), coef_grad, intercept_grad

@@ -19,6 +19,7 @@ dtype rules (used everywhere in fastsoftmax)
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 
@@ -31,17 +32,27 @@ except ImportError:  # pragma: no cover - NumPy 1.x
 
 __all__ = [
     "REDUCTIONS",
+    "as_compute_dtype",
     "as_numeric_array",
     "check_2d",
-    "check_binary_targets",
     "check_bias",
+    "check_binary_targets",
+    "check_bool",
+    "check_class_weight",
     "check_data_matrix",
+    "check_epoch",
+    "check_finite_real",
+    "check_int",
     "check_l2",
     "check_labels",
     "check_model_inputs",
     "check_out",
+    "check_positive",
+    "check_real",
     "check_reduction",
     "check_sample_weight",
+    "check_unit_interval",
+    "check_verbose",
     "compute_dtype",
     "float_dtype",
     "normalize_axis_tuple",
@@ -267,3 +278,114 @@ def check_model_inputs(X, W, b=None, *, w_name="W", w_ndim=2):
         b = check_bias(b, W.shape[1], dtype)
     X = np.ascontiguousarray(X) if X.dtype == np.uint8 else np.ascontiguousarray(X, dtype=dtype)
     return X, np.ascontiguousarray(W, dtype=dtype), b, dtype
+
+
+def as_compute_dtype(X, coef, intercept=None, sample_weight=None):
+    """Checked arrays of a linear model, C-contiguous in their computation dtype.
+
+    The dtype is ``coef``'s, promoted with a floating ``X``'s (a uint8 ``X`` is
+    passed on as it is), so float64 data is never computed in float32.  A
+    copy is made only where a dtype or the layout differs.  Returns
+    ``(X, coef, intercept, sample_weight)``; None stays None.
+    """
+    dtype = coef.dtype if X.dtype == np.uint8 else np.result_type(coef.dtype, X.dtype)
+    if X.dtype != np.uint8:
+        X = np.ascontiguousarray(X, dtype=dtype)
+    elif not X.flags.c_contiguous:
+        X = np.ascontiguousarray(X)
+    if coef.dtype != dtype or not coef.flags.c_contiguous:
+        coef = np.ascontiguousarray(coef, dtype=dtype)
+    if intercept is not None and intercept.dtype != dtype:
+        intercept = intercept.astype(dtype)
+    if sample_weight is not None and sample_weight.dtype != dtype:
+        sample_weight = sample_weight.astype(dtype)
+    return X, coef, intercept, sample_weight
+
+
+# ---------------------------------------------------------------------------
+# scalar parameters (of the estimators, learners, schedules and the Trainer)
+
+
+def _real_number(name, value):
+    # np.bool_ is no numbers.Real, so it is refused like bool
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def check_finite_real(name, value):
+    """Return ``value`` as a finite Python float or raise naming ``name``."""
+    value = _real_number(name, value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return value
+
+
+def check_positive(name, value):
+    """A finite real number ``> 0``, as a float."""
+    value = check_finite_real(name, value)
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return value
+
+
+def check_unit_interval(name, value):
+    """A decay/momentum coefficient: ``0 <= value < 1``."""
+    value = check_finite_real(name, value)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return value
+
+
+def check_real(name, value, *, low=0.0, low_open=False, high=None, allow_inf=False):
+    """A real number in ``[low, high]`` (``(low, high]`` with ``low_open``), as a float.
+
+    Infinity is accepted only with ``allow_inf``; NaN never.
+    """
+    value = _real_number(name, value)
+    bad = math.isnan(value) or (math.isinf(value) and not allow_inf)
+    bad = bad or (value <= low if low_open else value < low) or (high is not None and value > high)
+    if bad:
+        bounds = f"{'>' if low_open else '>='} {low}"
+        bounds += f" and <= {high}" if high is not None else ""
+        bounds += "" if allow_inf else " and finite"
+        raise ValueError(f"{name} must be {bounds}, got {value!r}")
+    return value
+
+
+def check_int(name, value, minimum):
+    """Return ``value`` as an int ``>= minimum`` or raise naming ``name``.
+
+    bool is refused, and so is ``np.bool_`` (it is no ``numbers.Integral``).
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_epoch(epoch):
+    """An epoch index: an integer >= 0."""
+    return check_int("epoch", epoch, 0)
+
+
+def check_bool(name, value):
+    """A bool (or ``np.bool_``), as a Python bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def check_verbose(verbose):
+    """A verbosity level: an integer >= 0."""
+    return check_int("verbose", verbose, 0)
+
+
+def check_class_weight(class_weight):
+    """None, "balanced" or a dict ``{label: weight}`` (the weights are checked at fit)."""
+    if class_weight is None or class_weight == "balanced" or isinstance(class_weight, dict):
+        return class_weight
+    raise ValueError(
+        f"class_weight must be None, 'balanced' or a dict {{label: weight}}, got {class_weight!r}"
+    )

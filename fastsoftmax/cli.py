@@ -24,6 +24,7 @@ test accuracy: ...%
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -55,6 +56,16 @@ def _positive_int(text):
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _nonnegative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 
@@ -125,7 +136,7 @@ def build_parser():
                        help="kernel backend (default: the fastest available)")
     train.add_argument("--threads", type=_positive_int, metavar="N",
                        help="threads of the compiled kernels (default: all cores)")
-    train.add_argument("--seed", type=int, default=0,
+    train.add_argument("--seed", type=_nonnegative_int, default=0, metavar="N",
                        help="seed of initialisation, shuffling and the validation split")
     train.add_argument("--validation-fraction", type=_fraction, default=1 / 12, metavar="F",
                        help="part of the training set held out for validation "
@@ -157,11 +168,13 @@ def build_parser():
 # --------------------------------------------------------------------------- helpers
 
 
-def _load_dataset(name, data_dir, download):
+def _load_dataset(name, data_dir, download, progress=True):
     from . import datasets
 
     if name == "mnist":
-        return datasets.load_mnist(data_dir, download=download, dtype="float32")
+        return datasets.load_mnist(
+            data_dir, download=download, dtype="float32", progress=progress
+        )
     return datasets.load_digits(dtype="float32")
 
 
@@ -179,9 +192,14 @@ def _load_model(path):
     if not os.path.isfile(path):
         raise UsageError(f"model file not found: {path}")
     try:
-        return load(path)
+        model = load(path)
     except (ValueError, OSError, KeyError) as exc:
         raise UsageError(f"cannot load model {path}: {exc}") from None
+    if not hasattr(model, "coef_"):
+        raise UsageError(
+            f"the model in {path} is not fitted: train it first (fastsoftmax train --save)"
+        )
+    return model
 
 
 def _n_features(model):
@@ -212,7 +230,9 @@ def _read_inputs(path, n_features):
         raise UsageError(f"input file not found: {path}")
     if path.endswith(".npy"):
         try:
-            X = np.load(path, allow_pickle=False)
+            # memory-mapped: a header declaring more data than the file holds is an error
+            # here, not an attempt to allocate it
+            X = np.load(path, allow_pickle=False, mmap_mode="r")
         except (ValueError, OSError) as exc:
             raise UsageError(f"{path}: not a readable .npy file ({exc})") from None
     else:
@@ -220,12 +240,14 @@ def _read_inputs(path, n_features):
     if X.ndim == 1 and X.size == n_features:
         X = X.reshape(1, -1)  # a single image
     elif X.ndim >= 2:
-        X = X.reshape(X.shape[0], -1)
+        X = X.reshape(X.shape[0], math.prod(X.shape[1:]))  # -1 fails on 0 images
     if X.ndim != 2 or X.shape[1] != n_features:
         raise UsageError(
             f"{path}: expected images of {n_features} pixels, got an array of shape "
             f"{np.shape(X)}"
         )
+    if X.shape[0] == 0:
+        raise UsageError(f"{path}: holds no images (an array of shape {X.shape})")
     if np.issubdtype(X.dtype, np.integer):
         # the model was trained on pixels / max: do the same here
         maxval = next((m for f, _, m in DATASETS.values() if f == n_features), 255)
@@ -264,7 +286,7 @@ def _train(args):
 def _train_in_context(args):
     import fastsoftmax
 
-    data = _load_dataset(args.dataset, args.data_dir, not args.no_download)
+    data = _load_dataset(args.dataset, args.data_dir, not args.no_download, not args.quiet)
     X, y, X_val, y_val = _split(data.X_train, data.y_train, args.validation_fraction, args.seed)
     params = dict(
         optimizer=args.optimizer,

@@ -26,11 +26,13 @@ import functools
 import gzip
 import hashlib
 import http.client
+import io
 import logging
 import math
 import os
 import struct
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import warnings
@@ -64,6 +66,9 @@ _log = logging.getLogger(__name__)
 
 #: Seconds to wait for a mirror to answer before trying the next one.
 TIMEOUT = 30.0
+#: Seconds one file's whole download may take: a mirror that trickles bytes more slowly
+#: is abandoned (at most ``TIMEOUT`` late, the longest a single read may wait).
+DEADLINE = 600.0
 
 #: file name -> (MD5 of the decompressed file, its size in bytes).
 MNIST_FILES = {
@@ -120,23 +125,56 @@ class Bunch(dict):
 # --------------------------------------------------------------------------- IDX
 
 
-def _decompress(data, name):
-    if data[:2] != _GZIP_MAGIC:
-        return data
+#: Bytes read at a time from a file, a gzip stream or a download: no read allocates more,
+#: whatever size a header or a server claims.
+_CHUNK = 1 << 20
+
+
+def _read_bounded(stream, limit):
+    """Read ``stream`` to its end in chunks, stopping once past ``limit`` bytes.
+
+    Returns at most ``limit + 1`` bytes: more than ``limit`` means "too long".
+    """
+    data = bytearray()
+    while len(data) <= limit:
+        chunk = stream.read(min(_CHUNK, limit + 1 - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@contextlib.contextmanager
+def _gzip_errors(name):
+    """Report a truncated or damaged gzip stream as an IDXError naming the file."""
     try:
-        return gzip.decompress(data)
-    except (EOFError, OSError, zlib.error) as exc:  # truncated or damaged gzip stream
+        yield
+    except (EOFError, OSError, zlib.error) as exc:
         raise IDXError(f"{name}: damaged gzip data ({exc})") from None
 
 
-def _parse_idx(data, name):
-    """Parse the bytes of an (uncompressed) IDX file into a read-only array."""
+def _decompress(data, name, limit):
+    """The content of ``data``, gunzipped if it is gzip; IDXError past ``limit`` bytes.
+
+    Decompressed as a stream, so that a small gzip file inflating to gigabytes
+    (a "gzip bomb") costs no more than ``limit`` bytes.
+    """
+    if data[:2] == _GZIP_MAGIC:
+        with _gzip_errors(name), gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            data = _read_bounded(stream, limit)
+    if len(data) > limit:
+        raise IDXError(f"{name}: more than the {limit} bytes expected (decompressed)")
+    return data
+
+
+def _parse_header(data, name):
+    """Element type, shape, header size and total size of the IDX file starting with ``data``."""
     if len(data) < 4:
         raise IDXError(f"{name}: not an IDX file (only {len(data)} bytes)")
     zero, code, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or code not in _IDX_TYPES or ndim == 0:
         raise IDXError(
-            f"{name}: not an IDX file (magic number 0x{data[:4].hex()}; expected "
+            f"{name}: not an IDX file (magic number 0x{bytes(data[:4]).hex()}; expected "
             "0x0000 then a type code in 08 09 0B 0C 0D 0E and a dimension count >= 1)"
         )
     header = 4 + 4 * ndim
@@ -144,16 +182,46 @@ def _parse_idx(data, name):
         raise IDXError(f"{name}: truncated IDX header ({len(data)} of {header} bytes)")
     shape = struct.unpack(f">{ndim}I", data[4:header])
     dtype = _IDX_TYPES[code]
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(data) != expected:
-        what = "truncated" if len(data) < expected else "has trailing bytes"
-        raise IDXError(
-            f"{name}: IDX file {what}: shape {shape} of {dtype.str[1:]} needs "
-            f"{expected} bytes, found {len(data)}"
-        )
+    # Python integers: dims up to 2**32 - 1 each must not wrap around
+    return dtype, shape, header, header + math.prod(shape) * dtype.itemsize
+
+
+def _size_error(name, dtype, shape, expected, found, *, exact=True):
+    what = "truncated" if found < expected else "has trailing bytes"
+    return IDXError(
+        f"{name}: IDX file {what}: shape {shape} of {dtype.str[1:]} needs "
+        f"{expected} bytes, found {found if exact else f'more than {expected}'}"
+    )
+
+
+def _to_array(data, dtype, shape, offset, name):
     # frombuffer: no copy of the (possibly 47 MB) payload
-    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    array = np.frombuffer(data, dtype=dtype, offset=offset)
+    try:
+        array = array.reshape(shape)
+    except ValueError:  # e.g. (0, 2**31, 2**31, 2**31): empty, but more dims than NumPy indexes
+        raise IDXError(f"{name}: shape {shape} is too large for a NumPy array") from None
     return array.astype(dtype.newbyteorder("="), copy=False)
+
+
+def _parse_idx(data, name):
+    """Parse the bytes of an (uncompressed) IDX file into an array (a view of ``data``)."""
+    dtype, shape, header, expected = _parse_header(data, name)
+    if len(data) != expected:
+        raise _size_error(name, dtype, shape, expected, len(data))
+    return _to_array(data, dtype, shape, header, name)
+
+
+def _read_idx_stream(stream, name):
+    """Read an IDX file from a binary stream, never reading past what its header declares."""
+    data = bytearray(stream.read(4))
+    if len(data) == 4:
+        data += stream.read(4 * data[3])
+    dtype, shape, header, expected = _parse_header(data, name)
+    data += _read_bounded(stream, expected - header)
+    if len(data) != expected:  # a longer stream was read only one byte past the end
+        raise _size_error(name, dtype, shape, expected, len(data), exact=len(data) < expected)
+    return _to_array(data, dtype, shape, header, name)
 
 
 def read_idx(path):
@@ -188,9 +256,10 @@ def read_idx(path):
     """
     path = os.fspath(path)
     with open(path, "rb") as f:
-        data = f.read()
-    array = _parse_idx(_decompress(data, path), path)
-    return array.copy()  # own the memory, writeable
+        if f.peek(2)[:2] != _GZIP_MAGIC:
+            return _read_idx_stream(f, path).copy()  # own the memory, writeable
+        with _gzip_errors(path), gzip.GzipFile(fileobj=f) as stream:
+            return _read_idx_stream(stream, path).copy()
 
 
 def write_idx(path, array):
@@ -263,6 +332,52 @@ def _search_dirs(data_home):
     return dirs
 
 
+def _stored_size_limit(size):
+    """The most bytes a file of ``size`` bytes takes stored raw or gzipped.
+
+    Deflate adds 5 bytes per stored block of 64 KiB to incompressible data; the
+    rest is room for gzip's header (which may hold a file name) and trailer.
+    """
+    return size + 5 * (size // 65535 + 1) + 65536
+
+
+def _fetch(url, limit, progress):
+    """The body of ``url``, read in chunks within :data:`DEADLINE` seconds.
+
+    Raises TimeoutError past the deadline, IDXError if the body (or the size
+    the server announces) is larger than ``limit`` bytes, and what urlopen
+    raises.
+    """
+    from tqdm.auto import tqdm
+
+    deadline = time.monotonic() + DEADLINE
+    with urllib.request.urlopen(url, timeout=min(TIMEOUT, DEADLINE)) as response:
+        length = response.headers.get("Content-Length", "")
+        total = int(length) if length.isdigit() else None
+        if total is not None and total > limit:
+            raise IDXError(f"the server announces {total} bytes, more than {limit} expected")
+        data = bytearray()
+        name = url.rsplit("/", 1)[-1]
+        with tqdm(
+            total=total, desc=name, unit="B", unit_scale=True, unit_divisor=1024,
+            disable=not progress,
+        ) as bar:
+            # read1: whatever has arrived, so that a trickle cannot outlive the deadline
+            while chunk := response.read1(_CHUNK):
+                data += chunk
+                bar.update(len(chunk))
+                if len(data) > limit:
+                    raise IDXError(f"more than the {limit} bytes expected")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"timed out: the download did not finish within {DEADLINE:g} s "
+                        f"({len(data)} of {total or 'unknown'} bytes received)"
+                    )
+    if total is not None and len(data) < total:
+        raise http.client.IncompleteRead(bytes(data[-16:]), total - len(data))
+    return data
+
+
 def _check(name, raw):
     """Verify the decompressed bytes of MNIST file ``name``; raise IDXError if wrong."""
     md5, size = MNIST_FILES[name]
@@ -280,8 +395,10 @@ def _load_verified(path, mtime_ns, size, name, checksums):
     ``checksums`` is part of the key so that a changed table is never served
     stale results.  The returned array is read-only: callers copy it.
     """
+    size = MNIST_FILES[name][1]
     with open(path, "rb") as f:
-        raw = _decompress(f.read(), path)
+        data = _read_bounded(f, _stored_size_limit(size))
+    raw = _decompress(data, path, size)
     try:
         _check(name, raw)
     except IDXError as exc:
@@ -311,14 +428,16 @@ def _find(name, dirs):
     return None
 
 
-def _download(name, target_dir, unreachable):
+def _download(name, target_dir, unreachable, progress=False):
     """Fetch ``name`` from the first mirror that delivers a verified copy.
 
     Returns the parsed array, or raises DataNotFoundError listing every
     mirror's failure.  Mirrors that failed at the network level are added to
     the set ``unreachable`` and not tried again for the other files, so that
     being offline costs one timeout per mirror, not one per file.
+    ``progress`` shows a progress bar with the size (tqdm, on stderr).
     """
+    size = MNIST_FILES[name][1]
     failures = []
     for mirror in MIRRORS:
         url = f"{mirror}{name}.gz"
@@ -326,16 +445,17 @@ def _download(name, target_dir, unreachable):
             continue
         _log.info("downloading %s", url)
         try:
-            with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
-                data = response.read()
+            data = _fetch(url, _stored_size_limit(size), progress)
+        except IDXError as exc:
+            failures.append(f"{url}: {exc}")
+            continue
         except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, cut transfers
             if isinstance(exc, OSError) and not isinstance(exc, urllib.error.HTTPError):
                 unreachable.add(mirror)
             failures.append(f"{url}: {getattr(exc, 'reason', None) or exc}")
             continue
         try:
-            raw = _decompress(data, url)
-            _check(name, raw)
+            _check(name, _decompress(data, url, size))
         except IDXError as exc:
             failures.append(f"{url}: {exc}")
             continue
@@ -365,7 +485,7 @@ def _download(name, target_dir, unreachable):
     raise DataNotFoundError("; ".join(failures))
 
 
-def _mnist_arrays(data_home, download):
+def _mnist_arrays(data_home, download, progress):
     dirs = _search_dirs(data_home)
     # downloads go into data_home/mnist if given, else the per-user cache
     target = (Path(data_home).expanduser() if data_home is not None else get_cache_dir()) / "mnist"
@@ -374,7 +494,7 @@ def _mnist_arrays(data_home, download):
         array = _find(name, dirs)
         if array is None and download:
             try:
-                array = _download(name, target, unreachable)
+                array = _download(name, target, unreachable, progress)
             except DataNotFoundError as exc:
                 errors.append(str(exc))
         if array is None:
@@ -413,7 +533,9 @@ def _scale(X, dtype, maxval):
     return np.divide(X, maxval, dtype=dtype)
 
 
-def load_mnist(data_home=None, *, download=True, dtype="uint8", return_X_y=False):
+def load_mnist(
+    data_home=None, *, download=True, dtype="uint8", return_X_y=False, progress=True
+):
     """Load the MNIST handwritten digits (60,000 training and 10,000 test images).
 
     Parameters
@@ -430,6 +552,9 @@ def load_mnist(data_home=None, *, download=True, dtype="uint8", return_X_y=False
     return_X_y : bool, default False
         Return ``(X_train, y_train, X_test, y_test)`` instead of a
         :class:`Bunch`.
+    progress : bool, default True
+        Show a progress bar with the size of each file downloaded (tqdm, on
+        stderr).  Each download must finish within :data:`DEADLINE` seconds.
 
     Returns
     -------
@@ -451,7 +576,7 @@ def load_mnist(data_home=None, *, download=True, dtype="uint8", return_X_y=False
     ((60000, 784), dtype('float32'), array([5, 0, 4, 1, 9]))
     """
     dtype = _check_dtype(dtype)
-    arrays = _mnist_arrays(data_home, download)
+    arrays = _mnist_arrays(data_home, download, progress)
     images = {"train": arrays["train-images-idx3-ubyte"], "test": arrays["t10k-images-idx3-ubyte"]}
     labels = {"train": arrays["train-labels-idx1-ubyte"], "test": arrays["t10k-labels-idx1-ubyte"]}
     out = {}

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from ._backends import KERNEL_NAMES
+from . import _objective
 from ._backends import get_module as _get_module
 from ._validation import (
     as_numeric_array,
@@ -40,8 +40,18 @@ from ._validation import (
     result_dtype,
 )
 
-# One public function per backend kernel, under the same name.
-__all__ = list(KERNEL_NAMES)
+__all__ = [
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "linear",
+    "cross_entropy",
+    "softmax_cross_entropy_grad",
+    "sigmoid",
+    "binary_cross_entropy",
+    "logistic_loss_grad",
+    "classification_error",
+]
 
 
 # ---------------------------------------------------------------------------
@@ -51,6 +61,11 @@ __all__ = list(KERNEL_NAMES)
 
 def _kernels(backend):
     return _get_module(backend)
+
+
+def _coef_layout(W):
+    """Weights (n_features, n_classes) in the kernels' layout of ``coef_``, (n_classes, n_features)."""
+    return np.ascontiguousarray(W.T)
 
 
 def _scalar_if_0d(arr):
@@ -446,11 +461,13 @@ def linear(X, W, b=None, *, out=None, backend=None):
     if out is not None:
         check_out(out, shape, dtype)
         target = out
-        if not out.flags.c_contiguous or np.may_share_memory(out, X) or np.may_share_memory(out, W):
+        # the kernel reads its inputs while it writes out: any overlap goes through a copy
+        overlaps = any(np.may_share_memory(out, a) for a in (X, W, b) if a is not None)
+        if not out.flags.c_contiguous or overlaps:
             target = np.empty(shape, dtype)
     else:
         target = np.empty(shape, dtype)
-    _kernels(backend).linear(X, W, b, target)
+    _objective.decision(X, _coef_layout(W), b, out=target, backend=backend)
     if out is not None and target is not out:
         out[...] = target
         return out
@@ -623,15 +640,13 @@ def softmax_cross_entropy_grad(X, W, b, y, *, l2=0.0, sample_weight=None, backen
     """
     X, W, b, dtype = check_model_inputs(X, W, b)
     n, C = X.shape[0], W.shape[1]
-    if b is None:
-        b = np.zeros(C, dtype)
     y = check_labels(y, n, C, "y", classes_from="W has")
     l2 = check_l2(l2)
     sample_weight = check_sample_weight(sample_weight, n, dtype)
-    dW = np.empty(W.shape, dtype)
-    db = np.empty(C, dtype)
-    loss = _kernels(backend).softmax_cross_entropy_grad(X, W, b, y, sample_weight, l2, dW, db)
-    return float(loss), dW, db
+    loss, coef_grad, db = _objective.softmax_loss_grad(
+        X, _coef_layout(W), b, y, sample_weight, l2, backend=backend
+    )
+    return loss, np.ascontiguousarray(coef_grad.T), db
 
 
 # ---------------------------------------------------------------------------
@@ -817,12 +832,15 @@ def logistic_loss_grad(X, w, b, y, *, l2=0.0, sample_weight=None, backend=None):
     b = float(b)
     if not math.isfinite(b):
         raise ValueError(f"b must be finite, got {b!r}")
+    if abs(b) > float(np.finfo(dtype).max):
+        raise ValueError(
+            f"b={b!r} is outside the range of the computation dtype {np.dtype(dtype).name} "
+            "(pass float64 X or w to compute in float64)"
+        )
     y = check_binary_targets(y, n, dtype)
     l2 = check_l2(l2)
     sample_weight = check_sample_weight(sample_weight, n, dtype)
-    dw = np.empty(w.shape, dtype)
-    loss, db = _kernels(backend).logistic_loss_grad(X, w, b, y, sample_weight, l2, dw)
-    return float(loss), dw, float(db)
+    return _objective.logistic_loss_grad(X, w, b, y, sample_weight, l2, backend=backend)
 
 
 def classification_error(logits, y, *, backend=None):

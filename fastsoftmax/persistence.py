@@ -36,10 +36,14 @@ True
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import math
 import os
-import tempfile
+import secrets
+import stat
+import warnings
 import zipfile
 
 import numpy as np
@@ -56,10 +60,29 @@ class ModelFormatError(ValueError):
     """The file is not a fastsoftmax model, or one this version cannot read."""
 
 
-def _estimator_classes():
-    from .estimators import LogisticRegression, SoftmaxRegression
+#: estimator class name -> class, filled by :func:`register`
+_ESTIMATOR_CLASSES = {}
 
-    return {cls.__name__: cls for cls in (LogisticRegression, SoftmaxRegression)}
+
+def register(cls):
+    """Let :func:`save` and :func:`load` handle the estimator class ``cls`` (a class decorator).
+
+    The class is stored by its ``__name__`` (the name written to the file);
+    its constructor must accept the saved ``get_params()`` as keywords.
+    """
+    _ESTIMATOR_CLASSES[cls.__name__] = cls
+    return cls
+
+
+def _estimator_classes():
+    """The registered estimator classes by name.
+
+    The built-in estimators register themselves when their package is
+    imported; ``load`` may come first in a process, so the package is
+    imported here by name: persistence needs none of its contents.
+    """
+    importlib.import_module(f"{__package__}.estimators")
+    return _ESTIMATOR_CLASSES
 
 
 # ---------------------------------------------------------------------------
@@ -176,6 +199,324 @@ def _fitted_attributes(estimator):
 
 
 # ---------------------------------------------------------------------------
+# reading an archive within bounds
+
+#: Compression methods of model files: np.savez stores, np.savez_compressed deflates.
+_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+#: Most bytes one deflated byte can become (deflate's own limit is about 1032).
+_MAX_INFLATION = 1100
+#: Largest ``__format__``, ``__version__`` or ``__class__`` member, in bytes.
+_MAX_MARKER_SIZE = 4096
+#: Largest manifest member, in bytes: a JSON document of parameters and references.
+_MAX_MANIFEST_SIZE = 64 << 20
+#: Longest .npy header read (numpy's own default).
+_MAX_HEADER_SIZE = 10000
+
+
+class _Archive:
+    """The members of a model file, each read only when named and only if its size is sane.
+
+    Every member read must be stored or deflated, have a compressed size that
+    fits in the file and an uncompressed size that deflate can reach from it,
+    and hold a plain (non-object) .npy array whose header agrees with that
+    size; the members read together may not claim more than the file holds.
+    Memory use is so bounded by ``_MAX_INFLATION`` times the file's size.
+    """
+
+    def __init__(self, file, path):
+        self.path = path
+        self.file_size = os.fstat(file.fileno()).st_size
+        self.zip = zipfile.ZipFile(file)
+        self.compressed_read = 0
+        self.arrays = {}
+
+    def close(self):
+        self.zip.close()
+
+    def __contains__(self, key):
+        return f"{key}.npy" in self.zip.NameToInfo
+
+    def damaged(self, what):
+        return ModelFormatError(f"{self.path!r} is a damaged fastsoftmax model file: {what}")
+
+    def array(self, key, max_size=None):
+        """The array stored under ``key`` (read once, then remembered)."""
+        if key in self.arrays:
+            return self.arrays[key]
+        info = self.zip.NameToInfo.get(f"{key}.npy")
+        if info is None:
+            raise self.damaged(f"it has no array {key!r}")
+        self._check_sizes(key, info, max_size)
+        with self.zip.open(info) as member:
+            shape, dtype = self._header(key, member)
+            data_size = math.prod(shape) * dtype.itemsize  # Python integers: no wrapping
+            if member.tell() + data_size != info.file_size:
+                raise self.damaged(
+                    f"array {key!r} of shape {shape} and dtype {dtype} needs "
+                    f"{member.tell() + data_size} bytes, its member holds {info.file_size}"
+                )
+        with self.zip.open(info) as member:  # sizes agree: let NumPy read it
+            array = np.lib.format.read_array(
+                member, allow_pickle=False, max_header_size=_MAX_HEADER_SIZE
+            )
+        self.arrays[key] = array
+        return array
+
+    def _check_sizes(self, key, info, max_size):
+        if info.compress_type not in _METHODS:
+            raise self.damaged(f"member {key!r} uses compression method {info.compress_type}")
+        self.compressed_read += info.compress_size
+        if self.compressed_read > self.file_size:
+            raise self.damaged(f"member {key!r} claims more bytes than the file holds")
+        if info.compress_type == zipfile.ZIP_STORED:
+            inflatable = info.compress_size
+        else:
+            inflatable = _MAX_INFLATION * info.compress_size + 1024
+        if info.file_size > inflatable or (max_size is not None and info.file_size > max_size):
+            raise self.damaged(
+                f"member {key!r} claims {info.file_size} bytes, more than it can hold"
+            )
+
+    def _header(self, key, member):
+        version = np.lib.format.read_magic(member)
+        if version not in ((1, 0), (2, 0)):  # 3.0 only serves structured dtypes
+            raise self.damaged(f"array {key!r} has .npy format version {version}")
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, _, dtype = read_header(member, max_header_size=_MAX_HEADER_SIZE)
+        if dtype.kind not in "biufcUS" or dtype.names is not None or dtype.shape != ():
+            raise self.damaged(f"array {key!r} has dtype {dtype}, which model files never hold")
+        return shape, dtype
+
+    def string(self, key):
+        value = self.array(key, _MAX_MANIFEST_SIZE if key == "__manifest__" else _MAX_MARKER_SIZE)
+        if value.ndim != 0 or value.dtype.kind != "U":
+            raise self.damaged(f"{key} is not a string")
+        return str(value)
+
+
+def _array_keys(manifest, damaged):
+    """The archive keys the manifest refers to (``{"__array__": key}`` anywhere in it).
+
+    ``damaged(what)`` makes the error raised for an invalid reference.
+    """
+    keys, pending = [], [manifest]
+    while pending:  # iterative: a deeply nested manifest must not overflow the stack
+        value = pending.pop()
+        if isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, dict):
+            if "__array__" in value:
+                key = value["__array__"]
+                if not isinstance(key, str) or key.startswith("__"):
+                    raise damaged(f"the manifest refers to an invalid array {key!r}")
+                keys.append(key)
+            pending.extend(value.values())
+    return keys
+
+
+def _open_regular(path):
+    """Open ``path`` for reading, refusing anything but a regular file.
+
+    O_NONBLOCK: opening a named pipe must not wait for a writer.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+            raise ModelFormatError(f"{path!r} is not a fastsoftmax model file ({kind})")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_model_file(path):
+    """(class name, manifest, arrays) of a model file; ModelFormatError if it is not one."""
+    with _open_regular(path) as f:  # FileNotFoundError and PermissionError as usual
+        if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
+            raise ModelFormatError(
+                f"{path!r} is not a fastsoftmax model file (not a .npz archive)"
+            )
+        f.seek(0)
+        try:
+            archive = _Archive(f, path)
+        except Exception as exc:  # BadZipFile, and whatever else a damaged directory gives
+            raise ModelFormatError(
+                f"{path!r} is not a fastsoftmax model file (a damaged .npz archive: {exc})"
+            ) from None
+        try:
+            if "__format__" not in archive or archive.string("__format__") != FORMAT_NAME:
+                raise ModelFormatError(
+                    f"{path!r} is not a fastsoftmax model file (no {FORMAT_NAME!r} format marker)"
+                )
+            version = archive.array("__version__", _MAX_MARKER_SIZE)
+            if version.ndim != 0 or version.dtype.kind not in "iu":
+                raise archive.damaged("__version__ is not an integer")
+            if int(version) > FORMAT_VERSION:
+                raise ModelFormatError(
+                    f"{path!r} was written in model format version {int(version)}, newer than "
+                    f"the version {FORMAT_VERSION} this fastsoftmax reads; "
+                    "upgrade fastsoftmax to load it"
+                )
+            name = archive.string("__class__")
+            if name not in _estimator_classes():
+                raise ModelFormatError(f"{path!r} holds an unknown estimator class {name!r}")
+            manifest = json.loads(archive.string("__manifest__"))
+            if not (
+                isinstance(manifest, dict)
+                and isinstance(manifest.get("params"), dict)
+                and isinstance(manifest.get("attributes"), dict)
+            ):
+                raise archive.damaged("the manifest lacks its params and attributes")
+            arrays = {key: archive.array(key) for key in _array_keys(manifest, archive.damaged)}
+        except ModelFormatError:
+            raise
+        except Exception as exc:  # damaged members: bad CRC, deflate data, .npy headers, JSON
+            raise archive.damaged(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            archive.close()
+    return name, manifest, arrays
+
+
+# ---------------------------------------------------------------------------
+# checking a loaded estimator as fit would
+
+
+class _ParametersChecked(Exception):
+    """Raised in place of fit's first look at the data: its parameter checks all passed."""
+
+
+def _check_parameters(estimator):
+    """Run the parameter checks of ``estimator.fit``, without fitting.
+
+    ``fit`` checks every hyper-parameter before it reads the data (in
+    ``_fit_data``), so ``fit`` is run with that step stopped; SoftmaxRegression
+    builds its random generator and learner after the data, so those are built
+    too.  Raises what ``fit`` would (TypeError, ValueError).
+    """
+    def stop(*args, **kwargs):
+        raise _ParametersChecked
+
+    estimator._fit_data = stop
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # fit's warnings are for fitting time
+            estimator.fit(None, None)
+    except _ParametersChecked:
+        pass
+    finally:
+        del estimator._fit_data
+    # what fit checks only after looking at the data
+    from ._validation import check_bool, check_class_weight, check_l2
+
+    check_class_weight(estimator.class_weight)
+    check_bool("fit_intercept", estimator.fit_intercept)
+    if hasattr(estimator, "l2"):
+        check_l2(estimator.l2)
+    for build in ("_rng", "_make_learner"):
+        if hasattr(estimator, build):
+            getattr(estimator, build)()
+
+
+def _check_attribute_names(estimator, names):
+    for key in names:
+        fitted = key.endswith("_") and not key.startswith("_") and key.isidentifier()
+        if not (fitted or key == "_learner") or hasattr(type(estimator), key):
+            raise ModelFormatError(
+                f"the model file sets attribute {key!r}, which is not a fitted attribute "
+                f"of {type(estimator).__name__}"
+            )
+
+
+def _is_number_list(value):
+    return isinstance(value, list) and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in value
+    )
+
+
+def _check_fitted_state(attributes):
+    """The fitted arrays of a linear classifier agree with each other and are finite."""
+    if "coef_" not in attributes:
+        return
+    missing = {"classes_", "coef_", "intercept_", "n_features_in_"} - set(attributes)
+    if missing:
+        raise ModelFormatError(f"a fitted model lacks {', '.join(sorted(missing))}")
+    classes, coef, intercept = (attributes[k] for k in ("classes_", "coef_", "intercept_"))
+    n_features = attributes["n_features_in_"]
+    for key, value in (("coef_", coef), ("intercept_", intercept)):
+        if not (isinstance(value, np.ndarray) and value.dtype in (np.float32, np.float64)):
+            raise ModelFormatError(f"{key} must be a float32 or float64 array")
+        if not np.all(np.isfinite(value)):
+            raise ModelFormatError(f"{key} holds non-finite values")
+    if not (isinstance(classes, np.ndarray) and classes.ndim == 1 and classes.shape[0] >= 2):
+        raise ModelFormatError("classes_ must be an array of at least 2 labels")
+    if not np.all(classes[1:] > classes[:-1]):
+        raise ModelFormatError("classes_ must be sorted and unique, as fit leaves it")
+    if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
+        raise ModelFormatError(f"n_features_in_ must be a positive int, got {n_features!r}")
+    rows = 1 if classes.shape[0] == 2 else classes.shape[0]
+    if coef.shape != (rows, n_features) or intercept.shape != (rows,):
+        raise ModelFormatError(
+            f"coef_ of shape {coef.shape} and intercept_ of shape {intercept.shape} do not fit "
+            f"{classes.shape[0]} classes and {n_features} features (expected ({rows}, "
+            f"{n_features}) and ({rows},))"
+        )
+    if intercept.dtype != coef.dtype:
+        raise ModelFormatError(f"intercept_ is {intercept.dtype} but coef_ is {coef.dtype}")
+    for key in ("n_iter_", "best_epoch_"):  # an int, or LogisticRegression's int array
+        count = np.asarray(attributes.get(key, 0))
+        if count.dtype.kind not in "iu" or count.size != 1 or count.item() < 0:
+            raise ModelFormatError(f"{key} must be a non-negative integer")
+    history = attributes.get("history_", {})
+    if not (
+        isinstance(history, dict)
+        and all(_is_number_list(v) for v in history.values())
+        and len({len(v) for v in history.values()}) <= 1
+    ):
+        raise ModelFormatError("history_ must map names to lists of numbers, one per epoch")
+
+
+# ---------------------------------------------------------------------------
+# writing
+
+
+def _destination(path):
+    """The file to replace: a symlink's target, as numpy's savez writes through links."""
+    return os.path.realpath(path) if os.path.islink(path) else path
+
+
+def _create_temporary(final):
+    """A new file next to ``final`` with the mode a plain ``open(final, "wb")`` would give.
+
+    An existing file keeps its mode; a new one gets 0o666 minus the umask (the
+    kernel applies the umask to os.open's mode, so it never has to be read).
+    """
+    directory, base = os.path.split(os.path.abspath(final))
+    try:
+        mode = stat.S_IMODE(os.stat(final).st_mode)
+    except OSError:
+        mode = None
+    for _ in range(100):
+        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                         0o666)
+        except FileExistsError:
+            continue
+        if mode is not None:
+            os.chmod(tmp, mode)
+        return fd, tmp
+    raise FileExistsError(f"could not create a temporary file in {directory}")
+
+
+# ---------------------------------------------------------------------------
 # public API
 
 
@@ -188,7 +529,10 @@ def save(estimator, path):
         Fitted or not.
     path : str or os.PathLike
         Destination; ``.npz`` is appended if the name lacks it.  The file is
-        written atomically (a partial file never replaces an existing one).
+        written atomically (a partial file never replaces an existing one),
+        with the permissions ``numpy.savez`` would give it (an existing
+        file's, else those the umask allows); a symbolic link is written
+        through, replacing its target, as ``numpy.savez`` does.
 
     Returns
     -------
@@ -201,6 +545,8 @@ def save(estimator, path):
         If the estimator is not a fastsoftmax estimator, or a parameter has
         no portable form (e.g. a ``numpy.random.Generator`` as
         ``random_state``).
+    OSError
+        If the file cannot be written; the error names ``path``.
 
     Examples
     --------
@@ -220,8 +566,11 @@ def save(estimator, path):
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastsoftmax-", suffix=".npz", dir=directory)
+    try:
+        final = _destination(path)
+        fd, tmp = _create_temporary(final)
+    except OSError as exc:  # name the file asked for, not a temporary one
+        raise OSError(exc.errno, exc.strerror, path) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(
@@ -232,9 +581,12 @@ def save(estimator, path):
                 __manifest__=np.array(json.dumps(manifest)),
                 **encoder.arrays,
             )
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
+        os.replace(tmp, final)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise OSError(exc.errno, exc.strerror, path) from exc
         raise
     return path
 
@@ -254,54 +606,40 @@ def load(path):
 
     Raises
     ------
-    FileNotFoundError
-        If there is no such file.
+    OSError
+        If the file cannot be opened (``FileNotFoundError``,
+        ``PermissionError``).
     ModelFormatError
-        (a ``ValueError``) If the file is not a fastsoftmax model file, or was
-        written in a newer format version than this fastsoftmax reads.
+        (a ``ValueError``) For any other problem: the file is not a regular
+        file or not a fastsoftmax model file, is damaged, was written in a
+        newer format version than this fastsoftmax reads, or holds parameters
+        or fitted arrays that ``fit`` would never produce.  Only the arrays
+        the manifest names are read, after checking their declared sizes, so
+        a crafted file cannot make ``load`` use much more memory than its own
+        size allows.
 
     Examples
     --------
     See the module docstring.
     """
     path = os.fspath(path)
-    with open(path, "rb") as f:  # FileNotFoundError as usual
-        magic = f.read(4)
-    if magic != b"PK\x03\x04":  # every .npz is a zip archive
-        raise ModelFormatError(f"{path!r} is not a fastsoftmax model file (not a .npz archive)")
+    name, manifest, arrays = _read_model_file(path)
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        params = {k: _decode(v, arrays) for k, v in manifest["params"].items()}
+        attributes = {k: _decode(v, arrays) for k, v in manifest["attributes"].items()}
+        estimator = _estimator_classes()[name](**params)
+        _check_parameters(estimator)
+        _check_attribute_names(estimator, attributes)
+        _check_fitted_state(attributes)
+        for key, value in attributes.items():
+            setattr(estimator, key, value)
+        if "classes_" in attributes:  # class_weight against the classes, as fit checks it
+            n_classes = len(estimator.classes_)
+            estimator._weights(np.arange(n_classes), None, n_classes, estimator.coef_.dtype)
+    except ModelFormatError as exc:
+        raise ModelFormatError(f"{path!r} is a damaged fastsoftmax model file: {exc}") from None
+    except Exception as exc:  # whatever a crafted manifest makes the decoding raise
         raise ModelFormatError(
-            f"{path!r} is not a fastsoftmax model file (a damaged .npz archive: {exc})"
-        ) from None
-    with archive:
-        try:
-            files = set(archive.files)
-            if "__format__" not in files or str(archive["__format__"]) != FORMAT_NAME:
-                raise ModelFormatError(
-                    f"{path!r} is not a fastsoftmax model file (no {FORMAT_NAME!r} format marker)"
-                )
-            version = int(archive["__version__"])
-            if version > FORMAT_VERSION:
-                raise ModelFormatError(
-                    f"{path!r} was written in model format version {version}, newer than the "
-                    f"version {FORMAT_VERSION} this fastsoftmax reads; "
-                    "upgrade fastsoftmax to load it"
-                )
-            name = str(archive["__class__"])
-            classes = _estimator_classes()
-            if name not in classes:
-                raise ModelFormatError(f"{path!r} holds an unknown estimator class {name!r}")
-            manifest = json.loads(str(archive["__manifest__"]))
-            arrays = {k: archive[k] for k in files if not k.startswith("__")}
-            params = {k: _decode(v, arrays) for k, v in manifest["params"].items()}
-            attributes = {k: _decode(v, arrays) for k, v in manifest["attributes"].items()}
-        except ModelFormatError:
-            raise
-        except (KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
-            raise ModelFormatError(f"{path!r} is a damaged fastsoftmax model file: {exc}") from None
-    estimator = classes[name](**params)
-    for key, value in attributes.items():
-        setattr(estimator, key, value)
+            f"{path!r} is a damaged fastsoftmax model file: {type(exc).__name__}: {exc}"
+        ) from exc
     return estimator

@@ -35,16 +35,13 @@ import math
 
 import numpy as np
 
-from ._validation import check_data_matrix, check_l2, check_labels, check_sample_weight
-from .functions import (
-    classification_error,
-    cross_entropy,
-    linear,
-    log_softmax,
-    softmax,
-    softmax_cross_entropy_grad,
-)
-from .learners import _integer, get_learner
+from . import _epoch_driver
+from ._backends import get_module
+from ._objective import decision, l2_penalty, softmax_loss_grad
+from ._validation import as_compute_dtype, check_data_matrix, check_int, check_l2, check_labels
+from ._validation import check_sample_weight, compute_dtype
+from .functions import classification_error, cross_entropy, log_softmax, softmax
+from .learners import get_learner
 
 __all__ = ["SoftmaxModel", "Trainer", "iter_minibatches"]
 
@@ -76,7 +73,11 @@ class SoftmaxModel:
 
     Attributes
     ----------
+    coef : ndarray of shape (n_classes, n_features)
+        The weights in the layout of the estimators' ``coef_``, C-contiguous.
     W : ndarray of shape (n_features, n_classes)
+        The weights as the view ``coef.T``: writing into it writes ``coef``;
+        assigning to it copies the values in (the shape must match).
     b : ndarray of shape (n_classes,)
 
     Notes
@@ -99,6 +100,8 @@ class SoftmaxModel:
     >>> model = SoftmaxModel(2, 3)
     >>> model.W.shape, model.b.shape, model.W.dtype
     ((2, 3), (3,), dtype('float32'))
+    >>> model.coef.shape, bool(np.shares_memory(model.W, model.coef))
+    ((3, 2), True)
     >>> model.predict_proba(np.array([[1.0, 2.0]], dtype=np.float32))
     array([[0.33333334, 0.33333334, 0.33333334]], dtype=float32)
     """
@@ -114,8 +117,8 @@ class SoftmaxModel:
         random_state=None,
         init="zeros",
     ):
-        self.n_features = _integer("n_features", n_features, 1)
-        self.n_classes = _integer("n_classes", n_classes, 2)
+        self.n_features = check_int("n_features", n_features, 1)
+        self.n_classes = check_int("n_classes", n_classes, 2)
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
@@ -124,19 +127,48 @@ class SoftmaxModel:
         self.fit_intercept = bool(fit_intercept)
         self.random_state = random_state
         if init == "zeros":
-            W = np.zeros((self.n_features, self.n_classes), dtype)
+            coef = np.zeros((self.n_classes, self.n_features), dtype)
         elif init == "normal":
             rng = np.random.default_rng(random_state)
-            W = (0.01 * rng.standard_normal((self.n_features, self.n_classes))).astype(dtype)
+            # drawn as (n_features, n_classes), so that a seed gives the same W as ever
+            W = 0.01 * rng.standard_normal((self.n_features, self.n_classes))
+            coef = np.ascontiguousarray(W.T, dtype=dtype)
         else:
             raise ValueError(f"init must be 'zeros' or 'normal', got {init!r}")
         self.init = init
-        self.W = W
+        self.coef = coef
         self.b = np.zeros(self.n_classes, dtype)
 
+    @property
+    def W(self):
+        """The weights, shape (n_features, n_classes): the view ``coef.T``."""
+        return self.coef.T
+
+    @W.setter
+    def W(self, value):
+        value = np.asarray(value)
+        if value.shape != (self.n_features, self.n_classes):
+            raise ValueError(
+                f"W must have shape {(self.n_features, self.n_classes)}, got shape {value.shape}"
+            )
+        self.coef.T[...] = value
+
     def parameters(self):
-        """The arrays a learner updates: ``[W, b]``, or ``[W]`` without intercept."""
-        return [self.W, self.b] if self.fit_intercept else [self.W]
+        """The arrays a learner updates: ``[W, b]``, or ``[W]`` without intercept.
+
+        ``W`` is the view ``coef.T``, so in-place updates train ``coef``.
+        """
+        return [self.coef.T, self.b] if self.fit_intercept else [self.coef.T]
+
+    def _intercept(self):
+        return self.b if self.fit_intercept else None
+
+    def __setstate__(self, state):
+        # a model pickled before coef existed holds W (n_features, n_classes) itself
+        if "W" in state:
+            state = dict(state)
+            state["coef"] = np.ascontiguousarray(state.pop("W").T)
+        self.__dict__.update(state)
 
     def _check_X(self, X):
         X = check_data_matrix(X)
@@ -146,13 +178,22 @@ class SoftmaxModel:
             )
         return X
 
+    def _compute_dtype(self, X):
+        # W's dtype, promoted with a floating X's (float64 data is never computed in float32)
+        return self.dtype if X.dtype == np.uint8 else compute_dtype(self.dtype, X.dtype)
+
     def decision_function(self, X):
         """Logits ``X W + b`` of shape (n_samples, n_classes).
 
         The dtype is W's, promoted with X's when X is floating (float64 data
         is never computed in float32).
         """
-        return linear(self._check_X(X), self.W, self.b if self.fit_intercept else None)
+        return self._decision(self._check_X(X))
+
+    def _decision(self, X):
+        """:meth:`decision_function` of a checked ``X`` (no validation)."""
+        X, coef, b, _ = as_compute_dtype(X, self.coef, self._intercept())
+        return decision(X, coef, b)
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes)."""
@@ -187,13 +228,28 @@ class SoftmaxModel:
             Zero when ``fit_intercept`` is False.
         """
         X = self._check_X(X)
-        b = self.b if self.fit_intercept else None
-        loss, dW, db = softmax_cross_entropy_grad(
-            X, self.W, b, y, l2=self.l2, sample_weight=sample_weight
+        n = X.shape[0]
+        y = check_labels(y, n, self.n_classes, "y", classes_from="W has")
+        sample_weight = check_sample_weight(sample_weight, n, self._compute_dtype(X))
+        loss, (dW, db) = self._param_grads(X, y, sample_weight, keep_intercept=True)
+        return loss, dW, db
+
+    def _param_grads(self, X, y, sample_weight, normalizer=None, *, keep_intercept=False):
+        """Loss and the gradients of :meth:`parameters` on checked data (no validation).
+
+        ``normalizer`` divides the data term instead of the weight total (see
+        :mod:`fastsoftmax._objective`).  The weight gradient is the (d, C)
+        view of the objective's (C, d) one.
+        """
+        X, coef, b, sample_weight = as_compute_dtype(X, self.coef, self._intercept(), sample_weight)
+        loss, coef_grad, intercept_grad = softmax_loss_grad(
+            X, coef, b, y, sample_weight, self.l2, normalizer=normalizer
         )
         if not self.fit_intercept:
-            db[...] = 0
-        return loss, dW, db
+            if not keep_intercept:
+                return loss, [coef_grad.T]
+            intercept_grad[...] = 0
+        return loss, [coef_grad.T, intercept_grad]
 
     def loss(self, X, y, sample_weight=None):
         """The training objective on ``(X, y)`` without the gradient (see Notes)."""
@@ -207,7 +263,7 @@ class SoftmaxModel:
 
     def _l2_penalty(self):
         # the L2 term of the objective, ``0.5 * l2 * ||W||^2`` (0.0 without a penalty)
-        return 0.5 * self.l2 * float(np.vdot(self.W, self.W)) if self.l2 else 0.0
+        return l2_penalty(self.coef, self.l2)
 
     def __repr__(self):
         return (
@@ -242,18 +298,23 @@ def iter_minibatches(n_samples, batch_size, *, shuffle=False, random_state=None)
     >>> sorted(int(i) for b in iter_minibatches(5, 2, shuffle=True, random_state=0) for i in b)
     [0, 1, 2, 3, 4]
     """
-    n_samples = _integer("n_samples", n_samples, 0)
-    batch_size = _integer("batch_size", batch_size, 1)
-    if not shuffle:
-        for start in range(0, n_samples, batch_size):
-            yield slice(start, min(start + batch_size, n_samples))
-        return
-    if isinstance(random_state, np.random.RandomState):
-        order = random_state.permutation(n_samples)
-    else:
-        order = np.random.default_rng(random_state).permutation(n_samples)
+    n_samples = check_int("n_samples", n_samples, 0)
+    batch_size = check_int("batch_size", batch_size, 1)
+    order = _epoch_order(n_samples, shuffle, random_state)
     for start in range(0, n_samples, batch_size):
-        yield order[start : start + batch_size]
+        if order is None:
+            yield slice(start, min(start + batch_size, n_samples))
+        else:
+            yield order[start : start + batch_size]
+
+
+def _epoch_order(n_samples, shuffle, random_state):
+    """The order of an epoch's samples: None (as they are) or a permutation."""
+    if not shuffle:
+        return None
+    if isinstance(random_state, np.random.RandomState):
+        return random_state.permutation(n_samples)
+    return np.random.default_rng(random_state).permutation(n_samples)
 
 
 class Trainer:
@@ -308,6 +369,12 @@ class Trainer:
                     f"model must provide {attr}() like SoftmaxModel, got {type(model).__name__}"
                 )
         self.model = model
+        # a SoftmaxModel (whose loss_grad and decision_function are its own) is trained
+        # through its private, non-validating methods and may use a compiled epoch kernel
+        self._fused = isinstance(model, SoftmaxModel) and all(
+            getattr(type(model), attr) is getattr(SoftmaxModel, attr)
+            for attr in ("parameters", "loss_grad", "decision_function")
+        )
         self.learner = get_learner(learner)
         self.track_train_error = bool(track_train_error)
         self.epoch = 0
@@ -369,12 +436,32 @@ class Trainer:
         X = check_data_matrix(X)
         n = X.shape[0]
         y = check_labels(y, n, model.n_classes, classes_from="the model has")
+        if self._fused:
+            X = model._check_X(X)
+            sample_weight = check_sample_weight(sample_weight, n, model._compute_dtype(X))
+        return self._train_step(X, y, sample_weight)
+
+    def _train_step(self, X, y, sample_weight, normalizer=None):
+        """:meth:`train_minibatch` on checked data (no validation for a SoftmaxModel).
+
+        ``normalizer`` divides the minibatch's data term instead of its weight
+        total (see :mod:`fastsoftmax._objective`).
+        """
+        model = self.model
+        n = X.shape[0]
         if self.track_train_error:
             # error of the same parameters the loss is measured at (before the step)
-            error = classification_error(model.decision_function(X), y)
-        loss, dW, db = model.loss_grad(X, y, sample_weight)
+            if self._fused:  # the backend's kernel on logits and labels checked already
+                error = float(get_module().classification_error(model._decision(X), y))
+            else:
+                error = classification_error(model.decision_function(X), y)
+        if self._fused:
+            loss, grads = model._param_grads(X, y, sample_weight, normalizer)
+        else:  # a model of the user's: its public methods
+            loss, dW, db = model.loss_grad(X, y, sample_weight)
+            grads = [dW, db]
         params = model.parameters()
-        self.learner.step(params, [dW, db][: len(params)], epoch=self.epoch)
+        self.learner.step(params, grads[: len(params)], epoch=self.epoch)
 
         weight = n if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
         self._loss_sum += loss * weight
@@ -427,12 +514,15 @@ class Trainer:
         n = X.shape[0]
         y = check_labels(y, n, model.n_classes, classes_from="the model has")
         sample_weight = check_sample_weight(sample_weight, n, model.dtype)
+        decide = model.decision_function
+        if self._fused:
+            X, decide = model._check_X(X), model._decision
         if batch_size is None or n <= batch_size:
-            z = model.decision_function(X)
+            z = decide(X)
             return model._loss_from_logits(z, y, sample_weight), classification_error(z, y)
         ce_sum = wrong = 0.0
         for idx in iter_minibatches(n, batch_size):
-            z = model.decision_function(X[idx])
+            z = decide(X[idx])
             sw = None if sample_weight is None else sample_weight[idx]
             ce_sum += cross_entropy(z, y[idx], reduction="sum", sample_weight=sw)
             wrong += classification_error(z, y[idx]) * z.shape[0]
@@ -471,15 +561,21 @@ class Trainer:
             Mean training loss of the epoch (each minibatch's loss before its
             update).
         """
+        model = self.model
         X = check_data_matrix(X)
         n = X.shape[0]
-        y = check_labels(y, n, self.model.n_classes, classes_from="the model has")
+        y = check_labels(y, n, model.n_classes, classes_from="the model has")
+        batch_size = check_int("batch_size", batch_size, 1)
+        if self._fused:
+            X = np.ascontiguousarray(model._check_X(X))  # one copy at most, not one a minibatch
         if sample_weight is not None:
-            sample_weight = check_sample_weight(sample_weight, n, self.model.dtype)
+            sample_weight = check_sample_weight(sample_weight, n, model.dtype)
         self.reset_running()
-        for idx in iter_minibatches(n, batch_size, shuffle=shuffle, random_state=random_state):
-            sw = None if sample_weight is None else sample_weight[idx]
-            self.train_minibatch(X[idx], y[idx], sw)
+        # the Python loop: the Trainer records each minibatch's loss (and error)
+        _epoch_driver.run_epoch(
+            self, X, y, sample_weight, _epoch_order(n, shuffle, random_state), batch_size,
+            compiled=False,
+        )  # fmt: skip
         self.next_epoch()
         return self.running_loss
 

@@ -111,6 +111,47 @@
 
 /* ------------------------------------------------------ dispatching */
 
+/* Generated names, listed for grep (tests/test_cython_build.py checks the list
+ * against FS_OPS).  For every operation NAME of FS_OPS and S in f32, f64:
+ * fs_NAME_S is the dispatching wrapper that fs_simd.pxd declares and the
+ * Cython code calls, fs_ptr_NAME_S its function pointer (set by fs_set_level),
+ * and NAME_S_base, NAME_S_avx2, NAME_S_avx512 its implementations, the
+ * "static FS_TARGET ... FN(NAME)" definitions of fs_simd_impl.h (their static
+ * helpers are named the same way: FN(vexp) is vexp_f32_avx2, ...).
+ *   softmax_rows: fs_softmax_rows_f32 fs_softmax_rows_f64 fs_ptr_softmax_rows_f32 fs_ptr_softmax_rows_f64
+ *     softmax_rows_f32_base softmax_rows_f32_avx2 softmax_rows_f32_avx512
+ *     softmax_rows_f64_base softmax_rows_f64_avx2 softmax_rows_f64_avx512
+ *   log_softmax_rows: fs_log_softmax_rows_f32 fs_log_softmax_rows_f64 fs_ptr_log_softmax_rows_f32 fs_ptr_log_softmax_rows_f64
+ *     log_softmax_rows_f32_base log_softmax_rows_f32_avx2 log_softmax_rows_f32_avx512
+ *     log_softmax_rows_f64_base log_softmax_rows_f64_avx2 log_softmax_rows_f64_avx512
+ *   logsumexp_rows: fs_logsumexp_rows_f32 fs_logsumexp_rows_f64 fs_ptr_logsumexp_rows_f32 fs_ptr_logsumexp_rows_f64
+ *     logsumexp_rows_f32_base logsumexp_rows_f32_avx2 logsumexp_rows_f32_avx512
+ *     logsumexp_rows_f64_base logsumexp_rows_f64_avx2 logsumexp_rows_f64_avx512
+ *   ce_residual_cols: fs_ce_residual_cols_f32 fs_ce_residual_cols_f64 fs_ptr_ce_residual_cols_f32 fs_ptr_ce_residual_cols_f64
+ *     ce_residual_cols_f32_base ce_residual_cols_f32_avx2 ce_residual_cols_f32_avx512
+ *     ce_residual_cols_f64_base ce_residual_cols_f64_avx2 ce_residual_cols_f64_avx512
+ *   cross_entropy_rows: fs_cross_entropy_rows_f32 fs_cross_entropy_rows_f64 fs_ptr_cross_entropy_rows_f32 fs_ptr_cross_entropy_rows_f64
+ *     cross_entropy_rows_f32_base cross_entropy_rows_f32_avx2 cross_entropy_rows_f32_avx512
+ *     cross_entropy_rows_f64_base cross_entropy_rows_f64_avx2 cross_entropy_rows_f64_avx512
+ *   exp_array: fs_exp_array_f32 fs_exp_array_f64 fs_ptr_exp_array_f32 fs_ptr_exp_array_f64
+ *     exp_array_f32_base exp_array_f32_avx2 exp_array_f32_avx512
+ *     exp_array_f64_base exp_array_f64_avx2 exp_array_f64_avx512
+ *   sgd_step: fs_sgd_step_f32 fs_sgd_step_f64 fs_ptr_sgd_step_f32 fs_ptr_sgd_step_f64
+ *     sgd_step_f32_base sgd_step_f32_avx2 sgd_step_f32_avx512
+ *     sgd_step_f64_base sgd_step_f64_avx2 sgd_step_f64_avx512
+ *   fwd_f: fs_fwd_f_f32 fs_fwd_f_f64 fs_ptr_fwd_f_f32 fs_ptr_fwd_f_f64
+ *     fwd_f_f32_base fwd_f_f32_avx2 fwd_f_f32_avx512
+ *     fwd_f_f64_base fwd_f_f64_avx2 fwd_f_f64_avx512
+ *   fwd_u8: fs_fwd_u8_f32 fs_fwd_u8_f64 fs_ptr_fwd_u8_f32 fs_ptr_fwd_u8_f64
+ *     fwd_u8_f32_base fwd_u8_f32_avx2 fwd_u8_f32_avx512
+ *     fwd_u8_f64_base fwd_u8_f64_avx2 fwd_u8_f64_avx512
+ *   bwd_f: fs_bwd_f_f32 fs_bwd_f_f64 fs_ptr_bwd_f_f32 fs_ptr_bwd_f_f64
+ *     bwd_f_f32_base bwd_f_f32_avx2 bwd_f_f32_avx512
+ *     bwd_f_f64_base bwd_f_f64_avx2 bwd_f_f64_avx512
+ *   bwd_u8: fs_bwd_u8_f32 fs_bwd_u8_f64 fs_ptr_bwd_u8_f32 fs_ptr_bwd_u8_f64
+ *     bwd_u8_f32_base bwd_u8_f32_avx2 bwd_u8_f32_avx512
+ *     bwd_u8_f64_base bwd_u8_f64_avx2 bwd_u8_f64_avx512
+ */
 /* One function pointer per kernel and type; FS_OPS(T, S) lists them. */
 #define FS_OPS(X, T, S)                                                                   \
     X(softmax_rows, S, void, (const T *x, T *out, Py_ssize_t n, Py_ssize_t k), (x, out, n, k))     \

@@ -557,12 +557,41 @@ static FS_TARGET void FN(log_softmax_rows)(const FS_T *x, FS_T *out, Py_ssize_t 
     if (nt) FN(stream_fence)();
 }
 
-/* The value of row i: logsumexp (y NULL), or the cross-entropy
- * (max - z_y) + log(sum exp(z - max)), exact for large equal logits where
- * logsumexp(z) - z_y would lose it in rounding. */
+/* logsumexp of a row whose value sh + log(s) is below 1 in magnitude: in
+ * s = 1 + (the other terms), those below the rounding of 1 are lost, so take
+ * log1p of the sum without the max terms, log(count) + log1p(rest / count)
+ * for count maxima, as SciPy does.  Scalar, and only such rows take it; sh
+ * is then the row's (finite) max, which occurs in the row. */
+FS_DEF FS_T FN(lse_near_zero)(const FS_T *x, Py_ssize_t k, FS_T sh)
+{
+    FS_T rest = 0, count = 0;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        if (x[j] == sh) count += 1;
+        else rest += (FS_T)(FS_F32 ? expf((float)(x[j] - sh)) : exp((double)(x[j] - sh)));
+    }
+    FS_T ratio = rest / count;
+    return (FS_T)FS_LOG(count) + (FS_T)(FS_F32 ? log1pf((float)ratio) : log1p((double)ratio)) + sh;
+}
+
+/* The value of the row x (k entries, row i): logsumexp (y NULL), or the
+ * cross-entropy (max - z_y) + log(sum exp(z - max)), exact for large equal
+ * logits where logsumexp(z) - z_y would lose it in rounding. */
 FS_DEF FS_T FN(lse_value)(const FS_T *x, FS_T ls, FS_T sh, const Py_ssize_t *y, Py_ssize_t i)
 {
     return y ? ls - (x[y[i]] - sh) : ls + sh;
+}
+
+/* logsumexp values out[0..m) of the rows x (k entries each, shifts sh):
+ * those near zero are recomputed (lse_near_zero).  A pass of its own, so the
+ * loop that computes the values stays branch-free. */
+FS_DEF void FN(lse_fix_near_zero)(const FS_T *x, Py_ssize_t k, Py_ssize_t m, const FS_T *sh,
+                                  FS_T *out)
+{
+    int any = 0; /* a branch-free (vectorized) test first: such rows are rare */
+    for (Py_ssize_t q = 0; q < m; q++) any |= (out[q] > -1) & (out[q] < 1);
+    if (!any) return;
+    for (Py_ssize_t q = 0; q < m; q++)
+        if (out[q] > -1 && out[q] < 1) out[q] = FN(lse_near_zero)(x + q * k, k, sh[q]);
 }
 
 FS_DEF void FN(lse_short_rows)(const FS_T *x, const Py_ssize_t *y, FS_T *out, Py_ssize_t n,
@@ -574,6 +603,7 @@ FS_DEF void FN(lse_short_rows)(const FS_T *x, const Py_ssize_t *y, FS_T *out, Py
         FN(short_lognorms)(x + i0 * k, k, m, shs, lss, ONE);
         for (Py_ssize_t q = 0; q < m; q++)
             out[i0 + q] = FN(lse_value)(x + (i0 + q) * k, lss[q], shs[q], y, i0 + q);
+        if (!y) FN(lse_fix_near_zero)(x + i0 * k, k, m, shs, out + i0);
     }
 }
 
@@ -589,6 +619,7 @@ FS_DEF void FN(lse_rows)(const FS_T *x, const Py_ssize_t *y, FS_T *out, Py_ssize
         FS_T sh = FN(finite_or_zero)(FN(row_max)(r, k));
         FS_T ls = (FS_T)FS_LOG(FN(row_expsum)(r, sh, NULL, k, i + 1 < n ? r + k : NULL, NULL));
         out[i] = FN(lse_value)(r, ls, sh, y, i);
+        if (!y) FN(lse_fix_near_zero)(r, k, 1, &sh, out + i);
     }
 }
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import fastsoftmax
+from fastsoftmax import _objective
 from fastsoftmax._backends import BACKEND_NAMES, KERNEL_NAMES, get_module
 
 # Overflow / invalid warnings from any kernel fail the test (stability contract).
@@ -53,10 +54,10 @@ def _out(shape, dtype):
     return np.full(shape, SENTINEL, dtype=dtype)
 
 
-def _call(module, name, inputs, outs=()):
+def _call(module, name, inputs, outs=(), keywords=None):
     """Call kernel ``name`` on ``inputs + outs``; check inputs untouched and outs fully written."""
     before = [a.copy() if isinstance(a, np.ndarray) else a for a in inputs]
-    result = getattr(module, name)(*inputs, *outs)
+    result = getattr(module, name)(*inputs, *outs, **(keywords or {}))
     for arg, saved in zip(inputs, before):
         if isinstance(arg, np.ndarray):
             np.testing.assert_array_equal(arg, saved, err_msg=f"{name} modified an input")
@@ -329,8 +330,9 @@ def test_cross_entropy_huge_logits(mod, dtype):
 
 
 def _linear(module, X, W, b):
+    # the kernel takes the weights in the layout of coef_, (C, d)
     out = _out((X.shape[0], W.shape[1]), W.dtype)
-    assert _call(module, "linear", (X, W, b), (out,)) is out
+    assert _call(module, "linear", (X, np.ascontiguousarray(W.T), b), (out,)) is out
     return out
 
 
@@ -355,14 +357,56 @@ def test_linear_uint8_is_not_rescaled(mod):
     np.testing.assert_array_equal(out, [[255.5, 510.5], [131.5, 7.5]])
 
 
-# -- softmax_cross_entropy_grad ---------------------------------------------------------
+# -- softmax_ce_sums and the softmax objective on it ---------------------------------------
+
+
+def _backend(module):
+    return module.__name__.rsplit(".", 1)[-1]
 
 
 def _softmax_grad(module, X, W, b, y, sample_weight, l2):
-    dW = _out(W.shape, W.dtype)
-    db = _out(b.shape, W.dtype)
-    loss = _call(module, "softmax_cross_entropy_grad", (X, W, b, y, sample_weight, l2), (dW, db))
-    return loss, dW, db
+    """The objective (_objective.softmax_loss_grad) on ``module``'s kernel, W (d, C) layout."""
+    coef = np.ascontiguousarray(W.T)
+    outs = (_out(coef.shape, W.dtype), _out(b.shape, W.dtype))
+    loss, coef_grad, db = _call(
+        _objective, "softmax_loss_grad", (X, coef, b, y, sample_weight, l2), (),
+        dict(backend=_backend(module), coef_grad_out=outs[0], intercept_grad_out=outs[1]),
+    )  # fmt: skip
+    assert coef_grad is outs[0] and db is outs[1]
+    assert not np.any(coef_grad == SENTINEL) and not np.any(db == SENTINEL)
+    return loss, coef_grad.T, db
+
+
+def _softmax_sums(module, X, W, b, y, sample_weight):
+    coef = np.ascontiguousarray(W.T)
+    outs = (_out(coef.shape, W.dtype), _out(b.shape, W.dtype))
+    loss_sum, total = _call(module, "softmax_ce_sums", (X, coef, b, y, sample_weight), outs)
+    return loss_sum, outs[0], outs[1], total
+
+
+@pytest.mark.parametrize("weights", [None, "with_zeros"])
+@pytest.mark.parametrize("x_kind", ["float", "uint8"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,d,C", PROBLEM_SHAPES)
+def test_softmax_ce_sums_are_plain_sums(mod, n, d, C, dtype, x_kind, weights, rng):
+    # The thin kernel: unnormalised sums in the (C, d) layout and the weight
+    # total, nothing else (no mean, no penalty).
+    X, W, b, y = _problem(rng, n, d, C, dtype, x_kind)
+    sample_weight = _sample_weight(rng, n, dtype, weights)
+    loss_sum, coef_grad, intercept_grad, total = _softmax_sums(mod, X, W, b, y, sample_weight)
+    assert isinstance(loss_sum, float) and isinstance(total, float)
+    s = np.ones(n) if sample_weight is None else sample_weight.astype(np.float64)
+    assert total == pytest.approx(float(np.sum(s)), rel=1e-12)
+    z = X.astype(np.float64) @ W.astype(np.float64) + b
+    p = np.exp(z - z.max(axis=1, keepdims=True, initial=-np.inf))
+    p /= p.sum(axis=1, keepdims=True)
+    residual = s[:, None] * (p - np.eye(C)[y])
+    ce = np.log(np.exp(z - z.max(axis=1, keepdims=True, initial=-np.inf)).sum(axis=1))
+    ce += z.max(axis=1, initial=-np.inf) - z[np.arange(n), y] if n else 0.0
+    scale = (_finite_max_abs(X.astype(np.float64)) + 1.0) * (float(np.sum(s)) + 1.0)
+    _assert_close(loss_sum, float(s @ ce) if n else 0.0, dtype, scale, "loss sum")
+    _assert_close(coef_grad, residual.T @ X.astype(np.float64), dtype, scale, "coef sums")
+    _assert_close(intercept_grad, residual.sum(axis=0), dtype, scale, "intercept sums")
 
 
 def _grad_scale(X, W, l2):
@@ -497,9 +541,33 @@ def test_sigmoid_out_may_alias_input(mod, dtype, rng):
 
 
 def _logistic_grad(module, X, w, b, y, sample_weight, l2):
+    """The objective (_objective.logistic_loss_grad) on ``module``'s kernel."""
     dw = _out(w.shape, w.dtype)
-    loss, db = _call(module, "logistic_loss_grad", (X, w, b, y, sample_weight, l2), (dw,))
+    loss, coef_grad, db = _call(
+        _objective, "logistic_loss_grad", (X, w, b, y, sample_weight, l2), (),
+        dict(backend=_backend(module), coef_grad_out=dw),
+    )  # fmt: skip
+    assert coef_grad is dw and not np.any(dw == SENTINEL)
     return loss, dw, db
+
+
+@pytest.mark.parametrize("weights", [None, "with_zeros"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,d", [(0, 7), (1, 1), (17, 1), (33, 7), (200, 33)])
+def test_logistic_sums_are_plain_sums(mod, n, d, dtype, weights, rng):
+    X, w, b, y = _binary_problem(rng, n, d, dtype, "float")
+    sample_weight = _sample_weight(rng, n, dtype, weights)
+    dw = _out(w.shape, dtype)
+    loss_sum, db_sum, total = _call(mod, "logistic_sums", (X, w, b, y, sample_weight), (dw,))
+    assert all(isinstance(v, float) for v in (loss_sum, db_sum, total))
+    s = np.ones(n) if sample_weight is None else sample_weight.astype(np.float64)
+    z = X.astype(np.float64) @ w + b
+    residual = s * (1 / (1 + np.exp(-z)) - y)
+    scale = (_finite_max_abs(X.astype(np.float64)) + 1.0) * (float(np.sum(s)) + 1.0)
+    assert total == pytest.approx(float(np.sum(s)), rel=1e-12)
+    _assert_close(loss_sum, float(s @ (np.logaddexp(0, z) - y * z)), dtype, scale, "loss sum")
+    _assert_close(db_sum, float(np.sum(residual)), dtype, scale, "intercept sum")
+    _assert_close(dw, X.astype(np.float64).T @ residual, dtype, scale, "coef sums")
 
 
 def _binary_problem(rng, n, d, dtype, x_kind):
@@ -620,3 +688,19 @@ def test_thread_count_does_not_change_results(threaded_mod, rng):
     for a, e in zip(*results):
         _assert_close(a, e, np.float64, 10.0, "1 thread vs 2 threads")
 
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_objective_decision_layouts(mod, dtype, rng):
+    # coef (C, d) gives logits (n, C); a binary coef (d,) with a float intercept gives margins (n,).
+    X, W, b, _ = _problem(rng, 9, 5, 3, dtype, "float")
+    coef = np.ascontiguousarray(W.T)
+    want = X.astype(np.float64) @ W.astype(np.float64) + b
+    got = _objective.decision(X, coef, b, backend=_backend(mod))
+    _assert_close(got, want, dtype, _finite_max_abs(want) + 1.0, "decision")
+    margins = _objective.decision(X, coef[0].copy(), 0.5, backend=_backend(mod))
+    assert margins.shape == (9,)
+    _assert_close(margins, X.astype(np.float64) @ W[:, 0] + 0.5, dtype, 10.0, "binary margins")
+    out = _out((9, 3), dtype)
+    assert _objective.decision(X, coef, None, out=out, backend=_backend(mod)) is out
+    _assert_close(out, want - b, dtype, _finite_max_abs(want) + 1.0, "decision without intercept")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import fastsoftmax
+from fastsoftmax import _objective
 from fastsoftmax._backends import get_module
 
 kernels = pytest.importorskip("fastsoftmax._cython_kernels", reason="Cython extension not built")
@@ -165,25 +166,28 @@ def test_fused_gradients_every_level(level, threads, n, d, C, x_kind, rng):
     rtol = 2e-4 if dtype == np.float32 else 1e-10
     scale = float(np.abs(X).max()) + 1.0
 
-    got = cy.linear(X, W, b, np.empty((n, C), dtype))
-    want = ref.linear(X, W, b, np.empty((n, C), dtype))
+    coef = np.ascontiguousarray(W.T)
+    got = cy.linear(X, coef, b, np.empty((n, C), dtype))
+    want = ref.linear(X, coef, b, np.empty((n, C), dtype))
     np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale * np.sqrt(d))
 
-    outs = [(np.empty((d, C), dtype), np.empty(C, dtype)) for _ in range(2)]
-    loss = cy.softmax_cross_entropy_grad(X, W, b, y, sw, 0.1, *outs[0])
-    want_loss = ref.softmax_cross_entropy_grad(X, W, b, y, sw, 0.1, *outs[1])
+    loss, *grads = _objective.softmax_loss_grad(X, coef, b, y, sw, 0.1, backend="cython")
+    want_loss, *want_grads = _objective.softmax_loss_grad(X, coef, b, y, sw, 0.1, backend="numpy")
     assert loss == pytest.approx(want_loss, rel=rtol, abs=rtol)
-    np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=rtol, atol=rtol * scale)
-    np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(grads[0], want_grads[0], rtol=rtol, atol=rtol * scale)
+    np.testing.assert_allclose(grads[1], want_grads[1], rtol=rtol, atol=rtol)
 
     yb = (y % 2).astype(dtype)
     w = W[:, 0].copy()
-    dws = [np.empty(d, dtype) for _ in range(2)]
-    got_loss, got_db = cy.logistic_loss_grad(X, w, 0.2, yb, sw, 0.1, dws[0])
-    want_loss, want_db = ref.logistic_loss_grad(X, w, 0.2, yb, sw, 0.1, dws[1])
+    got_loss, got_dw, got_db = _objective.logistic_loss_grad(
+        X, w, 0.2, yb, sw, 0.1, backend="cython"
+    )
+    want_loss, want_dw, want_db = _objective.logistic_loss_grad(
+        X, w, 0.2, yb, sw, 0.1, backend="numpy"
+    )
     assert got_loss == pytest.approx(want_loss, rel=rtol, abs=rtol)
     assert got_db == pytest.approx(want_db, rel=rtol, abs=rtol)
-    np.testing.assert_allclose(dws[0], dws[1], rtol=rtol, atol=rtol * scale)
+    np.testing.assert_allclose(got_dw, want_dw, rtol=rtol, atol=rtol * scale)
 
 
 def test_fused_gradient_many_blocks_two_threads(restore_num_threads):
@@ -195,15 +199,64 @@ def test_fused_gradient_many_blocks_two_threads(restore_num_threads):
     W = (rng.standard_normal((d, C)) * 1e-3).astype(np.float32)
     b = np.zeros(C, np.float32)
     y = rng.integers(0, C, n).astype(np.intp)
-    want = [np.empty((d, C), np.float32), np.empty(C, np.float32)]
-    want_loss = ref.softmax_cross_entropy_grad(X, W, b, y, None, 0.0, *want)
+    coef = np.ascontiguousarray(W.T)
+    want_loss, *want = _objective.softmax_loss_grad(X, coef, b, y, backend="numpy")
     for t in (1, 2):
         fastsoftmax.set_num_threads(t)
-        got = [np.empty((d, C), np.float32), np.empty(C, np.float32)]
-        loss = cy.softmax_cross_entropy_grad(X, W, b, y, None, 0.0, *got)
+        loss, *got = _objective.softmax_loss_grad(X, coef, b, y, backend="cython")
         assert loss == pytest.approx(want_loss, rel=1e-5)
         np.testing.assert_allclose(got[0], want[0], rtol=1e-4, atol=1e-3)
         np.testing.assert_allclose(got[1], want[1], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("x_dtype,w_dtype", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_mixed_float_types_are_refused(x_dtype, w_dtype):
+    # Cython instantiates every (X, weights) type pair; a float/double mix
+    # once compiled to a no-op that left out uninitialised.
+    n, d, C = 5, 3, 2
+    X = np.ones((n, d), x_dtype)
+    coef, b = np.ones((C, d), w_dtype), np.zeros(C, w_dtype)
+    y, sw = np.zeros(n, np.intp), np.empty(0, w_dtype)
+    calls = {
+        "linear": lambda: kernels.linear(X, coef, b, np.empty((n, C), w_dtype), 1),
+        "softmax_ce_sums": lambda: kernels.softmax_ce_sums(
+            X, coef, b, y, sw, np.zeros((1, C, d), w_dtype), np.zeros((1, C)),
+            np.empty((1, 8, C), w_dtype), 1,
+        ),  # fmt: skip
+        "logistic_sums": lambda: kernels.logistic_sums(
+            X, coef[0], 0.0, np.zeros(n, w_dtype), sw, np.zeros((1, d), w_dtype),
+            np.zeros((1, 1)), np.empty((1, 8), w_dtype), 1,
+        ),  # fmt: skip
+    }
+    for name, call in calls.items():
+        with pytest.raises(TypeError, match="must be uint8 or of the weights' dtype"):
+            call()
+
+
+def test_generated_c_names_are_listed_for_grep():
+    # fs_simd.h builds its function names by token pasting; the comment next
+    # to the FS_OPS X-macro lists every one, and fs_simd.pxd declares the wrappers.
+    import re
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src_cython"
+    if not (src / "fs_simd.h").exists():
+        pytest.skip("no source tree")
+    header = (src / "fs_simd.h").read_text()
+    pxd = (src / "fs_simd.pxd").read_text()
+    impl = (src / "fs_simd_impl.h").read_text() + (src / "fs_gemm_impl.h").read_text()
+    ops = re.findall(r"X\((\w+), S,", header)
+    assert len(ops) >= 10
+    for op in ops:
+        # FN(name) pastes the type and ISA suffix; GN(fwd) also X's kind: fwd_f, fwd_u8
+        gemm = rf"\bGN\({op.rsplit('_', 1)[0]}\)" if op.endswith(("_f", "_u8")) else "$^"
+        assert re.search(rf"\bFN\({op}\)|{gemm}", impl), f"no implementation of {op}"
+        for suffix in ("f32", "f64"):
+            names = [f"fs_{op}_{suffix}", f"fs_ptr_{op}_{suffix}"]
+            names += [f"{op}_{suffix}_{isa}" for isa in ("base", "avx2", "avx512")]
+            for name in names:
+                assert re.search(rf"\b{name}\b", header), f"{name} not listed in fs_simd.h"
+            assert re.search(rf"\bfs_{op}_{suffix}\(", pxd), f"fs_{op}_{suffix} not in fs_simd.pxd"
 
 
 # -- the compiled whole-epoch kernel -------------------------------------------------------
@@ -268,9 +321,10 @@ def test_train_epoch_matches_the_python_loop(
     total = 0.0
     for lo in range(0, n, batch):
         idx = order[lo : lo + batch]
-        dW, db = np.empty_like(Wr), np.empty_like(br)
         batch_sw = None if sw is None else sw[idx]
-        loss_b = ref.softmax_cross_entropy_grad(X[idx], Wr, br, y[idx], batch_sw, 0.1, dW, db)
+        loss_b, dW, db = fastsoftmax.softmax_cross_entropy_grad(
+            X[idx], Wr, br, y[idx], l2=0.1, sample_weight=batch_sw, backend="numpy"
+        )
         total += len(idx) * loss_b
         learner.step(params, [dW, db] if fit_intercept else [dW])
     tol = {"rtol": 2e-4, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-9, "atol": 1e-12}

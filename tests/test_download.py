@@ -78,12 +78,17 @@ def isolated(tmp_path, monkeypatch):
 
 
 class Server:
-    """A static file server on 127.0.0.1 that counts requests."""
+    """A static file server on 127.0.0.1 that counts requests.
 
-    def __init__(self, root):
+    ``routes`` maps a path prefix to a function ``reply(handler)`` that
+    answers the requests under it (to misbehave); other paths get files.
+    """
+
+    def __init__(self, root, routes=None):
         self.root = root
         self.requests = []
         server = self
+        routes = {"/cut/": _cut, **(routes or {})}
 
         class Handler(http.server.SimpleHTTPRequestHandler):
             def __init__(self, *args, **kwargs):
@@ -91,19 +96,17 @@ class Server:
 
             def do_GET(self):
                 server.requests.append(self.path)
-                if self.path.startswith("/cut/"):  # promise 1000 bytes, send 10, hang up
-                    self.send_response(200)
-                    self.send_header("Content-Length", "1000")
-                    self.end_headers()
-                    self.wfile.write(b"\x1f\x8b" + bytes(8))
-                    self.close_connection = True
-                    return
-                super().do_GET()
+                for prefix, reply in routes.items():
+                    if self.path.startswith(prefix):
+                        return reply(self)
+                return super().do_GET()
 
             def log_message(self, *args):  # keep pytest output clean
                 pass
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.block_on_close = False  # don't wait for a reply the client gave up on
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
 
     def url(self, sub=""):
@@ -117,6 +120,15 @@ class Server:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join()
+
+
+def _cut(handler):
+    """Promise 1000 bytes, send 10, hang up."""
+    handler.send_response(200)
+    handler.send_header("Content-Length", "1000")
+    handler.end_headers()
+    handler.wfile.write(b"\x1f\x8b" + bytes(8))
+    handler.close_connection = True
 
 
 @pytest.fixture

@@ -612,3 +612,144 @@ def test_logistic_verbose(rng, capsys):
     clf = LogisticRegression(verbose=2).fit(X, y)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == clf.n_iter_[0] + 1 and lines[0].startswith("L-BFGS iteration 1: loss ")
+
+
+# ----------------------------------------------------------------------------- structure
+
+
+def _calls_of(function, run):
+    """How often ``function`` (by its code, however it was imported) is called by ``run()``."""
+    import sys
+
+    code, count = function.__code__, [0]
+
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code is code:
+            count[0] += 1
+
+    sys.setprofile(profile)
+    try:
+        run()
+    finally:
+        sys.setprofile(None)
+    return count[0]
+
+
+@pytest.mark.parametrize("multiclass", [False, True], ids=["binary", "multiclass"])
+def test_logistic_validates_once(multiclass, rng):
+    """The L-BFGS objective calls the non-validating objective: no check per iteration."""
+    from fastsoftmax._validation import check_data_matrix, check_sample_weight
+
+    X, y = blobs(rng, n=80, k=3 if multiclass else 2, spread=0.5)
+    sw = rng.uniform(0.5, 2.0, size=80)
+    for check in (check_data_matrix, check_sample_weight):
+        counts = []
+        for max_iter in (2, 12):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                est = LogisticRegression(max_iter=max_iter, tol=0.0)
+                counts.append(_calls_of(check, lambda e=est: e.fit(X, y, sample_weight=sw)))
+        assert est.n_iter_[0] > 2
+        assert counts[0] == counts[1] >= 1, (check.__name__, counts)
+
+
+def test_softmax_python_loop_validates_once(rng):
+    """The epoch driver's minibatch steps do not re-validate (numpy backend: the Python loop)."""
+    import fastsoftmax
+    from fastsoftmax._validation import (
+        check_data_matrix,
+        check_labels,
+        check_sample_weight,
+    )
+
+    X, y = blobs(rng, n=120, dtype=np.float32)
+    sw = rng.uniform(0.5, 2.0, size=120)
+    with fastsoftmax.use_backend("numpy"):
+        for check in (check_data_matrix, check_labels, check_sample_weight):
+            fits = [  # 2 minibatches, or 60
+                lambda b=b: SoftmaxRegression(batch_size=b, max_epochs=2).fit(X, y, sw)
+                for b in (120, 4)
+            ]
+            counts = [_calls_of(check, fit) for fit in fits]
+            assert counts[0] == counts[1], (check.__name__, counts)
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_prediction_uses_coef_as_it_is(Estimator, n_classes, rng, monkeypatch):
+    """decision_function hands coef_ itself (no copy, no transpose) to the objective."""
+    from fastsoftmax.estimators import _base
+
+    X, y = blobs(rng, n=60, k=n_classes, dtype=np.float32)
+    est = Estimator().fit(X, y)
+    seen = []
+    original = _base.decision
+
+    def spy(X, coef, intercept=None):
+        seen.append(coef)
+        return original(X, coef, intercept)
+
+    monkeypatch.setattr(_base, "decision", spy)
+    est.predict(X)
+    est.predict_proba(X)
+    assert len(seen) == 2 and all(coef is est.coef_ for coef in seen)
+    assert est.coef_.flags.c_contiguous
+
+
+def test_softmax_coef_is_the_trained_array(rng, monkeypatch):
+    """SoftmaxRegression takes coef_ from the model's coef, without a transpose or copy;
+    a later partial_fit trains a copy, so the earlier coef_ array is never written."""
+    from fastsoftmax import trainer
+
+    X, y = blobs(rng, n=60, k=3)
+    models = []
+    original = trainer.SoftmaxModel.__init__
+
+    def record(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        models.append(self)
+
+    monkeypatch.setattr(trainer.SoftmaxModel, "__init__", record)
+    est = SoftmaxRegression(max_epochs=2).fit(X, y)
+    assert est.coef_ is models[-1].coef and est.coef_.flags.c_contiguous
+    coef, intercept, before = est.coef_, est.intercept_, est.coef_.copy()
+    est.partial_fit(X, y)
+    assert est.coef_ is not coef and est.intercept_ is not intercept
+    np.testing.assert_array_equal(coef, before)
+    assert not np.array_equal(est.coef_, before)
+
+
+def test_softmax_diverging_partial_fit_leaves_the_estimator_unchanged(rng):
+    X, y = blobs(rng, n=60, k=3)
+    est = SoftmaxRegression(max_epochs=2, random_state=0).fit(X, y)
+    coef, intercept = est.coef_.copy(), est.intercept_.copy()
+    est.set_params(learning_rate=1e200)
+    with pytest.raises(ValueError, match="training loss became"):
+        est.partial_fit(X * 1e200, y)
+    np.testing.assert_array_equal(est.coef_, coef)
+    np.testing.assert_array_equal(est.intercept_, intercept)
+
+
+def test_estimators_fill_the_persistence_registry():
+    from fastsoftmax import persistence
+
+    classes = persistence._estimator_classes()
+    assert classes["LogisticRegression"] is LogisticRegression
+    assert classes["SoftmaxRegression"] is SoftmaxRegression
+
+
+def test_load_in_a_fresh_interpreter(tmp_path, rng):
+    """persistence.load finds the estimator classes though nothing imported them yet."""
+    X, y = blobs(rng, n=40)
+    path = LogisticRegression().fit(X, y).save(tmp_path / "model")
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from fastsoftmax.persistence import load
+        assert "fastsoftmax.estimators" not in sys.modules
+        print(type(load({str(path)!r})).__name__)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "LogisticRegression"

@@ -564,3 +564,92 @@ def test_classification_error(backend):
     labels = rng.integers(0, 10, size=50)
     want = np.mean(np.argmax(big, axis=1) != labels)
     assert fs.classification_error(big, labels, backend=backend) == pytest.approx(want)
+
+
+# --- reliability (issue 16) ------------------------------------------------------
+
+
+def test_zero_weight_rows_contribute_nothing_even_when_not_finite(backend):
+    # One rule on every backend: a row of weight 0 is dropped before the
+    # kernel, so NaN / inf features (or logits) there cannot poison the sums.
+    X, W, b, y = make_problem(n=8, d=3, C=4, seed=11)
+    sw = np.array([1.0, 0.0, 2.0, 0.0, 1.0, 0.5, 0.0, 1.0])
+    X[1] = np.nan
+    X[3, 0] = np.inf
+    X[6, 2] = -np.inf
+    kept = sw > 0
+    got = fs.softmax_cross_entropy_grad(X, W, b, y, l2=0.1, sample_weight=sw, backend=backend)
+    want = fs.softmax_cross_entropy_grad(
+        X[kept], W, b, y[kept], l2=0.1, sample_weight=sw[kept], backend=backend
+    )
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-15)
+    t = y % 2
+    got = fs.logistic_loss_grad(X, W[:, 0], 0.5, t, l2=0.1, sample_weight=sw, backend=backend)
+    want = fs.logistic_loss_grad(
+        X[kept], W[:, 0], 0.5, t[kept], l2=0.1, sample_weight=sw[kept], backend=backend
+    )
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-15)
+
+
+def test_all_weights_zero_leave_only_the_penalty(backend):
+    X, W, b, y = make_problem(n=5, d=3, C=4, seed=12)
+    X[2] = np.nan
+    sw = np.zeros(5)
+    penalty = 0.5 * 0.3 * float(np.sum(W**2))
+    loss, dW, db = fs.softmax_cross_entropy_grad(X, W, b, y, l2=0.3, sample_weight=sw, backend=backend)
+    assert loss == pytest.approx(penalty, rel=1e-12)
+    np.testing.assert_allclose(dW, 0.3 * W, rtol=1e-12)
+    np.testing.assert_array_equal(db, 0.0)
+    w = W[:, 0]
+    loss, dw, db = fs.logistic_loss_grad(X, w, 0.5, y % 2, l2=0.3, sample_weight=sw, backend=backend)
+    assert loss == pytest.approx(0.5 * 0.3 * float(w @ w), rel=1e-12)
+    np.testing.assert_allclose(dw, 0.3 * w, rtol=1e-12)
+    assert db == 0.0
+
+
+def test_float32_huge_weights_without_penalty_give_a_finite_loss(backend):
+    # ||W||^2 overflows float32 above ~1.8e19; with l2 = 0 the penalty is 0, not 0 * inf.
+    X, W, b, y = make_problem(n=6, d=3, C=2, dtype=np.float32, seed=13)
+    X = (X * 1e-19).astype(np.float32)
+    W = (W * 1e20).astype(np.float32)
+    loss, dW, db = fs.softmax_cross_entropy_grad(X, W, b, y, backend=backend)
+    want = fs.softmax_cross_entropy_grad(
+        X.astype(np.float64), W.astype(np.float64), b.astype(np.float64), y, backend="numpy"
+    )
+    assert np.isfinite(loss) and loss == pytest.approx(want[0], rel=1e-4)
+    loss, dw, db = fs.logistic_loss_grad(X, W[:, 0], 0.0, y % 2, backend=backend)
+    want = fs.logistic_loss_grad(
+        X.astype(np.float64), W[:, 0].astype(np.float64), 0.0, y % 2, backend="numpy"
+    )
+    assert np.isfinite(loss) and loss == pytest.approx(want[0], rel=1e-4)
+    # with a penalty, ||W||^2 is accumulated in float64: finite too
+    loss = fs.softmax_cross_entropy_grad(X, W, b, y, l2=1e-30, backend=backend)[0]
+    assert np.isfinite(loss)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_intercept_overlapping_out(backend, dtype):
+    # b a view into out: the kernel would read b while it writes out.
+    X, W, _, _ = make_problem(n=5, d=3, C=4, dtype=dtype, seed=14)
+    out = np.arange(20, dtype=dtype).reshape(5, 4)
+    b = out[1]
+    want = X.astype(np.float64) @ W.astype(np.float64) + b.astype(np.float64)
+    assert fs.linear(X, W, b, out=out, backend=backend) is out
+    np.testing.assert_allclose(out, want, rtol=rtol(dtype) * 10, atol=rtol(dtype) * 10)
+
+
+def test_cross_entropy_of_huge_equal_logits(backend):
+    # (max - z_y) + log(sum(exp(z - max))): log 2, not logsumexp(z) - z_y = 0.
+    got = fs.cross_entropy([[1e20, 1e20]], [0], backend=backend)
+    assert got == pytest.approx(np.log(2), rel=1e-12)
+
+
+def test_logistic_intercept_outside_float32_is_refused(backend):
+    X, W, _, y = make_problem(n=4, d=3, C=2, dtype=np.float32, seed=15)
+    with pytest.raises(ValueError, match=r"^b=1e\+39 .*float32"):
+        fs.logistic_loss_grad(X, W[:, 0], 1e39, y % 2, backend=backend)
+    # float64 weights compute in float64, where the intercept is representable
+    loss = fs.logistic_loss_grad(X, W[:, 0].astype(np.float64), 1e39, y % 2, backend=backend)[0]
+    assert np.isfinite(loss)

@@ -1,7 +1,8 @@
 """Gradients of the fused loss kernels against central finite differences (float64).
 
-For every available backend, ``softmax_cross_entropy_grad`` and
-``logistic_loss_grad`` are called directly on small problems.  Their loss is
+For every available backend, the objectives of :mod:`fastsoftmax._objective`
+(``softmax_loss_grad`` and ``logistic_loss_grad``, on the backend's thin
+kernels) are called directly on small problems.  Their loss is
 checked against an independent SciPy computation, and their gradient against
 central differences of that loss, with and without ``l2`` and
 ``sample_weight``.
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from scipy.special import log_expit, log_softmax
 
+from fastsoftmax import _objective
 from fastsoftmax._backends import get_module
 
 N, D, C = 7, 4, 3
@@ -64,10 +66,16 @@ def _softmax_problem(rng, x_kind="float"):
     return X, W, b, y
 
 
+def _backend(mod):
+    return mod.__name__.rsplit(".", 1)[-1]
+
+
 def _softmax_loss_grad(mod, X, W, b, y, sample_weight, l2):
-    dW, db = np.empty_like(W), np.empty_like(b)
-    loss = mod.softmax_cross_entropy_grad(X, W, b, y, sample_weight, l2, dW, db)
-    return loss, dW, db
+    # the objective on the backend's thin kernel, in the (d, C) layout of W
+    loss, coef_grad, db = _objective.softmax_loss_grad(
+        X, np.ascontiguousarray(W.T), b, y, sample_weight, l2, backend=_backend(mod)
+    )
+    return loss, coef_grad.T, db
 
 
 def _softmax_loss_scipy(X, W, b, y, sample_weight, l2):
@@ -100,8 +108,9 @@ def _binary_problem(rng, x_kind="float"):
 
 
 def _logistic_loss_grad(mod, X, w, b, y, sample_weight, l2):
-    dw = np.empty_like(w)
-    loss, db = mod.logistic_loss_grad(X, w, float(b[0]), y, sample_weight, l2, dw)
+    loss, dw, db = _objective.logistic_loss_grad(
+        X, w, float(b[0]), y, sample_weight, l2, backend=_backend(mod)
+    )
     assert isinstance(db, float)
     return loss, dw, np.array([db])  # db as an array, like b, for the shared tests
 

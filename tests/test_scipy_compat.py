@@ -266,3 +266,33 @@ def test_default_backend_and_use_backend():
     for name in fs.backends():
         with fs.use_backend(name):
             np.testing.assert_allclose(fs.softmax(x, axis=1), want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [2, 3, 12, 40, 1000])
+def test_logsumexp_near_zero_keeps_relative_accuracy(backend, dtype, k):
+    # One dominant max of 0: log(1 + tiny) rounds to 0, SciPy's log1p of the
+    # sum without the max term keeps it (issue 16, item 5).  Rows of every
+    # length class of the SIMD kernels (in registers, streamed), the max anywhere.
+    low = -40.0 if dtype == np.float64 else -20.0
+    a = np.full((3, k), low, dtype)
+    a[0, 0] = 0
+    a[1, k // 2] = 0
+    a[2, -1] = 0
+    got = fs.logsumexp(a, axis=1, backend=backend)
+    want = special.logsumexp(a, axis=1)
+    assert np.all(want > 0)
+    np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    # ties at the max and values just below 1 in magnitude go the same way
+    b = np.array([[0.0, 0.0, low], [-0.5, low, low], [0.9, -3.0, -3.0]], dtype)
+    np.testing.assert_allclose(
+        fs.logsumexp(b, axis=1, backend=backend), special.logsumexp(b, axis=1), **tolerances(dtype)
+    )
+
+
+def test_logsumexp_near_zero_scalars(backend):
+    assert fs.logsumexp(np.array([0.0, -40.0]), backend=backend) == pytest.approx(
+        4.248354255291589e-18, rel=1e-12
+    )
+    got = fs.logsumexp(np.array([0.0, -20.0], np.float32), backend=backend)
+    assert got.dtype == np.float32 and got == pytest.approx(2.0611537e-09, rel=1e-6)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from fastsoftmax import SoftmaxModel, Trainer
+from fastsoftmax import SoftmaxModel, Trainer, softmax_cross_entropy_grad
 from fastsoftmax.learners import SGD, StepDecay, get_learner
 from fastsoftmax.trainer import iter_minibatches
 
@@ -263,3 +263,85 @@ def test_normal_init_is_seeded():
     assert a.W.dtype == np.float32
     assert 0 < np.abs(a.W).max() < 0.1
     assert np.all(SoftmaxModel(4, 3, random_state=0).W == 0)  # default init is zeros
+
+
+# ----------------------------------------------------------------------------- the weights' layout
+
+
+def test_model_stores_coef_and_w_is_its_view():
+    model = SoftmaxModel(4, 3, init="normal", random_state=0)
+    assert model.coef.shape == (3, 4) and model.coef.flags.c_contiguous
+    assert model.W.shape == (4, 3) and np.shares_memory(model.W, model.coef)
+    np.testing.assert_array_equal(model.W, model.coef.T)
+    W, b = model.parameters()
+    assert np.shares_memory(W, model.coef) and b is model.b
+    W[0, 1] = 7.0  # in-place updates of the parameters train coef
+    assert model.coef[1, 0] == 7.0
+    new = np.arange(12.0).reshape(4, 3)
+    model.W = new  # assigning copies in
+    np.testing.assert_array_equal(model.coef, new.T)
+    assert model.coef.dtype == np.float32 and model.coef.flags.c_contiguous
+    new[...] = 0
+    assert model.coef.any()
+    with pytest.raises(ValueError, match=r"W must have shape \(4, 3\)"):
+        model.W = np.zeros((3, 4))
+
+
+def test_trainer_step_trains_coef_in_place():
+    X, y = mnist_like(n=40)
+    model = SoftmaxModel(20, 5)
+    coef = model.coef
+    Trainer(model, "adam").train_epoch(X, y, batch_size=8, random_state=0)
+    assert model.coef is coef and np.any(coef != 0)
+
+
+def test_loss_grad_keeps_its_layout():
+    X, y = mnist_like(n=30, dtype=np.float64)
+    model = SoftmaxModel(20, 5, dtype=np.float64, init="normal", random_state=1, l2=0.1)
+    loss, dW, db = model.loss_grad(X, y)
+    assert dW.shape == (20, 5) and db.shape == (5,)
+    ref_loss, ref_dW, ref_db = softmax_cross_entropy_grad(X, model.W, model.b, y, l2=0.1)
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    np.testing.assert_allclose(dW, ref_dW, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(db, ref_db, rtol=1e-10, atol=1e-14)
+
+
+def test_trainer_validates_once_per_call(monkeypatch):
+    """train_epoch checks the data once, not once a minibatch."""
+    import sys
+
+    from fastsoftmax._validation import check_data_matrix, check_labels
+
+    X, y = mnist_like(n=60)
+    for check in (check_data_matrix, check_labels):
+        counts = []
+        for batch_size in (60, 3):
+            calls = [0]
+
+            def profile(frame, event, arg, code=check.__code__, calls=calls):
+                if event == "call" and frame.f_code is code:
+                    calls[0] += 1
+
+            trainer = Trainer(SoftmaxModel(20, 5), "sgd")
+            sys.setprofile(profile)
+            try:
+                trainer.train_epoch(X, y, batch_size=batch_size, random_state=0)
+            finally:
+                sys.setprofile(None)
+            counts.append(calls[0])
+        assert counts[0] == counts[1], (check.__name__, counts)
+
+
+def test_model_pickled_with_w_loads():
+    """A SoftmaxModel pickled when it stored W itself unpickles with coef."""
+    import pickle
+
+    model = SoftmaxModel(4, 3, init="normal", random_state=0)
+    state = {k: v for k, v in vars(model).items() if k != "coef"}
+    state["W"] = np.ascontiguousarray(model.W)  # the old layout: W (d, C) C-contiguous
+    old = SoftmaxModel.__new__(SoftmaxModel)
+    old.__setstate__(state)
+    np.testing.assert_array_equal(old.W, model.W)
+    assert old.coef.flags.c_contiguous and "W" not in vars(old)
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.coef, model.coef)

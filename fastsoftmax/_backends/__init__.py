@@ -26,19 +26,25 @@ logsumexp(x, out) -> out
     Row-wise log-sum-exp of a 2-D ``x`` (n, k) into ``out`` of shape (n,).
     Rows of all ``-inf`` give ``-inf``; a ``+inf`` gives ``+inf``; NaN
     propagates.
-linear(X, W, b, out) -> out
-    ``out = X @ W + b``; ``X`` (n, d), ``W`` (d, C), ``b`` (C,) or None.
+linear(X, coef, intercept, out) -> out
+    ``out = X @ coef.T + intercept``; ``X`` (n, d), ``coef`` (C, d) in the
+    layout of ``coef_``, ``intercept`` (C,) or None.
 cross_entropy(logits, y, out) -> out
     Per-sample softmax cross-entropy ``logsumexp(z_i) - z_i[y_i]`` into
     ``out`` (n,).
-softmax_cross_entropy_grad(X, W, b, y, sample_weight, l2, dW_out, db_out) -> loss
-    Fused forward and backward pass of softmax regression.  ``b`` is (C,).
-    With ``m = n`` (or ``sum(sample_weight)``), writes
-    ``dW_out = X^T (s * (P - Y)) / m + l2 * W`` and
-    ``db_out = sum_i s_i (P - Y)_i / m`` and returns
-    ``sum_i s_i * CE_i / m + 0.5 * l2 * ||W||^2`` as a float.  ``n == 0``
-    (or ``m == 0``) gives the penalty ``0.5 * l2 * ||W||^2`` as the loss,
-    ``dW_out = l2 * W`` and ``db_out = 0``.
+softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, \
+intercept_grad_out) -> (loss_sum, weight_total)
+    The hot sums of the softmax regression data term over the rows of ``X``
+    (a whole data set or one block of it).  ``coef`` is (C, d), ``intercept``
+    (C,) or None (zeros).  With ``z_i = coef x_i + intercept``,
+    ``p_i = softmax(z_i)``, ``e_i`` the one-hot row of ``y_i`` and ``s_i``
+    the weights (1 when ``sample_weight`` is None), writes
+    ``coef_grad_out = sum_i s_i (p_i - e_i) x_i^T`` (C, d) and
+    ``intercept_grad_out = sum_i s_i (p_i - e_i)`` (C,), and returns
+    ``sum_i s_i CE_i`` (accumulated in float64) and ``sum_i s_i`` (``n``
+    unweighted) as floats.  No rows give zeros.  Nothing is normalised or
+    penalised and nothing is transposed here: :mod:`fastsoftmax._objective`
+    turns the sums into the objective.
 sigmoid(x, out) -> out
     Element-wise logistic sigmoid of a 1-D ``x``; ``out`` may be ``x``.
 binary_cross_entropy(logits, y, out) -> out
@@ -46,10 +52,12 @@ binary_cross_entropy(logits, y, out) -> out
     ``y`` in [0, 1], computed without overflow.  Infinite logits give the
     limits: ``z = +inf`` gives ``(1 - y) * inf`` (0 when ``y == 1``) and
     ``z = -inf`` gives ``y * inf`` (0 when ``y == 0``).
-logistic_loss_grad(X, w, b, y, sample_weight, l2, dw_out) -> (loss, db)
-    Fused binary counterpart: ``w`` (d,), ``b`` a float, ``y`` an ``F`` vector
-    of 0/1 targets.  Writes ``dw_out = X^T (s * (p - y)) / m + l2 * w`` and
-    returns ``(mean loss + 0.5 * l2 * ||w||^2, db)`` as floats.
+logistic_sums(X, coef, intercept, y, sample_weight, coef_grad_out) \
+-> (loss_sum, intercept_grad_sum, weight_total)
+    Binary counterpart: ``coef`` (d,), ``intercept`` a float, ``y`` an ``F``
+    vector of 0/1 targets.  Writes ``coef_grad_out = sum_i s_i (p_i - y_i)
+    x_i`` (d,) and returns ``sum_i s_i BCE_i``, ``sum_i s_i (p_i - y_i)`` and
+    ``sum_i s_i`` as floats.
 classification_error(logits, y) -> float
     Fraction of rows whose (first) argmax differs from ``y``; 0.0 if n == 0.
 
@@ -63,20 +71,24 @@ train_epoch(X, y, sample_weight, W, b, order, batch_size, l2, fit_intercept, \
 kind, hyperparameters, lr, t, state, weight_mean=None) -> (loss, t)
     ``X`` (n, d) ``F`` or uint8, ``y`` (n,) intp labels, ``sample_weight``
     None or an ``F`` (n,) vector, ``W`` (d, C) and ``b`` (C,) ``F`` arrays
-    (C-contiguous) updated in place.  ``order`` is a 1-D integer array of
+    updated in place.  ``W`` is normally ``SoftmaxModel.W``, the view
+    ``coef.T`` of the (C, d) weights, and is then used without a copy (so are
+    learner states of the same layout); another layout is copied in and back.
+    ``order`` is a 1-D integer array of
     row indices of ``X``: the epoch visits ``X[order]`` in that order, in
-    consecutive minibatches of ``batch_size`` rows (the last may be shorter).
+    consecutive minibatches of ``batch_size`` rows (the last may be shorter;
+    a ``batch_size`` above ``len(order)`` is the full batch).
     Shuffling is the caller's job (e.g. ``order = rng.permutation(n)``), so
     the random stream stays the caller's and the epoch is reproducible.
     Each minibatch runs the forward/backward pass of
-    ``softmax_cross_entropy_grad`` (with ``l2``; the bias gradient is not
+    ``_objective.softmax_loss_grad`` (with ``l2``; the bias gradient is not
     used when ``fit_intercept`` is false and ``b`` is then left unchanged),
     increments the step counter ``t`` and applies the learner's update with
     learning rate ``lr`` (the rate of this epoch, e.g. ``learner.lr_at(epoch)``).
-    ``kind`` is a learner's ``.kind`` ("sgd", "momentum", "nesterov",
-    "adagrad", "adadelta", "rmsprop", "adam"), ``hyperparameters`` its
-    ``.hyperparameters()`` dict (``momentum``, ``rho``, ``beta1``, ``beta2``,
-    ``eps`` as needed), ``t`` its ``.t`` and ``state`` its ``.state`` list
+    ``kind`` is a row of :data:`fastsoftmax.learners.LEARNER_TABLE` (which
+    gives the kernels its code, state names and hyper-parameter names),
+    ``hyperparameters`` the learner's ``.hyperparameters()`` dict, ``t`` its
+    ``.t`` and ``state`` its ``.state`` list
     (one dict of state arrays for ``W`` and, with ``fit_intercept``, one for
     ``b``; None or empty dicts for "sgd"), whose arrays are updated in
     place.  The updates are those of :mod:`fastsoftmax.learners` step for
@@ -86,6 +98,8 @@ kind, hyperparameters, lr, t, state, weight_mean=None) -> (loss, t)
     sum of its weights); given ``weight_mean`` (a positive float), the data
     term is divided by ``len(batch) * weight_mean`` instead (an unbiased
     estimate of the full weighted objective, the estimators' convention).
+    Bad shapes, row indices or labels, and a learner code without a compiled
+    branch, raise before anything is updated.
     Returns the mean of the minibatch losses (each before its update,
     penalty included) weighted by their number of rows (0.0 for an empty
     ``order``) and the new ``t`` (``t`` + number of minibatches).
@@ -94,9 +108,11 @@ kind, hyperparameters, lr, t, state, weight_mean=None) -> (loss, t)
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib
 import os
-import threading
+
+import numpy as np
 
 #: Backend names, fastest first: the default is the first one that imports.
 BACKEND_NAMES = ("cython", "numba", "numpy", "naive")
@@ -107,16 +123,25 @@ KERNEL_NAMES = (
     "logsumexp",
     "linear",
     "cross_entropy",
-    "softmax_cross_entropy_grad",
+    "softmax_ce_sums",
     "sigmoid",
     "binary_cross_entropy",
-    "logistic_loss_grad",
+    "logistic_sums",
     "classification_error",
 )
 
+
+
+def weight_total(sample_weight, n):
+    """The weight total of ``n`` rows as a float: ``n`` unweighted, else the float64 sum."""
+    return float(n) if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
+
+
 _modules: dict = {}
 _import_errors: dict = {}
-_state = threading.local()
+# the backend chosen by use_backend: per context, so that asyncio tasks on one thread don't
+# see each other's choice (a new thread starts with an empty context, so threads are isolated too)
+_context_name = contextvars.ContextVar("fastsoftmax_backend", default=None)
 _global = {"name": None}
 
 
@@ -165,7 +190,7 @@ def _default_name():
 
 def get_backend():
     """Return the name of the backend in use (context, then global, then default)."""
-    name = getattr(_state, "name", None) or _global["name"]
+    name = _context_name.get() or _global["name"]
     if name is None:
         name = _global["name"] = _default_name()
     return name
@@ -193,7 +218,7 @@ def set_backend(name):
 
 @contextlib.contextmanager
 def use_backend(name):
-    """Context manager that uses backend ``name`` in this thread within its block.
+    """Context manager that uses backend ``name`` within its block, in this thread or task.
 
     Examples
     --------
@@ -203,12 +228,11 @@ def use_backend(name):
     'naive'
     """
     _check_name(name)
-    previous = getattr(_state, "name", None)
-    _state.name = name
+    token = _context_name.set(name)
     try:
         yield name
     finally:
-        _state.name = previous
+        _context_name.reset(token)
 
 
 def get_module(name=None):

@@ -3,8 +3,9 @@
 See :mod:`fastsoftmax._backends` for the kernel protocol.  This module is the
 thin Python layer: it picks the thread count (from
 :func:`fastsoftmax.get_num_threads`, fewer for small inputs), allocates the
-per-thread accumulators and scratch buffers, and reduces and scales the
-results.  The loops live in ``src_cython/_cython_kernels.pyx`` and the SIMD
+per-thread accumulators and scratch buffers, and reduces the per-thread
+sums (nothing is normalised or penalised here: see
+:mod:`fastsoftmax._objective`).  The loops live in ``src_cython/_cython_kernels.pyx`` and the SIMD
 code in ``src_cython/fs_simd*.h`` (AVX-512, AVX2 or baseline, chosen at run
 time).
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from .. import _cython_kernels as _k
 from .._threads import get_num_threads
-from . import _epoch_args
+from . import _epoch_args, weight_total
 
 # Below this much work per thread, a second thread costs more than it saves.
 _MIN_ELEMENTS_PER_THREAD = 1 << 16
@@ -39,19 +40,18 @@ def _blocking(n, d, C, itemsize):
     return max(1, min(_threads(n * d * max(C, 1), _MIN_FLOPS_PER_THREAD), nblocks)), block
 
 
-def _weights(sample_weight, n, dtype):
-    if sample_weight is None:
-        return np.empty(0, dtype), float(n)
-    return sample_weight, float(np.sum(sample_weight, dtype=np.float64))
+def _unit_or(sample_weight, dtype):
+    # the extension reads an empty vector as unit weights
+    return np.empty(0, dtype) if sample_weight is None else sample_weight
 
 
 def softmax(x, out):
-    _k.rows(0, x, out, _threads(x.size))
+    _k.softmax_rows(x, out, _threads(x.size))
     return out
 
 
 def log_softmax(x, out):
-    _k.rows(1, x, out, _threads(x.size))
+    _k.log_softmax_rows(x, out, _threads(x.size))
     return out
 
 
@@ -59,15 +59,15 @@ def logsumexp(x, out):
     if x.shape[1] == 0:  # empty rows: log(0)
         out.fill(-np.inf)
         return out
-    _k.rows(2, x, out.reshape(-1, 1), _threads(x.size))
+    _k.logsumexp_rows(x, out, _threads(x.size))
     return out
 
 
-def linear(X, W, b, out):
-    if b is None:
-        b = np.zeros(W.shape[1], W.dtype)
-    work = X.shape[0] * X.shape[1] * W.shape[1]
-    _k.linear(X, np.ascontiguousarray(W.T), b, out, _threads(work, _MIN_FLOPS_PER_THREAD))
+def linear(X, coef, intercept, out):
+    if intercept is None:
+        intercept = np.zeros(coef.shape[0], coef.dtype)
+    work = X.shape[0] * X.shape[1] * coef.shape[0]
+    _k.linear(X, coef, intercept, out, _threads(work, _MIN_FLOPS_PER_THREAD))
     return out
 
 
@@ -76,29 +76,34 @@ def cross_entropy(logits, y, out):
     return out
 
 
-def softmax_cross_entropy_grad(X, W, b, y, sample_weight, l2, dW_out, db_out):
-    (n, d), C, dtype = X.shape, W.shape[1], W.dtype
-    sw, m = _weights(sample_weight, n, dtype)
-    scale = 1.0 / m if m > 0 else 0.0
+def _accumulators(out, threads):
+    """Per-thread (threads, *out.shape) gradient accumulators, zeroed: ``out`` itself on one thread."""
+    if threads == 1:
+        out.fill(0)
+        return out[None]
+    return np.zeros((threads,) + out.shape, out.dtype)
+
+
+def _reduce(accumulators, out):
+    if accumulators.shape[0] > 1:  # else out was the accumulator
+        np.sum(accumulators, axis=0, out=out)
+
+
+def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out):
+    (n, d), C, dtype = X.shape, coef.shape[0], coef.dtype
+    if intercept is None:
+        intercept = np.zeros(C, dtype)
     threads, block = _blocking(n, d, C, X.itemsize)
-    dWT = np.zeros((threads, C, d), dtype)
-    db = np.zeros((threads, C))
+    coef_acc = _accumulators(coef_grad_out, threads)
+    intercept_acc = np.zeros((threads, C))
     scratch = np.empty((threads, block, C), dtype)
-    loss = _k.softmax_cross_entropy_grad(
-        X, np.ascontiguousarray(W.T), b, y, sw, dWT, db, scratch, threads
-    )
-    if scale:  # per-thread accumulators reduced once
-        np.multiply((dWT[0] if threads == 1 else dWT.sum(axis=0)).T, dtype.type(scale), out=dW_out)
-        db_out[...] = db.sum(axis=0) * scale
-        loss *= scale
-    else:  # no rows, or all weights 0: only the penalty remains
-        dW_out.fill(0)
-        db_out.fill(0)
-        loss = 0.0
-    if l2:
-        dW_out += dtype.type(l2) * W
-        loss += 0.5 * l2 * float(np.sum(np.square(W, dtype=np.float64)))
-    return loss
+    loss = _k.softmax_ce_sums(
+        X, coef, intercept, y, _unit_or(sample_weight, dtype), coef_acc, intercept_acc, scratch,
+        threads,
+    )  # fmt: skip
+    _reduce(coef_acc, coef_grad_out)
+    intercept_grad_out[...] = intercept_acc.sum(axis=0)
+    return float(loss), weight_total(sample_weight, n)
 
 
 def sigmoid(x, out):
@@ -111,24 +116,18 @@ def binary_cross_entropy(logits, y, out):
     return out
 
 
-def logistic_loss_grad(X, w, b, y, sample_weight, l2, dw_out):
-    (n, d), dtype = X.shape, w.dtype
-    sw, m = _weights(sample_weight, n, dtype)
-    scale = 1.0 / m if m > 0 else 0.0
+def logistic_sums(X, coef, intercept, y, sample_weight, coef_grad_out):
+    (n, d), dtype = X.shape, coef.dtype
     threads, block = _blocking(n, d, 1, X.itemsize)
-    dw = np.zeros((threads, d), dtype)
-    db = np.zeros((threads, 1))
+    coef_acc = _accumulators(coef_grad_out, threads)
+    intercept_acc = np.zeros((threads, 1))
     scratch = np.empty((threads, block), dtype)
-    loss = _k.logistic_loss_grad(X, w, float(b), y, sw, dw, db, scratch, threads) * scale
-    if scale:
-        np.multiply(dw[0] if threads == 1 else dw.sum(axis=0), dtype.type(scale), out=dw_out)
-    else:  # no rows, or all weights 0: only the penalty remains
-        dw_out.fill(0)
-        loss = 0.0
-    if l2:
-        dw_out += dtype.type(l2) * w
-        loss += 0.5 * l2 * float(np.sum(np.square(w, dtype=np.float64)))
-    return loss, float(db.sum()) * scale if scale else 0.0
+    loss = _k.logistic_sums(
+        X, coef, float(intercept), y, _unit_or(sample_weight, dtype), coef_acc, intercept_acc,
+        scratch, threads,
+    )  # fmt: skip
+    _reduce(coef_acc, coef_grad_out)
+    return float(loss), float(intercept_acc.sum()), weight_total(sample_weight, n)
 
 
 def classification_error(logits, y):
@@ -150,23 +149,21 @@ def train_epoch(
     weighted by rows) and the step counter after the epoch.
     """
     args = _epoch_args.prepare(
-        X, W, b, order, batch_size, fit_intercept, kind, hyperparameters, state
+        X, y, sample_weight, W, b, order, batch_size, fit_intercept, kind, hyperparameters, state
     )
-    (d, C), dtype = W.shape, W.dtype
-    # W is used transposed, (C, d), like its learner states: lanes over features
-    WT = np.ascontiguousarray(W.T)
-    empty = np.empty(0, dtype)
-    rows = max(1, min(args.batch_size, args.order.size))
+    spec = args.spec
+    status = _k.learner_update_status(
+        spec.code, len(spec.state_names), len(spec.hyperparameter_names)
+    )
+    _epoch_args.check_update_status(status, spec, "cython", "src_cython/_cython_kernels.pyx")
+    C, d = args.WT.shape
     # a minibatch is split over threads when each gets enough work
-    threads = _threads(rows * d * C, _MIN_FLOPS_PER_THREAD // 4)
+    threads = _threads(args.batch_size * d * C, _MIN_FLOPS_PER_THREAD // 4)
     loss, t = _k.train_epoch(
-        X, y, empty if sample_weight is None else sample_weight,
-        float(weight_mean or 0.0), WT, b, args.order, args.batch_size, float(l2),
-        bool(fit_intercept), args.code, float(lr), *args.hyperparameters, int(t),
-        *args.flat_state_W, *args.flat_state_b,
-        np.empty(rows, np.intp), np.empty(rows, dtype), np.empty((rows, C), dtype),
-        np.empty((threads, C, d), dtype), np.empty(C, dtype), np.empty((threads, C)),
-        np.empty(threads),
+        X, args.y, args.sample_weight,
+        float(weight_mean or 0.0), args.WT, args.b, args.order, args.batch_size, float(l2),
+        bool(fit_intercept), spec.code, args.hyperparameters, float(lr), int(t),
+        args.states_W, args.states_b, threads,
     )  # fmt: skip
-    _epoch_args.store(args, W, WT)
+    _epoch_args.store(args)
     return float(loss), int(t)

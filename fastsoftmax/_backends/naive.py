@@ -85,7 +85,24 @@ def _row_logsumexp(row):
     total = 0.0
     for v in row:
         total += _exp(v - shift)
-    return _log(total) + shift
+    value = _log(total) + shift
+    if -1 < value < 1:
+        return _logsumexp_near_zero(row, shift)
+    return value
+
+
+def _logsumexp_near_zero(row, top):
+    # Near 0, log(total) loses the terms below the rounding of the max term's 1:
+    # log(count) + log1p(rest / count), rest the sum without the count maxima, as
+    # SciPy.  Only reached when the value is finite, so top is the row's max.
+    count = 0
+    rest = 0.0
+    for v in row:
+        if v == top:
+            count += 1
+        else:
+            rest += _exp(v - top)
+    return math.log(count) + math.log1p(rest / count) + top
 
 
 def _row_softmax(row):
@@ -110,15 +127,23 @@ def _row_log_softmax(row):
     return [(v - shift) - log_total for v in row]
 
 
-def _affine(row, W_rows, bias, n_classes):
-    """``row @ W + bias`` for one sample: a list of n_classes floats."""
+def _affine(row, coef_rows, bias):
+    """``coef @ row + bias`` for one sample: a list of n_classes floats."""
     z = []
-    for c in range(n_classes):
-        acc = 0.0
-        for j, x_j in enumerate(row):
-            acc += x_j * W_rows[j][c]
+    for c, weights in enumerate(coef_rows):
+        acc = _dot(row, weights)
         z.append(acc if bias is None else acc + bias[c])
     return z
+
+
+def _row_cross_entropy(z, label):
+    # (max - z_y) + log(sum(exp(z - max))): exact for huge equal logits, where
+    # logsumexp(z) - z_y would lose the loss in the rounding of logsumexp.
+    shift = _row_shift(z)
+    total = 0.0
+    for v in z:
+        total += _exp(v - shift)
+    return (shift - z[label]) + _log(total)
 
 
 def _dot(row, w):
@@ -149,13 +174,6 @@ def _weights_and_total(sample_weight, n):
     return weights, total
 
 
-def _squared_norm(values):
-    total = 0.0
-    for v in values:
-        total += v * v
-    return total
-
-
 # -- kernels -------------------------------------------------------------------
 
 
@@ -171,47 +189,37 @@ def logsumexp(x, out):
     return _write(out, [_row_logsumexp(row) for row in x.tolist()])
 
 
-def linear(X, W, b, out):
-    W_rows = W.tolist()
-    bias = None if b is None else b.tolist()
-    return _write(out, [_affine(row, W_rows, bias, W.shape[1]) for row in X.tolist()])
+def linear(X, coef, intercept, out):
+    coef_rows = coef.tolist()
+    bias = None if intercept is None else intercept.tolist()
+    return _write(out, [_affine(row, coef_rows, bias) for row in X.tolist()])
 
 
 def cross_entropy(logits, y, out):
-    losses = []
-    for row, label in zip(logits.tolist(), y.tolist()):
-        losses.append(_row_logsumexp(row) - row[label])
-    return _write(out, losses)
+    return _write(out, [_row_cross_entropy(row, label) for row, label in zip(logits.tolist(), y.tolist())])
 
 
-def softmax_cross_entropy_grad(X, W, b, y, sample_weight, l2, dW_out, db_out):
-    n_features, n_classes = W.shape
-    W_rows = W.tolist()
-    bias = b.tolist()
-    weights, m = _weights_and_total(sample_weight, X.shape[0])
+def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out):
+    n_classes, n_features = coef.shape
+    coef_rows = coef.tolist()
+    bias = None if intercept is None else intercept.tolist()
+    weights, total = _weights_and_total(sample_weight, X.shape[0])
     loss = 0.0
-    dW = [[0.0] * n_classes for _ in range(n_features)]
-    db = [0.0] * n_classes
+    coef_grad = [[0.0] * n_features for _ in range(n_classes)]
+    intercept_grad = [0.0] * n_classes
     for row, label, s in zip(X.tolist(), y.tolist(), weights):
-        z = _affine(row, W_rows, bias, n_classes)
-        loss += s * (_row_logsumexp(z) - z[label])
+        z = _affine(row, coef_rows, bias)
+        loss += s * _row_cross_entropy(z, label)
         probabilities = _row_softmax(z)
         for c in range(n_classes):
             residual = s * (probabilities[c] - (1.0 if c == label else 0.0))
-            db[c] += residual
+            intercept_grad[c] += residual
+            grad_row = coef_grad[c]
             for j in range(n_features):
-                dW[j][c] += row[j] * residual
-    # m == 0 (no rows, or all weights 0): the data term is 0, only the penalty is left.
-    scale = 1.0 / m if m > 0 else 0.0
-    for j in range(n_features):
-        for c in range(n_classes):
-            dW[j][c] = dW[j][c] * scale + l2 * W_rows[j][c]
-    _write(dW_out, dW)
-    _write(db_out, [g * scale for g in db])
-    penalty = 0.0
-    for w_row in W_rows:
-        penalty += _squared_norm(w_row)
-    return loss * scale + 0.5 * l2 * penalty
+                grad_row[j] += residual * row[j]
+    _write(coef_grad_out, coef_grad)
+    _write(intercept_grad_out, intercept_grad)
+    return loss, total
 
 
 def sigmoid(x, out):
@@ -222,23 +230,22 @@ def binary_cross_entropy(logits, y, out):
     return _write(out, [_binary_cross_entropy(z, t) for z, t in zip(logits.tolist(), y.tolist())])
 
 
-def logistic_loss_grad(X, w, b, y, sample_weight, l2, dw_out):
-    w_list = w.tolist()
-    bias = float(b)
-    weights, m = _weights_and_total(sample_weight, X.shape[0])
+def logistic_sums(X, coef, intercept, y, sample_weight, coef_grad_out):
+    coef_list = coef.tolist()
+    bias = float(intercept)
+    weights, total = _weights_and_total(sample_weight, X.shape[0])
     loss = 0.0
-    db = 0.0
-    dw = [0.0] * len(w_list)
+    intercept_grad = 0.0
+    coef_grad = [0.0] * len(coef_list)
     for row, target, s in zip(X.tolist(), y.tolist(), weights):
-        z = _dot(row, w_list) + bias
+        z = _dot(row, coef_list) + bias
         loss += s * _binary_cross_entropy(z, target)
         residual = s * (_sigmoid(z) - target)
-        db += residual
+        intercept_grad += residual
         for j, x_j in enumerate(row):
-            dw[j] += x_j * residual
-    scale = 1.0 / m if m > 0 else 0.0
-    _write(dw_out, [g * scale + l2 * w_j for g, w_j in zip(dw, w_list)])
-    return loss * scale + 0.5 * l2 * _squared_norm(w_list), db * scale
+            coef_grad[j] += x_j * residual
+    _write(coef_grad_out, coef_grad)
+    return loss, intercept_grad, total
 
 
 def classification_error(logits, y):

@@ -6,9 +6,9 @@ kernels of this module; the compiled code is cached on disk
 (:mod:`fastsoftmax._backends._numba_config`), so only the first call of a kernel
 for a new dtype combination ever compiles.
 
-Design of the hot kernels (``softmax_cross_entropy_grad``,
-``logistic_loss_grad``, ``linear``): with 10 classes the class axis is a poor
-SIMD dimension, so ``W`` is used transposed (``WT``, shape (C, d)) and every
+Design of the hot kernels (``softmax_ce_sums``, ``logistic_sums``,
+``linear``): with 10 classes the class axis is a poor SIMD dimension, so the
+weights are used in the layout of ``coef_`` (``WT``, shape (C, d)) and every
 inner loop runs over the contiguous feature axis, register-blocked: 8 rows x
 2 classes per pass for the logits, 4 rows x 2 classes for ``X^T (P - Y)``.
 Each block of 8 rows is read from memory once, into a 64-byte-aligned
@@ -284,6 +284,34 @@ def _logsumexp_kernel(x, out):
         out[i] = np.log(x.dtype.type(_row_sum_exp(x, i, m))) + m
 
 
+@njit
+def _fix_logsumexp_near_zero(x, out):
+    # A pass of its own, with a branch-free (vectorized) test first: such rows are rare.
+    near = 0
+    for i in range(out.shape[0]):
+        near |= (out[i] > -1) & (out[i] < 1)
+    if near:
+        for i in range(out.shape[0]):
+            if -1 < out[i] < 1:  # finite, so the shift is the row max
+                out[i] = _logsumexp_near_zero(x, i, _row_shift(x, i))
+
+
+@njit
+def _logsumexp_near_zero(x, i, m):
+    # Near 0, log(sum) loses the terms below the rounding of the max term's 1:
+    # log(count) + log1p(rest / count), rest the sum without the count maxima, as SciPy.
+    F = x.dtype.type
+    count = 0
+    rest = F(0)
+    for j in range(x.shape[1]):
+        v = x[i, j]
+        if v == m:
+            count += 1
+        else:
+            rest += np.exp(v - m)
+    return F(np.log(F(count)) + np.log1p(rest / F(count)) + m)
+
+
 @njit(parallel=True)
 def _cross_entropy_kernel(logits, y, out):
     for i in prange(logits.shape[0]):
@@ -308,6 +336,7 @@ def log_softmax(x, out):
 def logsumexp(x, out):
     _threads(x.size)
     _logsumexp_kernel(x, out)
+    _fix_logsumexp_near_zero(x, out)
     return out
 
 
@@ -585,11 +614,11 @@ def _sum_squares(a):
 
 
 @njit(parallel=True)
-def _softmax_grad_kernel(X, WT, b, y, sw, weighted, l2, G, XB, dW_out, db_out):
+def _softmax_sums_kernel(X, WT, b, y, sw, weighted, G, XB, coef_grad_out, intercept_grad_out):
     # G: zeroed (n_chunks, C, d) per-thread accumulators; XB: (n_chunks, 8, d')
     # per-thread row scratch; both aligned by the caller (_aligned_empty).
     n = X.shape[0]
-    C, d = WT.shape
+    C = WT.shape[0]
     F = WT.dtype.type
     n_chunks = G.shape[0]
     rows = np.empty(0, np.intp)
@@ -601,18 +630,12 @@ def _softmax_grad_kernel(X, WT, b, y, sw, weighted, l2, G, XB, dW_out, db_out):
         L[t] = _softmax_grad_range(
             X, rows, False, lo, hi, WT, b, y, sw, weighted, G[t], GB[t], XB[t]
         )
-    m = _weight_sum(rows, False, 0, n, sw, weighted)
-    scale = 1.0 / m if m > 0 else 0.0
-    scale_f = F(scale)
-    l2_f = F(l2)
     for t in range(1, n_chunks):
         G[0] += G[t]
-    for j in range(d):
-        for c in range(C):
-            dW_out[j, c] = G[0, c, j] * scale_f + l2_f * WT[c, j]
+    coef_grad_out[:, :] = G[0]
     for c in range(C):
-        db_out[c] = F(np.sum(GB[:, c]) * scale)
-    return np.sum(L) * scale + 0.5 * l2 * _sum_squares(WT)
+        intercept_grad_out[c] = F(np.sum(GB[:, c]))
+    return np.sum(L), _weight_sum(rows, False, 0, n, sw, weighted)
 
 
 def _chunks(n, d):
@@ -638,21 +661,33 @@ def _aligned_transpose(W):
     return WT
 
 
+def _aligned(a):
+    """``a`` itself if its data starts on a cache line, else an aligned copy."""
+    if a.ctypes.data % 64 == 0:
+        return a
+    copy = _aligned_empty(a.shape, a.dtype)
+    copy[...] = a
+    return copy
+
+
 def _row_scratch(leading, d, dtype):
     """Aligned (..., 8, d') scratch for blocks of 8 rows, d' = d rounded up to a cache line."""
     per_line = 64 // np.dtype(dtype).itemsize
     return _aligned_empty(leading + (8, -(-max(d, 1) // per_line) * per_line), dtype)
 
 
-def softmax_cross_entropy_grad(X, W, b, y, sample_weight, l2, dW_out, db_out):
+def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out):
     weighted = sample_weight is not None
-    sw = sample_weight if weighted else np.empty(0, W.dtype)
-    WT = _aligned_transpose(W)
+    sw = sample_weight if weighted else np.empty(0, coef.dtype)
+    bias = intercept if intercept is not None else np.zeros(coef.shape[0], coef.dtype)
     n_chunks = _chunks(X.shape[0], X.shape[1])
-    G = _aligned_empty((n_chunks,) + WT.shape, W.dtype)
+    G = _aligned_empty((n_chunks,) + coef.shape, coef.dtype)
     G[...] = 0
-    XB = _row_scratch((n_chunks,), X.shape[1], W.dtype)
-    return float(_softmax_grad_kernel(X, WT, b, y, sw, weighted, float(l2), G, XB, dW_out, db_out))
+    XB = _row_scratch((n_chunks,), X.shape[1], coef.dtype)
+    loss, total = _softmax_sums_kernel(
+        X, _aligned(coef), bias, y, sw, weighted, G, XB, coef_grad_out, intercept_grad_out
+    )
+    return float(loss), float(total)
 
 
 # ---------------------------------------------------------------------------
@@ -678,7 +713,7 @@ def _linear_narrow_kernel(X, WT, b, out):
 
 @njit(parallel=True)
 def _linear_wide_kernel(X, W, b, has_bias, out):
-    # Many classes: out row += x_ij * W row, vectorised over the classes.
+    # Many classes: out row += x_ij * W row (W = coef.T, (d, C)), vectorised over the classes.
     d, C = W.shape
     for i in prange(X.shape[0]):
         o = out[i]
@@ -698,16 +733,19 @@ def _linear_wide_kernel(X, W, b, has_bias, out):
 _NARROW_MAX_CLASSES = 32
 
 
-def linear(X, W, b, out):
-    has_bias = b is not None
-    _threads(X.shape[0] * W.shape[0] * max(W.shape[1], 1))
-    if W.shape[1] <= _NARROW_MAX_CLASSES:
+def linear(X, coef, intercept, out):
+    has_bias = intercept is not None
+    n_classes = coef.shape[0]
+    _threads(X.shape[0] * coef.shape[1] * max(n_classes, 1))
+    if n_classes <= _NARROW_MAX_CLASSES:
         # Adding a zero bias is exact (only -0.0 turns into +0.0).
-        bias = b if has_bias else np.zeros(W.shape[1], W.dtype)
-        _linear_narrow_kernel(X, np.ascontiguousarray(W.T), bias, out)
+        bias = intercept if has_bias else np.zeros(n_classes, coef.dtype)
+        _linear_narrow_kernel(X, coef, bias, out)
     else:
-        bias = b if has_bias else np.empty(0, W.dtype)
-        _linear_wide_kernel(X, W, bias, has_bias, out)
+        # The wide kernel's vectors run over the classes: it reads coef
+        # transposed, a copy of C d entries against n C d multiply-adds.
+        bias = intercept if has_bias else np.empty(0, coef.dtype)
+        _linear_wide_kernel(X, np.ascontiguousarray(coef.T), bias, has_bias, out)
     return out
 
 
@@ -799,7 +837,7 @@ def _logistic_grad_range(X, lo, hi, w, b, y, sw, weighted, g):
 
 
 @njit(parallel=True)
-def _logistic_grad_kernel(X, w, b, y, sw, weighted, l2, n_chunks, dw_out):
+def _logistic_sums_kernel(X, w, b, y, sw, weighted, n_chunks, coef_grad_out):
     n, d = X.shape
     F = w.dtype.type
     bf = F(b)
@@ -810,26 +848,20 @@ def _logistic_grad_kernel(X, w, b, y, sw, weighted, l2, n_chunks, dw_out):
         lo = t * n // n_chunks
         hi = (t + 1) * n // n_chunks
         L[t], DB[t] = _logistic_grad_range(X, lo, hi, w, bf, y, sw, weighted, G[t])
-    rows = np.empty(0, np.intp)
-    m = _weight_sum(rows, False, 0, n, sw, weighted)
-    scale = 1.0 / m if m > 0 else 0.0
-    scale_f = F(scale)
-    l2_f = F(l2)
     for t in range(1, n_chunks):
         G[0] += G[t]
-    for j in range(d):
-        dw_out[j] = G[0, j] * scale_f + l2_f * w[j]
-    loss = np.sum(L) * scale + 0.5 * l2 * _sum_squares(w)
-    return loss, np.sum(DB) * scale
+    coef_grad_out[:] = G[0]
+    rows = np.empty(0, np.intp)
+    return np.sum(L), np.sum(DB), _weight_sum(rows, False, 0, n, sw, weighted)
 
 
-def logistic_loss_grad(X, w, b, y, sample_weight, l2, dw_out):
+def logistic_sums(X, coef, intercept, y, sample_weight, coef_grad_out):
     weighted = sample_weight is not None
-    sw = sample_weight if weighted else np.empty(0, w.dtype)
-    loss, db = _logistic_grad_kernel(
-        X, w, float(b), y, sw, weighted, float(l2), _chunks(X.shape[0], X.shape[1]), dw_out
+    sw = sample_weight if weighted else np.empty(0, coef.dtype)
+    loss, intercept_grad, total = _logistic_sums_kernel(
+        X, coef, float(intercept), y, sw, weighted, _chunks(X.shape[0], X.shape[1]), coef_grad_out
     )
-    return float(loss), float(db)
+    return float(loss), float(intercept_grad), float(total)
 
 
 # ---------------------------------------------------------------------------
@@ -857,6 +889,103 @@ def classification_error(logits, y):
 
 __all__ = [*KERNEL_NAMES, "train_epoch"]
 
-# The optional whole-epoch kernel (see fastsoftmax._backends); imported last
-# because it is built from the blocks above.
-from .numba_epoch import train_epoch  # noqa: E402
+
+# ---------------------------------------------------------------------------
+# Optional whole-epoch kernel (see fastsoftmax._backends): the minibatch loop
+# over the fused blocks above; the learners' update rules are compiled in
+# numba_epoch, which imports nothing of this module.
+# ---------------------------------------------------------------------------
+
+from . import _epoch_args  # noqa: E402  (imports of this section kept with it)
+from .numba_epoch import _UPDATED, _learner_update, check_learner  # noqa: E402
+
+
+@njit
+def _train_epoch_kernel(
+    X, y, sw, weight_mean, WT, b, order, batch_size, l2, fit_intercept,
+    code, hp, lr, t, states_W, states_b, n_states, G, Xb,
+):  # fmt: skip
+    """One epoch over ``order`` in minibatches; returns ``(loss, t, status)``.
+
+    ``WT`` and the gradient buffer ``G`` are (C, d), transposed, the
+    ``states_W`` flat views of (C, d) arrays; ``Xb`` is the aligned row
+    scratch of ``_softmax_grad_range``.  An empty ``sw`` means unit weights.
+    ``status`` is not ``_UPDATED`` only if the update rule compiled in here
+    disagrees with the one ``check_learner`` asked (a stale cache): the epoch
+    then stops at its first update, before changing anything.
+    """
+    C, d = WT.shape
+    F = WT.dtype.type
+    n = order.shape[0]
+    weighted = sw.shape[0] > 0
+    gb_sum = np.empty(C, np.float64)
+    gb = np.zeros(C, WT.dtype)
+    p_flat = WT.reshape(C * d)
+    g_flat = G.reshape(C * d)
+    l2_f = F(l2)
+    total = 0.0
+    for lo in range(0, n, batch_size):
+        hi = min(lo + batch_size, n)
+        G[:] = 0
+        gb_sum[:] = 0.0
+        data = _softmax_grad_range(X, order, True, lo, hi, WT, b, y, sw, weighted, G, gb_sum, Xb)
+        if weighted and weight_mean > 0:
+            m = (hi - lo) * weight_mean  # the estimator's unbiased-estimate convention
+        else:
+            m = _weight_sum(order, True, lo, hi, sw, weighted)
+        scale = 1.0 / m if m > 0 else 0.0
+        loss = data * scale
+        if l2 != 0:
+            loss += 0.5 * l2 * _sum_squares(WT)
+        total += loss * (hi - lo)
+        scale_f = F(scale)
+        for i in range(g_flat.shape[0]):
+            g_flat[i] = g_flat[i] * scale_f + l2_f * p_flat[i]
+        t += 1
+        status = _learner_update(code, p_flat, g_flat, states_W, n_states, hp, C * d, lr, t)
+        if status != _UPDATED:
+            return 0.0, t, status
+        if fit_intercept:
+            for c in range(C):
+                gb[c] = F(gb_sum[c] * scale)
+            _learner_update(code, b, gb, states_b, n_states, hp, C, lr, t)
+    return (total / n if n > 0 else 0.0), t, _UPDATED
+
+
+def train_epoch(
+    X, y, sample_weight, W, b, order, batch_size, l2, fit_intercept,
+    kind, hyperparameters, lr, t, state, weight_mean=None,
+):  # fmt: skip
+    """Run one epoch of minibatch training of softmax regression in compiled code.
+
+    See "Optional whole-epoch kernel" in :mod:`fastsoftmax._backends` for the
+    contract.  ``W``, ``b`` and the ``state`` arrays are updated in place.
+
+    Returns
+    -------
+    loss : float
+        Mean over the epoch's minibatches, weighted by their number of rows,
+        of each minibatch's loss before its update.
+    t : int
+        The step counter after the epoch (``t + number of minibatches``).
+    """
+    args = _epoch_args.prepare(
+        X, y, sample_weight, W, b, order, batch_size, fit_intercept, kind, hyperparameters, state
+    )
+    states_W, states_b = check_learner(args, X.shape[0])
+    WT, spec = args.WT, args.spec
+    loss, t_new, status = _train_epoch_kernel(
+        X, args.y, args.sample_weight, 0.0 if weight_mean is None else float(weight_mean),
+        WT, args.b, args.order, args.batch_size, float(l2), bool(fit_intercept),
+        spec.code, args.hyperparameters, float(lr), int(t),
+        states_W, states_b, len(spec.state_names),
+        _aligned_empty(WT.shape, WT.dtype), _row_scratch((), X.shape[1], WT.dtype),
+    )  # fmt: skip
+    if status != _UPDATED:
+        raise RuntimeError(
+            f"numba's cached epoch kernel runs another update rule of learner {spec.kind!r} "
+            "than fastsoftmax/_backends/numba_epoch.py has: its on-disk cache is stale "
+            "(delete the *.nbi and *.nbc files of fastsoftmax/_backends/__pycache__)"
+        )
+    _epoch_args.store(args)
+    return float(loss), int(t_new)

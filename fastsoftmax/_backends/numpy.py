@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import weight_total
+
 
 def _as_float(X, dtype):
     # uint8 pixels are converted here; float input is used as it is.
@@ -37,7 +39,19 @@ def logsumexp(x, out):
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         shifted, row_max = _shifted(x)
         out[...] = np.log(np.sum(np.exp(shifted), axis=1)) + row_max[:, 0]
+        near_zero = np.abs(out) < 1  # a finite value: the shift is the row max
+        if near_zero.any():
+            out[near_zero] = _logsumexp_near_zero(shifted[near_zero], row_max[near_zero, 0])
     return out
+
+
+def _logsumexp_near_zero(shifted, row_max):
+    # Near 0, log(sum) loses the terms below the rounding of the max term's 1:
+    # log(count) + log1p(rest / count), rest the sum without the count maxima, as SciPy.
+    is_max = shifted == 0
+    count = np.sum(is_max, axis=1)
+    rest = np.sum(np.exp(shifted, where=~is_max, out=np.zeros_like(shifted)), axis=1)
+    return np.log(count) + np.log1p(rest / count) + row_max
 
 
 def log_softmax(x, out):
@@ -48,10 +62,10 @@ def log_softmax(x, out):
     return out
 
 
-def linear(X, W, b, out):
-    np.matmul(_as_float(X, W.dtype), W, out=out)
-    if b is not None:
-        out += b
+def linear(X, coef, intercept, out):
+    np.matmul(_as_float(X, coef.dtype), coef.T, out=out)
+    if intercept is not None:
+        out += intercept
     return out
 
 
@@ -65,31 +79,19 @@ def cross_entropy(logits, y, out):
     return out
 
 
-def _normalised_weights(sample_weight, n, dtype):
-    if sample_weight is None:
-        return None, float(n)
-    return sample_weight, float(np.sum(sample_weight, dtype=np.float64))
-
-
-def softmax_cross_entropy_grad(X, W, b, y, sample_weight, l2, dW_out, db_out):
+def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out):
     n = X.shape[0]
-    Xf = _as_float(X, W.dtype)
-    logits = Xf @ W + b
-    losses = cross_entropy(logits, y, np.empty(n, W.dtype))
-    residual = softmax(logits, logits)  # P, then P - Y in place
+    Xf = _as_float(X, coef.dtype)
+    logits = linear(Xf, coef, intercept, np.empty((n, coef.shape[0]), coef.dtype))
+    losses = cross_entropy(logits, y, np.empty(n, coef.dtype))
+    residual = softmax(logits, logits)  # P, then s (P - Y) in place
     residual[np.arange(n), y] -= 1
-    weights, m = _normalised_weights(sample_weight, n, W.dtype)
-    if weights is not None:
-        residual *= weights[:, None]
-        losses *= weights
-    scale = 1.0 / m if m > 0 else 0.0
-    np.matmul(Xf.T, residual, out=dW_out)
-    dW_out *= W.dtype.type(scale)
-    dW_out += W.dtype.type(l2) * W
-    np.sum(residual, axis=0, out=db_out)
-    db_out *= W.dtype.type(scale)
-    loss = float(np.sum(losses, dtype=np.float64)) * scale
-    return loss + 0.5 * l2 * float(np.sum(np.square(W, dtype=np.float64)))
+    if sample_weight is not None:
+        residual *= sample_weight[:, None]
+        losses *= sample_weight
+    np.matmul(residual.T, Xf, out=coef_grad_out)
+    np.sum(residual, axis=0, out=intercept_grad_out)
+    return float(np.sum(losses, dtype=np.float64)), weight_total(sample_weight, n)
 
 
 def sigmoid(x, out):
@@ -109,23 +111,21 @@ def binary_cross_entropy(logits, y, out):
     return out
 
 
-def logistic_loss_grad(X, w, b, y, sample_weight, l2, dw_out):
+def logistic_sums(X, coef, intercept, y, sample_weight, coef_grad_out):
     n = X.shape[0]
-    Xf = _as_float(X, w.dtype)
-    z = Xf @ w + w.dtype.type(b)
-    losses = binary_cross_entropy(z, y, np.empty(n, w.dtype))
-    residual = sigmoid(z, np.empty(n, w.dtype)) - y
-    weights, m = _normalised_weights(sample_weight, n, w.dtype)
-    if weights is not None:
-        residual *= weights
-        losses *= weights
-    scale = 1.0 / m if m > 0 else 0.0
-    np.matmul(Xf.T, residual, out=dw_out)
-    dw_out *= w.dtype.type(scale)
-    dw_out += w.dtype.type(l2) * w
-    db = float(np.sum(residual, dtype=np.float64)) * scale
-    loss = float(np.sum(losses, dtype=np.float64)) * scale
-    return loss + 0.5 * l2 * float(np.sum(np.square(w, dtype=np.float64))), db
+    Xf = _as_float(X, coef.dtype)
+    z = Xf @ coef + coef.dtype.type(intercept)
+    losses = binary_cross_entropy(z, y, np.empty(n, coef.dtype))
+    residual = sigmoid(z, np.empty(n, coef.dtype)) - y
+    if sample_weight is not None:
+        residual *= sample_weight
+        losses *= sample_weight
+    np.matmul(Xf.T, residual, out=coef_grad_out)
+    return (
+        float(np.sum(losses, dtype=np.float64)),
+        float(np.sum(residual, dtype=np.float64)),
+        weight_total(sample_weight, n),
+    )
 
 
 def classification_error(logits, y):

@@ -1,0 +1,338 @@
+"""What both estimators share: the data checks and the base class :class:`_LinearClassifier`.
+
+:class:`_LinearClassifier` validates the input, encodes the labels, weighs
+the samples, predicts, scores and saves; the estimators add ``fit``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+
+from .. import persistence
+from .._objective import decision
+from .._validation import as_compute_dtype, check_class_weight, check_data_matrix, check_real
+from .._validation import check_sample_weight
+from ..functions import log_softmax, sigmoid, softmax
+from ._compat import BASES, DataConversionWarning, NotFittedError
+
+
+# ---------------------------------------------------------------------------
+# data checks
+
+
+def _is_sparse(X):
+    # duck-typed so that scipy.sparse need not be imported
+    return type(X).__module__.startswith("scipy.sparse")
+
+
+def _check_X(X, name="X"):
+    """Validate a data matrix the way scikit-learn does, keeping float32 and uint8."""
+    if _is_sparse(X):
+        raise TypeError(
+            f"{name} is a sparse matrix ({type(X).__name__}), but this estimator needs dense "
+            f"data; convert it with {name}.toarray()"
+        )
+    try:
+        arr = np.asarray(X)
+    except ValueError as exc:  # ragged nested lists
+        raise ValueError(
+            f"{name} must be a 2-D numeric array; could not convert it: {exc}"
+        ) from None
+    if arr.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: {name} has dtype {arr.dtype}")
+    if arr.dtype.kind == "O":  # e.g. object arrays of numbers
+        try:
+            arr = arr.astype(np.float64)
+        except TypeError as exc:
+            raise TypeError(
+                f"{name} must hold numbers only; "
+                f"float() argument must be a string or a number: {exc}"
+            ) from None
+        except ValueError as exc:
+            raise ValueError(f"{name} must hold numbers only: {exc}") from None
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (n_samples, n_features), got shape {arr.shape}. "
+            f"Reshape your data with {name}.reshape(-1, 1) if it has a single feature or "
+            f"{name}.reshape(1, -1) if it is a single sample."
+        )
+    X = check_data_matrix(arr, name)
+    n, d = X.shape
+    if n < 1:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required."
+        )
+    if d < 1:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required."
+        )
+    if X.dtype.kind == "f" and not math.isfinite(float(np.sum(X))):
+        # the sum in X's own dtype is a cheap screen (3x faster than upcasting float32);
+        # a finite sum that overflows falls through to the exact test
+        if np.isnan(X).any():
+            raise ValueError(f"Input {name} contains NaN.")
+        if np.isinf(X).any():
+            raise ValueError(f"Input {name} contains infinity.")
+    return X
+
+
+def _check_y(y, n_samples):
+    """Validate classification labels: 1-D (a column vector is raveled with a warning)."""
+    if y is None:
+        raise ValueError("this classifier requires y to be passed, but the target y is None")
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected. Please change the shape "
+            "of y to (n_samples,), for example using ravel().",
+            DataConversionWarning,
+            stacklevel=3,
+        )
+        y = y.ravel()
+    if y.ndim != 1:
+        raise ValueError(f"y must be a 1-D array of class labels, got shape {y.shape}")
+    if y.shape[0] != n_samples:
+        raise ValueError(f"X has {n_samples} samples but y has {y.shape[0]} labels")
+    if y.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: y has dtype {y.dtype}")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)):
+            raise ValueError("Input y contains NaN or infinity.")
+        if np.any(y != np.floor(y)):
+            raise ValueError(
+                "Unknown label type: continuous. y holds non-integer numbers, but a classifier "
+                "needs class labels (integers, strings, ...)."
+            )
+    if y.dtype.kind == "O":
+        kinds = {type(v) for v in y.tolist()}
+        numeric = all(issubclass(k, (numbers.Number, np.generic)) for k in kinds)
+        if len(kinds) > 1 and not numeric:
+            raise ValueError(
+                f"Unknown label type: y mixes label types {sorted(k.__name__ for k in kinds)}; "
+                "use labels of one type"
+            )
+        floats = [v for v in y.tolist() if isinstance(v, float) and math.isfinite(v)]
+        if numeric and any(v != math.floor(v) for v in floats):
+            raise ValueError("Unknown label type: continuous (y holds non-integer numbers)")
+    return y
+
+
+def _encode_labels(y, estimator):
+    try:
+        classes, y_idx = np.unique(y, return_inverse=True)
+    except TypeError as exc:
+        raise ValueError(f"Unknown label type: the labels of y cannot be sorted: {exc}") from None
+    if classes.shape[0] < 2:
+        raise ValueError(
+            f"{type(estimator).__name__} needs samples of at least 2 classes in the data, "
+            f"but the data contains only one class: {_plain(classes[0])!r}"
+        )
+    return classes, np.ascontiguousarray(y_idx.reshape(-1), dtype=np.intp)
+
+
+def _class_weights(class_weight, classes, y_idx, sample_weight):
+    """Per-class weights as scikit-learn's ``compute_class_weight``.
+
+    "balanced" counts the samples of each class weighted by ``sample_weight``.
+    """
+    n_classes = classes.shape[0]
+    if class_weight is None:
+        return np.ones(n_classes)
+    if class_weight == "balanced":
+        counts = np.bincount(y_idx, weights=sample_weight, minlength=n_classes).astype(np.float64)
+        present = counts > 0
+        weights = np.ones(n_classes)
+        weights[present] = counts.sum() / (np.count_nonzero(present) * counts[present])
+        return weights
+    weights = np.ones(n_classes)
+    known = {_plain(c): i for i, c in enumerate(classes.tolist())}
+    for label, weight in class_weight.items():
+        key = _plain(label)
+        if key not in known:
+            raise ValueError(
+                f"class_weight has label {label!r}, which is not a class in y "
+                f"(classes: {classes.tolist()})"
+            )
+        weights[known[key]] = check_real(f"class_weight[{label!r}]", weight)
+    return weights
+
+
+def _plain(label):
+    # numpy scalars hash like Python ones, but make dict lookups explicit
+    return label.item() if isinstance(label, np.generic) else label
+
+
+def _check_is_fitted(estimator):
+    if not hasattr(estimator, "coef_"):
+        raise NotFittedError(
+            f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
+            "appropriate arguments before using this estimator."
+        )
+
+
+# ---------------------------------------------------------------------------
+# the shared base class
+
+
+class _LinearClassifier(*BASES):
+    """Validation, label encoding, prediction, scoring and saving for a linear classifier.
+
+    Subclasses implement ``fit`` and set ``classes_``, ``coef_`` (``(1, d)``
+    for two classes, else ``(n_classes, d)``), ``intercept_``, ``n_iter_`` and
+    ``n_features_in_``.
+    """
+
+    #: dtype of the parameters for uint8 data (float data keeps its own dtype)
+    _uint8_dtype = np.float64
+
+    def _param_dtype(self, X):
+        return np.dtype(self._uint8_dtype) if X.dtype == np.uint8 else X.dtype
+
+    def _validate_X(self, X, *, reset):
+        X = _check_X(X)
+        if reset:
+            self.n_features_in_ = X.shape[1]
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        return X
+
+    def _fit_data(self, X, y, sample_weight):
+        """Validate training data: ``(X, y_idx, sample_weight with class weights, dtype)``."""
+        X = self._validate_X(X, reset=True)
+        y = _check_y(y, X.shape[0])
+        self.classes_, y_idx = _encode_labels(y, self)
+        dtype = self._param_dtype(X)
+        sw = self._weights(y_idx, sample_weight, X.shape[0], dtype)
+        return X, y_idx, sw, dtype
+
+    def _weights(self, y_idx, sample_weight, n, dtype):
+        sw = check_sample_weight(sample_weight, n, dtype)
+        class_weight = check_class_weight(self.class_weight)
+        if class_weight is not None:
+            cw = _class_weights(class_weight, self.classes_, y_idx, sw).astype(dtype)[y_idx]
+            sw = cw if sw is None else sw * cw  # a new array: the user's weights are never modified
+        if sw is not None and not np.sum(sw, dtype=np.float64) > 0:
+            raise ValueError(
+                "sample_weight (times the class weights) is zero for every sample; "
+                "at least one weight must be positive"
+            )
+        return sw
+
+    # -- prediction ------------------------------------------------------------
+
+    def decision_function(self, X):
+        """Confidence scores ``X @ coef_.T + intercept_``.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            For two classes, the log-odds of ``classes_[1]`` (1-D), as in
+            scikit-learn; otherwise one column per class.
+        """
+        _check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        # coef_ is used in its own layout: no copy unless X's dtype is wider than coef_'s
+        X, coef, intercept, _ = as_compute_dtype(X, self.coef_, self.intercept_)
+        scores = decision(X, coef, intercept)
+        return scores.ravel() if coef.shape[0] == 1 else scores
+
+    def predict(self, X):
+        """Predicted class labels, taken from ``classes_``.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        scores = self.decision_function(X)
+        index = (scores > 0).astype(np.intp) if scores.ndim == 1 else np.argmax(scores, axis=1)
+        return self.classes_[index]
+
+    def predict_proba(self, X):
+        """Class probabilities (columns ordered as ``classes_``).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            p = sigmoid(scores)
+            return np.column_stack([1 - p, p])
+        return softmax(scores, axis=1, out=scores)
+
+    def predict_log_proba(self, X):
+        """Logarithm of the class probabilities, computed without underflow.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        scores = self.decision_function(X)
+        if scores.ndim == 1:  # log sigmoid of (-z, z) = log_softmax of (0, z)
+            scores = np.column_stack([np.zeros_like(scores), scores])
+        return log_softmax(scores, axis=1, out=scores)
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy on ``(X, y)`` (weighted by ``sample_weight`` if given).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+        y : array_like of shape (n_samples,)
+        sample_weight : array_like of shape (n_samples,), optional
+
+        Returns
+        -------
+        accuracy : float
+        """
+        predicted = self.predict(X)
+        y = _check_y(y, predicted.shape[0])
+        return float(np.average(predicted == y, weights=sample_weight))
+
+    # -- persistence --------------------------------------------------------------
+
+    def save(self, path):
+        """Save the estimator (parameters and fitted state) to a portable ``.npz`` file.
+
+        Load it back with :func:`fastsoftmax.load`.  No pickle is involved.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Destination; ``.npz`` is appended if the name lacks it.
+
+        Returns
+        -------
+        path : str
+            The file written.
+        """
+        return persistence.save(self, path)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        return tags

@@ -1,0 +1,486 @@
+"""Softmax regression by minibatch gradient descent: :class:`SoftmaxRegression`."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+
+import numpy as np
+
+from .. import _epoch_driver
+from .._validation import check_bool, check_int, check_l2, check_real, check_verbose
+from ..learners import Learner, get_learner, get_schedule
+from ..persistence import register
+from ..trainer import SoftmaxModel, Trainer
+from ._base import _check_y, _encode_labels, _LinearClassifier, _plain
+
+__all__ = ["SoftmaxRegression"]
+
+
+# ---------------------------------------------------------------------------
+# SoftmaxRegression
+
+
+#: learning rates of ``learning_rate="auto"``, tuned for minibatch softmax
+#: regression on data scaled to about [0, 1]; other learners use their own defaults
+_AUTO_LEARNING_RATE = {"sgd": 0.5, "adam": 0.003}
+#: the schedule of ``schedule="auto"``: halve the learning rate every epoch
+_AUTO_SCHEDULE = {"kind": "exponential", "gamma": 0.5}
+
+
+@register
+class SoftmaxRegression(_LinearClassifier):
+    r"""Softmax (multinomial logistic) regression trained by minibatch gradient descent.
+
+    The model is ``P = softmax(X W + b)`` with the mean cross-entropy plus
+    ``0.5 * l2 * ||W||^2`` as the loss, trained for ``max_epochs`` passes over
+    shuffled minibatches with a learner from :mod:`fastsoftmax.learners`.  The
+    loop is per minibatch, each minibatch one fused kernel call, never per
+    sample.  float32 data is trained in float32, and uint8 pixel arrays are
+    read as they are (0..255; scale them, e.g. ``X / 255``, for the default
+    learning rates).
+
+    Parameters
+    ----------
+    optimizer : str or Learner, default="sgd"
+        ``"sgd"``, ``"momentum"``, ``"nesterov"``, ``"adagrad"``,
+        ``"adadelta"``, ``"rmsprop"``, ``"adam"`` or a
+        :class:`~fastsoftmax.learners.Learner` instance (copied, never
+        modified).
+    learning_rate : float or "auto", default="auto"
+        Base learning rate.  ``"auto"``: 0.5 for SGD, 0.003 for Adam, the
+        learner's own default for the others (an instance keeps its rate).
+    schedule : str, dict, Schedule, None or "auto", default="auto"
+        Per-epoch learning-rate schedule (see
+        :func:`fastsoftmax.learners.get_schedule`; ``None`` is constant).
+        ``"auto"``: the rate halves every epoch (``ExponentialDecay(0.5)``),
+        except that an optimizer instance keeps its own schedule.
+    batch_size : int, default=32
+        Minibatch size (the last minibatch of an epoch may be smaller).
+    max_epochs : int, default=5
+        Number of passes over the training data.  With the default halving
+        schedule later epochs change little: five reach about 92.4% test
+        accuracy on MNIST (pixels / 255).
+    shuffle : bool, default=True
+        Visit the samples in a new random order every epoch.
+    random_state : int, numpy Generator/RandomState or None, default=None
+        Seed of the shuffling and of the validation split: the same seed
+        gives the same model.
+    l2 : float, default=0.0
+        L2 penalty on the weights (not on the intercepts).
+    fit_intercept : bool, default=True
+        Learn the intercepts.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (or use
+        ``validation_data``), stop when the validation loss has not improved
+        by ``tol`` for ``n_iter_no_change`` epochs, and restore the weights of
+        the best epoch.
+    validation_fraction : float, default=0.1
+        Fraction of the training data held out for early stopping, in (0, 1).
+    n_iter_no_change : int, default=5
+        Epochs without improvement before stopping early.
+    tol : float, default=1e-4
+        Minimum decrease of the validation loss that counts as improvement.
+    class_weight : dict, "balanced" or None, default=None
+        Weights ``{label: weight}`` multiplied into the sample weights.
+    warm_start : bool, default=False
+        Start ``fit`` from the previous coefficients.
+    verbose : int, default=0
+        0: silent; 1: a progress bar per epoch with the loss (tqdm);
+        2: one line per epoch with the training loss, validation loss and
+        error and the epoch's time.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
+        For two classes one row, the difference of the two softmax rows (the
+        log-odds of ``classes_[1]``), as in scikit-learn.
+    intercept_ : ndarray of shape (1,) or (n_classes,)
+    n_iter_ : int
+        Number of epochs run by the last ``fit`` (or ``partial_fit``) call.
+    n_features_in_ : int
+    history_ : dict of lists
+        Per epoch: ``"train_loss"`` (mean minibatch loss), ``"val_loss"`` and
+        ``"val_error"`` (NaN without validation data) and ``"epoch_time"``
+        (seconds).
+    best_epoch_ : int
+        Index (into the ``history_`` lists) of the epoch with the lowest
+        validation loss (training loss without validation data).
+
+    Notes
+    -----
+    With a built-in learner, an epoch is one call of the backend's compiled
+    whole-epoch kernel when it has one (the numba kernel is used under the
+    Cython backend if that has none); otherwise the :class:`~fastsoftmax.Trainer`
+    runs one fused kernel call per minibatch.  Both give the same model.
+
+    With ``sample_weight`` or ``class_weight`` the data term of each
+    minibatch is ``sum_i s_i l_i / (batch_size * mean(s))``, an unbiased
+    estimate of scikit-learn's weighted objective (so a weight of 2 acts like
+    a duplicated sample), rather than the minibatch's weighted mean.
+
+    See Also
+    --------
+    LogisticRegression : full-batch L-BFGS, scikit-learn's objective.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoftmax import SoftmaxRegression
+    >>> rng = np.random.default_rng(0)
+    >>> centers = np.array([[0.0, 2.0], [2.0, 0.0], [-2.0, -2.0]], dtype=np.float32)
+    >>> y = rng.integers(0, 3, size=300)
+    >>> X = centers[y] + rng.standard_normal((300, 2)).astype(np.float32)
+    >>> clf = SoftmaxRegression(max_epochs=5, random_state=0).fit(X, y)
+    >>> clf.coef_.shape, clf.coef_.dtype, len(clf.history_["train_loss"])
+    ((3, 2), dtype('float32'), 5)
+    >>> clf.score(X, y) > 0.9
+    True
+    """
+
+    _uint8_dtype = np.float32  # pixels train in float32, the fast path
+
+    def __init__(
+        self,
+        optimizer="sgd",
+        *,
+        learning_rate="auto",
+        schedule="auto",
+        batch_size=32,
+        max_epochs=5,
+        shuffle=True,
+        random_state=None,
+        l2=0.0,
+        fit_intercept=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        tol=1e-4,
+        class_weight=None,
+        warm_start=False,
+        verbose=0,
+    ):
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.schedule = schedule
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.l2 = l2
+        self.fit_intercept = fit_intercept
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.class_weight = class_weight
+        self.warm_start = warm_start
+        self.verbose = verbose
+
+    # -- pieces -----------------------------------------------------------------
+
+    def _make_learner(self):
+        optimizer = self.optimizer
+        auto_lr = isinstance(self.learning_rate, str) and self.learning_rate == "auto"
+        auto_schedule = isinstance(self.schedule, str) and self.schedule == "auto"
+        lr = None if auto_lr else check_real("learning_rate", self.learning_rate, low_open=True)
+        if isinstance(optimizer, Learner):
+            # a copy (of the user's class, which may be a subclass) with a fresh state;
+            # the user's instance is never modified
+            learner = copy.deepcopy(optimizer)
+            learner.reset()
+            if lr is not None:
+                learner.learning_rate = lr
+            if not auto_schedule:
+                learner.schedule = get_schedule(self.schedule)
+            return learner
+        if not isinstance(optimizer, str):
+            raise TypeError(
+                "optimizer must be a learner name or a Learner instance, "
+                f"got {type(optimizer).__name__}"
+            )
+        kind = optimizer.strip().lower()
+        config = {"kind": kind}
+        if lr is not None:
+            config["learning_rate"] = lr
+        elif kind in _AUTO_LEARNING_RATE:
+            config["learning_rate"] = _AUTO_LEARNING_RATE[kind]
+        config["schedule"] = dict(_AUTO_SCHEDULE) if auto_schedule else self.schedule
+        return get_learner(**config)
+
+    def _rng(self):
+        rs = self.random_state
+        if isinstance(rs, (np.random.Generator, np.random.RandomState)):
+            return rs
+        if rs is not None:
+            check_int("random_state", rs, 0)
+        return np.random.default_rng(rs)
+
+    def _new_model(self, n_features, dtype):
+        return SoftmaxModel(
+            n_features,
+            max(2, self.classes_.shape[0]),
+            dtype=dtype,
+            l2=check_l2(self.l2),
+            fit_intercept=check_bool("fit_intercept", self.fit_intercept),
+        )
+
+    def _load_params(self, model):
+        """Set the model's ``coef, b`` from ``coef_, intercept_`` (two classes: antisymmetric).
+
+        From three classes on, ``coef_`` has the layout of the model's ``coef``
+        and is copied in without a transpose; it is not trained in place, so a
+        fit that fails part-way (a diverging loss) leaves the estimator as it was.
+        """
+        coef, intercept = self.coef_, self.intercept_
+        if coef.shape[0] == 1:
+            # the softmax gradient of a two-class model is antisymmetric, so training from
+            # zero keeps W = [-c/2, c/2]: this is the exact training state, not an approximation
+            half = coef[0] / 2
+            model.coef[0], model.coef[1] = -half, half
+            model.b[...] = [-intercept[0] / 2, intercept[0] / 2]
+            return
+        model.coef[...] = coef
+        if model.fit_intercept:
+            model.b[...] = intercept
+
+    def _store_params(self, model):
+        """Take ``coef_, intercept_`` from the model (its ``coef`` itself from three classes on)."""
+        coef, b = model.coef, model.b if model.fit_intercept else np.zeros_like(model.b)
+        if coef.shape[0] == 2:
+            self.coef_ = (coef[1] - coef[0])[None, :]
+            self.intercept_ = np.array([b[1] - b[0]], dtype=coef.dtype)
+        else:
+            self.coef_ = coef  # the model is not used after fit: no copy
+            self.intercept_ = b if model.fit_intercept else b.copy()
+
+    def _encode_known(self, y, name="y"):
+        """Indices of labels ``y`` in ``classes_``; unknown labels raise."""
+        idx = np.searchsorted(self.classes_, y)
+        idx = np.clip(idx, 0, self.classes_.shape[0] - 1)
+        unknown = self.classes_[idx] != y
+        if np.any(unknown):
+            raise ValueError(
+                f"{name} contains label {_plain(y[unknown][0])!r}, which is not in classes_ "
+                f"{self.classes_.tolist()}"
+            )
+        return np.ascontiguousarray(idx, dtype=np.intp)
+
+    def _check_training_params(self):
+        return dict(
+            batch_size=check_int("batch_size", self.batch_size, 1),
+            max_epochs=check_int("max_epochs", self.max_epochs, 1),
+            shuffle=check_bool("shuffle", self.shuffle),
+            early_stopping=check_bool("early_stopping", self.early_stopping),
+            validation_fraction=check_real(
+                "validation_fraction", self.validation_fraction, low_open=True, high=1.0
+            ),
+            n_iter_no_change=check_int("n_iter_no_change", self.n_iter_no_change, 1),
+            tol=check_real("tol", self.tol),
+            verbose=check_verbose(self.verbose),
+            warm_start=check_bool("warm_start", self.warm_start),
+        )
+
+    # -- fitting ------------------------------------------------------------------
+
+    def fit(self, X, y, sample_weight=None, validation_data=None):
+        """Train for ``max_epochs`` epochs (fewer with early stopping).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            float32, float64 or uint8 (read as 0..255, not scaled).
+        y : array_like of shape (n_samples,)
+            Class labels (ints, strings, ...).
+        sample_weight : array_like of shape (n_samples,), optional
+            Non-negative weights; each minibatch loss is a weighted mean.
+        validation_data : tuple (X_val, y_val), optional
+            Held-out data evaluated after every epoch (``history_``); with
+            ``early_stopping`` it is the data monitored instead of a split of
+            the training data.
+
+        Returns
+        -------
+        self : SoftmaxRegression
+        """
+        opts = self._check_training_params()
+        # warm start: _load_params reads coef_ and intercept_, which stay until _store_params
+        previous = None
+        if opts["warm_start"] and hasattr(self, "coef_"):
+            previous = (self.classes_, self.n_features_in_)
+        X, y_idx, sw, dtype = self._fit_data(X, y, sample_weight)
+        rng = self._rng()
+
+        X_val = y_val = None
+        if validation_data is not None:
+            try:
+                X_val, y_val = validation_data
+            except (TypeError, ValueError):
+                raise ValueError("validation_data must be a pair (X_val, y_val)") from None
+            X_val = self._validate_X(X_val, reset=False)
+            y_val = self._encode_known(_check_y(y_val, X_val.shape[0]), "validation_data's y")
+        elif opts["early_stopping"]:
+            n = X.shape[0]
+            n_val = int(round(opts["validation_fraction"] * n))
+            if n_val < 1 or n_val >= n:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} of {n} samples leaves "
+                    f"{n_val} for validation and {n - n_val} for training; both need at least one"
+                )
+            order = rng.permutation(n)
+            val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
+            X_val, y_val = X[val], y_idx[val]
+            X, y_idx = X[train], y_idx[train]
+            sw = None if sw is None else sw[train]
+
+        model = self._new_model(X.shape[1], dtype)
+        # like LogisticRegression: other classes or features start again from zero
+        if (
+            previous is not None
+            and np.array_equal(previous[0], self.classes_)
+            and previous[1] == self.n_features_in_
+        ):
+            self._load_params(model)
+        self._learner = self._make_learner()
+        self.history_ = _new_history()
+        self._run_epochs(model, X, y_idx, sw, X_val, y_val, opts, rng, opts["max_epochs"])
+        return self
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train for one epoch on ``(X, y)``, continuing from the current state.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+        y : array_like of shape (n_samples,)
+        classes : array_like of shape (n_classes,), optional
+            All the labels that will ever appear; required on the first call
+            (and, if given later, equal to ``classes_``).
+        sample_weight : array_like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self : SoftmaxRegression
+        """
+        opts = self._check_training_params()
+        first = not hasattr(self, "_learner")
+        if first:
+            if classes is None:
+                raise ValueError(
+                    "classes must be given on the first call to partial_fit "
+                    "(all the labels that will appear)"
+                )
+            classes = np.asarray(classes)
+            if classes.ndim != 1:
+                raise ValueError(
+                    f"classes must be a 1-D array of labels, got shape {classes.shape}"
+                )
+            self.classes_, _ = _encode_labels(classes, self)
+        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(
+                f"classes={np.unique(classes).tolist()} differs from "
+                f"classes_={self.classes_.tolist()} of the first partial_fit call"
+            )
+        if self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' needs all the data; pass a dict to partial_fit, "
+                "or use fit"
+            )
+        X = self._validate_X(X, reset=first)
+        y_idx = self._encode_known(_check_y(y, X.shape[0]))
+        dtype = self._param_dtype(X) if first else self.coef_.dtype
+        sw = self._weights(y_idx, sample_weight, X.shape[0], dtype)
+        model = self._new_model(X.shape[1], dtype)
+        if first:
+            self._learner = self._make_learner()
+            self.history_ = _new_history()
+        else:
+            self._load_params(model)
+        opts["early_stopping"] = False
+        self._run_epochs(model, X, y_idx, sw, None, None, opts, self._rng(), 1)
+        return self
+
+    def _run_epochs(self, model, X, y_idx, sw, X_val, y_val, opts, rng, n_epochs):
+        """The epoch loop: train, evaluate, record, report, stop early."""
+        trainer = Trainer(model, self._learner, track_train_error=False)
+        X = np.ascontiguousarray(X)  # one copy at most, not one per epoch
+        history = self.history_
+        first_epoch = len(history["train_loss"])
+        monitor = history["val_loss"] if X_val is not None else history["train_loss"]
+        best_loss, best_params, stall = min(monitor, default=math.inf), None, 0
+        n_batches = -(-X.shape[0] // opts["batch_size"])
+        epochs_run = 0
+        for epoch in range(first_epoch, first_epoch + n_epochs):
+            start = time.perf_counter()
+            trainer.epoch = epoch  # the learning-rate schedule is per epoch
+            bar = None
+            if opts["verbose"] == 1:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}", unit="batch", leave=True)
+            train_loss = self._train_epoch(trainer, X, y_idx, sw, opts, rng, bar)
+            if not math.isfinite(train_loss):
+                raise ValueError(
+                    f"the training loss became {train_loss} in epoch {epoch + 1}: "
+                    "the learning rate is too large for this data. Lower learning_rate or "
+                    "scale X (e.g. pixels / 255, or sklearn.preprocessing.StandardScaler)."
+                )
+            val_loss = val_error = math.nan
+            if X_val is not None:
+                val_loss, val_error = trainer.evaluate(X_val, y_val, batch_size=65536)
+            elapsed = time.perf_counter() - start
+            history["train_loss"].append(float(train_loss))
+            history["val_loss"].append(float(val_loss))
+            history["val_error"].append(float(val_error))
+            history["epoch_time"].append(float(elapsed))
+            epochs_run += 1
+            if bar is not None:
+                bar.set_postfix(loss=f"{train_loss:.4f}")
+                bar.close()
+            elif opts["verbose"] >= 2:
+                validation = "no validation data"
+                if X_val is not None:
+                    validation = f"val loss {val_loss:.4f}, val error {val_error:.2%}"
+                line = f"epoch {epoch + 1}: train loss {train_loss:.4f}, {validation}"
+                print(f"{line}, {elapsed:.2f} s")
+            # as scikit-learn: improvement means beating the best by tol; the best is the minimum
+            current = monitor[-1]
+            stall = stall + 1 if current > best_loss - opts["tol"] else 0
+            if current < best_loss:
+                best_loss = current
+                if opts["early_stopping"]:
+                    best_params = [model.coef.copy(), model.b.copy()]
+            if opts["early_stopping"] and stall >= opts["n_iter_no_change"]:
+                if opts["verbose"]:
+                    print(f"early stopping: the validation loss stalled for {stall} epochs")
+                break
+        if best_params is not None:  # restore the best epoch's weights
+            model.coef[...], model.b[...] = best_params
+        finite = np.isfinite(monitor).any()
+        self.best_epoch_ = int(np.nanargmin(monitor)) if finite else len(monitor) - 1
+        self.n_iter_ = epochs_run
+        self._store_params(model)
+
+    def _train_epoch(self, trainer, X, y_idx, sw, opts, rng, bar):
+        """One pass over shuffled minibatches; returns the mean minibatch loss."""
+        order = rng.permutation(X.shape[0]) if opts["shuffle"] else None
+        # a weighted minibatch's data term is divided by len(batch) * mean weight: an
+        # unbiased estimate of scikit-learn's objective (a weight of 2 acts as a duplicate)
+        mean_weight = None if sw is None else float(np.mean(sw, dtype=np.float64))
+        progress = None if bar is None else lambda done, loss: _report(bar, done, loss)
+        return _epoch_driver.run_epoch(
+            trainer, X, y_idx, sw, order, opts["batch_size"], mean_weight=mean_weight,
+            progress=progress,
+        )  # fmt: skip
+
+
+def _new_history():
+    """An empty ``history_``: one list a key, one entry an epoch."""
+    return {"train_loss": [], "val_loss": [], "val_error": [], "epoch_time": []}
+
+
+def _report(bar, batches_done, running_loss):
+    bar.update(batches_done - bar.n)
+    bar.set_postfix(loss=f"{running_loss:.4f}", refresh=False)
