@@ -17,7 +17,7 @@ SUBMODULES = ("fastsoftmax.learners", "fastsoftmax.datasets", "fastsoftmax.plott
 # public names that are not callables worth a page of their own
 NOT_DOCUMENTED = {
     "fastsoftmax": {"functions", "estimators", "learners", "trainer", "datasets", "persistence"},
-    "fastsoftmax.learners": {"LEARNERS", "SCHEDULES"},
+    "fastsoftmax.learners": {"LEARNERS", "LEARNER_TABLE", "SCHEDULES"},
     "fastsoftmax.datasets": {"MIRRORS", "MNIST_FILES", "Bunch", "DataNotFoundError", "IDXError"},
     "fastsoftmax.plotting": set(),
 }
