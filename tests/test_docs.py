@@ -1,8 +1,9 @@
-"""The API reference of docs/ lists every public name of the package.
+"""docs/: the API reference lists every public name, and the user guide's code runs.
 
-The site itself is built (with warnings as errors) by `.ci/run`; this only
-checks that a public name added to ``fastsoftmax.__all__`` (or to the public
-submodules documented name by name) gets a page.
+The site itself is built (with warnings as errors) by `.ci/run`; these tests
+check that a public name added to ``fastsoftmax.__all__`` (or to the public
+submodules documented name by name) gets a page, and run the
+``.. code-block:: python`` blocks of the user guide and the front page.
 """
 
 import importlib
@@ -43,3 +44,38 @@ def test_api_reference_lists_every_public_name(module_name):
     documented = _documented().get(module_name, set())
     assert sorted(public - documented) == [], f"add these to docs/api.rst ({module_name})"
     assert sorted(documented - set(module.__all__)) == [], "docs/api.rst lists names that are gone"
+
+
+PAGES = sorted((API.parent / "user_guide").glob("*.rst")) + [API.parent / "index.rst"]
+
+
+def _python_blocks(page):
+    """The code of each ``.. code-block:: python`` of an rst page, dedented."""
+    blocks, lines = [], page.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() != ".. code-block:: python":
+            continue
+        indent, body = len(line) - len(line.lstrip()) + 3, []
+        for following in lines[i + 1:]:
+            if following.strip() and len(following) - len(following.lstrip()) < indent:
+                break
+            body.append(following[indent:])
+        blocks.append("\n".join(body).strip("\n"))
+    return blocks
+
+
+@pytest.mark.skipif(not API.is_file(), reason="docs/ is not here (an installed wheel)")
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.stem)
+def test_user_guide_code_runs(page, tmp_path, monkeypatch):
+    # the blocks of one page run in order in one namespace, as a reader would run them
+    pytest.importorskip("sklearn")  # the digits data set
+    monkeypatch.chdir(tmp_path)
+    import fastsoftmax
+
+    namespace = {"__name__": "__docs__"}
+    try:
+        for code in _python_blocks(page):
+            exec(compile(code, str(page), "exec"), namespace)
+    finally:
+        fastsoftmax.set_backend(None)
+        fastsoftmax.set_num_threads(None)
