@@ -20,6 +20,7 @@ Invalid input raises ``TypeError`` (wrong kind of object or dtype) or
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -66,6 +67,11 @@ def _kernels(backend):
 def _coef_layout(W):
     """Weights (n_features, n_classes) in the kernels' layout of ``coef_``, (n_classes, n_features)."""
     return np.ascontiguousarray(W.T)
+
+
+def _is_real_array(value):
+    """A NumPy array (0-d here) of a real number dtype: float, int or unsigned."""
+    return isinstance(value, np.ndarray) and value.dtype.kind in "fiu"
 
 
 def _scalar_if_0d(arr):
@@ -479,15 +485,17 @@ def _check_logits(logits, name="logits"):
     return np.ascontiguousarray(logits, dtype=float_dtype(logits.dtype))
 
 
-def _reduce(losses, reduction, sample_weight):
-    # Scalar reductions accumulate in float64 and return a Python float.
+def _reduce(losses, reduction, sample_weight, rdtype):
+    # Scalar reductions accumulate in float64 and return a Python float; "none"
+    # returns the losses in rdtype, the result dtype of the logits.
     if sample_weight is not None:
         # A zero weight drops its sample, even one with an infinite loss (0 * inf).
         losses = np.multiply(
             losses, sample_weight, out=np.zeros_like(losses), where=sample_weight != 0
         )
     if reduction == "none":
-        return losses
+        with np.errstate(over="ignore"):  # float16 losses may round to inf
+            return losses.astype(rdtype, copy=False)
     total = float(np.sum(losses, dtype=np.float64))
     if sample_weight is None:
         m = float(losses.shape[0])
@@ -547,6 +555,8 @@ def cross_entropy(logits, target, *, reduction="mean", sample_weight=None, backe
     >>> cross_entropy(logits, np.array([[1.0, 0.0], [0.5, 0.5]]), reduction="none").round(4)
     array([0.1269, 1.1269])
     """
+    logits = as_numeric_array(logits, "logits")
+    rdtype = result_dtype(logits.dtype)  # of the "none" losses: float16 stays float16
     logits = _check_logits(logits)
     reduction = check_reduction(reduction)
     n, C = logits.shape
@@ -579,7 +589,7 @@ def cross_entropy(logits, target, *, reduction="mean", sample_weight=None, backe
             "target must be class labels of shape (n_samples,) or probabilities of shape "
             f"(n_samples, n_classes), got shape {target_arr.shape}"
         )
-    return _reduce(losses, reduction, sample_weight)
+    return _reduce(losses, reduction, sample_weight, rdtype)
 
 
 def softmax_cross_entropy_grad(X, W, b, y, *, l2=0.0, sample_weight=None, backend=None):
@@ -761,6 +771,8 @@ def binary_cross_entropy(logits, y, *, reduction="mean", sample_weight=None, bac
     >>> binary_cross_entropy(np.array([0.0, 50.0, -50.0]), [1, 1, 1], reduction="none").round(4)
     array([ 0.6931,  0.    , 50.    ])
     """
+    logits = as_numeric_array(logits, "logits")
+    rdtype = result_dtype(logits.dtype)  # of the "none" losses: float16 stays float16
     logits = _check_logits_1d(logits)
     reduction = check_reduction(reduction)
     n = logits.shape[0]
@@ -769,7 +781,7 @@ def binary_cross_entropy(logits, y, *, reduction="mean", sample_weight=None, bac
     losses = np.empty(n, logits.dtype)
     if n:
         _kernels(backend).binary_cross_entropy(logits, y, losses)
-    return _reduce(losses, reduction, sample_weight)
+    return _reduce(losses, reduction, sample_weight, rdtype)
 
 
 def logistic_loss_grad(X, w, b, y, *, l2=0.0, sample_weight=None, backend=None):
@@ -829,6 +841,10 @@ def logistic_loss_grad(X, w, b, y, *, l2=0.0, sample_weight=None, backend=None):
         raise ValueError(
             f"b must be a real scalar (the intercept), got {np.shape(b)!r}-shaped input"
         )
+    elif not (isinstance(b, numbers.Real) or _is_real_array(b)):
+        # float() would take "1" and drop the imaginary part of a complex
+        got = f"an array of dtype {b.dtype}" if isinstance(b, np.ndarray) else type(b).__name__
+        raise TypeError(f"b must be a real scalar (the intercept), got {got}")
     b = float(b)
     if not math.isfinite(b):
         raise ValueError(f"b must be finite, got {b!r}")

@@ -317,36 +317,51 @@ FS_DEF FS_T FN(row_max)(const FS_T *x, Py_ssize_t k)
 /* sum_j exp(x_j - shift); writes the exponentials to out unless out is NULL
  * (out may be x).  Prefetches the next row, px (read) and po (written; either
  * may be NULL), into L2 meanwhile: this pass is the compute-heavy one, so
- * the next row's memory traffic overlaps it. */
+ * the next row's memory traffic overlaps it.
+ * The exponentials are summed in FS_T lanes over blocks of FS_SUM_BLOCK
+ * entries and the block sums in double: plain lane sums of a 10^8-entry
+ * float32 row were off by 1e-4 and saturated past 2^29 entries.  Rows of at
+ * most one block sum exactly as before (one conversion to double and back). */
+#define FS_SUM_BLOCK 4096 /* a multiple of 2 FS_V for every FS_V */
 FS_DEF FS_T FN(row_expsum)(const FS_T *x, FS_T shift, FS_T *out, Py_ssize_t k,
                            const FS_T *px, FS_T *po)
 {
     Py_ssize_t j = 0;
-    VF sh = FN(splat)(shift), acc0 = {0}, acc1 = {0};
-    for (; j + 2 * FS_V <= k; j += 2 * FS_V) {
-        for (int t = 0; t < 2 * FS_VBYTES; t += 64) {
-            if (px) __builtin_prefetch((const char *)(px + j) + t, 0, 2);
-            if (po) __builtin_prefetch((const char *)(po + j) + t, 1, 2);
+    VF sh = FN(splat)(shift);
+    double total = 0;
+    for (;;) {
+        VF acc0 = {0}, acc1 = {0};
+        Py_ssize_t end = k - j > FS_SUM_BLOCK ? j + FS_SUM_BLOCK : k;
+        for (; j + 2 * FS_V <= end; j += 2 * FS_V) {
+            for (int t = 0; t < 2 * FS_VBYTES; t += 64) {
+                if (px) __builtin_prefetch((const char *)(px + j) + t, 0, 2);
+                if (po) __builtin_prefetch((const char *)(po + j) + t, 1, 2);
+            }
+            VF e0 = FN(vexp)(FN(load)(x + j) - sh);
+            VF e1 = FN(vexp)(FN(load)(x + j + FS_V) - sh);
+            if (out) { FN(store)(out + j, e0); FN(store)(out + j + FS_V, e1); }
+            acc0 += e0;
+            acc1 += e1;
         }
-        VF e0 = FN(vexp)(FN(load)(x + j) - sh);
-        VF e1 = FN(vexp)(FN(load)(x + j + FS_V) - sh);
-        if (out) { FN(store)(out + j, e0); FN(store)(out + j + FS_V, e1); }
-        acc0 += e0;
-        acc1 += e1;
+        if (end < k) { /* a full block (j == end), more follow */
+            total += (double)FN(hsum)(acc0 + acc1);
+            continue;
+        }
+        if (j + FS_V <= k) {
+            VF e0 = FN(vexp)(FN(load)(x + j) - sh);
+            if (out) FN(store)(out + j, e0);
+            acc0 += e0;
+            j += FS_V;
+        }
+        if (j < k) { /* tail padded with -inf, whose exp is 0 */
+            VF e1 = FN(vexp)(FN(load_part)(x + j, k - j, -(FS_T)INFINITY) - sh);
+            if (out) FN(store_part)(out + j, e1, k - j);
+            acc1 += e1;
+        }
+        return (FS_T)(total + (double)FN(hsum)(acc0 + acc1));
     }
-    if (j + FS_V <= k) {
-        VF e0 = FN(vexp)(FN(load)(x + j) - sh);
-        if (out) FN(store)(out + j, e0);
-        acc0 += e0;
-        j += FS_V;
-    }
-    if (j < k) { /* tail padded with -inf, whose exp is 0 */
-        VF e1 = FN(vexp)(FN(load_part)(x + j, k - j, -(FS_T)INFINITY) - sh);
-        if (out) FN(store_part)(out + j, e1, k - j);
-        acc1 += e1;
-    }
-    return FN(hsum)(acc0 + acc1);
 }
+#undef FS_SUM_BLOCK
 
 /* Non-temporal store of a full vector at an address aligned to FS_VBYTES:
  * large outputs go to memory without first being read into the cache. */
@@ -564,12 +579,12 @@ static FS_TARGET void FN(log_softmax_rows)(const FS_T *x, FS_T *out, Py_ssize_t 
  * is then the row's (finite) max, which occurs in the row. */
 FS_DEF FS_T FN(lse_near_zero)(const FS_T *x, Py_ssize_t k, FS_T sh)
 {
-    FS_T rest = 0, count = 0;
+    double rest = 0, count = 0; /* double: long rows (see row_expsum) */
     for (Py_ssize_t j = 0; j < k; j++) {
         if (x[j] == sh) count += 1;
-        else rest += (FS_T)(FS_F32 ? expf((float)(x[j] - sh)) : exp((double)(x[j] - sh)));
+        else rest += (double)(FS_F32 ? expf((float)(x[j] - sh)) : exp((double)(x[j] - sh)));
     }
-    FS_T ratio = rest / count;
+    FS_T ratio = (FS_T)(rest / count);
     return (FS_T)FS_LOG(count) + (FS_T)(FS_F32 ? log1pf((float)ratio) : log1p((double)ratio)) + sh;
 }
 

@@ -85,6 +85,31 @@ CASES = {
         ValueError,
         r"b must be a real scalar",
     ),
+    "logistic b string": (
+        lambda: fs.logistic_loss_grad(X, w, "1", Y01),
+        TypeError,
+        r"b must be a real scalar \(the intercept\), got str",
+    ),
+    "logistic b complex": (
+        lambda: fs.logistic_loss_grad(X, w, 1 + 2j, Y01),
+        TypeError,
+        r"b must be a real scalar \(the intercept\), got complex",
+    ),
+    "logistic b complex 0-d array": (
+        lambda: fs.logistic_loss_grad(X, w, np.array(1j), Y01),
+        TypeError,
+        r"b must be a real scalar \(the intercept\), got an array of dtype complex128",
+    ),
+    "logistic C too small": (
+        lambda: fs.LogisticRegression(C=1e-320).fit(X, Y01),
+        ValueError,
+        r"C=1e-320 is too small: the penalty strength 1 / \(C \* sum of sample weights\)",
+    ),
+    "logistic C too small for float32": (
+        lambda: fs.LogisticRegression(C=1e-40).fit(X.astype(np.float32), Y01),
+        ValueError,
+        r"C=1e-40 is too small: .* overflows float32",
+    ),
     "logistic b nan": (
         lambda: fs.logistic_loss_grad(X, w, np.nan, Y01),
         ValueError,
@@ -354,6 +379,15 @@ def test_errors_leave_inputs_untouched():
     np.testing.assert_array_equal(Z, Zc)
     np.testing.assert_array_equal(X, Xc)
     np.testing.assert_array_equal(W, Wc)
+
+
+def test_real_intercepts_still_accepted():
+    # the type check of b keeps every real scalar: Python and NumPy numbers, 0-d arrays
+    want = fs.logistic_loss_grad(X, w, 2.0, Y01)
+    for b in (2, np.float32(2), np.int8(2), np.array(2.0), np.array(2)):
+        got = fs.logistic_loss_grad(X, w, b, Y01)
+        assert got[0] == want[0]
+    fs.LogisticRegression(C=1e-300).fit(X, Y01)  # tiny but representable: fits
 
 
 def test_integral_float_labels_accepted():

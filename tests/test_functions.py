@@ -165,6 +165,21 @@ def test_softmax_float32_out_float16(backend):
     np.testing.assert_allclose(out, special.softmax(x.astype(np.float64), axis=1), rtol=1e-3)
 
 
+def test_per_sample_losses_keep_float16(backend):
+    # reduction="none" returns the logits' dtype, float16 included (found by test_properties)
+    z = np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 4.0]], np.float16)
+    z64 = z.astype(np.float64)
+    ce = fs.cross_entropy(z, [2, 0], reduction="none", backend=backend)
+    assert ce.dtype == np.float16
+    want = special.logsumexp(z64, axis=1) - z64[[0, 1], [2, 0]]
+    np.testing.assert_allclose(ce, want, rtol=2e-3)
+    bce = fs.binary_cross_entropy(z[:, 0], [1, 0], reduction="none", backend=backend)
+    assert bce.dtype == np.float16
+    np.testing.assert_allclose(bce, np.logaddexp(0, z64[:, 0]) - [1, 0] * z64[:, 0], rtol=2e-3)
+    ints = fs.cross_entropy(np.array([[1, 2]]), [0], reduction="none", backend=backend)
+    assert ints.dtype == np.float64
+
+
 @pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp", "sigmoid"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_layouts_same_results_and_inputs_untouched(backend, name, dtype):

@@ -179,7 +179,12 @@ class LogisticRegression(_LinearClassifier):
         n_classes = self.classes_.shape[0]
         k = 1 if n_classes == 2 else n_classes
         sw_sum = float(n if sw is None else np.sum(sw, dtype=np.float64))
-        l2 = 0.0 if math.isinf(C) else 1.0 / (C * sw_sum)
+        l2 = 0.0 if math.isinf(C) else 1.0 / (C * sw_sum) if C * sw_sum > 0 else math.inf
+        if not l2 <= float(np.finfo(dtype).max):
+            raise ValueError(
+                f"C={C!r} is too small: the penalty strength 1 / (C * sum of sample weights) "
+                f"= 1 / ({C!r} * {sw_sum!r}) overflows {np.dtype(dtype).name}; use a larger C"
+            )
 
         # data checked once: the objective calls the non-validating _objective
         X = np.ascontiguousarray(X)
