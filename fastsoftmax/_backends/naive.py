@@ -257,3 +257,76 @@ def classification_error(logits, y):
         if _argmax(row) != label:
             wrong += 1
     return wrong / n
+
+
+# -- CSR kernels -----------------------------------------------------------------
+
+
+def _csr_rows(data, indices, indptr):
+    """The rows of a CSR matrix as lists of ``(column, value)`` pairs (duplicates kept)."""
+    values, columns, offsets = data.tolist(), indices.tolist(), indptr.tolist()
+    return [
+        [(columns[k], values[k]) for k in range(offsets[i], offsets[i + 1])]
+        for i in range(len(offsets) - 1)
+    ]
+
+
+def _sparse_affine(entries, coef_rows, bias):
+    """``coef @ x + bias`` for one sparse sample: a list of n_classes floats."""
+    z = []
+    for c, weights in enumerate(coef_rows):
+        acc = 0.0
+        for j, x_j in entries:
+            acc += x_j * weights[j]
+        z.append(acc if bias is None else acc + bias[c])
+    return z
+
+
+def linear_csr(data, indices, indptr, coef, intercept, out):
+    coef_rows = coef.tolist()
+    bias = None if intercept is None else intercept.tolist()
+    rows = _csr_rows(data, indices, indptr)
+    return _write(out, [_sparse_affine(entries, coef_rows, bias) for entries in rows])
+
+
+def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out,
+                        intercept_grad_out):  # fmt: skip
+    n_classes, n_features = coef.shape
+    coef_rows = coef.tolist()
+    bias = None if intercept is None else intercept.tolist()
+    rows = _csr_rows(data, indices, indptr)
+    weights, total = _weights_and_total(sample_weight, len(rows))
+    loss = 0.0
+    coef_grad = [[0.0] * n_features for _ in range(n_classes)]
+    intercept_grad = [0.0] * n_classes
+    for entries, label, s in zip(rows, y.tolist(), weights):
+        z = _sparse_affine(entries, coef_rows, bias)
+        loss += s * _row_cross_entropy(z, label)
+        probabilities = _row_softmax(z)
+        for c in range(n_classes):
+            residual = s * (probabilities[c] - (1.0 if c == label else 0.0))
+            intercept_grad[c] += residual
+            for j, x_j in entries:
+                coef_grad[c][j] += residual * x_j
+    _write(coef_grad_out, coef_grad)
+    _write(intercept_grad_out, intercept_grad)
+    return loss, total
+
+
+def logistic_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out):
+    coef_list = coef.tolist()
+    bias = float(intercept)
+    rows = _csr_rows(data, indices, indptr)
+    weights, total = _weights_and_total(sample_weight, len(rows))
+    loss = 0.0
+    intercept_grad = 0.0
+    coef_grad = [0.0] * len(coef_list)
+    for entries, target, s in zip(rows, y.tolist(), weights):
+        z = _sparse_affine(entries, [coef_list], None)[0] + bias
+        loss += s * _binary_cross_entropy(z, target)
+        residual = s * (_sigmoid(z) - target)
+        intercept_grad += residual
+        for j, x_j in entries:
+            coef_grad[j] += x_j * residual
+    _write(coef_grad_out, coef_grad)
+    return loss, intercept_grad, total
