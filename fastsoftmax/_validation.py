@@ -115,7 +115,12 @@ def check_2d(arr, name, what):
 
 
 def check_data_matrix(X, name="X"):
-    """Validate a data matrix: 2-D, numeric; uint8 and floats kept, other integers as float64."""
+    """Validate a data matrix: 2-D, numeric; uint8 and floats kept, other integers as float64.
+
+    A scipy.sparse matrix is checked by :func:`check_sparse_matrix` (and comes back as CSR).
+    """
+    if is_sparse(X):
+        return check_sparse_matrix(X, name)
     X = check_2d(as_numeric_array(X, name), name, "(n_samples, n_features)")
     if X.dtype == np.uint8 or X.dtype in _FLOATS:
         return X
@@ -311,14 +316,15 @@ def check_axis(axis, ndim):
 def check_model_inputs(X, W, b=None, *, w_name="W", w_ndim=2):
     """Validate data ``X``, weights ``W`` and intercepts ``b`` of a linear model.
 
-    With ``w_ndim=2``, ``W`` is ``(n_features, n_classes)`` and ``b`` is
+    ``X`` may be a scipy.sparse matrix (returned as CSR, see
+    :func:`check_sparse_matrix`).  With ``w_ndim=2``, ``W`` is ``(n_features, n_classes)`` and ``b`` is
     ``(n_classes,)`` or None; with ``w_ndim=1`` (binary model) ``W`` is
     ``(n_features,)`` and the scalar intercept is the caller's business.
     Returns ``(X, W, b, dtype)``: C-contiguous arrays, W (and b) converted to
     the computation ``dtype`` -- W's floating dtype promoted with b's and X's
     (a uint8 X does not take part: it is passed on as it is).
     """
-    X = check_sparse_matrix(X) if is_sparse(X) else check_data_matrix(X)
+    X = check_data_matrix(X)
     W = as_numeric_array(W, w_name)
     if w_ndim == 2:
         check_2d(W, w_name, "(n_features, n_classes)")

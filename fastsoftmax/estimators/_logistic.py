@@ -181,8 +181,7 @@ class LogisticRegression(_LinearClassifier):
         sw_sum = float(n if sw is None else np.sum(sw, dtype=np.float64))
         l2 = 0.0 if math.isinf(C) else 1.0 / (C * sw_sum)
 
-        # data checked once: the objective calls the non-validating _objective
-        X = np.ascontiguousarray(X)
+        # data checked once (C-contiguous, or CSR): the objective calls the non-validating _objective
         # parameters: coef_ (k, d) flattened, then the intercept (k,) when fitted, so that
         # neither the objective nor the warm start transposes; scipy works in float64
         n_coef = k * d
