@@ -27,20 +27,37 @@ ctypedef fused index_t:
     int32_t
     int64_t
 
+cdef extern from *:
+    void __builtin_prefetch(const void *addr, int rw, int locality) noexcept nogil
+
 # this module has its own copy of the dispatch pointers of fs_simd.h
 fs_set_level(-1)
 
+cdef enum:
+    # entries ahead whose weight (gradient) rows are prefetched: rare columns miss every
+    # cache (6 to 8 measured best on Zen 4, 80,000 features, 50 classes)
+    PREFETCH_AHEAD = 6
+
+
+cdef inline void _prefetch_row(const void *row, Py_ssize_t nbytes, int rw) noexcept nogil:
+    cdef Py_ssize_t off
+    for off in range(0, nbytes, 64):
+        __builtin_prefetch(<const char *>row + off, rw, 3)
+
 
 cdef inline void _logits_row(const floating *data, const index_t *indices, Py_ssize_t lo,
-                             Py_ssize_t hi, const floating *W, const floating *b, Py_ssize_t C,
-                             floating *z) noexcept nogil:
-    # z = W^T x + b for the entries lo:hi of a sparse row
+                             Py_ssize_t hi, Py_ssize_t end, const floating *W, const floating *b,
+                             Py_ssize_t C, floating *z) noexcept nogil:
+    # z = W^T x + b for the entries lo:hi of a sparse row; prefetches the rows of W of
+    # the entries that follow, up to end (into the next rows)
     cdef Py_ssize_t k, c
     cdef floating x
     cdef const floating *w
     for c in range(C):
         z[c] = b[c]
     for k in range(lo, hi):
+        if k + PREFETCH_AHEAD < end:
+            _prefetch_row(W + <Py_ssize_t>indices[k + PREFETCH_AHEAD] * C, C * sizeof(floating), 0)
         x = data[k]
         w = W + <Py_ssize_t>indices[k] * C
         for c in range(C):
@@ -48,13 +65,15 @@ cdef inline void _logits_row(const floating *data, const index_t *indices, Py_ss
 
 
 cdef inline void _scatter_row(const floating *data, const index_t *indices, Py_ssize_t lo,
-                              Py_ssize_t hi, const floating *r, Py_ssize_t C,
+                              Py_ssize_t hi, Py_ssize_t end, const floating *r, Py_ssize_t C,
                               floating *G) noexcept nogil:
-    # G[j] += x_ij r for the entries lo:hi of a sparse row
+    # G[j] += x_ij r for the entries lo:hi of a sparse row (prefetching as _logits_row)
     cdef Py_ssize_t k, c
     cdef floating x
     cdef floating *g
     for k in range(lo, hi):
+        if k + PREFETCH_AHEAD < end:
+            _prefetch_row(G + <Py_ssize_t>indices[k + PREFETCH_AHEAD] * C, C * sizeof(floating), 1)
         x = data[k]
         g = G + <Py_ssize_t>indices[k] * C
         for c in range(C):
@@ -70,7 +89,8 @@ cdef double _softmax_csr_block(const floating *data, const index_t *indices,
     cdef Py_ssize_t i, c
     cdef double loss
     for i in range(nb):
-        _logits_row(data, indices, indptr[a + i], indptr[a + i + 1], W, b, C, row)
+        _logits_row(data, indices, indptr[a + i], indptr[a + i + 1], indptr[a + nb], W, b, C,
+                    row)
         for c in range(C):
             Z[c * nb + i] = row[c]
     if floating is float:
@@ -80,7 +100,7 @@ cdef double _softmax_csr_block(const floating *data, const index_t *indices,
     for i in range(nb):
         for c in range(C):
             row[c] = Z[c * nb + i]
-        _scatter_row(data, indices, indptr[a + i], indptr[a + i + 1], row, C, G)
+        _scatter_row(data, indices, indptr[a + i], indptr[a + i + 1], indptr[a + nb], row, C, G)
     return loss
 
 
@@ -128,7 +148,7 @@ def linear_csr(const floating[::1] data, const index_t[::1] indices, const index
         for i in prange(n, num_threads=num_threads, schedule="static"):
             _logits_row(&data[0] if data.shape[0] else NULL,
                         &indices[0] if indices.shape[0] else NULL, indptr[i], indptr[i + 1],
-                        &W[0, 0], &b[0], C, &out[i, 0])
+                        indptr[i + 1], &W[0, 0], &b[0], C, &out[i, 0])
 
 
 cdef double _logistic_csr_rows(const floating *data, const index_t *indices,
