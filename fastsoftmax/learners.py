@@ -26,6 +26,19 @@ Updates are done with in-place ufuncs into preallocated scratch buffers, so a
 step allocates no array once the state exists, and a float32 parameter is
 updated in float32 (its state is float32 and the scalars are cast to float32).
 
+The built-in learners form :data:`LEARNER_TABLE`, one row a learner: its
+``kind``, its ``code`` in the compiled epoch kernels, the names of its state
+arrays and of its hyper-parameters, each declared once, in the learner's class.
+The update rules here are the reference; compiled copies of them, with the
+same floating-point operations in the same order, run whole epochs in
+``_learner_update`` of :mod:`fastsoftmax._backends.numba_epoch` and of
+``src_cython/_cython_kernels.pyx`` (the ``cython`` backend), which switch on
+the ``code`` and read the hyper-parameters as one float64 array in the order
+of the row.  Adding a learner means its class here, listed in the table, and
+a branch in each of those two switches; ``tests/test_train_epoch.py`` runs
+every row of the table through both and demands the same steps as
+:meth:`Learner.step`.
+
 Learning-rate schedules (:class:`Constant`, :class:`StepDecay`,
 :class:`ExponentialDecay`, :class:`InverseScaling`) map the base learning
 rate and the epoch number to the learning rate of that epoch; learners accept
@@ -47,6 +60,8 @@ array([ 0.75, -2.25])
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -73,6 +88,9 @@ __all__ = [
     "get_learner",
     "get_schedule",
     "LEARNERS",
+    "LEARNER_TABLE",
+    "LearnerSpec",
+    "learner_spec",
     "SCHEDULES",
 ]
 
@@ -291,9 +309,11 @@ def get_schedule(schedule=None, **kwargs):
 class Learner:
     """Base class of the learners (see the module docstring for the contract).
 
-    Subclasses set ``kind``, ``_state_names``, ``_n_scratch`` and implement
-    ``_update(p, g, state, scratch, lr)``, which must update ``p`` and the
-    ``state`` arrays in place using only the ``scratch`` buffers.
+    Subclasses set ``kind``, ``_state_names``, ``_hyperparameter_names``,
+    ``_n_scratch`` and implement ``_update(p, g, state, scratch, lr)``, which
+    must update ``p`` and the ``state`` arrays in place using only the
+    ``scratch`` buffers.  The built-in learners also set ``_kernel_code``,
+    their case in the compiled epoch kernels (see :data:`LEARNER_TABLE`).
 
     Parameters
     ----------
@@ -305,7 +325,13 @@ class Learner:
     """
 
     kind = None
+    #: Case of the learner in the update switches of the compiled epoch kernels
+    #: (None: the learner has no compiled copy and trains in the Python loop).
+    _kernel_code = None
+    #: Names of the state arrays kept per parameter, in the compiled kernels' order.
     _state_names = ()
+    #: Names of the attributes returned by hyperparameters(), in the compiled kernels' order.
+    _hyperparameter_names = ()
     _n_scratch = 0
 
     def __init__(self, learning_rate, schedule=None):
@@ -321,7 +347,7 @@ class Learner:
 
     def hyperparameters(self):
         """The hyper-parameters other than the learning rate, as floats."""
-        return {}
+        return {name: getattr(self, name) for name in self._hyperparameter_names}
 
     def get_config(self):
         """Plain description of the learner, accepted back by :func:`get_learner`.
@@ -357,12 +383,11 @@ class Learner:
             The floating-point arrays that :meth:`step` will update.
         """
         params = self._check_params(params)
-        self.state = [
-            {name: np.zeros(p.shape, dtype=p.dtype) for name in self._state_names} for p in params
-        ]
-        self._scratch = [
-            tuple(np.empty(p.shape, dtype=p.dtype) for _ in range(self._n_scratch)) for p in params
-        ]
+        # *_like keeps each parameter's memory layout (e.g. the F-ordered view
+        # W = coef.T), so the element-wise updates stream through memory in
+        # one order and the compiled epochs use the states without a copy.
+        self.state = [{name: np.zeros_like(p) for name in self._state_names} for p in params]
+        self._scratch = [tuple(np.empty_like(p) for _ in range(self._n_scratch)) for p in params]
 
     def step(self, params, grads, epoch=0):
         """Update every parameter in place from its gradient.
@@ -471,6 +496,7 @@ class SGD(Learner):
     """
 
     kind = "sgd"
+    _kernel_code = 0
     _n_scratch = 1
 
     def __init__(self, learning_rate=0.1, schedule=None):
@@ -521,15 +547,14 @@ class Momentum(Learner):
     """
 
     kind = "momentum"
+    _kernel_code = 1
     _state_names = ("velocity",)
+    _hyperparameter_names = ("momentum",)
     _n_scratch = 1
 
     def __init__(self, learning_rate=0.01, momentum=0.9, schedule=None):
         self.momentum = _unit_interval("momentum", momentum)
         super().__init__(learning_rate, schedule)
-
-    def hyperparameters(self):
-        return {"momentum": self.momentum}
 
     def _update(self, p, g, state, scratch, lr):
         (tmp,) = scratch
@@ -583,6 +608,7 @@ class Nesterov(Momentum):
     """
 
     kind = "nesterov"
+    _kernel_code = 2
 
     def _update(self, p, g, state, scratch, lr):
         (tmp,) = scratch
@@ -633,15 +659,14 @@ class Adagrad(Learner):
     """
 
     kind = "adagrad"
+    _kernel_code = 3
     _state_names = ("sum_sq",)
+    _hyperparameter_names = ("eps",)
     _n_scratch = 1
 
     def __init__(self, learning_rate=0.01, eps=1e-8, schedule=None):
         self.eps = _positive("eps", eps)
         super().__init__(learning_rate, schedule)
-
-    def hyperparameters(self):
-        return {"eps": self.eps}
 
     def _update(self, p, g, state, scratch, lr):
         (tmp,) = scratch
@@ -696,16 +721,15 @@ class Adadelta(Learner):
     """
 
     kind = "adadelta"
+    _kernel_code = 4
     _state_names = ("sq_grad_avg", "sq_update_avg")
+    _hyperparameter_names = ("rho", "eps")
     _n_scratch = 2
 
     def __init__(self, learning_rate=1.0, rho=0.95, eps=1e-6, schedule=None):
         self.rho = _unit_interval("rho", rho)
         self.eps = _positive("eps", eps)
         super().__init__(learning_rate, schedule)
-
-    def hyperparameters(self):
-        return {"rho": self.rho, "eps": self.eps}
 
     def _update(self, p, g, state, scratch, lr):
         tmp, dx = scratch
@@ -774,16 +798,15 @@ class RMSProp(Learner):
     """
 
     kind = "rmsprop"
+    _kernel_code = 5
     _state_names = ("sq_grad_avg",)
+    _hyperparameter_names = ("rho", "eps")
     _n_scratch = 1
 
     def __init__(self, learning_rate=1e-3, rho=0.9, eps=1e-8, schedule=None):
         self.rho = _unit_interval("rho", rho)
         self.eps = _positive("eps", eps)
         super().__init__(learning_rate, schedule)
-
-    def hyperparameters(self):
-        return {"rho": self.rho, "eps": self.eps}
 
     def _update(self, p, g, state, scratch, lr):
         (tmp,) = scratch
@@ -842,7 +865,9 @@ class Adam(Learner):
     """
 
     kind = "adam"
+    _kernel_code = 6
     _state_names = ("m", "v")
+    _hyperparameter_names = ("beta1", "beta2", "eps")
     _n_scratch = 1
 
     def __init__(self, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, schedule=None):
@@ -850,9 +875,6 @@ class Adam(Learner):
         self.beta2 = _unit_interval("beta2", beta2)
         self.eps = _positive("eps", eps)
         super().__init__(learning_rate, schedule)
-
-    def hyperparameters(self):
-        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
     def _update(self, p, g, state, scratch, lr):
         (tmp,) = scratch
@@ -874,8 +896,73 @@ class Adam(Learner):
         p -= tmp
 
 
+# --------------------------------------------------------------------------
+# the learner table
+
+
+class LearnerSpec(NamedTuple):
+    """One row of :data:`LEARNER_TABLE`: what the compiled epoch kernels need of a learner."""
+
+    kind: str
+    #: Case of the learner in the update switches of the compiled kernels.
+    code: int
+    #: Names of its state arrays; the kernels take them in this order.
+    state_names: tuple
+    #: Names of its hyper-parameters; the kernels read them, in this order,
+    #: from one float64 array.
+    hyperparameter_names: tuple
+    cls: type
+
+
+def _table(classes):
+    """The rows of ``classes``, checked: kinds and integer codes must be unique."""
+    rows = tuple(
+        LearnerSpec(cls.kind, cls._kernel_code, cls._state_names, cls._hyperparameter_names, cls)
+        for cls in classes
+    )
+    for row in rows:
+        if isinstance(row.code, bool) or not isinstance(row.code, int):
+            raise RuntimeError(
+                f"learner {row.kind!r} needs an integer _kernel_code, got {row.code!r}"
+            )
+    for field in ("kind", "code"):
+        values = [getattr(row, field) for row in rows]
+        if len(set(values)) != len(values):
+            raise RuntimeError(f"the learner table repeats a {field}: {values}")
+    return rows
+
+
+#: The built-in learners, one :class:`LearnerSpec` a row.  A learner in this
+#: table must have a branch of its ``code`` in both compiled epoch kernels
+#: (``_learner_update`` of ``fastsoftmax/_backends/numba_epoch.py`` and of
+#: ``src_cython/_cython_kernels.pyx``), which train it with the estimators.
+LEARNER_TABLE = _table((SGD, Momentum, Nesterov, Adagrad, Adadelta, RMSProp, Adam))
+
 #: Learner name -> class.
-LEARNERS = {cls.kind: cls for cls in (SGD, Momentum, Nesterov, Adagrad, Adadelta, RMSProp, Adam)}
+LEARNERS = {row.kind: row.cls for row in LEARNER_TABLE}
+
+
+def learner_spec(kind):
+    """The row of :data:`LEARNER_TABLE` of the learner named ``kind``.
+
+    Raises
+    ------
+    ValueError
+        If no built-in learner has that name.
+
+    Examples
+    --------
+    >>> from fastsoftmax.learners import learner_spec
+    >>> spec = learner_spec("adam")
+    >>> spec.code, spec.state_names, spec.hyperparameter_names
+    (6, ('m', 'v'), ('beta1', 'beta2', 'eps'))
+    """
+    for row in LEARNER_TABLE:
+        if row.kind == kind:
+            return row
+    raise ValueError(
+        f"unknown learner kind {kind!r}; expected one of {sorted(r.kind for r in LEARNER_TABLE)}"
+    )
 
 
 def get_learner(learner="sgd", **kwargs):

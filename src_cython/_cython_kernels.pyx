@@ -192,6 +192,29 @@ cdef inline Py_ssize_t _start(Py_ssize_t part, Py_ssize_t parts, Py_ssize_t n) n
     return part * n // parts
 
 
+# O(1) checks at the compiled boundary (and one pass over the labels): a caller's
+# bug becomes an exception here, never an out-of-bounds read or write.
+cdef int _require(bint ok, str what) except -1:
+    if not ok:
+        raise ValueError(f"compiled kernel called with {what}")
+    return 0
+
+
+cdef int _require_threads(int num_threads, Py_ssize_t accumulators) except -1:
+    # prange's threadid() indexes the per-thread accumulators
+    return _require(1 <= num_threads <= accumulators,
+                    f"num_threads={num_threads} for {accumulators} per-thread accumulators")
+
+
+cdef int _require_labels(const Py_ssize_t[::1] y, Py_ssize_t n, Py_ssize_t C) except -1:
+    cdef Py_ssize_t i, bad = 0
+    _require(y.shape[0] == n, f"{y.shape[0]} labels for {n} rows")
+    with nogil:
+        for i in range(n):
+            bad += (y[i] < 0) | (y[i] >= C)
+    return _require(bad == 0, f"{bad} labels outside [0, {C})")
+
+
 cdef void _split_rows(rows_kernel_f32 kernel_f32, rows_kernel_f64 kernel_f64,
                       const floating[:, ::1] x, floating *out, Py_ssize_t out_row_size,
                       int num_threads) noexcept:
@@ -211,6 +234,8 @@ cdef void _split_rows(rows_kernel_f32 kernel_f32, rows_kernel_f64 kernel_f64,
 
 def softmax_rows(const floating[:, ::1] x, floating[:, ::1] out, int num_threads):
     """Row-wise softmax of ``x`` (n, k) into ``out`` (n, k), which may be ``x``."""
+    _require(out.shape[0] == x.shape[0] and out.shape[1] == x.shape[1], "out of another shape")
+    _require(num_threads >= 1, f"num_threads={num_threads}")
     if x.shape[0] and x.shape[1]:
         _split_rows(fs_softmax_rows_f32, fs_softmax_rows_f64, x, &out[0, 0], out.shape[1],
                     num_threads)
@@ -218,6 +243,8 @@ def softmax_rows(const floating[:, ::1] x, floating[:, ::1] out, int num_threads
 
 def log_softmax_rows(const floating[:, ::1] x, floating[:, ::1] out, int num_threads):
     """Row-wise log-softmax of ``x`` (n, k) into ``out`` (n, k), which may be ``x``."""
+    _require(out.shape[0] == x.shape[0] and out.shape[1] == x.shape[1], "out of another shape")
+    _require(num_threads >= 1, f"num_threads={num_threads}")
     if x.shape[0] and x.shape[1]:
         _split_rows(fs_log_softmax_rows_f32, fs_log_softmax_rows_f64, x, &out[0, 0],
                     out.shape[1], num_threads)
@@ -225,6 +252,8 @@ def log_softmax_rows(const floating[:, ::1] x, floating[:, ::1] out, int num_thr
 
 def logsumexp_rows(const floating[:, ::1] x, floating[::1] out, int num_threads):
     """Row-wise log-sum-exp of ``x`` (n, k >= 1) into ``out`` (n,)."""
+    _require(out.shape[0] == x.shape[0], f"{out.shape[0]} outputs for {x.shape[0]} rows")
+    _require(num_threads >= 1, f"num_threads={num_threads}")
     if x.shape[0] and x.shape[1]:
         _split_rows(fs_logsumexp_rows_f32, fs_logsumexp_rows_f64, x, &out[0], 1, num_threads)
 
@@ -246,6 +275,8 @@ def cross_entropy(const floating[:, ::1] logits, const Py_ssize_t[::1] y, floati
     cdef Py_ssize_t n = logits.shape[0], k = logits.shape[1], p, a, z
     if n == 0:
         return
+    _require(out.shape[0] == n and num_threads >= 1, "out or num_threads out of range")
+    _require_labels(y, n, k)
     with nogil:
         for p in prange(num_threads, num_threads=num_threads, schedule="static"):
             a = _start(p, num_threads, n)
@@ -277,6 +308,10 @@ def linear(const xtype[:, ::1] X, const floating[:, ::1] WT, const floating[::1]
     """``out = X @ WT.T + b`` (WT the weights in the layout of ``coef_``, (C, d))."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], C = WT.shape[0], p, a, z
     _check_x_type(<const xtype *>NULL, <const floating *>NULL)
+    _require(WT.shape[1] == d, f"weights of {WT.shape[1]} features for X of {d}")
+    _require(b.shape[0] == C, f"{b.shape[0]} intercepts for {C} classes")
+    _require(out.shape[0] == n and out.shape[1] == C, "out of another shape")
+    _require(num_threads >= 1, f"num_threads={num_threads}")
     if n == 0 or C == 0:
         return
     with nogil:
@@ -322,6 +357,14 @@ def softmax_ce_sums(const xtype[:, ::1] X, const floating[:, ::1] WT,
         raise ValueError(f"blocks of at most {MAX_BLOCK} rows, got {block}")
     if n == 0 or C == 0:
         return 0.0
+    _require(1 <= block, f"blocks of {block} rows")
+    _require(WT.shape[1] == d, f"weights of {WT.shape[1]} features for X of {d}")
+    _require(b.shape[0] == C, f"{b.shape[0]} intercepts for {C} classes")
+    _require(sample_weight.shape[0] in (0, n), f"{sample_weight.shape[0]} weights for {n} rows")
+    _require_threads(num_threads, min(dWT_acc.shape[0], db_acc.shape[0], Z_buf.shape[0]))
+    _require(dWT_acc.shape[1] == C and dWT_acc.shape[2] == d and db_acc.shape[1] == C
+             and Z_buf.shape[2] == C, "accumulators or scratch of another shape")
+    _require_labels(y, n, C)
     nblocks = (n + block - 1) // block
     with nogil:
         for k in prange(nblocks, num_threads=num_threads, schedule="static"):
@@ -369,6 +412,12 @@ def logistic_sums(const xtype[:, ::1] X, const floating[::1] w, double b,
         raise ValueError(f"blocks of at most {MAX_BLOCK} rows, got {block}")
     if n == 0:
         return 0.0
+    _require(1 <= block, f"blocks of {block} rows")
+    _require(w.shape[0] == d, f"weights of {w.shape[0]} features for X of {d}")
+    _require(y.shape[0] == n, f"{y.shape[0]} targets for {n} rows")
+    _require(sample_weight.shape[0] in (0, n), f"{sample_weight.shape[0]} weights for {n} rows")
+    _require_threads(num_threads, min(dw_acc.shape[0], db_acc.shape[0], z_buf.shape[0]))
+    _require(dw_acc.shape[1] == d and db_acc.shape[1] >= 1, "accumulators of another shape")
     nblocks = (n + block - 1) // block
     with nogil:
         for k in prange(nblocks, num_threads=num_threads, schedule="static"):
@@ -403,6 +452,7 @@ def classification_error_count(const floating[:, ::1] logits, const Py_ssize_t[:
     cdef floating m, v
     if k == 0:
         return n
+    _require(y.shape[0] == n and num_threads >= 1, "labels or num_threads out of range")
     for i in prange(n, nogil=True, num_threads=num_threads, schedule="static"):
         best = 0
         m = logits[i, 0]
@@ -420,8 +470,28 @@ def classification_error_count(const floating[:, ::1] logits, const Py_ssize_t[:
 
 # ------------------------------------------------------------------------
 # Whole-epoch minibatch training (see "Optional whole-epoch kernel" in
-# fastsoftmax._backends).  Learner codes: 0 sgd, 1 momentum, 2 nesterov,
-# 3 adagrad, 4 adadelta, 5 rmsprop, 6 adam.
+# fastsoftmax._backends).  Learner codes: the `code` column of
+# fastsoftmax.learners.LEARNER_TABLE, one branch a code in _learner_update.
+
+cdef enum LearnerCode:
+    LEARNER_SGD = 0
+    LEARNER_MOMENTUM = 1
+    LEARNER_NESTEROV = 2
+    LEARNER_ADAGRAD = 3
+    LEARNER_ADADELTA = 4
+    LEARNER_RMSPROP = 5
+    LEARNER_ADAM = 6
+
+cdef enum:
+    # the most state arrays per parameter a learner may have
+    MAX_LEARNER_STATES = 4
+
+# what _learner_update returns (see _backends._epoch_args.check_update_status)
+cdef enum LearnerStatus:
+    LEARNER_UPDATED = 0
+    LEARNER_NO_BRANCH = 1
+    LEARNER_OTHER_ARITY = 2
+
 
 cdef inline floating _sqrt(floating x) noexcept nogil:
     if floating is float:
@@ -430,61 +500,108 @@ cdef inline floating _sqrt(floating x) noexcept nogil:
         return sqrt(x)
 
 
-cdef void _learner_update(int kind, floating *p, const floating *g, floating *s1, floating *s2,
-                          Py_ssize_t size, double lr, double mu, double rho, double beta1,
-                          double beta2, double eps, long t) noexcept nogil:
-    # The element-wise operations of fastsoftmax.learners, in the same order
-    # (scalars cast to the parameter dtype, bias corrections in float64).
+cdef int _learner_update(int code, floating *p, const floating *g, floating **states,
+                         Py_ssize_t n_states, const double *hp, Py_ssize_t n_hp,
+                         Py_ssize_t size, double lr, long t) noexcept nogil:
+    # One step of the learner `code` on p[0:size): the element-wise operations
+    # of fastsoftmax.learners, in the same order (scalars cast to the parameter
+    # dtype, bias corrections in float64).  states[:n_states] and hp[:n_hp] are
+    # the learner's state arrays and hyper-parameters in the order of its row of
+    # the learner table.  Returns LEARNER_UPDATED or, updating nothing,
+    # LEARNER_NO_BRANCH for a code without a branch here and LEARNER_OTHER_ARITY
+    # when the row gives other numbers of states or hyper-parameters than the
+    # branch reads (size 0 asks which, before an epoch).
     cdef Py_ssize_t i
-    cdef floating lr_f = <floating>lr, mu_f = <floating>mu, rho_f = <floating>rho
-    cdef floating omr = <floating>(1.0 - rho), eps_f = <floating>eps
-    cdef floating a, mu2, v, s, eg, dx, m, b1, omb1, b2, omb2, inv_c2, step
-    if kind == 0:
+    cdef floating lr_f = <floating>lr
+    cdef floating mu_f, rho_f, omr, eps_f, a, mu2, v, s, eg, dx, m, b1, omb1, b2, omb2, inv_c2, step
+    cdef floating *s1
+    cdef floating *s2
+    if code == LEARNER_SGD:
+        if n_states != 0 or n_hp != 0:
+            return LEARNER_OTHER_ARITY
         for i in range(size):
             p[i] -= g[i] * lr_f
-    elif kind == 1:
+        return LEARNER_UPDATED
+    if code == LEARNER_MOMENTUM:
+        if n_states != 1 or n_hp != 1:
+            return LEARNER_OTHER_ARITY
+        s1, mu_f = states[0], <floating>hp[0]  # velocity; momentum
         for i in range(size):
             v = s1[i] * mu_f - g[i] * lr_f
             s1[i] = v
             p[i] += v
-    elif kind == 2:
+        return LEARNER_UPDATED
+    if code == LEARNER_NESTEROV:
+        if n_states != 1 or n_hp != 1:
+            return LEARNER_OTHER_ARITY
         # p += -mu v_prev + (1 + mu) v_new, as learners.Nesterov computes it
+        s1, mu_f = states[0], <floating>hp[0]  # velocity; momentum
         a = (1 + mu_f) * lr_f
         mu2 = mu_f * mu_f
         for i in range(size):
             v = s1[i]
             p[i] = (p[i] - g[i] * a) + v * mu2
             s1[i] = v * mu_f - g[i] * lr_f
-    elif kind == 3:
+        return LEARNER_UPDATED
+    if code == LEARNER_ADAGRAD:
+        if n_states != 1 or n_hp != 1:
+            return LEARNER_OTHER_ARITY
+        s1, eps_f = states[0], <floating>hp[0]  # sum_sq; eps
         for i in range(size):
             s = s1[i] + g[i] * g[i]
             s1[i] = s
             p[i] -= (g[i] / (_sqrt(s) + eps_f)) * lr_f
-    elif kind == 4:
+        return LEARNER_UPDATED
+    if code == LEARNER_ADADELTA:
+        if n_states != 2 or n_hp != 2:
+            return LEARNER_OTHER_ARITY
+        s1, s2 = states[0], states[1]  # sq_grad_avg, sq_update_avg
+        rho_f, omr, eps_f = <floating>hp[0], <floating>(1.0 - hp[0]), <floating>hp[1]  # rho, eps
         for i in range(size):
             eg = s1[i] * rho_f + (g[i] * g[i]) * omr
             s1[i] = eg
             dx = -((_sqrt(s2[i] + eps_f) / _sqrt(eg + eps_f)) * g[i])
             s2[i] = s2[i] * rho_f + (dx * dx) * omr
             p[i] += dx * lr_f
-    elif kind == 5:
+        return LEARNER_UPDATED
+    if code == LEARNER_RMSPROP:
+        if n_states != 1 or n_hp != 2:
+            return LEARNER_OTHER_ARITY
+        s1 = states[0]  # sq_grad_avg
+        rho_f, omr, eps_f = <floating>hp[0], <floating>(1.0 - hp[0]), <floating>hp[1]  # rho, eps
         for i in range(size):
             eg = s1[i] * rho_f + (g[i] * g[i]) * omr
             s1[i] = eg
             p[i] -= (g[i] / (_sqrt(eg) + eps_f)) * lr_f
-    else:  # Adam; t already counts this step
-        b1 = <floating>beta1
-        omb1 = <floating>(1.0 - beta1)
-        b2 = <floating>beta2
-        omb2 = <floating>(1.0 - beta2)
-        inv_c2 = <floating>(1.0 / (1.0 - pow(beta2, <double>t)))
-        step = <floating>(<double>lr_f / (1.0 - pow(beta1, <double>t)))
+        return LEARNER_UPDATED
+    if code == LEARNER_ADAM:  # t already counts this step
+        if n_states != 2 or n_hp != 3:
+            return LEARNER_OTHER_ARITY
+        s1, s2 = states[0], states[1]  # m, v; hp: beta1, beta2, eps
+        b1, omb1 = <floating>hp[0], <floating>(1.0 - hp[0])
+        b2, omb2 = <floating>hp[1], <floating>(1.0 - hp[1])
+        eps_f = <floating>hp[2]
+        inv_c2 = <floating>(1.0 / (1.0 - pow(hp[1], <double>t)))
+        step = <floating>(<double>lr_f / (1.0 - pow(hp[0], <double>t)))
         for i in range(size):
             m = s1[i] * b1 + g[i] * omb1
             v = s2[i] * b2 + (g[i] * g[i]) * omb2
             s1[i] = m
             s2[i] = v
             p[i] -= (m / (_sqrt(v * inv_c2) + eps_f)) * step
+        return LEARNER_UPDATED
+    return LEARNER_NO_BRANCH
+
+
+def learner_update_status(int code, Py_ssize_t n_states, Py_ssize_t n_hyperparameters):
+    """What the update rule of learner ``code`` says to ``n_states`` state
+    arrays and ``n_hyperparameters`` hyper-parameters: 0 (it takes them), 1
+    (no rule of that code), 2 (it takes other numbers).  Updates nothing."""
+    cdef double *states[MAX_LEARNER_STATES]
+    if not 0 <= n_states <= MAX_LEARNER_STATES:
+        return LEARNER_OTHER_ARITY
+    return _learner_update[double](code, NULL, NULL, states, n_states, NULL, n_hyperparameters, 0,
+                                   0.0, 0)
 
 
 cdef void _epoch_part(const xtype **rows, const xtype **next_rows, Py_ssize_t a, Py_ssize_t e,
@@ -521,118 +638,198 @@ cdef void _epoch_part(const xtype **rows, const xtype **next_rows, Py_ssize_t a,
         s += m
 
 
-cdef void _epoch_update(Py_ssize_t s0, Py_ssize_t s1, int nt, Py_ssize_t size, floating *p,
-                        floating *G, floating scale, floating l2, int kind, floating *st1,
-                        floating *st2, double lr, double mu, double rho, double beta1,
-                        double beta2, double eps, long t) noexcept nogil:
-    # Entries [s0, s1) of W: the threads' gradients summed, scaled, the l2
+cdef void _epoch_update(Py_ssize_t start, Py_ssize_t stop, int nt, Py_ssize_t size, floating *p,
+                        floating *G, floating scale, floating l2, int code, floating **states,
+                        Py_ssize_t n_states, const double *hp, Py_ssize_t n_hp, double lr,
+                        long t) noexcept nogil:
+    # Entries [start, stop) of W: the threads' gradients summed, scaled, the l2
     # term added, and the learner's step.
     cdef Py_ssize_t i, k
     cdef floating acc
-    for i in range(s0, s1):
+    cdef floating *part[MAX_LEARNER_STATES]
+    for i in range(start, stop):
         acc = G[i]
         for k in range(1, nt):
             acc = acc + G[k * size + i]
         G[i] = acc * scale + l2 * p[i]
-    _learner_update(kind, p + s0, G + s0, st1 + s0, st2 + s0, s1 - s0, lr, mu, rho, beta1,
-                    beta2, eps, t)
+    for k in range(n_states):
+        part[k] = states[k] + start
+    _learner_update(code, p + start, G + start, part, n_states, hp, n_hp, stop - start, lr, t)
+
+
+cdef Py_ssize_t _state_pointers(list arrays, Py_ssize_t size, floating **pointers,
+                                str what) except -1:
+    # Pointers to the learner's state arrays of one parameter, each checked to
+    # hold `size` entries.
+    cdef floating[::1] state
+    cdef Py_ssize_t k
+    if len(arrays) > MAX_LEARNER_STATES:
+        raise ValueError(f"at most {MAX_LEARNER_STATES} learner states, got {len(arrays)}")
+    for k in range(len(arrays)):
+        state = arrays[k]
+        if state.shape[0] != size:
+            raise ValueError(f"state {k} of {what} has {state.shape[0]} entries, expected {size}")
+        pointers[k] = &state[0]
+    return len(arrays)
 
 
 def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[::1] sample_weight,
                 double weight_mean, floating[:, ::1] WT, floating[::1] b,
                 const Py_ssize_t[::1] order, Py_ssize_t batch_size, double l2, bint fit_intercept,
-                int kind, double lr, double mu, double rho, double beta1, double beta2, double eps,
-                long t, floating[::1] sW1, floating[::1] sW2, floating[::1] sb1, floating[::1] sb2,
-                Py_ssize_t[::1] y_batch, floating[::1] sw_batch, floating[:, ::1] Z,
-                floating[:, :, ::1] G, floating[::1] gb, double[:, ::1] gb_sum,
-                double[::1] data_t):
+                int code, const double[::1] hyperparameters, double lr, long t, list states_W,
+                list states_b, int num_threads):
     """One epoch of minibatch training over ``X[order]``; ``WT`` (C, d), ``b``
-    and the flat learner states are updated in place.  The minibatch rows are
-    used where they are (row-pointer tables).  Each minibatch is split over
-    ``G.shape[0]`` threads (rows for the products, entries of ``W`` for the
-    update).  The ``*_batch``, ``Z`` (batch, C), ``G`` (threads, C, d),
-    ``gb`` (C,), ``gb_sum`` (threads, C) and ``data_t`` (threads,) arrays
-    are scratch.  An empty ``sample_weight`` means unit weights;
-    ``weight_mean > 0`` divides each weighted minibatch's data term by
-    ``len(batch) * weight_mean``.  Returns ``(mean minibatch loss weighted by
-    rows, t)``."""
-    cdef Py_ssize_t n = order.shape[0], d = WT.shape[1], C = WT.shape[0], size = C * d
-    cdef int nt = G.shape[0], tt
+    and the learner's states are updated in place.  ``code`` and
+    ``hyperparameters`` are the learner's in the learner table, ``states_W``
+    its flat (C * d,) state arrays of ``WT`` in the table's order,
+    ``states_b`` those of ``b`` (empty without ``fit_intercept``).  The
+    minibatch rows are used where they are (row-pointer tables).  Each
+    minibatch is split over ``num_threads`` threads (rows for the products,
+    entries of ``W`` for the update).  An empty ``sample_weight`` means unit
+    weights; ``weight_mean > 0`` divides each weighted minibatch's data term
+    by ``len(batch) * weight_mean``.  A ``batch_size`` above ``len(order)``
+    is the full batch.  Sizes, row indices and labels are checked (ValueError)
+    before anything is updated.  Returns ``(mean minibatch loss weighted by rows, t)``."""
+    cdef Py_ssize_t n = order.shape[0], n_rows = X.shape[0], d = WT.shape[1], C = WT.shape[0]
+    cdef Py_ssize_t size = C * d, n_hp = hyperparameters.shape[0], n_states
+    cdef int nt = num_threads, tt, status
     cdef Py_ssize_t k, lo, hi, nb, r, i, c
+    cdef Py_ssize_t bad = -1
     cdef bint weighted = sample_weight.shape[0] > 0
     cdef double data, m, scale, loss, total = 0.0, sq, gbs
     cdef floating *p = &WT[0, 0]
-    cdef floating *g = &G[0, 0, 0]
-    cdef floating *swb = &sw_batch[0] if weighted else NULL
-    cdef const xtype **rows
+    cdef const double *hp = &hyperparameters[0] if n_hp > 0 else NULL
+    cdef floating *sW[MAX_LEARNER_STATES]
+    cdef floating *sb[MAX_LEARNER_STATES]
+    cdef const xtype **rows = NULL
     cdef const xtype **next_rows
+    cdef Py_ssize_t *y_batch = NULL
+    cdef floating *sw_batch = NULL
+    cdef floating *swb = NULL
+    cdef floating *Z = NULL
+    cdef floating *g = NULL
+    cdef floating *gb = NULL
+    cdef double *gb_sum = NULL
+    cdef double *data_t = NULL
+
+    # The loops below trust these sizes, the row indices and the labels:
+    # checks first (O(1), then one pass over order), exceptions instead of
+    # memory corruption.
+    if X.shape[1] != d:
+        raise ValueError(f"X has {X.shape[1]} columns, WT {d}")
+    if y.shape[0] != n_rows or (weighted and sample_weight.shape[0] != n_rows):
+        raise ValueError(f"X has {n_rows} rows, y {y.shape[0]}, sample_weight "
+                         f"{sample_weight.shape[0]} (0: unit weights)")
+    if b.shape[0] != C:
+        raise ValueError(f"b has {b.shape[0]} entries, WT {C} rows")
+    if batch_size < 1 or nt < 1:
+        raise ValueError(f"batch_size and num_threads must be >= 1, got {batch_size}, {nt}")
+    n_states = _state_pointers(states_W, size, sW, "WT")
+    if fit_intercept and _state_pointers(states_b, C, sb, "b") != n_states:
+        raise ValueError(f"{n_states} states of WT but {len(states_b)} of b")
+    status = _learner_update(code, p, p, sW, n_states, hp, n_hp, 0, lr, t)
+    if status == LEARNER_NO_BRANCH:
+        raise ValueError(f"no update rule for learner code {code} in the cython epoch kernel")
+    if status != LEARNER_UPDATED:
+        raise ValueError(f"the update rule of learner code {code} takes other numbers of states "
+                         f"and hyper-parameters than {n_states} and {n_hp}")
+    with nogil:  # every row of the epoch and its label, before anything is updated
+        for k in range(n):
+            i = order[k]
+            if i < 0 or i >= n_rows or y[i] < 0 or y[i] >= C:
+                bad = k
+                break
+    if bad >= 0:
+        i = order[bad]
+        if not 0 <= i < n_rows:
+            raise ValueError(f"order must index rows of X in [0, {n_rows}): order[{bad}] = {i}")
+        raise ValueError(f"y must hold class indices in [0, {C}): y[{i}] = {y[i]}")
     if n == 0:
         return 0.0, t
-    rows = <const xtype **>malloc(2 * batch_size * sizeof(xtype *))
-    if rows == NULL:
-        raise MemoryError()
-    next_rows = rows + batch_size
-    with nogil:
-        for k in range((n + batch_size - 1) // batch_size):
-            lo = k * batch_size
-            hi = min(lo + batch_size, n)
-            nb = hi - lo
-            for r in range(nb):
-                i = order[lo + r]
-                rows[r] = &X[i, 0]
-                next_rows[r] = &X[order[min(hi + r, n - 1)], 0]
-                y_batch[r] = y[i]
-                if weighted:
-                    sw_batch[r] = sample_weight[i]
-            if nt == 1:
-                _epoch_part(rows, next_rows, 0, nb, d, C, p, &b[0], &y_batch[0], swb, &Z[0, 0],
-                            g, &gb_sum[0, 0], &data_t[0])
-            else:
-                for tt in prange(nt, num_threads=nt, schedule="static"):
-                    _epoch_part(rows, next_rows, tt * nb // nt, (tt + 1) * nb // nt, d, C, p,
-                                &b[0], &y_batch[0], swb, &Z[0, 0], &G[tt, 0, 0], &gb_sum[tt, 0],
-                                &data_t[tt])
-            data = 0
-            for tt in range(nt):
-                data = data + data_t[tt]
-            if weighted and weight_mean > 0:
-                m = nb * weight_mean  # the estimators' unbiased-estimate convention
-            elif weighted:
-                m = 0
+    batch_size = min(batch_size, n)  # and so are the per-batch buffers
+
+    try:
+        rows = <const xtype **>malloc(2 * batch_size * sizeof(xtype *))
+        y_batch = <Py_ssize_t *>malloc(batch_size * sizeof(Py_ssize_t))
+        sw_batch = <floating *>malloc(batch_size * sizeof(floating))
+        Z = <floating *>malloc(batch_size * C * sizeof(floating) + 1)
+        g = <floating *>malloc(nt * size * sizeof(floating) + 1)
+        gb = <floating *>malloc(C * sizeof(floating) + 1)
+        gb_sum = <double *>malloc(nt * C * sizeof(double) + 1)
+        data_t = <double *>malloc(nt * sizeof(double))
+        if (rows == NULL or y_batch == NULL or sw_batch == NULL or Z == NULL or g == NULL
+                or gb == NULL or gb_sum == NULL or data_t == NULL):
+            raise MemoryError(f"no memory for the buffers of minibatches of {batch_size} rows")
+        next_rows = rows + batch_size
+        swb = sw_batch if weighted else NULL
+        with nogil:
+            for k in range((n + batch_size - 1) // batch_size):
+                lo = k * batch_size
+                hi = min(lo + batch_size, n)
+                nb = hi - lo
                 for r in range(nb):
-                    m += sw_batch[r]
-            else:
-                m = nb
-            scale = 1.0 / m if m > 0 else 0.0
-            loss = data * scale
-            if l2 != 0:
-                sq = 0
-                for i in range(size):
-                    sq += <double>p[i] * p[i]
-                loss += 0.5 * l2 * sq
-            total += loss * nb
-            t += 1
-            if nt == 1 and kind == 0:
-                # plain SGD: scaling and step fused in one vectorized pass
-                if floating is float:
-                    fs_sgd_step_f32(p, g, size, <float>scale, <float>l2, <float>lr)
+                    i = order[lo + r]
+                    rows[r] = &X[i, 0]
+                    next_rows[r] = &X[order[min(hi + r, n - 1)], 0]
+                    y_batch[r] = y[i]
+                    if weighted:
+                        sw_batch[r] = sample_weight[i]
+                if nt == 1:
+                    _epoch_part(rows, next_rows, 0, nb, d, C, p, &b[0], y_batch, swb, Z, g,
+                                gb_sum, data_t)
                 else:
-                    fs_sgd_step_f64(p, g, size, scale, <double>l2, lr)
-            elif nt == 1:
-                _epoch_update(0, size, 1, size, p, g, <floating>scale, <floating>l2, kind,
-                              &sW1[0], &sW2[0], lr, mu, rho, beta1, beta2, eps, t)
-            else:
-                for tt in prange(nt, num_threads=nt, schedule="static"):
-                    _epoch_update(tt * size // nt, (tt + 1) * size // nt, nt, size, p, g,
-                                  <floating>scale, <floating>l2, kind, &sW1[0], &sW2[0], lr, mu,
-                                  rho, beta1, beta2, eps, t)
-            if fit_intercept:
-                for c in range(C):
-                    gbs = 0
-                    for tt in range(nt):
-                        gbs = gbs + gb_sum[tt, c]
-                    gb[c] = <floating>(gbs * scale)
-                _learner_update(kind, &b[0], &gb[0], &sb1[0], &sb2[0], C, lr, mu, rho, beta1,
-                                beta2, eps, t)
-    free(rows)
+                    for tt in prange(nt, num_threads=nt, schedule="static"):
+                        _epoch_part(rows, next_rows, tt * nb // nt, (tt + 1) * nb // nt, d, C, p,
+                                    &b[0], y_batch, swb, Z, g + tt * size, gb_sum + tt * C,
+                                    data_t + tt)
+                data = 0
+                for tt in range(nt):
+                    data = data + data_t[tt]
+                if weighted and weight_mean > 0:
+                    m = nb * weight_mean  # the estimators' unbiased-estimate convention
+                elif weighted:
+                    m = 0
+                    for r in range(nb):
+                        m += sw_batch[r]
+                else:
+                    m = nb
+                scale = 1.0 / m if m > 0 else 0.0
+                loss = data * scale
+                if l2 != 0:
+                    sq = 0
+                    for i in range(size):
+                        sq += <double>p[i] * p[i]
+                    loss += 0.5 * l2 * sq
+                total += loss * nb
+                t += 1
+                if nt == 1 and code == LEARNER_SGD:
+                    # plain SGD: scaling and step fused in one vectorized pass
+                    if floating is float:
+                        fs_sgd_step_f32(p, g, size, <float>scale, <float>l2, <float>lr)
+                    else:
+                        fs_sgd_step_f64(p, g, size, scale, <double>l2, lr)
+                elif nt == 1:
+                    _epoch_update(0, size, 1, size, p, g, <floating>scale, <floating>l2, code,
+                                  sW, n_states, hp, n_hp, lr, t)
+                else:
+                    for tt in prange(nt, num_threads=nt, schedule="static"):
+                        _epoch_update(tt * size // nt, (tt + 1) * size // nt, nt, size, p, g,
+                                      <floating>scale, <floating>l2, code, sW, n_states, hp,
+                                      n_hp, lr, t)
+                if fit_intercept:
+                    for c in range(C):
+                        gbs = 0
+                        for tt in range(nt):
+                            gbs = gbs + gb_sum[tt * C + c]
+                        gb[c] = <floating>(gbs * scale)
+                    _learner_update(code, &b[0], gb, sb, n_states, hp, n_hp, C, lr, t)
+    finally:
+        free(rows)
+        free(y_batch)
+        free(sw_batch)
+        free(Z)
+        free(g)
+        free(gb)
+        free(gb_sum)
+        free(data_t)
     return total / n, t

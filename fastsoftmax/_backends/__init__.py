@@ -91,9 +91,13 @@ train_epoch(X, y, sample_weight, W, b, order, batch_size, l2, fit_intercept, \
 kind, hyperparameters, lr, t, state, weight_mean=None) -> (loss, t)
     ``X`` (n, d) ``F`` or uint8, ``y`` (n,) intp labels, ``sample_weight``
     None or an ``F`` (n,) vector, ``W`` (d, C) and ``b`` (C,) ``F`` arrays
-    (C-contiguous) updated in place.  ``order`` is a 1-D integer array of
+    updated in place.  ``W`` is normally ``SoftmaxModel.W``, the view
+    ``coef.T`` of the (C, d) weights, and is then used without a copy (so are
+    learner states of the same layout); another layout is copied in and back.
+    ``order`` is a 1-D integer array of
     row indices of ``X``: the epoch visits ``X[order]`` in that order, in
-    consecutive minibatches of ``batch_size`` rows (the last may be shorter).
+    consecutive minibatches of ``batch_size`` rows (the last may be shorter;
+    a ``batch_size`` above ``len(order)`` is the full batch).
     Shuffling is the caller's job (e.g. ``order = rng.permutation(n)``), so
     the random stream stays the caller's and the epoch is reproducible.
     Each minibatch runs the forward/backward pass of
@@ -101,10 +105,10 @@ kind, hyperparameters, lr, t, state, weight_mean=None) -> (loss, t)
     used when ``fit_intercept`` is false and ``b`` is then left unchanged),
     increments the step counter ``t`` and applies the learner's update with
     learning rate ``lr`` (the rate of this epoch, e.g. ``learner.lr_at(epoch)``).
-    ``kind`` is a learner's ``.kind`` ("sgd", "momentum", "nesterov",
-    "adagrad", "adadelta", "rmsprop", "adam"), ``hyperparameters`` its
-    ``.hyperparameters()`` dict (``momentum``, ``rho``, ``beta1``, ``beta2``,
-    ``eps`` as needed), ``t`` its ``.t`` and ``state`` its ``.state`` list
+    ``kind`` is a row of :data:`fastsoftmax.learners.LEARNER_TABLE` (which
+    gives the kernels its code, state names and hyper-parameter names),
+    ``hyperparameters`` the learner's ``.hyperparameters()`` dict, ``t`` its
+    ``.t`` and ``state`` its ``.state`` list
     (one dict of state arrays for ``W`` and, with ``fit_intercept``, one for
     ``b``; None or empty dicts for "sgd"), whose arrays are updated in
     place.  The updates are those of :mod:`fastsoftmax.learners` step for
@@ -114,6 +118,8 @@ kind, hyperparameters, lr, t, state, weight_mean=None) -> (loss, t)
     sum of its weights); given ``weight_mean`` (a positive float), the data
     term is divided by ``len(batch) * weight_mean`` instead (an unbiased
     estimate of the full weighted objective, the estimators' convention).
+    Bad shapes, row indices or labels, and a learner code without a compiled
+    branch, raise before anything is updated.
     Returns the mean of the minibatch losses (each before its update,
     penalty included) weighted by their number of rows (0.0 for an empty
     ``order``) and the new ``t`` (``t`` + number of minibatches).

@@ -204,23 +204,21 @@ def train_epoch(
     weighted by rows) and the step counter after the epoch.
     """
     args = _epoch_args.prepare(
-        X, W, b, order, batch_size, fit_intercept, kind, hyperparameters, state
+        X, y, sample_weight, W, b, order, batch_size, fit_intercept, kind, hyperparameters, state
     )
-    (d, C), dtype = W.shape, W.dtype
-    # W is used transposed, (C, d), like its learner states: lanes over features
-    WT = np.ascontiguousarray(W.T)
-    empty = np.empty(0, dtype)
-    rows = max(1, min(args.batch_size, args.order.size))
+    spec = args.spec
+    status = _k.learner_update_status(
+        spec.code, len(spec.state_names), len(spec.hyperparameter_names)
+    )
+    _epoch_args.check_update_status(status, spec, "cython", "src_cython/_cython_kernels.pyx")
+    C, d = args.WT.shape
     # a minibatch is split over threads when each gets enough work
-    threads = _threads(rows * d * C, _MIN_FLOPS_PER_THREAD // 4)
+    threads = _threads(args.batch_size * d * C, _MIN_FLOPS_PER_THREAD // 4)
     loss, t = _k.train_epoch(
-        X, y, empty if sample_weight is None else sample_weight,
-        float(weight_mean or 0.0), WT, b, args.order, args.batch_size, float(l2),
-        bool(fit_intercept), args.code, float(lr), *args.hyperparameters, int(t),
-        *args.flat_state_W, *args.flat_state_b,
-        np.empty(rows, np.intp), np.empty(rows, dtype), np.empty((rows, C), dtype),
-        np.empty((threads, C, d), dtype), np.empty(C, dtype), np.empty((threads, C)),
-        np.empty(threads),
+        X, args.y, args.sample_weight,
+        float(weight_mean or 0.0), args.WT, args.b, args.order, args.batch_size, float(l2),
+        bool(fit_intercept), spec.code, args.hyperparameters, float(lr), int(t),
+        args.states_W, args.states_b, threads,
     )  # fmt: skip
-    _epoch_args.store(args, W, WT)
+    _epoch_args.store(args)
     return float(loss), int(t)

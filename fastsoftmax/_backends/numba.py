@@ -1059,6 +1059,103 @@ def _csr_weight_total(sample_weight, indptr):
 
 __all__ = [*KERNEL_NAMES, "train_epoch"]
 
-# The optional whole-epoch kernel (see fastsoftmax._backends); imported last
-# because it is built from the blocks above.
-from .numba_epoch import train_epoch  # noqa: E402
+
+# ---------------------------------------------------------------------------
+# Optional whole-epoch kernel (see fastsoftmax._backends): the minibatch loop
+# over the fused blocks above; the learners' update rules are compiled in
+# numba_epoch, which imports nothing of this module.
+# ---------------------------------------------------------------------------
+
+from . import _epoch_args  # noqa: E402  (imports of this section kept with it)
+from .numba_epoch import _UPDATED, _learner_update, check_learner  # noqa: E402
+
+
+@njit
+def _train_epoch_kernel(
+    X, y, sw, weight_mean, WT, b, order, batch_size, l2, fit_intercept,
+    code, hp, lr, t, states_W, states_b, n_states, G, Xb,
+):  # fmt: skip
+    """One epoch over ``order`` in minibatches; returns ``(loss, t, status)``.
+
+    ``WT`` and the gradient buffer ``G`` are (C, d), transposed, the
+    ``states_W`` flat views of (C, d) arrays; ``Xb`` is the aligned row
+    scratch of ``_softmax_grad_range``.  An empty ``sw`` means unit weights.
+    ``status`` is not ``_UPDATED`` only if the update rule compiled in here
+    disagrees with the one ``check_learner`` asked (a stale cache): the epoch
+    then stops at its first update, before changing anything.
+    """
+    C, d = WT.shape
+    F = WT.dtype.type
+    n = order.shape[0]
+    weighted = sw.shape[0] > 0
+    gb_sum = np.empty(C, np.float64)
+    gb = np.zeros(C, WT.dtype)
+    p_flat = WT.reshape(C * d)
+    g_flat = G.reshape(C * d)
+    l2_f = F(l2)
+    total = 0.0
+    for lo in range(0, n, batch_size):
+        hi = min(lo + batch_size, n)
+        G[:] = 0
+        gb_sum[:] = 0.0
+        data = _softmax_grad_range(X, order, True, lo, hi, WT, b, y, sw, weighted, G, gb_sum, Xb)
+        if weighted and weight_mean > 0:
+            m = (hi - lo) * weight_mean  # the estimator's unbiased-estimate convention
+        else:
+            m = _weight_sum(order, True, lo, hi, sw, weighted)
+        scale = 1.0 / m if m > 0 else 0.0
+        loss = data * scale
+        if l2 != 0:
+            loss += 0.5 * l2 * _sum_squares(WT)
+        total += loss * (hi - lo)
+        scale_f = F(scale)
+        for i in range(g_flat.shape[0]):
+            g_flat[i] = g_flat[i] * scale_f + l2_f * p_flat[i]
+        t += 1
+        status = _learner_update(code, p_flat, g_flat, states_W, n_states, hp, C * d, lr, t)
+        if status != _UPDATED:
+            return 0.0, t, status
+        if fit_intercept:
+            for c in range(C):
+                gb[c] = F(gb_sum[c] * scale)
+            _learner_update(code, b, gb, states_b, n_states, hp, C, lr, t)
+    return (total / n if n > 0 else 0.0), t, _UPDATED
+
+
+def train_epoch(
+    X, y, sample_weight, W, b, order, batch_size, l2, fit_intercept,
+    kind, hyperparameters, lr, t, state, weight_mean=None,
+):  # fmt: skip
+    """Run one epoch of minibatch training of softmax regression in compiled code.
+
+    See "Optional whole-epoch kernel" in :mod:`fastsoftmax._backends` for the
+    contract.  ``W``, ``b`` and the ``state`` arrays are updated in place.
+
+    Returns
+    -------
+    loss : float
+        Mean over the epoch's minibatches, weighted by their number of rows,
+        of each minibatch's loss before its update.
+    t : int
+        The step counter after the epoch (``t + number of minibatches``).
+    """
+    args = _epoch_args.prepare(
+        X, y, sample_weight, W, b, order, batch_size, fit_intercept, kind, hyperparameters, state
+    )
+    states_W, states_b = check_learner(args, X.shape[0])
+    WT, spec = args.WT, args.spec
+    loss, t_new, status = _train_epoch_kernel(
+        X, args.y, args.sample_weight, 0.0 if weight_mean is None else float(weight_mean),
+        WT, args.b, args.order, args.batch_size, float(l2), bool(fit_intercept),
+        spec.code, args.hyperparameters, float(lr), int(t),
+        states_W, states_b, len(spec.state_names),
+        _aligned_empty(WT.shape, WT.dtype), _row_scratch((), X.shape[1], WT.dtype),
+    )  # fmt: skip
+    if status != _UPDATED:
+        raise RuntimeError(
+            f"numba's cached epoch kernel runs another update rule of learner {spec.kind!r} "
+            "than fastsoftmax/_backends/numba_epoch.py has: its on-disk cache is stale "
+            "(delete the *.nbi and *.nbc files of fastsoftmax/_backends/__pycache__)"
+        )
+    _epoch_args.store(args)
+    return float(loss), int(t_new)
