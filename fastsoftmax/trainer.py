@@ -24,6 +24,10 @@ True
 >>> model.predict(X[:4]).shape
 (4,)
 
+``X`` may also be a scipy.sparse matrix (CSR, CSC, COO, ...): it is read as
+CSR once, never densified, and trained by the Python minibatch loop (the
+compiled whole-epoch kernels read dense rows).
+
 Labels here are class indices ``0 .. n_classes - 1``; the estimators
 (:class:`fastsoftmax.SoftmaxRegression`) map arbitrary labels to indices and
 drive this same machinery.
