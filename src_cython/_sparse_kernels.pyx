@@ -46,51 +46,66 @@ cdef inline void _prefetch_row(const void *row, Py_ssize_t nbytes, int rw) noexc
 
 
 cdef inline void _logits_row(const floating *data, const index_t *indices, Py_ssize_t lo,
-                             Py_ssize_t hi, Py_ssize_t end, const floating *W, const floating *b,
-                             Py_ssize_t C, floating *z) noexcept nogil:
-    # z = W^T x + b for the entries lo:hi of a sparse row; prefetches the rows of W of
-    # the entries that follow, up to end (into the next rows)
+                             Py_ssize_t hi, Py_ssize_t end, const floating *W, Py_ssize_t ws,
+                             const floating *b, Py_ssize_t C, floating *z) noexcept nogil:
+    # z = W^T x + b for the entries lo:hi of a sparse row, W[j, c] at W[j C + c] (ws = 1,
+    # prefetching the rows of W of the entries that follow, up to end) or, in the layout
+    # of coef, at W[c ws + j] (ws = d: no transpose, for small batches)
     cdef Py_ssize_t k, c
     cdef floating x
     cdef const floating *w
     for c in range(C):
         z[c] = b[c]
     for k in range(lo, hi):
-        if k + PREFETCH_AHEAD < end:
-            _prefetch_row(W + <Py_ssize_t>indices[k + PREFETCH_AHEAD] * C, C * sizeof(floating), 0)
         x = data[k]
-        w = W + <Py_ssize_t>indices[k] * C
-        for c in range(C):
-            z[c] += x * w[c]
+        if ws == 1:
+            if k + PREFETCH_AHEAD < end:
+                _prefetch_row(W + <Py_ssize_t>indices[k + PREFETCH_AHEAD] * C,
+                              C * sizeof(floating), 0)
+            w = W + <Py_ssize_t>indices[k] * C
+            for c in range(C):
+                z[c] += x * w[c]
+        else:
+            w = W + <Py_ssize_t>indices[k]
+            for c in range(C):
+                z[c] += x * w[c * ws]
 
 
 cdef inline void _scatter_row(const floating *data, const index_t *indices, Py_ssize_t lo,
                               Py_ssize_t hi, Py_ssize_t end, const floating *r, Py_ssize_t C,
-                              floating *G) noexcept nogil:
-    # G[j] += x_ij r for the entries lo:hi of a sparse row (prefetching as _logits_row)
+                              floating *G, Py_ssize_t ws) noexcept nogil:
+    # G[j] += x_ij r for the entries lo:hi of a sparse row, G in the layout of W
+    # (see _logits_row)
     cdef Py_ssize_t k, c
     cdef floating x
     cdef floating *g
     for k in range(lo, hi):
-        if k + PREFETCH_AHEAD < end:
-            _prefetch_row(G + <Py_ssize_t>indices[k + PREFETCH_AHEAD] * C, C * sizeof(floating), 1)
         x = data[k]
-        g = G + <Py_ssize_t>indices[k] * C
-        for c in range(C):
-            g[c] += x * r[c]
+        if ws == 1:
+            if k + PREFETCH_AHEAD < end:
+                _prefetch_row(G + <Py_ssize_t>indices[k + PREFETCH_AHEAD] * C,
+                              C * sizeof(floating), 1)
+            g = G + <Py_ssize_t>indices[k] * C
+            for c in range(C):
+                g[c] += x * r[c]
+        else:
+            g = G + <Py_ssize_t>indices[k]
+            for c in range(C):
+                g[c * ws] += x * r[c]
 
 
 cdef double _softmax_csr_block(const floating *data, const index_t *indices,
                                const index_t *indptr, Py_ssize_t a, Py_ssize_t nb,
-                               const floating *W, const floating *b, Py_ssize_t C,
-                               const Py_ssize_t *y, const floating *sw, floating *Z,
-                               floating *row, floating *G, double *db) noexcept nogil:
+                               const floating *W, Py_ssize_t ws, const floating *b,
+                               Py_ssize_t C, const Py_ssize_t *y, const floating *sw,
+                               floating *Z, floating *row, floating *G,
+                               double *db) noexcept nogil:
     # rows a:a+nb: logits class-major in Z (Z[c nb + i]), residual in place, scatter
     cdef Py_ssize_t i, c
     cdef double loss
     for i in range(nb):
-        _logits_row(data, indices, indptr[a + i], indptr[a + i + 1], indptr[a + nb], W, b, C,
-                    row)
+        _logits_row(data, indices, indptr[a + i], indptr[a + i + 1], indptr[a + nb], W, ws, b,
+                    C, row)
         for c in range(C):
             Z[c * nb + i] = row[c]
     if floating is float:
@@ -100,7 +115,8 @@ cdef double _softmax_csr_block(const floating *data, const index_t *indices,
     for i in range(nb):
         for c in range(C):
             row[c] = Z[c * nb + i]
-        _scatter_row(data, indices, indptr[a + i], indptr[a + i + 1], indptr[a + nb], row, C, G)
+        _scatter_row(data, indices, indptr[a + i], indptr[a + i + 1], indptr[a + nb], row, C, G,
+                     ws)
     return loss
 
 
@@ -109,15 +125,19 @@ def softmax_ce_sums_csr(const floating[::1] data, const index_t[::1] indices,
                         const floating[::1] b, const Py_ssize_t[::1] y,
                         const floating[::1] sample_weight, floating[:, :, ::1] G_acc,
                         double[:, ::1] db_acc, floating[:, ::1] Z_buf, Py_ssize_t block,
-                        int num_threads):
+                        bint coef_layout, int num_threads):
     """Fused softmax regression pass over a CSR matrix: the data-term sums.
 
     ``W`` is ``coef.T`` (d, C); thread ``t`` adds its share of ``X^T s (P - Y)``
     to ``G_acc[t]`` (d, C, zeroed by the caller) and of the column sums of
     ``s (P - Y)`` to ``db_acc[t]``; ``Z_buf`` (threads, (block + 1) C) is scratch.
+    With ``coef_layout``, ``W`` is ``coef`` itself (C, d) and ``G_acc[t]`` is
+    (C, d) too: strided, but no transpose and no reduction, for small batches.
     An empty ``sample_weight`` means unit weights.  Returns ``sum_i s_i CE_i``.
     """
-    cdef Py_ssize_t n = indptr.shape[0] - 1, C = W.shape[1], nblocks, k, a, t
+    cdef Py_ssize_t n = indptr.shape[0] - 1, nblocks, k, a, t
+    cdef Py_ssize_t C = W.shape[0] if coef_layout else W.shape[1]
+    cdef Py_ssize_t ws = W.shape[1] if coef_layout else 1
     cdef const floating *sw = &sample_weight[0] if sample_weight.shape[0] else NULL
     cdef double loss = 0
     if Z_buf.shape[1] < (block + 1) * C:
@@ -132,7 +152,7 @@ def softmax_ce_sums_csr(const floating[::1] data, const index_t[::1] indices,
             a = k * block
             loss += _softmax_csr_block(
                 &data[0] if data.shape[0] else NULL, &indices[0] if indices.shape[0] else NULL,
-                &indptr[0], a, min(block, n - a), &W[0, 0], &b[0], C, &y[0], sw,
+                &indptr[0], a, min(block, n - a), &W[0, 0], ws, &b[0], C, &y[0], sw,
                 &Z_buf[t, 0], &Z_buf[t, block * C], &G_acc[t, 0, 0], &db_acc[t, 0])
     return loss
 
@@ -148,7 +168,7 @@ def linear_csr(const floating[::1] data, const index_t[::1] indices, const index
         for i in prange(n, num_threads=num_threads, schedule="static"):
             _logits_row(&data[0] if data.shape[0] else NULL,
                         &indices[0] if indices.shape[0] else NULL, indptr[i], indptr[i + 1],
-                        indptr[i + 1], &W[0, 0], &b[0], C, &out[i, 0])
+                        indptr[i + 1], &W[0, 0], 1, &b[0], C, &out[i, 0])
 
 
 cdef double _logistic_csr_rows(const floating *data, const index_t *indices,

@@ -174,3 +174,24 @@ def test_csr_kernels_threads_agree(mod, rng, restore_num_threads):
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12)
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(results[0][2], results[1][2], rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_softmax_ce_sums_csr_minibatch(mod, rng, dtype, index_dtype, weighted):
+    # fewer entries than features, as in a minibatch of a wide corpus (a path of its own)
+    n, d, C = 20, 1000, 6
+    csr = odd_csr(rng, n, d, dtype, index_dtype, density=0.005)
+    assert csr[2][-1] < d
+    coef = (rng.standard_normal((C, d)) / 5).astype(dtype)
+    intercept = rng.standard_normal(C).astype(dtype)
+    y = rng.integers(0, C, size=n).astype(np.intp)
+    sw = rng.uniform(0.1, 2.0, size=n).astype(dtype) if weighted else None
+    outs = (_out((C, d), dtype), _out(C, dtype))
+    loss, _ = _call(mod.softmax_ce_sums_csr, (*csr, coef, intercept, y, sw), outs)
+    ref = (np.empty((C, d)), np.empty(C))
+    ref_loss, _ = get_module("naive").softmax_ce_sums_csr(*csr, coef, intercept, y, sw, *ref)
+    _close(loss, ref_loss, dtype, scale=max(1.0, abs(ref_loss)))
+    _close(outs[0], ref[0], dtype, scale=n)
+    _close(outs[1], ref[1], dtype, scale=n)

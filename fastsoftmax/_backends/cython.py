@@ -163,16 +163,22 @@ def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight
     (C, d), dtype = coef.shape, coef.dtype
     if intercept is None:
         intercept = np.zeros(C, dtype)
-    threads = _csr_threads(indptr, C)
-    # per-thread accumulators in the layout of W = coef.T, reduced and transposed at the end
-    G = np.zeros((threads, d, C), dtype)
+    # a small batch (fewer entries than features, e.g. a minibatch) reads coef and writes
+    # the gradient in their own layout, strided: the O(d C) transposes would cost more
+    small = int(indptr[-1] - indptr[0]) < d
+    threads = 1 if small else _csr_threads(indptr, C)
     intercept_acc = np.zeros((threads, C))
     scratch = np.empty((threads, (_CSR_BLOCK + 1) * C), dtype)
+    if small:
+        W, G = coef, _accumulators(coef_grad_out, 1)
+    else:  # per-thread accumulators in the layout of W = coef.T, reduced and transposed once
+        W, G = np.ascontiguousarray(coef.T), np.zeros((threads, d, C), dtype)
     loss = _sk.softmax_ce_sums_csr(
-        data, indices, indptr, np.ascontiguousarray(coef.T), intercept, y,
-        _unit_or(sample_weight, dtype), G, intercept_acc, scratch, _CSR_BLOCK, threads,
+        data, indices, indptr, W, intercept, y, _unit_or(sample_weight, dtype), G, intercept_acc,
+        scratch, _CSR_BLOCK, small, threads,
     )  # fmt: skip
-    _sk.sum_transposed(G, coef_grad_out, threads)
+    if not small:
+        _sk.sum_transposed(G, coef_grad_out, threads)
     intercept_grad_out[...] = intercept_acc.sum(axis=0)
     return float(loss), weight_total(sample_weight, indptr.shape[0] - 1)
 
