@@ -1025,16 +1025,23 @@ def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight
     C, d = coef.shape
     weighted, sw = _csr_weights(sample_weight, coef.dtype)
     bias = intercept if intercept is not None else np.zeros(C, coef.dtype)
-    bounds = _csr_bounds(indptr, C)
-    threads = bounds.shape[0] - 1
-    G = np.zeros((threads, d, C), coef.dtype)
-    GB = np.zeros((threads, C))
-    L = np.zeros(threads)
-    _softmax_sums_csr_kernel(
-        data, indices, indptr, bounds, np.ascontiguousarray(coef.T), bias, y, sw, weighted, G, GB,
-        L,
-    )  # fmt: skip
-    _sum_transposed(G, coef_grad_out)
+    # a small batch (fewer entries than features, e.g. a minibatch) reads coef and writes
+    # the gradient through their transposed views, strided: the O(d C) transposes and
+    # per-thread accumulators would cost more than the batch
+    small = int(indptr[-1] - indptr[0]) < d
+    if small:
+        numba.set_num_threads(1)
+        bounds = np.array([0, indptr.shape[0] - 1], np.intp)
+        W, G = coef.T, coef_grad_out.T[None]
+        coef_grad_out.fill(0)
+    else:
+        bounds = _csr_bounds(indptr, C)
+        W, G = np.ascontiguousarray(coef.T), np.zeros((bounds.shape[0] - 1, d, C), coef.dtype)
+    GB = np.zeros((bounds.shape[0] - 1, C))
+    L = np.zeros(bounds.shape[0] - 1)
+    _softmax_sums_csr_kernel(data, indices, indptr, bounds, W, bias, y, sw, weighted, G, GB, L)
+    if not small:
+        _sum_transposed(G, coef_grad_out)
     intercept_grad_out[...] = GB.sum(axis=0)
     return float(L.sum()), _csr_weight_total(sample_weight, indptr)
 
