@@ -9,7 +9,7 @@ total by default or ``len(batch) * mean_weight`` (the estimators' rule, an
 unbiased estimate of the full weighted objective).
 
 Private and non-validating, like :mod:`fastsoftmax._objective`: ``X`` is
-C-contiguous and checked, ``y`` intp labels in range, ``sample_weight`` None
+C-contiguous and checked (or a checked CSR matrix, trained by the Python loop), ``y`` intp labels in range, ``sample_weight`` None
 or checked.
 
 Examples
@@ -46,6 +46,8 @@ def epoch_kernel(trainer, X):
     per-minibatch Python overhead would otherwise be the bottleneck.
     """
     learner, model = trainer.learner, trainer.model
+    if not isinstance(X, np.ndarray):
+        return None  # a CSR matrix: the compiled epoch kernels read dense rows
     if not trainer._fused or type(learner) is not LEARNERS.get(learner.kind):
         return None
     if X.dtype != np.uint8 and X.dtype != model.dtype:

@@ -2,7 +2,9 @@
 
 Private and non-validating: callers (the public functions, the estimators,
 the Trainer, the epoch driver) pass arrays that are already checked: ``X``
-2-D C-contiguous float32/float64/uint8, ``coef`` C-contiguous in the layout of
+2-D C-contiguous float32/float64/uint8 or a CSR matrix checked by
+:func:`fastsoftmax._validation.check_sparse_matrix` (data of ``coef``'s
+dtype), ``coef`` C-contiguous in the layout of
 ``coef_``, (n_classes, n_features) (a vector (n_features,) for the binary
 model), ``intercept`` of ``coef``'s dtype or None, ``y`` intp labels in range
 (float 0/1 targets for the binary model), ``sample_weight`` None or a
@@ -33,6 +35,17 @@ from __future__ import annotations
 import numpy as np
 
 from ._backends import get_module
+
+
+def _data_kernel(kernels, name, X, *args):
+    """Kernel ``name`` on a dense ``X``, or its CSR counterpart ``name_csr`` on a CSR ``X``.
+
+    The only place that tells dense from sparse input: everything around the
+    kernels (normalisation, penalties, the rules above) is shared.
+    """
+    if isinstance(X, np.ndarray):
+        return getattr(kernels, name)(X, *args)
+    return getattr(kernels, name + "_csr")(X.data, X.indices, X.indptr, *args)
 
 
 def l2_penalty(coef, l2):
@@ -81,14 +94,16 @@ def decision(X, coef, intercept=None, *, out=None, backend=None):
     kernels = get_module(backend)
     if coef.ndim == 1:
         bias = None if intercept is None else np.full(1, intercept, coef.dtype)
-        column = kernels.linear(X, coef[None, :], bias, np.empty((X.shape[0], 1), coef.dtype))
+        column = _data_kernel(
+            kernels, "linear", X, coef[None, :], bias, np.empty((X.shape[0], 1), coef.dtype)
+        )
         if out is None:
             return column[:, 0]
         out[...] = column[:, 0]
         return out
     if out is None:
         out = np.empty((X.shape[0], coef.shape[0]), coef.dtype)
-    return kernels.linear(X, coef, intercept, out)
+    return _data_kernel(kernels, "linear", X, coef, intercept, out)
 
 
 def softmax_loss_grad(X, coef, intercept, y, sample_weight=None, l2=0.0, *, normalizer=None,
@@ -106,9 +121,10 @@ def softmax_loss_grad(X, coef, intercept, y, sample_weight=None, l2=0.0, *, norm
         np.empty(coef.shape[0], dtype) if intercept_grad_out is None else intercept_grad_out
     )
     X, y, sample_weight = _without_zero_weights(X, y, sample_weight)
-    loss_sum, weight_total = get_module(backend).softmax_ce_sums(
-        X, coef, intercept, y, sample_weight, coef_grad, intercept_grad
-    )
+    loss_sum, weight_total = _data_kernel(
+        get_module(backend), "softmax_ce_sums", X, coef, intercept, y, sample_weight, coef_grad,
+        intercept_grad,
+    )  # fmt: skip
     scale = _inverse_normalizer(weight_total, normalizer)
     _scale(coef_grad, scale)
     _scale(intercept_grad, scale)
@@ -125,9 +141,10 @@ def logistic_loss_grad(X, coef, intercept, y, sample_weight=None, l2=0.0, *, nor
     """
     coef_grad = np.empty(coef.shape, coef.dtype) if coef_grad_out is None else coef_grad_out
     X, y, sample_weight = _without_zero_weights(X, y, sample_weight)
-    loss_sum, intercept_grad_sum, weight_total = get_module(backend).logistic_sums(
-        X, coef, 0.0 if intercept is None else float(intercept), y, sample_weight, coef_grad
-    )
+    loss_sum, intercept_grad_sum, weight_total = _data_kernel(
+        get_module(backend), "logistic_sums", X, coef, 0.0 if intercept is None else float(intercept),
+        y, sample_weight, coef_grad,
+    )  # fmt: skip
     scale = _inverse_normalizer(weight_total, normalizer)
     _scale(coef_grad, scale)
     _add_l2_gradient(coef_grad, coef, l2)

@@ -51,10 +51,12 @@ __all__ = [
     "check_real",
     "check_reduction",
     "check_sample_weight",
+    "check_sparse_matrix",
     "check_unit_interval",
     "check_verbose",
     "compute_dtype",
     "float_dtype",
+    "is_sparse",
     "normalize_axis_tuple",
     "result_dtype",
 ]
@@ -113,11 +115,74 @@ def check_2d(arr, name, what):
 
 
 def check_data_matrix(X, name="X"):
-    """Validate a data matrix: 2-D, numeric; uint8 and floats kept, other integers as float64."""
+    """Validate a data matrix: 2-D, numeric; uint8 and floats kept, other integers as float64.
+
+    A scipy.sparse matrix is checked by :func:`check_sparse_matrix` (and comes back as CSR).
+    """
+    if is_sparse(X):
+        return check_sparse_matrix(X, name)
     X = check_2d(as_numeric_array(X, name), name, "(n_samples, n_features)")
     if X.dtype == np.uint8 or X.dtype in _FLOATS:
         return X
     return X.astype(float_dtype(X.dtype))
+
+
+def is_sparse(X):
+    """Whether ``X`` is a scipy.sparse matrix or array (duck-typed: scipy is not imported)."""
+    return type(X).__module__.startswith("scipy.sparse")
+
+
+def check_sparse_matrix(X, name="X"):
+    """Validate a scipy.sparse data matrix and return it in the CSR form of the kernels.
+
+    CSC, COO and the other formats are converted to CSR once.  The result has
+    C-contiguous ``data`` of float32 or float64 (other dtypes are read as
+    float64, uint8 too: sparse pixels are no fast path) and ``indices`` and
+    ``indptr`` of one integer dtype, int32 or int64 (see the CSR kernels in
+    :mod:`fastsoftmax._backends`).  Unsorted indices, duplicate entries
+    (summed by the kernels, as scipy does) and explicit zeros are kept as
+    they are.  The input is never modified: any conversion works on a copy.
+    The column indices and the row pointers are checked, so that compiled
+    kernels never read out of bounds.
+    """
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D sparse matrix, got {X.ndim} dimension(s)")
+    if X.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must be a real numeric sparse matrix, got a sparse matrix of dtype {X.dtype}"
+        )
+    if X.format != "csr":
+        X = X.tocsr()  # a new matrix: tocsr sums COO duplicates, which changes no result
+    dtype = X.dtype if X.dtype in _FLOATS else np.dtype(np.float64)
+    index_dtype = np.result_type(X.indices.dtype, X.indptr.dtype)
+    if index_dtype not in (np.int32, np.int64):
+        index_dtype = np.dtype(np.int64)
+    arrays = (X.data, X.indices, X.indptr)
+    if (X.dtype != dtype or X.indices.dtype != index_dtype or X.indptr.dtype != index_dtype
+            or not all(a.flags.c_contiguous for a in arrays)):  # fmt: skip
+        X = X.copy()  # our own object, whose arrays are replaced without touching the input's
+        X.data = np.ascontiguousarray(X.data, dtype=dtype)
+        X.indices = np.ascontiguousarray(X.indices, dtype=index_dtype)
+        X.indptr = np.ascontiguousarray(X.indptr, dtype=index_dtype)
+    n, d = X.shape
+    indptr, indices = X.indptr, X.indices
+    if (indptr.shape[0] != n + 1 or (n and (indptr[0] < 0 or np.any(np.diff(indptr) < 0)))
+            or indptr[-1] > min(indices.shape[0], X.data.shape[0])):  # fmt: skip
+        raise ValueError(
+            f"{name} is not a valid CSR matrix: its indptr must be {n + 1} non-decreasing "
+            f"offsets into indices and data"
+        )
+    stored = indices[indptr[0] : indptr[-1]]
+    if stored.size and (stored.min() < 0 or stored.max() >= d):
+        raise ValueError(
+            f"{name} is not a valid CSR matrix: a column index is outside [0, {d})"
+        )
+    return X
+
+
+def sparse_values(X):
+    """The stored values of a CSR matrix checked by :func:`check_sparse_matrix` (a view)."""
+    return X.data[X.indptr[0] : X.indptr[-1]]
 
 
 def check_labels(y, n_samples, n_classes, name="y", *, classes_from="logits has"):
@@ -251,7 +316,8 @@ def check_axis(axis, ndim):
 def check_model_inputs(X, W, b=None, *, w_name="W", w_ndim=2):
     """Validate data ``X``, weights ``W`` and intercepts ``b`` of a linear model.
 
-    With ``w_ndim=2``, ``W`` is ``(n_features, n_classes)`` and ``b`` is
+    ``X`` may be a scipy.sparse matrix (returned as CSR, see
+    :func:`check_sparse_matrix`).  With ``w_ndim=2``, ``W`` is ``(n_features, n_classes)`` and ``b`` is
     ``(n_classes,)`` or None; with ``w_ndim=1`` (binary model) ``W`` is
     ``(n_features,)`` and the scalar intercept is the caller's business.
     Returns ``(X, W, b, dtype)``: C-contiguous arrays, W (and b) converted to
@@ -276,8 +342,18 @@ def check_model_inputs(X, W, b=None, *, w_name="W", w_ndim=2):
     dtype = compute_dtype(*dtypes)
     if b is not None:
         b = check_bias(b, W.shape[1], dtype)
-    X = np.ascontiguousarray(X) if X.dtype == np.uint8 else np.ascontiguousarray(X, dtype=dtype)
+    if is_sparse(X):
+        X = _sparse_as_dtype(X, dtype)
+    elif X.dtype == np.uint8:
+        X = np.ascontiguousarray(X)
+    else:
+        X = np.ascontiguousarray(X, dtype=dtype)
     return X, np.ascontiguousarray(W, dtype=dtype), b, dtype
+
+
+def _sparse_as_dtype(X, dtype):
+    # a checked CSR matrix with its data in dtype (a new matrix only when the dtype differs)
+    return X if X.dtype == dtype else X.astype(dtype)
 
 
 def as_compute_dtype(X, coef, intercept=None, sample_weight=None):
@@ -289,7 +365,9 @@ def as_compute_dtype(X, coef, intercept=None, sample_weight=None):
     ``(X, coef, intercept, sample_weight)``; None stays None.
     """
     dtype = coef.dtype if X.dtype == np.uint8 else np.result_type(coef.dtype, X.dtype)
-    if X.dtype != np.uint8:
+    if is_sparse(X):
+        X = _sparse_as_dtype(X, dtype)
+    elif X.dtype != np.uint8:
         X = np.ascontiguousarray(X, dtype=dtype)
     elif not X.flags.c_contiguous:
         X = np.ascontiguousarray(X)

@@ -423,9 +423,10 @@ def linear(X, W, b=None, *, out=None, backend=None):
 
     Parameters
     ----------
-    X : array_like of shape (n_samples, n_features)
+    X : array_like or scipy.sparse matrix of shape (n_samples, n_features)
         Data, float32, float64 or uint8 (pixels read as 0..255); other integer
-        dtypes are read as float64.
+        dtypes are read as float64.  A sparse matrix is read as CSR (never
+        densified; its data float32 or float64).
     W : array_like of shape (n_features, n_classes)
         Weights.
     b : array_like of shape (n_classes,), optional
@@ -597,8 +598,8 @@ def softmax_cross_entropy_grad(X, W, b, y, *, l2=0.0, sample_weight=None, backen
 
     Parameters
     ----------
-    X : array_like of shape (n_samples, n_features)
-        Data, float32, float64 or uint8.
+    X : array_like or scipy.sparse matrix of shape (n_samples, n_features)
+        Data, float32, float64 or uint8 (a sparse matrix: see :func:`linear`).
     W : array_like of shape (n_features, n_classes)
         Weights.
     b : array_like of shape (n_classes,) or None
@@ -789,8 +790,8 @@ def logistic_loss_grad(X, w, b, y, *, l2=0.0, sample_weight=None, backend=None):
 
     Parameters
     ----------
-    X : array_like of shape (n_samples, n_features)
-        Data, float32, float64 or uint8.
+    X : array_like or scipy.sparse matrix of shape (n_samples, n_features)
+        Data, float32, float64 or uint8 (a sparse matrix: see :func:`linear`).
     w : array_like of shape (n_features,)
         Weights.
     b : float or None

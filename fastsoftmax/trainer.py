@@ -24,6 +24,10 @@ True
 >>> model.predict(X[:4]).shape
 (4,)
 
+``X`` may also be a scipy.sparse matrix (CSR, CSC, COO, ...): it is read as
+CSR once, never densified, and trained by the Python minibatch loop (the
+compiled whole-epoch kernels read dense rows).
+
 Labels here are class indices ``0 .. n_classes - 1``; the estimators
 (:class:`fastsoftmax.SoftmaxRegression`) map arbitrary labels to indices and
 drive this same machinery.
@@ -39,7 +43,7 @@ from . import _epoch_driver
 from ._backends import get_module
 from ._objective import decision, l2_penalty, softmax_loss_grad
 from ._validation import as_compute_dtype, check_data_matrix, check_int, check_l2, check_labels
-from ._validation import check_sample_weight, compute_dtype
+from ._validation import check_sample_weight, compute_dtype, is_sparse
 from .functions import classification_error, cross_entropy, log_softmax, softmax
 from .learners import get_learner
 
@@ -567,7 +571,9 @@ class Trainer:
         y = check_labels(y, n, model.n_classes, classes_from="the model has")
         batch_size = check_int("batch_size", batch_size, 1)
         if self._fused:
-            X = np.ascontiguousarray(model._check_X(X))  # one copy at most, not one a minibatch
+            X = model._check_X(X)
+            if not is_sparse(X):
+                X = np.ascontiguousarray(X)  # one copy at most, not one a minibatch
         if sample_weight is not None:
             sample_weight = check_sample_weight(sample_weight, n, model.dtype)
         self.reset_running()

@@ -250,9 +250,10 @@ def test_bad_input_messages(Estimator, rng):
         est.fit(X, y, sample_weight=np.zeros(20))
     with pytest.raises(ValueError, match="class_weight has label 7"):
         Estimator(class_weight={7: 2.0}).fit(X, y)
-    with pytest.raises(TypeError, match="sparse"):
-        scipy_sparse = pytest.importorskip("scipy.sparse")
-        est.fit(scipy_sparse.csr_matrix(X), y)
+    # sparse X is accepted (issue 10, tests/test_sparse_estimators.py); a sparse y is not
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    with pytest.raises(TypeError, match="y is a sparse matrix"):
+        est.fit(scipy_sparse.csr_matrix(X), scipy_sparse.csr_matrix(y[:, None]))
     with pytest.raises(NotFittedError, match="not fitted yet"):
         Estimator().predict(X)
 

@@ -61,6 +61,26 @@ logistic_sums(X, coef, intercept, y, sample_weight, coef_grad_out) \
 classification_error(logits, y) -> float
     Fraction of rows whose (first) argmax differs from ``y``; 0.0 if n == 0.
 
+Sparse (CSR) data kernels
+-------------------------
+``linear_csr``, ``softmax_ce_sums_csr`` and ``logistic_sums_csr`` are the
+data kernels above for a CSR matrix ``X`` of shape (n, d), given by its three
+arrays in place of ``X``; every other argument, the result and the rules are
+those of the dense kernel of the same name (``n`` is ``indptr.size - 1``,
+``d`` is ``coef.shape[-1]``):
+
+linear_csr(data, indices, indptr, coef, intercept, out) -> out
+softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out) -> (loss_sum, weight_total)
+logistic_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out) -> (loss_sum, intercept_grad_sum, weight_total)
+
+``data`` is a C-contiguous ``F`` vector (float32 stays float32), ``indices``
+and ``indptr`` C-contiguous vectors of one dtype, int32 or int64; row ``i``
+holds the entries ``k`` in ``indptr[i] <= k < indptr[i + 1]`` at columns
+``indices[k]`` (checked to lie in ``[0, d)``).  Indices may be unsorted,
+duplicated (the entries are summed, as scipy does) or hold explicit zeros;
+rows may be empty.  The kernels never read a dense form of ``X`` and never
+sort or otherwise modify the arrays.
+
 Optional whole-epoch kernel
 ---------------------------
 A backend module MAY also export ``train_epoch`` (the numba backend does;
@@ -128,6 +148,9 @@ KERNEL_NAMES = (
     "binary_cross_entropy",
     "logistic_sums",
     "classification_error",
+    "linear_csr",
+    "softmax_ce_sums_csr",
+    "logistic_sums_csr",
 )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _cython_kernels as _k
+from .. import _sparse_kernels as _sk
 from .._threads import get_num_threads
 from . import _epoch_args, weight_total
 
@@ -135,6 +136,66 @@ def classification_error(logits, y):
     if n == 0:
         return 0.0
     return _k.classification_error_count(logits, y, _threads(logits.size)) / n
+
+
+# -- CSR kernels (src_cython/_sparse_kernels.pyx) ---------------------------------------
+
+# Rows per block of the fused CSR pass (one block's logits stay in L1)
+_CSR_BLOCK = 64
+
+
+def _csr_threads(indptr, n_classes):
+    n = indptr.shape[0] - 1
+    work = int(indptr[-1] - indptr[0]) * max(n_classes, 1)
+    return max(1, min(_threads(work, _MIN_FLOPS_PER_THREAD // 4), -(-n // _CSR_BLOCK)))
+
+
+def linear_csr(data, indices, indptr, coef, intercept, out):
+    if intercept is None:
+        intercept = np.zeros(coef.shape[0], coef.dtype)
+    threads = _csr_threads(indptr, coef.shape[0])
+    _sk.linear_csr(data, indices, indptr, np.ascontiguousarray(coef.T), intercept, out, threads)
+    return out
+
+
+def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out,
+                        intercept_grad_out):  # fmt: skip
+    (C, d), dtype = coef.shape, coef.dtype
+    if intercept is None:
+        intercept = np.zeros(C, dtype)
+    # a small batch (fewer entries than features, e.g. a minibatch) reads coef and writes
+    # the gradient in their own layout, strided: the O(d C) transposes would cost more
+    small = int(indptr[-1] - indptr[0]) < d
+    threads = 1 if small else _csr_threads(indptr, C)
+    intercept_acc = np.zeros((threads, C))
+    scratch = np.empty((threads, (_CSR_BLOCK + 1) * C), dtype)
+    if small:
+        W, G = coef, _accumulators(coef_grad_out, 1)
+    else:  # per-thread accumulators in the layout of W = coef.T, reduced and transposed once
+        W, G = np.ascontiguousarray(coef.T), np.zeros((threads, d, C), dtype)
+    loss = _sk.softmax_ce_sums_csr(
+        data, indices, indptr, W, intercept, y, _unit_or(sample_weight, dtype), G, intercept_acc,
+        scratch, _CSR_BLOCK, small, threads,
+    )  # fmt: skip
+    if not small:
+        _sk.sum_transposed(G, coef_grad_out, threads)
+    intercept_grad_out[...] = intercept_acc.sum(axis=0)
+    return float(loss), weight_total(sample_weight, indptr.shape[0] - 1)
+
+
+def logistic_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out):
+    dtype = coef.dtype
+    threads = _csr_threads(indptr, 1)
+    coef_acc = _accumulators(coef_grad_out, threads)
+    intercept_acc = np.zeros((threads, 1))
+    loss = _sk.logistic_sums_csr(
+        data, indices, indptr, coef, float(intercept), y, _unit_or(sample_weight, dtype),
+        coef_acc, intercept_acc, _CSR_BLOCK, threads,
+    )  # fmt: skip
+    _reduce(coef_acc, coef_grad_out)
+    return (
+        float(loss), float(intercept_acc.sum()), weight_total(sample_weight, indptr.shape[0] - 1)
+    )
 
 
 def train_epoch(

@@ -6,7 +6,9 @@ functions of :mod:`math`, so that it can be checked by reading it.  Arrays are
 first turned into nested lists with ``tolist()`` (uint8 pixels become the ints
 0..255), all arithmetic is done on Python floats (double precision, so this
 backend is also the most accurate one for float32 data), and each result is
-rounded once into the given ``out`` buffer, whose dtype it keeps.
+rounded once into the given ``out`` buffer, whose dtype it keeps.  The data
+kernels read every row of ``X``, dense or CSR, as a list of ``(column,
+value)`` pairs, so one body serves both kinds of input.
 
 The edge semantics are those of the NumPy reference: rows are shifted by their
 maximum when it is finite (by 0 otherwise), so a row of all ``-inf`` gives
@@ -127,11 +129,13 @@ def _row_log_softmax(row):
     return [(v - shift) - log_total for v in row]
 
 
-def _affine(row, coef_rows, bias):
-    """``coef @ row + bias`` for one sample: a list of n_classes floats."""
+def _affine(entries, coef_rows, bias):
+    """``coef @ x + bias`` for one sample given as ``(column, value)`` pairs: n_classes floats."""
     z = []
     for c, weights in enumerate(coef_rows):
-        acc = _dot(row, weights)
+        acc = 0.0
+        for j, x_j in entries:
+            acc += x_j * weights[j]
         z.append(acc if bias is None else acc + bias[c])
     return z
 
@@ -144,13 +148,6 @@ def _row_cross_entropy(z, label):
     for v in z:
         total += _exp(v - shift)
     return (shift - z[label]) + _log(total)
-
-
-def _dot(row, w):
-    acc = 0.0
-    for x_j, w_j in zip(row, w):
-        acc += x_j * w_j
-    return acc
 
 
 def _argmax(row):
@@ -189,10 +186,19 @@ def logsumexp(x, out):
     return _write(out, [_row_logsumexp(row) for row in x.tolist()])
 
 
+def _dense_rows(X):
+    """The rows of a dense ``X`` as lists of ``(column, value)`` pairs, as CSR rows are read."""
+    return [list(enumerate(row)) for row in X.tolist()]
+
+
 def linear(X, coef, intercept, out):
+    return _linear_rows(_dense_rows(X), coef, intercept, out)
+
+
+def _linear_rows(rows, coef, intercept, out):
     coef_rows = coef.tolist()
     bias = None if intercept is None else intercept.tolist()
-    return _write(out, [_affine(row, coef_rows, bias) for row in X.tolist()])
+    return _write(out, [_affine(entries, coef_rows, bias) for entries in rows])
 
 
 def cross_entropy(logits, y, out):
@@ -200,23 +206,29 @@ def cross_entropy(logits, y, out):
 
 
 def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out):
+    return _softmax_sums(
+        _dense_rows(X), coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out
+    )
+
+
+def _softmax_sums(rows, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out):
     n_classes, n_features = coef.shape
     coef_rows = coef.tolist()
     bias = None if intercept is None else intercept.tolist()
-    weights, total = _weights_and_total(sample_weight, X.shape[0])
+    weights, total = _weights_and_total(sample_weight, len(rows))
     loss = 0.0
     coef_grad = [[0.0] * n_features for _ in range(n_classes)]
     intercept_grad = [0.0] * n_classes
-    for row, label, s in zip(X.tolist(), y.tolist(), weights):
-        z = _affine(row, coef_rows, bias)
+    for entries, label, s in zip(rows, y.tolist(), weights):
+        z = _affine(entries, coef_rows, bias)
         loss += s * _row_cross_entropy(z, label)
         probabilities = _row_softmax(z)
         for c in range(n_classes):
             residual = s * (probabilities[c] - (1.0 if c == label else 0.0))
             intercept_grad[c] += residual
             grad_row = coef_grad[c]
-            for j in range(n_features):
-                grad_row[j] += residual * row[j]
+            for j, x_j in entries:  # duplicate columns (CSR) add up
+                grad_row[j] += residual * x_j
     _write(coef_grad_out, coef_grad)
     _write(intercept_grad_out, intercept_grad)
     return loss, total
@@ -231,18 +243,22 @@ def binary_cross_entropy(logits, y, out):
 
 
 def logistic_sums(X, coef, intercept, y, sample_weight, coef_grad_out):
+    return _logistic_sums(_dense_rows(X), coef, intercept, y, sample_weight, coef_grad_out)
+
+
+def _logistic_sums(rows, coef, intercept, y, sample_weight, coef_grad_out):
     coef_list = coef.tolist()
     bias = float(intercept)
-    weights, total = _weights_and_total(sample_weight, X.shape[0])
+    weights, total = _weights_and_total(sample_weight, len(rows))
     loss = 0.0
     intercept_grad = 0.0
     coef_grad = [0.0] * len(coef_list)
-    for row, target, s in zip(X.tolist(), y.tolist(), weights):
-        z = _dot(row, coef_list) + bias
+    for entries, target, s in zip(rows, y.tolist(), weights):
+        z = _affine(entries, [coef_list], None)[0] + bias
         loss += s * _binary_cross_entropy(z, target)
         residual = s * (_sigmoid(z) - target)
         intercept_grad += residual
-        for j, x_j in enumerate(row):
+        for j, x_j in entries:
             coef_grad[j] += x_j * residual
     _write(coef_grad_out, coef_grad)
     return loss, intercept_grad, total
@@ -257,3 +273,33 @@ def classification_error(logits, y):
         if _argmax(row) != label:
             wrong += 1
     return wrong / n
+
+
+# -- CSR kernels -----------------------------------------------------------------
+
+
+def _csr_rows(data, indices, indptr):
+    """The rows of a CSR matrix as lists of ``(column, value)`` pairs (duplicates kept)."""
+    values, columns, offsets = data.tolist(), indices.tolist(), indptr.tolist()
+    return [
+        [(columns[k], values[k]) for k in range(offsets[i], offsets[i + 1])]
+        for i in range(len(offsets) - 1)
+    ]
+
+
+def linear_csr(data, indices, indptr, coef, intercept, out):
+    return _linear_rows(_csr_rows(data, indices, indptr), coef, intercept, out)
+
+
+def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out,
+                        intercept_grad_out):  # fmt: skip
+    return _softmax_sums(
+        _csr_rows(data, indices, indptr), coef, intercept, y, sample_weight, coef_grad_out,
+        intercept_grad_out,
+    )  # fmt: skip
+
+
+def logistic_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out):
+    return _logistic_sums(
+        _csr_rows(data, indices, indptr), coef, intercept, y, sample_weight, coef_grad_out
+    )

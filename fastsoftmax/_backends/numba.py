@@ -34,7 +34,7 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic, overload
 
-from . import KERNEL_NAMES
+from . import KERNEL_NAMES, weight_total
 from ._numba_config import njit, set_threads_for_call
 
 # Below this many elements a kernel runs on one thread: waking the pool costs more.
@@ -952,6 +952,183 @@ def classification_error(logits, y):
     if logits.shape[1] == 0:  # argmax of an empty row is undefined: NumPy raises
         return float(np.count_nonzero(np.argmax(logits, axis=1) != y)) / n
     return float(_n_errors(logits, y)) / n
+
+
+# ---------------------------------------------------------------------------
+# CSR kernels
+# ---------------------------------------------------------------------------
+# The weights are used as W = coef.T, (d, C): the entry x_ij of a sparse row
+# reads the contiguous row W[j] and adds to the contiguous gradient row G[j],
+# so every inner loop runs over the classes (vectorised), whereas coef's own
+# layout would touch C cache lines per entry.  A row is done in one pass (its
+# entries stay in L1): logits, softmax residual, scatter of x_i r_i^T into G.
+# Threads own disjoint ranges of rows with about equal numbers of entries,
+# each with its own (d, C) accumulator, reduced once.
+
+
+@njit
+def _csr_logits_row(data, indices, lo, hi, W, b, z):
+    """z = W^T x + b for the sparse row of entries lo:hi (duplicates add up)."""
+    C = W.shape[1]
+    for c in range(C):
+        z[c] = b[c]
+    for k in range(lo, hi):
+        x = data[k]
+        w = W[indices[k]]
+        for c in range(C):
+            z[c] += x * w[c]
+
+
+@njit
+def _csr_scatter_row(data, indices, lo, hi, r, G):
+    """G[j] += x_ij r for the entries lo:hi of a sparse row."""
+    C = G.shape[1]
+    for k in range(lo, hi):
+        x = data[k]
+        g = G[indices[k]]
+        for c in range(C):
+            g[c] += x * r[c]
+
+
+@njit
+def _softmax_csr_range(data, indices, indptr, lo, hi, W, b, y, sw, weighted, G, gb):
+    # rows lo:hi: G (d, C) += sum_i x_i s_i (P - Y)_i, gb += the bias part; returns the CE sum
+    Z = np.empty((1, W.shape[1]), W.dtype)
+    one = W.dtype.type(1)
+    loss = 0.0
+    for i in range(lo, hi):
+        start, stop = indptr[i], indptr[i + 1]
+        _csr_logits_row(data, indices, start, stop, W, b, Z[0])
+        loss += _softmax_residual(Z, 0, y[i], sw[i] if weighted else one, weighted)
+        _csr_scatter_row(data, indices, start, stop, Z[0], G)
+        for c in range(Z.shape[1]):
+            gb[c] += Z[0, c]
+    return loss
+
+
+@njit(parallel=True)
+def _softmax_sums_csr_kernel(data, indices, indptr, bounds, W, b, y, sw, weighted, G, GB, L):
+    for t in prange(bounds.shape[0] - 1):
+        L[t] = _softmax_csr_range(
+            data, indices, indptr, bounds[t], bounds[t + 1], W, b, y, sw, weighted, G[t], GB[t]
+        )
+
+
+@njit(parallel=True)
+def _sum_transposed(G, out):
+    """out (C, d) = sum_t G[t].T for per-thread accumulators G (T, d, C), in blocks of features."""
+    T, d, C = G.shape
+    for blk in prange((d + 63) // 64):
+        lo = blk * 64
+        hi = min(lo + 64, d)
+        for c in range(C):
+            for j in range(lo, hi):
+                s = G[0, j, c]
+                for t in range(1, T):
+                    s += G[t, j, c]
+                out[c, j] = s
+
+
+@njit(parallel=True)
+def _linear_csr_kernel(data, indices, indptr, W, b, out):
+    for i in prange(indptr.shape[0] - 1):
+        _csr_logits_row(data, indices, indptr[i], indptr[i + 1], W, b, out[i])
+
+
+@njit
+def _logistic_csr_range(data, indices, indptr, lo, hi, w, b, y, sw, weighted, g):
+    # rows lo:hi of the binary loss: g += sum s_i (p_i - y_i) x_i; returns (loss, db) sums
+    one = w.dtype.type(1)
+    loss = 0.0
+    db = 0.0
+    for i in range(lo, hi):
+        z = b
+        for k in range(indptr[i], indptr[i + 1]):
+            z += data[k] * w[indices[k]]
+        r, li = _logistic_residual(z, y[i], sw[i] if weighted else one, weighted, one)
+        loss += li
+        db += r
+        for k in range(indptr[i], indptr[i + 1]):
+            g[indices[k]] += data[k] * r
+    return loss, db
+
+
+@njit(parallel=True)
+def _logistic_sums_csr_kernel(data, indices, indptr, bounds, w, b, y, sw, weighted, G, L, DB):
+    F = w.dtype.type
+    for t in prange(bounds.shape[0] - 1):
+        L[t], DB[t] = _logistic_csr_range(
+            data, indices, indptr, bounds[t], bounds[t + 1], w, F(b), y, sw, weighted, G[t]
+        )
+
+
+def _csr_bounds(indptr, n_classes):
+    """Row bounds of the threads' ranges, about equal in entries (sets numba's thread count)."""
+    n = indptr.shape[0] - 1
+    nnz = int(indptr[-1] - indptr[0])
+    threads = _threads(nnz * max(n_classes, 1))
+    # a range should hold a few hundred entries, else the per-thread accumulators dominate
+    threads = max(1, min(threads, nnz // 256, n))
+    targets = indptr[0] + np.arange(threads + 1) * nnz // threads
+    bounds = np.searchsorted(indptr, targets).astype(np.intp)
+    bounds[0], bounds[-1] = 0, n
+    return bounds
+
+
+def _csr_weights(sample_weight, dtype):
+    weighted = sample_weight is not None
+    return weighted, sample_weight if weighted else np.empty(0, dtype)
+
+
+def linear_csr(data, indices, indptr, coef, intercept, out):
+    bias = intercept if intercept is not None else np.zeros(coef.shape[0], coef.dtype)
+    _threads(int(indptr[-1] - indptr[0]) * max(coef.shape[0], 1))
+    _linear_csr_kernel(data, indices, indptr, np.ascontiguousarray(coef.T), bias, out)
+    return out
+
+
+def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out,
+                        intercept_grad_out):  # fmt: skip
+    C, d = coef.shape
+    weighted, sw = _csr_weights(sample_weight, coef.dtype)
+    bias = intercept if intercept is not None else np.zeros(C, coef.dtype)
+    # a small batch (fewer entries than features, e.g. a minibatch) reads coef and writes
+    # the gradient through their transposed views, strided: the O(d C) transposes and
+    # per-thread accumulators would cost more than the batch
+    small = int(indptr[-1] - indptr[0]) < d
+    if small:
+        numba.set_num_threads(1)
+        bounds = np.array([0, indptr.shape[0] - 1], np.intp)
+        W, G = coef.T, coef_grad_out.T[None]
+        coef_grad_out.fill(0)
+    else:
+        bounds = _csr_bounds(indptr, C)
+        W, G = np.ascontiguousarray(coef.T), np.zeros((bounds.shape[0] - 1, d, C), coef.dtype)
+    GB = np.zeros((bounds.shape[0] - 1, C))
+    L = np.zeros(bounds.shape[0] - 1)
+    _softmax_sums_csr_kernel(data, indices, indptr, bounds, W, bias, y, sw, weighted, G, GB, L)
+    if not small:
+        _sum_transposed(G, coef_grad_out)
+    intercept_grad_out[...] = GB.sum(axis=0)
+    return float(L.sum()), _csr_weight_total(sample_weight, indptr)
+
+
+def logistic_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out):
+    weighted, sw = _csr_weights(sample_weight, coef.dtype)
+    bounds = _csr_bounds(indptr, 1)
+    threads = bounds.shape[0] - 1
+    G = np.zeros((threads, coef.shape[0]), coef.dtype)
+    L = np.zeros(threads)
+    DB = np.zeros(threads)
+    _logistic_sums_csr_kernel(
+        data, indices, indptr, bounds, coef, float(intercept), y, sw, weighted, G, L, DB
+    )
+    np.sum(G, axis=0, out=coef_grad_out)
+    return float(L.sum()), float(DB.sum()), _csr_weight_total(sample_weight, indptr)
+
+
+def _csr_weight_total(sample_weight, indptr):
+    return weight_total(sample_weight, indptr.shape[0] - 1)
 
 
 __all__ = [*KERNEL_NAMES, "train_epoch"]

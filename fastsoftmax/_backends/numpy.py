@@ -79,19 +79,26 @@ def cross_entropy(logits, y, out):
     return out
 
 
-def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out):
-    n = X.shape[0]
-    Xf = _as_float(X, coef.dtype)
-    logits = linear(Xf, coef, intercept, np.empty((n, coef.shape[0]), coef.dtype))
-    losses = cross_entropy(logits, y, np.empty(n, coef.dtype))
+def _softmax_residual(logits, y, sample_weight):
+    """Turn ``logits`` into ``s (P - Y)`` in place; return it and ``sum_i s_i CE_i``."""
+    n = logits.shape[0]
+    losses = cross_entropy(logits, y, np.empty(n, logits.dtype))
     residual = softmax(logits, logits)  # P, then s (P - Y) in place
     residual[np.arange(n), y] -= 1
     if sample_weight is not None:
         residual *= sample_weight[:, None]
         losses *= sample_weight
+    return residual, float(np.sum(losses, dtype=np.float64))
+
+
+def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out):
+    n = X.shape[0]
+    Xf = _as_float(X, coef.dtype)
+    logits = linear(Xf, coef, intercept, np.empty((n, coef.shape[0]), coef.dtype))
+    residual, loss = _softmax_residual(logits, y, sample_weight)
     np.matmul(residual.T, Xf, out=coef_grad_out)
     np.sum(residual, axis=0, out=intercept_grad_out)
-    return float(np.sum(losses, dtype=np.float64)), weight_total(sample_weight, n)
+    return loss, weight_total(sample_weight, n)
 
 
 def sigmoid(x, out):
@@ -111,21 +118,23 @@ def binary_cross_entropy(logits, y, out):
     return out
 
 
-def logistic_sums(X, coef, intercept, y, sample_weight, coef_grad_out):
-    n = X.shape[0]
-    Xf = _as_float(X, coef.dtype)
-    z = Xf @ coef + coef.dtype.type(intercept)
-    losses = binary_cross_entropy(z, y, np.empty(n, coef.dtype))
-    residual = sigmoid(z, np.empty(n, coef.dtype)) - y
+def _logistic_residual(z, y, sample_weight):
+    """``s (sigmoid(z) - y)`` and ``sum_i s_i BCE_i`` of the margins ``z``."""
+    n = z.shape[0]
+    losses = binary_cross_entropy(z, y, np.empty(n, z.dtype))
+    residual = sigmoid(z, np.empty(n, z.dtype)) - y
     if sample_weight is not None:
         residual *= sample_weight
         losses *= sample_weight
+    return residual, float(np.sum(losses, dtype=np.float64))
+
+
+def logistic_sums(X, coef, intercept, y, sample_weight, coef_grad_out):
+    n = X.shape[0]
+    Xf = _as_float(X, coef.dtype)
+    residual, loss = _logistic_residual(Xf @ coef + coef.dtype.type(intercept), y, sample_weight)
     np.matmul(Xf.T, residual, out=coef_grad_out)
-    return (
-        float(np.sum(losses, dtype=np.float64)),
-        float(np.sum(residual, dtype=np.float64)),
-        weight_total(sample_weight, n),
-    )
+    return loss, float(np.sum(residual, dtype=np.float64)), weight_total(sample_weight, n)
 
 
 def classification_error(logits, y):
@@ -133,3 +142,38 @@ def classification_error(logits, y):
     if n == 0:
         return 0.0
     return float(np.count_nonzero(np.argmax(logits, axis=1) != y)) / n
+
+
+# -- CSR kernels: scipy.sparse products ----------------------------------------------
+
+
+def _csr(data, indices, indptr, n_features):
+    """The scipy CSR matrix of the three arrays (no copy of ``data``, no sorting)."""
+    from scipy.sparse import csr_matrix
+
+    return csr_matrix((data, indices, indptr), shape=(indptr.shape[0] - 1, n_features), copy=False)
+
+
+def linear_csr(data, indices, indptr, coef, intercept, out):
+    out[...] = _csr(data, indices, indptr, coef.shape[1]) @ coef.T
+    if intercept is not None:
+        out += intercept
+    return out
+
+
+def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out,
+                        intercept_grad_out):  # fmt: skip
+    X = _csr(data, indices, indptr, coef.shape[1])
+    logits = linear_csr(data, indices, indptr, coef, intercept,
+                        np.empty((X.shape[0], coef.shape[0]), coef.dtype))  # fmt: skip
+    residual, loss = _softmax_residual(logits, y, sample_weight)
+    coef_grad_out[...] = (X.T @ residual).T
+    np.sum(residual, axis=0, out=intercept_grad_out)
+    return loss, weight_total(sample_weight, X.shape[0])
+
+
+def logistic_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out):
+    X = _csr(data, indices, indptr, coef.shape[0])
+    residual, loss = _logistic_residual(X @ coef + coef.dtype.type(intercept), y, sample_weight)
+    coef_grad_out[...] = X.T @ residual
+    return loss, float(np.sum(residual, dtype=np.float64)), weight_total(sample_weight, X.shape[0])

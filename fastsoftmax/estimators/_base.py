@@ -15,7 +15,7 @@ import numpy as np
 from .. import persistence
 from .._objective import decision
 from .._validation import as_compute_dtype, check_class_weight, check_data_matrix, check_real
-from .._validation import check_sample_weight
+from .._validation import check_sample_weight, check_sparse_matrix, is_sparse, sparse_values
 from ..functions import log_softmax, sigmoid, softmax
 from ._compat import BASES, DataConversionWarning, NotFittedError
 
@@ -24,18 +24,16 @@ from ._compat import BASES, DataConversionWarning, NotFittedError
 # data checks
 
 
-def _is_sparse(X):
-    # duck-typed so that scipy.sparse need not be imported
-    return type(X).__module__.startswith("scipy.sparse")
-
-
 def _check_X(X, name="X"):
-    """Validate a data matrix the way scikit-learn does, keeping float32 and uint8."""
-    if _is_sparse(X):
-        raise TypeError(
-            f"{name} is a sparse matrix ({type(X).__name__}), but this estimator needs dense "
-            f"data; convert it with {name}.toarray()"
-        )
+    """Validate a data matrix the way scikit-learn does, keeping float32 and uint8.
+
+    A dense result is C-contiguous; a scipy.sparse matrix comes back as the
+    CSR matrix of :func:`~fastsoftmax._validation.check_sparse_matrix` (never
+    densified), its stored values checked like a dense array's.
+    """
+    if is_sparse(X):
+        X = check_sparse_matrix(X, name)
+        return _check_size_and_values(X, sparse_values(X), name)
     try:
         arr = np.asarray(X)
     except ValueError as exc:  # ragged nested lists
@@ -60,7 +58,12 @@ def _check_X(X, name="X"):
             f"Reshape your data with {name}.reshape(-1, 1) if it has a single feature or "
             f"{name}.reshape(1, -1) if it is a single sample."
         )
-    X = check_data_matrix(arr, name)
+    X = np.ascontiguousarray(check_data_matrix(arr, name))
+    return _check_size_and_values(X, X, name)
+
+
+def _check_size_and_values(X, values, name):
+    # at least one sample and one feature; no NaN or infinity among the (stored) values
     n, d = X.shape
     if n < 1:
         raise ValueError(
@@ -70,12 +73,12 @@ def _check_X(X, name="X"):
         raise ValueError(
             f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required."
         )
-    if X.dtype.kind == "f" and not math.isfinite(float(np.sum(X))):
+    if X.dtype.kind == "f" and not math.isfinite(float(np.sum(values))):
         # the sum in X's own dtype is a cheap screen (3x faster than upcasting float32);
         # a finite sum that overflows falls through to the exact test
-        if np.isnan(X).any():
+        if np.isnan(values).any():
             raise ValueError(f"Input {name} contains NaN.")
-        if np.isinf(X).any():
+        if np.isinf(values).any():
             raise ValueError(f"Input {name} contains infinity.")
     return X
 
@@ -84,6 +87,11 @@ def _check_y(y, n_samples):
     """Validate classification labels: 1-D (a column vector is raveled with a warning)."""
     if y is None:
         raise ValueError("this classifier requires y to be passed, but the target y is None")
+    if is_sparse(y):
+        raise TypeError(
+            f"y is a sparse matrix ({type(y).__name__}), but the labels must be a 1-D array; "
+            "convert it with y.toarray().ravel()"
+        )
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         warnings.warn(
@@ -333,6 +341,6 @@ class _LinearClassifier(*BASES):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         tags.input_tags.allow_nan = False
         return tags

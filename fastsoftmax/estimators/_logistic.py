@@ -186,8 +186,7 @@ class LogisticRegression(_LinearClassifier):
                 f"= 1 / ({C!r} * {sw_sum!r}) overflows {np.dtype(dtype).name}; use a larger C"
             )
 
-        # data checked once: the objective calls the non-validating _objective
-        X = np.ascontiguousarray(X)
+        # data checked once (C-contiguous, or CSR): the objective calls the non-validating _objective
         # parameters: coef_ (k, d) flattened, then the intercept (k,) when fitted, so that
         # neither the objective nor the warm start transposes; scipy works in float64
         n_coef = k * d

@@ -405,7 +405,6 @@ class SoftmaxRegression(_LinearClassifier):
     def _run_epochs(self, model, X, y_idx, sw, X_val, y_val, opts, rng, n_epochs):
         """The epoch loop: train, evaluate, record, report, stop early."""
         trainer = Trainer(model, self._learner, track_train_error=False)
-        X = np.ascontiguousarray(X)  # one copy at most, not one per epoch
         history = self.history_
         first_epoch = len(history["train_loss"])
         monitor = history["val_loss"] if X_val is not None else history["train_loss"]

@@ -1,0 +1,235 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, nonecheck=False
+"""Compiled CSR kernels of the ``cython`` backend (``nogil``, OpenMP).
+
+The CSR counterparts of ``linear``, ``softmax_ce_sums`` and ``logistic_sums``
+of ``_cython_kernels``; the thin Python layer that allocates the buffers is
+:mod:`fastsoftmax._backends.cython`.  A CSR matrix arrives as its three
+arrays: ``data`` of the weights' type, ``indices`` and ``indptr`` both int32
+or both int64 (any order of indices, duplicates summed, explicit zeros, empty
+rows).  The weights are used as ``W = coef.T``, (d, C): the entry ``x_ij``
+reads the contiguous row ``W[j]`` and adds to the contiguous gradient row
+``G[j]``, so the inner loops run over the classes and vectorise.
+
+The fused pass takes blocks of rows: the block's logits (written
+class-major), the softmax residual of the whole block by the SIMD kernel of
+the dense pass (``fs_ce_residual_cols``, the same arithmetic), and the
+scatter of ``x_i r_i^T`` into the thread's own (d, C) accumulator.
+"""
+
+from cython.parallel cimport prange, threadid
+from libc.stdint cimport int32_t, int64_t
+
+from fs_simd cimport *
+from fs_scalar cimport floating, fs_bce, fs_sigmoid
+
+ctypedef fused index_t:
+    int32_t
+    int64_t
+
+cdef extern from *:
+    void __builtin_prefetch(const void *addr, int rw, int locality) noexcept nogil
+
+# this module has its own copy of the dispatch pointers of fs_simd.h
+fs_set_level(-1)
+
+cdef enum:
+    # entries ahead whose weight (gradient) rows are prefetched: rare columns miss every
+    # cache (6 to 8 measured best on Zen 4, 80,000 features, 50 classes)
+    PREFETCH_AHEAD = 6
+
+
+cdef inline void _prefetch_row(const void *row, Py_ssize_t nbytes, int rw) noexcept nogil:
+    cdef Py_ssize_t off
+    for off in range(0, nbytes, 64):
+        __builtin_prefetch(<const char *>row + off, rw, 3)
+
+
+cdef inline void _logits_row(const floating *data, const index_t *indices, Py_ssize_t lo,
+                             Py_ssize_t hi, Py_ssize_t end, const floating *W, Py_ssize_t ws,
+                             const floating *b, Py_ssize_t C, floating *z) noexcept nogil:
+    # z = W^T x + b for the entries lo:hi of a sparse row, W[j, c] at W[j C + c] (ws = 1,
+    # prefetching the rows of W of the entries that follow, up to end) or, in the layout
+    # of coef, at W[c ws + j] (ws = d: no transpose, for small batches)
+    cdef Py_ssize_t k, c
+    cdef floating x
+    cdef const floating *w
+    for c in range(C):
+        z[c] = b[c]
+    for k in range(lo, hi):
+        x = data[k]
+        if ws == 1:
+            if k + PREFETCH_AHEAD < end:
+                _prefetch_row(W + <Py_ssize_t>indices[k + PREFETCH_AHEAD] * C,
+                              C * sizeof(floating), 0)
+            w = W + <Py_ssize_t>indices[k] * C
+            for c in range(C):
+                z[c] += x * w[c]
+        else:
+            w = W + <Py_ssize_t>indices[k]
+            for c in range(C):
+                z[c] += x * w[c * ws]
+
+
+cdef inline void _scatter_row(const floating *data, const index_t *indices, Py_ssize_t lo,
+                              Py_ssize_t hi, Py_ssize_t end, const floating *r, Py_ssize_t C,
+                              floating *G, Py_ssize_t ws) noexcept nogil:
+    # G[j] += x_ij r for the entries lo:hi of a sparse row, G in the layout of W
+    # (see _logits_row)
+    cdef Py_ssize_t k, c
+    cdef floating x
+    cdef floating *g
+    for k in range(lo, hi):
+        x = data[k]
+        if ws == 1:
+            if k + PREFETCH_AHEAD < end:
+                _prefetch_row(G + <Py_ssize_t>indices[k + PREFETCH_AHEAD] * C,
+                              C * sizeof(floating), 1)
+            g = G + <Py_ssize_t>indices[k] * C
+            for c in range(C):
+                g[c] += x * r[c]
+        else:
+            g = G + <Py_ssize_t>indices[k]
+            for c in range(C):
+                g[c * ws] += x * r[c]
+
+
+cdef double _softmax_csr_block(const floating *data, const index_t *indices,
+                               const index_t *indptr, Py_ssize_t a, Py_ssize_t nb,
+                               const floating *W, Py_ssize_t ws, const floating *b,
+                               Py_ssize_t C, const Py_ssize_t *y, const floating *sw,
+                               floating *Z, floating *row, floating *G,
+                               double *db) noexcept nogil:
+    # rows a:a+nb: logits class-major in Z (Z[c nb + i]), residual in place, scatter
+    cdef Py_ssize_t i, c
+    cdef double loss
+    for i in range(nb):
+        _logits_row(data, indices, indptr[a + i], indptr[a + i + 1], indptr[a + nb], W, ws, b,
+                    C, row)
+        for c in range(C):
+            Z[c * nb + i] = row[c]
+    if floating is float:
+        loss = fs_ce_residual_cols_f32(Z, nb, C, y + a, sw + a if sw != NULL else NULL, db)
+    else:
+        loss = fs_ce_residual_cols_f64(Z, nb, C, y + a, sw + a if sw != NULL else NULL, db)
+    for i in range(nb):
+        for c in range(C):
+            row[c] = Z[c * nb + i]
+        _scatter_row(data, indices, indptr[a + i], indptr[a + i + 1], indptr[a + nb], row, C, G,
+                     ws)
+    return loss
+
+
+def softmax_ce_sums_csr(const floating[::1] data, const index_t[::1] indices,
+                        const index_t[::1] indptr, const floating[:, ::1] W,
+                        const floating[::1] b, const Py_ssize_t[::1] y,
+                        const floating[::1] sample_weight, floating[:, :, ::1] G_acc,
+                        double[:, ::1] db_acc, floating[:, ::1] Z_buf, Py_ssize_t block,
+                        bint coef_layout, int num_threads):
+    """Fused softmax regression pass over a CSR matrix: the data-term sums.
+
+    ``W`` is ``coef.T`` (d, C); thread ``t`` adds its share of ``X^T s (P - Y)``
+    to ``G_acc[t]`` (d, C, zeroed by the caller) and of the column sums of
+    ``s (P - Y)`` to ``db_acc[t]``; ``Z_buf`` (threads, (block + 1) C) is scratch.
+    With ``coef_layout``, ``W`` is ``coef`` itself (C, d) and ``G_acc[t]`` is
+    (C, d) too: strided, but no transpose and no reduction, for small batches.
+    An empty ``sample_weight`` means unit weights.  Returns ``sum_i s_i CE_i``.
+    """
+    cdef Py_ssize_t n = indptr.shape[0] - 1, nblocks, k, a, t
+    cdef Py_ssize_t C = W.shape[0] if coef_layout else W.shape[1]
+    cdef Py_ssize_t ws = W.shape[1] if coef_layout else 1
+    cdef const floating *sw = &sample_weight[0] if sample_weight.shape[0] else NULL
+    cdef double loss = 0
+    if Z_buf.shape[1] < (block + 1) * C:
+        raise ValueError("Z_buf is too small for blocks of this size")
+    if n == 0 or C == 0:
+        return 0.0
+    nblocks = (n + block - 1) // block
+    with nogil:
+        # dynamic: rows differ in their numbers of entries
+        for k in prange(nblocks, num_threads=num_threads, schedule="dynamic"):
+            t = threadid()
+            a = k * block
+            loss += _softmax_csr_block(
+                &data[0] if data.shape[0] else NULL, &indices[0] if indices.shape[0] else NULL,
+                &indptr[0], a, min(block, n - a), &W[0, 0], ws, &b[0], C, &y[0], sw,
+                &Z_buf[t, 0], &Z_buf[t, block * C], &G_acc[t, 0, 0], &db_acc[t, 0])
+    return loss
+
+
+def linear_csr(const floating[::1] data, const index_t[::1] indices, const index_t[::1] indptr,
+               const floating[:, ::1] W, const floating[::1] b, floating[:, ::1] out,
+               int num_threads):
+    """``out = X @ W + b`` for a CSR ``X`` (``W`` = ``coef.T``, (d, C))."""
+    cdef Py_ssize_t n = indptr.shape[0] - 1, C = W.shape[1], i
+    if n == 0 or C == 0:
+        return
+    with nogil:
+        for i in prange(n, num_threads=num_threads, schedule="static"):
+            _logits_row(&data[0] if data.shape[0] else NULL,
+                        &indices[0] if indices.shape[0] else NULL, indptr[i], indptr[i + 1],
+                        indptr[i + 1], &W[0, 0], 1, &b[0], C, &out[i, 0])
+
+
+cdef double _logistic_csr_rows(const floating *data, const index_t *indices,
+                               const index_t *indptr, Py_ssize_t a, Py_ssize_t z,
+                               const floating *w, floating b, const floating *y,
+                               const floating *sw, floating *dw, double *db) noexcept nogil:
+    cdef Py_ssize_t i, k
+    cdef floating m, s, r
+    cdef double loss = 0
+    for i in range(a, z):
+        m = b
+        for k in range(indptr[i], indptr[i + 1]):
+            m = m + data[k] * w[indices[k]]
+        s = sw[i] if sw != NULL else 1
+        loss += s * fs_bce(m, y[i])
+        r = s * (fs_sigmoid(m) - y[i])
+        db[0] += r
+        for k in range(indptr[i], indptr[i + 1]):
+            dw[indices[k]] += data[k] * r
+    return loss
+
+
+def logistic_sums_csr(const floating[::1] data, const index_t[::1] indices,
+                      const index_t[::1] indptr, const floating[::1] w, double b,
+                      const floating[::1] y, const floating[::1] sample_weight,
+                      floating[:, ::1] dw_acc, double[:, ::1] db_acc, Py_ssize_t block,
+                      int num_threads):
+    """Fused binary logistic pass over a CSR matrix; the binary counterpart of
+    :func:`softmax_ce_sums_csr` (``dw_acc`` (threads, d) zeroed, ``db_acc``
+    (threads, 1)).  Returns ``sum_i s_i BCE_i``."""
+    cdef Py_ssize_t n = indptr.shape[0] - 1, nblocks, k, a, t
+    cdef const floating *sw = &sample_weight[0] if sample_weight.shape[0] else NULL
+    cdef floating bf = <floating>b
+    cdef double loss = 0
+    if n == 0:
+        return 0.0
+    nblocks = (n + block - 1) // block
+    with nogil:
+        for k in prange(nblocks, num_threads=num_threads, schedule="dynamic"):
+            t = threadid()
+            a = k * block
+            loss += _logistic_csr_rows(
+                &data[0] if data.shape[0] else NULL, &indices[0] if indices.shape[0] else NULL,
+                &indptr[0], a, min(a + block, n), &w[0], bf, &y[0], sw, &dw_acc[t, 0],
+                &db_acc[t, 0])
+    return loss
+
+
+def sum_transposed(const floating[:, :, ::1] G, floating[:, ::1] out, int num_threads):
+    """``out`` (C, d) = ``sum_t G[t].T`` of per-thread accumulators ``G`` (T, d, C)."""
+    cdef Py_ssize_t T = G.shape[0], d = G.shape[1], C = G.shape[2], nblocks, blk, lo, hi
+    cdef Py_ssize_t j, c, t
+    cdef floating s
+    nblocks = (d + 63) // 64
+    with nogil:
+        for blk in prange(nblocks, num_threads=num_threads, schedule="static"):
+            lo = blk * 64
+            hi = min(lo + 64, d)
+            for c in range(C):
+                for j in range(lo, hi):
+                    s = G[0, j, c]
+                    for t in range(1, T):
+                        s = s + G[t, j, c]
+                    out[c, j] = s
