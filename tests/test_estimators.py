@@ -261,11 +261,16 @@ def test_bad_parameters():
     X = np.array([[0.0], [1.0], [2.0], [3.0]])
     y = [0, 1, 0, 1]
     cases = [
-        (LogisticRegression(penalty="l1"), ValueError, "penalty must be 'l2' or None"),
+        (LogisticRegression(l1_ratio=1.0), ValueError, "Solver lbfgs supports only 'l2' or None"),
+        (LogisticRegression(l1_ratio=1.5), ValueError, "l1_ratio must be >= 0.0 and <= 1.0"),
+        (LogisticRegression(dual=True), ValueError, "Solver lbfgs supports only dual=False"),
+        (LogisticRegression(intercept_scaling=0), ValueError, "intercept_scaling must be > 0"),
+        (LogisticRegression(n_jobs=0), ValueError, "n_jobs must be None, -1 or a positive"),
         (LogisticRegression(C=0.0), ValueError, "C must be > 0"),
         (LogisticRegression(C="big"), TypeError, "C must be a real number"),
         (LogisticRegression(max_iter=-1), ValueError, "max_iter must be >= 0"),
-        (LogisticRegression(solver="saga"), ValueError, "solver must be 'lbfgs'"),
+        (LogisticRegression(solver="bogus"), ValueError, "'solver' parameter of LogisticRegr"),
+        (LogisticRegression(solver="liblinear"), ValueError, "'liblinear' is not implemented"),
         (SoftmaxRegression(optimizer="adamw"), ValueError, "unknown learner 'adamw'"),
         (SoftmaxRegression(optimizer=3), TypeError, "optimizer must be a learner name"),
         (SoftmaxRegression(learning_rate=-1.0), ValueError, "learning_rate must be > 0"),
@@ -283,10 +288,12 @@ def test_bad_parameters():
 
 def test_penalty_none_matches_infinite_C(rng):
     X, y = blobs(rng, n=100, spread=0.5)
-    a = LogisticRegression(penalty=None).fit(X, y)
+    with pytest.warns(FutureWarning, match="'penalty' was deprecated in version 1.8"):
+        a = LogisticRegression(penalty=None).fit(X, y)
     b = LogisticRegression(C=np.inf).fit(X, y)
     np.testing.assert_array_equal(a.coef_, b.coef_)
-    with pytest.warns(UserWarning, match="ignore the C parameter"):
+    # scikit-learn 1.9's words
+    with pytest.warns(UserWarning, match="ignore the C and l1_ratio parameters"):
         LogisticRegression(penalty=None, C=2.0).fit(X, y)
 
 

@@ -12,7 +12,9 @@ import warnings
 
 import numpy as np
 
-from .. import persistence
+import contextlib
+
+from .. import _threads, persistence
 from .._objective import decision
 from .._validation import as_compute_dtype, check_class_weight, check_data_matrix, check_real
 from .._validation import check_sample_weight
@@ -164,6 +166,32 @@ def _class_weights(class_weight, classes, y_idx, sample_weight):
 def _plain(label):
     # numpy scalars hash like Python ones, but make dict lookups explicit
     return label.item() if isinstance(label, np.generic) else label
+
+
+def check_n_jobs(n_jobs):
+    """``n_jobs``: None (keep the current thread count), -1 (all cores) or an int >= 1."""
+    if n_jobs is None:
+        return None
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral):
+        raise TypeError(f"n_jobs must be None or an integer, got {type(n_jobs).__name__} {n_jobs!r}")
+    if n_jobs == 0 or n_jobs < -1:
+        raise ValueError(f"n_jobs must be None, -1 or a positive integer, got {n_jobs!r}")
+    return int(n_jobs)
+
+
+@contextlib.contextmanager
+def kernel_threads(n_threads):
+    """Run the kernels with ``n_threads`` threads (:func:`fastsoftmax.set_num_threads`
+    semantics; None leaves the setting alone), restoring the previous count afterwards."""
+    if n_threads is None:
+        yield
+        return
+    previous = _threads.get_num_threads()
+    _threads.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        _threads.set_num_threads(previous)
 
 
 def _check_is_fitted(estimator):
