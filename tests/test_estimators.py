@@ -240,7 +240,9 @@ def test_bad_input_messages(Estimator, rng):
         est.fit(X[:, 0], y)
     with pytest.raises(ValueError, match="Complex data not supported"):
         est.fit(X + 1j, y)
-    with pytest.raises(ValueError, match="X has 20 samples but y has 19 labels"):
+    # scikit-learn's words
+    match = r"Found input variables with inconsistent numbers of samples: \[20, 19\]"
+    with pytest.raises(ValueError, match=match):
         est.fit(X, y[:-1])
     with pytest.raises(ValueError, match=r"sample_weight must have shape \(20,\)"):
         est.fit(X, y, sample_weight=np.ones(3))

@@ -82,6 +82,71 @@ def _check_X(X, name="X"):
     return X
 
 
+def _feature_names(X):
+    """The column names of a data frame as an object array, if they are all strings.
+
+    scikit-learn's rule: names that are all strings are kept, names of other
+    types are ignored, a mix of strings and others is an error.
+    """
+    columns = getattr(X, "columns", None)
+    if columns is None or isinstance(X, np.ndarray) or not hasattr(X, "shape"):
+        return None
+    names = np.asarray(list(columns), dtype=object)
+    if names.shape[0] == 0:
+        return None
+    types = sorted(t.__qualname__ for t in {type(v) for v in names})
+    if len(types) > 1 and "str" in types:
+        raise TypeError(
+            "Feature names are only supported if all input features have string names, "
+            f"but your input has {types} as feature name / column name types. "
+            "If you want feature names to be stored and validated, you must convert "
+            "them all to strings, by using X.columns = X.columns.astype(str) for "
+            "example. Otherwise you can remove feature / column names from your input "
+            "data, or convert them all to a non-string data type."
+        )
+    return names if types == ["str"] else None
+
+
+def _list_names(names, limit=5):
+    listed = "".join(f"- {name}\n" for name in names[:limit])
+    return listed + ("- ...\n" if len(names) > limit else "")
+
+
+def _check_feature_names(estimator, X, *, reset):
+    """Set ``feature_names_in_`` (``reset``) or check X's names against it, as scikit-learn."""
+    names = _feature_names(X)
+    if reset:
+        if names is not None:
+            estimator.feature_names_in_ = names
+        elif hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_  # refitted on data without names
+        return
+    fitted = getattr(estimator, "feature_names_in_", None)
+    name = type(estimator).__name__
+    if fitted is None and names is None:
+        return
+    if fitted is None:
+        warnings.warn(f"X has feature names, but {name} was fitted without feature names",
+                      UserWarning, stacklevel=4)  # fmt: skip
+        return
+    if names is None:
+        warnings.warn(f"X does not have valid feature names, but {name} was fitted with "
+                      "feature names", UserWarning, stacklevel=4)  # fmt: skip
+        return
+    if len(fitted) == len(names) and np.all(fitted == names):
+        return
+    message = "The feature names should match those that were passed during fit.\n"
+    unexpected = sorted(set(names) - set(fitted))
+    missing = sorted(set(fitted) - set(names))
+    if unexpected:
+        message += "Feature names unseen at fit time:\n" + _list_names(unexpected)
+    if missing:
+        message += "Feature names seen at fit time, yet now missing:\n" + _list_names(missing)
+    if not unexpected and not missing:
+        message += "Feature names must be in the same order as they were in fit.\n"
+    raise ValueError(message)
+
+
 def _check_y(y, n_samples):
     """Validate classification labels: 1-D (a column vector is raveled with a warning)."""
     if y is None:
@@ -98,7 +163,10 @@ def _check_y(y, n_samples):
     if y.ndim != 1:
         raise ValueError(f"y must be a 1-D array of class labels, got shape {y.shape}")
     if y.shape[0] != n_samples:
-        raise ValueError(f"X has {n_samples} samples but y has {y.shape[0]} labels")
+        raise ValueError(
+            "Found input variables with inconsistent numbers of samples: "
+            f"{[int(n_samples), int(y.shape[0])]}"
+        )
     if y.dtype.kind == "c":
         raise ValueError(f"Complex data not supported: y has dtype {y.dtype}")
     if y.dtype.kind == "f":
@@ -221,6 +289,7 @@ class _LinearClassifier(*BASES):
         return np.dtype(self._uint8_dtype) if X.dtype == np.uint8 else X.dtype
 
     def _validate_X(self, X, *, reset):
+        _check_feature_names(self, X, reset=reset)
         X = _check_X(X)
         if reset:
             self.n_features_in_ = X.shape[1]
