@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from fastsoftmax import LogisticRegression, SoftmaxRegression
+from fastsoftmax import LogisticRegression, LogisticRegressionCV, SoftmaxRegression
 from fastsoftmax.learners import Adam, ExponentialDecay
 
 sklearn = pytest.importorskip("sklearn")
@@ -36,7 +36,12 @@ _HALVING = {"kind": "exponential", "gamma": 0.5}
 
 
 @parametrize_with_checks(
-    [LogisticRegression(), SoftmaxRegression(), SoftmaxRegression(max_epochs=10, schedule=_HALVING)]
+    [
+        LogisticRegression(),
+        LogisticRegressionCV(),
+        SoftmaxRegression(),
+        SoftmaxRegression(max_epochs=10, schedule=_HALVING),
+    ]
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
