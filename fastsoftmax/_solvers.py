@@ -45,19 +45,25 @@ def l1_penalty(coef, l1):
     return float(l1) * float(np.sum(np.abs(coef), dtype=np.float64))
 
 
-def _lbfgs_options(tol, max_iter):
-    # scikit-learn's settings for its lbfgs solver, so that both stop at the same point
-    return {"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": 64 * np.finfo(float).eps}
+def _lbfgs(fun, x0, tol, max_iter, report, bounds=None):
+    """scipy's L-BFGS-B with scikit-learn's settings, so that both stop at the same point."""
+    from scipy.optimize import minimize
 
+    callback = None
+    if report is not None:
 
-def _callback(report):
-    if report is None:
-        return None
+        def callback(intermediate_result):
+            report(intermediate_result.fun)
 
-    def callback(intermediate_result):
-        report(intermediate_result.fun)
-
-    return callback
+    return minimize(
+        fun,
+        x0,
+        method="L-BFGS-B",
+        jac=True,
+        bounds=bounds,
+        callback=callback,
+        options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": 64 * np.finfo(float).eps},
+    )
 
 
 def _result(result, x, max_iter):
@@ -90,16 +96,7 @@ def minimize_smooth(fun, theta0, *, tol, max_iter, report=None):
     -------
     SolverResult
     """
-    from scipy.optimize import minimize
-
-    result = minimize(
-        fun,
-        theta0,
-        method="L-BFGS-B",
-        jac=True,
-        callback=_callback(report),
-        options=_lbfgs_options(tol, max_iter),
-    )
+    result = _lbfgs(fun, theta0, tol, max_iter, report)
     return _result(result, result.x, max_iter)
 
 
@@ -130,7 +127,7 @@ def minimize_l1(fun, theta0, l1, n_penalized, *, tol, max_iter, report=None):
     SolverResult
         ``x`` with exact zeros where the L1 term holds a coefficient at 0.
     """
-    from scipy.optimize import Bounds, minimize
+    from scipy.optimize import Bounds
 
     theta0 = np.asarray(theta0, dtype=np.float64)
     m, n_params = n_penalized, theta0.shape[0]
@@ -154,13 +151,5 @@ def minimize_l1(fun, theta0, l1, n_penalized, *, tol, max_iter, report=None):
         grad_z[2 * m :] = grad[m:]
         return loss + l1 * float(np.sum(z[: 2 * m])), grad_z.copy()
 
-    result = minimize(
-        objective,
-        z0,
-        method="L-BFGS-B",
-        jac=True,
-        bounds=bounds,
-        callback=_callback(report),
-        options=_lbfgs_options(tol, max_iter),
-    )
+    result = _lbfgs(objective, z0, tol, max_iter, report, bounds)
     return _result(result, split_to_theta(result.x, np.empty(n_params)), max_iter)
