@@ -156,3 +156,22 @@ def test_grid_search_over_l1_ratio(data):
     assert np.all(np.isfinite(scores)) and scores.shape == (6,)
     assert search.best_params_["l1_ratio"] in grid["l1_ratio"]
     assert search.best_estimator_.l1_ratio == search.best_params_["l1_ratio"]
+
+
+def test_coef_set_by_hand_may_be_a_strided_view(data):
+    X, y = data
+    clf = LogisticRegression().fit(X, y)
+    expected = clf.decision_function(X)
+    # as scikit-learn's tests do with coefs_paths_: the intercept is the last column
+    path = np.column_stack([clf.coef_, clf.intercept_])
+    clf.coef_, clf.intercept_ = path[:, :-1], path[:, -1]  # not C-contiguous
+    np.testing.assert_allclose(clf.decision_function(X), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["newton-cg", "newton-cholesky", "sag", "saga"])
+def test_zero_max_iter_leaves_the_start(solver, data):
+    X, y = data
+    with pytest.warns(sklearn.exceptions.ConvergenceWarning):
+        clf = LogisticRegression(solver=solver, max_iter=0).fit(X, y)
+    assert clf.n_iter_[0] == 0
+    np.testing.assert_array_equal(clf.coef_, 0.0)

@@ -197,3 +197,27 @@ def test_save_and_load(iris, legacy, tmp_path):
     assert loaded.get_params() == clf.get_params()
     np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
     np.testing.assert_array_equal(loaded.Cs_, clf.Cs_)
+
+
+def test_folds_missing_classes_use_all_classes(iris):
+    from sklearn.model_selection import KFold
+
+    X, y = iris  # sorted by class: 3 unshuffled folds each lack one class in training
+    clf = LogisticRegressionCV(cv=KFold(3), Cs=3, l1_ratios=(0,), scoring="neg_brier_score",
+                               use_legacy_attributes=False).fit(X, y)  # fmt: skip
+    assert clf.coefs_paths_.shape == (3, 1, 3, 3, 5)
+    assert np.all(np.isfinite(clf.scores_))
+    accuracy = LogisticRegressionCV(cv=KFold(3), Cs=3, l1_ratios=(0,), scoring="accuracy",
+                                    use_legacy_attributes=False).fit(X, y)  # fmt: skip
+    assert np.all(accuracy.scores_ == 0.0)  # train and test labels never overlap
+
+
+def test_extra_params_need_metadata_routing(iris):
+    X, y = iris
+    clf = LogisticRegressionCV(Cs=2, cv=2, l1_ratios=(0,), scoring="accuracy",
+                               use_legacy_attributes=False)  # fmt: skip
+    with pytest.raises(ValueError, match="only supported if enable_metadata_routing=True"):
+        clf.fit(X, y, extra_param=1.0)
+    clf.fit(X, y)
+    with pytest.raises(ValueError, match="only supported if enable_metadata_routing=True"):
+        clf.score(X, y, extra_param=1.0)

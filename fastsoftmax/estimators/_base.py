@@ -300,11 +300,19 @@ class _LinearClassifier(*BASES):
             )
         return X
 
-    def _fit_data(self, X, y, sample_weight):
-        """Validate training data: ``(X, y_idx, sample_weight with class weights, dtype)``."""
+    def _fit_data(self, X, y, sample_weight, classes=None):
+        """Validate training data: ``(X, y_idx, sample_weight with class weights, dtype)``.
+
+        ``classes`` (sorted, e.g. those of all the data when fitting a
+        cross-validation fold) fixes ``classes_``; y may then lack some of them.
+        """
         X = self._validate_X(X, reset=True)
         y = _check_y(y, X.shape[0])
-        self.classes_, y_idx = _encode_labels(y, self)
+        if classes is None:
+            self.classes_, y_idx = _encode_labels(y, self)
+        else:
+            self.classes_ = classes
+            y_idx = np.ascontiguousarray(np.searchsorted(classes, y), dtype=np.intp)
         dtype = self._param_dtype(X)
         sw = self._weights(y_idx, sample_weight, X.shape[0], dtype)
         return X, y_idx, sw, dtype
@@ -341,6 +349,8 @@ class _LinearClassifier(*BASES):
         X = self._validate_X(X, reset=False)
         # coef_ is used in its own layout: no copy unless X's dtype is wider than coef_'s
         X, coef, intercept, _ = as_compute_dtype(X, self.coef_, self.intercept_)
+        # an intercept_ set by hand may be a strided view (e.g. a column of coefs_paths_)
+        intercept = None if intercept is None else np.ascontiguousarray(intercept)
         scores = decision(X, coef, intercept)
         return scores.ravel() if coef.shape[0] == 1 else scores
 

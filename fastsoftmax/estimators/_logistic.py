@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from .. import _objective
-from .._solvers import minimize_l1, minimize_smooth
+from .._solvers import SolverResult, minimize_l1, minimize_smooth
 from .._validation import check_bool, check_int, check_real, check_verbose
 from ..persistence import register
 from ._base import _LinearClassifier, check_n_jobs, kernel_threads
@@ -289,6 +289,10 @@ class LogisticRegression(_LinearClassifier):
         -------
         self : LogisticRegression
         """
+        return self._fit_with_classes(X, y, sample_weight, None)
+
+    def _fit_with_classes(self, X, y, sample_weight, classes):
+        """``fit``; ``classes`` (sorted) fixes ``classes_``, as for LogisticRegressionCV's folds."""
         l1_unit, l2_unit = self._penalty_strengths()
         tol = check_real("tol", self.tol)
         max_iter = check_int("max_iter", self.max_iter, 0)
@@ -301,12 +305,12 @@ class LogisticRegression(_LinearClassifier):
         if warm_start and hasattr(self, "coef_"):
             previous = (self.coef_, self.intercept_, self.classes_)
         with kernel_threads(n_threads):
-            return self._fit(X, y, sample_weight, l1_unit, l2_unit, tol, max_iter,
+            return self._fit(X, y, sample_weight, classes, l1_unit, l2_unit, tol, max_iter,
                              fit_intercept, verbose, previous)  # fmt: skip
 
-    def _fit(self, X, y, sample_weight, l1_unit, l2_unit, tol, max_iter, fit_intercept, verbose,
-             previous):  # fmt: skip
-        X, y_idx, sw, dtype = self._fit_data(X, y, sample_weight)
+    def _fit(self, X, y, sample_weight, classes, l1_unit, l2_unit, tol, max_iter, fit_intercept,
+             verbose, previous):  # fmt: skip
+        X, y_idx, sw, dtype = self._fit_data(X, y, sample_weight, classes)
         n, d = X.shape
         n_classes = self.classes_.shape[0]
         k = 1 if n_classes == 2 else n_classes
@@ -358,7 +362,10 @@ class LogisticRegression(_LinearClassifier):
                 iteration[0] += 1
                 print(f"L-BFGS iteration {iteration[0]}: loss {loss:.6g}")
 
-        if l1:
+        if max_iter == 0 and self.solver != "lbfgs":
+            # as scikit-learn's other solvers: no update at all (its lbfgs takes a first step)
+            result = SolverResult(theta0, math.nan, 0, 1, "max_iter=0: no iteration")
+        elif l1:
             result = minimize_l1(objective, theta0, l1, n_coef, tol=tol, max_iter=max_iter,
                                  report=report)  # fmt: skip
         else:

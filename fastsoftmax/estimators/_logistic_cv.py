@@ -239,6 +239,32 @@ class LogisticRegressionCV(_LinearClassifier):
 
         return None if scoring is None else get_scorer(scoring)
 
+    def _fold_scorer(self, scoring):
+        """The scorer of the folds: told all the labels, as a test fold may lack some.
+
+        scikit-learn's own way: a scorer whose metric takes ``labels`` is rebuilt
+        with ``labels=classes_`` (and, for two classes, ``pos_label=classes_[1]``).
+        """
+        import inspect
+
+        from sklearn.metrics import make_scorer
+
+        scorer = self._scorer(scoring)
+        metric = getattr(scorer, "_score_func", None)
+        if metric is None or "labels" not in inspect.signature(metric).parameters:
+            return scorer
+        extra = {}
+        if self.classes_.shape[0] <= 2 and "pos_label" in inspect.signature(metric).parameters:
+            extra["pos_label"] = self.classes_[-1]
+        return make_scorer(
+            metric,
+            greater_is_better=scorer._sign == 1,
+            response_method=scorer._response_method,
+            labels=self.classes_,
+            **extra,
+            **getattr(scorer, "_kwargs", {}),
+        )
+
     def _estimator(self, C, l1_ratio, class_weight, warm_start):
         """The LogisticRegression of one grid point (penalty given as l1_ratio: no warnings)."""
         return LogisticRegression(
@@ -249,13 +275,14 @@ class LogisticRegressionCV(_LinearClassifier):
         )  # fmt: skip
 
     def _path(self, X, y, sw, train, test, Cs, l1_ratio, class_weight, scorer):
+        # every fold is fitted with the classes of all the data, even if it lacks some
         """Fit the path over ``Cs`` on one fold, warm-starting each fit from the previous."""
         est = self._estimator(Cs[0], l1_ratio, class_weight, warm_start=True)
         sw_train = None if sw is None else sw[train]
         sw_test = None if sw is None else sw[test]
         coefs, scores, n_iter = [], [], []
         for C in Cs:
-            est.set_params(C=C).fit(X[train], y[train], sample_weight=sw_train)
+            est.set_params(C=C)._fit_with_classes(X[train], y[train], sw_train, self.classes_)
             coefs.append(_with_intercept(est))
             # a fit warm-started at its optimum stops after its first gradient: one iteration
             n_iter.append(max(1, int(est.n_iter_[0])))
@@ -275,7 +302,8 @@ class LogisticRegressionCV(_LinearClassifier):
         y : array_like of shape (n_samples,)
         sample_weight : array_like of shape (n_samples,), optional
         **params : dict
-            Passed to the splitter's ``split`` (e.g. ``groups``).
+            Passed to the splitter's ``split`` (e.g. ``groups``); only with
+            scikit-learn's ``enable_metadata_routing=True``, as in scikit-learn.
 
         Returns
         -------
@@ -283,10 +311,10 @@ class LogisticRegressionCV(_LinearClassifier):
         """
         from sklearn.model_selection import check_cv
 
+        _refuse_unrouted_params(self, "fit", params)
         penalty, l1_ratios, scoring, legacy = _resolve_cv_penalty(self)
         refit = check_bool("refit", self.refit)
         n_threads = check_n_jobs(self.n_jobs)
-        scorer = self._scorer(scoring)
         if penalty == "elasticnet" or l1_ratios is not None:
             l1_ratios_ = list(l1_ratios)
         else:
@@ -313,6 +341,7 @@ class LogisticRegressionCV(_LinearClassifier):
             Cs = np.logspace(-4, 4, int(self.Cs))
         else:
             Cs = np.asarray(self.Cs, dtype=np.float64).reshape(-1)
+        scorer = self._fold_scorer(scoring)
         cv = check_cv(self.cv, y, classifier=True)
         folds = list(cv.split(X, y, **params))
 
@@ -390,7 +419,7 @@ class LogisticRegressionCV(_LinearClassifier):
         self.C_ = np.full(repeat, C_, dtype=np.float64)
         self.l1_ratio_ = np.asarray([l1_ratio_] * repeat)  # None for no l1_ratios, as sklearn
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X, y, sample_weight=None, **score_params):
         """The ``scoring`` of the fitted model on ``(X, y)`` (accuracy by default).
 
         Parameters
@@ -398,17 +427,37 @@ class LogisticRegressionCV(_LinearClassifier):
         X : array_like of shape (n_samples, n_features)
         y : array_like of shape (n_samples,)
         sample_weight : array_like of shape (n_samples,), optional
+        **score_params : dict
+            Passed to the scorer; only with scikit-learn's
+            ``enable_metadata_routing=True``.
 
         Returns
         -------
         score : float
         """
+        _refuse_unrouted_params(self, "score", score_params)
         scoring = None if isinstance(self.scoring, str) and self.scoring == "warn" else self.scoring
         scorer = self._scorer(scoring)
         if scorer is None:
             return super().score(X, y, sample_weight=sample_weight)
-        kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
+        kwargs = dict(score_params)
+        if sample_weight is not None:
+            kwargs["sample_weight"] = sample_weight
         return float(scorer(self, X, y, **kwargs))
+
+
+def _refuse_unrouted_params(estimator, method, params):
+    """scikit-learn's error for extra keyword arguments without metadata routing."""
+    from sklearn import get_config
+
+    if params and not get_config().get("enable_metadata_routing", False):
+        raise ValueError(
+            f"Passing extra keyword arguments to {type(estimator).__name__}.{method} is only "
+            "supported if enable_metadata_routing=True, which you can set using "
+            "`sklearn.set_config`. See the User Guide "
+            "<https://scikit-learn.org/stable/metadata_routing.html> for more details. "
+            f"Extra parameters passed are: {set(params)}"
+        )
 
 
 def _with_intercept(est):
