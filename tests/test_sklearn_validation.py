@@ -51,7 +51,7 @@ def test_feature_names_in_(make, data, frame):
 @pytest.mark.parametrize("make", ESTIMATORS, ids=IDS)
 @pytest.mark.parametrize("method", ["predict", "predict_proba", "decision_function"])
 def test_reordered_or_missing_columns_raise_sklearns_errors(make, method, data, frame):
-    X, y = data
+    _, y = data
     ours = make().fit(frame, y)
     theirs = SkLogisticRegression().fit(frame, y)
     cases = {
@@ -80,7 +80,7 @@ def test_names_seen_on_one_side_warn(make, data, frame):
 
 
 def test_non_string_names_are_ignored_and_mixed_names_refused(data, frame):
-    X, y = data
+    _, y = data
     numbered = frame.set_axis([0, 1, 2, 3], axis=1)
     assert not hasattr(LogisticRegression().fit(numbered, y), "feature_names_in_")
     mixed = frame.set_axis(["a", 1, "c", 3], axis=1)
@@ -89,13 +89,13 @@ def test_non_string_names_are_ignored_and_mixed_names_refused(data, frame):
 
 
 def test_float32_frame_stays_float32(data, frame):
-    X, y = data
+    _, y = data
     clf = LogisticRegression().fit(frame.astype(np.float32), y)
     assert clf.coef_.dtype == np.float32
 
 
 def test_feature_names_survive_save_and_load(data, frame, tmp_path):
-    X, y = data
+    _, y = data
     clf = LogisticRegression().fit(frame, y)
     loaded = fastsoftmax.load(clf.save(tmp_path / "model"))
     np.testing.assert_array_equal(loaded.feature_names_in_, clf.feature_names_in_)

@@ -6,13 +6,12 @@ the samples, predicts, scores and saves; the estimators add ``fit``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import warnings
 
 import numpy as np
-
-import contextlib
 
 from .. import _threads, persistence
 from .._objective import decision
