@@ -186,19 +186,6 @@ def test_feature_names_and_float32(iris):
         clf.predict(frame[list("dcba")])
 
 
-@pytest.mark.parametrize("legacy", [True, False])
-def test_save_and_load(iris, legacy, tmp_path):
-    import fastsoftmax
-
-    X, y = iris
-    clf = LogisticRegressionCV(Cs=2, cv=2, l1_ratios=(0,), scoring=None,
-                               use_legacy_attributes=legacy).fit(X, y)  # fmt: skip
-    loaded = fastsoftmax.load(clf.save(tmp_path / "cv"))
-    assert loaded.get_params() == clf.get_params()
-    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
-    np.testing.assert_array_equal(loaded.Cs_, clf.Cs_)
-
-
 def test_folds_missing_classes_use_all_classes(iris):
     from sklearn.model_selection import KFold
 

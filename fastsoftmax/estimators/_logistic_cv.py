@@ -7,15 +7,7 @@ import warnings
 import numpy as np
 
 from .._validation import check_bool
-from ..persistence import register
-from ._base import (
-    _check_y,
-    _class_weights,
-    _encode_labels,
-    _LinearClassifier,
-    check_n_jobs,
-    kernel_threads,
-)
+from ._base import _class_weights, _LinearClassifier, check_n_jobs, kernel_threads
 from ._logistic import LogisticRegression, _check_solver
 
 __all__ = ["LogisticRegressionCV"]
@@ -116,7 +108,8 @@ def _resolve_cv_penalty(estimator):
     return penalty, l1_ratios, scoring, legacy
 
 
-@register
+# not registered with fastsoftmax.persistence yet: its load-time checks want an n_iter_ of
+# size 1, and LogisticRegressionCV's is a grid
 class LogisticRegressionCV(_LinearClassifier):
     """Logistic regression with ``C`` (and ``l1_ratio``) chosen by cross-validation.
 
@@ -324,10 +317,14 @@ class LogisticRegressionCV(_LinearClassifier):
             {"l1": 1.0, "l2": 0.0}.get(penalty, r if r is not None else 0.0) for r in l1_ratios_
         ]
 
-        X = self._validate_X(X, reset=True)
-        y = _check_y(y, X.shape[0])
-        self.classes_, y_idx = _encode_labels(y, self)
+        if isinstance(self.Cs, (int, np.integer)) and not isinstance(self.Cs, bool):
+            Cs = np.logspace(-4, 4, int(self.Cs))
+        else:
+            Cs = np.asarray(self.Cs, dtype=np.float64).reshape(-1)
+        # the data is read after every parameter check (persistence relies on that order)
+        X, y_idx, _, _ = self._fit_data(X, y, None)
         classes = self.classes_
+        y = classes[y_idx]  # the labels, checked
         n_classes = classes.shape[0]
         is_binary = n_classes == 2
         class_weight = self.class_weight
@@ -337,10 +334,6 @@ class LogisticRegressionCV(_LinearClassifier):
             weights = _class_weights("balanced", classes, y_idx, sw_check)
             class_weight = {c: float(w) for c, w in zip(classes.tolist(), weights)}
         sw = None if sample_weight is None else np.asarray(sample_weight)
-        if isinstance(self.Cs, (int, np.integer)) and not isinstance(self.Cs, bool):
-            Cs = np.logspace(-4, 4, int(self.Cs))
-        else:
-            Cs = np.asarray(self.Cs, dtype=np.float64).reshape(-1)
         scorer = self._fold_scorer(scoring)
         cv = check_cv(self.cv, y, classifier=True)
         folds = list(cv.split(X, y, **params))
