@@ -26,6 +26,7 @@ _LAZY = {
     "logistic_loss_grad": "functions",
     "classification_error": "functions",
     "LogisticRegression": "estimators",
+    "LogisticRegressionCV": "estimators",
     "SoftmaxRegression": "estimators",
     "load": "persistence",
     "Trainer": "trainer",

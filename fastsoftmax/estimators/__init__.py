@@ -5,11 +5,13 @@ link and share one base class for input validation, label encoding,
 prediction, scoring and saving:
 
 * :class:`LogisticRegression` is a drop-in replacement for
-  :class:`sklearn.linear_model.LogisticRegression` with the L2 (or no)
-  penalty: the same objective, minimised by full-batch L-BFGS
+  :class:`sklearn.linear_model.LogisticRegression` (scikit-learn 1.9's
+  signature) with the L2, L1, elastic-net or no penalty: the same objective, minimised by full-batch L-BFGS
   (:func:`scipy.optimize.minimize`) driven by the fused loss-and-gradient
   kernels :func:`~fastsoftmax.logistic_loss_grad` (two classes) and
   :func:`~fastsoftmax.softmax_cross_entropy_grad` (three or more).
+* :class:`LogisticRegressionCV` chooses ``C`` (and ``l1_ratio``) by
+  cross-validation, as :class:`sklearn.linear_model.LogisticRegressionCV`.
 * :class:`SoftmaxRegression` trains the same model by minibatch gradient
   descent with any learner of :mod:`fastsoftmax.learners`, for data too large
   for full-batch optimisation; it has ``partial_fit``, early stopping and a
@@ -38,6 +40,13 @@ array(['b', 'a'], dtype='<U1')
 
 from ._compat import ConvergenceWarning, NotFittedError
 from ._logistic import LogisticRegression
+from ._logistic_cv import LogisticRegressionCV
 from ._softmax import SoftmaxRegression
 
-__all__ = ["ConvergenceWarning", "LogisticRegression", "NotFittedError", "SoftmaxRegression"]
+__all__ = [
+    "ConvergenceWarning",
+    "LogisticRegression",
+    "LogisticRegressionCV",
+    "NotFittedError",
+    "SoftmaxRegression",
+]

@@ -6,13 +6,14 @@ the samples, predicts, scores and saves; the estimators add ``fit``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import warnings
 
 import numpy as np
 
-from .. import persistence
+from .. import _threads, persistence
 from .._objective import decision
 from .._validation import as_compute_dtype, check_class_weight, check_data_matrix, check_real
 from .._validation import check_sample_weight, check_sparse_matrix, is_sparse, sparse_values
@@ -83,6 +84,71 @@ def _check_size_and_values(X, values, name):
     return X
 
 
+def _feature_names(X):
+    """The column names of a data frame as an object array, if they are all strings.
+
+    scikit-learn's rule: names that are all strings are kept, names of other
+    types are ignored, a mix of strings and others is an error.
+    """
+    columns = getattr(X, "columns", None)
+    if columns is None or isinstance(X, np.ndarray) or not hasattr(X, "shape"):
+        return None
+    names = np.asarray(list(columns), dtype=object)
+    if names.shape[0] == 0:
+        return None
+    types = sorted(t.__qualname__ for t in {type(v) for v in names})
+    if len(types) > 1 and "str" in types:
+        raise TypeError(
+            "Feature names are only supported if all input features have string names, "
+            f"but your input has {types} as feature name / column name types. "
+            "If you want feature names to be stored and validated, you must convert "
+            "them all to strings, by using X.columns = X.columns.astype(str) for "
+            "example. Otherwise you can remove feature / column names from your input "
+            "data, or convert them all to a non-string data type."
+        )
+    return names if types == ["str"] else None
+
+
+def _list_names(names, limit=5):
+    listed = "".join(f"- {name}\n" for name in names[:limit])
+    return listed + ("- ...\n" if len(names) > limit else "")
+
+
+def _check_feature_names(estimator, X, *, reset):
+    """Set ``feature_names_in_`` (``reset``) or check X's names against it, as scikit-learn."""
+    names = _feature_names(X)
+    if reset:
+        if names is not None:
+            estimator.feature_names_in_ = names
+        elif hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_  # refitted on data without names
+        return
+    fitted = getattr(estimator, "feature_names_in_", None)
+    name = type(estimator).__name__
+    if fitted is None and names is None:
+        return
+    if fitted is None:
+        warnings.warn(f"X has feature names, but {name} was fitted without feature names",
+                      UserWarning, stacklevel=4)  # fmt: skip
+        return
+    if names is None:
+        warnings.warn(f"X does not have valid feature names, but {name} was fitted with "
+                      "feature names", UserWarning, stacklevel=4)  # fmt: skip
+        return
+    if len(fitted) == len(names) and np.all(fitted == names):
+        return
+    message = "The feature names should match those that were passed during fit.\n"
+    unexpected = sorted(set(names) - set(fitted))
+    missing = sorted(set(fitted) - set(names))
+    if unexpected:
+        message += "Feature names unseen at fit time:\n" + _list_names(unexpected)
+    if missing:
+        message += "Feature names seen at fit time, yet now missing:\n" + _list_names(missing)
+    if not unexpected and not missing:
+        message += "Feature names must be in the same order as they were in fit.\n"
+    raise ValueError(message)
+
+
 def _check_y(y, n_samples):
     """Validate classification labels: 1-D (a column vector is raveled with a warning)."""
     if y is None:
@@ -104,7 +170,10 @@ def _check_y(y, n_samples):
     if y.ndim != 1:
         raise ValueError(f"y must be a 1-D array of class labels, got shape {y.shape}")
     if y.shape[0] != n_samples:
-        raise ValueError(f"X has {n_samples} samples but y has {y.shape[0]} labels")
+        raise ValueError(
+            "Found input variables with inconsistent numbers of samples: "
+            f"{[int(n_samples), int(y.shape[0])]}"
+        )
     if y.dtype.kind == "c":
         raise ValueError(f"Complex data not supported: y has dtype {y.dtype}")
     if y.dtype.kind == "f":
@@ -174,6 +243,32 @@ def _plain(label):
     return label.item() if isinstance(label, np.generic) else label
 
 
+def check_n_jobs(n_jobs):
+    """``n_jobs``: None (keep the current thread count), -1 (all cores) or an int >= 1."""
+    if n_jobs is None:
+        return None
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral):
+        raise TypeError(f"n_jobs must be None or an integer, got {type(n_jobs).__name__} {n_jobs!r}")
+    if n_jobs == 0 or n_jobs < -1:
+        raise ValueError(f"n_jobs must be None, -1 or a positive integer, got {n_jobs!r}")
+    return int(n_jobs)
+
+
+@contextlib.contextmanager
+def kernel_threads(n_threads):
+    """Run the kernels with ``n_threads`` threads (:func:`fastsoftmax.set_num_threads`
+    semantics; None leaves the setting alone), restoring the previous count afterwards."""
+    if n_threads is None:
+        yield
+        return
+    previous = _threads.get_num_threads()
+    _threads.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        _threads.set_num_threads(previous)
+
+
 def _check_is_fitted(estimator):
     if not hasattr(estimator, "coef_"):
         raise NotFittedError(
@@ -201,6 +296,7 @@ class _LinearClassifier(*BASES):
         return np.dtype(self._uint8_dtype) if X.dtype == np.uint8 else X.dtype
 
     def _validate_X(self, X, *, reset):
+        _check_feature_names(self, X, reset=reset)
         X = _check_X(X)
         if reset:
             self.n_features_in_ = X.shape[1]
@@ -211,11 +307,19 @@ class _LinearClassifier(*BASES):
             )
         return X
 
-    def _fit_data(self, X, y, sample_weight):
-        """Validate training data: ``(X, y_idx, sample_weight with class weights, dtype)``."""
+    def _fit_data(self, X, y, sample_weight, classes=None):
+        """Validate training data: ``(X, y_idx, sample_weight with class weights, dtype)``.
+
+        ``classes`` (sorted, e.g. those of all the data when fitting a
+        cross-validation fold) fixes ``classes_``; y may then lack some of them.
+        """
         X = self._validate_X(X, reset=True)
         y = _check_y(y, X.shape[0])
-        self.classes_, y_idx = _encode_labels(y, self)
+        if classes is None:
+            self.classes_, y_idx = _encode_labels(y, self)
+        else:
+            self.classes_ = classes
+            y_idx = np.ascontiguousarray(np.searchsorted(classes, y), dtype=np.intp)
         dtype = self._param_dtype(X)
         sw = self._weights(y_idx, sample_weight, X.shape[0], dtype)
         return X, y_idx, sw, dtype
@@ -252,6 +356,8 @@ class _LinearClassifier(*BASES):
         X = self._validate_X(X, reset=False)
         # coef_ is used in its own layout: no copy unless X's dtype is wider than coef_'s
         X, coef, intercept, _ = as_compute_dtype(X, self.coef_, self.intercept_)
+        # an intercept_ set by hand may be a strided view (e.g. a column of coefs_paths_)
+        intercept = None if intercept is None else np.ascontiguousarray(intercept)
         scores = decision(X, coef, intercept)
         return scores.ravel() if coef.shape[0] == 1 else scores
 

@@ -8,12 +8,119 @@ import warnings
 import numpy as np
 
 from .. import _objective
-from ..persistence import register
+from .._solvers import SolverResult, minimize_l1, minimize_smooth
 from .._validation import check_bool, check_int, check_real, check_verbose
-from ._base import _LinearClassifier
+from ..persistence import register
+from ._base import _LinearClassifier, check_n_jobs, kernel_threads
 from ._compat import ConvergenceWarning
 
 __all__ = ["LogisticRegression"]
+
+
+# ---------------------------------------------------------------------------
+# the penalty and solver parameters, read as scikit-learn 1.9 reads them
+
+#: solvers of the smooth (L2 or no penalty) problem: all reach its one optimum, so all run
+#: L-BFGS; "saga" also takes the L1 and elastic-net penalties (L-BFGS-B on the split)
+_SMOOTH_SOLVERS = ("lbfgs", "newton-cg", "newton-cholesky", "sag")
+_SOLVERS = _SMOOTH_SOLVERS + ("saga", "liblinear")
+
+_PENALTY_DEPRECATION = (
+    "'penalty' was deprecated in version 1.8 and will be removed in 1.10. To avoid this "
+    "warning, leave 'penalty' set to its default value and use 'l1_ratio' or 'C' instead. "
+    "Use l1_ratio=0 instead of penalty='l2', l1_ratio=1 instead of penalty='l1', l1_ratio "
+    "set to a float between 0 and 1 instead of penalty='elasticnet', and C=np.inf instead "
+    "of penalty=None."
+)
+
+
+def _resolve_penalty(penalty, C, l1_ratio, solver, dual):
+    """``(penalty, C, l1_ratio)`` as scikit-learn 1.9's ``LogisticRegression.fit`` reads them.
+
+    ``penalty`` is deprecated in favour of ``l1_ratio`` (0: L2, 1: L1, between:
+    elastic-net) and ``C=inf`` (no penalty); the same warnings and errors as
+    scikit-learn.  The returned ``l1_ratio`` is the share of L1 in the penalty
+    actually applied (0 for ``penalty="l2"``, 1 for ``"l1"``) and ``C`` is
+    ``inf`` when there is no penalty.  The solver is checked at the point
+    where scikit-learn checks it, so that the warnings come in the same order.
+    """
+    if penalty not in ("deprecated", "l1", "l2", "elasticnet", None):
+        raise ValueError(
+            "The 'penalty' parameter of LogisticRegression must be a str among "
+            f"{{'elasticnet', 'l1', 'l2'}} or None. Got {penalty!r} instead."
+        )
+    C = check_real("C", C, low_open=True, allow_inf=True)
+    if l1_ratio is not None:
+        l1_ratio = check_real("l1_ratio", l1_ratio, high=1.0)
+    if penalty == "deprecated":
+        if l1_ratio == 0 or l1_ratio is None:
+            resolved = "l2"
+            if l1_ratio is None:
+                warnings.warn(
+                    "'l1_ratio=None' was deprecated in version 1.8 and will trigger an error "
+                    "in 1.10. Use 0<=l1_ratio<=1 instead.",
+                    FutureWarning,
+                    stacklevel=4,
+                )
+        elif l1_ratio == 1:
+            resolved = "l1"
+        else:
+            resolved = "elasticnet"
+        if math.isinf(C):
+            resolved = None
+    else:
+        resolved = penalty
+        warnings.warn(_PENALTY_DEPRECATION, FutureWarning, stacklevel=4)
+    _check_solver(solver, resolved, dual)
+    if resolved != "elasticnet" and l1_ratio is not None and 0 < l1_ratio < 1:
+        warnings.warn(
+            f"l1_ratio parameter is only used when penalty is 'elasticnet'. Got "
+            f"(penalty={resolved})",
+            UserWarning,
+            stacklevel=4,
+        )
+    if (penalty == "l2" and l1_ratio != 0) or (penalty == "l1" and l1_ratio != 1):
+        warnings.warn(
+            f"Inconsistent values: penalty={penalty} with l1_ratio={l1_ratio}. penalty is "
+            "deprecated. Please use l1_ratio only.",
+            UserWarning,
+            stacklevel=4,
+        )
+    if resolved == "elasticnet" and l1_ratio is None:
+        raise ValueError("l1_ratio must be specified when penalty is elasticnet.")
+    if penalty is None:
+        if C != 1.0:
+            warnings.warn(
+                "Setting penalty=None will ignore the C and l1_ratio parameters",
+                UserWarning,
+                stacklevel=4,
+            )
+        return None, math.inf, 0.0
+    share = {"l1": 1.0, "l2": 0.0, None: 0.0}.get(resolved, l1_ratio)
+    return resolved, C, share
+
+
+def _check_solver(solver, penalty, dual):
+    """scikit-learn's solver/penalty/dual compatibility rules, with its messages."""
+    if solver not in _SOLVERS:
+        raise ValueError(
+            "The 'solver' parameter of LogisticRegression must be a str among "
+            f"{set(_SOLVERS)}. Got {solver!r} instead."
+        )
+    if solver not in ("liblinear", "saga") and penalty not in ("l2", None):
+        raise ValueError(
+            f"Solver {solver} supports only 'l2' or None penalties, got {penalty} penalty."
+        )
+    if solver != "liblinear" and dual:
+        raise ValueError(f"Solver {solver} supports only dual=False, got dual={dual}")
+    if penalty == "elasticnet" and solver != "saga":
+        raise ValueError(f"Only 'saga' solver supports elasticnet penalty, got solver={solver}.")
+    if solver == "liblinear":
+        # liblinear solves a different problem (one-vs-rest, penalised intercept)
+        raise ValueError(
+            "solver='liblinear' is not implemented by fastsoftmax; use solver='saga' (the "
+            "multinomial problem with any penalty) or scikit-learn"
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -28,47 +135,67 @@ _LBFGS_HINT = (
 
 @register
 class LogisticRegression(_LinearClassifier):
-    r"""Logistic regression (L2 or no penalty) by full-batch L-BFGS on fused kernels.
+    r"""Logistic regression (L2, L1, elastic-net or no penalty) by full-batch L-BFGS on fused kernels.
 
     A drop-in replacement for :class:`sklearn.linear_model.LogisticRegression`
-    with ``solver="lbfgs"`` and the L2 (or no) penalty: it minimises the same
-    objective,
+    (scikit-learn 1.9's signature): it minimises the same objective,
 
     .. math::
         \frac{1}{\sum_i s_i} \sum_i s_i \, \ell(y_i, x_i W + b)
-        + \frac{1}{2 C \sum_i s_i} \|W\|^2,
+        + \frac{1}{C \sum_i s_i} \Big( r \|W\|_1 + \frac{1 - r}{2} \|W\|^2 \Big),
 
     with :math:`\ell` the sigmoid loss for two classes and the multinomial
     (softmax) cross-entropy for three or more, :math:`s_i` the sample weights
-    times the class weights, and the intercept not penalised.  The solver is
+    times the class weights, :math:`r` the ``l1_ratio`` and the intercept not
+    penalised.  Without the L1 term the solver is
     :func:`scipy.optimize.minimize` (L-BFGS-B) with scikit-learn's settings,
-    so the coefficients agree with scikit-learn's to within the tolerance.
-    float32 data is trained in float32 (``coef_`` is float32).
+    so the coefficients agree with scikit-learn's to within the tolerance;
+    with it, L-BFGS-B on the split ``W = P - N``, ``P, N >= 0``, which ends
+    on the exact zeros of the L1 optimum (the optimum of scikit-learn's
+    ``saga``).  float32 data is trained in float32 (``coef_`` is float32).
 
     Parameters
     ----------
-    penalty : {"l2", None}, default="l2"
-        ``None`` fits without penalty (the same as ``C=numpy.inf``).
+    penalty : {"l1", "l2", "elasticnet", None}, default="deprecated"
+        Deprecated, as in scikit-learn 1.8+: use ``l1_ratio`` (0 for "l2", 1
+        for "l1", between for "elasticnet") and ``C=numpy.inf`` (None)
+        instead; setting it warns with scikit-learn's ``FutureWarning``.
     C : float, default=1.0
         Inverse regularisation strength, > 0 (``numpy.inf``: no penalty).
+    l1_ratio : float in [0, 1], default=0.0
+        The share of L1 in the penalty: 0 is L2, 1 is L1, between is
+        elastic-net.  A positive ``l1_ratio`` needs ``solver="saga"`` (as in
+        scikit-learn).
+    dual : bool, default=False
+        Only ``False``: the dual formulation is liblinear's; ``True`` raises
+        scikit-learn's error.
     tol : float, default=1e-4
-        Stop when the largest gradient component is below ``tol`` (L-BFGS-B's
-        ``gtol``).
-    max_iter : int, default=100
-        Maximum number of L-BFGS iterations.
+        Stop when the largest (projected) gradient component is below ``tol``
+        (L-BFGS-B's ``gtol``).
     fit_intercept : bool, default=True
         Learn an intercept (not penalised).
+    intercept_scaling : float, default=1
+        Accepted (> 0) for compatibility; only scikit-learn's liblinear uses it.
     class_weight : dict, "balanced" or None, default=None
         Weights ``{label: weight}`` multiplied into the sample weights;
         ``"balanced"`` uses ``n_samples / (n_classes * count(label))``.
     random_state : int, RandomState instance or None, default=None
         Unused by L-BFGS (deterministic); kept for compatibility.
-    solver : {"lbfgs"}, default="lbfgs"
-        Only L-BFGS is implemented.
+    solver : {"lbfgs", "newton-cg", "newton-cholesky", "sag", "saga"}, default="lbfgs"
+        All solve the same problem, to its one optimum: the smooth solvers
+        (L2 or no penalty) run L-BFGS, "saga" also takes the L1 and
+        elastic-net penalties.  "liblinear" (one-vs-rest, penalised
+        intercept) is not implemented.
+    max_iter : int, default=100
+        Maximum number of L-BFGS iterations.
     verbose : int, default=0
         If positive, print the solver's result (and each iteration for >= 2).
     warm_start : bool, default=False
         Start from the previous solution when refitting.
+    n_jobs : int or None, default=None
+        Threads of the kernels during ``fit`` (as
+        :func:`fastsoftmax.set_num_threads`: -1 is all cores; None keeps the
+        current setting); the previous setting is restored after the fit.
 
     Attributes
     ----------
@@ -103,46 +230,50 @@ class LogisticRegression(_LinearClassifier):
 
     def __init__(
         self,
-        penalty="l2",
+        penalty="deprecated",
         *,
         C=1.0,
+        l1_ratio=0.0,
+        dual=False,
         tol=1e-4,
         fit_intercept=True,
+        intercept_scaling=1,
         class_weight=None,
         random_state=None,
         solver="lbfgs",
         max_iter=100,
         verbose=0,
         warm_start=False,
+        n_jobs=None,
     ):
         self.penalty = penalty
         self.C = C
+        self.l1_ratio = l1_ratio
+        self.dual = dual
         self.tol = tol
         self.fit_intercept = fit_intercept
+        self.intercept_scaling = intercept_scaling
         self.class_weight = class_weight
         self.random_state = random_state
         self.solver = solver
         self.max_iter = max_iter
         self.verbose = verbose
         self.warm_start = warm_start
+        self.n_jobs = n_jobs
 
-    def _l2_strength(self):
-        if self.penalty not in ("l2", None):
-            raise ValueError(
-                f"penalty must be 'l2' or None, got {self.penalty!r} (fastsoftmax implements the "
-                "L2-penalised and unpenalised problems; use scikit-learn for 'l1' or 'elasticnet')"
-            )
-        C = check_real("C", self.C, low_open=True, allow_inf=True)
-        if self.penalty is None:
-            if C != 1.0:
-                warnings.warn(
-                    "Setting penalty=None will ignore the C parameter", UserWarning, stacklevel=3
-                )
-            return math.inf
-        return C
+    def _penalty_strengths(self):
+        """``(l1, l2)``: the penalty per unit of sample weight, as scikit-learn 1.9 reads it.
+
+        Multiply by ``1 / sum(sample_weight)`` to get the objective's strengths.
+        """
+        dual = check_bool("dual", self.dual)
+        _, C, l1_ratio = _resolve_penalty(self.penalty, self.C, self.l1_ratio, self.solver, dual)
+        if math.isinf(C):
+            return 0.0, 0.0
+        return l1_ratio / C, (1.0 - l1_ratio) / C
 
     def fit(self, X, y, sample_weight=None):
-        """Fit the model by L-BFGS.
+        """Fit the model by L-BFGS (with an L1 term: L-BFGS-B on the split coefficients).
 
         Parameters
         ----------
@@ -158,32 +289,37 @@ class LogisticRegression(_LinearClassifier):
         -------
         self : LogisticRegression
         """
-        from scipy.optimize import minimize
+        return self._fit_with_classes(X, y, sample_weight, None)
 
-        C = self._l2_strength()
+    def _fit_with_classes(self, X, y, sample_weight, classes):
+        """``fit``; ``classes`` (sorted) fixes ``classes_``, as for LogisticRegressionCV's folds."""
+        l1_unit, l2_unit = self._penalty_strengths()
         tol = check_real("tol", self.tol)
         max_iter = check_int("max_iter", self.max_iter, 0)
         fit_intercept = check_bool("fit_intercept", self.fit_intercept)
+        check_real("intercept_scaling", self.intercept_scaling, low_open=True)  # liblinear's only
         warm_start = check_bool("warm_start", self.warm_start)
         verbose = check_verbose(self.verbose)
-        if self.solver != "lbfgs":
-            raise ValueError(
-                f"solver must be 'lbfgs' (the only solver implemented), got {self.solver!r}"
-            )
+        n_threads = check_n_jobs(self.n_jobs)
         previous = None
         if warm_start and hasattr(self, "coef_"):
             previous = (self.coef_, self.intercept_, self.classes_)
+        with kernel_threads(n_threads):
+            return self._fit(X, y, sample_weight, classes, l1_unit, l2_unit, tol, max_iter,
+                             fit_intercept, verbose, previous)  # fmt: skip
 
-        X, y_idx, sw, dtype = self._fit_data(X, y, sample_weight)
+    def _fit(self, X, y, sample_weight, classes, l1_unit, l2_unit, tol, max_iter, fit_intercept,
+             verbose, previous):  # fmt: skip
+        X, y_idx, sw, dtype = self._fit_data(X, y, sample_weight, classes)
         n, d = X.shape
         n_classes = self.classes_.shape[0]
         k = 1 if n_classes == 2 else n_classes
         sw_sum = float(n if sw is None else np.sum(sw, dtype=np.float64))
-        l2 = 0.0 if math.isinf(C) else 1.0 / (C * sw_sum) if C * sw_sum > 0 else math.inf
-        if not l2 <= float(np.finfo(dtype).max):
+        l1, l2 = l1_unit / sw_sum, l2_unit / sw_sum
+        if not max(l1, l2) <= float(np.finfo(dtype).max):
             raise ValueError(
-                f"C={C!r} is too small: the penalty strength 1 / (C * sum of sample weights) "
-                f"= 1 / ({C!r} * {sw_sum!r}) overflows {np.dtype(dtype).name}; use a larger C"
+                f"C={self.C!r} is too small: the penalty strength 1 / (C * sum of sample weights) "
+                f"= 1 / ({self.C!r} * {sw_sum!r}) overflows {np.dtype(dtype).name}; use a larger C"
             )
 
         # data checked once (C-contiguous, or CSR): the objective calls the non-validating _objective
@@ -222,35 +358,29 @@ class LogisticRegression(_LinearClassifier):
                 grad[n_coef:] = intercept_grad
             return loss, grad
 
-        callback = None
+        report = None
         if verbose >= 2:
             iteration = [0]
 
-            def callback(intermediate_result):
+            def report(loss):
                 iteration[0] += 1
-                print(f"L-BFGS iteration {iteration[0]}: loss {intermediate_result.fun:.6g}")
+                print(f"L-BFGS iteration {iteration[0]}: loss {loss:.6g}")
 
-        # scikit-learn's settings, so that both stop at the same point
-        result = minimize(
-            objective,
-            theta0,
-            method="L-BFGS-B",
-            jac=True,
-            callback=callback,
-            options={
-                "maxiter": max_iter,
-                "maxls": 50,
-                "gtol": tol,
-                "ftol": 64 * np.finfo(float).eps,
-            },
-        )
-        n_iter = min(int(result.nit), max_iter)
+        if max_iter == 0 and self.solver != "lbfgs":
+            # as scikit-learn's other solvers: no update at all (its lbfgs takes a first step)
+            result = SolverResult(theta0, math.nan, 0, 1, "max_iter=0: no iteration")
+        elif l1:
+            result = minimize_l1(objective, theta0, l1, n_coef, tol=tol, max_iter=max_iter,
+                                 report=report)  # fmt: skip
+        else:
+            result = minimize_smooth(objective, theta0, tol=tol, max_iter=max_iter, report=report)
+        n_iter = result.n_iter
         if result.status != 0:
             warnings.warn(
                 f"lbfgs failed to converge after {n_iter} iteration(s) (status={result.status}): "
                 f"{result.message}. {_LBFGS_HINT}",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,  # the caller of fit
             )
         if verbose:
             print(f"L-BFGS: {n_iter} iterations, loss {result.fun:.6g}, {result.message}")

@@ -1,0 +1,155 @@
+"""Full-batch solvers for the estimators: L-BFGS-B, smooth or with an L1 term.
+
+Private.  Each solver takes ``fun(theta) -> (loss, grad)``, the smooth part
+of the objective on a flat float64 parameter vector (the fused objective of
+:mod:`fastsoftmax._objective`, L2 term included), and returns a
+:class:`SolverResult`.
+
+The L1 term ``l1 * ||theta[:n_penalized]||_1`` is not differentiable at 0.
+:func:`minimize_l1` removes the kink by the classical split
+``theta = pos - neg`` with ``pos, neg >= 0``: the term becomes the linear
+``l1 * sum(pos + neg)`` and the problem a smooth one with bounds, which
+L-BFGS-B solves with the same settings as the smooth problem.  At a solution
+``pos * neg == 0`` (lowering both by their minimum lowers the objective by
+``2 * l1 * min``), so ``||theta||_1 == sum(pos + neg)``, and the coefficients
+whose both halves end at their bound 0 are exactly 0: the sparsity pattern of
+the L1 optimum, not a thresholded approximation.  L-BFGS-B's projected
+gradient, which the tolerance bounds, is then the minimum-norm subgradient of
+the non-smooth objective.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["SolverResult", "l1_penalty", "minimize_l1", "minimize_smooth"]
+
+
+@dataclass
+class SolverResult:
+    """What a solver returns: the parameters and how the run ended."""
+
+    x: np.ndarray  #: the parameters, float64
+    fun: float  #: the objective at ``x`` (the L1 term included)
+    n_iter: int  #: iterations, at most ``max_iter``
+    status: int  #: 0 when converged (scipy's L-BFGS-B codes)
+    message: str
+
+
+def l1_penalty(coef, l1):
+    """``l1 * ||coef||_1`` as a float (accumulated in float64)."""
+    if not l1:
+        return 0.0
+    return float(l1) * float(np.sum(np.abs(coef), dtype=np.float64))
+
+
+def _lbfgs(fun, x0, tol, max_iter, report, bounds=None):
+    """scipy's L-BFGS-B with scikit-learn's settings, so that both stop at the same point."""
+    from scipy.optimize import minimize
+
+    callback = None
+    if report is not None:
+
+        def callback(intermediate_result):
+            report(intermediate_result.fun)
+
+    return minimize(
+        fun,
+        x0,
+        method="L-BFGS-B",
+        jac=True,
+        bounds=bounds,
+        callback=callback,
+        options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": 64 * np.finfo(float).eps},
+    )
+
+
+def _result(result, x, max_iter):
+    return SolverResult(
+        x=x,
+        fun=float(result.fun),
+        n_iter=min(int(result.nit), max_iter),
+        status=int(result.status),
+        message=str(result.message),
+    )
+
+
+def minimize_smooth(fun, theta0, *, tol, max_iter, report=None):
+    """Minimise a smooth ``fun`` by L-BFGS-B from ``theta0``.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(theta) -> (loss, grad)`` on float64 vectors.
+    theta0 : ndarray of shape (n_params,)
+        Starting point (float64).
+    tol : float
+        Stop when the largest gradient component is below ``tol``.
+    max_iter : int
+        Maximum number of iterations.
+    report : callable, optional
+        Called with the objective after each iteration.
+
+    Returns
+    -------
+    SolverResult
+    """
+    result = _lbfgs(fun, theta0, tol, max_iter, report)
+    return _result(result, result.x, max_iter)
+
+
+def minimize_l1(fun, theta0, l1, n_penalized, *, tol, max_iter, report=None):
+    """Minimise ``fun(theta) + l1 * ||theta[:n_penalized]||_1`` by L-BFGS-B on the split.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(theta) -> (loss, grad)``: the smooth part, on float64 vectors.
+    theta0 : ndarray of shape (n_params,)
+        Starting point (float64).
+    l1 : float
+        Strength of the L1 term, >= 0.
+    n_penalized : int
+        The L1 term covers ``theta[:n_penalized]`` (the coefficients); the
+        rest (the intercept) is free.
+    tol : float
+        Stop when the largest component of the projected gradient of the
+        split problem (the minimum-norm subgradient) is below ``tol``.
+    max_iter : int
+        Maximum number of iterations.
+    report : callable, optional
+        Called with the objective after each iteration.
+
+    Returns
+    -------
+    SolverResult
+        ``x`` with exact zeros where the L1 term holds a coefficient at 0.
+    """
+    from scipy.optimize import Bounds
+
+    theta0 = np.asarray(theta0, dtype=np.float64)
+    m, n_params = n_penalized, theta0.shape[0]
+    l1 = float(l1)
+    # z = [pos (m), neg (m), free (n_params - m)]
+    z0 = np.concatenate([np.maximum(theta0[:m], 0.0), np.maximum(-theta0[:m], 0.0), theta0[m:]])
+    lower = np.concatenate([np.zeros(2 * m), np.full(n_params - m, -np.inf)])
+    bounds = Bounds(lower, np.full(z0.shape[0], np.inf))
+    theta = np.empty(n_params)
+    grad_z = np.empty(z0.shape[0])
+
+    def split_to_theta(z, out):
+        np.subtract(z[:m], z[m : 2 * m], out=out[:m])
+        out[m:] = z[2 * m :]
+        return out
+
+    def objective(z):
+        loss, grad = fun(split_to_theta(z, theta))
+        np.add(grad[:m], l1, out=grad_z[:m])
+        np.subtract(l1, grad[:m], out=grad_z[m : 2 * m])
+        grad_z[2 * m :] = grad[m:]
+        return loss + l1 * float(np.sum(z[: 2 * m])), grad_z.copy()
+
+    result = _lbfgs(objective, z0, tol, max_iter, report, bounds)
+    return _result(result, split_to_theta(result.x, np.empty(n_params)), max_iter)
