@@ -3,10 +3,18 @@
 Kept deliberately small: each test file defines the fixtures only it needs.
 """
 
+import os
+
 import numpy as np
 import pytest
 
 import fastsoftmax
+
+# Tests that probe crashes run `python -c` in a subprocess, which puts the working
+# directory first on sys.path: from a clone's root that is the source tree, without the
+# compiled extension.  PYTHONSAFEPATH (Python >= 3.11) makes the subprocesses import the
+# installed package, as the tests themselves do.
+os.environ["PYTHONSAFEPATH"] = "1"
 from fastsoftmax._backends import BACKEND_NAMES, get_module
 
 
