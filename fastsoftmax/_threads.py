@@ -8,9 +8,12 @@ there too, under the ``openmp`` user API, and obeys it only as far as
 ``set_num_threads`` does not override it: fastsoftmax passes its own count to
 every parallel region explicitly).
 
-The default is ``$FASTSOFTMAX_NUM_THREADS`` if set (read at first use; a value
-that is not a positive integer, or -1 for all cores, is ignored with a
-``RuntimeWarning``), else all the cores this process may run on.
+The count is, first to last: ``set_num_threads(n)``; else
+``$FASTSOFTMAX_NUM_THREADS`` if set (read at first use; a value that is not a
+positive integer, or -1 for all cores, is ignored with a ``RuntimeWarning``);
+else all the cores this process may run on, capped by the OpenMP runtime's
+limit of the calling thread, so that ``OMP_NUM_THREADS`` and
+``threadpoolctl.threadpool_limits(n)`` limit fastsoftmax's kernels too.
 """
 
 from __future__ import annotations
@@ -32,15 +35,15 @@ def _cpu_count():
         return os.cpu_count() or 1
 
 
-def _initial():
-    """The thread count of ``$FASTSOFTMAX_NUM_THREADS``, else all cores.
+def _environment_threads():
+    """``$FASTSOFTMAX_NUM_THREADS`` as a count, or 0 when it is unset.
 
     Read at first use, not at import, and a bad value only warns: a typo in the
     environment must not make ``import fastsoftmax`` fail with a traceback.
     """
     env = os.environ.get("FASTSOFTMAX_NUM_THREADS", "").strip()
     if not env:
-        return _cpu_count()
+        return 0
     try:
         n = int(env)
     except ValueError:
@@ -54,11 +57,42 @@ def _initial():
             RuntimeWarning,
             stacklevel=3,
         )
-        return _cpu_count()
+        return 0
     return n
 
 
-_num_threads = None  # set at first use
+_num_threads = None  # set_num_threads's count, or None
+_env_threads = None  # $FASTSOFTMAX_NUM_THREADS (0: unset), read at first use
+
+
+def _environment_openmp_limit():
+    try:
+        return int(os.environ.get("OMP_NUM_THREADS", "").split(",")[0])
+    except ValueError:
+        return 0
+
+
+_openmp_max_threads = None  # the compiled kernels' omp_get_max_threads, found at first use
+_omp_env = 0  # $OMP_NUM_THREADS (0: unset)
+
+
+def _openmp_limit():
+    """The OpenMP thread limit of this thread, or None if there is none to follow.
+
+    Both the runtime's limit (``threadpool_limits`` sets it) and ``$OMP_NUM_THREADS``
+    count: numba's OpenMP threading layer resets the runtime's limit to its own.
+    """
+    global _openmp_max_threads, _omp_env
+    if _openmp_max_threads is None:
+        _omp_env = _environment_openmp_limit()  # read once, like the OpenMP runtime
+        try:
+            from ._cython_kernels import openmp_max_threads as _openmp_max_threads
+        except ImportError:  # no compiled kernels: the environment only
+            _openmp_max_threads = _environment_openmp_limit
+    runtime = _openmp_max_threads()
+    if runtime >= 1 and _omp_env >= 1:
+        return min(runtime, _omp_env)
+    return runtime if runtime >= 1 else (_omp_env if _omp_env >= 1 else None)
 
 
 def get_num_threads():
@@ -70,12 +104,17 @@ def get_num_threads():
     >>> fastsoftmax.get_num_threads() >= 1
     True
     """
-    global _num_threads
-    if _num_threads is None:
+    global _env_threads
+    if _num_threads is not None:
+        return _num_threads
+    if _env_threads is None:
         with _lock:
-            if _num_threads is None:
-                _num_threads = _initial()
-    return _num_threads
+            if _env_threads is None:
+                _env_threads = _environment_threads()
+    if _env_threads:
+        return _env_threads
+    limit = _openmp_limit()
+    return _cpu_count() if limit is None else min(_cpu_count(), limit)
 
 
 def set_num_threads(n):
@@ -85,8 +124,9 @@ def set_num_threads(n):
     ----------
     n : int or None
         A positive thread count (of any integer type, e.g. ``numpy.int64``);
-        ``None`` or ``-1`` means all of this machine's cores (the default,
-        overridable by ``$FASTSOFTMAX_NUM_THREADS``).
+        ``None`` restores the default (``$FASTSOFTMAX_NUM_THREADS``, else
+        all cores within the OpenMP limit); ``-1`` means all of this
+        machine's cores, whatever the OpenMP limit.
 
     Examples
     --------
@@ -105,9 +145,9 @@ def set_num_threads(n):
             n = operator.index(n)  # int, numpy integers
         except TypeError:
             raise ValueError(message) from None
-    if n is None or n == -1:
+    if n is not None and n == -1:
         n = _cpu_count()
-    if n < 1:
+    if n is not None and n < 1:
         raise ValueError(message)
     with _lock:
         _num_threads = n

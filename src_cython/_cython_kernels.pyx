@@ -45,6 +45,23 @@ cdef enum:
 
 _LEVEL_NAMES = ("baseline", "avx2", "avx512")
 
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int fs_openmp_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int fs_openmp_max_threads(void) { return 0; }
+    #endif
+    """
+    int fs_openmp_max_threads() nogil
+
+
+def openmp_max_threads():
+    """The OpenMP runtime's thread limit for this thread (``OMP_NUM_THREADS``,
+    ``threadpoolctl.threadpool_limits``), or 0 when built without OpenMP."""
+    return fs_openmp_max_threads()
+
 
 def set_simd_level(level=None):
     """Use the kernels of instruction set ``level`` ("baseline", "avx2",

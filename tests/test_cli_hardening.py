@@ -114,6 +114,7 @@ def test_a_good_thread_count_in_the_environment_is_used():
 def test_the_environment_is_read_at_first_use(monkeypatch, value, expected):
     monkeypatch.setenv("FASTSOFTMAX_NUM_THREADS", value)
     monkeypatch.setattr(_threads, "_num_threads", None)
+    monkeypatch.setattr(_threads, "_env_threads", None)
     if expected is None and value != "-1":
         with pytest.warns(RuntimeWarning, match="FASTSOFTMAX_NUM_THREADS"):
             assert fastsoftmax.get_num_threads() == cpu_count()
