@@ -25,6 +25,8 @@ _LAZY = {
     "binary_cross_entropy": "functions",
     "logistic_loss_grad": "functions",
     "classification_error": "functions",
+    "log_expit": "functions",
+    "linear_cross_entropy": "functions",
     "LogisticRegression": "estimators",
     "LogisticRegressionCV": "estimators",
     "SoftmaxRegression": "estimators",

@@ -107,6 +107,7 @@ def decision(X, coef, intercept=None, *, out=None, backend=None):
 
 
 def softmax_loss_grad(X, coef, intercept, y, sample_weight=None, l2=0.0, *, normalizer=None,
+                      label_smoothing=0.0, smoothing_weight=None, class_weight=None,
                       backend=None, coef_grad_out=None, intercept_grad_out=None):  # fmt: skip
     """Softmax regression objective and its gradients.
 
@@ -114,22 +115,104 @@ def softmax_loss_grad(X, coef, intercept, y, sample_weight=None, l2=0.0, *, norm
     ``coef`` (C, d) and one of shape (C,) (the gradient for a zero intercept
     when ``intercept`` is None).  ``coef_grad_out`` / ``intercept_grad_out``
     (C-contiguous, of coef's dtype) are written and returned when given.
+
+    With ``label_smoothing = eps > 0`` the data term is PyTorch's smoothed
+    cross-entropy ``(1 - eps) sum_i s_i CE_i + eps / C sum_i u_i sum_c w_c
+    (lse_i - z_ic)`` (``s`` = sample_weight, ``u`` = smoothing_weight, ``w`` =
+    class_weight; None means ones), still divided by ``sum_i s_i`` by default.
+    The kernel runs once with the row weights ``a_i = (1 - eps) s_i + eps / C
+    u_i sum_c w_c``; :func:`_add_smoothing_sums` adds the rest, which is linear
+    in the rows (no logits).  Rows with ``a_i = 0`` are dropped.
     """
     dtype = coef.dtype
     coef_grad = np.empty(coef.shape, dtype) if coef_grad_out is None else coef_grad_out
     intercept_grad = (
         np.empty(coef.shape[0], dtype) if intercept_grad_out is None else intercept_grad_out
     )
-    X, y, sample_weight = _without_zero_weights(X, y, sample_weight)
-    loss_sum, weight_total = _data_kernel(
-        get_module(backend), "softmax_ce_sums", X, coef, intercept, y, sample_weight, coef_grad,
-        intercept_grad,
-    )  # fmt: skip
+    if label_smoothing:
+        weight_total = float(X.shape[0]) if sample_weight is None else float(
+            np.sum(sample_weight, dtype=np.float64))  # fmt: skip
+        kernel_weight, smoothing_rows, w_sum = _smoothed_row_weights(
+            X.shape[0], coef.shape[0], dtype, sample_weight, label_smoothing, smoothing_weight,
+            class_weight,
+        )  # fmt: skip
+        keep = kernel_weight != 0
+        if not keep.all():
+            X, y, kernel_weight, smoothing_rows = X[keep], y[keep], kernel_weight[keep], smoothing_rows[keep]
+        loss_sum, _ = _data_kernel(
+            get_module(backend), "softmax_ce_sums", X, coef, intercept, y, kernel_weight,
+            coef_grad, intercept_grad,
+        )  # fmt: skip
+        loss_sum += _add_smoothing_sums(X, coef, intercept, y, smoothing_rows, class_weight, w_sum,
+                                        coef_grad, intercept_grad)  # fmt: skip
+    else:
+        X, y, sample_weight = _without_zero_weights(X, y, sample_weight)
+        loss_sum, weight_total = _data_kernel(
+            get_module(backend), "softmax_ce_sums", X, coef, intercept, y, sample_weight, coef_grad,
+            intercept_grad,
+        )  # fmt: skip
     scale = _inverse_normalizer(weight_total, normalizer)
     _scale(coef_grad, scale)
     _scale(intercept_grad, scale)
     _add_l2_gradient(coef_grad, coef, l2)
     return loss_sum * scale + l2_penalty(coef, l2), coef_grad, intercept_grad
+
+
+def _smoothed_row_weights(n, n_classes, dtype, sample_weight, eps, smoothing_weight, class_weight):
+    """The kernel's row weights ``a_i`` and the smoothing rows ``q_i = eps / C u_i`` (float64)."""
+    s = np.ones(n) if sample_weight is None else sample_weight.astype(np.float64)
+    u = np.ones(n) if smoothing_weight is None else smoothing_weight.astype(np.float64)
+    w_sum = float(n_classes) if class_weight is None else float(np.sum(class_weight, dtype=np.float64))
+    q = (eps / n_classes) * u
+    return ((1 - eps) * s + w_sum * q).astype(dtype), q, w_sum
+
+
+# classes per tile of the smoothing correction: its temporaries stay about 8 MB
+_SMOOTHING_TILE_ENTRIES = 1 << 20
+
+
+def _add_smoothing_sums(X, coef, intercept, y, q, class_weight, w_sum, coef_grad, intercept_grad):
+    """Add what the kernel with weights ``a_i`` misses of the smoothed objective; return its loss.
+
+    The smoothing term of row ``i`` minus its share in the kernel's sums is
+    ``q_i (w_sum z_{i,y_i} - w . z_i)``, whose gradient is ``q_i (w_sum e_{y_i} -
+    w) x_i^T``.  With ``S_c = sum_{y_i = c} q_i x_i`` and ``T = sum_c S_c``:
+    ``coef_grad += w_sum S - w T^T``, ``intercept_grad += w_sum cnt - w sum(q)``
+    (``cnt_c = sum_{y_i = c} q_i``) and the loss gains ``w_sum sum_c coef_c . S_c
+    - (w coef) . T`` plus the intercept's share.  ``S`` is formed in class
+    tiles (float64), so the extra memory stays bounded for any number of classes.
+    """
+    import scipy.sparse as sp
+
+    n_classes, d = coef.shape
+    n = X.shape[0]
+    dtype = coef.dtype
+    w = np.ones(n_classes) if class_weight is None else class_weight.astype(np.float64)
+    # row c holds q_i at the columns i of the rows labelled c
+    indicator = sp.csr_matrix((q, (y, np.arange(n))), shape=(n_classes, n))
+    tile = max(1, _SMOOTHING_TILE_ENTRIES // max(d, 1))
+    row_sum = np.zeros(d)  # T
+    loss = 0.0
+    for c0 in range(0, n_classes, tile):
+        c1 = min(c0 + tile, n_classes)
+        class_sums = indicator[c0:c1] @ X  # S[c0:c1]
+        if not isinstance(class_sums, np.ndarray):  # CSR X gives a sparse product
+            class_sums = class_sums.toarray()
+        class_sums = np.asarray(class_sums, dtype=np.float64)
+        coef_grad[c0:c1] += (w_sum * class_sums).astype(dtype)
+        loss += w_sum * float(np.sum(coef[c0:c1] * class_sums))
+        row_sum += class_sums.sum(axis=0)
+    for c0 in range(0, n_classes, tile):
+        c1 = min(c0 + tile, n_classes)
+        coef_grad[c0:c1] -= np.outer(w[c0:c1], row_sum).astype(dtype)
+        loss -= float(w[c0:c1] @ (coef[c0:c1].astype(np.float64) @ row_sum))
+    class_counts = np.asarray(indicator.sum(axis=1)).reshape(-1)
+    q_total = float(np.sum(q))
+    intercept_grad += (w_sum * class_counts - w * q_total).astype(dtype)
+    if intercept is not None:
+        b = intercept.astype(np.float64)
+        loss += w_sum * float(b @ class_counts) - float(w @ b) * q_total
+    return loss
 
 
 def logistic_loss_grad(X, coef, intercept, y, sample_weight=None, l2=0.0, *, normalizer=None,

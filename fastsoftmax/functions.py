@@ -23,9 +23,11 @@ import math
 import numbers
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from . import _objective
+from . import _loss_options, _objective
 from ._backends import get_module as _get_module
+from ._linear_cross_entropy import linear_cross_entropy
 from ._validation import (
     as_numeric_array,
     check_2d,
@@ -52,6 +54,8 @@ __all__ = [
     "binary_cross_entropy",
     "logistic_loss_grad",
     "classification_error",
+    "log_expit",
+    "linear_cross_entropy",
 ]
 
 
@@ -326,6 +330,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, backen
     >>> round(float(res), 6), float(sign)
     (1.541325, -1.0)
     """
+    if _is_complex(a) or (b is not None and _is_complex(b)):
+        return _logsumexp_complex(a, axis, b, keepdims, return_sign)
     # Like scipy, a 0-d ``a`` is read as 1-D (so axis=0 is valid for it).
     a = np.atleast_1d(as_numeric_array(a, "a"))
     if b is not None or return_sign:
@@ -347,6 +353,82 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, backen
         with np.errstate(over="ignore"):
             res = res.astype(rdtype)
     return _scalar_if_0d(res)
+
+
+def _is_complex(value):
+    return np.asarray(value).dtype.kind == "c" if not isinstance(value, np.ndarray) else value.dtype.kind == "c"
+
+
+def _wrap_radians(x):
+    # to (-pi, pi], keeping the relative precision of angles already inside
+    wrapped = -((-x + np.pi) % (2 * np.pi) - np.pi)
+    return np.where(np.abs(x) < np.pi, x, wrapped)
+
+
+def _logsumexp_complex(a, axis, b, keepdims, return_sign):
+    # scipy.special.logsumexp (1.15+) for complex input, in NumPy: the term of
+    # largest real part is separated out of the sum; the imaginary part of the
+    # result (or the sign, a unit complex number) is wrapped to (-pi, pi].
+    a = np.atleast_1d(np.asarray(a))
+    if a.dtype.kind not in "biufc":
+        raise TypeError(f"a must be a numeric array, got an array of dtype {a.dtype}")
+    dtype = np.result_type(a.dtype, np.complex64 if a.dtype.itemsize <= 8 else np.complex128)
+    if b is not None:
+        b = np.atleast_1d(np.asarray(b))
+        if b.dtype.kind not in "biufc":
+            raise TypeError(f"b must be a numeric array, got an array of dtype {b.dtype}")
+        try:
+            shape = np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise ValueError(
+                f"b must be broadcastable to the shape of a {a.shape}, got shape {b.shape}"
+            ) from None
+        dtype = np.result_type(dtype, b.dtype)
+        a, b = np.broadcast_to(a, shape).astype(dtype), np.broadcast_to(b, shape).astype(dtype)
+    else:
+        a = a.astype(dtype)
+    if dtype.kind != "c":  # complex b with real a: promote
+        dtype = np.result_type(dtype, np.complex64)
+        a = a.astype(dtype)
+    axes = check_axis(axis, a.ndim)
+    if a.size == 0:
+        out = np.full([1 if i in axes else s for i, s in enumerate(a.shape)], -np.inf, dtype)
+        sgn = np.sign(out)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            terms = np.exp(a) if b is None else b * np.exp(a)
+            total = np.sum(terms, axis=axes, keepdims=True)
+            sgn_inf = np.sign(total) if return_sign else None
+            out_inf = np.log(np.abs(total) if return_sign else total)
+            if b is not None:
+                a = np.where(b == 0, -np.inf, a)
+            # one element of largest real part per slice (the last one, as scipy picks)
+            real = a.real
+            is_max = real == np.max(real, axis=axes, keepdims=True)
+            index = np.where(is_max, np.arange(a.size).reshape(a.shape), -1)
+            is_max = index == np.max(index, axis=axes, keepdims=True)
+            a_max = np.sum(np.where(is_max, a, 0), axis=axes, keepdims=True, dtype=dtype)
+            a = np.where(is_max, -np.inf, a)
+            m = np.sum(is_max if b is None else b * is_max, axis=axes, keepdims=True, dtype=dtype)
+            shifted = np.exp(a - a_max) if b is None else b * np.exp(a - a_max)
+            s = np.sum(shifted, axis=axes, keepdims=True, dtype=dtype)
+            s = np.where(s == 0, s, s / m)
+            sgn = np.sign(s + 1) * np.sign(m) * np.exp(a_max.imag * 1j)
+            out = np.log1p(s) + np.log(m) + a_max
+            if return_sign:
+                out = out.real
+            finite = np.isfinite(out)
+            out = np.where(finite, out, out_inf)
+            if return_sign:
+                sgn = np.where(finite, sgn, sgn_inf)
+    if out.dtype.kind == "c":
+        out = out.real + _wrap_radians(out.imag) * 1j
+    if return_sign and sgn.dtype.kind == "c":
+        sgn = sgn.real + _wrap_radians(sgn.imag) * 1j
+    if not keepdims:
+        out, sgn = out.squeeze(axis=axes), sgn.squeeze(axis=axes)
+    out, sgn = _scalar_if_0d(out), _scalar_if_0d(sgn)
+    return (out, sgn) if return_sign else out
 
 
 def _logsumexp_weighted(a, axis, b, keepdims, return_sign):
@@ -507,44 +589,99 @@ def _reduce(losses, reduction, sample_weight, rdtype):
     return total / m if m > 0 else 0.0
 
 
-def cross_entropy(logits, target, *, reduction="mean", sample_weight=None, backend=None):
-    """Softmax cross-entropy computed from logits.
+def cross_entropy(
+    logits: ArrayLike,
+    target: ArrayLike,
+    *,
+    reduction: str = "mean",
+    sample_weight: ArrayLike | None = None,
+    weight: ArrayLike | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    axis: int | None = None,
+    backend: str | None = None,
+) -> float | np.ndarray:
+    """Softmax cross-entropy computed from logits, with the options of PyTorch's.
+
+    The options, shapes and reductions are those of
+    :func:`torch.nn.functional.cross_entropy` (class weights, ``ignore_index``,
+    ``label_smoothing``, K-dimensional logits), with NumPy's ``axis=`` for the
+    class axis and ``sample_weight`` on top.
 
     Parameters
     ----------
-    logits : array_like of shape (n_samples, n_classes)
-        Unnormalised scores.
-    target : array_like of shape (n_samples,) or (n_samples, n_classes)
-        Integer class labels in ``[0, n_classes)`` (floats with integral
-        values are accepted), or class probabilities / one-hot rows
-        (non-negative, finite; rows are not required to sum to 1).
+    logits : array_like of shape (n_samples, n_classes) or (n_samples, n_classes, d1, ..., dK)
+        Unnormalised scores; the class axis is ``axis``.
+    target : array_like
+        Integer class labels in ``[0, n_classes)`` (or ``ignore_index``), of the
+        shape of ``logits`` without its class axis -- ``(n_samples,)`` for 2-D
+        logits (floats with integral values are accepted); or class
+        probabilities / one-hot rows of the shape of ``logits`` (non-negative,
+        finite; they are not required to sum to 1).
     reduction : {"mean", "sum", "none"}, default "mean"
-        How to reduce the per-sample losses.
-    sample_weight : array_like of shape (n_samples,), optional
-        Non-negative finite weights.  With "mean" the result is the weighted
-        mean (divided by the sum of the weights); with "none" each loss is
-        multiplied by its weight.  A zero weight drops its sample, even one
-        whose loss is infinite.
+        How to reduce the per-sample losses.  "mean" divides the weighted sum by
+        the total weight: the number of labels that are not ignored, or with
+        ``weight`` the sum of ``weight[target]`` over them, times
+        ``sample_weight`` (as PyTorch does); for probability targets the
+        number of samples (or the sum of ``sample_weight``).
+    sample_weight : array_like, optional
+        Non-negative finite weights, one per sample (``(n_samples,)``) or, for
+        K-dimensional logits, one per loss (the shape of the losses).  With
+        "none" each loss is multiplied by its weight.  A zero weight drops its
+        sample, even one whose loss is infinite.
+    weight : array_like of shape (n_classes,), optional
+        Non-negative finite weight of each class (PyTorch's ``weight``): the
+        loss of a sample of class ``c`` is multiplied by ``weight[c]``; with
+        probability targets each class term is.
+    ignore_index : int, default -100
+        Labels equal to it contribute nothing (loss 0 and no weight in the
+        mean), as in PyTorch; not used with probability targets.
+    label_smoothing : float in [0, 1], default 0.0
+        Mix the targets with the uniform distribution: the loss becomes
+        ``(1 - eps) CE + eps / C * sum_c weight[c] (-log p_c)`` (PyTorch's
+        formula, class weights included).
+    axis : int, optional
+        The class axis of ``logits``.  The default (None) is PyTorch's axis 1,
+        which for 2-D logits is the last axis as before; pass ``axis=-1`` for
+        logits of shape (..., n_classes).
     backend : str, optional
         Backend to compute with; ``None`` means the current one.
 
     Returns
     -------
-    loss : float or ndarray of shape (n_samples,)
-        A Python float for "mean" and "sum" (accumulated in float64), else an
-        array of the logits' dtype.
+    loss : float or ndarray
+        A Python float for "mean" and "sum" (accumulated in float64), else the
+        per-sample losses of the shape of ``target`` (labels) or of ``logits``
+        without its class axis (probabilities), in the logits' dtype.
+
+    Raises
+    ------
+    ValueError
+        Labels outside ``[0, n_classes)`` other than ``ignore_index``, a
+        ``weight`` of the wrong length or with a negative entry, a
+        ``label_smoothing`` outside [0, 1], shapes that do not match.
+
+    See Also
+    --------
+    linear_cross_entropy : The same loss of ``input @ weight.T + bias``, never
+        forming all the logits.
+    softmax_cross_entropy_grad : The fused gradient of this loss of a linear model.
 
     Notes
     -----
     The per-sample loss is ``logsumexp(z_i) - z_i[y_i]`` for labels and
     ``-sum_j t_ij log_softmax(z_i)_j`` for probabilities, where a zero
-    probability contributes 0 even if its log-probability is ``-inf``.  The
-    mean over zero samples (or zero total weight) is defined as 0.
+    probability contributes 0 even if its log-probability is ``-inf``
+    (PyTorch gives NaN there).  The mean over zero samples (or zero total
+    weight, e.g. every label ignored) is defined as 0, where PyTorch gives NaN.
+    1-D (unbatched) logits are not accepted: use ``logits[None]``.
 
     References
     ----------
     .. [1] C. M. Bishop, "Pattern Recognition and Machine Learning",
        Springer, 2006, eq. 4.108.
+    .. [2] C. Szegedy et al., "Rethinking the Inception Architecture for
+       Computer Vision", CVPR 2016 (label smoothing).
 
     Examples
     --------
@@ -555,45 +692,94 @@ def cross_entropy(logits, target, *, reduction="mean", sample_weight=None, backe
     1.126928
     >>> cross_entropy(logits, np.array([[1.0, 0.0], [0.5, 0.5]]), reduction="none").round(4)
     array([0.1269, 1.1269])
+
+    PyTorch's options: class weights, an ignored label, label smoothing:
+
+    >>> round(cross_entropy(logits, [0, -100]), 6)  # only the first sample counts
+    0.126928
+    >>> round(cross_entropy(logits, [0, 0], weight=[1.0, 3.0], label_smoothing=0.1), 6)
+    1.242928
+
+    K-dimensional logits (n_samples, n_classes, d1), or the classes last:
+
+    >>> z = np.zeros((2, 3, 4))
+    >>> cross_entropy(z, np.zeros((2, 4), dtype=int), reduction="none").shape
+    (2, 4)
+    >>> round(cross_entropy(z.transpose(0, 2, 1), np.zeros((2, 4), dtype=int), axis=-1), 6)
+    1.098612
     """
     logits = as_numeric_array(logits, "logits")
     rdtype = result_dtype(logits.dtype)  # of the "none" losses: float16 stays float16
-    logits = _check_logits(logits)
+    class_axis = _loss_options.check_class_axis(axis, logits.ndim)
     reduction = check_reduction(reduction)
-    n, C = logits.shape
-    sample_weight = check_sample_weight(sample_weight, n, logits.dtype)
+    label_smoothing = _loss_options.check_label_smoothing(label_smoothing)
+    ignore_index = _loss_options.check_ignore_index(ignore_index)
+    cdtype = float_dtype(logits.dtype)
+    z, perm, moved_shape = _as_rows(logits, (class_axis,), cdtype)
+    loss_shape = moved_shape[:-1]
+    n, n_classes = z.shape
+    class_weight = _loss_options.check_class_weight(weight, n_classes, cdtype)
+    sample_weight = _loss_options.check_position_weight(sample_weight, loss_shape, cdtype)
     kernels = _kernels(backend)
     target_arr = np.asarray(target)
-    if target_arr.ndim == 2:
+    if target_arr.ndim == logits.ndim:  # class probabilities
         target_arr = as_numeric_array(target_arr, "target")
         if target_arr.shape != logits.shape:
             raise ValueError(
                 f"target has shape {target_arr.shape} but logits has shape {logits.shape} "
                 "(probability targets must match the logits)"
             )
-        t = np.ascontiguousarray(target_arr, dtype=logits.dtype)
-        if not np.all(np.isfinite(t)) or np.any(t < 0):
+        proba = np.ascontiguousarray(
+            target_arr if perm is None else target_arr.transpose(perm), dtype=cdtype
+        ).reshape(n, n_classes)
+        if not np.all(np.isfinite(proba)) or np.any(proba < 0):
             raise ValueError("target probabilities must be finite and non-negative")
-        logp = np.empty_like(logits)
-        if logits.size:
-            kernels.log_softmax(logits, logp)
-        # 0 * -inf would be NaN: a class with zero probability adds nothing.
-        terms = np.multiply(t, logp, out=np.zeros_like(logp), where=t != 0)
-        losses = -np.sum(terms, axis=1)
-    elif target_arr.ndim == 1:
-        y = check_labels(target_arr, n, C, "target")
-        losses = np.empty(n, logits.dtype)
-        if n:
-            kernels.cross_entropy(logits, y, losses)
+        losses = _loss_options.probability_losses(kernels, z, proba, label_smoothing, class_weight)
+        losses = _loss_options._weighted(losses, sample_weight)
+        normalizer = float(n) if sample_weight is None else float(
+            np.sum(sample_weight, dtype=np.float64))  # fmt: skip
+    elif target_arr.ndim == logits.ndim - 1:  # class labels
+        if logits.ndim > 2 and target_arr.shape != loss_shape:
+            raise ValueError(
+                f"target has shape {target_arr.shape} but the logits without their class axis "
+                f"have shape {loss_shape}"
+            )
+        targets = _loss_options.class_targets(
+            target_arr.reshape(-1) if logits.ndim > 2 else target_arr, n, n_classes, cdtype,
+            ignore_index=ignore_index, class_weight=class_weight, sample_weight=sample_weight,
+        )  # fmt: skip
+        losses = _loss_options.row_losses(kernels, z, targets, label_smoothing)
+        normalizer = targets.normalizer
     else:
-        raise ValueError(
-            "target must be class labels of shape (n_samples,) or probabilities of shape "
-            f"(n_samples, n_classes), got shape {target_arr.shape}"
+        expected = (
+            "class labels of shape (n_samples,) or probabilities of shape (n_samples, n_classes)"
+            if logits.ndim == 2
+            else f"class labels of shape {loss_shape} or probabilities of shape {logits.shape}"
         )
-    return _reduce(losses, reduction, sample_weight, rdtype)
+        raise ValueError(f"target must be {expected}, got shape {target_arr.shape}")
+    if reduction == "none":
+        with np.errstate(over="ignore"):  # float16 losses may round to inf
+            return losses.astype(rdtype, copy=False).reshape(loss_shape)
+    total = float(np.sum(losses, dtype=np.float64))
+    if reduction == "sum":
+        return total
+    return total / normalizer if normalizer > 0 else 0.0
 
 
-def softmax_cross_entropy_grad(X, W, b, y, *, l2=0.0, sample_weight=None, backend=None):
+def softmax_cross_entropy_grad(
+    X: ArrayLike,
+    W: ArrayLike,
+    b: ArrayLike | None,
+    y: ArrayLike,
+    *,
+    l2: float = 0.0,
+    sample_weight: ArrayLike | None = None,
+    weight: ArrayLike | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    backend: str | None = None,
+) -> tuple[float, np.ndarray, np.ndarray]:
     r"""Loss and gradient of softmax regression in one fused pass.
 
     Parameters
@@ -605,29 +791,42 @@ def softmax_cross_entropy_grad(X, W, b, y, *, l2=0.0, sample_weight=None, backen
     b : array_like of shape (n_classes,) or None
         Intercepts (``None``: zero intercepts; ``db`` is still returned).
     y : array_like of shape (n_samples,)
-        Integer labels in ``[0, n_classes)``.
+        Integer labels in ``[0, n_classes)``, or ``ignore_index``.
     l2 : float, default 0.0
         L2 penalty strength, non-negative.
     sample_weight : array_like of shape (n_samples,), optional
         Non-negative finite weights.
+    weight : array_like of shape (n_classes,), optional
+        Class weights, as in :func:`cross_entropy` (PyTorch's ``weight``).
+    ignore_index : int, default -100
+        Labels equal to it are left out (as in :func:`cross_entropy`).
+    label_smoothing : float in [0, 1], default 0.0
+        PyTorch's label smoothing, as in :func:`cross_entropy`.
+    reduction : {"mean", "sum"}, default "mean"
+        Divide the data term by the total weight (see :func:`cross_entropy`)
+        or not.
     backend : str, optional
         Backend to compute with; ``None`` means the current one.
 
     Returns
     -------
     loss : float
-        ``sum_i s_i CE_i / m + 0.5 * l2 * ||W||^2`` with ``m`` the number of
-        samples or the sum of the weights.
+        ``cross_entropy(X W + b, y, ...) + 0.5 * l2 * ||W||^2``: without the
+        options ``sum_i s_i CE_i / m`` with ``m`` the number of samples or the
+        sum of the weights.
     dW : ndarray of shape (n_features, n_classes)
-        ``X^T (s (P - Y)) / m + l2 W``.
+        Its gradient in ``W``: ``X^T (s (P - Y)) / m + l2 W`` without the options.
     db : ndarray of shape (n_classes,)
-        ``sum_i s_i (P - Y)_i / m``.
+        Its gradient in ``b``: ``sum_i s_i (P - Y)_i / m`` without the options.
 
     Notes
     -----
     ``Z = X W + b``, ``P = softmax(Z)`` row-wise and ``Y`` the one-hot labels.
     The gradients have the computation dtype (see :func:`linear`).  With no
-    samples (or zero total weight) the data term is 0.
+    samples (or zero total weight) the data term is 0.  Class weights and
+    ignored labels become per-row weights of the one fused kernel pass; label
+    smoothing adds a correction that costs one pass over ``X`` without
+    logits (a sparse product ``Y^T X``), for dense and sparse ``X`` alike.
 
     References
     ----------
@@ -648,15 +847,32 @@ def softmax_cross_entropy_grad(X, W, b, y, *, l2=0.0, sample_weight=None, backen
            [ 0.25, -0.25]])
     >>> db
     array([0., 0.])
+    >>> loss, dW, db = softmax_cross_entropy_grad(X, W, None, [0, -100], label_smoothing=0.2)
+    >>> dW
+    array([[-0.4,  0.4],
+           [ 0. ,  0. ]])
     """
     X, W, b, dtype = check_model_inputs(X, W, b)
     n, C = X.shape[0], W.shape[1]
-    y = check_labels(y, n, C, "y", classes_from="W has")
     l2 = check_l2(l2)
+    label_smoothing = _loss_options.check_label_smoothing(label_smoothing)
+    ignore_index = _loss_options.check_ignore_index(ignore_index)
+    if not isinstance(reduction, str) or reduction not in ("mean", "sum"):
+        raise ValueError(
+            f"reduction must be 'mean' or 'sum' (a gradient needs a scalar loss), got {reduction!r}"
+        )
     sample_weight = check_sample_weight(sample_weight, n, dtype)
+    class_weight = _loss_options.check_class_weight(weight, C, dtype)
+    targets = _loss_options.class_targets(
+        y, n, C, dtype, ignore_index=ignore_index, class_weight=class_weight,
+        sample_weight=sample_weight, name="y", classes_from="W has",
+    )  # fmt: skip
     loss, coef_grad, db = _objective.softmax_loss_grad(
-        X, _coef_layout(W), b, y, sample_weight, l2, backend=backend
-    )
+        X, _coef_layout(W), b, targets.y, targets.loss_weight, l2,
+        normalizer=targets.normalizer if reduction == "mean" else 1.0,
+        label_smoothing=label_smoothing, smoothing_weight=targets.smoothing_weight,
+        class_weight=class_weight, backend=backend,
+    )  # fmt: skip
     return loss, np.ascontiguousarray(coef_grad.T), db
 
 
@@ -719,6 +935,60 @@ def sigmoid(x, *, out=None, backend=None):
     if direct:
         return out
     return _deliver(out1.reshape(x.shape), out, rdtype)
+
+
+def log_expit(x: ArrayLike, *, out: np.ndarray | None = None, backend: str | None = None):
+    r"""Logarithm of the logistic sigmoid, element-wise: a drop-in for :func:`scipy.special.log_expit`.
+
+    Parameters
+    ----------
+    x : array_like
+        Input (bool, integer or float).
+    out : ndarray, optional
+        Array of the shape of ``x`` and of the result dtype to write into; may
+        be ``x`` itself.
+    backend : str, optional
+        Checked like everywhere (an unknown name is an error); every backend
+        evaluates the same NumPy expression, which is already one pass.
+
+    Returns
+    -------
+    y : ndarray or scalar
+        ``log(sigmoid(x))``, at most 0; float32 stays float32 (so does float16),
+        integers give float64; a NumPy scalar for 0-d input.
+
+    Notes
+    -----
+    Evaluated as ``-log1p(exp(-x))`` for ``x >= 0`` and ``x - log1p(exp(x))``
+    for ``x < 0`` (:func:`numpy.logaddexp`), so it is accurate for large
+    ``|x|``: ``log_expit(-1000) == -1000`` and ``log_expit(40)`` is
+    ``-4.2e-18``, not 0 or ``-inf``.  ``-log_expit(x)`` is the logistic loss
+    of a positive example; ``log_expit(-x)`` is ``log(1 - sigmoid(x))``.
+
+    References
+    ----------
+    .. [1] M. Mächler, "Accurately Computing log(1 - exp(-|a|)) Assessed by
+       the Rmpfr package", 2012.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoftmax import log_expit
+    >>> log_expit(np.array([-1000.0, 0.0, 40.0]))
+    array([-1.00000000e+03, -6.93147181e-01, -4.24835426e-18])
+    >>> log_expit(np.array([1.0, -1.0], dtype=np.float32))
+    array([-0.3132617, -1.3132617], dtype=float32)
+    """
+    _kernels(backend)  # an unknown or unavailable backend is an error here too
+    x = as_numeric_array(x, "x")
+    rdtype = result_dtype(x.dtype)
+    if out is not None:
+        check_out(out, x.shape, rdtype)
+    cdtype = float_dtype(x.dtype)
+    xc = x.astype(cdtype, copy=False)
+    with np.errstate(invalid="ignore"):  # NaN stays NaN quietly
+        result = np.negative(np.logaddexp(cdtype.type(0), -xc))
+    return _deliver(result, out, rdtype)
 
 
 def _check_logits_1d(logits, name="logits"):
