@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _loss_options, _objective
+from ._array_api import caller_namespace
 from ._backends import get_module
 from ._validation import (
     as_numeric_array,
@@ -118,6 +119,7 @@ def _row_block_pass(kernels, X, coef, bias, targets, label_smoothing, *, losses,
     return row_loss, dX
 
 
+@caller_namespace
 def linear_cross_entropy(
     input: ArrayLike,
     weight: ArrayLike,

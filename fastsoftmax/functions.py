@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _loss_options, _objective
+from ._array_api import caller_namespace
 from ._backends import get_module as _get_module
 from ._linear_cross_entropy import linear_cross_entropy
 from ._validation import (
@@ -175,6 +176,7 @@ def _rowwise(kernel_name, x, axis, out, backend, name="x"):
 # ---------------------------------------------------------------------------
 
 
+@caller_namespace
 def softmax(x, axis=None, *, out=None, backend=None):
     r"""Compute the softmax function, a drop-in for :func:`scipy.special.softmax`.
 
@@ -229,6 +231,7 @@ def softmax(x, axis=None, *, out=None, backend=None):
     return _rowwise("softmax", x, axis, out, backend)
 
 
+@caller_namespace
 def log_softmax(x, axis=None, *, out=None, backend=None):
     r"""Compute the logarithm of the softmax, a drop-in for :func:`scipy.special.log_softmax`.
 
@@ -277,6 +280,7 @@ def log_softmax(x, axis=None, *, out=None, backend=None):
     return _rowwise("log_softmax", x, axis, out, backend)
 
 
+@caller_namespace
 def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, backend=None):
     r"""Compute ``log(sum(b * exp(a)))`` stably, a drop-in for :func:`scipy.special.logsumexp`.
 
@@ -500,6 +504,7 @@ def _logsumexp_core(a, b, axes, return_sign):
 # ---------------------------------------------------------------------------
 
 
+@caller_namespace
 def linear(X, W, b=None, *, out=None, backend=None):
     """Fused affine map ``X @ W + b``.
 
@@ -589,6 +594,7 @@ def _reduce(losses, reduction, sample_weight, rdtype):
     return total / m if m > 0 else 0.0
 
 
+@caller_namespace
 def cross_entropy(
     logits: ArrayLike,
     target: ArrayLike,
@@ -766,6 +772,7 @@ def cross_entropy(
     return total / normalizer if normalizer > 0 else 0.0
 
 
+@caller_namespace
 def softmax_cross_entropy_grad(
     X: ArrayLike,
     W: ArrayLike,
@@ -881,6 +888,7 @@ def softmax_cross_entropy_grad(
 # ---------------------------------------------------------------------------
 
 
+@caller_namespace
 def sigmoid(x, *, out=None, backend=None):
     r"""Logistic sigmoid ``1 / (1 + exp(-x))``, element-wise, for any shape.
 
@@ -937,6 +945,7 @@ def sigmoid(x, *, out=None, backend=None):
     return _deliver(out1.reshape(x.shape), out, rdtype)
 
 
+@caller_namespace
 def log_expit(x: ArrayLike, *, out: np.ndarray | None = None, backend: str | None = None):
     r"""Logarithm of the logistic sigmoid, element-wise: a drop-in for :func:`scipy.special.log_expit`.
 
@@ -1000,6 +1009,7 @@ def _check_logits_1d(logits, name="logits"):
     return np.ascontiguousarray(logits, dtype=float_dtype(logits.dtype))
 
 
+@caller_namespace
 def binary_cross_entropy(logits, y, *, reduction="mean", sample_weight=None, backend=None):
     """Binary cross-entropy of sigmoid(logits) against targets, computed from logits.
 
@@ -1055,6 +1065,7 @@ def binary_cross_entropy(logits, y, *, reduction="mean", sample_weight=None, bac
     return _reduce(losses, reduction, sample_weight, rdtype)
 
 
+@caller_namespace
 def logistic_loss_grad(X, w, b, y, *, l2=0.0, sample_weight=None, backend=None):
     """Loss and gradient of binary logistic regression in one fused pass.
 
@@ -1130,6 +1141,7 @@ def logistic_loss_grad(X, w, b, y, *, l2=0.0, sample_weight=None, backend=None):
     return _objective.logistic_loss_grad(X, w, b, y, sample_weight, l2, backend=backend)
 
 
+@caller_namespace
 def classification_error(logits, y, *, backend=None):
     """Fraction of rows whose argmax differs from the label.
 
