@@ -15,6 +15,11 @@ and sample weights are cast to it.  Inputs are never written to; ``out=``
 must have exactly the result's shape and dtype (it may be the input itself).
 Invalid input raises ``TypeError`` (wrong kind of object or dtype) or
 ``ValueError`` (wrong shape or value) with a message naming the argument.
+
+Arrays of other libraries that export DLPack (a PyTorch CPU tensor, a JAX
+array, an array-api-strict array) are read without a copy and the results
+come back in the caller's library, as SciPy's functions do (a scalar result
+as a 0-d array); see :mod:`fastsoftmax._array_api`.
 """
 
 from __future__ import annotations
@@ -704,7 +709,7 @@ def cross_entropy(
     >>> round(cross_entropy(logits, [0, -100]), 6)  # only the first sample counts
     0.126928
     >>> round(cross_entropy(logits, [0, 0], weight=[1.0, 3.0], label_smoothing=0.1), 6)
-    1.242928
+    1.239621
 
     K-dimensional logits (n_samples, n_classes, d1), or the classes last:
 
