@@ -21,19 +21,23 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from numpy import ndarray
 
 __all__ = ["caller_namespace", "array_namespace"]
 
+_Function = TypeVar("_Function", bound=Callable[..., Any])
 
-def _is_foreign(value) -> bool:
+
+def _is_foreign(value: object) -> bool:
     """Whether ``value`` is an array of another library (it exports DLPack and is no NumPy array)."""
     return hasattr(type(value), "__dlpack__") and not isinstance(value, (np.ndarray, np.generic))
 
 
-def array_namespace(value):
+def array_namespace(value: object) -> Any:
     """The namespace of a foreign array (``__array_namespace__``, else its top-level module), or None."""
     get_namespace = getattr(value, "__array_namespace__", None)
     if get_namespace is not None:
@@ -92,7 +96,7 @@ def _scalar_dtype(array):
     return dtype if dtype.kind == "f" else np.dtype(np.float64)
 
 
-def caller_namespace(func):
+def caller_namespace(func: _Function) -> _Function:
     """Decorate a public function so that foreign arrays come back in their own namespace."""
     names = list(inspect.signature(func).parameters)
 
@@ -110,7 +114,7 @@ def caller_namespace(func):
                 return func(*args, **kwargs)
         return _call_with_foreign(func, names, args, kwargs)
 
-    return wrapper
+    return cast(_Function, wrapper)
 
 
 def _call_with_foreign(func, names, args, kwargs):

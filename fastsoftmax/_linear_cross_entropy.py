@@ -241,38 +241,39 @@ def linear_cross_entropy(
         rows_per_block = check_int("rows_per_block", rows_per_block, 1)
     X, coef, bias_arr, dtype, leading = _check_linear_inputs(input, weight, bias)
     n, n_classes = X.shape[0], coef.shape[0]
-    target_arr = np.asarray(target)
+    target_arr: np.ndarray = np.asarray(target)
     if target_arr.shape != leading:
         raise ValueError(
             f"target must have shape {leading} (one label per row of input), "
             f"got shape {target_arr.shape}"
         )
+    row_weight = None
     if sample_weight is not None:
-        sample_weight = as_numeric_array(sample_weight, "sample_weight")
-        if sample_weight.shape != leading:
+        given: np.ndarray = as_numeric_array(sample_weight, "sample_weight")
+        if given.shape != leading:
             raise ValueError(
                 f"sample_weight must have shape {leading} (one weight per row of input), "
-                f"got shape {sample_weight.shape}"
+                f"got shape {given.shape}"
             )
-        sample_weight = check_sample_weight(sample_weight.reshape(-1), n, dtype)
-    class_weight = _loss_options.check_class_weight(class_weight, n_classes, dtype, "class_weight")
+        row_weight = check_sample_weight(given.reshape(-1), n, dtype)
+    class_weights = _loss_options.check_class_weight(class_weight, n_classes, dtype, "class_weight")
     targets = _loss_options.class_targets(
         target_arr.reshape(-1), n, n_classes, dtype, ignore_index=ignore_index,
-        class_weight=class_weight, sample_weight=sample_weight,
+        class_weight=class_weights, sample_weight=row_weight,
     )  # fmt: skip
     kernels = get_module(backend)
     scale = 1.0
     if reduction == "mean":
         scale = 1.0 / targets.normalizer if targets.normalizer > 0 else 0.0
 
-    grads = {}
-    loss = None
+    grads: dict[str, np.ndarray] = {}
+    loss: float | None = None
     if "weight" in wanted or "bias" in wanted:
         loss, coef_grad, bias_grad = _objective.softmax_loss_grad(
             X, coef, bias_arr, targets.y, targets.loss_weight, 0.0,
             normalizer=targets.normalizer if reduction == "mean" else 1.0,
             label_smoothing=label_smoothing, smoothing_weight=targets.smoothing_weight,
-            class_weight=class_weight, backend=backend,
+            class_weight=class_weights, backend=backend,
         )  # fmt: skip
         grads["weight"], grads["bias"] = coef_grad, bias_grad
     need_losses = loss is None
@@ -289,6 +290,7 @@ def linear_cross_entropy(
             if scale != 1.0:
                 dX *= dtype.type(scale)
             grads["input"] = dX.reshape(leading + (coef.shape[1],))
+    assert loss is not None
     if not wanted:
         return loss
     return loss, {name: grads[name] for name in wanted}

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -286,7 +287,15 @@ def log_softmax(x, axis=None, *, out=None, backend=None):
 
 
 @caller_namespace
-def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, backend=None):
+def logsumexp(
+    a: ArrayLike,
+    axis: int | tuple[int, ...] | None = None,
+    b: ArrayLike | None = None,
+    keepdims: bool = False,
+    return_sign: bool = False,
+    *,
+    backend: str | None = None,
+) -> Any:
     r"""Compute ``log(sum(b * exp(a)))`` stably, a drop-in for :func:`scipy.special.logsumexp`.
 
     Parameters
@@ -719,25 +728,25 @@ def cross_entropy(
     >>> round(cross_entropy(z.transpose(0, 2, 1), np.zeros((2, 4), dtype=int), axis=-1), 6)
     1.098612
     """
-    logits = as_numeric_array(logits, "logits")
-    rdtype = result_dtype(logits.dtype)  # of the "none" losses: float16 stays float16
-    class_axis = _loss_options.check_class_axis(axis, logits.ndim)
+    logits_arr: np.ndarray = as_numeric_array(logits, "logits")
+    rdtype = result_dtype(logits_arr.dtype)  # of the "none" losses: float16 stays float16
+    class_axis = _loss_options.check_class_axis(axis, logits_arr.ndim)
     reduction = check_reduction(reduction)
     label_smoothing = _loss_options.check_label_smoothing(label_smoothing)
     ignore_index = _loss_options.check_ignore_index(ignore_index)
-    cdtype = float_dtype(logits.dtype)
-    z, perm, moved_shape = _as_rows(logits, (class_axis,), cdtype)
+    cdtype = float_dtype(logits_arr.dtype)
+    z, perm, moved_shape = _as_rows(logits_arr, (class_axis,), cdtype)
     loss_shape = moved_shape[:-1]
     n, n_classes = z.shape
     class_weight = _loss_options.check_class_weight(weight, n_classes, cdtype)
-    sample_weight = _loss_options.check_position_weight(sample_weight, loss_shape, cdtype)
+    row_weight = _loss_options.check_position_weight(sample_weight, loss_shape, cdtype)
     kernels = _kernels(backend)
-    target_arr = np.asarray(target)
-    if target_arr.ndim == logits.ndim:  # class probabilities
+    target_arr: np.ndarray = np.asarray(target)
+    if target_arr.ndim == logits_arr.ndim:  # class probabilities
         target_arr = as_numeric_array(target_arr, "target")
-        if target_arr.shape != logits.shape:
+        if target_arr.shape != logits_arr.shape:
             raise ValueError(
-                f"target has shape {target_arr.shape} but logits has shape {logits.shape} "
+                f"target has shape {target_arr.shape} but logits has shape {logits_arr.shape} "
                 "(probability targets must match the logits)"
             )
         proba = np.ascontiguousarray(
@@ -746,26 +755,26 @@ def cross_entropy(
         if not np.all(np.isfinite(proba)) or np.any(proba < 0):
             raise ValueError("target probabilities must be finite and non-negative")
         losses = _loss_options.probability_losses(kernels, z, proba, label_smoothing, class_weight)
-        losses = _loss_options._weighted(losses, sample_weight)
-        normalizer = float(n) if sample_weight is None else float(
-            np.sum(sample_weight, dtype=np.float64))  # fmt: skip
-    elif target_arr.ndim == logits.ndim - 1:  # class labels
-        if logits.ndim > 2 and target_arr.shape != loss_shape:
+        losses = _loss_options._weighted(losses, row_weight)
+        normalizer = float(n) if row_weight is None else float(
+            np.sum(row_weight, dtype=np.float64))  # fmt: skip
+    elif target_arr.ndim == logits_arr.ndim - 1:  # class labels
+        if logits_arr.ndim > 2 and target_arr.shape != loss_shape:
             raise ValueError(
                 f"target has shape {target_arr.shape} but the logits without their class axis "
                 f"have shape {loss_shape}"
             )
         targets = _loss_options.class_targets(
-            target_arr.reshape(-1) if logits.ndim > 2 else target_arr, n, n_classes, cdtype,
-            ignore_index=ignore_index, class_weight=class_weight, sample_weight=sample_weight,
+            target_arr.reshape(-1) if logits_arr.ndim > 2 else target_arr, n, n_classes, cdtype,
+            ignore_index=ignore_index, class_weight=class_weight, sample_weight=row_weight,
         )  # fmt: skip
         losses = _loss_options.row_losses(kernels, z, targets, label_smoothing)
         normalizer = targets.normalizer
     else:
         expected = (
             "class labels of shape (n_samples,) or probabilities of shape (n_samples, n_classes)"
-            if logits.ndim == 2
-            else f"class labels of shape {loss_shape} or probabilities of shape {logits.shape}"
+            if logits_arr.ndim == 2
+            else f"class labels of shape {loss_shape} or probabilities of shape {logits_arr.shape}"
         )
         raise ValueError(f"target must be {expected}, got shape {target_arr.shape}")
     if reduction == "none":
@@ -864,8 +873,8 @@ def softmax_cross_entropy_grad(
     array([[-0.4,  0.4],
            [ 0. ,  0. ]])
     """
-    X, W, b, dtype = check_model_inputs(X, W, b)
-    n, C = X.shape[0], W.shape[1]
+    X_arr, W_arr, b_arr, dtype = check_model_inputs(X, W, b)
+    n, C = X_arr.shape[0], W_arr.shape[1]
     l2 = check_l2(l2)
     label_smoothing = _loss_options.check_label_smoothing(label_smoothing)
     ignore_index = _loss_options.check_ignore_index(ignore_index)
@@ -873,14 +882,13 @@ def softmax_cross_entropy_grad(
         raise ValueError(
             f"reduction must be 'mean' or 'sum' (a gradient needs a scalar loss), got {reduction!r}"
         )
-    sample_weight = check_sample_weight(sample_weight, n, dtype)
     class_weight = _loss_options.check_class_weight(weight, C, dtype)
     targets = _loss_options.class_targets(
         y, n, C, dtype, ignore_index=ignore_index, class_weight=class_weight,
-        sample_weight=sample_weight, name="y", classes_from="W has",
+        sample_weight=check_sample_weight(sample_weight, n, dtype), name="y", classes_from="W has",
     )  # fmt: skip
     loss, coef_grad, db = _objective.softmax_loss_grad(
-        X, _coef_layout(W), b, targets.y, targets.loss_weight, l2,
+        X_arr, _coef_layout(W_arr), b_arr, targets.y, targets.loss_weight, l2,
         normalizer=targets.normalizer if reduction == "mean" else 1.0,
         label_smoothing=label_smoothing, smoothing_weight=targets.smoothing_weight,
         class_weight=class_weight, backend=backend,
@@ -951,7 +959,7 @@ def sigmoid(x, *, out=None, backend=None):
 
 
 @caller_namespace
-def log_expit(x: ArrayLike, *, out: np.ndarray | None = None, backend: str | None = None):
+def log_expit(x: ArrayLike, *, out: np.ndarray | None = None, backend: str | None = None) -> Any:
     r"""Logarithm of the logistic sigmoid, element-wise: a drop-in for :func:`scipy.special.log_expit`.
 
     Parameters
@@ -981,7 +989,7 @@ def log_expit(x: ArrayLike, *, out: np.ndarray | None = None, backend: str | Non
 
     References
     ----------
-    .. [1] M. Mächler, "Accurately Computing log(1 - exp(-|a|)) Assessed by
+    .. [1] M. Mächler, "Accurately Computing ``log(1 - exp(-|a|))`` Assessed by
        the Rmpfr package", 2012.
 
     Examples
@@ -994,12 +1002,12 @@ def log_expit(x: ArrayLike, *, out: np.ndarray | None = None, backend: str | Non
     array([-0.3132617, -1.3132617], dtype=float32)
     """
     _kernels(backend)  # an unknown or unavailable backend is an error here too
-    x = as_numeric_array(x, "x")
-    rdtype = result_dtype(x.dtype)
+    x_arr: np.ndarray = as_numeric_array(x, "x")
+    rdtype = result_dtype(x_arr.dtype)
     if out is not None:
-        check_out(out, x.shape, rdtype)
-    cdtype = float_dtype(x.dtype)
-    xc = x.astype(cdtype, copy=False)
+        check_out(out, x_arr.shape, rdtype)
+    cdtype = float_dtype(x_arr.dtype)
+    xc = x_arr.astype(cdtype, copy=False)
     with np.errstate(invalid="ignore"):  # NaN stays NaN quietly
         result = np.negative(np.logaddexp(cdtype.type(0), -xc))
     return _deliver(result, out, rdtype)
