@@ -44,6 +44,7 @@ __all__ = [
     "logit_grad",
     "probability_losses",
     "row_losses",
+    "weighted",
 ]
 
 
@@ -76,12 +77,7 @@ def check_class_weight(weight, n_classes: int, dtype, name: str = "weight") -> n
         raise ValueError(
             f"{name} must have shape ({n_classes},) (one weight per class), got shape {w.shape}"
         )
-    w = np.ascontiguousarray(w, dtype=dtype)
-    if not np.all(np.isfinite(w)):
-        raise ValueError(f"{name} must be finite, found {w[~np.isfinite(w)][0].item()!r}")
-    if np.any(w < 0):
-        raise ValueError(f"{name} must be non-negative, found {w[w < 0][0].item()!r}")
-    return w
+    return check_sample_weight(w, n_classes, dtype, name)  # finite and non-negative
 
 
 def check_class_axis(axis, ndim: int, name: str = "logits") -> int:
@@ -188,7 +184,7 @@ def _smoothing_losses(log_proba, class_weight):
     return -np.sum(terms, axis=1)
 
 
-def _weighted(losses, weight):
+def weighted(losses, weight):
     # a zero weight drops its row, even one whose loss is infinite (0 * inf)
     if weight is None:
         return losses
@@ -204,13 +200,13 @@ def row_losses(kernels, logits: np.ndarray, targets: ClassTargets, label_smoothi
     losses = np.empty(n, logits.dtype)
     if n:
         kernels.cross_entropy(logits, targets.y, losses)
-    losses = _weighted(losses, targets.loss_weight)
+    losses = weighted(losses, targets.loss_weight)
     if not label_smoothing:
         return losses
     log_proba = np.empty_like(logits)
     if n:
         kernels.log_softmax(logits, log_proba)
-    smooth = _weighted(_smoothing_losses(log_proba, targets.class_weight),
+    smooth = weighted(_smoothing_losses(log_proba, targets.class_weight),
                        targets.smoothing_weight)  # fmt: skip
     eps = logits.dtype.type(label_smoothing)
     return (1 - eps) * losses + (eps / n_classes) * smooth

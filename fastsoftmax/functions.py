@@ -34,6 +34,7 @@ from numpy.typing import ArrayLike
 from . import _loss_options, _objective
 from ._array_api import caller_namespace
 from ._backends import get_module as _get_module
+from ._backends import weight_total
 from ._linear_cross_entropy import linear_cross_entropy
 from ._validation import (
     as_numeric_array,
@@ -587,25 +588,18 @@ def _check_logits(logits, name="logits"):
     return np.ascontiguousarray(logits, dtype=float_dtype(logits.dtype))
 
 
-def _reduce(losses, reduction, sample_weight, rdtype):
-    # Scalar reductions accumulate in float64 and return a Python float; "none"
-    # returns the losses in rdtype, the result dtype of the logits.
-    if sample_weight is not None:
-        # A zero weight drops its sample, even one with an infinite loss (0 * inf).
-        losses = np.multiply(
-            losses, sample_weight, out=np.zeros_like(losses), where=sample_weight != 0
-        )
+def _reduce(losses, reduction, rdtype, normalizer, shape=None):
+    # ``losses`` are already weighted.  Scalar reductions accumulate in float64 and
+    # return a Python float ("mean": the sum over ``normalizer``, 0 over no weight);
+    # "none" returns the losses in rdtype, the result dtype of the logits.
     if reduction == "none":
         with np.errstate(over="ignore"):  # float16 losses may round to inf
-            return losses.astype(rdtype, copy=False)
+            losses = losses.astype(rdtype, copy=False)
+        return losses if shape is None else losses.reshape(shape)
     total = float(np.sum(losses, dtype=np.float64))
-    if sample_weight is None:
-        m = float(losses.shape[0])
-    else:
-        m = float(np.sum(sample_weight, dtype=np.float64))
     if reduction == "sum":
         return total
-    return total / m if m > 0 else 0.0
+    return total / normalizer if normalizer > 0 else 0.0
 
 
 @caller_namespace
@@ -755,9 +749,8 @@ def cross_entropy(
         if not np.all(np.isfinite(proba)) or np.any(proba < 0):
             raise ValueError("target probabilities must be finite and non-negative")
         losses = _loss_options.probability_losses(kernels, z, proba, label_smoothing, class_weight)
-        losses = _loss_options._weighted(losses, row_weight)
-        normalizer = float(n) if row_weight is None else float(
-            np.sum(row_weight, dtype=np.float64))  # fmt: skip
+        losses = _loss_options.weighted(losses, row_weight)
+        normalizer = weight_total(row_weight, n)
     elif target_arr.ndim == logits_arr.ndim - 1:  # class labels
         if logits_arr.ndim > 2 and target_arr.shape != loss_shape:
             raise ValueError(
@@ -777,13 +770,7 @@ def cross_entropy(
             else f"class labels of shape {loss_shape} or probabilities of shape {logits_arr.shape}"
         )
         raise ValueError(f"target must be {expected}, got shape {target_arr.shape}")
-    if reduction == "none":
-        with np.errstate(over="ignore"):  # float16 losses may round to inf
-            return losses.astype(rdtype, copy=False).reshape(loss_shape)
-    total = float(np.sum(losses, dtype=np.float64))
-    if reduction == "sum":
-        return total
-    return total / normalizer if normalizer > 0 else 0.0
+    return _reduce(losses, reduction, rdtype, normalizer, loss_shape)
 
 
 @caller_namespace
@@ -1075,7 +1062,8 @@ def binary_cross_entropy(logits, y, *, reduction="mean", sample_weight=None, bac
     losses = np.empty(n, logits.dtype)
     if n:
         _kernels(backend).binary_cross_entropy(logits, y, losses)
-    return _reduce(losses, reduction, sample_weight, rdtype)
+    losses = _loss_options.weighted(losses, sample_weight)
+    return _reduce(losses, reduction, rdtype, weight_total(sample_weight, n))
 
 
 @caller_namespace
