@@ -153,12 +153,10 @@ def class_targets(target, n_rows: int, n_classes: int, dtype, *, ignore_index: i
     """
     y = np.asarray(target)
     ignored = None
-    if y.dtype.kind in "iuf" and y.ndim == 1:
+    # the mask only when ignore_index lies within the labels' range (not for -100 and valid labels)
+    if y.dtype.kind in "iuf" and y.ndim == 1 and y.size and y.min() <= ignore_index <= y.max():
         ignored = y == ignore_index
-        if ignored.any():
-            y = np.where(ignored, 0, y)
-        else:
-            ignored = None
+        y = np.where(ignored, 0, y)
     y = check_labels(y, n_rows, n_classes, name, classes_from=classes_from)
     keep = None if ignored is None else ~ignored
     smoothing_weight = sample_weight
