@@ -179,34 +179,44 @@ def _add_smoothing_sums(X, coef, intercept, y, q, class_weight, w_sum, coef_grad
     w) x_i^T``.  With ``S_c = sum_{y_i = c} q_i x_i`` and ``T = sum_c S_c``:
     ``coef_grad += w_sum S - w T^T``, ``intercept_grad += w_sum cnt - w sum(q)``
     (``cnt_c = sum_{y_i = c} q_i``) and the loss gains ``w_sum sum_c coef_c . S_c
-    - (w coef) . T`` plus the intercept's share.  ``S`` is formed in class
-    tiles (float64), so the extra memory stays bounded for any number of classes.
+    - (w coef) . T`` plus the intercept's share.  ``S`` is formed (in float64)
+    only for the classes that occur, in tiles, so the extra memory stays
+    bounded for any number of classes; the ``T`` part is a rank-1 update.
     """
     import scipy.sparse as sp
 
     n_classes, d = coef.shape
-    n = X.shape[0]
     dtype = coef.dtype
-    w = np.ones(n_classes) if class_weight is None else class_weight.astype(np.float64)
-    # row c holds q_i at the columns i of the rows labelled c
-    indicator = sp.csr_matrix((q, (y, np.arange(n))), shape=(n_classes, n))
+    present, row_class = np.unique(y, return_inverse=True)
+    # row k holds q_i at the columns i of the rows of class present[k]
+    indicator = sp.csr_matrix((q, (row_class.reshape(-1), np.arange(y.shape[0]))),
+                              shape=(present.shape[0], y.shape[0]))  # fmt: skip
     tile = max(1, _SMOOTHING_TILE_ENTRIES // max(d, 1))
     row_sum = np.zeros(d)  # T
     loss = 0.0
-    for c0 in range(0, n_classes, tile):
-        c1 = min(c0 + tile, n_classes)
-        class_sums = indicator[c0:c1] @ X  # S[c0:c1]
+    for k0 in range(0, present.shape[0], tile):
+        classes = present[k0 : k0 + tile]
+        class_sums = indicator[k0 : k0 + tile] @ X  # S of these classes
         if not isinstance(class_sums, np.ndarray):  # CSR X gives a sparse product
             class_sums = class_sums.toarray()
         class_sums = np.asarray(class_sums, dtype=np.float64)
-        coef_grad[c0:c1] += (w_sum * class_sums).astype(dtype)
-        loss += w_sum * float(np.sum(coef[c0:c1] * class_sums))
+        coef_grad[classes] += (w_sum * class_sums).astype(dtype)
+        loss += w_sum * float(np.sum(coef[classes] * class_sums))
         row_sum += class_sums.sum(axis=0)
-    for c0 in range(0, n_classes, tile):
-        c1 = min(c0 + tile, n_classes)
-        coef_grad[c0:c1] -= np.outer(w[c0:c1], row_sum).astype(dtype)
-        loss -= float(w[c0:c1] @ (coef[c0:c1].astype(np.float64) @ row_sum))
-    class_counts = np.asarray(indicator.sum(axis=1)).reshape(-1)
+    if class_weight is None:  # w = 1: subtract T from every row, no temporaries
+        coef_grad -= row_sum.astype(dtype)
+        loss -= float(coef.sum(axis=0, dtype=np.float64) @ row_sum)
+        w = np.ones(n_classes)
+    else:
+        from scipy.linalg import blas
+
+        w = class_weight.astype(np.float64)
+        # (w coef) . T: a matrix-vector product in coef's dtype (no copy of coef)
+        loss -= float((class_weight @ coef).astype(np.float64) @ row_sum)
+        # coef_grad -= w T^T in place: BLAS ger on the Fortran view coef_grad.T
+        ger = blas.dger if dtype == np.float64 else blas.sger
+        ger(-1.0, row_sum.astype(dtype), class_weight, a=coef_grad.T, overwrite_a=True)
+    class_counts = np.bincount(y, weights=q, minlength=n_classes)
     q_total = float(np.sum(q))
     intercept_grad += (w_sum * class_counts - w * q_total).astype(dtype)
     if intercept is not None:
