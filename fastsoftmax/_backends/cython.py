@@ -94,7 +94,7 @@ def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, interce
     if intercept is None:
         intercept = np.zeros(C, dtype)
     tiled, block, class_tile = _tiling.plan(d, C, coef.itemsize, X.itemsize)
-    if tiled:
+    if tiled and d:
         return _softmax_ce_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out,
                                       intercept_grad_out, block, class_tile, skip_negligible)  # fmt: skip
     threads, block = _blocking(n, d, C, X.itemsize, block)
@@ -114,7 +114,9 @@ def _softmax_ce_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out,
                            intercept_grad_out, block, class_tile, skip_negligible):  # fmt: skip
     # threads own class tiles: no per-thread copies of the (C, d) gradient
     (n, d), C, dtype = X.shape, coef.shape[0], coef.dtype
-    block = max(1, min(block, n))
+    if not _tiling._forced["row_block"]:  # whole register blocks of 48 rows, X block in L2
+        block = max(48, _tiling.BLOCK_BYTES * 3 // 2 // max(1, d * X.itemsize) // 48 * 48)
+    block = max(1, min(block, n, 512))
     ntiles = -(-C // class_tile)
     threads = max(1, min(_threads(n * d * C, _MIN_FLOPS_PER_THREAD), ntiles))
     coef_grad_out.fill(0)
