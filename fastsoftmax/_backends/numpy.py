@@ -91,9 +91,9 @@ def _softmax_residual(logits, y, sample_weight):
     return residual, float(np.sum(losses, dtype=np.float64))
 
 
-# Rows and classes per tile of the tiled regime: BLAS-sized products, 16 MB of float32 logits.
-_TILE_ROWS = 2048
-_CLASS_TILE = 2048
+# Rows and classes per tile of the tiled regime: BLAS-sized products, 4 MB of float32 logits.
+_TILE_ROWS = 1024
+_CLASS_TILE = 1024
 
 
 def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out, *,
