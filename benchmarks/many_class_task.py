@@ -11,7 +11,7 @@ the skipping of the tiled kernels exploits.
 
 ``python benchmarks/many_class_task.py`` trains softmax regression on it with
 minibatch SGD through the fused kernel, with the skipping on and off, and
-prints the held-out accuracy and the time of each epoch (the figures of
+prints the held-out accuracy and the CPU time of each epoch (the figures of
 benchmarks/README.md, "Many classes").
 """
 
@@ -68,7 +68,7 @@ def train_sgd(X, y, n_classes, *, epochs, batch_size=1024, lr=0.5, skip_negligib
               backend="cython", seed=0):  # fmt: skip
     """Minibatch SGD on the mean cross-entropy from zero weights, through the kernel
     ``softmax_ce_sums`` of ``backend`` with the given skipping.  Returns ``(coef, b, seconds)``
-    (the seconds of each epoch)."""
+    (the CPU seconds of each epoch)."""
     from fastsoftmax._backends import get_module
 
     kernel = get_module(backend).softmax_ce_sums
@@ -78,7 +78,7 @@ def train_sgd(X, y, n_classes, *, epochs, batch_size=1024, lr=0.5, skip_negligib
     coef_grad, intercept_grad = np.empty_like(coef), np.empty_like(intercept)
     seconds = []
     for _ in range(epochs):
-        start = time.perf_counter()
+        start = time.process_time()  # CPU seconds: the machine may be shared
         order = rng.permutation(X.shape[0])
         for a in range(0, X.shape[0], batch_size):
             rows = np.sort(order[a : a + batch_size])
@@ -86,7 +86,7 @@ def train_sgd(X, y, n_classes, *, epochs, batch_size=1024, lr=0.5, skip_negligib
                               skip_negligible=skip_negligible)  # fmt: skip
             coef -= np.float32(lr / total) * coef_grad
             intercept -= np.float32(lr / total) * intercept_grad
-        seconds.append(time.perf_counter() - start)
+        seconds.append(time.process_time() - start)
     return coef, intercept, seconds
 
 
