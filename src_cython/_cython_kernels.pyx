@@ -463,25 +463,27 @@ cdef inline Py_ssize_t _padded(Py_ssize_t m) noexcept nogil:
 
 cdef void _tile_pass_a(const floating *Xp, Py_ssize_t m, Py_ssize_t d, const floating *WT,
                        const floating *b, Py_ssize_t c0, Py_ssize_t tc, const Py_ssize_t *y,
-                       floating *Z, double *tile_max, double *tile_sum,
+                       floating *Z, floating *stored, double *tile_max, double *tile_sum,
                        double *label_logit) noexcept nogil:
     # logits of classes [c0, c0 + tc) for the m rows packed in Xp (class-major,
-    # Z[c mp + i]); tile_max[i] = max_c z_ic, tile_sum[i] = sum_c exp(z_ic -
-    # max), and the label's logit of the rows whose label is in the tile
+    # Z[c mp + i]; kept in stored (tc, mp) for pass B unless stored is NULL);
+    # tile_max[i] = max_c z_ic, tile_sum[i] = sum_c exp(z_ic - max), and the
+    # label's logit of the rows whose label is in the tile
     cdef floating row_max[MAX_BLOCK]
     cdef Py_ssize_t i, c, mp = _padded(m)
     cdef floating v
+    cdef floating *logits = stored if stored != NULL else Z
     # the exponentials of far-off logits are denormals, which cost the FMA units
     # a hundred cycles each on Intel: flushed to 0 (far below the skipping bound)
     cdef unsigned int csr = fs_flush_denormals()
-    _tile_logits(Xp, mp, d, WT + c0 * d, b + c0, tc, Z)
+    _tile_logits(Xp, mp, d, WT + c0 * d, b + c0, tc, logits)
     for i in range(m):
-        row_max[i] = Z[i]
+        row_max[i] = logits[i]
         if c0 <= y[i] < c0 + tc:
-            label_logit[i] = Z[(y[i] - c0) * mp + i]
+            label_logit[i] = logits[(y[i] - c0) * mp + i]
     for c in range(1, tc):
         for i in range(m):
-            v = Z[c * mp + i]
+            v = logits[c * mp + i]
             row_max[i] = v if v > row_max[i] else row_max[i]
     for i in range(m):
         tile_max[i] = row_max[i]
@@ -490,7 +492,7 @@ cdef void _tile_pass_a(const floating *Xp, Py_ssize_t m, Py_ssize_t d, const flo
             row_max[i] = 0
     for c in range(tc):
         for i in range(m):
-            Z[c * mp + i] -= row_max[i]
+            Z[c * mp + i] = logits[c * mp + i] - row_max[i]
     _exp_inplace(Z, tc * mp)
     for c in range(tc):
         for i in range(m):
@@ -502,13 +504,14 @@ cdef void _tile_pass_b(const xtype **rows, const floating *Xp, Py_ssize_t m, Py_
                        const floating *WT, const floating *b, Py_ssize_t c0, Py_ssize_t tc,
                        const Py_ssize_t *y, const floating *sw, const double *lse,
                        const double *tile_max, bint skip, double log_threshold,
-                       const xtype *zero_row, floating *Z, floating *Xp_hot, floating *dWT,
-                       double *db) noexcept nogil:
+                       const xtype *zero_row, const floating *stored, floating *Z,
+                       floating *Xp_hot, floating *dWT, double *db) noexcept nogil:
     # s (P - Y) of classes [c0, c0 + tc) and its products into dWT, db, for the
     # rows of the block that hold the label in the tile or whose largest
     # probability in it reaches the threshold (all rows when not skip): the
     # others are left out of both products (a compacted, re-packed row table)
     cdef const xtype *hot_rows[MAX_BLOCK + 16]
+    cdef Py_ssize_t hot_index[MAX_BLOCK]
     cdef Py_ssize_t hot_label[MAX_BLOCK]
     cdef floating hot_lse[MAX_BLOCK]
     cdef floating hot_weight[MAX_BLOCK]
@@ -520,6 +523,7 @@ cdef void _tile_pass_b(const xtype **rows, const floating *Xp, Py_ssize_t m, Py_
         here = c0 <= y[i] < c0 + tc
         if here or not skip or tile_max[i] - lse[i] >= log_threshold:
             hot_rows[h] = rows[i]
+            hot_index[h] = i
             hot_label[h] = y[i] - c0 if here else -1
             hot_lse[h] = <floating>lse[i]
             hot_weight[h] = sw[i] if sw != NULL else 1
@@ -528,13 +532,18 @@ cdef void _tile_pass_b(const xtype **rows, const floating *Xp, Py_ssize_t m, Py_
         return
     csr = fs_flush_denormals()  # as in _tile_pass_a
     hp = _padded(h)
-    if h < m:
-        _pack_t(hot_rows, h, d, Xp_hot, hp)
-        Xp = Xp_hot
-    _tile_logits(Xp, hp, d, WT + c0 * d, b + c0, tc, Z)
-    for c in range(tc):
-        for i in range(h):
-            Z[c * hp + i] -= hot_lse[i]
+    if stored != NULL:  # pass A kept the logits (tc, mp): gather the hot rows'
+        for c in range(tc):
+            for i in range(h):
+                Z[c * hp + i] = stored[c * _padded(m) + hot_index[i]] - hot_lse[i]
+    else:  # recompute them
+        if h < m:
+            _pack_t(hot_rows, h, d, Xp_hot, hp)
+            Xp = Xp_hot
+        _tile_logits(Xp, hp, d, WT + c0 * d, b + c0, tc, Z)
+        for c in range(tc):
+            for i in range(h):
+                Z[c * hp + i] -= hot_lse[i]
     _exp_inplace(Z, tc * hp)
     for i in range(h):
         if hot_label[i] >= 0:
@@ -559,8 +568,9 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
                           const floating[::1] sample_weight, floating[:, ::1] dWT,
                           double[::1] db, floating[:, ::1] Z_buf, floating[:, ::1] Xp_buf,
                           double[:, ::1] tile_max, double[:, ::1] tile_sum,
-                          const xtype[::1] zero_row, Py_ssize_t class_tile, bint skip,
-                          double log_threshold, int num_threads):
+                          const xtype[::1] zero_row, floating[::1] stored_logits,
+                          Py_ssize_t class_tile, bint skip, double log_threshold,
+                          int num_threads):
     """The tiled regime of :func:`softmax_ce_sums`, for many classes.
 
     Adds ``(s (P - Y))^T X`` (C, d) to ``dWT`` and the column sums of
@@ -571,7 +581,10 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     rows packed transposed (row 0) and each thread's re-packed hot rows, with
     mp the block rounded up to a multiple of 16; ``tile_max`` and
     ``tile_sum`` (tiles, block) the per-(tile, row) maximum and sum of
-    exponentials of pass A; ``zero_row`` (d,) zeros.  With ``skip``, a (row,
+    exponentials of pass A; ``zero_row`` (d,) zeros.  ``stored_logits``, if
+    not empty (tiles x class_tile x mp entries), keeps a block's logits from
+    pass A to pass B, which then reads them instead of recomputing them.
+    With ``skip``, a (row,
     tile) whose largest log-probability is below ``log_threshold`` and which
     does not hold the row's label is left out of pass B.  Returns ``sum_i s_i
     CE_i``.
@@ -583,6 +596,7 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     cdef double lse[MAX_BLOCK]
     cdef double label_logit[MAX_BLOCK]
     cdef double loss = 0, row_max, total, shift
+    cdef floating *stored = NULL
     _check_x_type(<const xtype *>NULL, <const floating *>NULL)
     if n == 0 or C == 0:
         return 0.0
@@ -597,8 +611,11 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     _require(dWT.shape[0] == C and dWT.shape[1] == d and db.shape[0] == C
              and Z_buf.shape[1] >= class_tile * mp and Xp_buf.shape[1] >= d * mp
              and tile_max.shape[0] == ntiles and tile_sum.shape[0] == ntiles
-             and tile_sum.shape[1] == block and zero_row.shape[0] == d,
+             and tile_sum.shape[1] == block and zero_row.shape[0] == d
+             and stored_logits.shape[0] in (0, ntiles * class_tile * mp),
              "gradient or scratch of another shape")
+    if stored_logits.shape[0]:
+        stored = &stored_logits[0]
     _require_labels(y, n, C)
     with nogil:
         a = 0
@@ -610,8 +627,9 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
             for t in prange(ntiles, num_threads=num_threads, schedule="static"):
                 c0 = t * class_tile
                 _tile_pass_a(&Xp_buf[0, 0], m, d, &WT[0, 0], &b[0], c0, min(class_tile, C - c0),
-                             &y[a], &Z_buf[threadid(), 0], &tile_max[t, 0], &tile_sum[t, 0],
-                             label_logit)
+                             &y[a], &Z_buf[threadid(), 0],
+                             stored + c0 * _padded(m) if stored != NULL else NULL,
+                             &tile_max[t, 0], &tile_sum[t, 0], label_logit)
             for i in range(m):  # combine the tiles: the row's log-sum-exp and loss
                 row_max = tile_max[0, i]
                 for t in range(1, ntiles):
@@ -627,6 +645,7 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
                 _tile_pass_b(rows, &Xp_buf[0, 0], m, d, &WT[0, 0], &b[0], c0,
                              min(class_tile, C - c0), &y[a], sw + a if sw != NULL else NULL, lse,
                              &tile_max[t, 0], skip, log_threshold, &zero_row[0],
+                             stored + c0 * _padded(m) if stored != NULL else NULL,
                              &Z_buf[threadid(), 0], &Xp_buf[threadid() + 1, 0], &dWT[0, 0],
                              &db[0])
             a += m

@@ -63,10 +63,13 @@ def test_every_backend_matches_naive_in_both_regimes(
     require_backend(name)
     problem = _problem(rng, n, d, C, x_dtype, weighted)
     for skip in (True, False):
-        with _tiling.forced(tiled, class_tile=class_tile, row_block=row_block):
-            result = _sums(name, *problem, skip_negligible=skip)
-            reference = _sums("naive", *problem, skip_negligible=skip)
-        _assert_close(result, reference, x_dtype)
+        # the compiled tiled kernel keeps a block's logits for pass B or recomputes them
+        for store in (True, False) if name == "cython" else (None,):
+            with _tiling.forced(tiled, class_tile=class_tile, row_block=row_block,
+                                store_logits=store):  # fmt: skip
+                result = _sums(name, *problem, skip_negligible=skip)
+                reference = _sums("naive", *problem, skip_negligible=skip)
+            _assert_close(result, reference, x_dtype)
     # tiled or not, with skipping off, the result is the plain single-pass one
     with _tiling.forced(False):
         single = _sums("naive", *problem)
@@ -82,6 +85,9 @@ def test_the_regime_follows_the_size_of_a_block_of_logits():
     with _tiling.forced(True, class_tile=3, row_block=5):
         assert _tiling.plan(256, 10, 4) == (True, 5, 3)
     assert _tiling.plan(256, 10, 4)[0] is False  # restored
+    assert _tiling.stored_rows(192, 50000, 4) == 192  # 37 MB of logits kept for pass B
+    assert _tiling.stored_rows(192, 100000, 4) == 96
+    assert _tiling.stored_rows(192, 256000, 4) == 0  # recomputed
 
 
 @pytest.mark.parametrize("name", BACKENDS)
@@ -103,7 +109,13 @@ def test_skipping_stays_within_its_bound_at_the_threshold(name, dtype, rng):
     y = rng.integers(0, 4, n).astype(np.intp)
     y[3] = 7  # this row's label lies in tile 1: the tile is kept for that row
     sw = (rng.random(n) + 0.5).astype(dtype)
-    with _tiling.forced(True, class_tile=tile, row_block=5):
+    for store in (True, False) if name == "cython" else (None,):
+        _check_skipping_bound(name, X, coef, intercept, y, sw, p, tile, store, eps)
+
+
+def _check_skipping_bound(name, X, coef, intercept, y, sw, p, tile, store, eps):
+    n = X.shape[0]
+    with _tiling.forced(True, class_tile=tile, row_block=5, store_logits=store):
         loss_on, _, G_on, g_on = _sums(name, X, coef, intercept, y, sw, skip_negligible=True)
         loss_off, _, G_off, g_off = _sums(name, X, coef, intercept, y, sw, skip_negligible=False)
     assert loss_on == loss_off  # pass A is exact: the skipping never touches the loss

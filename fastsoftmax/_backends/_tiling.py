@@ -38,8 +38,13 @@ BLOCK_BYTES = 1 << 17
 SINGLE_PASS_LOGITS_BYTES = 1 << 20
 # Bytes of one tile of weights (class_tile x d) of the compiled kernels.
 TILE_WEIGHT_BYTES = 1 << 18
+# The compiled tiled kernel keeps a block of rows' logits from pass A to pass B
+# (reading them back costs a tenth of recomputing them) when they take at most
+# this much memory, in blocks of at least STORED_MIN_ROWS rows; else it recomputes.
+STORED_LOGITS_BYTES = 40 << 20
+STORED_MIN_ROWS = 96
 
-_forced = {"tiled": None, "class_tile": None, "row_block": None}
+_forced = {"tiled": None, "class_tile": None, "row_block": None, "store_logits": None}
 
 
 def skip_threshold(dtype):
@@ -76,15 +81,25 @@ def plan(d, C, itemsize, x_itemsize=None, rows=None, class_tile=None):
     return tiled, int(rows), int(max(1, min(class_tile, max(C, 1))))
 
 
+def stored_rows(rows, C, itemsize):
+    """Rows per block for which the compiled tiled kernel keeps the logits, or 0 (recompute)."""
+    if _forced["store_logits"] is not None:
+        return rows if _forced["store_logits"] else 0
+    fitting = min(rows, STORED_LOGITS_BYTES // max(1, C * itemsize) // 48 * 48)
+    return fitting if fitting >= STORED_MIN_ROWS else 0
+
+
 @contextlib.contextmanager
-def forced(tiled=True, class_tile=None, row_block=None):
-    """Force the regime (``tiled`` True/False, None: automatic), the class tile and the row block.
+def forced(tiled=True, class_tile=None, row_block=None, store_logits=None):
+    """Force the regime (``tiled`` True/False, None: automatic), the class tile and the row block
+    (and whether the compiled tiled kernel keeps a block's logits or recomputes them).
 
     For tests: small shapes then run the tiled code with tile tails.  Not
     thread-safe (a module-level setting).
     """
     saved = dict(_forced)
-    _forced.update(tiled=tiled, class_tile=class_tile, row_block=row_block)
+    _forced.update(tiled=tiled, class_tile=class_tile, row_block=row_block,
+                   store_logits=store_logits)  # fmt: skip
     try:
         yield
     finally:

@@ -118,6 +118,8 @@ def _softmax_ce_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out,
         block = max(48, _tiling.BLOCK_BYTES * 3 // 2 // max(1, d * X.itemsize) // 48 * 48)
     block = max(1, min(block, n, 512))
     ntiles = -(-C // class_tile)
+    stored_rows = _tiling.stored_rows(block, C, coef.itemsize)
+    block = stored_rows or block
     threads = max(1, min(_threads(n * d * C, _MIN_FLOPS_PER_THREAD), ntiles))
     coef_grad_out.fill(0)
     intercept_grad = np.zeros(C)
@@ -125,7 +127,8 @@ def _softmax_ce_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out,
     loss = _k.softmax_ce_sums_tiled(
         X, coef, intercept, y, _unit_or(sample_weight, dtype), coef_grad_out, intercept_grad,
         np.empty((threads, class_tile * padded), dtype), np.empty((threads + 1, d * padded), dtype),
-        np.empty((ntiles, block)), np.empty((ntiles, block)), np.zeros(d, X.dtype), class_tile,
+        np.empty((ntiles, block)), np.empty((ntiles, block)), np.zeros(d, X.dtype),
+        np.empty(ntiles * class_tile * padded if stored_rows else 0, dtype), class_tile,
         bool(skip_negligible), _tiling.log_skip_threshold(dtype), threads,
     )  # fmt: skip
     intercept_grad_out[...] = intercept_grad
