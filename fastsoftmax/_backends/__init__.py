@@ -56,7 +56,8 @@ intercept_grad_out, *, skip_negligible=True) -> (loss_sum, weight_total)
     log-sum-exp and loss; pass B recomputes each logit tile, forms
     ``s (P - Y)`` and accumulates the tile's rows of the gradients.  Extra
     memory is O(block rows x (tile + number of tiles)), independent of the
-    number of rows.  In the compiled backends threads own rows (per-thread
+    number of rows (the compiled backend keeps a block's logits for pass B
+    instead of recomputing them when they take at most 40 MB).  In the compiled backends threads own rows (per-thread
     gradient accumulators) in the single pass and class tiles (disjoint rows
     of the gradient, no accumulators, no atomics) in the tiled one.
 

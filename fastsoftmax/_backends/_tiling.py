@@ -16,7 +16,10 @@ block of rows,
   row's label is skipped (``skip_negligible=True``, the default): its residual
   counts as zero.
 
-Extra memory is O(rows per block x (class tile + tiles)), independent of n.
+Extra memory is O(rows per block x (class tile + tiles)), independent of n;
+the compiled kernel also keeps a block's logits from pass A to pass B instead
+of recomputing them when they fit in :data:`STORED_LOGITS_BYTES` (40 MB, e.g.
+192 rows x 50,000 float32 classes), which is still independent of n.
 The loss is never affected by the skipping (pass A is exact); each skipped
 entry ``s_i p_ic`` is below ``s_i * eps``, so every gradient entry moves by at
 most ``eps * sum_i s_i |x_ij|`` (``eps * sum_i s_i`` for the intercept).
