@@ -17,7 +17,7 @@ must be C-contiguous; the wrapper guarantees it.
 """
 
 from cython.parallel cimport prange, threadid
-from libc.math cimport exp, expf, log1p, log1pf, fabs, fabsf, pow, sqrt, sqrtf
+from libc.math cimport exp, expf, log, log1p, log1pf, fabs, fabsf, pow, sqrt, sqrtf
 from libc.string cimport memset
 from libc.stdlib cimport malloc, free
 from libc.stdint cimport uint8_t
@@ -55,6 +55,27 @@ cdef extern from *:
     #endif
     """
     int fs_openmp_max_threads() nogil
+
+
+cdef extern from *:
+    """
+    #if defined(__x86_64__) || defined(__SSE2__)
+    #include <xmmintrin.h>
+    /* flush-to-zero and denormals-are-zero for this thread; returns the old MXCSR */
+    static unsigned int fs_flush_denormals(void)
+    {
+        unsigned int old = _mm_getcsr();
+        _mm_setcsr(old | 0x8040);
+        return old;
+    }
+    static void fs_restore_csr(unsigned int old) { _mm_setcsr(old); }
+    #else
+    static unsigned int fs_flush_denormals(void) { return 0; }
+    static void fs_restore_csr(unsigned int old) { (void)old; }
+    #endif
+    """
+    unsigned int fs_flush_denormals() nogil
+    void fs_restore_csr(unsigned int old) nogil
 
 
 def openmp_max_threads():
@@ -392,6 +413,243 @@ def softmax_ce_sums(const xtype[:, ::1] X, const floating[:, ::1] WT,
                 sw + a if sw != NULL else NULL, &Z_buf[t, 0, 0], &dWT_acc[t, 0, 0], &db_acc[t, 0])
     return loss
 
+
+# ------------------------------------------------------------------------
+# The tiled regime of softmax_ce_sums, for many classes (see
+# fastsoftmax._backends._tiling): per block of rows, pass A over class tiles
+# keeps each (row, tile)'s logit maximum and sum of exponentials, pass B
+# recomputes each tile's logits with the same register-blocked products,
+# forms s (P - Y) and adds the tile's gradient rows.  Threads own class tiles:
+# they write disjoint rows of dWT and db, so there are no per-thread
+# accumulators of the (C, d) gradient and no atomics.
+
+cdef inline void _exp_inplace(floating *Z, Py_ssize_t k) noexcept nogil:
+    if floating is float:
+        fs_exp_array_f32(Z, Z, k)
+    else:
+        fs_exp_array_f64(Z, Z, k)
+
+
+cdef inline void _pack_t(const xtype **rows, Py_ssize_t h, Py_ssize_t d, floating *Xp,
+                         Py_ssize_t mp) noexcept nogil:
+    # Xp (d, mp) = rows[0..h) transposed, zero-padded to mp columns
+    if xtype is uint8_t:
+        if floating is float:
+            fs_pack_t_u8_f32(rows, h, d, Xp, mp)
+        else:
+            fs_pack_t_u8_f64(rows, h, d, Xp, mp)
+    elif xtype is float:
+        if floating is float:
+            fs_pack_t_f_f32(rows, h, d, Xp, mp)
+    else:
+        if floating is double:
+            fs_pack_t_f_f64(rows, h, d, Xp, mp)
+
+
+cdef inline void _tile_logits(const floating *Xp, Py_ssize_t mp, Py_ssize_t d,
+                              const floating *W, const floating *b, Py_ssize_t tc,
+                              floating *Z) noexcept nogil:
+    # Z (tc, mp), class-major, = W (tc, d) @ Xp (d, mp) + b
+    if floating is float:
+        fs_tile_logits_f32(Xp, mp, d, W, b, tc, Z)
+    else:
+        fs_tile_logits_f64(Xp, mp, d, W, b, tc, Z)
+
+
+cdef inline Py_ssize_t _padded(Py_ssize_t m) noexcept nogil:
+    # a multiple of every vector width of fs_tile_logits
+    return (m + 15) // 16 * 16
+
+
+cdef void _tile_pass_a(const floating *Xp, Py_ssize_t m, Py_ssize_t d, const floating *WT,
+                       const floating *b, Py_ssize_t c0, Py_ssize_t tc, const Py_ssize_t *y,
+                       floating *Z, floating *stored, double *tile_max, double *tile_sum,
+                       double *label_logit) noexcept nogil:
+    # logits of classes [c0, c0 + tc) for the m rows packed in Xp (class-major,
+    # Z[c mp + i]; kept in stored (tc, mp) for pass B unless stored is NULL);
+    # tile_max[i] = max_c z_ic, tile_sum[i] = sum_c exp(z_ic - max), and the
+    # label's logit of the rows whose label is in the tile
+    cdef floating row_max[MAX_BLOCK]
+    cdef Py_ssize_t i, c, mp = _padded(m)
+    cdef floating v
+    cdef floating *logits = stored if stored != NULL else Z
+    # the exponentials of far-off logits are denormals, which cost the FMA units
+    # a hundred cycles each on Intel: flushed to 0 (far below the skipping bound)
+    cdef unsigned int csr = fs_flush_denormals()
+    _tile_logits(Xp, mp, d, WT + c0 * d, b + c0, tc, logits)
+    for i in range(m):
+        row_max[i] = logits[i]
+        if c0 <= y[i] < c0 + tc:
+            label_logit[i] = logits[(y[i] - c0) * mp + i]
+    for c in range(1, tc):
+        for i in range(m):
+            v = logits[c * mp + i]
+            row_max[i] = v if v > row_max[i] else row_max[i]
+    for i in range(m):
+        tile_max[i] = row_max[i]
+        tile_sum[i] = 0
+        if not (row_max[i] - row_max[i] == 0):  # -inf (or inf/NaN): shift by 0
+            row_max[i] = 0
+    for c in range(tc):
+        for i in range(m):
+            Z[c * mp + i] = logits[c * mp + i] - row_max[i]
+    _exp_inplace(Z, tc * mp)
+    for c in range(tc):
+        for i in range(m):
+            tile_sum[i] += Z[c * mp + i]
+    fs_restore_csr(csr)
+
+
+cdef void _tile_pass_b(const xtype **rows, const floating *Xp, Py_ssize_t m, Py_ssize_t d,
+                       const floating *WT, const floating *b, Py_ssize_t c0, Py_ssize_t tc,
+                       const Py_ssize_t *y, const floating *sw, const double *lse,
+                       const double *tile_max, bint skip, double log_threshold,
+                       const xtype *zero_row, const floating *stored, floating *Z,
+                       floating *Xp_hot, floating *dWT, double *db) noexcept nogil:
+    # s (P - Y) of classes [c0, c0 + tc) and its products into dWT, db, for the
+    # rows of the block that hold the label in the tile or whose largest
+    # probability in it reaches the threshold (all rows when not skip): the
+    # others are left out of both products (a compacted, re-packed row table)
+    cdef const xtype *hot_rows[MAX_BLOCK + 16]
+    cdef Py_ssize_t hot_index[MAX_BLOCK]
+    cdef Py_ssize_t hot_label[MAX_BLOCK]
+    cdef floating hot_lse[MAX_BLOCK]
+    cdef floating hot_weight[MAX_BLOCK]
+    cdef Py_ssize_t i, c, h = 0, hp
+    cdef unsigned int csr
+    cdef bint here
+    cdef double s
+    for i in range(m):
+        here = c0 <= y[i] < c0 + tc
+        if here or not skip or tile_max[i] - lse[i] >= log_threshold:
+            hot_rows[h] = rows[i]
+            hot_index[h] = i
+            hot_label[h] = y[i] - c0 if here else -1
+            hot_lse[h] = <floating>lse[i]
+            hot_weight[h] = sw[i] if sw != NULL else 1
+            h += 1
+    if h == 0:
+        return
+    csr = fs_flush_denormals()  # as in _tile_pass_a
+    hp = _padded(h)
+    if stored != NULL:  # pass A kept the logits (tc, mp): gather the hot rows'
+        for c in range(tc):
+            for i in range(h):
+                Z[c * hp + i] = stored[c * _padded(m) + hot_index[i]] - hot_lse[i]
+    else:  # recompute them
+        if h < m:
+            _pack_t(hot_rows, h, d, Xp_hot, hp)
+            Xp = Xp_hot
+        _tile_logits(Xp, hp, d, WT + c0 * d, b + c0, tc, Z)
+        for c in range(tc):
+            for i in range(h):
+                Z[c * hp + i] -= hot_lse[i]
+    _exp_inplace(Z, tc * hp)
+    for i in range(h):
+        if hot_label[i] >= 0:
+            Z[hot_label[i] * hp + i] -= 1
+    for c in range(tc):
+        s = 0
+        for i in range(h):
+            if sw != NULL:
+                Z[c * hp + i] *= hot_weight[i]
+            s += Z[c * hp + i]
+        for i in range(h, hp):  # the padding rows: zero rows of X, zero residual
+            Z[c * hp + i] = 0
+        db[c0 + c] += s
+    for i in range(h, hp):
+        hot_rows[i] = zero_row
+    _bwd(hot_rows, hp, d, Z, tc, dWT + c0 * d, <const xtype **>NULL)
+    fs_restore_csr(csr)
+
+
+def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
+                          const floating[::1] b, const Py_ssize_t[::1] y,
+                          const floating[::1] sample_weight, floating[:, ::1] dWT,
+                          double[::1] db, floating[:, ::1] Z_buf, floating[:, ::1] Xp_buf,
+                          double[:, ::1] tile_max, double[:, ::1] tile_sum,
+                          const xtype[::1] zero_row, floating[::1] stored_logits,
+                          Py_ssize_t class_tile, bint skip, double log_threshold,
+                          int num_threads):
+    """The tiled regime of :func:`softmax_ce_sums`, for many classes.
+
+    Adds ``(s (P - Y))^T X`` (C, d) to ``dWT`` and the column sums of
+    ``s (P - Y)`` to ``db`` (zeroed by the caller), over blocks of
+    ``tile_max.shape[1]`` rows (at most MAX_BLOCK) and tiles of
+    ``class_tile`` classes.  Scratch: ``Z_buf`` (threads, class_tile x mp)
+    a tile's logits per thread, ``Xp_buf`` (threads + 1, d x mp) the block of
+    rows packed transposed (row 0) and each thread's re-packed hot rows, with
+    mp the block rounded up to a multiple of 16; ``tile_max`` and
+    ``tile_sum`` (tiles, block) the per-(tile, row) maximum and sum of
+    exponentials of pass A; ``zero_row`` (d,) zeros.  ``stored_logits``, if
+    not empty (tiles x class_tile x mp entries), keeps a block's logits from
+    pass A to pass B, which then reads them instead of recomputing them.
+    With ``skip``, a (row,
+    tile) whose largest log-probability is below ``log_threshold`` and which
+    does not hold the row's label is left out of pass B.  Returns ``sum_i s_i
+    CE_i``.
+    """
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], C = WT.shape[0]
+    cdef Py_ssize_t block = tile_max.shape[1], ntiles, a, m, i, t, c0, mp
+    cdef const floating *sw = &sample_weight[0] if sample_weight.shape[0] else NULL
+    cdef const xtype *rows[MAX_BLOCK]
+    cdef double lse[MAX_BLOCK]
+    cdef double label_logit[MAX_BLOCK]
+    cdef double loss = 0, row_max, total, shift
+    cdef floating *stored = NULL
+    _check_x_type(<const xtype *>NULL, <const floating *>NULL)
+    if n == 0 or C == 0:
+        return 0.0
+    _require(1 <= block <= MAX_BLOCK, f"blocks of {block} rows (1 to {MAX_BLOCK})")
+    _require(class_tile >= 1 and d >= 1, f"class tiles of {class_tile} classes, {d} features")
+    ntiles = (C + class_tile - 1) // class_tile
+    mp = _padded(block)
+    _require(WT.shape[1] == d, f"weights of {WT.shape[1]} features for X of {d}")
+    _require(b.shape[0] == C, f"{b.shape[0]} intercepts for {C} classes")
+    _require(sample_weight.shape[0] in (0, n), f"{sample_weight.shape[0]} weights for {n} rows")
+    _require_threads(num_threads, min(Z_buf.shape[0], Xp_buf.shape[0] - 1))
+    _require(dWT.shape[0] == C and dWT.shape[1] == d and db.shape[0] == C
+             and Z_buf.shape[1] >= class_tile * mp and Xp_buf.shape[1] >= d * mp
+             and tile_max.shape[0] == ntiles and tile_sum.shape[0] == ntiles
+             and tile_sum.shape[1] == block and zero_row.shape[0] == d
+             and stored_logits.shape[0] in (0, ntiles * class_tile * mp),
+             "gradient or scratch of another shape")
+    if stored_logits.shape[0]:
+        stored = &stored_logits[0]
+    _require_labels(y, n, C)
+    with nogil:
+        a = 0
+        while a < n:
+            m = min(block, n - a)
+            for i in range(m):
+                rows[i] = &X[a + i, 0]
+            _pack_t(rows, m, d, &Xp_buf[0, 0], _padded(m))
+            for t in prange(ntiles, num_threads=num_threads, schedule="static"):
+                c0 = t * class_tile
+                _tile_pass_a(&Xp_buf[0, 0], m, d, &WT[0, 0], &b[0], c0, min(class_tile, C - c0),
+                             &y[a], &Z_buf[threadid(), 0],
+                             stored + c0 * _padded(m) if stored != NULL else NULL,
+                             &tile_max[t, 0], &tile_sum[t, 0], label_logit)
+            for i in range(m):  # combine the tiles: the row's log-sum-exp and loss
+                row_max = tile_max[0, i]
+                for t in range(1, ntiles):
+                    row_max = max(row_max, tile_max[t, i])
+                shift = row_max if row_max - row_max == 0 else 0
+                total = 0
+                for t in range(ntiles):
+                    total = total + tile_sum[t, i] * exp(tile_max[t, i] - shift)
+                lse[i] = shift + log(total)
+                loss += (sw[a + i] if sw != NULL else 1) * (lse[i] - label_logit[i])
+            for t in prange(ntiles, num_threads=num_threads, schedule="static"):
+                c0 = t * class_tile
+                _tile_pass_b(rows, &Xp_buf[0, 0], m, d, &WT[0, 0], &b[0], c0,
+                             min(class_tile, C - c0), &y[a], sw + a if sw != NULL else NULL, lse,
+                             &tile_max[t, 0], skip, log_threshold, &zero_row[0],
+                             stored + c0 * _padded(m) if stored != NULL else NULL,
+                             &Z_buf[threadid(), 0], &Xp_buf[threadid() + 1, 0], &dWT[0, 0],
+                             &db[0])
+            a += m
+    return loss
 
 cdef double _logistic_block(const xtype *X, Py_ssize_t n, Py_ssize_t n_after, Py_ssize_t d,
                             const floating *w, floating b, const floating *y, const floating *sw,

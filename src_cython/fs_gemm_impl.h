@@ -121,4 +121,19 @@ static FS_TARGET void GN(bwd)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t
         }
 }
 
+
+/* Rows rows[0..h) of X, transposed and converted to FS_T, into Xp (d, mp):
+ * Xp[j mp + i] = rows[i][j], zero for h <= i < mp.  The packed operand of
+ * fs_tiled_impl.h's tile_logits. */
+static FS_TARGET void GN(pack_t)(const FS_XT *const *rows, Py_ssize_t h, Py_ssize_t d, FS_T *Xp,
+                                 Py_ssize_t mp)
+{
+    for (Py_ssize_t j = 0; j < d; j++) {
+        FS_T *out = Xp + j * mp;
+        Py_ssize_t i = 0;
+        for (; i < h; i++) out[i] = (FS_T)rows[i][j];
+        for (; i < mp; i++) out[i] = 0;
+    }
+}
+
 #undef GN

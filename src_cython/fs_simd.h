@@ -151,6 +151,15 @@
  *   bwd_u8: fs_bwd_u8_f32 fs_bwd_u8_f64 fs_ptr_bwd_u8_f32 fs_ptr_bwd_u8_f64
  *     bwd_u8_f32_base bwd_u8_f32_avx2 bwd_u8_f32_avx512
  *     bwd_u8_f64_base bwd_u8_f64_avx2 bwd_u8_f64_avx512
+ *   pack_t_f: fs_pack_t_f_f32 fs_pack_t_f_f64 fs_ptr_pack_t_f_f32 fs_ptr_pack_t_f_f64
+ *     pack_t_f_f32_base pack_t_f_f32_avx2 pack_t_f_f32_avx512
+ *     pack_t_f_f64_base pack_t_f_f64_avx2 pack_t_f_f64_avx512
+ *   pack_t_u8: fs_pack_t_u8_f32 fs_pack_t_u8_f64 fs_ptr_pack_t_u8_f32 fs_ptr_pack_t_u8_f64
+ *     pack_t_u8_f32_base pack_t_u8_f32_avx2 pack_t_u8_f32_avx512
+ *     pack_t_u8_f64_base pack_t_u8_f64_avx2 pack_t_u8_f64_avx512
+ *   tile_logits: fs_tile_logits_f32 fs_tile_logits_f64 fs_ptr_tile_logits_f32 fs_ptr_tile_logits_f64
+ *     tile_logits_f32_base tile_logits_f32_avx2 tile_logits_f32_avx512
+ *     tile_logits_f64_base tile_logits_f64_avx2 tile_logits_f64_avx512
  */
 /* One function pointer per kernel and type; FS_OPS(T, S) lists them. */
 #define FS_OPS(X, T, S)                                                                   \
@@ -180,7 +189,15 @@
     X(bwd_u8, S, void,                                                                             \
       (const unsigned char *const *rows, Py_ssize_t n, Py_ssize_t d, const T *R, Py_ssize_t C,     \
        T *dWT, const unsigned char *const *next),                                                  \
-      (rows, n, d, R, C, dWT, next))
+      (rows, n, d, R, C, dWT, next))                                                                  \
+    X(pack_t_f, S, void, (const T *const *rows, Py_ssize_t h, Py_ssize_t d, T *Xp, Py_ssize_t mp),  \
+      (rows, h, d, Xp, mp))                                                                        \
+    X(pack_t_u8, S, void,                                                                          \
+      (const unsigned char *const *rows, Py_ssize_t h, Py_ssize_t d, T *Xp, Py_ssize_t mp),         \
+      (rows, h, d, Xp, mp))                                                                        \
+    X(tile_logits, S, void,                                                                        \
+      (const T *Xp, Py_ssize_t mp, Py_ssize_t d, const T *W, const T *b, Py_ssize_t tc, T *Z),     \
+      (Xp, mp, d, W, b, tc, Z))
 
 #define FS_PTR(name, S, ret, params, args) static ret(*fs_ptr_##name##_##S) params;
 #define FS_WRAP(name, S, ret, params, args) \

@@ -50,3 +50,16 @@ cdef extern from "fs_simd.h" nogil:
                        Py_ssize_t C, float *dWT, const uint8_t **next)
     void fs_bwd_u8_f64(const uint8_t **rows, Py_ssize_t n, Py_ssize_t d, const double *R,
                        Py_ssize_t C, double *dWT, const uint8_t **next)
+    # the tiled regime: rows[0..h) packed transposed into Xp (d, mp), zero-padded
+    # to mp (a multiple of the vector width); Z (tc, mp) = W (tc, d) @ Xp + b
+    void fs_pack_t_f_f32(const float **rows, Py_ssize_t h, Py_ssize_t d, float *Xp, Py_ssize_t mp)
+    void fs_pack_t_f_f64(const double **rows, Py_ssize_t h, Py_ssize_t d, double *Xp,
+                         Py_ssize_t mp)
+    void fs_pack_t_u8_f32(const uint8_t **rows, Py_ssize_t h, Py_ssize_t d, float *Xp,
+                          Py_ssize_t mp)
+    void fs_pack_t_u8_f64(const uint8_t **rows, Py_ssize_t h, Py_ssize_t d, double *Xp,
+                          Py_ssize_t mp)
+    void fs_tile_logits_f32(const float *Xp, Py_ssize_t mp, Py_ssize_t d, const float *W,
+                            const float *b, Py_ssize_t tc, float *Z)
+    void fs_tile_logits_f64(const double *Xp, Py_ssize_t mp, Py_ssize_t d, const double *W,
+                            const double *b, Py_ssize_t tc, double *Z)

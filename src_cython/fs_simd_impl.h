@@ -758,6 +758,9 @@ static FS_TARGET void FN(sgd_step)(FS_T *p, const FS_T *G, Py_ssize_t n, FS_T sc
 #undef FS_XS
 #undef FS_LOADX
 
+/* the logit tiles of the tiled (many-class) regime of softmax_ce_sums */
+#include "fs_tiled_impl.h"
+
 #undef FN
 #undef VF
 #undef VI

@@ -244,7 +244,7 @@ def test_generated_c_names_are_listed_for_grep():
         pytest.skip("no source tree")
     header = (src / "fs_simd.h").read_text()
     pxd = (src / "fs_simd.pxd").read_text()
-    impl = (src / "fs_simd_impl.h").read_text() + (src / "fs_gemm_impl.h").read_text()
+    impl = "".join((src / name).read_text() for name in ("fs_simd_impl.h", "fs_gemm_impl.h", "fs_tiled_impl.h"))
     ops = re.findall(r"X\((\w+), S,", header)
     assert len(ops) >= 10
     for op in ops:

@@ -33,7 +33,7 @@ cross_entropy(logits, y, out) -> out
     Per-sample softmax cross-entropy ``logsumexp(z_i) - z_i[y_i]`` into
     ``out`` (n,).
 softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, \
-intercept_grad_out) -> (loss_sum, weight_total)
+intercept_grad_out, *, skip_negligible=True) -> (loss_sum, weight_total)
     The hot sums of the softmax regression data term over the rows of ``X``
     (a whole data set or one block of it).  ``coef`` is (C, d), ``intercept``
     (C,) or None (zeros).  With ``z_i = coef x_i + intercept``,
@@ -45,6 +45,34 @@ intercept_grad_out) -> (loss_sum, weight_total)
     unweighted) as floats.  No rows give zeros.  Nothing is normalised or
     penalised and nothing is transposed here: :mod:`fastsoftmax._objective`
     turns the sums into the objective.
+
+    Two regimes, chosen from the shapes by :func:`._tiling.plan` (the same
+    rule in every backend): when a block of rows' logits fits in L2 (block
+    rows x C x itemsize at most 1 MiB, e.g. up to 2,048 classes for 256
+    float32 features), a single pass per block of rows; beyond that the
+    *tiled* regime, which never holds more than a tile of logits: for each
+    block of rows, pass A over tiles of classes keeps each (row, tile)'s
+    logit maximum and sum of exponentials, combined into the row's
+    log-sum-exp and loss; pass B recomputes each logit tile, forms
+    ``s (P - Y)`` and accumulates the tile's rows of the gradients.  Extra
+    memory is O(block rows x (tile + number of tiles)), independent of the
+    number of rows (the compiled backend keeps a block's logits for pass B
+    instead of recomputing them when they take at most 40 MB).  In the compiled backends threads own rows (per-thread
+    gradient accumulators) in the single pass and class tiles (disjoint rows
+    of the gradient, no accumulators, no atomics) in the tiled one.
+
+    Skipping (tiled regime only, ``skip_negligible=True`` by default): pass
+    B leaves out a (row, tile) pair whose largest softmax entry is below
+    ``eps = np.finfo(F).eps`` (2**-23 for float32, 2**-52 for float64;
+    :func:`._tiling.skip_threshold`) and whose tile does not hold the row's
+    label; its residual counts as zero.  The loss is unaffected (pass A is
+    exact) and each skipped entry is below ``s_i eps``, so every entry of
+    ``coef_grad_out`` moves by at most ``eps * sum_i s_i |x_ij|`` and of
+    ``intercept_grad_out`` by at most ``eps * sum_i s_i``.  The naive
+    backend, the reference, skips the same pairs for the same tile size.
+    ``skip_negligible=False`` gives the plain sums.
+    :func:`._tiling.forced` forces a regime, tile and row-block size (for
+    tests).  The compiled tiled passes flush denormals to zero.
 sigmoid(x, out) -> out
     Element-wise logistic sigmoid of a 1-D ``x``; ``out`` may be ``x``.
 binary_cross_entropy(logits, y, out) -> out

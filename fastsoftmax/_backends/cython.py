@@ -20,23 +20,21 @@ import numpy as np
 from .. import _cython_kernels as _k
 from .. import _sparse_kernels as _sk
 from .._threads import get_num_threads
-from . import _epoch_args, weight_total
+from . import _epoch_args, _tiling, weight_total
 
 # Below this much work per thread, a second thread costs more than it saves.
 _MIN_ELEMENTS_PER_THREAD = 1 << 16
 _MIN_FLOPS_PER_THREAD = 1 << 20
-# Rows of X per block of the fused kernels: the block stays in L2 between the
-# forward and the backward product.
-_BLOCK_BYTES = 1 << 17
 
 
 def _threads(work, min_work=_MIN_ELEMENTS_PER_THREAD):
     return int(max(1, min(get_num_threads(), work // min_work)))
 
 
-def _blocking(n, d, C, itemsize):
+def _blocking(n, d, C, itemsize, block=None):
     """(threads, rows per block) of a fused pass over X (n, d)."""
-    block = max(4, min(512, _BLOCK_BYTES // max(1, d * itemsize)) // 4 * 4)
+    # rows of X per block: the block stays in L2 between the forward and the backward product
+    block = block or _tiling.block_rows(d, itemsize)
     nblocks = -(-n // block)
     return max(1, min(_threads(n * d * max(C, 1), _MIN_FLOPS_PER_THREAD), nblocks)), block
 
@@ -90,11 +88,16 @@ def _reduce(accumulators, out):
         np.sum(accumulators, axis=0, out=out)
 
 
-def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out):
+def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out, *,
+                    skip_negligible=True):  # fmt: skip
     (n, d), C, dtype = X.shape, coef.shape[0], coef.dtype
     if intercept is None:
         intercept = np.zeros(C, dtype)
-    threads, block = _blocking(n, d, C, X.itemsize)
+    tiled, block, class_tile = _tiling.plan(d, C, coef.itemsize, X.itemsize)
+    if tiled and d:
+        return _softmax_ce_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out,
+                                      intercept_grad_out, block, class_tile, skip_negligible)  # fmt: skip
+    threads, block = _blocking(n, d, C, X.itemsize, block)
     coef_acc = _accumulators(coef_grad_out, threads)
     intercept_acc = np.zeros((threads, C))
     scratch = np.empty((threads, block, C), dtype)
@@ -104,6 +107,31 @@ def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, interce
     )  # fmt: skip
     _reduce(coef_acc, coef_grad_out)
     intercept_grad_out[...] = intercept_acc.sum(axis=0)
+    return float(loss), weight_total(sample_weight, n)
+
+
+def _softmax_ce_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out,
+                           intercept_grad_out, block, class_tile, skip_negligible):  # fmt: skip
+    # threads own class tiles: no per-thread copies of the (C, d) gradient
+    (n, d), C, dtype = X.shape, coef.shape[0], coef.dtype
+    if not _tiling._forced["row_block"]:  # whole register blocks of 48 rows, X block in L2
+        block = max(48, _tiling.BLOCK_BYTES * 3 // 2 // max(1, d * X.itemsize) // 48 * 48)
+    block = max(1, min(block, n, 512))
+    ntiles = -(-C // class_tile)
+    stored_rows = _tiling.stored_rows(block, C, coef.itemsize)
+    block = stored_rows or block
+    threads = max(1, min(_threads(n * d * C, _MIN_FLOPS_PER_THREAD), ntiles))
+    coef_grad_out.fill(0)
+    intercept_grad = np.zeros(C)
+    padded = -(-block // 16) * 16
+    loss = _k.softmax_ce_sums_tiled(
+        X, coef, intercept, y, _unit_or(sample_weight, dtype), coef_grad_out, intercept_grad,
+        np.empty((threads, class_tile * padded), dtype), np.empty((threads + 1, d * padded), dtype),
+        np.empty((ntiles, block)), np.empty((ntiles, block)), np.zeros(d, X.dtype),
+        np.empty(ntiles * class_tile * padded if stored_rows else 0, dtype), class_tile,
+        bool(skip_negligible), _tiling.log_skip_threshold(dtype), threads,
+    )  # fmt: skip
+    intercept_grad_out[...] = intercept_grad
     return float(loss), weight_total(sample_weight, n)
 
 

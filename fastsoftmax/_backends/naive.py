@@ -22,6 +22,8 @@ import math
 
 import numpy as np
 
+from . import _tiling
+
 _INF = math.inf
 _NAN = math.nan
 
@@ -205,17 +207,32 @@ def cross_entropy(logits, y, out):
     return _write(out, [_row_cross_entropy(row, label) for row, label in zip(logits.tolist(), y.tolist())])
 
 
-def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out):
+def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out, *,
+                    skip_negligible=True):  # fmt: skip
+    # One row's logits at a time: memory O(C) whatever the regime.  The regime only
+    # decides the skipping, which is that of the tiled kernels (see _tiling).
+    tiled, _, class_tile = _tiling.plan(X.shape[1], coef.shape[0], coef.itemsize, X.itemsize)
     return _softmax_sums(
-        _dense_rows(X), coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out
-    )
+        _dense_rows(X), coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out,
+        class_tile if tiled and skip_negligible else None,
+    )  # fmt: skip
 
 
-def _softmax_sums(rows, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out):
+def _skip_negligible_tiles(probabilities, label, class_tile, threshold):
+    """Zero the (row, tile)s whose largest softmax entry is below ``threshold``, label tiles kept."""
+    for c0 in range(0, len(probabilities), class_tile):
+        c1 = min(len(probabilities), c0 + class_tile)
+        if not c0 <= label < c1 and max(probabilities[c0:c1]) < threshold:
+            probabilities[c0:c1] = [0.0] * (c1 - c0)
+
+
+def _softmax_sums(rows, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out,
+                  skip_class_tile=None):  # fmt: skip
     n_classes, n_features = coef.shape
     coef_rows = coef.tolist()
     bias = None if intercept is None else intercept.tolist()
     weights, total = _weights_and_total(sample_weight, len(rows))
+    threshold = _tiling.skip_threshold(coef.dtype)
     loss = 0.0
     coef_grad = [[0.0] * n_features for _ in range(n_classes)]
     intercept_grad = [0.0] * n_classes
@@ -223,6 +240,8 @@ def _softmax_sums(rows, coef, intercept, y, sample_weight, coef_grad_out, interc
         z = _affine(entries, coef_rows, bias)
         loss += s * _row_cross_entropy(z, label)
         probabilities = _row_softmax(z)
+        if skip_class_tile:
+            _skip_negligible_tiles(probabilities, label, skip_class_tile, threshold)
         for c in range(n_classes):
             residual = s * (probabilities[c] - (1.0 if c == label else 0.0))
             intercept_grad[c] += residual

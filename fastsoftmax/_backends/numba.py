@@ -34,7 +34,7 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic, overload
 
-from . import KERNEL_NAMES, weight_total
+from . import KERNEL_NAMES, _tiling, weight_total
 from ._numba_config import njit, set_threads_for_call
 
 # Below this many elements a kernel runs on one thread: waking the pool costs more.
@@ -743,10 +743,104 @@ def _row_scratch(leading, d, dtype):
     return _aligned_empty(leading + (8, -(-max(d, 1) // per_line) * per_line), dtype)
 
 
-def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out):
+@njit(parallel=True)
+def _softmax_sums_tiled_kernel(X, WT, b, y, sw, weighted, block, class_tile, skip, log_threshold,
+                               G, gb):  # fmt: skip
+    # The tiled regime (see _tiling): per block of rows, pass A over class tiles
+    # keeps each (tile, row)'s logit max and sum of exponentials, pass B
+    # recomputes the tiles and adds s (P - Y) of the hot (row, tile)s into G
+    # (C, d, zeroed) and gb ((C,) float64).  Tiles are split over threads,
+    # which write disjoint rows of G: no per-thread copies of the gradient.
+    n, d = X.shape
+    C = WT.shape[0]
+    F = WT.dtype.type
+    ntiles = (C + class_tile - 1) // class_tile
+    Xb = np.empty((block, d), WT.dtype)
+    tile_max = np.empty((ntiles, block))
+    tile_sum = np.empty((ntiles, block))
+    label_logit = np.zeros(block)
+    lse = np.empty(block)
+    loss = 0.0
+    for a in range(0, n, block):
+        m = min(block, n - a)
+        for i in range(m):
+            for j in range(d):
+                Xb[i, j] = F(X[a + i, j])
+        xb = Xb[:m]
+        for t in prange(ntiles):  # pass A
+            c0 = t * class_tile
+            c1 = min(C, c0 + class_tile)
+            Z = np.dot(xb, np.ascontiguousarray(WT[c0:c1].T))
+            for i in range(m):
+                mx = -np.inf
+                for c in range(c1 - c0):
+                    Z[i, c] += b[c0 + c]
+                    mx = max(mx, float(Z[i, c]))
+                tile_max[t, i] = mx
+                shift = mx if np.isfinite(mx) else 0.0
+                total = 0.0
+                for c in range(c1 - c0):
+                    total += np.exp(Z[i, c] - F(shift))
+                tile_sum[t, i] = total
+                if c0 <= y[a + i] < c1:
+                    label_logit[i] = Z[i, y[a + i] - c0]
+        for i in range(m):  # the row's log-sum-exp and loss
+            mx = -np.inf
+            for t in range(ntiles):
+                mx = max(mx, tile_max[t, i])
+            shift = mx if np.isfinite(mx) else 0.0
+            total = 0.0
+            for t in range(ntiles):
+                total += tile_sum[t, i] * np.exp(tile_max[t, i] - shift)
+            lse[i] = shift + np.log(total)
+            loss += (sw[a + i] if weighted else 1.0) * (lse[i] - label_logit[i])
+        for t in prange(ntiles):  # pass B
+            c0 = t * class_tile
+            c1 = min(C, c0 + class_tile)
+            hot = np.empty(m, np.intp)
+            h = 0
+            for i in range(m):
+                if (not skip or c0 <= y[a + i] < c1 or tile_max[t, i] - lse[i] >= log_threshold):
+                    hot[h] = i
+                    h += 1
+            if h == 0:
+                continue
+            xh = np.empty((h, d), WT.dtype)
+            for k in range(h):
+                xh[k] = xb[hot[k]]
+            Z = np.dot(xh, np.ascontiguousarray(WT[c0:c1].T))
+            for k in range(h):
+                i = hot[k]
+                shift = F(lse[i])
+                s = F(sw[a + i]) if weighted else F(1)
+                for c in range(c1 - c0):
+                    Z[k, c] = np.exp(Z[k, c] + b[c0 + c] - shift)
+                if c0 <= y[a + i] < c1:
+                    Z[k, y[a + i] - c0] -= 1
+                for c in range(c1 - c0):
+                    Z[k, c] *= s
+                    gb[c0 + c] += Z[k, c]
+            G[c0:c1] += np.dot(np.ascontiguousarray(Z.T), xh)
+    return loss
+
+
+def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out, *,
+                    skip_negligible=True):  # fmt: skip
     weighted = sample_weight is not None
     sw = sample_weight if weighted else np.empty(0, coef.dtype)
     bias = intercept if intercept is not None else np.zeros(coef.shape[0], coef.dtype)
+    tiled, block, class_tile = _tiling.plan(X.shape[1], coef.shape[0], coef.itemsize, X.itemsize)
+    if tiled and X.shape[0] and X.shape[1]:  # (np.dot needs non-empty blocks)
+        _threads(X.shape[0] * X.shape[1] * coef.shape[0])
+        coef_grad_out.fill(0)
+        intercept_grad = np.zeros(coef.shape[0])
+        loss = _softmax_sums_tiled_kernel(
+            X, coef, bias, y, sw, weighted, max(1, min(block, X.shape[0])), class_tile,
+            bool(skip_negligible), _tiling.log_skip_threshold(coef.dtype), coef_grad_out,
+            intercept_grad,
+        )  # fmt: skip
+        intercept_grad_out[...] = intercept_grad
+        return float(loss), weight_total(sample_weight, X.shape[0])
     n_chunks = _chunks(X.shape[0], X.shape[1])
     G = _aligned_empty((n_chunks,) + coef.shape, coef.dtype)
     G[...] = 0

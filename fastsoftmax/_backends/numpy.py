@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import weight_total
+from . import _tiling, weight_total
 
 
 def _as_float(X, dtype):
@@ -91,14 +91,86 @@ def _softmax_residual(logits, y, sample_weight):
     return residual, float(np.sum(losses, dtype=np.float64))
 
 
-def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out):
+# Rows and classes per tile of the tiled regime: BLAS-sized products, 4 MB of float32 logits.
+_TILE_ROWS = 1024
+_CLASS_TILE = 1024
+
+
+def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out, *,
+                    skip_negligible=True):  # fmt: skip
     n = X.shape[0]
+    tiled, rows, class_tile = _tiling.plan(X.shape[1], coef.shape[0], coef.itemsize, X.itemsize,
+                                           _TILE_ROWS, _CLASS_TILE)  # fmt: skip
+    if tiled:
+        loss = _softmax_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out,
+                                   intercept_grad_out, rows, class_tile, skip_negligible)  # fmt: skip
+        return loss, weight_total(sample_weight, n)
     Xf = _as_float(X, coef.dtype)
     logits = linear(Xf, coef, intercept, np.empty((n, coef.shape[0]), coef.dtype))
     residual, loss = _softmax_residual(logits, y, sample_weight)
     np.matmul(residual.T, Xf, out=coef_grad_out)
     np.sum(residual, axis=0, out=intercept_grad_out)
     return loss, weight_total(sample_weight, n)
+
+
+def _class_tiles(C, class_tile):
+    return [(c0, min(C, c0 + class_tile)) for c0 in range(0, C, class_tile)]
+
+
+def _tile_logits(Xb, coef, intercept, c0, c1):
+    Z = Xb @ coef[c0:c1].T
+    if intercept is not None:
+        Z += intercept[c0:c1]
+    return Z
+
+
+def _softmax_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out,
+                        rows, class_tile, skip_negligible):  # fmt: skip
+    """The tiled regime (see :mod:`._tiling`): per block of rows, pass A keeps each (row,
+    tile)'s max and sum of exponentials, pass B recomputes the tiles and accumulates."""
+    dtype = coef.dtype
+    tiles = _class_tiles(coef.shape[0], class_tile)
+    log_threshold = _tiling.log_skip_threshold(dtype)
+    coef_grad_out.fill(0)
+    intercept_grad = np.zeros(coef.shape[0])
+    loss = 0.0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for a in range(0, X.shape[0], rows):
+            Xb = _as_float(X[a : a + rows], dtype)
+            yb = y[a : a + rows]
+            m = Xb.shape[0]
+            tile_max = np.empty((len(tiles), m))
+            tile_sum = np.empty((len(tiles), m))
+            label_logit = np.empty(m)
+            for t, (c0, c1) in enumerate(tiles):  # pass A
+                Z = _tile_logits(Xb, coef, intercept, c0, c1)
+                tile_max[t] = np.max(Z, axis=1)
+                tile_sum[t] = np.sum(np.exp(Z - tile_max[t][:, None].astype(dtype)), axis=1,
+                                     dtype=np.float64)  # fmt: skip
+                here = np.flatnonzero((yb >= c0) & (yb < c1))
+                label_logit[here] = Z[here, yb[here] - c0]
+            row_max = np.max(tile_max, axis=0)
+            shift = np.where(np.isfinite(row_max), row_max, 0)
+            lse = shift + np.log(np.sum(tile_sum * np.exp(tile_max - shift), axis=0))
+            losses = lse - label_logit
+            weights = None if sample_weight is None else sample_weight[a : a + rows]
+            loss += float(np.sum(losses if weights is None else weights * losses))
+            for t, (c0, c1) in enumerate(tiles):  # pass B
+                here = (yb >= c0) & (yb < c1)
+                hot = here | (tile_max[t] - lse >= log_threshold) if skip_negligible else here | True
+                if not hot.any():
+                    continue
+                Z = _tile_logits(Xb, coef, intercept, c0, c1)
+                residual = np.exp(Z - lse[:, None].astype(dtype))
+                rows_here = np.flatnonzero(here)
+                residual[rows_here, yb[rows_here] - c0] -= 1
+                residual[~hot] = 0
+                if weights is not None:
+                    residual *= weights[:, None]
+                coef_grad_out[c0:c1] += residual.T @ Xb
+                intercept_grad[c0:c1] += np.sum(residual, axis=0, dtype=np.float64)
+    intercept_grad_out[...] = intercept_grad
+    return loss
 
 
 def sigmoid(x, out):

@@ -1,0 +1,96 @@
+"""CPU-time companion of test_bench_many_classes.py, for a shared machine.
+
+On one thread, the CPU time of a call is the wall time of a quiet machine,
+whatever else runs beside it (up to contention for caches and memory).
+Prints the median CPU seconds of the same calls as the benchmark groups:
+``python benchmarks/many_classes_cputime.py [--classes 1000,10000,50000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("FASTSOFTMAX_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_bench_many_classes import D, N, _kernel_call, _random_problem, _trained_problem  # noqa: E402
+
+
+def cpu_median(fn, rounds):
+    fn()
+    times = []
+    for _ in range(rounds):
+        start = time.process_time()
+        fn()
+        times.append(time.process_time() - start)
+    return float(np.median(times))
+
+
+def torch_call(api, X, coef, intercept, y):
+    import torch
+
+    torch.set_num_threads(1)
+    F = torch.nn.functional
+    x, target = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
+    weight = torch.from_numpy(coef).requires_grad_()
+    bias = torch.from_numpy(intercept).requires_grad_()
+
+    def step():
+        weight.grad = bias.grad = None
+        if api == "linear_cross_entropy":
+            loss = F.linear_cross_entropy(x, weight, target, linear_bias=bias, reduction="sum")
+        else:
+            loss = F.cross_entropy(F.linear(x, weight, bias), target, reduction="sum")
+        loss.backward()
+
+    return step
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--classes", default="1000,10000,50000")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-torch", action="store_true")
+    args = parser.parse_args()
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import fastsoftmax
+
+    default = fastsoftmax.backends()[0]
+    with threadpool_limits(1):
+        for C in map(int, args.classes.split(",")):
+            problem = _random_problem(C)
+            flops = 4 * N * D * C
+            calls = {
+                f"{default} skip": _kernel_call(default, *problem, skip=True),
+                f"{default} no-skip": _kernel_call(default, *problem, skip=False),
+                "numpy": _kernel_call("numpy", *problem),
+            }
+            if not args.no_torch:
+                for api in ("linear_cross_entropy", "linear+cross_entropy"):
+                    calls[f"torch {api}"] = torch_call(api, *problem)
+            for name, fn in calls.items():
+                seconds = cpu_median(fn, args.rounds)
+                print(f"C={C} random  {name:32s} {seconds * 1e3:9.0f} ms CPU  "
+                      f"{flops / seconds / 1e9:6.1f} GFLOP/s")  # fmt: skip
+            del calls, problem
+            if C >= 10000:
+                trained = _trained_problem(C)
+                for skip in (True, False):
+                    seconds = cpu_median(_kernel_call(default, *trained, skip=skip), args.rounds)
+                    print(f"C={C} trained {default} {'skip' if skip else 'no-skip':27s} "
+                          f"{seconds * 1e3:9.0f} ms CPU")  # fmt: skip
+        print([{k: v for k, v in pool.items() if k in ("user_api", "internal_api", "num_threads",
+                                                      "version", "architecture")}
+               for pool in threadpool_info()])  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Regime choice of the dense ``softmax_ce_sums`` kernels: single pass or class tiles.
+
+With few classes a block of rows' logits (rows x C) fits in L2 and the kernels
+make one pass: logits, softmax, residual and gradient of the block at once.
+With many classes that block no longer fits (and materialising all n x C
+logits costs gigabytes), so the kernels switch to the *tiled* regime: for each
+block of rows,
+
+* pass A runs over tiles of ``class_tile`` classes, computing each logit tile
+  and keeping only, per row, the tile's maximum and sum of exponentials (and
+  the label's logit): their combination is the row's log-sum-exp, hence the
+  loss;
+* pass B recomputes each logit tile, forms ``s (softmax - onehot)`` and
+  accumulates the tile's gradient rows.  A (row, tile) pair whose largest
+  softmax entry is below :func:`skip_threshold` and which does not hold the
+  row's label is skipped (``skip_negligible=True``, the default): its residual
+  counts as zero.
+
+Extra memory is O(rows per block x (class tile + tiles)), independent of n;
+the compiled kernel also keeps a block's logits from pass A to pass B instead
+of recomputing them when they fit in :data:`STORED_LOGITS_BYTES` (40 MB, e.g.
+192 rows x 50,000 float32 classes), which is still independent of n.
+The loss is never affected by the skipping (pass A is exact); each skipped
+entry ``s_i p_ic`` is below ``s_i * eps``, so every gradient entry moves by at
+most ``eps * sum_i s_i |x_ij|`` (``eps * sum_i s_i`` for the intercept).
+
+Tests force either regime and small tiles with :func:`forced`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+
+# Bytes of X per block of rows of the compiled fused kernels: the block stays in L2
+# between the forward and the backward product.
+BLOCK_BYTES = 1 << 17
+# A block of rows' logits larger than this goes to the tiled regime (L2 is 2 MB a core here).
+SINGLE_PASS_LOGITS_BYTES = 1 << 20
+# Bytes of one tile of weights (class_tile x d) of the compiled kernels.
+TILE_WEIGHT_BYTES = 1 << 18
+# The compiled tiled kernel keeps a block of rows' logits from pass A to pass B
+# (reading them back costs a tenth of recomputing them) when they take at most
+# this much memory, in blocks of at least STORED_MIN_ROWS rows; else it recomputes.
+STORED_LOGITS_BYTES = 40 << 20
+STORED_MIN_ROWS = 96
+
+_forced = {"tiled": None, "class_tile": None, "row_block": None, "store_logits": None}
+
+
+def skip_threshold(dtype):
+    """The skipping bound: the machine epsilon of the float type (2**-23 for float32, 2**-52 for float64)."""
+    return float(np.finfo(dtype).eps)
+
+
+def log_skip_threshold(dtype):
+    return math.log(skip_threshold(dtype))
+
+
+def block_rows(d, itemsize):
+    """Rows per block of the compiled fused kernels (a multiple of 4, 4..512)."""
+    return max(4, min(512, BLOCK_BYTES // max(1, d * itemsize)) // 4 * 4)
+
+
+def plan(d, C, itemsize, x_itemsize=None, rows=None, class_tile=None):
+    """``(tiled, rows per block, classes per tile)`` for a pass over rows of ``d`` features.
+
+    ``itemsize`` is that of the weights and logits, ``x_itemsize`` that of X
+    (default: the same).  ``rows`` and ``class_tile`` are the backend's
+    defaults (None: those of the compiled kernels); :func:`forced` overrides
+    all three.
+    """
+    compiled_rows = block_rows(d, x_itemsize or itemsize)
+    rows = compiled_rows if rows is None else rows
+    if class_tile is None:  # a multiple of the 8 and 5 classes of the compiled register blocks
+        class_tile = max(40, TILE_WEIGHT_BYTES // max(1, d * itemsize) // 40 * 40)
+    tiled = compiled_rows * C * itemsize > SINGLE_PASS_LOGITS_BYTES
+    if _forced["tiled"] is not None:
+        tiled = _forced["tiled"]
+    rows = _forced["row_block"] or rows
+    class_tile = _forced["class_tile"] or class_tile
+    return tiled, int(rows), int(max(1, min(class_tile, max(C, 1))))
+
+
+def stored_rows(rows, C, itemsize):
+    """Rows per block for which the compiled tiled kernel keeps the logits, or 0 (recompute)."""
+    if _forced["store_logits"] is not None:
+        return rows if _forced["store_logits"] else 0
+    fitting = min(rows, STORED_LOGITS_BYTES // max(1, C * itemsize) // 48 * 48)
+    return fitting if fitting >= STORED_MIN_ROWS else 0
+
+
+@contextlib.contextmanager
+def forced(tiled=True, class_tile=None, row_block=None, store_logits=None):
+    """Force the regime (``tiled`` True/False, None: automatic), the class tile and the row block
+    (and whether the compiled tiled kernel keeps a block's logits or recomputes them).
+
+    For tests: small shapes then run the tiled code with tile tails.  Not
+    thread-safe (a module-level setting).
+    """
+    saved = dict(_forced)
+    _forced.update(tiled=tiled, class_tile=class_tile, row_block=row_block,
+                   store_logits=store_logits)  # fmt: skip
+    try:
+        yield
+    finally:
+        _forced.update(saved)
