@@ -65,6 +65,11 @@ def is_dask_collection(x):
 
 def _client():
     """The current ``distributed`` client, or None (threaded scheduler; also without distributed)."""
+    import dask
+
+    scheduler = dask.config.get("scheduler", None)  # e.g. dask.config.set(scheduler="threads")
+    if isinstance(scheduler, str) and scheduler not in ("distributed", "dask.distributed"):
+        return None
     try:
         from distributed import default_client
     except ImportError:
@@ -127,23 +132,20 @@ def _rows_like(a, X, name):
     """``a`` (numpy or dask, 1-D with X's rows) as a dask array chunked as X's rows."""
     import dask.array as da
 
-    if not is_dask_collection(a):
-        a = np.asarray(a)
-        if a.ndim == 2 and a.shape[1] == 1:
-            a = a.ravel()
-        a = da.from_array(a, chunks=(X.chunks[0],) + a.shape[1:])
-    a = _as_dask_array(a, name)
+    a = _as_dask_array(a, name) if is_dask_collection(a) else np.asarray(a)
     if a.ndim == 2 and a.shape[1] == 1:
         a = a[:, 0]
     if a.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array with one entry per sample, got shape {a.shape}")
-    if any(math.isnan(c) for c in a.chunks[0]):
+    if not isinstance(a, np.ndarray) and any(math.isnan(c) for c in a.chunks[0]):
         raise ValueError(f"{name} has unknown chunk sizes; compute them: {name}.compute_chunk_sizes()")
     if a.shape[0] != X.shape[0]:
         raise ValueError(
             "Found input variables with inconsistent numbers of samples: "
             f"{[int(X.shape[0]), int(a.shape[0])]}"
         )
+    if isinstance(a, np.ndarray):
+        return da.from_array(a, chunks=(X.chunks[0],))
     return a.rechunk((X.chunks[0],)) if a.chunks[0] != X.chunks[0] else a
 
 
@@ -246,13 +248,14 @@ class Blocks:
         # the labels and weights, encoded once and kept (they are 1 / n_features of X)
         encode = dask.delayed(_encode_block, pure=True, nout=2)
         encoded = [encode(y_parts[i], classes, class_weights, sw_parts[i], self.dtype) for i in keep]
+        kept = [part[0] for part in encoded] + ([part[1] for part in encoded] if self.weighted else [])
         client = _client()
         if client is not None:
-            encoded = client.persist(encoded)
+            kept = client.persist(kept)
         else:
-            encoded = [dask.delayed(part) for part in dask.compute(*encoded)]
-        self.y_parts = [part[0] for part in encoded]
-        self.sw_parts = [part[1] for part in encoded] if self.weighted else [None] * len(keep)
+            kept = [dask.delayed(part) for part in dask.compute(*kept)]
+        self.y_parts = kept[: len(keep)]
+        self.sw_parts = kept[len(keep) :] if self.weighted else [None] * len(keep)
         self.row_counts = [X.chunks[0][i] for i in keep]
 
     def __getitem__(self, rows):
