@@ -149,15 +149,13 @@ def _rows_like(a, X, name):
     return a.rechunk((X.chunks[0],)) if a.chunks[0] != X.chunks[0] else a
 
 
-def _inspect_block(X, y, sample_weight, dtype, block):
+def _inspect_block(X, y, sample_weight, dtype, block, checks):
     """Check one block as the in-memory fit checks its data; its labels and weighted counts."""
-    from .estimators._base import _check_X as check_rows
-    from .estimators._base import _check_y
     from ._validation import check_sample_weight
 
     try:
-        X = check_rows(X)
-        y = _check_y(y, X.shape[0])
+        X = checks.rows(X)
+        y = checks.labels(y, X.shape[0])
         sw = check_sample_weight(sample_weight, X.shape[0], dtype)
     except ValueError as exc:
         raise ValueError(f"{exc} (in block {block} of the rows)") from None
@@ -211,15 +209,14 @@ class Blocks:
         self.x_parts = [x_parts[i] for i in keep]
 
         # one pass over X: every block checked, the labels of all of y found
+        checks = estimator._checks  # the estimators' own checks (estimators._base)
         inspect = dask.delayed(_inspect_block, pure=True)
         found = dask.compute(
-            *[inspect(x_parts[i], y_parts[i], sw_parts[i], self.dtype, i) for i in keep]
+            *[inspect(x_parts[i], y_parts[i], sw_parts[i], self.dtype, i, checks) for i in keep]
         )
         labels = np.concatenate([labels for labels, _ in found])
         if classes is None:
-            from .estimators._base import _encode_labels
-
-            classes = _encode_labels(labels, estimator)[0]
+            classes = checks.encode_labels(labels, estimator)[0]
         elif hasattr(estimator, "_encode_known"):  # partial_fit: no label outside classes_
             estimator._encode_known(labels)
         counts = np.zeros(classes.shape[0])
@@ -228,10 +225,8 @@ class Blocks:
         class_weight = check_class_weight(getattr(estimator, "class_weight", None))
         class_weights = None
         if class_weight is not None:
-            from .estimators._base import _class_weights
-
             # the counts are already weighted by sample_weight: those of "balanced"
-            class_weights = _class_weights(
+            class_weights = checks.class_weights(
                 class_weight, classes, np.arange(classes.shape[0]), counts
             )
             counts = counts * class_weights
@@ -444,9 +439,7 @@ def predict(estimator, X, method):
     """``estimator.<method>(X)`` block by block: a lazy dask array, X never gathered."""
     import dask
 
-    from .estimators._base import _check_is_fitted
-
-    _check_is_fitted(estimator)
+    estimator._checks.is_fitted(estimator)
     X = _check_X(X)
     if X.shape[1] != estimator.n_features_in_:
         raise ValueError(

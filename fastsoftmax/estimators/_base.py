@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+import types
 import warnings
 
 import numpy as np
@@ -291,6 +292,11 @@ class _LinearClassifier(*BASES):
 
     #: dtype of the parameters for uint8 data (float data keeps its own dtype)
     _uint8_dtype = np.float64
+    #: the data checks, for fastsoftmax._dask (which does not import the estimators)
+    _checks = types.SimpleNamespace(
+        rows=_check_X, labels=_check_y, encode_labels=_encode_labels,
+        class_weights=_class_weights, is_fitted=_check_is_fitted,
+    )  # fmt: skip
 
     def _param_dtype(self, X):
         return np.dtype(self._uint8_dtype) if X.dtype == np.uint8 else X.dtype
