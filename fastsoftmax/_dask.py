@@ -189,13 +189,9 @@ class Blocks:
         import dask
 
         X = _check_X(X)
-        if reset:
-            estimator.n_features_in_ = X.shape[1]
-        elif X.shape[1] != estimator.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {type(estimator).__name__} is expecting "
-                f"{estimator.n_features_in_} features as input."
-            )
+        estimator._check_n_features(X, reset=reset)
+        if reset and hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_  # refitted on data without names
         self.dtype = np.dtype(estimator._param_dtype(X) if dtype is None else dtype)
         self.shape = X.shape
         if y is None:
@@ -207,6 +203,7 @@ class Blocks:
         y_parts = y.to_delayed().ravel()
         sw_parts = [None] * len(y_parts) if sw is None else sw.to_delayed().ravel()
         self.x_parts = [x_parts[i] for i in keep]
+        self._X = X  # holds the futures of a persisted X for as long as the fit runs
 
         # one pass over X: every block checked, the labels of all of y found
         checks = estimator._checks  # the estimators' own checks (estimators._base)
@@ -441,11 +438,7 @@ def predict(estimator, X, method):
 
     estimator._checks.is_fitted(estimator)
     X = _check_X(X)
-    if X.shape[1] != estimator.n_features_in_:
-        raise ValueError(
-            f"X has {X.shape[1]} features, but {type(estimator).__name__} is expecting "
-            f"{estimator.n_features_in_} features as input."
-        )
+    estimator._check_n_features(X, reset=False)
     # the output of an empty block tells its dtype and columns
     sample = getattr(estimator, method)(np.zeros((1, X.shape[1]), X.dtype))
     model = dask.delayed(estimator)  # one key: the coefficients are not copied into every task

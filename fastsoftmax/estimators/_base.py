@@ -304,6 +304,11 @@ class _LinearClassifier(*BASES):
     def _validate_X(self, X, *, reset):
         _check_feature_names(self, X, reset=reset)
         X = _check_X(X)
+        self._check_n_features(X, reset=reset)
+        return X
+
+    def _check_n_features(self, X, *, reset):
+        """Set ``n_features_in_`` (``reset``) or check X's number of columns against it."""
         if reset:
             self.n_features_in_ = X.shape[1]
         elif X.shape[1] != self.n_features_in_:
@@ -311,7 +316,6 @@ class _LinearClassifier(*BASES):
                 f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
                 f"{self.n_features_in_} features as input."
             )
-        return X
 
     def _fit_data(self, X, y, sample_weight, classes=None):
         """Validate training data: ``(X, y_idx, sample_weight with class weights, dtype)``.
