@@ -44,7 +44,7 @@ import numpy as np
 
 from . import _objective
 from ._objective import l2_penalty
-from ._validation import check_class_weight, float_dtype
+from ._validation import check_class_weight, check_sparse_matrix, float_dtype, is_sparse
 
 #: the arity of the tree that adds the blocks' sums
 SPLIT_EVERY = 8
@@ -302,6 +302,11 @@ class Blocks:
         return loss_total / self.shape[0]
 
 
+def _block_rows(X):
+    """A block as the kernels take it: C-contiguous, or CSR (scipy.sparse blocks)."""
+    return check_sparse_matrix(X) if is_sparse(X) else np.ascontiguousarray(X)
+
+
 def _add(*sums):
     total = sums[0].copy()
     for part in sums[1:]:
@@ -314,7 +319,7 @@ def _train_block(X, y_idx, sample_weight, trainer, loss_total, seed, batch_size,
     from . import _epoch_driver
 
     trainer = copy.deepcopy(trainer)  # the threaded scheduler shares objects: never update in place
-    X = np.ascontiguousarray(X)
+    X = _block_rows(X)
     order = None if seed is None else np.random.default_rng(seed).permutation(X.shape[0])
     loss = _epoch_driver.run_epoch(trainer, X, y_idx, sample_weight, order, batch_size,
                                    mean_weight=mean_weight)  # fmt: skip
@@ -336,7 +341,7 @@ def _copy_trainer(source, target):
 
 def _logistic_block_sums(X, y_idx, sample_weight, coef, intercept):
     """One block's data-term sums, flat float64: ``[loss, coef_grad, intercept_grad]``."""
-    X = np.ascontiguousarray(X)
+    X = _block_rows(X)
     if coef.ndim == 1:  # the binary model
         loss, coef_grad, intercept_grad = _objective.logistic_loss_grad(
             X, coef, intercept, y_idx.astype(coef.dtype), sample_weight, normalizer=1.0
