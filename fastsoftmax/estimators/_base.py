@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+import types
 import warnings
 
 import numpy as np
 
-from .. import _threads, persistence
+from .. import _dask, _threads, persistence
 from .._objective import decision
 from .._validation import as_compute_dtype, check_class_weight, check_data_matrix, check_real
 from .._validation import check_sample_weight, check_sparse_matrix, is_sparse, sparse_values
@@ -291,6 +292,11 @@ class _LinearClassifier(*BASES):
 
     #: dtype of the parameters for uint8 data (float data keeps its own dtype)
     _uint8_dtype = np.float64
+    #: the data checks, for fastsoftmax._dask (which does not import the estimators)
+    _checks = types.SimpleNamespace(
+        rows=_check_X, labels=_check_y, encode_labels=_encode_labels,
+        class_weights=_class_weights, is_fitted=_check_is_fitted,
+    )  # fmt: skip
 
     def _param_dtype(self, X):
         return np.dtype(self._uint8_dtype) if X.dtype == np.uint8 else X.dtype
@@ -298,6 +304,11 @@ class _LinearClassifier(*BASES):
     def _validate_X(self, X, *, reset):
         _check_feature_names(self, X, reset=reset)
         X = _check_X(X)
+        self._check_n_features(X, reset=reset)
+        return X
+
+    def _check_n_features(self, X, *, reset):
+        """Set ``n_features_in_`` (``reset``) or check X's number of columns against it."""
         if reset:
             self.n_features_in_ = X.shape[1]
         elif X.shape[1] != self.n_features_in_:
@@ -305,7 +316,6 @@ class _LinearClassifier(*BASES):
                 f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
                 f"{self.n_features_in_} features as input."
             )
-        return X
 
     def _fit_data(self, X, y, sample_weight, classes=None):
         """Validate training data: ``(X, y_idx, sample_weight with class weights, dtype)``.
@@ -313,6 +323,8 @@ class _LinearClassifier(*BASES):
         ``classes`` (sorted, e.g. those of all the data when fitting a
         cross-validation fold) fixes ``classes_``; y may then lack some of them.
         """
+        if _dask.is_dask_collection(X):  # checked block by block: fastsoftmax._dask.Blocks
+            return _dask.fit_data(self, X, y, sample_weight, classes)
         X = self._validate_X(X, reset=True)
         y = _check_y(y, X.shape[0])
         if classes is None:
@@ -352,6 +364,8 @@ class _LinearClassifier(*BASES):
             For two classes, the log-odds of ``classes_[1]`` (1-D), as in
             scikit-learn; otherwise one column per class.
         """
+        if _dask.is_dask_collection(X):  # lazy, block by block
+            return _dask.predict(self, X, "decision_function")
         _check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         # coef_ is used in its own layout: no copy unless X's dtype is wider than coef_'s
@@ -372,6 +386,8 @@ class _LinearClassifier(*BASES):
         -------
         labels : ndarray of shape (n_samples,)
         """
+        if _dask.is_dask_collection(X):  # lazy, block by block
+            return _dask.predict(self, X, "predict")
         scores = self.decision_function(X)
         index = (scores > 0).astype(np.intp) if scores.ndim == 1 else np.argmax(scores, axis=1)
         return self.classes_[index]
@@ -387,6 +403,8 @@ class _LinearClassifier(*BASES):
         -------
         proba : ndarray of shape (n_samples, n_classes)
         """
+        if _dask.is_dask_collection(X):  # lazy, block by block
+            return _dask.predict(self, X, "predict_proba")
         scores = self.decision_function(X)
         if scores.ndim == 1:
             p = sigmoid(scores)
@@ -404,6 +422,8 @@ class _LinearClassifier(*BASES):
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
         """
+        if _dask.is_dask_collection(X):  # lazy, block by block
+            return _dask.predict(self, X, "predict_log_proba")
         scores = self.decision_function(X)
         if scores.ndim == 1:  # log sigmoid of (-z, z) = log_softmax of (0, z)
             scores = np.column_stack([np.zeros_like(scores), scores])
@@ -422,6 +442,8 @@ class _LinearClassifier(*BASES):
         -------
         accuracy : float
         """
+        if _dask.is_dask_collection(X):  # only the accuracy is computed
+            return _dask.score(self, X, y, sample_weight)
         predicted = self.predict(X)
         y = _check_y(y, predicted.shape[0])
         return float(np.average(predicted == y, weights=sample_weight))

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from .. import _objective
+from .. import _dask, _objective
 from .._solvers import SolverResult, minimize_l1, minimize_smooth
 from .._validation import check_bool, check_int, check_real, check_verbose
 from ..persistence import register
@@ -310,29 +310,22 @@ class LogisticRegression(_LinearClassifier):
 
     def _fit(self, X, y, sample_weight, classes, l1_unit, l2_unit, tol, max_iter, fit_intercept,
              verbose, previous):  # fmt: skip
+        if _dask.is_dask_collection(X):  # the data term summed where the blocks live
+            return _dask.fit_logistic(self, X, y, sample_weight, classes, l1_unit, l2_unit, tol,
+                                      max_iter, fit_intercept, verbose, previous)  # fmt: skip
         X, y_idx, sw, dtype = self._fit_data(X, y, sample_weight, classes)
         n, d = X.shape
         n_classes = self.classes_.shape[0]
         k = 1 if n_classes == 2 else n_classes
         sw_sum = float(n if sw is None else np.sum(sw, dtype=np.float64))
-        l1, l2 = l1_unit / sw_sum, l2_unit / sw_sum
-        if not max(l1, l2) <= float(np.finfo(dtype).max):
-            raise ValueError(
-                f"C={self.C!r} is too small: the penalty strength 1 / (C * sum of sample weights) "
-                f"= 1 / ({self.C!r} * {sw_sum!r}) overflows {np.dtype(dtype).name}; use a larger C"
-            )
+        l1, l2 = self._penalties(l1_unit, l2_unit, sw_sum, dtype)
 
         # data checked once (C-contiguous, or CSR): the objective calls the non-validating _objective
         # parameters: coef_ (k, d) flattened, then the intercept (k,) when fitted, so that
         # neither the objective nor the warm start transposes; scipy works in float64
         n_coef = k * d
         n_params = n_coef + (k if fit_intercept else 0)
-        theta0 = np.zeros(n_params)
-        same_problem = previous is not None and previous[0].shape == (k, d)
-        if same_problem and np.array_equal(previous[2], self.classes_):
-            theta0[:n_coef] = previous[0].ravel()
-            if fit_intercept:
-                theta0[n_coef:] = previous[1]
+        theta0 = self._initial_theta(previous, k, d, fit_intercept)
 
         if k == 1:
             target = y_idx.astype(dtype)
@@ -358,6 +351,33 @@ class LogisticRegression(_LinearClassifier):
                 grad[n_coef:] = intercept_grad
             return loss, grad
 
+        return self._solve(objective, theta0, l1, k, d, dtype, fit_intercept, tol, max_iter, verbose)
+
+    def _penalties(self, l1_unit, l2_unit, sw_sum, dtype):
+        """``(l1, l2)``: the objective's penalty strengths for a weight total ``sw_sum``."""
+        l1, l2 = l1_unit / sw_sum, l2_unit / sw_sum
+        if not max(l1, l2) <= float(np.finfo(dtype).max):
+            raise ValueError(
+                f"C={self.C!r} is too small: the penalty strength 1 / (C * sum of sample weights) "
+                f"= 1 / ({self.C!r} * {sw_sum!r}) overflows {np.dtype(dtype).name}; use a larger C"
+            )
+        return l1, l2
+
+    def _initial_theta(self, previous, k, d, fit_intercept):
+        """The starting parameters: zeros, or the previous solution of the same problem."""
+        n_coef = k * d
+        theta0 = np.zeros(n_coef + (k if fit_intercept else 0))
+        same_problem = previous is not None and previous[0].shape == (k, d)
+        if same_problem and np.array_equal(previous[2], self.classes_):
+            theta0[:n_coef] = previous[0].ravel()
+            if fit_intercept:
+                theta0[n_coef:] = previous[1]
+        return theta0
+
+    def _solve(self, objective, theta0, l1, k, d, dtype, fit_intercept, tol, max_iter, verbose,
+               stacklevel=4):  # fmt: skip
+        """Minimise ``objective`` (smooth part, L2 included) plus the L1 term; set the attributes."""
+        n_coef = k * d
         report = None
         if verbose >= 2:
             iteration = [0]
@@ -380,7 +400,7 @@ class LogisticRegression(_LinearClassifier):
                 f"lbfgs failed to converge after {n_iter} iteration(s) (status={result.status}): "
                 f"{result.message}. {_LBFGS_HINT}",
                 ConvergenceWarning,
-                stacklevel=3,  # the caller of fit
+                stacklevel=stacklevel,  # the caller of fit
             )
         if verbose:
             print(f"L-BFGS: {n_iter} iterations, loss {result.fun:.6g}, {result.message}")

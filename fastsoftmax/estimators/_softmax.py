@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from .. import _epoch_driver
+from .. import _dask, _epoch_driver
 from .._validation import check_bool, check_int, check_l2, check_real, check_verbose
 from ..learners import Learner, get_learner, get_schedule
 from ..persistence import register
@@ -291,6 +291,7 @@ class SoftmaxRegression(_LinearClassifier):
 
     # -- fitting ------------------------------------------------------------------
 
+    @_dask.atomic_on_dask
     def fit(self, X, y, sample_weight=None, validation_data=None):
         """Train for ``max_epochs`` epochs (fewer with early stopping).
 
@@ -354,6 +355,7 @@ class SoftmaxRegression(_LinearClassifier):
         self._run_epochs(model, X, y_idx, sw, X_val, y_val, opts, rng, opts["max_epochs"])
         return self
 
+    @_dask.atomic_on_dask
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Train for one epoch on ``(X, y)``, continuing from the current state.
 
@@ -394,10 +396,14 @@ class SoftmaxRegression(_LinearClassifier):
                 "class_weight='balanced' needs all the data; pass a dict to partial_fit, "
                 "or use fit"
             )
-        X = self._validate_X(X, reset=first)
-        y_idx = self._encode_known(_check_y(y, X.shape[0]))
-        dtype = self._param_dtype(X) if first else self.coef_.dtype
-        sw = self._weights(y_idx, sample_weight, X.shape[0], dtype)
+        if _dask.is_dask_collection(X):  # checked block by block: fastsoftmax._dask.Blocks
+            X, y_idx, sw, dtype = _dask.fit_data(self, X, y, sample_weight, self.classes_,
+                                                 reset=first, dtype=None if first else self.coef_.dtype)  # fmt: skip
+        else:
+            X = self._validate_X(X, reset=first)
+            y_idx = self._encode_known(_check_y(y, X.shape[0]))
+            dtype = self._param_dtype(X) if first else self.coef_.dtype
+            sw = self._weights(y_idx, sample_weight, X.shape[0], dtype)
         model = self._new_model(X.shape[1], dtype)
         if first:
             self._learner = self._make_learner()
@@ -476,6 +482,8 @@ class SoftmaxRegression(_LinearClassifier):
 
     def _train_epoch(self, trainer, X, y_idx, sw, opts, rng, bar):
         """One pass over shuffled minibatches; returns the mean minibatch loss."""
+        if isinstance(X, _dask.Blocks):  # a chain of one task per block, where the blocks live
+            return X.train_epoch(trainer, opts["batch_size"], opts["shuffle"], rng)
         order = rng.permutation(X.shape[0]) if opts["shuffle"] else None
         # a weighted minibatch's data term is divided by len(batch) * mean weight: an
         # unbiased estimate of scikit-learn's objective (a weight of 2 acts as a duplicate)

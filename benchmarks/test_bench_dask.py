@@ -1,0 +1,132 @@
+"""``LogisticRegression.fit`` on Dask arrays (issue 12).
+
+Group "fit LogisticRegression mnist float32 dask" (multinomial, ``max_iter=100``):
+
+* ``in-memory``: the NumPy fit, kernels on 1 thread;
+* ``dask[1x1]`` / ``dask[2x1]``: the same data as a dask array of 8 row blocks,
+  persisted on a ``LocalCluster`` of 1 or 2 worker processes with 1 thread each.
+  Targets: ``dask[1x1]`` at most 1.3x ``in-memory``, ``dask[2x1]`` at least
+  1.6x faster than ``dask[1x1]``.
+
+Group "fit binary LogisticRegression mnist dask vs dask-ml" (digit parity,
+no intercept, ``C=1``, on ``dask[1x1]``'s cluster): dask-ml's
+``LogisticRegression(solver="lbfgs")`` with ``normalize=False`` (so both
+minimise ``sum_i loss_i + ||w||^2 / (2 C)``) against fastsoftmax's fit, each
+to its own convergence; ``extra_info`` holds both objective values (ours must
+be at most dask-ml's).  Target: at least 10x faster.
+
+Run: ``FASTSOFTMAX_DATA=... pytest benchmarks/test_bench_dask.py --benchmark-only``
+(the figures are only meaningful on a quiet machine with at least 2 free cores).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+from benchutils import run
+
+import fastsoftmax
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+MAX_ITER = 100
+N_BLOCKS = 8
+ROUNDS = int(os.environ.get("FASTSOFTMAX_BENCH_DASK_ROUNDS", "3"))
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["1x1", "2x1"])
+def cluster_client(request):
+    cluster = distributed.LocalCluster(n_workers=request.param, threads_per_worker=1,
+                                       processes=True, dashboard_address=None)  # fmt: skip
+    client = distributed.Client(cluster, set_as_default=False)
+    yield request.param, client
+    client.close()
+    cluster.close()
+
+
+def _quiet_fit(estimator, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return estimator.fit(X, y)
+
+
+def _persisted(client, X, y):
+    rows = -(-X.shape[0] // N_BLOCKS)
+    Xd = client.persist(da.from_array(X, chunks=(rows, X.shape[1])))
+    yd = client.persist(da.from_array(y, chunks=rows))
+    with client.as_current():
+        distributed.wait(distributed.futures_of([Xd, yd]))
+    return Xd, yd
+
+
+def _record_threads(benchmark):
+    from threadpoolctl import threadpool_info
+
+    benchmark.extra_info["threadpools"] = [
+        (pool.get("internal_api"), pool.get("num_threads")) for pool in threadpool_info()
+    ]
+
+
+def test_fit_in_memory(benchmark, mnist):
+    benchmark.group = "fit LogisticRegression mnist float32 dask"
+    model = run(benchmark, lambda: _quiet_fit(fastsoftmax.LogisticRegression(max_iter=MAX_ITER),
+                                              mnist.X, mnist.y),
+                rounds=ROUNDS, impl="in-memory", kind="peer")  # fmt: skip
+    benchmark.extra_info["n_iter"] = int(model.n_iter_[0])
+    _record_threads(benchmark)
+
+
+def test_fit_dask(benchmark, mnist, cluster_client):
+    n_workers, client = cluster_client
+    benchmark.group = "fit LogisticRegression mnist float32 dask"
+    Xd, yd = _persisted(client, mnist.X, mnist.y)
+    with client.as_current():
+        model = run(benchmark, lambda: _quiet_fit(
+            fastsoftmax.LogisticRegression(max_iter=MAX_ITER), Xd, yd),
+            rounds=ROUNDS, impl=f"dask[{n_workers}x1]", kind="fastsoftmax")  # fmt: skip
+    benchmark.extra_info["n_iter"] = int(model.n_iter_[0])
+    reference = _quiet_fit(fastsoftmax.LogisticRegression(max_iter=MAX_ITER), mnist.X, mnist.y)
+    benchmark.extra_info["max_coef_diff_vs_in_memory"] = float(
+        np.abs(model.coef_ - reference.coef_).max()
+    )
+    _record_threads(benchmark)
+
+
+def _binary_objective(X, y, coef, C):
+    """``sum_i loss_i + ||w||^2 / (2 C)`` for the binary model without intercept, in float64."""
+    z = X.astype(np.float64) @ np.asarray(coef, np.float64).ravel()
+    return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 / C * np.dot(coef.ravel(), coef.ravel()))
+
+
+@pytest.mark.parametrize("impl", ["dask-ml", "fastsoftmax"])
+def test_binary_vs_dask_ml(benchmark, mnist, cluster_client, impl):
+    n_workers, client = cluster_client
+    if n_workers != 1:
+        pytest.skip("one cluster is enough for this comparison")
+    benchmark.group = "fit binary LogisticRegression mnist dask vs dask-ml"
+    y = (mnist.y % 2).astype(np.float64)
+    X = mnist.X.astype(np.float64)  # dask-glm computes in float64: the same data for both
+    Xd, yd = _persisted(client, X, y)
+    if impl == "dask-ml":
+        linear_model = pytest.importorskip("dask_ml.linear_model")
+
+        def make():
+            return linear_model.LogisticRegression(
+                solver="lbfgs", C=1.0, fit_intercept=False, max_iter=MAX_ITER,
+                solver_kwargs={"normalize": False},
+            )  # fmt: skip
+    else:
+
+        def make():
+            return fastsoftmax.LogisticRegression(C=1.0, fit_intercept=False, max_iter=MAX_ITER)
+
+    with client.as_current():
+        model = run(benchmark, lambda: _quiet_fit(make(), Xd, yd), warmup=False,
+                    rounds=1 if impl == "dask-ml" else ROUNDS, impl=impl,
+                    kind="fastsoftmax" if impl == "fastsoftmax" else "peer")  # fmt: skip
+    benchmark.extra_info["objective"] = _binary_objective(X, y, model.coef_, 1.0)
+    _record_threads(benchmark)

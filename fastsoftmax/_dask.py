@@ -1,0 +1,470 @@
+"""Training and prediction on Dask arrays, with the fused kernels as the work of each block.
+
+Private.  The design is Spark MLlib's: the data stay where their blocks live
+(on the workers of a ``distributed`` cluster, or on disk), the small model
+travels.
+
+- :func:`fit_logistic` (``LogisticRegression.fit``): every evaluation of the
+  objective sends the coefficients once (one key of the graph, or one
+  ``client.scatter(..., broadcast=True)`` when they are large), runs the data
+  kernel (``_objective.softmax_loss_grad`` / ``logistic_loss_grad`` with
+  ``normalizer=1``: the plain sums, see :mod:`fastsoftmax._backends`) on every
+  block where it lives, adds the sums in float64 by a tree of
+  ``split_every``-ary tasks, and the solver of :mod:`fastsoftmax._solvers`
+  steps on the client.  A graph per evaluation has one task per block, a few
+  reduction tasks and the coefficients; X's own graph is the one it came with
+  (its keys only, when the user persisted it).
+- :class:`Blocks.train_epoch` (``SoftmaxRegression.fit`` / ``partial_fit``):
+  an epoch is a chain of one task per block, in a shuffled block order; each
+  task runs the compiled epoch kernel (:mod:`fastsoftmax._epoch_driver`) on
+  its block and hands the trainer (model and learner state, small) to the next.
+- :func:`predict`: the estimator's in-memory method mapped over the blocks
+  (``map_blocks``): lazy, X is never gathered.
+
+Input is checked once, by the estimators' own in-memory checks run on each
+block in one pass over X (NaN, dtype, labels, weights), and the labels are
+found over all of y in that pass.  The encoded labels and the weights (times
+the class weights) are then persisted (1 / n_features of X's size); X itself
+never is: persist it yourself (``X = X.persist()``) when it fits in the
+cluster's memory, or every evaluation reads it again from its source, which
+is what makes data larger than memory trainable.
+
+Dask is imported only when a Dask collection is passed in: fastsoftmax
+imports without it.  With a ``distributed`` client the work runs on its
+cluster; without one, on Dask's default (threaded) scheduler.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+
+import numpy as np
+
+from . import _objective
+from ._objective import l2_penalty
+from ._validation import check_class_weight, check_sparse_matrix, float_dtype, is_sparse
+
+#: the arity of the tree that adds the blocks' sums
+SPLIT_EVERY = 8
+#: coefficients larger than this are scattered to the workers once per evaluation,
+#: smaller ones travel as one key of the graph (saving the scatter's round trip)
+_SCATTER_BYTES = 1 << 20
+_KEPT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.uint8))
+
+
+def is_dask_collection(x):
+    """Whether ``x`` is a Dask collection (without importing Dask for anything else)."""
+    if not type(x).__module__.startswith("dask"):
+        return False
+    from dask.base import is_dask_collection as _is_collection
+
+    return _is_collection(x)
+
+
+def _client():
+    """The current ``distributed`` client, or None (threaded scheduler; also without distributed)."""
+    import dask
+
+    scheduler = dask.config.get("scheduler", None)  # e.g. dask.config.set(scheduler="threads")
+    if isinstance(scheduler, str) and scheduler not in ("distributed", "dask.distributed"):
+        return None
+    try:
+        from distributed import default_client
+    except ImportError:
+        return None
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------------
+# the checked data: blocks of rows
+
+
+def _as_dask_array(a, name):
+    import dask.array as da
+
+    if isinstance(a, da.Array):
+        return a
+    if hasattr(a, "to_dask_array"):  # a dask DataFrame or Series
+        return a.to_dask_array(lengths=True)
+    raise TypeError(
+        f"{name} is a {type(a).__name__}; fastsoftmax takes dask arrays (dask.array.Array) "
+        "or dask DataFrames / Series"
+    )
+
+
+def _check_X(X, name="X"):
+    """X as a dask array of rows: 2-D, known chunk sizes, one chunk across the columns."""
+    X = _as_dask_array(X, name)
+    if X.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (n_samples, n_features), got shape {X.shape}"
+        )
+    if any(math.isnan(c) for c in X.chunks[0]):
+        raise ValueError(
+            f"{name} has unknown chunk sizes along its rows (e.g. from a boolean mask or a "
+            f"dask DataFrame); compute them first: {name}.compute_chunk_sizes(), or "
+            "df.to_dask_array(lengths=True)"
+        )
+    if X.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: {name} has dtype {X.dtype}")
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold numbers, got dtype {X.dtype}")
+    if X.dtype not in _KEPT_DTYPES:  # as check_data_matrix: other numbers are read as floats
+        X = X.astype(float_dtype(X.dtype))
+    if len(X.chunks[1]) > 1:
+        # every kernel call needs whole rows: one rechunk, part of X's graph (nothing is stored)
+        X = X.rechunk({0: X.chunks[0], 1: -1})
+    n, d = X.shape
+    if n < 1 or d < 1:
+        which = "sample" if n < 1 else "feature"
+        raise ValueError(
+            f"Found array with 0 {which}(s) (shape={X.shape}) while a minimum of 1 is required."
+        )
+    return X
+
+
+def _rows_like(a, X, name):
+    """``a`` (numpy or dask, 1-D with X's rows) as a dask array chunked as X's rows."""
+    import dask.array as da
+
+    a = _as_dask_array(a, name) if is_dask_collection(a) else np.asarray(a)
+    if a.ndim == 2 and a.shape[1] == 1:
+        a = a[:, 0]
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array with one entry per sample, got shape {a.shape}")
+    if not isinstance(a, np.ndarray) and any(math.isnan(c) for c in a.chunks[0]):
+        raise ValueError(f"{name} has unknown chunk sizes; compute them: {name}.compute_chunk_sizes()")
+    if a.shape[0] != X.shape[0]:
+        raise ValueError(
+            "Found input variables with inconsistent numbers of samples: "
+            f"{[int(X.shape[0]), int(a.shape[0])]}"
+        )
+    if isinstance(a, np.ndarray):
+        return da.from_array(a, chunks=(X.chunks[0],))
+    return a.rechunk((X.chunks[0],)) if a.chunks[0] != X.chunks[0] else a
+
+
+def _inspect_block(X, y, sample_weight, dtype, block, checks):
+    """Check one block as the in-memory fit checks its data; its labels and weighted counts."""
+    from ._validation import check_sample_weight
+
+    try:
+        X = checks.rows(X)
+        y = checks.labels(y, X.shape[0])
+        sw = check_sample_weight(sample_weight, X.shape[0], dtype)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (in block {block} of the rows)") from None
+    try:
+        labels, inverse = np.unique(y, return_inverse=True)
+    except TypeError as exc:
+        raise ValueError(f"Unknown label type: the labels of y cannot be sorted: {exc}") from None
+    counts = np.bincount(inverse.reshape(-1), weights=sw, minlength=labels.shape[0])
+    return labels, counts.astype(np.float64)
+
+
+def _encode_block(y, classes, class_weights, sample_weight, dtype):
+    """One block's label indices and weights (sample weights times class weights, or None)."""
+    y_idx = np.ascontiguousarray(np.searchsorted(classes, np.asarray(y).reshape(-1)), dtype=np.intp)
+    sw = None if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=dtype)
+    if class_weights is not None:
+        cw = class_weights.astype(dtype)[y_idx]
+        sw = cw if sw is None else sw * cw
+    return y_idx, sw
+
+
+class Blocks:
+    """Checked training data: X's row blocks and, persisted, their label indices and weights.
+
+    ``shape``, ``dtype`` (of the parameters), ``weight_total`` and
+    ``mean_weight`` (None unweighted) are known; the per-block work goes
+    through :meth:`map_sum` and :meth:`train_epoch`.
+    """
+
+    def __init__(self, estimator, X, y, sample_weight, classes=None, *, reset=True, dtype=None):
+        import dask
+
+        X = _check_X(X)
+        estimator._check_n_features(X, reset=reset)
+        if reset and hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_  # refitted on data without names
+        self.dtype = np.dtype(estimator._param_dtype(X) if dtype is None else dtype)
+        self.shape = X.shape
+        if y is None:
+            raise ValueError("this classifier requires y to be passed, but the target y is None")
+        y = _rows_like(y, X, "y")
+        sw = None if sample_weight is None else _rows_like(sample_weight, X, "sample_weight")
+        keep = [i for i, rows in enumerate(X.chunks[0]) if rows > 0]
+        x_parts = X.to_delayed().ravel()
+        y_parts = y.to_delayed().ravel()
+        sw_parts = [None] * len(y_parts) if sw is None else sw.to_delayed().ravel()
+        self.x_parts = [x_parts[i] for i in keep]
+        self._X = X  # holds the futures of a persisted X for as long as the fit runs
+
+        # one pass over X: every block checked, the labels of all of y found
+        checks = estimator._checks  # the estimators' own checks (estimators._base)
+        inspect = dask.delayed(_inspect_block, pure=True)
+        found = dask.compute(
+            *[inspect(x_parts[i], y_parts[i], sw_parts[i], self.dtype, i, checks) for i in keep]
+        )
+        labels = np.concatenate([labels for labels, _ in found])
+        if classes is None:
+            classes = checks.encode_labels(labels, estimator)[0]
+        elif hasattr(estimator, "_encode_known"):  # partial_fit: no label outside classes_
+            estimator._encode_known(labels)
+        counts = np.zeros(classes.shape[0])
+        for block_labels, block_counts in found:
+            counts[np.searchsorted(classes, block_labels)] += block_counts
+        class_weight = check_class_weight(getattr(estimator, "class_weight", None))
+        class_weights = None
+        if class_weight is not None:
+            # the counts are already weighted by sample_weight: those of "balanced"
+            class_weights = checks.class_weights(
+                class_weight, classes, np.arange(classes.shape[0]), counts
+            )
+            counts = counts * class_weights
+        self.classes = classes
+        self.weighted = sw is not None or class_weights is not None
+        self.weight_total = float(np.sum(counts)) if self.weighted else float(X.shape[0])
+        if self.weighted and not self.weight_total > 0:
+            raise ValueError(
+                "sample_weight (times the class weights) is zero for every sample; "
+                "at least one weight must be positive"
+            )
+        self.mean_weight = self.weight_total / X.shape[0] if self.weighted else None
+
+        # the labels and weights, encoded once and kept (they are 1 / n_features of X)
+        encode = dask.delayed(_encode_block, pure=True, nout=2)
+        encoded = [encode(y_parts[i], classes, class_weights, sw_parts[i], self.dtype) for i in keep]
+        kept = [part[0] for part in encoded] + ([part[1] for part in encoded] if self.weighted else [])
+        client = _client()
+        if client is not None:
+            kept = client.persist(kept)
+        else:
+            kept = [dask.delayed(part) for part in dask.compute(*kept)]
+        self.y_parts = kept[: len(keep)]
+        self.sw_parts = kept[len(keep) :] if self.weighted else [None] * len(keep)
+        self.row_counts = [X.chunks[0][i] for i in keep]
+
+    def __getitem__(self, rows):
+        # SoftmaxRegression's early_stopping splits the rows in memory
+        raise ValueError(
+            "early_stopping on a Dask array needs validation_data=(X_val, y_val): the rows are "
+            "not split across the blocks"
+        )
+
+    # -- the work on the blocks ----------------------------------------------------
+
+    def _share(self, value):
+        """``value`` as one dependency of the graph: a key, or a broadcast future when large."""
+        import dask
+
+        client = _client()
+        if client is not None and getattr(value, "nbytes", 0) > _SCATTER_BYTES:
+            return client.scatter(value, broadcast=True, hash=False)
+        return dask.delayed(value)
+
+    def map_sum(self, func, *args):
+        """``sum(func(X_b, y_b, sw_b, *args) for each block b)``: float64 vectors, added as a tree."""
+        import dask
+
+        shared = [self._share(arg) for arg in args]
+        call = dask.delayed(func, pure=True)
+        parts = [
+            call(x, y, sw, *shared) for x, y, sw in zip(self.x_parts, self.y_parts, self.sw_parts)
+        ]
+        add = dask.delayed(_add, pure=True)
+        while len(parts) > 1:
+            parts = [add(*parts[i : i + SPLIT_EVERY]) for i in range(0, len(parts), SPLIT_EVERY)]
+        return parts[0].compute()
+
+    def train_epoch(self, trainer, batch_size, shuffle, rng):
+        """One epoch over the blocks, in a shuffled order; ``trainer`` is updated at the end.
+
+        Returns the mean minibatch loss weighted by rows, as ``run_epoch``.
+        """
+        import dask
+
+        n_blocks = len(self.x_parts)
+        order = rng.permutation(n_blocks) if shuffle else np.arange(n_blocks)
+        seeds = rng.integers(0, 2**63 - 1, size=n_blocks) if shuffle else [None] * n_blocks
+        step = dask.delayed(_train_block, pure=True, nout=2)
+        state = (dask.delayed(trainer), 0.0)
+        for i in order:
+            state = step(self.x_parts[i], self.y_parts[i], self.sw_parts[i], state[0], state[1],
+                         seeds[i], batch_size, self.mean_weight)  # fmt: skip
+        trained, loss_total = dask.compute(*state)
+        _copy_trainer(trained, trainer)
+        return loss_total / self.shape[0]
+
+
+def _block_rows(X):
+    """A block as the kernels take it: C-contiguous, or CSR (scipy.sparse blocks)."""
+    return check_sparse_matrix(X) if is_sparse(X) else np.ascontiguousarray(X)
+
+
+def _add(*sums):
+    total = sums[0].copy()
+    for part in sums[1:]:
+        total += part
+    return total
+
+
+def _train_block(X, y_idx, sample_weight, trainer, loss_total, seed, batch_size, mean_weight):
+    """Train a copy of ``trainer`` on one block (the compiled epoch kernel); the running loss sum."""
+    from . import _epoch_driver
+
+    trainer = copy.deepcopy(trainer)  # the threaded scheduler shares objects: never update in place
+    X = _block_rows(X)
+    order = None if seed is None else np.random.default_rng(seed).permutation(X.shape[0])
+    loss = _epoch_driver.run_epoch(trainer, X, y_idx, sample_weight, order, batch_size,
+                                   mean_weight=mean_weight)  # fmt: skip
+    return trainer, loss_total + loss * X.shape[0]
+
+
+def _copy_trainer(source, target):
+    """Copy a trained trainer's state into ``target``, keeping its model's arrays (and views)."""
+    target.model.coef[...] = source.model.coef
+    target.model.b[...] = source.model.b
+    target.learner.__dict__.update(source.learner.__dict__)
+    target.n_minibatches = source.n_minibatches
+    target.n_samples_seen = source.n_samples_seen
+
+
+# ---------------------------------------------------------------------------
+# LogisticRegression
+
+
+def _logistic_block_sums(X, y_idx, sample_weight, coef, intercept):
+    """One block's data-term sums, flat float64: ``[loss, coef_grad, intercept_grad]``."""
+    X = _block_rows(X)
+    if coef.ndim == 1:  # the binary model
+        loss, coef_grad, intercept_grad = _objective.logistic_loss_grad(
+            X, coef, intercept, y_idx.astype(coef.dtype), sample_weight, normalizer=1.0
+        )
+    else:
+        loss, coef_grad, intercept_grad = _objective.softmax_loss_grad(
+            X, coef, intercept, y_idx, sample_weight, normalizer=1.0
+        )
+    out = np.empty(1 + coef.size + np.size(intercept_grad))
+    out[0] = loss
+    out[1 : 1 + coef.size] = coef_grad.reshape(-1)
+    out[1 + coef.size :] = intercept_grad
+    return out
+
+
+def fit_data(estimator, X, y, sample_weight, classes=None, *, reset=True, dtype=None):
+    """``_fit_data`` for a Dask ``X``: ``(Blocks, None, None, dtype)``; sets ``classes_``.
+
+    The label indices and the weights are inside the :class:`Blocks`.
+    """
+    data = Blocks(estimator, X, y, sample_weight, classes, reset=reset, dtype=dtype)
+    estimator.classes_ = data.classes
+    return data, None, None, data.dtype
+
+
+def atomic_on_dask(method):
+    """Decorate ``fit(X, ...)``: on a Dask ``X``, a fit that raises leaves the estimator unchanged."""
+
+    @functools.wraps(method)
+    def wrapper(estimator, X, *args, **kwargs):
+        if not is_dask_collection(X):
+            return method(estimator, X, *args, **kwargs)
+        with _unchanged_on_error(estimator):
+            return method(estimator, X, *args, **kwargs)
+
+    return wrapper
+
+
+def fit_logistic(estimator, X, y, sample_weight, classes, l1_unit, l2_unit, tol, max_iter,
+                 fit_intercept, verbose, previous):  # fmt: skip
+    """``LogisticRegression._fit`` on a Dask array: the solver on the client, the sums on the blocks."""
+    with _unchanged_on_error(estimator):
+        data = fit_data(estimator, X, y, sample_weight, classes)[0]
+        n_classes = data.classes.shape[0]
+        k = 1 if n_classes == 2 else n_classes
+        d, dtype, total = data.shape[1], data.dtype, data.weight_total
+        l1, l2 = estimator._penalties(l1_unit, l2_unit, total, dtype)
+        n_coef = k * d
+        theta0 = estimator._initial_theta(previous, k, d, fit_intercept)
+
+        def objective(theta):
+            # the parameters in X's dtype, as in memory; the sums come back in float64
+            coef = theta[:n_coef].reshape(k, d).astype(dtype, copy=False)
+            if k == 1:
+                intercept = float(theta[n_coef]) if fit_intercept else None
+                sums = data.map_sum(_logistic_block_sums, coef[0], intercept)
+            else:
+                intercept = theta[n_coef:].astype(dtype) if fit_intercept else None
+                sums = data.map_sum(_logistic_block_sums, coef, intercept)
+            grad = sums[1:] / total
+            if not fit_intercept:
+                grad = grad[:n_coef]
+            if l2:
+                grad[:n_coef] += l2 * coef.reshape(-1)
+            return sums[0] / total + l2_penalty(coef, l2), grad
+
+        return estimator._solve(objective, theta0, l1, k, d, dtype, fit_intercept, tol, max_iter,
+                                verbose, stacklevel=6)  # fmt: skip
+
+
+class _unchanged_on_error:
+    """Restore the estimator's attributes when the fit raises: never a half-updated model."""
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+
+    def __enter__(self):
+        self.saved = dict(vars(self.estimator))
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            state = vars(self.estimator)
+            state.clear()
+            state.update(self.saved)
+        return False
+
+
+# ---------------------------------------------------------------------------
+# prediction
+
+
+def _call_method(X, estimator, method):
+    return getattr(estimator, method)(X)
+
+
+def predict(estimator, X, method):
+    """``estimator.<method>(X)`` block by block: a lazy dask array, X never gathered."""
+    import dask
+
+    estimator._checks.is_fitted(estimator)
+    X = _check_X(X)
+    estimator._check_n_features(X, reset=False)
+    # the output of an empty block tells its dtype and columns
+    sample = getattr(estimator, method)(np.zeros((1, X.shape[1]), X.dtype))
+    model = dask.delayed(estimator)  # one key: the coefficients are not copied into every task
+    columns = sample.shape[1:]
+    return X.map_blocks(
+        _call_method, model, method, dtype=sample.dtype,
+        chunks=(X.chunks[0],) + tuple((c,) for c in columns),
+        drop_axis=[] if columns else [1], meta=np.empty((0,) * sample.ndim, sample.dtype),
+    )  # fmt: skip
+
+
+def score(estimator, X, y, sample_weight=None):
+    """Mean accuracy on dask ``X``: the predictions stay on the blocks, one float comes back."""
+    import dask.array as da
+
+    predicted = predict(estimator, X, "predict")
+    X = _check_X(X)
+    y = _rows_like(y, X, "y")
+    correct = (predicted == y).astype(np.float64)
+    if sample_weight is None:
+        return float(correct.mean().compute())
+    sw = _rows_like(sample_weight, X, "sample_weight").astype(np.float64)
+    total, weights = da.compute((correct * sw).sum(), sw.sum())
+    return float(total / weights)

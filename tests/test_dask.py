@@ -1,0 +1,467 @@
+"""Fit and predict on Dask arrays (issue 12), on a real LocalCluster and on the threaded scheduler.
+
+The cluster (2 worker processes with nannies, 1 thread each) is started once
+for the module and closed at its end.  ``scheduler`` runs a test on both:
+"threads" sets Dask's threaded scheduler (no client), "cluster" the client.
+"""
+
+import os
+import threading
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+distributed = pytest.importorskip("distributed")
+
+from fastsoftmax import LogisticRegression, SoftmaxRegression
+
+TOL = 1e-8  # tight: the Dask fit must take the in-memory fit's L-BFGS path
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        memory_limit="1GiB",
+    )  # fmt: skip
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+@pytest.fixture(params=["threads", "cluster"])
+def scheduler(request):
+    if request.param == "threads":
+        with dask.config.set(scheduler="threads"):
+            yield None
+    else:
+        client = request.getfixturevalue("client")
+        with client.as_current():
+            yield client
+
+
+def _problem(n=1500, d=8, n_classes=3, dtype=np.float64, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    W = rng.standard_normal((d, n_classes))
+    y = np.argmax(X @ W + rng.standard_normal((n, n_classes)), axis=1)
+    return X.astype(dtype), y, rng.uniform(0.5, 2.0, n)
+
+
+def _assert_same_fit(got, ref, rtol=1e-6, atol=1e-6):
+    assert got.coef_.dtype == ref.coef_.dtype
+    np.testing.assert_array_equal(got.classes_, ref.classes_)
+    np.testing.assert_allclose(got.coef_, ref.coef_, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(got.intercept_, ref.intercept_, rtol=rtol, atol=atol)
+
+
+# ---------------------------------------------------------------------------
+# LogisticRegression.fit: the coefficients of the in-memory fit
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_logistic_fit_equals_in_memory(scheduler, n_classes):
+    X, y, sw = _problem(n_classes=n_classes)
+    ref = LogisticRegression(tol=TOL, max_iter=500).fit(X, y, sample_weight=sw)
+    assert ref.n_iter_[0] < 40
+    Xd = da.from_array(X, chunks=(400, 8))
+    if scheduler is not None:
+        Xd = Xd.persist()
+    got = LogisticRegression(tol=TOL, max_iter=500).fit(
+        Xd, da.from_array(y, chunks=300), sample_weight=da.from_array(sw, chunks=400)
+    )
+    _assert_same_fit(got, ref)
+    assert got.n_iter_[0] == ref.n_iter_[0]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"solver": "saga", "l1_ratio": 0.5, "C": 0.2},
+        {"solver": "saga", "l1_ratio": 1.0, "C": 0.05},
+        {"class_weight": "balanced"},
+        {"class_weight": {0: 3.0}},
+        {"C": np.inf},
+        {"fit_intercept": False},
+    ],
+    ids=["elasticnet", "l1", "balanced", "dict", "none", "no-intercept"],
+)
+def test_logistic_penalties_and_class_weights(params):
+    X, y, _ = _problem(n_classes=3)
+    ref = LogisticRegression(tol=TOL, max_iter=500, **params).fit(X, y)
+    with dask.config.set(scheduler="threads"):
+        got = LogisticRegression(tol=TOL, max_iter=500, **params).fit(
+            da.from_array(X, chunks=500), y
+        )
+    _assert_same_fit(got, ref)
+    if params.get("l1_ratio"):  # the exact zeros of the L1 optimum
+        np.testing.assert_array_equal(got.coef_ == 0, ref.coef_ == 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_logistic_keeps_float32_and_uint8(scheduler, dtype, monkeypatch):
+    X, y, _ = _problem(n_classes=3)
+    if dtype == np.uint8:
+        X = np.clip(np.round(X + 3), 0, 6)  # small pixel values: a well-conditioned problem
+    X = X.astype(dtype)
+    seen = []
+    from fastsoftmax import _dask
+
+    block_sums = _dask._logistic_block_sums
+
+    def spy(Xb, *args):  # the blocks reach the kernel in their own dtype
+        seen.append(np.asarray(Xb).dtype)
+        return block_sums(Xb, *args)
+
+    C, tol = 1.0, (1e-3 if dtype == np.uint8 else 1e-6)  # uint8: about 20 iterations
+    ref = LogisticRegression(tol=tol, max_iter=300, C=C).fit(X, y)
+    if scheduler is None:  # the spy only sees the blocks in this process
+        monkeypatch.setattr(_dask, "_logistic_block_sums", spy)
+    got = LogisticRegression(tol=tol, max_iter=300, C=C).fit(da.from_array(X, chunks=400), y)
+    assert got.n_iter_[0] == ref.n_iter_[0] < 40
+    _assert_same_fit(got, ref, rtol=2e-3, atol=2e-4)
+    assert got.coef_.dtype == (np.float32 if dtype == np.float32 else np.float64)
+    if scheduler is None:
+        assert set(seen) == {np.dtype(dtype)}
+
+
+def test_logistic_warm_start_and_float32_sums_in_float64():
+    X, y, _ = _problem(n=3000, n_classes=3, dtype=np.float32)
+    Xd = da.from_array(X, chunks=250)  # 12 blocks: two levels of the sum tree
+    with dask.config.set(scheduler="threads"):
+        first = LogisticRegression(max_iter=5, warm_start=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            first.fit(Xd, y)
+        first.set_params(max_iter=300, tol=1e-6).fit(Xd, y)
+    ref = LogisticRegression(max_iter=300, tol=1e-6).fit(X, y)
+    _assert_same_fit(first, ref, rtol=1e-3, atol=1e-4)
+
+
+def test_graph_per_iteration_is_small(monkeypatch):
+    """One task per block, a few reduction tasks and the coefficients: X's graph is not rebuilt."""
+    X, y, _ = _problem(n=2000, n_classes=3)
+    Xd = da.from_array(X, chunks=100).persist(scheduler="threads")  # 20 blocks, in memory
+    sizes = []
+    from dask.delayed import Delayed
+
+    original = Delayed.compute
+
+    def counting(self, **kwargs):
+        sizes.append(len(dict(self.__dask_graph__())))
+        return original(self, **kwargs)
+
+    with dask.config.set(scheduler="threads"):
+        from fastsoftmax import _dask
+
+        model = LogisticRegression(max_iter=3)
+        monkeypatch.setattr(Delayed, "compute", counting)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(Xd, y)
+    assert _dask.SPLIT_EVERY == 8
+    # per evaluation: 20 blocks of X and 20 of labels (persisted), 20 block tasks, 3 + 1 sums,
+    # the coefficients and the intercept
+    assert len(sizes) >= 3 and set(sizes) == {20 + 20 + 20 + 4 + 2}, sizes
+
+
+def test_sparse_blocks():
+    sp = pytest.importorskip("scipy.sparse")
+    X, y, sw = _problem(n_classes=3)
+    X[X < 0.5] = 0.0
+    Xd = da.from_array(X, chunks=(300, 8)).map_blocks(sp.csr_matrix, dtype=X.dtype,
+                                                      meta=sp.csr_matrix((0, 0)))
+    ref = LogisticRegression(tol=TOL, max_iter=500).fit(sp.csr_matrix(X), y, sample_weight=sw)
+    with dask.config.set(scheduler="threads"):
+        got = LogisticRegression(tol=TOL, max_iter=500).fit(Xd, y, sample_weight=sw)
+        np.testing.assert_array_equal(got.predict(Xd).compute(), ref.predict(X))
+    _assert_same_fit(got, ref)
+
+
+# ---------------------------------------------------------------------------
+# prediction: lazy, block by block
+
+
+def test_predictions_are_lazy_and_equal(scheduler):
+    X, y, sw = _problem(n_classes=3)
+    model = LogisticRegression().fit(X, y)
+    Xd = da.from_array(X, chunks=(400, 4))  # also split across the columns
+    for method in ["predict", "predict_proba", "predict_log_proba", "decision_function"]:
+        lazy = getattr(model, method)(Xd)
+        assert isinstance(lazy, da.Array), method
+        expected = getattr(model, method)(X)
+        assert lazy.shape == expected.shape and lazy.dtype == expected.dtype
+        np.testing.assert_allclose(lazy.compute(), expected, rtol=1e-12, err_msg=method)
+    assert model.score(Xd, da.from_array(y, chunks=300)) == model.score(X, y)
+    assert model.score(Xd, y, sample_weight=sw) == pytest.approx(model.score(X, y, sw))
+
+
+def test_binary_predictions_and_strings():
+    X, y, _ = _problem(n_classes=2)
+    labels = np.array(["no", "yes"])[y]
+    model = LogisticRegression().fit(X, labels)
+    with dask.config.set(scheduler="threads"):
+        Xd = da.from_array(X, chunks=500)
+        got = LogisticRegression().fit(Xd, da.from_array(labels, chunks=500))
+        np.testing.assert_array_equal(got.classes_, ["no", "yes"])
+        np.testing.assert_array_equal(got.predict(Xd).compute(), model.predict(X))
+        assert got.decision_function(Xd).ndim == 1
+        assert got.predict_proba(Xd).shape == (X.shape[0], 2)
+
+
+def test_predict_checks_features():
+    X, y, _ = _problem()
+    model = LogisticRegression().fit(X, y)
+    with pytest.raises(ValueError, match="X has 7 features"):
+        model.predict(da.from_array(X[:, :7], chunks=500))
+
+
+# ---------------------------------------------------------------------------
+# SoftmaxRegression: epochs over a shuffled chain of blocks
+
+
+def test_softmax_fit_accuracy_matches_in_memory(scheduler):
+    X, y, _ = _problem(n=3000, d=10, n_classes=4, dtype=np.float32, seed=1)
+    X_train, y_train, X_test, y_test = X[:2400], y[:2400], X[2400:], y[2400:]
+    params = {"max_epochs": 8, "batch_size": 32, "random_state": 0, "tol": None}
+    ref = SoftmaxRegression(**params).fit(X_train, y_train)
+    got = SoftmaxRegression(**params).fit(da.from_array(X_train, chunks=300), y_train)
+    assert got.coef_.dtype == np.float32 and got.n_iter_ == 8
+    assert len(got.history_["train_loss"]) == 8
+    assert abs(got.score(X_test, y_test) - ref.score(X_test, y_test)) <= 0.003 + 1e-12
+    assert got.history_["train_loss"][-1] == pytest.approx(ref.history_["train_loss"][-1], rel=0.02)
+
+
+def test_softmax_validation_data_and_weights():
+    X, y, sw = _problem(n=2000, n_classes=3, dtype=np.float32)
+    with dask.config.set(scheduler="threads"):
+        Xd = da.from_array(X[:1600], chunks=400)
+        model = SoftmaxRegression(max_epochs=20, early_stopping=True, n_iter_no_change=2,
+                                  random_state=0)  # fmt: skip
+        model.fit(Xd, y[:1600], sample_weight=da.from_array(sw[:1600], chunks=400),
+                  validation_data=(da.from_array(X[1600:], chunks=200), y[1600:]))  # fmt: skip
+        assert np.isfinite(model.history_["val_loss"]).all()
+        ref = SoftmaxRegression(max_epochs=20, early_stopping=True, n_iter_no_change=2,
+                                random_state=0)  # fmt: skip
+        ref.fit(X[:1600], y[:1600], sample_weight=sw[:1600], validation_data=(X[1600:], y[1600:]))
+        assert abs(model.score(X[1600:], y[1600:]) - ref.score(X[1600:], y[1600:])) < 0.03
+        with pytest.raises(ValueError, match="validation_data"):
+            SoftmaxRegression(early_stopping=True).fit(Xd, y[:1600])
+
+
+def test_softmax_partial_fit(scheduler):
+    X, y, _ = _problem(n=2000, n_classes=3, dtype=np.float32)
+    model, ref = SoftmaxRegression(random_state=0), SoftmaxRegression(random_state=0)
+    Xd = da.from_array(X, chunks=500)
+    for _ in range(3):
+        model.partial_fit(Xd, y, classes=[0, 1, 2])
+        ref.partial_fit(X, y, classes=[0, 1, 2])
+    assert len(model.history_["train_loss"]) == 3
+    assert model.history_["train_loss"][2] < model.history_["train_loss"][0]
+    assert abs(model.score(X, y) - ref.score(X, y)) < 0.02
+    with pytest.raises(ValueError, match="label 7"):
+        model.partial_fit(Xd, np.where(y == 2, 7, y))
+
+
+def test_incremental_wrapper():
+    wrappers = pytest.importorskip("dask_ml.wrappers")
+    X, y, _ = _problem(n=2000, n_classes=3, dtype=np.float32)
+    with dask.config.set(scheduler="threads"):
+        inc = wrappers.Incremental(SoftmaxRegression(random_state=0))
+        inc.fit(da.from_array(X, chunks=500), da.from_array(y, chunks=500), classes=[0, 1, 2])
+        assert inc.score(da.from_array(X, chunks=500), da.from_array(y, chunks=500)) > 0.7
+
+
+# ---------------------------------------------------------------------------
+# bad input
+
+
+def test_unknown_chunk_sizes_raise():
+    X, y, _ = _problem()
+    Xd = da.from_array(X, chunks=500)
+    masked = Xd[da.from_array(y, chunks=500) >= 0]  # unknown row counts
+    model = LogisticRegression()
+    with pytest.raises(ValueError, match="unknown chunk sizes.*compute_chunk_sizes"):
+        model.fit(masked, y)
+    assert not hasattr(model, "coef_")
+    with dask.config.set(scheduler="threads"):
+        model.fit(masked.compute_chunk_sizes(), y)  # the remedy the message names
+    assert model.coef_.shape == (3, 8)
+
+
+@pytest.mark.parametrize("Estimator", [LogisticRegression, SoftmaxRegression])
+def test_nan_in_one_block(Estimator):
+    X, y, _ = _problem()
+    bad = X.copy()
+    bad[1234, 3] = np.nan
+    model = Estimator(warm_start=True).fit(X, y)
+    before = {k: np.copy(v) for k, v in vars(model).items() if isinstance(v, np.ndarray)}
+    with dask.config.set(scheduler="threads"):
+        with pytest.raises(ValueError, match=r"Input X contains NaN\. \(in block 3 of the rows\)"):
+            model.fit(da.from_array(bad, chunks=400), y)
+        for name, value in before.items():  # a warm-started estimator is unchanged
+            np.testing.assert_array_equal(getattr(model, name), value)
+        fresh = Estimator()
+        with pytest.raises(ValueError, match="NaN"):
+            fresh.fit(da.from_array(bad, chunks=400), y)
+    assert not hasattr(fresh, "coef_") and not hasattr(fresh, "classes_")
+
+
+def test_labels_unseen_in_some_blocks():
+    """Each block holds only some classes: the classes come from all of y."""
+    X, y, _ = _problem(n=1500, n_classes=3)
+    order = np.argsort(y, kind="stable")  # sorted labels: blocks of one or two classes
+    X, y = X[order], y[order]
+    ref = LogisticRegression(tol=TOL, max_iter=500).fit(X, y)
+    with dask.config.set(scheduler="threads"):
+        got = LogisticRegression(tol=TOL, max_iter=500).fit(da.from_array(X, chunks=250), y)
+    _assert_same_fit(got, ref)
+    with pytest.raises(ValueError, match="only one class"):
+        LogisticRegression().fit(da.from_array(X[:200], chunks=100), y[:200])
+
+
+def test_mismatched_lengths_and_shapes():
+    X, y, sw = _problem()
+    Xd = da.from_array(X, chunks=500)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        LogisticRegression().fit(Xd, y[:-1])
+    with pytest.raises(ValueError, match="sample_weight must be a 1-D array"):
+        LogisticRegression().fit(Xd, y, sample_weight=da.from_array(np.c_[sw, sw], chunks=100))
+    with pytest.raises(ValueError, match="2-D"):
+        LogisticRegression().fit(Xd[:, 0], y)
+
+
+def test_negative_weight_in_one_block():
+    X, y, sw = _problem()
+    sw[900] = -1.0
+    with dask.config.set(scheduler="threads"), pytest.raises(ValueError, match="non-negative"):
+        LogisticRegression().fit(da.from_array(X, chunks=500), y, sample_weight=sw)
+
+
+# ---------------------------------------------------------------------------
+# out of core: blocks read from a file on disk, never persisted
+
+
+def _read_rows(path, start, stop):
+    """Rows ``start:stop`` of a .npy file, copied out of a memory map that is closed at once."""
+    return np.array(np.load(path, mmap_mode="r")[start:stop])
+
+
+def on_disk(path, rows_per_block):
+    """A dask array of the rows of the .npy file ``path``, one read task per block."""
+    header = np.load(path, mmap_mode="r")
+    n, d = header.shape
+    read = dask.delayed(_read_rows, pure=True)
+    blocks = [
+        da.from_delayed(read(str(path), s, min(s + rows_per_block, n)),
+                        shape=(min(s + rows_per_block, n) - s, d), dtype=header.dtype)
+        for s in range(0, n, rows_per_block)
+    ]
+    return da.concatenate(blocks)
+
+
+def test_out_of_core_on_disk(client, tmp_path):
+    X, y, _ = _problem(n=4000, d=16, n_classes=3, dtype=np.float32)
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    Xd = on_disk(path, 500)
+    ref = LogisticRegression(tol=1e-6, max_iter=300).fit(X, y)
+    with client.as_current():
+        got = LogisticRegression(tol=1e-6, max_iter=300).fit(Xd, y)
+        assert not client.has_what() or all(
+            not str(key).startswith(("concatenate", "_read_rows")) for keys in
+            client.has_what().values() for key in keys
+        )  # fmt: skip
+    _assert_same_fit(got, ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(os.environ.get("FASTSOFTMAX_LONG_TESTS") != "1",
+                    reason="minutes and GBs of disk: set FASTSOFTMAX_LONG_TESTS=1")  # fmt: skip
+def test_out_of_core_4x_memory_limit(tmp_path):
+    """X on disk is 4x the workers' memory limit; the fit completes; peak worker memory is reported."""
+    # a worker's RSS after importing fastsoftmax, dask and their dependencies is about 300 MiB,
+    # and distributed pauses a worker at 80% of its limit
+    memory_limit = 1024 * 2**20
+    n_features, rows_per_block = 784, 8192
+    n = 4 * memory_limit // (n_features * 4) * 1 + rows_per_block
+    rng = np.random.default_rng(0)
+    path = tmp_path / "big.npy"
+    W = rng.standard_normal((n_features, 10)).astype(np.float32)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, n_features))
+    y = np.empty(n, dtype=np.intp)
+    for s in range(0, n, 65536):
+        block = rng.standard_normal((min(65536, n - s), n_features), dtype=np.float32)
+        out[s : s + block.shape[0]] = block
+        y[s : s + block.shape[0]] = np.argmax(block @ W, axis=1)
+    out.flush()
+    del out
+    assert path.stat().st_size >= 4 * memory_limit
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, memory_limit=memory_limit,
+                                       dashboard_address=None)  # fmt: skip
+    with cluster, distributed.Client(cluster) as client:
+        peaks = {}
+
+        def sample():
+            while not done:
+                for addr, rss in client.run(lambda: __import__("psutil").Process().memory_info().rss).items():
+                    peaks[addr] = max(peaks.get(addr, 0), rss)
+                time.sleep(0.5)
+
+        done = False
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            model = LogisticRegression(max_iter=5)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(on_disk(path, rows_per_block), y)
+        finally:
+            done = True
+            sampler.join()
+    print(f"\nX on disk: {path.stat().st_size / 2**20:.0f} MiB, memory_limit "
+          f"{memory_limit / 2**20:.0f} MiB, peak worker RSS "
+          f"{max(peaks.values()) / 2**20:.0f} MiB")  # fmt: skip
+    assert model.coef_.shape == (10, n_features)
+    assert max(peaks.values()) < memory_limit
+
+
+# ---------------------------------------------------------------------------
+# faults (last: the restarted worker imports fastsoftmax again)
+
+
+def test_worker_killed_mid_fit(client):
+    """A worker killed during the fit: Dask recomputes its blocks, the fit completes and is right."""
+    X, y, _ = _problem(n=4000, d=8, n_classes=3)
+    ref = LogisticRegression(tol=0.0, max_iter=60).fit(X, y)
+    Xd = da.from_array(X, chunks=250)  # not persisted: the lost blocks are read again
+    pids = list(client.run(os.getpid).values())
+    killed = []
+
+    def kill_one():
+        time.sleep(0.8)
+        os.kill(pids[0], 9)
+        killed.append(True)
+
+    model = LogisticRegression(tol=0.0, max_iter=60)
+    killer = threading.Thread(target=kill_one)
+    with client.as_current():
+        killer.start()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(Xd, y)
+        except Exception as exc:  # noqa: BLE001 -- failing is allowed, half-updating is not
+            print(f"the fit failed: {exc!r}")
+            assert not hasattr(model, "coef_")
+        else:
+            print(f"the fit completed after a worker was killed: {killed}")
+            _assert_same_fit(model, ref, rtol=1e-5, atol=1e-6)
+        finally:
+            killer.join()
+    assert killed
+    client.wait_for_workers(2, timeout=30)  # the nanny restarts it for the next tests
