@@ -93,15 +93,21 @@ def _info(benchmark, est, X, y, C, l1_ratio):
     return value
 
 
+def _saga_case(benchmark, datasets, data, penalty):
+    """The data, C and l1_ratio of one saga comparison; sets its benchmark group."""
+    name, l1_ratio = penalty
+    X, y, source = datasets[data]
+    C = C_OF[data]
+    benchmark.group = f"LogisticRegression {name} C={C} {data} to saga(tol={SAGA_TOL})'s objective"
+    return X, y, source, C, l1_ratio
+
+
 @pytest.mark.parametrize("penalty", PENALTIES, ids=[p for p, _ in PENALTIES])
 @pytest.mark.parametrize("data", ["digits", "mnist"])
 def test_sklearn_saga(benchmark, datasets, data, penalty):
     from sklearn.linear_model import LogisticRegression
 
-    name, l1_ratio = penalty
-    X, y, source = datasets[data]
-    C = C_OF[data]
-    benchmark.group = f"LogisticRegression {name} C={C} {data} to saga(tol={SAGA_TOL})'s objective"
+    X, y, source, C, l1_ratio = _saga_case(benchmark, datasets, data, penalty)
 
     def fit():
         est = LogisticRegression(C=C, l1_ratio=l1_ratio, solver="saga", tol=SAGA_TOL,
@@ -118,10 +124,7 @@ def test_sklearn_saga(benchmark, datasets, data, penalty):
 @pytest.mark.parametrize("data", ["digits", "mnist"])
 def test_fastsoftmax_l1(benchmark, datasets, data, penalty):
     LogisticRegression = require("LogisticRegression")
-    name, l1_ratio = penalty
-    X, y, source = datasets[data]
-    C = C_OF[data]
-    benchmark.group = f"LogisticRegression {name} C={C} {data} to saga(tol={SAGA_TOL})'s objective"
+    X, y, source, C, l1_ratio = _saga_case(benchmark, datasets, data, penalty)
     sk_time, sk_value = _SKLEARN.get(benchmark.group, (None, None))
 
     def fitter(tol):
