@@ -132,6 +132,7 @@ def _compiled_epoch(kernel, trainer, X, y, sample_weight, order, batch_size, mea
             X, y, sample_weight, model.W, model.b, rows, batch_size, model.l2,
             model.fit_intercept, learner.kind, learner.hyperparameters(),
             learner.lr_at(trainer.epoch), learner.t, learner.state, weight_mean=mean_weight,
+            l1=model.l1,
         )  # fmt: skip
         total += loss * rows.shape[0]
         done += rows.shape[0]

@@ -92,6 +92,8 @@ __all__ = [
     "LearnerSpec",
     "learner_spec",
     "SCHEDULES",
+    "l1_pseudo_gradient",
+    "l1_orthant_project",
 ]
 
 
@@ -894,6 +896,56 @@ class Adam(Learner):
         np.divide(m, tmp, out=tmp)
         tmp *= dtype(float(lr) / c1)
         p -= tmp
+
+
+def l1_pseudo_gradient(p, g, l1):
+    """Turn ``g`` in place into the L1 pseudo-gradient at ``p``; return the orthant of the step.
+
+    The L1 term ``l1 * ||p||_1`` of an objective with smooth gradient ``g``
+    is handled as OWL-QN does it (Andrew and Gao, 2007), which works for
+    every learner: ``g`` gains ``l1 * sign(p)``, and at ``p == 0`` the
+    one-sided derivative that descends (``g + l1`` when it is negative,
+    ``g - l1`` when it is positive, else 0: the weight stays at 0).  The
+    learner steps along this pseudo-gradient, then
+    :func:`l1_orthant_project` sets to exactly 0 the weights that left the
+    returned orthant (``sign(p)``, or the sign of the descent direction at
+    0), so that a weight crosses 0 only by stopping there first.  For
+    :class:`SGD` a step that does not cross 0 is the proximal
+    (soft-threshold) step of the penalty; the compiled epoch kernels run
+    the same operations in ``p``'s dtype.
+
+    Returns
+    -------
+    orthant : ndarray of int8, ``p``'s shape
+        +1, -1 or 0 (the weight must stay at 0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastsoftmax.learners import l1_orthant_project, l1_pseudo_gradient
+    >>> p = np.array([0.5, -0.05, 0.0, 0.0])
+    >>> g = np.array([0.2, -1.0, 0.05, -0.3])
+    >>> orthant = l1_pseudo_gradient(p, g, 0.1)
+    >>> g, orthant
+    (array([ 0.3, -1.1,  0. , -0.2]), array([ 1, -1,  0,  1], dtype=int8))
+    >>> p -= 0.1 * g  # an SGD step; the second weight would cross 0
+    >>> l1_orthant_project(p, orthant)
+    >>> p
+    array([0.47, 0.  , 0.  , 0.02])
+    """
+    l1 = g.dtype.type(l1)
+    plus, minus = g + l1, g - l1
+    positive, negative = p > 0, p < 0
+    up = ~positive & ~negative & (plus < 0)  # at 0, descending upwards
+    down = ~positive & ~negative & ~up & (minus > 0)
+    orthant = (positive | up).astype(np.int8) - (negative | down).astype(np.int8)
+    g[...] = np.where(positive | up, plus, np.where(negative | down, minus, g.dtype.type(0)))
+    return orthant
+
+
+def l1_orthant_project(p, orthant):
+    """Set to 0, in place, the entries of ``p`` outside ``orthant`` (see :func:`l1_pseudo_gradient`)."""
+    p[(orthant > 0) & ~(p > 0) | (orthant < 0) & ~(p < 0) | (orthant == 0)] = 0
 
 
 # --------------------------------------------------------------------------

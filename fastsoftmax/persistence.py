@@ -95,6 +95,9 @@ class _Encoder:
 
     def array(self, value):
         key = f"a{len(self.arrays)}"
+        if value.dtype.kind == "O" and value.size and all(v is None for v in value.flat):
+            # e.g. LogisticRegressionCV's l1_ratio_ without an l1_ratio grid
+            return {"__none_array__": list(value.shape)}
         if value.dtype.kind == "O":
             items = value.tolist() if value.ndim else [value.item()]
             if not all(isinstance(v, str) for v in np.ravel(np.array(items, dtype=object))):
@@ -161,6 +164,9 @@ def _decode(value, arrays):
     if "__array__" in value:
         arr = arrays[value["__array__"]]
         return arr.astype(object) if value.get("object") else arr
+    if "__none_array__" in value:
+        shape = tuple(int(n) for n in value["__none_array__"])
+        return np.full(shape, None, dtype=object)
     if "__scalar__" in value:
         return _decode(value["__scalar__"], arrays)[()]
     if "__float__" in value:
@@ -441,8 +447,11 @@ def _is_number_list(value):
     )
 
 
-def _check_fitted_state(attributes):
-    """The fitted arrays of a linear classifier agree with each other and are finite."""
+def _check_fitted_state(attributes, grid_n_iter=False):
+    """The fitted arrays of a linear classifier agree with each other and are finite.
+
+    ``grid_n_iter``: ``n_iter_`` holds a count per grid point (LogisticRegressionCV).
+    """
     if "coef_" not in attributes:
         return
     missing = {"classes_", "coef_", "intercept_", "n_features_in_"} - set(attributes)
@@ -472,6 +481,10 @@ def _check_fitted_state(attributes):
         raise ModelFormatError(f"intercept_ is {intercept.dtype} but coef_ is {coef.dtype}")
     for key in ("n_iter_", "best_epoch_"):  # an int, or LogisticRegression's int array
         count = np.asarray(attributes.get(key, 0))
+        if grid_n_iter and key == "n_iter_":  # an int array of any shape, one per grid point
+            if count.dtype.kind not in "iu" or count.size < 1 or count.min() < 0:
+                raise ModelFormatError(f"{key} must be an array of non-negative integers")
+            continue
         if count.dtype.kind not in "iu" or count.size != 1 or count.item() < 0:
             raise ModelFormatError(f"{key} must be a non-negative integer")
     history = attributes.get("history_", {})
@@ -525,7 +538,7 @@ def save(estimator, path):
 
     Parameters
     ----------
-    estimator : LogisticRegression or SoftmaxRegression
+    estimator : LogisticRegression, LogisticRegressionCV or SoftmaxRegression
         Fitted or not.
     path : str or os.PathLike
         Destination; ``.npz`` is appended if the name lacks it.  The file is
@@ -601,7 +614,7 @@ def load(path):
 
     Returns
     -------
-    estimator : LogisticRegression or SoftmaxRegression
+    estimator : LogisticRegression, LogisticRegressionCV or SoftmaxRegression
         With the saved parameters and fitted attributes.
 
     Raises
@@ -630,7 +643,7 @@ def load(path):
         estimator = _estimator_classes()[name](**params)
         _check_parameters(estimator)
         _check_attribute_names(estimator, attributes)
-        _check_fitted_state(attributes)
+        _check_fitted_state(attributes, grid_n_iter=getattr(estimator, "_grid_n_iter", False))
         for key, value in attributes.items():
             setattr(estimator, key, value)
         if "classes_" in attributes:  # class_weight against the classes, as fit checks it

@@ -45,7 +45,8 @@ from ._objective import decision, l2_penalty, softmax_loss_grad
 from ._validation import as_compute_dtype, check_data_matrix, check_int, check_l2, check_labels
 from ._validation import check_sample_weight, compute_dtype, is_sparse
 from .functions import classification_error, cross_entropy, log_softmax, softmax
-from .learners import get_learner
+from ._solvers import l1_penalty
+from .learners import get_learner, l1_orthant_project, l1_pseudo_gradient
 
 __all__ = ["SoftmaxModel", "Trainer", "iter_minibatches"]
 
@@ -67,6 +68,12 @@ class SoftmaxModel:
         cross-entropy plus ``0.5 * l2 * ||W||^2``.
     fit_intercept : bool, default=True
         Whether ``b`` is learned; if False it stays zero.
+    l1 : float, default=0.0
+        L1 penalty on ``W``: the loss gains ``l1 * ||W||_1``.  The
+        :class:`Trainer` steps along its pseudo-gradient and stops weights at
+        exactly 0 rather than letting them cross it
+        (:func:`fastsoftmax.learners.l1_pseudo_gradient`), which makes small
+        weights exactly 0.
     random_state : int, numpy.random.Generator or None, default=None
         Seed of the initial weights when ``init="normal"``.
     init : {"zeros", "normal"}, default="zeros"
@@ -120,6 +127,7 @@ class SoftmaxModel:
         fit_intercept=True,
         random_state=None,
         init="zeros",
+        l1=0.0,
     ):
         self.n_features = check_int("n_features", n_features, 1)
         self.n_classes = check_int("n_classes", n_classes, 2)
@@ -128,6 +136,7 @@ class SoftmaxModel:
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
         self.dtype = dtype
         self.l2 = check_l2(l2)
+        self.l1 = check_l2(l1, "l1")
         self.fit_intercept = bool(fit_intercept)
         self.random_state = random_state
         if init == "zeros":
@@ -173,6 +182,7 @@ class SoftmaxModel:
             state = dict(state)
             state["coef"] = np.ascontiguousarray(state.pop("W").T)
         self.__dict__.update(state)
+        self.__dict__.setdefault("l1", 0.0)  # pickled before the L1 penalty existed
 
     def _check_X(self, X):
         X = check_data_matrix(X)
@@ -261,18 +271,20 @@ class SoftmaxModel:
 
     def _loss_from_logits(self, z, y, sample_weight):
         loss = cross_entropy(z, y, sample_weight=sample_weight)
-        if self.l2:
+        if self.l2 or self.l1:
             loss += self._l2_penalty()
         return float(loss)
 
     def _l2_penalty(self):
-        # the L2 term of the objective, ``0.5 * l2 * ||W||^2`` (0.0 without a penalty)
-        return l2_penalty(self.coef, self.l2)
+        # the penalty terms of the objective, ``0.5 * l2 * ||W||^2 + l1 * ||W||_1``
+        # (0.0 without a penalty)
+        return l2_penalty(self.coef, self.l2) + l1_penalty(self.coef, self.l1)
 
     def __repr__(self):
         return (
             f"SoftmaxModel(n_features={self.n_features}, n_classes={self.n_classes}, "
-            f"dtype={self.dtype.name}, l2={self.l2!r}, fit_intercept={self.fit_intercept})"
+            f"dtype={self.dtype.name}, l2={self.l2!r}, fit_intercept={self.fit_intercept}"
+            + (f", l1={self.l1!r})" if self.l1 else ")")
         )
 
 
@@ -465,7 +477,14 @@ class Trainer:
             loss, dW, db = model.loss_grad(X, y, sample_weight)
             grads = [dW, db]
         params = model.parameters()
+        l1 = getattr(model, "l1", 0.0)
+        if l1:  # the learner steps along the L1 pseudo-gradient, within its orthant
+            loss += l1_penalty(params[0], l1)
+            grads = [np.array(grads[0], dtype=params[0].dtype), *grads[1:]]
+            orthant = l1_pseudo_gradient(params[0], grads[0], l1)
         self.learner.step(params, grads[: len(params)], epoch=self.epoch)
+        if l1:
+            l1_orthant_project(params[0], orthant)
 
         weight = n if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
         self._loss_sum += loss * weight
@@ -532,7 +551,7 @@ class Trainer:
             wrong += classification_error(z, y[idx]) * z.shape[0]
         total = n if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
         loss = ce_sum / total if total else 0.0
-        if model.l2:
+        if model.l2 or getattr(model, "l1", 0.0):
             loss += model._l2_penalty()
         return loss, wrong / n
 

@@ -879,6 +879,42 @@ def learner_update_status(int code, Py_ssize_t n_states, Py_ssize_t n_hyperparam
                                    0.0, 0)
 
 
+cdef void _l1_pseudo_gradient(const floating *p, floating *g, Py_ssize_t size, floating l1,
+                              signed char *orthant) noexcept nogil:
+    # fastsoftmax.learners.l1_pseudo_gradient on p[0:size): g in place, the orthant out
+    cdef Py_ssize_t i
+    cdef floating plus, minus
+    for i in range(size):
+        plus = g[i] + l1
+        minus = g[i] - l1
+        if p[i] > 0:
+            g[i] = plus
+            orthant[i] = 1
+        elif p[i] < 0:
+            g[i] = minus
+            orthant[i] = -1
+        elif plus < 0:
+            g[i] = plus
+            orthant[i] = 1
+        elif minus > 0:
+            g[i] = minus
+            orthant[i] = -1
+        else:
+            g[i] = 0
+            orthant[i] = 0
+
+
+cdef void _l1_orthant_project(floating *p, Py_ssize_t size,
+                              const signed char *orthant) noexcept nogil:
+    # fastsoftmax.learners.l1_orthant_project: the weights that left their orthant stop at 0
+    cdef Py_ssize_t i
+    cdef signed char o
+    for i in range(size):
+        o = orthant[i]
+        if (o > 0 and not p[i] > 0) or (o < 0 and not p[i] < 0) or o == 0:
+            p[i] = 0
+
+
 cdef void _epoch_part(const xtype **rows, const xtype **next_rows, Py_ssize_t a, Py_ssize_t e,
                       Py_ssize_t d, Py_ssize_t C, const floating *p, const floating *b,
                       const Py_ssize_t *yb, const floating *swb, floating *Z, floating *g,
@@ -916,9 +952,10 @@ cdef void _epoch_part(const xtype **rows, const xtype **next_rows, Py_ssize_t a,
 cdef void _epoch_update(Py_ssize_t start, Py_ssize_t stop, int nt, Py_ssize_t size, floating *p,
                         floating *G, floating scale, floating l2, int code, floating **states,
                         Py_ssize_t n_states, const double *hp, Py_ssize_t n_hp, double lr,
-                        long t) noexcept nogil:
+                        long t, floating l1, signed char *orthant) noexcept nogil:
     # Entries [start, stop) of W: the threads' gradients summed, scaled, the l2
-    # term added, and the learner's step.
+    # term added, and the learner's step (with l1 > 0: along the L1
+    # pseudo-gradient, then projected on the orthant).
     cdef Py_ssize_t i, k
     cdef floating acc
     cdef floating *part[MAX_LEARNER_STATES]
@@ -929,7 +966,11 @@ cdef void _epoch_update(Py_ssize_t start, Py_ssize_t stop, int nt, Py_ssize_t si
         G[i] = acc * scale + l2 * p[i]
     for k in range(n_states):
         part[k] = states[k] + start
+    if l1 != 0:
+        _l1_pseudo_gradient(p + start, G + start, stop - start, l1, orthant + start)
     _learner_update(code, p + start, G + start, part, n_states, hp, n_hp, stop - start, lr, t)
+    if l1 != 0:
+        _l1_orthant_project(p + start, stop - start, orthant + start)
 
 
 cdef Py_ssize_t _state_pointers(list arrays, Py_ssize_t size, floating **pointers,
@@ -952,7 +993,7 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
                 double weight_mean, floating[:, ::1] WT, floating[::1] b,
                 const Py_ssize_t[::1] order, Py_ssize_t batch_size, double l2, bint fit_intercept,
                 int code, const double[::1] hyperparameters, double lr, long t, list states_W,
-                list states_b, int num_threads):
+                list states_b, int num_threads, double l1=0.0):
     """One epoch of minibatch training over ``X[order]``; ``WT`` (C, d), ``b``
     and the learner's states are updated in place.  ``code`` and
     ``hyperparameters`` are the learner's in the learner table, ``states_W``
@@ -963,7 +1004,10 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
     entries of ``W`` for the update).  An empty ``sample_weight`` means unit
     weights; ``weight_mean > 0`` divides each weighted minibatch's data term
     by ``len(batch) * weight_mean``.  A ``batch_size`` above ``len(order)``
-    is the full batch.  Sizes, row indices and labels are checked (ValueError)
+    is the full batch.  With ``l1 > 0`` each minibatch loss gains
+    ``l1 * ||W||_1`` and ``W`` steps along the L1 pseudo-gradient within its
+    orthant (fastsoftmax.learners.l1_pseudo_gradient).  Sizes, row indices
+    and labels are checked (ValueError)
     before anything is updated.  Returns ``(mean minibatch loss weighted by rows, t)``."""
     cdef Py_ssize_t n = order.shape[0], n_rows = X.shape[0], d = WT.shape[1], C = WT.shape[0]
     cdef Py_ssize_t size = C * d, n_hp = hyperparameters.shape[0], n_states
@@ -986,6 +1030,7 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
     cdef floating *gb = NULL
     cdef double *gb_sum = NULL
     cdef double *data_t = NULL
+    cdef signed char *orthant = NULL
 
     # The loops below trust these sizes, the row indices and the labels:
     # checks first (O(1), then one pass over order), exceptions instead of
@@ -1032,8 +1077,9 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
         gb = <floating *>malloc(C * sizeof(floating) + 1)
         gb_sum = <double *>malloc(nt * C * sizeof(double) + 1)
         data_t = <double *>malloc(nt * sizeof(double))
+        orthant = <signed char *>malloc(size if l1 != 0 else 1)
         if (rows == NULL or y_batch == NULL or sw_batch == NULL or Z == NULL or g == NULL
-                or gb == NULL or gb_sum == NULL or data_t == NULL):
+                or gb == NULL or gb_sum == NULL or data_t == NULL or orthant == NULL):
             raise MemoryError(f"no memory for the buffers of minibatches of {batch_size} rows")
         next_rows = rows + batch_size
         swb = sw_batch if weighted else NULL
@@ -1075,9 +1121,14 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
                     for i in range(size):
                         sq += <double>p[i] * p[i]
                     loss += 0.5 * l2 * sq
+                if l1 != 0:
+                    sq = 0
+                    for i in range(size):
+                        sq += fabs(<double>p[i])
+                    loss += l1 * sq
                 total += loss * nb
                 t += 1
-                if nt == 1 and code == LEARNER_SGD:
+                if nt == 1 and code == LEARNER_SGD and l1 == 0:
                     # plain SGD: scaling and step fused in one vectorized pass
                     if floating is float:
                         fs_sgd_step_f32(p, g, size, <float>scale, <float>l2, <float>lr)
@@ -1085,12 +1136,12 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
                         fs_sgd_step_f64(p, g, size, scale, <double>l2, lr)
                 elif nt == 1:
                     _epoch_update(0, size, 1, size, p, g, <floating>scale, <floating>l2, code,
-                                  sW, n_states, hp, n_hp, lr, t)
+                                  sW, n_states, hp, n_hp, lr, t, <floating>l1, orthant)
                 else:
                     for tt in prange(nt, num_threads=nt, schedule="static"):
                         _epoch_update(tt * size // nt, (tt + 1) * size // nt, nt, size, p, g,
                                       <floating>scale, <floating>l2, code, sW, n_states, hp,
-                                      n_hp, lr, t)
+                                      n_hp, lr, t, <floating>l1, orthant)
                 if fit_intercept:
                     for c in range(C):
                         gbs = 0
@@ -1107,4 +1158,5 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
         free(gb)
         free(gb_sum)
         free(data_t)
+        free(orthant)
     return total / n, t

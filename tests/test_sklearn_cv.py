@@ -208,3 +208,101 @@ def test_extra_params_need_metadata_routing(iris):
     clf.fit(X, y)
     with pytest.raises(ValueError, match="only supported if enable_metadata_routing=True"):
         clf.score(X, y, extra_param=1.0)
+
+
+# ----------------------------------------------------------------------------- n_jobs
+
+
+def _fit_cv(X, y, **params):
+    params = {"Cs": 4, "cv": 3, "l1_ratios": (0,), "scoring": "neg_log_loss",
+              "use_legacy_attributes": False, "max_iter": 300, **params}  # fmt: skip
+    return LogisticRegressionCV(**params).fit(X, y)
+
+
+def _assert_same_fit(a, b):
+    for name in ("coef_", "intercept_", "scores_", "coefs_paths_", "n_iter_"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert a.C_ == b.C_
+
+
+def test_parallel_folds_give_the_serial_result(iris):
+    X, y = iris
+    serial = _fit_cv(X, y, n_jobs=1)
+    for n_jobs in (2, 3, 8):  # every path on one kernel thread in each
+        _assert_same_fit(_fit_cv(X, y, n_jobs=n_jobs), serial)
+
+
+def test_parallel_folds_run_in_threads_sharing_the_cores(iris, monkeypatch):
+    import threading
+
+    import fastsoftmax
+
+    seen = []
+    original = LogisticRegressionCV._path
+
+    def recording_path(self, *args):
+        seen.append((threading.get_ident(), fastsoftmax.get_num_threads()))
+        return original(self, *args)
+
+    monkeypatch.setattr(LogisticRegressionCV, "_path", recording_path)
+    X, y = iris
+    previous = fastsoftmax.get_num_threads()
+    _fit_cv(X, y, n_jobs=4, cv=2)  # 2 paths: 2 threads of 2 kernel threads each
+    assert len(seen) == 2
+    assert len({ident for ident, _ in seen}) == 2
+    assert {threads for _, threads in seen} == {2}
+    assert fastsoftmax.get_num_threads() == previous  # restored after fit
+    seen.clear()
+    _fit_cv(X, y, n_jobs=2, cv=3)  # 3 paths, 2 threads of one kernel thread
+    assert len(seen) == 3 and {threads for _, threads in seen} == {1}
+
+
+def test_an_error_in_a_parallel_fold_is_raised(iris, monkeypatch):
+    def failing_path(self, *args):
+        raise RuntimeError("fold failed")
+
+    monkeypatch.setattr(LogisticRegressionCV, "_path", failing_path)
+    X, y = iris
+    with pytest.raises(RuntimeError, match="fold failed"):
+        _fit_cv(X, y, n_jobs=2)
+
+
+# ----------------------------------------------------------------------------- save / load
+
+
+@pytest.mark.parametrize("legacy", [True, False])
+@pytest.mark.parametrize("grid", ["l2", "elasticnet"])
+def test_save_and_load_roundtrip(iris, tmp_path, legacy, grid):
+    import fastsoftmax
+
+    X, y = iris
+    l1_ratios = (0.3, 0.9) if grid == "elasticnet" else "warn"
+    solver = "saga" if grid == "elasticnet" else "lbfgs"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        clf = LogisticRegressionCV(Cs=3, cv=3, l1_ratios=l1_ratios, solver=solver,
+                                   use_legacy_attributes=legacy, max_iter=300).fit(X, y)  # fmt: skip
+        loaded = fastsoftmax.load(clf.save(tmp_path / "cv"))
+    assert type(loaded) is LogisticRegressionCV
+    assert loaded.get_params() == clf.get_params()
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    for name in ATTRIBUTES:
+        want, got = getattr(clf, name), getattr(loaded, name)
+        if isinstance(want, dict):
+            assert list(got) == list(want)
+            for key in want:
+                np.testing.assert_array_equal(got[key], want[key])
+        else:
+            np.testing.assert_array_equal(got, want, err_msg=name)
+
+
+def test_load_refuses_a_bad_grid_of_iterations(iris, tmp_path):
+    import fastsoftmax
+    from fastsoftmax.persistence import ModelFormatError
+
+    X, y = iris
+    clf = _fit_cv(X, y)
+    clf.n_iter_ = -clf.n_iter_
+    path = clf.save(tmp_path / "bad")
+    with pytest.raises(ModelFormatError, match="n_iter_"):
+        fastsoftmax.load(path)

@@ -779,3 +779,85 @@ def test_train_epoch_checks_shapes_and_labels(boundary_results, backend, case):
 @pytest.mark.parametrize("case", sorted(KERNEL_CASES))
 def test_cython_kernel_checks_its_arguments(boundary_results, case):
     check_probe(boundary_results, f"cython kernel: {case}", KERNEL_CASES[case])
+
+
+# ----------------------------------------------------------------------------- L1 (elastic-net)
+
+
+def reference_l1_epoch(X, y, W, b, order, batch_size, l2, l1, kind, hp, lr, t, state):
+    """One epoch with the L1 term ``l1 * ||W||_1``, written out in NumPy (OWL-QN's rule).
+
+    The learner steps along the pseudo-gradient (``g + l1 sign(W)``; at 0 the
+    descending one-sided derivative, or 0), and weights that leave their
+    orthant stop at 0.
+    """
+    total = 0.0
+    for lo in range(0, len(order), batch_size):
+        idx = order[lo : lo + batch_size]
+        loss, dW, db = reference_loss_grad(X[idx], W, b, y[idx], None, l2)
+        total += (loss + l1 * float(np.abs(W).sum())) * len(idx)
+        plus, minus = dW + W.dtype.type(l1), dW - W.dtype.type(l1)
+        sign = np.where(W > 0, 1, np.where(W < 0, -1, np.where(plus < 0, 1, np.where(minus > 0, -1, 0))))
+        pseudo = np.where(sign > 0, plus, np.where(sign < 0, minus, 0)).astype(W.dtype)
+        t += 1
+        reference_update(kind, W, pseudo, state[0], hp, lr, t)
+        W[np.sign(W) != sign] = 0
+        reference_update(kind, b, db, state[1], hp, lr, t)
+    return total / len(order), t
+
+
+@pytest.mark.parametrize("kind", sorted(HYPERPARAMETERS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_l1_epochs_match_numpy_reference_and_each_other(kind, dtype):
+    # every learner of the table, on every compiled backend, against the NumPy rule above
+    results = {}
+    for name in EPOCH_BACKENDS:
+        module = get_module(name)
+        rng, X, y, W, b, _ = make_problem(dtype, n=61, d=17, C=4)
+        W_ref, b_ref = W.copy(), b.copy()
+        state, state_ref = new_state(kind, W, b), new_state(kind, W, b)
+        hp, t, t_ref = HYPERPARAMETERS[kind], 0, 0
+        for epoch in range(3):
+            order = rng.permutation(X.shape[0])
+            lr = LEARNING_RATES.get(kind, 0.05) / (1 + epoch)
+            loss, t = module.train_epoch(X, y, None, W, b, order, 8, 0.01, True, kind, hp, lr, t,
+                                         state, l1=0.1)  # fmt: skip
+            loss_ref, t_ref = reference_l1_epoch(X, y, W_ref, b_ref, order, 8, 0.01, 0.1, kind,
+                                                 hp, lr, t_ref, state_ref)  # fmt: skip
+            np.testing.assert_allclose(loss, loss_ref, rtol=tolerances(dtype)["rtol"])
+        assert t == t_ref
+        tol = tolerances(dtype)
+        np.testing.assert_allclose(W, W_ref, **tol)
+        np.testing.assert_allclose(b, b_ref, **tol)
+        assert np.array_equal(W == 0, W_ref == 0)  # the same sparsity pattern
+        results[name] = W
+    if kind != "adadelta":  # (whose first steps are too short to reach 0)
+        assert (results[EPOCH_BACKENDS[0]] == 0).any()  # the L1 term did zero some weights
+    for W in results.values():
+        np.testing.assert_allclose(W, results[EPOCH_BACKENDS[0]], **tolerances(dtype))
+
+
+def test_l1_epoch_of_the_trainer_loop_matches_the_compiled_kernel():
+    # the Python minibatch loop (a Learner subclass: no compiled copy) takes the same steps
+    class MyAdam(learners.Adam):
+        pass
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((50, 9)).astype(np.float64)
+    y = rng.integers(0, 3, 50)
+    models = []
+    for learner in (learners.Adam(0.05), MyAdam(0.05)):
+        model = SoftmaxModel(9, 3, dtype=np.float64, l2=0.01, l1=0.05)
+        trainer = Trainer(model, learner, track_train_error=False)
+        trainer.train_epoch(X, y, batch_size=10, shuffle=False)
+        models.append(model)
+    np.testing.assert_allclose(models[0].coef, models[1].coef, rtol=1e-9, atol=1e-12)
+    assert np.array_equal(models[0].coef == 0, models[1].coef == 0)
+    assert (models[0].coef == 0).any()
+
+
+def test_l1_is_checked_at_the_compiled_boundary(epoch_backend):
+    _, X, y, W, b, _ = make_problem(np.float64)
+    with pytest.raises(ValueError, match="l1 must be finite and non-negative"):
+        epoch_backend.train_epoch(X, y, None, W, b, np.arange(8), 4, 0.0, True, "sgd", {}, 0.1,
+                                  0, None, l1=-1.0)  # fmt: skip

@@ -116,7 +116,7 @@ A backend module MAY also export ``train_epoch`` (the numba backend does;
 training of softmax regression with a built-in learner in compiled code:
 
 train_epoch(X, y, sample_weight, W, b, order, batch_size, l2, fit_intercept, \
-kind, hyperparameters, lr, t, state, weight_mean=None) -> (loss, t)
+kind, hyperparameters, lr, t, state, weight_mean=None, l1=0.0) -> (loss, t)
     ``X`` (n, d) ``F`` or uint8, ``y`` (n,) intp labels, ``sample_weight``
     None or an ``F`` (n,) vector, ``W`` (d, C) and ``b`` (C,) ``F`` arrays
     updated in place.  ``W`` is normally ``SoftmaxModel.W``, the view
@@ -146,6 +146,9 @@ kind, hyperparameters, lr, t, state, weight_mean=None) -> (loss, t)
     sum of its weights); given ``weight_mean`` (a positive float), the data
     term is divided by ``len(batch) * weight_mean`` instead (an unbiased
     estimate of the full weighted objective, the estimators' convention).
+    With ``l1 > 0`` the loss gains ``l1 * ||W||_1`` and ``W`` steps along the
+    L1 pseudo-gradient, within its orthant
+    (:func:`fastsoftmax.learners.l1_pseudo_gradient`).
     Bad shapes, row indices or labels, and a learner code without a compiled
     branch, raise before anything is updated.
     Returns the mean of the minibatch losses (each before its update,

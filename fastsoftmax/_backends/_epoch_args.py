@@ -32,6 +32,7 @@ class EpochArgs(NamedTuple):
     states_W: list  # W's states as flat (C * d,) views of their (C, d) transposes (or copies)
     states_b: list  # b's states, C-contiguous (empty without fit_intercept)
     copies: list  # (caller's array, kernel's array) pairs that store() copies back
+    l1: float  # the L1 strength on W (0: none; see learners.l1_pseudo_gradient)
 
 
 def state_array(state, name, like, what):
@@ -81,14 +82,17 @@ def _check_shapes(X, y, sample_weight, W, b):
 
 
 def prepare(X, y, sample_weight, W, b, order, batch_size, fit_intercept, kind, hyperparameters,
-            state):  # fmt: skip
+            state, *, l1=0.0):  # fmt: skip
     """Check the arguments of ``train_epoch`` and lay out ``W``, ``b`` and the learner's states.
 
     Raises ValueError (TypeError for a wrong dtype) naming the argument for an
     unknown ``kind``, a missing hyper-parameter, ``batch_size < 1``, arrays
     whose shapes disagree, an ``order`` that is not 1-D, or missing or
-    mis-shaped state arrays: O(1) checks.  The kernels check the rows of the
-    epoch (:func:`check_rows`) in their first pass over ``order``.
+    mis-shaped state arrays, or an ``l1`` that is not finite and >= 0: O(1)
+    checks.  The kernels check the rows of the epoch (:func:`check_rows`) in
+    their first pass over ``order``.  With ``l1 > 0`` the kernels step ``W``
+    along the L1 pseudo-gradient and project it on its orthant
+    (:func:`fastsoftmax.learners.l1_pseudo_gradient`).
 
     Examples
     --------
@@ -108,6 +112,9 @@ def prepare(X, y, sample_weight, W, b, order, batch_size, fit_intercept, kind, h
     if missing:
         raise ValueError(f"learner {kind!r} needs hyperparameter {missing[0]!r}")
     hp = np.array([float(hyperparameters[name]) for name in spec.hyperparameter_names])
+    l1 = float(l1)
+    if not np.isfinite(l1) or l1 < 0:
+        raise ValueError(f"l1 must be finite and non-negative, got {l1!r}")
 
     y = np.ascontiguousarray(y, dtype=np.intp)
     _check_shapes(X, y, sample_weight, W, b)
@@ -148,6 +155,7 @@ def prepare(X, y, sample_weight, W, b, order, batch_size, fit_intercept, kind, h
         states_W=states_W,
         states_b=states_b,
         copies=copies,
+        l1=l1,
     )
 
 

@@ -228,7 +228,7 @@ def logistic_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, 
 
 def train_epoch(
     X, y, sample_weight, W, b, order, batch_size, l2, fit_intercept,
-    kind, hyperparameters, lr, t, state, weight_mean=None,
+    kind, hyperparameters, lr, t, state, weight_mean=None, l1=0.0,
 ):  # fmt: skip
     """One epoch of minibatch softmax-regression training in compiled code.
 
@@ -238,8 +238,9 @@ def train_epoch(
     weighted by rows) and the step counter after the epoch.
     """
     args = _epoch_args.prepare(
-        X, y, sample_weight, W, b, order, batch_size, fit_intercept, kind, hyperparameters, state
-    )
+        X, y, sample_weight, W, b, order, batch_size, fit_intercept, kind, hyperparameters, state,
+        l1=l1,
+    )  # fmt: skip
     spec = args.spec
     status = _k.learner_update_status(
         spec.code, len(spec.state_names), len(spec.hyperparameter_names)
@@ -252,7 +253,7 @@ def train_epoch(
         X, args.y, args.sample_weight,
         float(weight_mean or 0.0), args.WT, args.b, args.order, args.batch_size, float(l2),
         bool(fit_intercept), spec.code, args.hyperparameters, float(lr), int(t),
-        args.states_W, args.states_b, threads,
+        args.states_W, args.states_b, threads, args.l1,
     )  # fmt: skip
     _epoch_args.store(args)
     return float(loss), int(t)

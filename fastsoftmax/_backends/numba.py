@@ -1235,19 +1235,24 @@ __all__ = [*KERNEL_NAMES, "train_epoch"]
 # ---------------------------------------------------------------------------
 
 from . import _epoch_args  # noqa: E402  (imports of this section kept with it)
-from .numba_epoch import _UPDATED, _learner_update, check_learner  # noqa: E402
+from .numba_epoch import _UPDATED, _l1_orthant_project, _l1_pseudo_gradient  # noqa: E402
+from .numba_epoch import _learner_update, _sum_abs  # noqa: E402
+from .numba_epoch import check_learner  # noqa: E402
 
 
 @njit
 def _train_epoch_kernel(
     X, y, sw, weight_mean, WT, b, order, batch_size, l2, fit_intercept,
-    code, hp, lr, t, states_W, states_b, n_states, G, Xb,
+    code, hp, lr, t, states_W, states_b, n_states, G, Xb, l1=0.0,
 ):  # fmt: skip
     """One epoch over ``order`` in minibatches; returns ``(loss, t, status)``.
 
     ``WT`` and the gradient buffer ``G`` are (C, d), transposed, the
     ``states_W`` flat views of (C, d) arrays; ``Xb`` is the aligned row
     scratch of ``_softmax_grad_range``.  An empty ``sw`` means unit weights.
+    With ``l1 > 0`` each minibatch loss gains ``l1 * ||W||_1`` and ``W``
+    steps along the L1 pseudo-gradient within its orthant
+    (``learners.l1_pseudo_gradient``).
     ``status`` is not ``_UPDATED`` only if the update rule compiled in here
     disagrees with the one ``check_learner`` asked (a stale cache): the epoch
     then stops at its first update, before changing anything.
@@ -1261,6 +1266,7 @@ def _train_epoch_kernel(
     p_flat = WT.reshape(C * d)
     g_flat = G.reshape(C * d)
     l2_f = F(l2)
+    orthant = np.zeros(C * d if l1 != 0 else 0, np.int8)
     total = 0.0
     for lo in range(0, n, batch_size):
         hi = min(lo + batch_size, n)
@@ -1275,14 +1281,20 @@ def _train_epoch_kernel(
         loss = data * scale
         if l2 != 0:
             loss += 0.5 * l2 * _sum_squares(WT)
+        if l1 != 0:
+            loss += l1 * _sum_abs(p_flat)
         total += loss * (hi - lo)
         scale_f = F(scale)
         for i in range(g_flat.shape[0]):
             g_flat[i] = g_flat[i] * scale_f + l2_f * p_flat[i]
+        if l1 != 0:
+            _l1_pseudo_gradient(p_flat, g_flat, l1, orthant)
         t += 1
         status = _learner_update(code, p_flat, g_flat, states_W, n_states, hp, C * d, lr, t)
         if status != _UPDATED:
             return 0.0, t, status
+        if l1 != 0:
+            _l1_orthant_project(p_flat, orthant)
         if fit_intercept:
             for c in range(C):
                 gb[c] = F(gb_sum[c] * scale)
@@ -1292,7 +1304,7 @@ def _train_epoch_kernel(
 
 def train_epoch(
     X, y, sample_weight, W, b, order, batch_size, l2, fit_intercept,
-    kind, hyperparameters, lr, t, state, weight_mean=None,
+    kind, hyperparameters, lr, t, state, weight_mean=None, l1=0.0,
 ):  # fmt: skip
     """Run one epoch of minibatch training of softmax regression in compiled code.
 
@@ -1308,8 +1320,9 @@ def train_epoch(
         The step counter after the epoch (``t + number of minibatches``).
     """
     args = _epoch_args.prepare(
-        X, y, sample_weight, W, b, order, batch_size, fit_intercept, kind, hyperparameters, state
-    )
+        X, y, sample_weight, W, b, order, batch_size, fit_intercept, kind, hyperparameters, state,
+        l1=l1,
+    )  # fmt: skip
     states_W, states_b = check_learner(args, X.shape[0])
     WT, spec = args.WT, args.spec
     loss, t_new, status = _train_epoch_kernel(
@@ -1318,6 +1331,7 @@ def train_epoch(
         spec.code, args.hyperparameters, float(lr), int(t),
         states_W, states_b, len(spec.state_names),
         _aligned_empty(WT.shape, WT.dtype), _row_scratch((), X.shape[1], WT.dtype),
+        args.l1,
     )  # fmt: skip
     if status != _UPDATED:
         raise RuntimeError(

@@ -128,6 +128,45 @@ def _learner_update(code, p, g, states, n_states, hp, size, lr, t):
 
 
 @njit
+def _l1_pseudo_gradient(p, g, l1, orthant):
+    """``learners.l1_pseudo_gradient`` on flat arrays: ``g`` in place, the orthant into ``orthant``."""
+    F = p.dtype.type
+    l1_f = F(l1)
+    zero = F(0)
+    for i in range(p.shape[0]):
+        plus = g[i] + l1_f
+        minus = g[i] - l1_f
+        if p[i] > 0:
+            g[i], orthant[i] = plus, 1
+        elif p[i] < 0:
+            g[i], orthant[i] = minus, -1
+        elif plus < 0:
+            g[i], orthant[i] = plus, 1
+        elif minus > 0:
+            g[i], orthant[i] = minus, -1
+        else:
+            g[i], orthant[i] = zero, 0
+
+
+@njit
+def _l1_orthant_project(p, orthant):
+    """``learners.l1_orthant_project`` on flat arrays."""
+    for i in range(p.shape[0]):
+        o = orthant[i]
+        if (o > 0 and not p[i] > 0) or (o < 0 and not p[i] < 0) or o == 0:
+            p[i] = 0
+
+
+@njit
+def _sum_abs(p):
+    """``sum(|p|)`` of the flat ``p`` in float64 (the L1 term of the loss, divided by l1)."""
+    total = 0.0
+    for i in range(p.shape[0]):
+        total += abs(p[i])
+    return total
+
+
+@njit
 def _first_bad_row(order, y, n_rows, n_classes):
     """The first ``k`` whose ``order[k]`` is not a row or ``y[order[k]]`` not a class, or -1."""
     for k in range(order.shape[0]):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .. import _threads
 from .._validation import check_bool
+from ..persistence import register
 from ._base import _class_weights, _LinearClassifier, check_n_jobs, kernel_threads
 from ._logistic import LogisticRegression, _check_solver
 
@@ -108,8 +111,7 @@ def _resolve_cv_penalty(estimator):
     return penalty, l1_ratios, scoring, legacy
 
 
-# not registered with fastsoftmax.persistence yet: its load-time checks want an n_iter_ of
-# size 1, and LogisticRegressionCV's is a grid
+@register
 class LogisticRegressionCV(_LinearClassifier):
     """Logistic regression with ``C`` (and ``l1_ratio``) chosen by cross-validation.
 
@@ -147,7 +149,16 @@ class LogisticRegressionCV(_LinearClassifier):
     class_weight : dict, "balanced" or None, default=None
         "balanced" is computed once on all of ``y``.
     n_jobs : int or None, default=None
-        Threads of the kernels during ``fit`` (see :class:`LogisticRegression`).
+        The cores of ``fit``: the paths of the folds (and ``l1_ratios``) are
+        fitted in ``min(n_jobs, n_folds * n_l1_ratios)`` Python threads at
+        once, each running the kernels with ``n_jobs // n_threads`` threads,
+        so that the cores are not oversubscribed, and the final refit runs the
+        kernels with ``n_jobs`` threads.  -1 is all cores; None fits the paths
+        one after another with the current kernel thread count
+        (:func:`fastsoftmax.get_num_threads`).  The results do not depend on
+        ``n_jobs`` beyond the kernels' thread count: ``n_jobs=1`` and any
+        ``n_jobs`` up to ``n_folds * n_l1_ratios`` give the same model
+        (every path on one kernel thread).
     verbose : int, default=0
     refit : bool, default=True
     intercept_scaling : float, default=1.0
@@ -187,6 +198,9 @@ class LogisticRegressionCV(_LinearClassifier):
     >>> clf.score(X, y) > 0.9
     True
     """
+
+    #: n_iter_ is an array over the folds and the grid (see fastsoftmax.persistence)
+    _grid_n_iter = True
 
     def __init__(
         self,
@@ -308,6 +322,8 @@ class LogisticRegressionCV(_LinearClassifier):
         penalty, l1_ratios, scoring, legacy = _resolve_cv_penalty(self)
         refit = check_bool("refit", self.refit)
         n_threads = check_n_jobs(self.n_jobs)
+        if n_threads == -1:
+            n_threads = _threads._cpu_count()
         if penalty == "elasticnet" or l1_ratios is not None:
             l1_ratios_ = list(l1_ratios)
         else:
@@ -338,12 +354,22 @@ class LogisticRegressionCV(_LinearClassifier):
         cv = check_cv(self.cv, y, classifier=True)
         folds = list(cv.split(X, y, **params))
 
-        with kernel_threads(n_threads):
-            paths = [
-                self._path(X, y, sw, train, test, Cs, share, class_weight, scorer)
-                for train, test in folds
-                for share in shares
-            ]
+        tasks = [(train, test, share) for train, test in folds for share in shares]
+
+        def path(task):
+            train, test, share = task
+            return self._path(X, y, sw, train, test, Cs, share, class_weight, scorer)
+
+        if n_threads is None or n_threads == 1 or len(tasks) <= 1:
+            with kernel_threads(n_threads):
+                paths = [path(task) for task in tasks]
+        else:
+            # the paths in threads (the kernels release the GIL), the cores shared out
+            # between them: each path's kernels get n_jobs // workers threads
+            workers = min(n_threads, len(tasks))
+            with kernel_threads(max(1, n_threads // workers)):
+                with ThreadPoolExecutor(max_workers=workers) as pool:
+                    paths = list(pool.map(path, tasks))
         n_folds, n_l1, n_cs = len(folds), len(l1_ratios_), Cs.shape[0]
         k = 1 if is_binary else n_classes
         n_dof = X.shape[1] + int(bool(self.fit_intercept))

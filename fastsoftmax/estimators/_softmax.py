@@ -36,7 +36,8 @@ class SoftmaxRegression(_LinearClassifier):
     r"""Softmax (multinomial logistic) regression trained by minibatch gradient descent.
 
     The model is ``P = softmax(X W + b)`` with the mean cross-entropy plus
-    ``0.5 * l2 * ||W||^2`` as the loss, trained for up to ``max_epochs``
+    ``0.5 * l2 * ||W||^2`` (or the elastic-net penalty of ``l1_ratio``) as the loss,
+    trained for up to ``max_epochs``
     passes over shuffled minibatches with a learner from
     :mod:`fastsoftmax.learners`, until the loss stops improving by ``tol``.  The
     loop is per minibatch, each minibatch one fused kernel call, never per
@@ -72,7 +73,18 @@ class SoftmaxRegression(_LinearClassifier):
         Seed of the shuffling and of the validation split: the same seed
         gives the same model.
     l2 : float, default=0.0
-        L2 penalty on the weights (not on the intercepts).
+        Strength of the penalty on the weights (not on the intercepts):
+        ``0.5 * l2 * ||W||^2`` with the default ``l1_ratio=0``.
+    l1_ratio : float, default=0.0
+        The elastic-net mixing of the penalty, in ``[0, 1]``, as in
+        scikit-learn's ``SGDClassifier``: the penalty is
+        ``l2 * (l1_ratio * ||W||_1 + 0.5 * (1 - l1_ratio) * ||W||^2)``, so
+        0 is L2, 1 is L1 (which sets weights to exactly 0) and values
+        between are elastic-net.  The L1 part is applied after every learner
+        step as a proximal step, soft-thresholding the weights by the
+        epoch's learning rate times ``l2 * l1_ratio``
+        (:func:`fastsoftmax.learners.l1_proximal_step`), in the compiled
+        epoch kernels.
     fit_intercept : bool, default=True
         Learn the intercepts.
     early_stopping : bool, default=False
@@ -159,6 +171,7 @@ class SoftmaxRegression(_LinearClassifier):
         shuffle=True,
         random_state=None,
         l2=0.0,
+        l1_ratio=0.0,
         fit_intercept=True,
         early_stopping=False,
         validation_fraction=0.1,
@@ -176,6 +189,7 @@ class SoftmaxRegression(_LinearClassifier):
         self.shuffle = shuffle
         self.random_state = random_state
         self.l2 = l2
+        self.l1_ratio = l1_ratio
         self.fit_intercept = fit_intercept
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -225,11 +239,15 @@ class SoftmaxRegression(_LinearClassifier):
         return np.random.default_rng(rs)
 
     def _new_model(self, n_features, dtype):
+        strength = check_l2(self.l2)
+        l1_ratio = check_real("l1_ratio", self.l1_ratio, high=1.0)
         return SoftmaxModel(
             n_features,
             max(2, self.classes_.shape[0]),
             dtype=dtype,
-            l2=check_l2(self.l2),
+            # as SGDClassifier's elastic-net: l1_ratio of the strength on ||W||_1
+            l2=strength * (1.0 - l1_ratio),
+            l1=strength * l1_ratio,
             fit_intercept=check_bool("fit_intercept", self.fit_intercept),
         )
 
