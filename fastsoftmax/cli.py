@@ -4,9 +4,12 @@
 :class:`~fastsoftmax.SoftmaxRegression` on MNIST (or the 8x8 digits), shows a
 progress bar with the loss per epoch, then the training time and the
 validation and test accuracy; ``--save`` stores the model, ``--plot`` draws
-its pictures.  ``fastsoftmax predict MODEL FILE`` prints the predicted label of
-every image of an IDX or ``.npy`` file, ``fastsoftmax evaluate MODEL`` the test
-accuracy and the confusion matrix.
+its pictures (both checked before training starts, so that a bad path or a
+missing matplotlib costs no training run).  ``fastsoftmax predict MODEL FILE``
+prints the predicted label (``--proba``: the class probabilities) of every
+image of an IDX or ``.npy`` file, or writes them to ``--output``;
+``fastsoftmax evaluate MODEL`` prints the test accuracy and the confusion
+matrix.
 
 Exit status: 0 on success, 2 on bad usage or bad input (one line on stderr,
 no traceback).
@@ -27,7 +30,9 @@ import argparse
 import math
 import os
 import sys
+import tempfile
 import time
+from typing import Sequence
 
 import numpy as np
 
@@ -155,6 +160,12 @@ def build_parser():
     )
     predict.add_argument("model", metavar="MODEL.npz")
     predict.add_argument("file", metavar="FILE")
+    predict.add_argument("--proba", action="store_true",
+                         help="the probability of every class instead of the label: a header "
+                         "line with the classes, then one line per image, comma-separated")
+    predict.add_argument("-o", "--output", metavar="OUT",
+                         help="write to OUT instead of the standard output (OUT.npy: a NumPy "
+                         "array of the labels or probabilities)")
 
     evaluate = commands.add_parser(
         "evaluate", help="print test accuracy and confusion matrix of a saved model",
@@ -172,10 +183,41 @@ def _load_dataset(name, data_dir, download, progress=True):
     from . import datasets
 
     if name == "mnist":
-        return datasets.load_mnist(
-            data_dir, download=download, dtype="float32", progress=progress
-        )
+        try:
+            return datasets.load_mnist(
+                data_dir, download=download, dtype="float32", progress=progress
+            )
+        except datasets.DataNotFoundError as exc:  # advise this command's options
+            raise UsageError(
+                datasets._not_found_message(exc, "--data-dir DIR", "--no-download")
+            ) from None
     return datasets.load_digits(dtype="float32")
+
+
+def _check_writable_file(path, option):
+    """Fail now, not after the work, if ``path`` cannot be written (names the user's path)."""
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path}: is a folder; expected a file name")
+    # the folder a new file (or a symbolic link's target) goes into must take one
+    directory = os.path.dirname(os.path.realpath(path))
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
+
+
+def _check_plot_folder(path, option="--plot"):
+    """Create the plot folder and check that it takes files and that matplotlib is there."""
+    from .plotting import _require_matplotlib
+
+    _require_matplotlib()
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
 
 
 def _split(X, y, fraction, seed):
@@ -286,6 +328,12 @@ def _train(args):
 def _train_in_context(args):
     import fastsoftmax
 
+    if args.save:
+        # the name persistence.save writes: .npz appended when missing
+        _check_writable_file(args.save if args.save.endswith(".npz") else args.save + ".npz",
+                             "--save")
+    if args.plot:
+        _check_plot_folder(args.plot)
     data = _load_dataset(args.dataset, args.data_dir, not args.no_download, not args.quiet)
     X, y, X_val, y_val = _split(data.X_train, data.y_train, args.validation_fraction, args.seed)
     params = dict(
@@ -326,10 +374,33 @@ def _train_in_context(args):
 
 
 def _predict(args):
+    if args.output:
+        _check_writable_file(args.output, "--output")
     model = _load_model(args.model)
     X = _read_inputs(args.file, _n_features(model))
-    labels = np.asarray(model.predict(X))
-    sys.stdout.write("".join(f"{label}\n" for label in labels.tolist()))
+    result = np.asarray(model.predict_proba(X) if args.proba else model.predict(X))
+    if args.output and args.output.endswith(".npy"):
+        try:
+            np.save(args.output, result, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--output {args.output}: cannot write it ({exc})") from None
+        return 0
+    if args.proba:
+        # float32 needs 9 significant digits to read back the same, float64 17
+        digits = 9 if result.dtype == np.float32 else 17
+        lines = [",".join(str(c) for c in np.asarray(model.classes_).tolist())]
+        lines += [",".join(f"{p:.{digits}g}" for p in row) for row in result.tolist()]
+    else:
+        lines = [str(label) for label in result.tolist()]
+    text = "".join(f"{line}\n" for line in lines)
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    try:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise UsageError(f"--output {args.output}: cannot write it ({exc.strerror or exc})") from None
     return 0
 
 
@@ -338,6 +409,8 @@ def _evaluate(args):
 
     model = _load_model(args.model)
     name = _dataset_of(model, args.dataset)
+    if args.plot:
+        _check_plot_folder(args.plot)
     data = _load_dataset(name, args.data_dir, not args.no_download)
     classes = np.asarray(model.classes_)
     y_pred = np.asarray(model.predict(data.X_test))
@@ -346,7 +419,6 @@ def _evaluate(args):
     print(f"test accuracy: {100 * accuracy:.2f}% ({len(data.y_test)} {name} test images)")
     print(_format_confusion(cm, classes.tolist()))
     if args.plot:
-        os.makedirs(args.plot, exist_ok=True)
         path = os.path.join(args.plot, "confusion_matrix.png")
         plot_confusion_matrix(cm, path, classes=classes.tolist())
         print(f"plot: {path}")

@@ -96,7 +96,17 @@ class IDXError(ValueError):
 
 
 class DataNotFoundError(FileNotFoundError):
-    """The data files are neither on disk nor downloadable."""
+    """The data files are neither on disk nor downloadable.
+
+    Raised by :func:`load_mnist` with the attributes ``missing`` (the file
+    names), ``searched`` (the folders looked in) and ``download_failures``
+    (one message a mirror tried, or None when downloading was off), so that
+    a caller such as the ``fastsoftmax`` command can word its own advice.
+    """
+
+    missing: list[str]
+    searched: list[Path]
+    download_failures: list[str] | None
 
 
 class Bunch(dict):
@@ -501,19 +511,28 @@ def _mnist_arrays(data_home, download, progress):
             missing.append(name)
         arrays[name] = array
     if missing:
-        looked = ", ".join(str(d) for d in dirs)
-        how = (
-            "download failed: " + "; ".join(errors)
-            if download
-            else "download=False, so nothing was downloaded"
-        )
-        raise DataNotFoundError(
-            f"MNIST files not found: {', '.join(missing)} (raw or .gz). Looked in: {looked}. "
-            f"{how}. To use existing files, pass load_mnist(data_home=DIR) or set the "
-            "environment variable FASTSOFTMAX_DATA=DIR, where DIR holds the four IDX files "
-            "or a mnist/ folder with them."
-        )
+        error = DataNotFoundError()
+        error.missing, error.searched = missing, dirs
+        error.download_failures = errors if download else None
+        error.args = (_not_found_message(error, "load_mnist(data_home=DIR)", "download=False"),)
+        raise error
     return arrays
+
+
+def _not_found_message(error, data_dir_option, no_download_option):
+    """The message of a :class:`DataNotFoundError`, naming the caller's own options."""
+    looked = ", ".join(str(d) for d in error.searched)
+    how = (
+        f"{no_download_option}, so nothing was downloaded"
+        if error.download_failures is None
+        else "download failed: " + "; ".join(error.download_failures)
+    )
+    return (
+        f"MNIST files not found: {', '.join(error.missing)} (raw or .gz). Looked in: {looked}. "
+        f"{how}. To use existing files, pass {data_dir_option} or set the "
+        "environment variable FASTSOFTMAX_DATA=DIR, where DIR holds the four IDX files "
+        "or a mnist/ folder with them."
+    )
 
 
 def _check_dtype(dtype):

@@ -1,6 +1,6 @@
 """Pictures of a trained model: learning curves, weight templates, confusion matrix.
 
-matplotlib is an optional dependency (``pip install fastsoftmax[plot]``) and is
+matplotlib is an optional dependency (``pip install matplotlib``, or the ``plot`` extra) and is
 imported only when a figure is drawn.  Figures are built as
 :class:`matplotlib.figure.Figure` objects rendered by the Agg backend, so
 nothing here touches pyplot's global state or needs a display.
@@ -31,15 +31,24 @@ __all__ = [
 ]
 
 
-def _figure(**kwargs):
-    """A new Agg-backed Figure; a clear ImportError if matplotlib is missing."""
+def _require_matplotlib():
+    """Import what plotting needs; a clear ImportError, with what to install, if it is missing."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:
+        # fastsoftmax is not on a package index, so `pip install 'fastsoftmax[plot]'` would
+        # fail: name the package itself
         raise ImportError(
-            "plotting needs matplotlib, an optional dependency: pip install 'fastsoftmax[plot]'"
+            "plotting needs matplotlib, an optional dependency of fastsoftmax: "
+            "pip install matplotlib"
         ) from exc
+    return Figure, FigureCanvasAgg
+
+
+def _figure(**kwargs):
+    """A new Agg-backed Figure; a clear ImportError if matplotlib is missing."""
+    Figure, FigureCanvasAgg = _require_matplotlib()
     fig = Figure(**kwargs)
     FigureCanvasAgg(fig)
     return fig
