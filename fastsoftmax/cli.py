@@ -32,7 +32,7 @@ import os
 import sys
 import tempfile
 import time
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -54,7 +54,7 @@ class UsageError(Exception):
 # --------------------------------------------------------------------------- parser
 
 
-def _positive_int(text):
+def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -64,7 +64,7 @@ def _positive_int(text):
     return value
 
 
-def _nonnegative_int(text):
+def _nonnegative_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -74,7 +74,7 @@ def _nonnegative_int(text):
     return value
 
 
-def _nonnegative_float(text):
+def _nonnegative_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -84,14 +84,14 @@ def _nonnegative_float(text):
     return value
 
 
-def _fraction(text):
+def _fraction(text: str) -> float:
     value = _nonnegative_float(text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text!r}")
     return value
 
 
-def _data_options(parser, *, default_dataset):
+def _data_options(parser: argparse.ArgumentParser, *, default_dataset: str | None) -> None:
     parser.add_argument(
         "--dataset",
         choices=sorted(DATASETS),
@@ -109,7 +109,7 @@ def _data_options(parser, *, default_dataset):
     )
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``fastsoftmax`` command."""
     from . import __version__
     from ._backends import BACKEND_NAMES
@@ -179,7 +179,7 @@ def build_parser():
 # --------------------------------------------------------------------------- helpers
 
 
-def _load_dataset(name, data_dir, download, progress=True):
+def _load_dataset(name: str, data_dir: str | None, download: bool, progress: bool = True) -> Any:
     from . import datasets
 
     if name == "mnist":
@@ -194,7 +194,7 @@ def _load_dataset(name, data_dir, download, progress=True):
     return datasets.load_digits(dtype="float32")
 
 
-def _check_writable_file(path, option):
+def _check_writable_file(path: str, option: str) -> None:
     """Fail now, not after the work, if ``path`` cannot be written (names the user's path)."""
     if os.path.isdir(path):
         raise UsageError(f"{option} {path}: is a folder; expected a file name")
@@ -207,7 +207,7 @@ def _check_writable_file(path, option):
         raise UsageError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
 
 
-def _check_plot_folder(path, option="--plot"):
+def _check_plot_folder(path: str, option: str = "--plot") -> None:
     """Create the plot folder and check that it takes files and that matplotlib is there."""
     from .plotting import _require_matplotlib
 
@@ -220,7 +220,9 @@ def _check_plot_folder(path, option="--plot"):
         raise UsageError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
 
 
-def _split(X, y, fraction, seed):
+def _split(
+    X: np.ndarray, y: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Seeded random split of the training set into training and validation parts."""
     order = np.random.default_rng(seed).permutation(len(y))
     n_val = max(1, int(round(fraction * len(y))))
@@ -228,7 +230,7 @@ def _split(X, y, fraction, seed):
     return X[train], y[train], X[val], y[val]
 
 
-def _load_model(path):
+def _load_model(path: str) -> Any:
     from . import load
 
     if not os.path.isfile(path):
@@ -244,11 +246,11 @@ def _load_model(path):
     return model
 
 
-def _n_features(model):
+def _n_features(model: Any) -> int:
     return int(np.shape(model.coef_)[1])
 
 
-def _dataset_of(model, requested):
+def _dataset_of(model: Any, requested: str | None) -> str:
     n = _n_features(model)
     if requested is not None:
         if DATASETS[requested][0] != n:
@@ -264,7 +266,7 @@ def _dataset_of(model, requested):
                      f"pass --dataset")
 
 
-def _read_inputs(path, n_features):
+def _read_inputs(path: str, n_features: int) -> np.ndarray:
     """Images of an IDX or .npy file as float32 rows, scaled like the training data."""
     from .datasets import read_idx
 
@@ -299,7 +301,7 @@ def _read_inputs(path, n_features):
     return X if X.dtype in (np.float32, np.float64) else X.astype(np.float32)
 
 
-def _format_confusion(cm, classes):
+def _format_confusion(cm: np.ndarray, classes: Sequence[Any]) -> str:
     width = max(5, len(str(cm.max())) + 1, max(len(str(c)) for c in classes) + 1)
     lines = ["confusion matrix (rows: true class, columns: predicted class):"]
     lines.append(" " * 6 + "".join(f"{c!s:>{width}}" for c in classes))
@@ -311,7 +313,7 @@ def _format_confusion(cm, classes):
 # --------------------------------------------------------------------------- commands
 
 
-def _train(args):
+def _train(args: argparse.Namespace) -> int:
     import fastsoftmax
 
     # scoped, so that main() called in-process (tests, notebooks) leaves no global change
@@ -325,7 +327,7 @@ def _train(args):
         fastsoftmax.set_num_threads(threads)
 
 
-def _train_in_context(args):
+def _train_in_context(args: argparse.Namespace) -> int:
     import fastsoftmax
 
     if args.save:
@@ -373,7 +375,7 @@ def _train_in_context(args):
     return 0
 
 
-def _predict(args):
+def _predict(args: argparse.Namespace) -> int:
     if args.output:
         _check_writable_file(args.output, "--output")
     model = _load_model(args.model)
@@ -404,7 +406,7 @@ def _predict(args):
     return 0
 
 
-def _evaluate(args):
+def _evaluate(args: argparse.Namespace) -> int:
     from .plotting import _label_confusion_matrix, plot_confusion_matrix
 
     model = _load_model(args.model)
@@ -425,7 +427,7 @@ def _evaluate(args):
     return 0
 
 
-def _show_downloads():
+def _show_downloads() -> None:
     """Let the MNIST loader say on stderr what it downloads (it may take a while)."""
     import logging
 
@@ -442,7 +444,7 @@ def _show_downloads():
         logger.setLevel(logging.INFO)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``fastsoftmax`` command with ``argv`` (default: ``sys.argv[1:]``).
 
     Returns the exit status: 0 on success, 2 on bad usage or bad input.
