@@ -568,7 +568,7 @@ def _not_found_message(
     )
 
 
-def _check_dtype(dtype: DTypeLike) -> np.dtype[Any]:
+def _check_dtype(dtype: DTypeLike) -> str:
     try:
         name = np.dtype(dtype).name
     except TypeError:
@@ -578,7 +578,7 @@ def _check_dtype(dtype: DTypeLike) -> np.dtype[Any]:
     return name
 
 
-def _scale(X: np.ndarray, dtype: np.dtype[Any], maxval: int) -> np.ndarray:
+def _scale(X: np.ndarray, dtype: str, maxval: int) -> np.ndarray:
     """uint8 -> the raw values (a copy); float -> values / maxval in [0, 1]."""
     if dtype == "uint8":
         return np.array(X, dtype=np.uint8)

@@ -187,7 +187,7 @@ def _load(name: str) -> ModuleType | None:
     return module
 
 
-def _check_name(name: object) -> str:
+def _check_name(name: str) -> str:
     if name not in BACKEND_NAMES:
         raise ValueError(
             f"unknown backend {name!r}; expected one of {', '.join(map(repr, BACKEND_NAMES))}"
