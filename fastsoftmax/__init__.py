@@ -7,6 +7,7 @@ and loads neither numba nor scipy until a kernel or estimator needs them.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from ._threads import get_num_threads, set_num_threads
 from ._backends import backends, get_backend, set_backend, use_backend
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     elif name in _SUBMODULES:
@@ -59,5 +60,5 @@ def __getattr__(name):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))

@@ -51,9 +51,21 @@ def _lbfgs(fun, x0, tol, max_iter, report, bounds=None):
 
     callback = None
     if report is not None:
+        # The callback takes the iterate x, the one form every supported scipy calls
+        # (an `intermediate_result` parameter needs scipy >= 1.11); its loss is that of
+        # the last evaluation, which L-BFGS-B makes at the accepted point.
+        last = {}
+        objective = fun
 
-        def callback(intermediate_result):
-            report(intermediate_result.fun)
+        def fun(x):
+            loss, grad = objective(x)
+            last["x"], last["loss"] = x.copy(), loss
+            return loss, grad
+
+        def callback(x):
+            if "x" not in last or not np.array_equal(x, last["x"]):
+                fun(x)
+            report(last["loss"])
 
     return minimize(
         fun,

@@ -19,6 +19,7 @@ limit of the calling thread, so that ``OMP_NUM_THREADS`` and
 from __future__ import annotations
 
 import operator
+from typing import Callable, SupportsIndex, cast
 import os
 import threading
 import warnings
@@ -28,14 +29,14 @@ import numpy as np
 _lock = threading.Lock()
 
 
-def _cpu_count():
+def _cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
         return os.cpu_count() or 1
 
 
-def _environment_threads():
+def _environment_threads() -> int:
     """``$FASTSOFTMAX_NUM_THREADS`` as a count, or 0 when it is unset.
 
     Read at first use, not at import, and a bad value only warns: a typo in the
@@ -61,22 +62,22 @@ def _environment_threads():
     return n
 
 
-_num_threads = None  # set_num_threads's count, or None
-_env_threads = None  # $FASTSOFTMAX_NUM_THREADS (0: unset), read at first use
+_num_threads: int | None = None  # set_num_threads's count, or None
+_env_threads: int | None = None  # $FASTSOFTMAX_NUM_THREADS (0: unset), read at first use
 
 
-def _environment_openmp_limit():
+def _environment_openmp_limit() -> int:
     try:
         return int(os.environ.get("OMP_NUM_THREADS", "").split(",")[0])
     except ValueError:
         return 0
 
 
-_openmp_max_threads = None  # the compiled kernels' omp_get_max_threads, found at first use
+_openmp_max_threads: Callable[[], int] | None = None  # the compiled kernels' omp_get_max_threads, found at first use
 _omp_env = 0  # $OMP_NUM_THREADS (0: unset)
 
 
-def _openmp_limit():
+def _openmp_limit() -> int | None:
     """The OpenMP thread limit of this thread, or None if there is none to follow.
 
     Both the runtime's limit (``threadpool_limits`` sets it) and ``$OMP_NUM_THREADS``
@@ -89,13 +90,13 @@ def _openmp_limit():
             from ._cython_kernels import openmp_max_threads as _openmp_max_threads
         except ImportError:  # no compiled kernels: the environment only
             _openmp_max_threads = _environment_openmp_limit
-    runtime = _openmp_max_threads()
+    runtime = cast(Callable[[], int], _openmp_max_threads)()  # set just above
     if runtime >= 1 and _omp_env >= 1:
         return min(runtime, _omp_env)
     return runtime if runtime >= 1 else (_omp_env if _omp_env >= 1 else None)
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """Return the number of threads fastsoftmax's parallel kernels use.
 
     Examples
@@ -117,7 +118,7 @@ def get_num_threads():
     return _cpu_count() if limit is None else min(_cpu_count(), limit)
 
 
-def set_num_threads(n):
+def set_num_threads(n: SupportsIndex | None) -> None:
     """Set the number of threads of fastsoftmax's parallel kernels.
 
     Parameters

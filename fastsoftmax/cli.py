@@ -4,9 +4,12 @@
 :class:`~fastsoftmax.SoftmaxRegression` on MNIST (or the 8x8 digits), shows a
 progress bar with the loss per epoch, then the training time and the
 validation and test accuracy; ``--save`` stores the model, ``--plot`` draws
-its pictures.  ``fastsoftmax predict MODEL FILE`` prints the predicted label of
-every image of an IDX or ``.npy`` file, ``fastsoftmax evaluate MODEL`` the test
-accuracy and the confusion matrix.
+its pictures (both checked before training starts, so that a bad path or a
+missing matplotlib costs no training run).  ``fastsoftmax predict MODEL FILE``
+prints the predicted label (``--proba``: the class probabilities) of every
+image of an IDX or ``.npy`` file, or writes them to ``--output``;
+``fastsoftmax evaluate MODEL`` prints the test accuracy and the confusion
+matrix.
 
 Exit status: 0 on success, 2 on bad usage or bad input (one line on stderr,
 no traceback).
@@ -27,7 +30,9 @@ import argparse
 import math
 import os
 import sys
+import tempfile
 import time
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -49,7 +54,7 @@ class UsageError(Exception):
 # --------------------------------------------------------------------------- parser
 
 
-def _positive_int(text):
+def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -59,7 +64,7 @@ def _positive_int(text):
     return value
 
 
-def _nonnegative_int(text):
+def _nonnegative_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -69,7 +74,7 @@ def _nonnegative_int(text):
     return value
 
 
-def _nonnegative_float(text):
+def _nonnegative_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -79,14 +84,14 @@ def _nonnegative_float(text):
     return value
 
 
-def _fraction(text):
+def _fraction(text: str) -> float:
     value = _nonnegative_float(text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text!r}")
     return value
 
 
-def _data_options(parser, *, default_dataset):
+def _data_options(parser: argparse.ArgumentParser, *, default_dataset: str | None) -> None:
     parser.add_argument(
         "--dataset",
         choices=sorted(DATASETS),
@@ -104,7 +109,7 @@ def _data_options(parser, *, default_dataset):
     )
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``fastsoftmax`` command."""
     from . import __version__
     from ._backends import BACKEND_NAMES
@@ -155,6 +160,12 @@ def build_parser():
     )
     predict.add_argument("model", metavar="MODEL.npz")
     predict.add_argument("file", metavar="FILE")
+    predict.add_argument("--proba", action="store_true",
+                         help="the probability of every class instead of the label: a header "
+                         "line with the classes, then one line per image, comma-separated")
+    predict.add_argument("-o", "--output", metavar="OUT",
+                         help="write to OUT instead of the standard output (OUT.npy: a NumPy "
+                         "array of the labels or probabilities)")
 
     evaluate = commands.add_parser(
         "evaluate", help="print test accuracy and confusion matrix of a saved model",
@@ -168,17 +179,50 @@ def build_parser():
 # --------------------------------------------------------------------------- helpers
 
 
-def _load_dataset(name, data_dir, download, progress=True):
+def _load_dataset(name: str, data_dir: str | None, download: bool, progress: bool = True) -> Any:
     from . import datasets
 
     if name == "mnist":
-        return datasets.load_mnist(
-            data_dir, download=download, dtype="float32", progress=progress
-        )
+        try:
+            return datasets.load_mnist(
+                data_dir, download=download, dtype="float32", progress=progress
+            )
+        except datasets.DataNotFoundError as exc:  # advise this command's options
+            raise UsageError(
+                datasets._not_found_message(exc, "--data-dir DIR", "--no-download")
+            ) from None
     return datasets.load_digits(dtype="float32")
 
 
-def _split(X, y, fraction, seed):
+def _check_writable_file(path: str, option: str) -> None:
+    """Fail now, not after the work, if ``path`` cannot be written (names the user's path)."""
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path}: is a folder; expected a file name")
+    # the folder a new file (or a symbolic link's target) goes into must take one
+    directory = os.path.dirname(os.path.realpath(path))
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
+
+
+def _check_plot_folder(path: str, option: str = "--plot") -> None:
+    """Create the plot folder and check that it takes files and that matplotlib is there."""
+    from .plotting import _require_matplotlib
+
+    _require_matplotlib()
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
+
+
+def _split(
+    X: np.ndarray, y: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Seeded random split of the training set into training and validation parts."""
     order = np.random.default_rng(seed).permutation(len(y))
     n_val = max(1, int(round(fraction * len(y))))
@@ -186,7 +230,7 @@ def _split(X, y, fraction, seed):
     return X[train], y[train], X[val], y[val]
 
 
-def _load_model(path):
+def _load_model(path: str) -> Any:
     from . import load
 
     if not os.path.isfile(path):
@@ -202,11 +246,11 @@ def _load_model(path):
     return model
 
 
-def _n_features(model):
+def _n_features(model: Any) -> int:
     return int(np.shape(model.coef_)[1])
 
 
-def _dataset_of(model, requested):
+def _dataset_of(model: Any, requested: str | None) -> str:
     n = _n_features(model)
     if requested is not None:
         if DATASETS[requested][0] != n:
@@ -222,7 +266,7 @@ def _dataset_of(model, requested):
                      f"pass --dataset")
 
 
-def _read_inputs(path, n_features):
+def _read_inputs(path: str, n_features: int) -> np.ndarray:
     """Images of an IDX or .npy file as float32 rows, scaled like the training data."""
     from .datasets import read_idx
 
@@ -257,7 +301,7 @@ def _read_inputs(path, n_features):
     return X if X.dtype in (np.float32, np.float64) else X.astype(np.float32)
 
 
-def _format_confusion(cm, classes):
+def _format_confusion(cm: np.ndarray, classes: Sequence[Any]) -> str:
     width = max(5, len(str(cm.max())) + 1, max(len(str(c)) for c in classes) + 1)
     lines = ["confusion matrix (rows: true class, columns: predicted class):"]
     lines.append(" " * 6 + "".join(f"{c!s:>{width}}" for c in classes))
@@ -269,7 +313,7 @@ def _format_confusion(cm, classes):
 # --------------------------------------------------------------------------- commands
 
 
-def _train(args):
+def _train(args: argparse.Namespace) -> int:
     import fastsoftmax
 
     # scoped, so that main() called in-process (tests, notebooks) leaves no global change
@@ -283,9 +327,15 @@ def _train(args):
         fastsoftmax.set_num_threads(threads)
 
 
-def _train_in_context(args):
+def _train_in_context(args: argparse.Namespace) -> int:
     import fastsoftmax
 
+    if args.save:
+        # the name persistence.save writes: .npz appended when missing
+        _check_writable_file(args.save if args.save.endswith(".npz") else args.save + ".npz",
+                             "--save")
+    if args.plot:
+        _check_plot_folder(args.plot)
     data = _load_dataset(args.dataset, args.data_dir, not args.no_download, not args.quiet)
     X, y, X_val, y_val = _split(data.X_train, data.y_train, args.validation_fraction, args.seed)
     params = dict(
@@ -325,19 +375,44 @@ def _train_in_context(args):
     return 0
 
 
-def _predict(args):
+def _predict(args: argparse.Namespace) -> int:
+    if args.output:
+        _check_writable_file(args.output, "--output")
     model = _load_model(args.model)
     X = _read_inputs(args.file, _n_features(model))
-    labels = np.asarray(model.predict(X))
-    sys.stdout.write("".join(f"{label}\n" for label in labels.tolist()))
+    result = np.asarray(model.predict_proba(X) if args.proba else model.predict(X))
+    if args.output and args.output.endswith(".npy"):
+        try:
+            np.save(args.output, result, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--output {args.output}: cannot write it ({exc})") from None
+        return 0
+    if args.proba:
+        # float32 needs 9 significant digits to read back the same, float64 17
+        digits = 9 if result.dtype == np.float32 else 17
+        lines = [",".join(str(c) for c in np.asarray(model.classes_).tolist())]
+        lines += [",".join(f"{p:.{digits}g}" for p in row) for row in result.tolist()]
+    else:
+        lines = [str(label) for label in result.tolist()]
+    text = "".join(f"{line}\n" for line in lines)
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    try:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise UsageError(f"--output {args.output}: cannot write it ({exc.strerror or exc})") from None
     return 0
 
 
-def _evaluate(args):
+def _evaluate(args: argparse.Namespace) -> int:
     from .plotting import _label_confusion_matrix, plot_confusion_matrix
 
     model = _load_model(args.model)
     name = _dataset_of(model, args.dataset)
+    if args.plot:
+        _check_plot_folder(args.plot)
     data = _load_dataset(name, args.data_dir, not args.no_download)
     classes = np.asarray(model.classes_)
     y_pred = np.asarray(model.predict(data.X_test))
@@ -346,14 +421,13 @@ def _evaluate(args):
     print(f"test accuracy: {100 * accuracy:.2f}% ({len(data.y_test)} {name} test images)")
     print(_format_confusion(cm, classes.tolist()))
     if args.plot:
-        os.makedirs(args.plot, exist_ok=True)
         path = os.path.join(args.plot, "confusion_matrix.png")
         plot_confusion_matrix(cm, path, classes=classes.tolist())
         print(f"plot: {path}")
     return 0
 
 
-def _show_downloads():
+def _show_downloads() -> None:
     """Let the MNIST loader say on stderr what it downloads (it may take a while)."""
     import logging
 
@@ -370,7 +444,7 @@ def _show_downloads():
         logger.setLevel(logging.INFO)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``fastsoftmax`` command with ``argv`` (default: ``sys.argv[1:]``).
 
     Returns the exit status: 0 on success, 2 on bad usage or bad input.

@@ -37,9 +37,12 @@ import urllib.error
 import urllib.request
 import warnings
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 __all__ = [
     "MIRRORS",
@@ -79,7 +82,7 @@ MNIST_FILES = {
 }
 
 # IDX type code -> big-endian dtype (the IDX format stores numbers MSB first)
-_IDX_TYPES = {
+_IDX_TYPES: dict[int, np.dtype[Any]] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -96,7 +99,17 @@ class IDXError(ValueError):
 
 
 class DataNotFoundError(FileNotFoundError):
-    """The data files are neither on disk nor downloadable."""
+    """The data files are neither on disk nor downloadable.
+
+    Raised by :func:`load_mnist` with the attributes ``missing`` (the file
+    names), ``searched`` (the folders looked in) and ``download_failures``
+    (one message a mirror tried, or None when downloading was off), so that
+    a caller such as the ``fastsoftmax`` command can word its own advice.
+    """
+
+    missing: list[str]
+    searched: list[Path]
+    download_failures: list[str] | None
 
 
 class Bunch(dict):
@@ -109,16 +122,16 @@ class Bunch(dict):
     (1, 1)
     """
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         try:
             return self[name]
         except KeyError:
             raise AttributeError(name) from None
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         self[name] = value
 
-    def __dir__(self):
+    def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | set(self))
 
 
@@ -130,7 +143,13 @@ class Bunch(dict):
 _CHUNK = 1 << 20
 
 
-def _read_bounded(stream, limit):
+class _Reader(Protocol):
+    """A binary stream: a file, a GzipFile, an HTTP response."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
+def _read_bounded(stream: _Reader, limit: int) -> bytearray:
     """Read ``stream`` to its end in chunks, stopping once past ``limit`` bytes.
 
     Returns at most ``limit + 1`` bytes: more than ``limit`` means "too long".
@@ -145,7 +164,7 @@ def _read_bounded(stream, limit):
 
 
 @contextlib.contextmanager
-def _gzip_errors(name):
+def _gzip_errors(name: object) -> Iterator[None]:
     """Report a truncated or damaged gzip stream as an IDXError naming the file."""
     try:
         yield
@@ -153,7 +172,7 @@ def _gzip_errors(name):
         raise IDXError(f"{name}: damaged gzip data ({exc})") from None
 
 
-def _decompress(data, name, limit):
+def _decompress(data: bytes | bytearray, name: object, limit: int) -> bytes | bytearray:
     """The content of ``data``, gunzipped if it is gzip; IDXError past ``limit`` bytes.
 
     Decompressed as a stream, so that a small gzip file inflating to gigabytes
@@ -167,7 +186,9 @@ def _decompress(data, name, limit):
     return data
 
 
-def _parse_header(data, name):
+def _parse_header(
+    data: bytes | bytearray, name: object
+) -> tuple[np.dtype[Any], tuple[int, ...], int, int]:
     """Element type, shape, header size and total size of the IDX file starting with ``data``."""
     if len(data) < 4:
         raise IDXError(f"{name}: not an IDX file (only {len(data)} bytes)")
@@ -186,7 +207,15 @@ def _parse_header(data, name):
     return dtype, shape, header, header + math.prod(shape) * dtype.itemsize
 
 
-def _size_error(name, dtype, shape, expected, found, *, exact=True):
+def _size_error(
+    name: object,
+    dtype: np.dtype[Any],
+    shape: tuple[int, ...],
+    expected: int,
+    found: int,
+    *,
+    exact: bool = True,
+) -> IDXError:
     what = "truncated" if found < expected else "has trailing bytes"
     return IDXError(
         f"{name}: IDX file {what}: shape {shape} of {dtype.str[1:]} needs "
@@ -194,7 +223,9 @@ def _size_error(name, dtype, shape, expected, found, *, exact=True):
     )
 
 
-def _to_array(data, dtype, shape, offset, name):
+def _to_array(
+    data: bytes | bytearray, dtype: np.dtype[Any], shape: tuple[int, ...], offset: int, name: object
+) -> np.ndarray:
     # frombuffer: no copy of the (possibly 47 MB) payload
     array = np.frombuffer(data, dtype=dtype, offset=offset)
     try:
@@ -204,7 +235,7 @@ def _to_array(data, dtype, shape, offset, name):
     return array.astype(dtype.newbyteorder("="), copy=False)
 
 
-def _parse_idx(data, name):
+def _parse_idx(data: bytes | bytearray, name: object) -> np.ndarray:
     """Parse the bytes of an (uncompressed) IDX file into an array (a view of ``data``)."""
     dtype, shape, header, expected = _parse_header(data, name)
     if len(data) != expected:
@@ -212,7 +243,7 @@ def _parse_idx(data, name):
     return _to_array(data, dtype, shape, header, name)
 
 
-def _read_idx_stream(stream, name):
+def _read_idx_stream(stream: _Reader, name: object) -> np.ndarray:
     """Read an IDX file from a binary stream, never reading past what its header declares."""
     data = bytearray(stream.read(4))
     if len(data) == 4:
@@ -224,7 +255,7 @@ def _read_idx_stream(stream, name):
     return _to_array(data, dtype, shape, header, name)
 
 
-def read_idx(path):
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an IDX file (raw or gzipped) into a NumPy array.
 
     Parameters
@@ -262,7 +293,7 @@ def read_idx(path):
             return _read_idx_stream(stream, path).copy()
 
 
-def write_idx(path, array):
+def write_idx(path: str | os.PathLike[str], array: ArrayLike) -> None:
     """Write ``array`` as an IDX file, gzipped if ``path`` ends with ``.gz``.
 
     Parameters
@@ -301,7 +332,7 @@ def write_idx(path, array):
 # --------------------------------------------------------------------------- MNIST files
 
 
-def get_cache_dir():
+def get_cache_dir() -> Path:
     """Return the per-user cache directory of fastsoftmax (it may not exist).
 
     ``$XDG_CACHE_HOME/fastsoftmax`` if ``XDG_CACHE_HOME`` is set, else
@@ -316,7 +347,7 @@ def get_cache_dir():
     return Path(base) / "fastsoftmax"
 
 
-def _search_dirs(data_home):
+def _search_dirs(data_home: str | os.PathLike[str] | None) -> list[Path]:
     """The folders to look in, in order: each root, then its ``mnist/``."""
     roots = []
     if data_home is not None:
@@ -332,7 +363,7 @@ def _search_dirs(data_home):
     return dirs
 
 
-def _stored_size_limit(size):
+def _stored_size_limit(size: int) -> int:
     """The most bytes a file of ``size`` bytes takes stored raw or gzipped.
 
     Deflate adds 5 bytes per stored block of 64 KiB to incompressible data; the
@@ -341,7 +372,7 @@ def _stored_size_limit(size):
     return size + 5 * (size // 65535 + 1) + 65536
 
 
-def _fetch(url, limit, progress):
+def _fetch(url: str, limit: int, progress: bool) -> bytes | bytearray:
     """The body of ``url``, read in chunks within :data:`DEADLINE` seconds.
 
     Raises TimeoutError past the deadline, IDXError if the body (or the size
@@ -378,7 +409,7 @@ def _fetch(url, limit, progress):
     return data
 
 
-def _check(name, raw):
+def _check(name: str, raw: bytes | bytearray) -> None:
     """Verify the decompressed bytes of MNIST file ``name``; raise IDXError if wrong."""
     md5, size = MNIST_FILES[name]
     if len(raw) != size:
@@ -389,7 +420,9 @@ def _check(name, raw):
 
 
 @functools.lru_cache(maxsize=8)
-def _load_verified(path, mtime_ns, size, name, checksums):
+def _load_verified(
+    path: str, mtime_ns: int, size: int, name: str, checksums: tuple[Any, ...]
+) -> np.ndarray:
     """Read, verify and parse one MNIST file; cached per (path, mtime, size).
 
     ``checksums`` is part of the key so that a changed table is never served
@@ -408,14 +441,14 @@ def _load_verified(path, mtime_ns, size, name, checksums):
     return array
 
 
-def _read_verified(path, name):
+def _read_verified(path: Path, name: str) -> np.ndarray:
     st = os.stat(path)
     return _load_verified(
         str(path), st.st_mtime_ns, st.st_size, name, tuple(sorted(MNIST_FILES.items()))
     )
 
 
-def _find(name, dirs):
+def _find(name: str, dirs: list[Path]) -> np.ndarray | None:
     """First valid copy of ``name`` in ``dirs``; invalid copies are reported and skipped."""
     for d in dirs:
         for candidate in (d / name, d / f"{name}.gz"):
@@ -428,7 +461,9 @@ def _find(name, dirs):
     return None
 
 
-def _download(name, target_dir, unreachable, progress=False):
+def _download(
+    name: str, target_dir: Path, unreachable: set[str], progress: bool = False
+) -> np.ndarray:
     """Fetch ``name`` from the first mirror that delivers a verified copy.
 
     Returns the parsed array, or raises DataNotFoundError listing every
@@ -485,11 +520,16 @@ def _download(name, target_dir, unreachable, progress=False):
     raise DataNotFoundError("; ".join(failures))
 
 
-def _mnist_arrays(data_home, download, progress):
+def _mnist_arrays(
+    data_home: str | os.PathLike[str] | None, download: bool, progress: bool
+) -> dict[str, np.ndarray]:
     dirs = _search_dirs(data_home)
     # downloads go into data_home/mnist if given, else the per-user cache
     target = (Path(data_home).expanduser() if data_home is not None else get_cache_dir()) / "mnist"
-    arrays, missing, errors, unreachable = {}, [], [], set()
+    arrays: dict[str, np.ndarray] = {}
+    missing: list[str] = []
+    errors: list[str] = []
+    unreachable: set[str] = set()
     for name in MNIST_FILES:
         array = _find(name, dirs)
         if array is None and download:
@@ -499,24 +539,36 @@ def _mnist_arrays(data_home, download, progress):
                 errors.append(str(exc))
         if array is None:
             missing.append(name)
-        arrays[name] = array
+        else:
+            arrays[name] = array
     if missing:
-        looked = ", ".join(str(d) for d in dirs)
-        how = (
-            "download failed: " + "; ".join(errors)
-            if download
-            else "download=False, so nothing was downloaded"
-        )
-        raise DataNotFoundError(
-            f"MNIST files not found: {', '.join(missing)} (raw or .gz). Looked in: {looked}. "
-            f"{how}. To use existing files, pass load_mnist(data_home=DIR) or set the "
-            "environment variable FASTSOFTMAX_DATA=DIR, where DIR holds the four IDX files "
-            "or a mnist/ folder with them."
-        )
+        error = DataNotFoundError()
+        error.missing, error.searched = missing, dirs
+        error.download_failures = errors if download else None
+        error.args = (_not_found_message(error, "load_mnist(data_home=DIR)", "download=False"),)
+        raise error
     return arrays
 
 
-def _check_dtype(dtype):
+def _not_found_message(
+    error: DataNotFoundError, data_dir_option: str, no_download_option: str
+) -> str:
+    """The message of a :class:`DataNotFoundError`, naming the caller's own options."""
+    looked = ", ".join(str(d) for d in error.searched)
+    how = (
+        f"{no_download_option}, so nothing was downloaded"
+        if error.download_failures is None
+        else "download failed: " + "; ".join(error.download_failures)
+    )
+    return (
+        f"MNIST files not found: {', '.join(error.missing)} (raw or .gz). Looked in: {looked}. "
+        f"{how}. To use existing files, pass {data_dir_option} or set the "
+        "environment variable FASTSOFTMAX_DATA=DIR, where DIR holds the four IDX files "
+        "or a mnist/ folder with them."
+    )
+
+
+def _check_dtype(dtype: DTypeLike) -> str:
     try:
         name = np.dtype(dtype).name
     except TypeError:
@@ -526,7 +578,7 @@ def _check_dtype(dtype):
     return name
 
 
-def _scale(X, dtype, maxval):
+def _scale(X: np.ndarray, dtype: str, maxval: int) -> np.ndarray:
     """uint8 -> the raw values (a copy); float -> values / maxval in [0, 1]."""
     if dtype == "uint8":
         return np.array(X, dtype=np.uint8)
@@ -534,8 +586,13 @@ def _scale(X, dtype, maxval):
 
 
 def load_mnist(
-    data_home=None, *, download=True, dtype="uint8", return_X_y=False, progress=True
-):
+    data_home: str | os.PathLike[str] | None = None,
+    *,
+    download: bool = True,
+    dtype: DTypeLike = "uint8",
+    return_X_y: bool = False,
+    progress: bool = True,
+) -> Bunch | tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Load the MNIST handwritten digits (60,000 training and 10,000 test images).
 
     Parameters
@@ -599,7 +656,13 @@ def load_mnist(
 # --------------------------------------------------------------------------- digits
 
 
-def load_digits(*, dtype="float32", test_size=0.2, random_state=0, return_X_y=False):
+def load_digits(
+    *,
+    dtype: DTypeLike = "float32",
+    test_size: float = 0.2,
+    random_state: int | None = 0,
+    return_X_y: bool = False,
+) -> Bunch | tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Load scikit-learn's 8x8 digits (1,797 images), split into train and test.
 
     A small data set that needs no download, for quick runs and tests.

@@ -1,6 +1,6 @@
 """Pictures of a trained model: learning curves, weight templates, confusion matrix.
 
-matplotlib is an optional dependency (``pip install fastsoftmax[plot]``) and is
+matplotlib is an optional dependency (``pip install matplotlib``, or the ``plot`` extra) and is
 imported only when a figure is drawn.  Figures are built as
 :class:`matplotlib.figure.Figure` objects rendered by the Agg backend, so
 nothing here touches pyplot's global state or needs a display.
@@ -19,8 +19,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "confusion_matrix",
@@ -31,27 +36,38 @@ __all__ = [
 ]
 
 
-def _figure(**kwargs):
-    """A new Agg-backed Figure; a clear ImportError if matplotlib is missing."""
+def _require_matplotlib() -> tuple[Any, Any]:
+    """Import what plotting needs; a clear ImportError, with what to install, if it is missing."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:
+        # fastsoftmax is not on a package index, so `pip install 'fastsoftmax[plot]'` would
+        # fail: name the package itself
         raise ImportError(
-            "plotting needs matplotlib, an optional dependency: pip install 'fastsoftmax[plot]'"
+            "plotting needs matplotlib, an optional dependency of fastsoftmax: "
+            "pip install matplotlib"
         ) from exc
+    return Figure, FigureCanvasAgg
+
+
+def _figure(**kwargs: Any) -> Figure:
+    """A new Agg-backed Figure; a clear ImportError if matplotlib is missing."""
+    Figure, FigureCanvasAgg = _require_matplotlib()
     fig = Figure(**kwargs)
     FigureCanvasAgg(fig)
     return fig
 
 
-def _save(fig, path):
+def _save(fig: Figure, path: str | os.PathLike[str] | None) -> Figure:
     if path is not None:
         fig.savefig(os.fspath(path), dpi=100)
     return fig
 
 
-def confusion_matrix(y_true, y_pred, n_classes=None):
+def confusion_matrix(
+    y_true: ArrayLike, y_pred: ArrayLike, n_classes: int | None = None
+) -> np.ndarray:
     """Count matrix ``C[i, j]`` = number of samples of class ``i`` predicted as ``j``.
 
     Parameters
@@ -89,7 +105,7 @@ def confusion_matrix(y_true, y_pred, n_classes=None):
     return flat.reshape(n_classes, n_classes)
 
 
-def _label_confusion_matrix(classes, y_true, y_pred):
+def _label_confusion_matrix(classes: ArrayLike, y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     """:func:`confusion_matrix` of labels, taken as indices into the sorted ``classes``.
 
     Mapping labels to indices of ``classes_`` makes any label values work.
@@ -102,7 +118,9 @@ def _label_confusion_matrix(classes, y_true, y_pred):
     )
 
 
-def plot_learning_curves(history, path=None):
+def plot_learning_curves(
+    history: Mapping[str, Sequence[float]], path: str | os.PathLike[str] | None = None
+) -> Figure:
     """Loss and error per epoch, from an estimator's ``history_``.
 
     Parameters
@@ -153,7 +171,13 @@ def plot_learning_curves(history, path=None):
     return _save(fig, path)
 
 
-def plot_weights(coef, image_shape, path=None, *, classes=None):
+def plot_weights(
+    coef: ArrayLike,
+    image_shape: tuple[int, int],
+    path: str | os.PathLike[str] | None = None,
+    *,
+    classes: Sequence[Any] | np.ndarray | None = None,
+) -> Figure:
     """The weight vector of each class, drawn as an image (a linear model's templates).
 
     Parameters
@@ -202,7 +226,13 @@ def plot_weights(coef, image_shape, path=None, *, classes=None):
     return _save(fig, path)
 
 
-def plot_confusion_matrix(cm, path=None, *, classes=None, title=None):
+def plot_confusion_matrix(
+    cm: ArrayLike,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    classes: Sequence[Any] | np.ndarray | None = None,
+    title: str | None = None,
+) -> Figure:
     """Draw a confusion matrix (rows: true class, columns: predicted) with counts.
 
     Parameters
@@ -255,7 +285,14 @@ def plot_confusion_matrix(cm, path=None, *, classes=None, title=None):
     return _save(fig, path)
 
 
-def save_plots(estimator, X_test, y_test, directory, *, image_shape):
+def save_plots(
+    estimator: Any,
+    X_test: ArrayLike,
+    y_test: ArrayLike,
+    directory: str | os.PathLike[str],
+    *,
+    image_shape: tuple[int, int],
+) -> dict[str, Path]:
     """Write learning_curves.png, weights.png and confusion_matrix.png for a fitted model.
 
     Parameters

@@ -36,8 +36,11 @@ drive this same machinery.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import _epoch_driver
 from ._backends import get_module
@@ -49,6 +52,9 @@ from ._solvers import l1_penalty
 from .learners import get_learner, l1_orthant_project, l1_pseudo_gradient
 
 __all__ = ["SoftmaxModel", "Trainer", "iter_minibatches"]
+
+#: A 2-D array_like (float32, float64 or uint8) or a scipy.sparse CSR matrix.
+DataMatrix = Any
 
 
 class SoftmaxModel:
@@ -119,16 +125,16 @@ class SoftmaxModel:
 
     def __init__(
         self,
-        n_features,
-        n_classes,
+        n_features: int,
+        n_classes: int,
         *,
-        dtype=np.float32,
-        l2=0.0,
-        fit_intercept=True,
-        random_state=None,
-        init="zeros",
-        l1=0.0,
-    ):
+        dtype: DTypeLike = np.float32,
+        l2: float = 0.0,
+        fit_intercept: bool = True,
+        random_state: int | np.random.Generator | None = None,
+        init: str = "zeros",
+        l1: float = 0.0,
+    ) -> None:
         self.n_features = check_int("n_features", n_features, 1)
         self.n_classes = check_int("n_classes", n_classes, 2)
         dtype = np.dtype(dtype)
@@ -153,12 +159,12 @@ class SoftmaxModel:
         self.b = np.zeros(self.n_classes, dtype)
 
     @property
-    def W(self):
+    def W(self) -> np.ndarray:
         """The weights, shape (n_features, n_classes): the view ``coef.T``."""
         return self.coef.T
 
     @W.setter
-    def W(self, value):
+    def W(self, value: ArrayLike) -> None:
         value = np.asarray(value)
         if value.shape != (self.n_features, self.n_classes):
             raise ValueError(
@@ -166,17 +172,17 @@ class SoftmaxModel:
             )
         self.coef.T[...] = value
 
-    def parameters(self):
+    def parameters(self) -> list[np.ndarray]:
         """The arrays a learner updates: ``[W, b]``, or ``[W]`` without intercept.
 
         ``W`` is the view ``coef.T``, so in-place updates train ``coef``.
         """
         return [self.coef.T, self.b] if self.fit_intercept else [self.coef.T]
 
-    def _intercept(self):
+    def _intercept(self) -> np.ndarray | None:
         return self.b if self.fit_intercept else None
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict[str, Any]) -> None:
         # a model pickled before coef existed holds W (n_features, n_classes) itself
         if "W" in state:
             state = dict(state)
@@ -184,7 +190,7 @@ class SoftmaxModel:
         self.__dict__.update(state)
         self.__dict__.setdefault("l1", 0.0)  # pickled before the L1 penalty existed
 
-    def _check_X(self, X):
+    def _check_X(self, X: DataMatrix) -> DataMatrix:
         X = check_data_matrix(X)
         if X.shape[1] != self.n_features:
             raise ValueError(
@@ -192,11 +198,11 @@ class SoftmaxModel:
             )
         return X
 
-    def _compute_dtype(self, X):
+    def _compute_dtype(self, X: DataMatrix) -> np.dtype[Any]:
         # W's dtype, promoted with a floating X's (float64 data is never computed in float32)
         return self.dtype if X.dtype == np.uint8 else compute_dtype(self.dtype, X.dtype)
 
-    def decision_function(self, X):
+    def decision_function(self, X: DataMatrix) -> np.ndarray:
         """Logits ``X W + b`` of shape (n_samples, n_classes).
 
         The dtype is W's, promoted with X's when X is floating (float64 data
@@ -204,26 +210,28 @@ class SoftmaxModel:
         """
         return self._decision(self._check_X(X))
 
-    def _decision(self, X):
+    def _decision(self, X: DataMatrix) -> np.ndarray:
         """:meth:`decision_function` of a checked ``X`` (no validation)."""
         X, coef, b, _ = as_compute_dtype(X, self.coef, self._intercept())
         return decision(X, coef, b)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: DataMatrix) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes)."""
         z = self.decision_function(X)
         return softmax(z, axis=1, out=z)
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: DataMatrix) -> np.ndarray:
         """Log class probabilities, shape (n_samples, n_classes)."""
         z = self.decision_function(X)
         return log_softmax(z, axis=1, out=z)
 
-    def predict(self, X):
+    def predict(self, X: DataMatrix) -> np.ndarray:
         """Predicted class indices (first maximum on ties), shape (n_samples,)."""
         return np.argmax(self.decision_function(X), axis=1)
 
-    def loss_grad(self, X, y, sample_weight=None):
+    def loss_grad(
+        self, X: DataMatrix, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> tuple[float, np.ndarray, np.ndarray | None]:
         """Loss of a minibatch and its gradients, in one fused pass.
 
         Parameters
@@ -248,7 +256,15 @@ class SoftmaxModel:
         loss, (dW, db) = self._param_grads(X, y, sample_weight, keep_intercept=True)
         return loss, dW, db
 
-    def _param_grads(self, X, y, sample_weight, normalizer=None, *, keep_intercept=False):
+    def _param_grads(
+        self,
+        X: DataMatrix,
+        y: Any,
+        sample_weight: Any,
+        normalizer: float | None = None,
+        *,
+        keep_intercept: bool = False,
+    ) -> tuple[float, list[np.ndarray]]:
         """Loss and the gradients of :meth:`parameters` on checked data (no validation).
 
         ``normalizer`` divides the data term instead of the weight total (see
@@ -265,22 +281,24 @@ class SoftmaxModel:
             intercept_grad[...] = 0
         return loss, [coef_grad.T, intercept_grad]
 
-    def loss(self, X, y, sample_weight=None):
+    def loss(self, X: DataMatrix, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """The training objective on ``(X, y)`` without the gradient (see Notes)."""
         return self._loss_from_logits(self.decision_function(X), y, sample_weight)
 
-    def _loss_from_logits(self, z, y, sample_weight):
+    def _loss_from_logits(
+        self, z: np.ndarray, y: Any, sample_weight: Any
+    ) -> float:
         loss = cross_entropy(z, y, sample_weight=sample_weight)
         if self.l2 or self.l1:
             loss += self._l2_penalty()
         return float(loss)
 
-    def _l2_penalty(self):
+    def _l2_penalty(self) -> float:
         # the penalty terms of the objective, ``0.5 * l2 * ||W||^2 + l1 * ||W||_1``
         # (0.0 without a penalty)
         return l2_penalty(self.coef, self.l2) + l1_penalty(self.coef, self.l1)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"SoftmaxModel(n_features={self.n_features}, n_classes={self.n_classes}, "
             f"dtype={self.dtype.name}, l2={self.l2!r}, fit_intercept={self.fit_intercept}"
@@ -288,7 +306,13 @@ class SoftmaxModel:
         )
 
 
-def iter_minibatches(n_samples, batch_size, *, shuffle=False, random_state=None):
+def iter_minibatches(
+    n_samples: int,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    random_state: int | np.random.Generator | None = None,
+) -> Iterator[slice | np.ndarray]:
     """Yield index arrays (or slices) covering ``range(n_samples)`` in minibatches.
 
     Parameters
@@ -324,7 +348,9 @@ def iter_minibatches(n_samples, batch_size, *, shuffle=False, random_state=None)
             yield order[start : start + batch_size]
 
 
-def _epoch_order(n_samples, shuffle, random_state):
+def _epoch_order(
+    n_samples: int, shuffle: bool, random_state: int | np.random.Generator | None
+) -> np.ndarray | None:
     """The order of an epoch's samples: None (as they are) or a permutation."""
     if not shuffle:
         return None
@@ -378,7 +404,7 @@ class Trainer:
     (1, 1)
     """
 
-    def __init__(self, model, learner="sgd", *, track_train_error=True):
+    def __init__(self, model: Any, learner: Any = "sgd", *, track_train_error: bool = True) -> None:
         for attr in ("parameters", "loss_grad", "decision_function"):
             if not callable(getattr(model, attr, None)):
                 raise TypeError(
@@ -403,7 +429,7 @@ class Trainer:
 
     # -- running averages ------------------------------------------------------
 
-    def reset_running(self):
+    def reset_running(self) -> None:
         """Restart the running averages (e.g. at the start of an epoch)."""
         self._loss_sum = 0.0
         self._loss_weight = 0.0
@@ -413,7 +439,7 @@ class Trainer:
         self._test_count = 0
 
     @property
-    def running_loss(self):
+    def running_loss(self) -> float:
         """Mean training loss per sample since :meth:`reset_running` (NaN if none).
 
         Minibatch losses are weighted by their size (or total sample weight),
@@ -422,18 +448,20 @@ class Trainer:
         return self._loss_sum / self._loss_weight if self._loss_weight else math.nan
 
     @property
-    def running_error(self):
+    def running_error(self) -> float:
         """Training classification error since :meth:`reset_running` (NaN if none)."""
         return self._error_sum / self._error_count if self._error_count else math.nan
 
     @property
-    def running_test_error(self):
+    def running_test_error(self) -> float:
         """Error over the samples tested since :meth:`reset_running` (NaN if none)."""
         return self._test_error_sum / self._test_count if self._test_count else math.nan
 
     # -- the loop ---------------------------------------------------------------
 
-    def train_minibatch(self, X, y, sample_weight=None):
+    def train_minibatch(
+        self, X: DataMatrix, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> float:
         """One learner step on a minibatch.
 
         Parameters
@@ -457,7 +485,13 @@ class Trainer:
             sample_weight = check_sample_weight(sample_weight, n, model._compute_dtype(X))
         return self._train_step(X, y, sample_weight)
 
-    def _train_step(self, X, y, sample_weight, normalizer=None):
+    def _train_step(
+        self,
+        X: DataMatrix,
+        y: Any,
+        sample_weight: Any,
+        normalizer: float | None = None,
+    ) -> float:
         """:meth:`train_minibatch` on checked data (no validation for a SoftmaxModel).
 
         ``normalizer`` divides the minibatch's data term instead of its weight
@@ -498,7 +532,7 @@ class Trainer:
         self.n_samples_seen += n
         return loss
 
-    def test_minibatch(self, X, y):
+    def test_minibatch(self, X: DataMatrix, y: ArrayLike) -> float:
         """Classification error of the model on a minibatch (no update).
 
         Returns
@@ -514,7 +548,14 @@ class Trainer:
         self._test_count += n
         return error
 
-    def evaluate(self, X, y, sample_weight=None, *, batch_size=None):
+    def evaluate(
+        self,
+        X: DataMatrix,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        *,
+        batch_size: int | None = None,
+    ) -> tuple[float, float]:
         """Loss and error of the model on a dataset, without updating it.
 
         Parameters
@@ -535,33 +576,40 @@ class Trainer:
         model = self.model
         X = check_data_matrix(X)
         n = X.shape[0]
-        y = check_labels(y, n, model.n_classes, classes_from="the model has")
-        sample_weight = check_sample_weight(sample_weight, n, model.dtype)
+        labels = check_labels(y, n, model.n_classes, classes_from="the model has")
+        weights = check_sample_weight(sample_weight, n, model.dtype)
         decide = model.decision_function
         if self._fused:
             X, decide = model._check_X(X), model._decision
         if batch_size is None or n <= batch_size:
             z = decide(X)
-            return model._loss_from_logits(z, y, sample_weight), classification_error(z, y)
+            return model._loss_from_logits(z, labels, weights), classification_error(z, labels)
         ce_sum = wrong = 0.0
         for idx in iter_minibatches(n, batch_size):
             z = decide(X[idx])
-            sw = None if sample_weight is None else sample_weight[idx]
-            ce_sum += cross_entropy(z, y[idx], reduction="sum", sample_weight=sw)
-            wrong += classification_error(z, y[idx]) * z.shape[0]
-        total = n if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
+            sw = None if weights is None else weights[idx]
+            ce_sum += cross_entropy(z, labels[idx], reduction="sum", sample_weight=sw)
+            wrong += classification_error(z, labels[idx]) * z.shape[0]
+        total = n if weights is None else float(np.sum(weights, dtype=np.float64))
         loss = ce_sum / total if total else 0.0
         if model.l2 or getattr(model, "l1", 0.0):
             loss += model._l2_penalty()
         return loss, wrong / n
 
-    def next_epoch(self):
+    def next_epoch(self) -> None:
         """Advance the epoch counter (the learning-rate schedule is per epoch)."""
         self.epoch += 1
 
     def train_epoch(
-        self, X, y, sample_weight=None, *, batch_size=256, shuffle=True, random_state=None
-    ):
+        self,
+        X: DataMatrix,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        *,
+        batch_size: int = 256,
+        shuffle: bool = True,
+        random_state: int | np.random.Generator | None = None,
+    ) -> float:
         """Train on every minibatch of ``(X, y)`` once, then advance the epoch.
 
         The loop is per minibatch (each one a few vectorised kernel calls),
@@ -604,7 +652,7 @@ class Trainer:
         self.next_epoch()
         return self.running_loss
 
-    def progress(self):
+    def progress(self) -> str:
         """One line of training progress, e.g. for printing every k minibatches.
 
         Examples
@@ -626,5 +674,5 @@ class Trainer:
             line += f", test error {self.running_test_error:.2%}"
         return line
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Trainer(model={self.model!r}, learner={self.learner!r})"

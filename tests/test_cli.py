@@ -150,7 +150,7 @@ def test_plot_without_matplotlib_says_what_to_install(capsys, tmp_path, monkeypa
     for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
         monkeypatch.setitem(sys.modules, name, None)
     code, _, err = run(capsys, "train", *FAST, "-q", "--plot", str(tmp_path / "plots"))
-    assert_one_line_error(code, err, "pip install 'fastsoftmax[plot]'")
+    assert_one_line_error(code, err, "pip install matplotlib")
 
 
 # ----------------------------------------------------------------------------- predict / evaluate

@@ -161,7 +161,7 @@ def test_missing_matplotlib_message(monkeypatch):
     # None in sys.modules makes "import matplotlib..." raise ImportError
     for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
         monkeypatch.setitem(sys.modules, name, None)
-    with pytest.raises(ImportError, match=r"pip install 'fastsoftmax\[plot\]'"):
+    with pytest.raises(ImportError, match=r"pip install matplotlib"):
         plot_weights(np.zeros((2, 4)), (2, 2))
 
 

@@ -162,6 +162,9 @@ import contextlib
 import contextvars
 import importlib
 import os
+from collections.abc import Iterator
+from types import ModuleType
+from typing import cast
 
 import numpy as np
 
@@ -186,20 +189,22 @@ KERNEL_NAMES = (
 
 
 
-def weight_total(sample_weight, n):
+def weight_total(sample_weight: np.ndarray | None, n: int) -> float:
     """The weight total of ``n`` rows as a float: ``n`` unweighted, else the float64 sum."""
     return float(n) if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
 
 
-_modules: dict = {}
+_modules: dict[str, ModuleType | None] = {}
 _import_errors: dict = {}
 # the backend chosen by use_backend: per context, so that asyncio tasks on one thread don't
 # see each other's choice (a new thread starts with an empty context, so threads are isolated too)
-_context_name = contextvars.ContextVar("fastsoftmax_backend", default=None)
-_global = {"name": None}
+_context_name: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "fastsoftmax_backend", default=None
+)
+_global: dict[str, str | None] = {"name": None}
 
 
-def _load(name):
+def _load(name: str) -> ModuleType | None:
     if name in _modules:
         return _modules[name]
     if name in _import_errors:
@@ -213,7 +218,7 @@ def _load(name):
     return module
 
 
-def _check_name(name):
+def _check_name(name: str) -> str:
     if name not in BACKEND_NAMES:
         raise ValueError(
             f"unknown backend {name!r}; expected one of {', '.join(map(repr, BACKEND_NAMES))}"
@@ -223,7 +228,7 @@ def _check_name(name):
     return name
 
 
-def backends():
+def backends() -> list[str]:
     """List the names of the backends that can be used here, fastest first.
 
     Examples
@@ -235,14 +240,14 @@ def backends():
     return [name for name in BACKEND_NAMES if _load(name) is not None]
 
 
-def _default_name():
+def _default_name() -> str:
     env = os.environ.get("FASTSOFTMAX_BACKEND")
     if env:
         return _check_name(env.strip().lower())
     return backends()[0]
 
 
-def get_backend():
+def get_backend() -> str:
     """Return the name of the backend in use (context, then global, then default)."""
     name = _context_name.get() or _global["name"]
     if name is None:
@@ -250,7 +255,7 @@ def get_backend():
     return name
 
 
-def set_backend(name):
+def set_backend(name: str) -> None:
     """Make ``name`` the default backend for this process.
 
     Parameters
@@ -271,7 +276,7 @@ def set_backend(name):
 
 
 @contextlib.contextmanager
-def use_backend(name):
+def use_backend(name: str) -> Iterator[str]:
     """Context manager that uses backend ``name`` within its block, in this thread or task.
 
     Examples
@@ -289,6 +294,7 @@ def use_backend(name):
         _context_name.reset(token)
 
 
-def get_module(name=None):
+def get_module(name: str | None = None) -> ModuleType:
     """Return the kernel module of backend ``name`` (``None``: the current one)."""
-    return _modules[_check_name(get_backend() if name is None else name)]
+    # _check_name loaded it
+    return cast(ModuleType, _modules[_check_name(get_backend() if name is None else name)])

@@ -105,7 +105,8 @@ class SoftmaxRegression(_LinearClassifier):
     warm_start : bool, default=False
         Start ``fit`` from the previous coefficients.
     verbose : int, default=0
-        0: silent; 1: a progress bar per epoch with the loss (tqdm);
+        0: silent; 1: a progress bar per epoch with the loss (and the validation
+        accuracy, given ``validation_data``; tqdm);
         2: one line per epoch with the training loss, validation loss and
         error and the epoch's time.
 
@@ -471,7 +472,10 @@ class SoftmaxRegression(_LinearClassifier):
             history["epoch_time"].append(float(elapsed))
             epochs_run += 1
             if bar is not None:
-                bar.set_postfix(loss=f"{train_loss:.4f}")
+                postfix = {"loss": f"{train_loss:.4f}"}
+                if X_val is not None:
+                    postfix["val_acc"] = f"{1 - val_error:.2%}"
+                bar.set_postfix(postfix)
                 bar.close()
             elif opts["verbose"] >= 2:
                 validation = "no validation data"
