@@ -10,7 +10,9 @@
  * The rows of the entries PREFETCH_AHEAD ahead (up to `end`, the end of the
  * block) are prefetched: the rows of rare features miss every cache.  Each
  * class sums over the entries in their order, as the scalar loop did.
- * S is f32_i32, f32_i64, f64_i32 or f64_i64.
+ * S is f32_i32, f32_i64, f64_i32 or f64_i64; each has the implementations
+ * fs_csr_gather_S_base, _S_avx2, _S_avx512 (and fs_csr_scatter_S_...) by token
+ * pasting in FS_SPARSE_ROWS.
  */
 #ifndef FS_SPARSE_ROWS_H
 #define FS_SPARSE_ROWS_H
