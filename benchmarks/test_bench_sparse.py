@@ -12,6 +12,13 @@ fastsoftmax backend through the public ``softmax_cross_entropy_grad`` (the
 numpy backend, scipy.sparse products, is the reference of the group) and
 scikit-learn's ``LinearModelLoss.loss_gradient`` on the same CSR matrix (what
 its ``LogisticRegression`` calls), on one and on two threads.
+
+A real corpus, available offline: the Debian package descriptions of the
+machine's APT lists (:mod:`debian_corpus`; skipped without them), TF-IDF
+unigrams and bigrams, labelled by section (58 classes): ``LogisticRegression``
+``fit`` with ``max_iter=100`` on one thread, fastsoftmax against scikit-learn's
+lbfgs, with the test accuracy in the extra info.  ``fit_debian.py`` runs one
+such fit per process for its peak RSS.
 """
 
 from __future__ import annotations
@@ -105,3 +112,42 @@ def test_sklearn_sparse_loss_gradient(benchmark, corpus, sklearn, threads):
         **_info(X, threads, impl="sklearn", kind="peer"),
         data="zipf",
     )
+
+
+@pytest.fixture(scope="module")
+def debian():
+    from debian_corpus import debian_corpus, tfidf_split
+
+    try:
+        corpus = debian_corpus()
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+    return tfidf_split(*corpus)
+
+
+@pytest.mark.parametrize("impl", ["fastsoftmax", "sklearn"])
+def test_debian_logistic_fit(benchmark, debian, sklearn, impl):
+    import warnings
+
+    from fit_debian import objective
+
+    X_train, X_test, y_train, y_test, vec = debian
+    if impl == "fastsoftmax":
+        from fastsoftmax.estimators import LogisticRegression
+    else:
+        from sklearn.linear_model import LogisticRegression
+    benchmark.group = "sparse fit debian descriptions tfidf 1 thread"
+
+    def fit():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # max_iter=100 stops before convergence
+            return LogisticRegression(C=1.0, max_iter=100).fit(X_train, y_train)
+
+    model = run(benchmark, fit, rounds=1, warmup=False, impl=impl,
+                kind="fastsoftmax" if impl == "fastsoftmax" else "peer", data="debian",
+                rows=X_train.shape[0], features=X_train.shape[1], nnz=X_train.nnz,
+                classes=len(vec.classes_))  # fmt: skip
+    benchmark.extra_info["test_accuracy"] = float(model.score(X_test, y_test))
+    benchmark.extra_info["objective"] = objective(model.coef_, model.intercept_, X_train,
+                                                  y_train, 1.0)  # fmt: skip
+    benchmark.extra_info["n_iter"] = int(np.max(model.n_iter_))

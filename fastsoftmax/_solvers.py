@@ -108,6 +108,13 @@ def minimize_smooth(fun, theta0, *, tol, max_iter, report=None):
     -------
     SolverResult
     """
+    from ._lbfgs import WIDE_PROBLEM_PARAMS, minimize_lbfgs
+
+    if theta0.shape[0] >= WIDE_PROBLEM_PARAMS:  # the same iterates, less work per iteration
+        x, f, n_iter, status, message = minimize_lbfgs(
+            fun, theta0, tol=tol, max_iter=max_iter, report=report
+        )
+        return SolverResult(x, f, min(n_iter, max_iter), status, message)
     result = _lbfgs(fun, theta0, tol, max_iter, report)
     return _result(result, result.x, max_iter)
 

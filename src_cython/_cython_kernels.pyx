@@ -124,25 +124,8 @@ cdef inline floating _abs(floating x) noexcept nogil:
         return fabs(x)
 
 
-cdef inline floating _sigmoid(floating x) noexcept nogil:
-    # exp(-|x|) never overflows
-    cdef floating e = _exp(-_abs(x))
-    if x >= 0:
-        return 1 / (1 + e)
-    return e / (1 + e)
-
-
-cdef inline floating _bce(floating z, floating y) noexcept nogil:
-    # log(1 + exp(z)) - y z == (1 - y) z + log1p(exp(-z)) for z > 0, -y z +
-    # log1p(exp(z)) otherwise; a zero coefficient gives 0 (not 0 * inf), so
-    # z = +-inf gives the limit
-    cdef floating e = _exp(-_abs(z))
-    cdef floating coef = (1 - y) if z > 0 else -y
-    cdef floating lin = coef * z if coef != 0 else 0
-    if floating is float:
-        return lin + log1pf(e)
-    else:
-        return lin + log1p(e)
+# the scalar sigmoid and binary cross-entropy: one definition, shared with _sparse_kernels
+from fs_scalar cimport fs_bce as _bce, fs_sigmoid as _sigmoid
 
 
 cdef inline void _fwd(const xtype **rows, Py_ssize_t n, Py_ssize_t d, const floating *WT,

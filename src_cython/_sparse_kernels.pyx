@@ -27,48 +27,68 @@ ctypedef fused index_t:
     int32_t
     int64_t
 
-cdef extern from *:
-    void __builtin_prefetch(const void *addr, int rw, int locality) noexcept nogil
+cdef extern from "fs_sparse_rows.h" nogil:
+    # the inner loops over the entries of a row in the (d, C) layout, for every SIMD level
+    void fs_csr_gather_f32_i32(const float *data, const int32_t *indices, Py_ssize_t lo,
+                               Py_ssize_t hi, Py_ssize_t end, const float *W, Py_ssize_t C,
+                               float *z, const float *G)
+    void fs_csr_gather_f32_i64(const float *data, const int64_t *indices, Py_ssize_t lo,
+                               Py_ssize_t hi, Py_ssize_t end, const float *W, Py_ssize_t C,
+                               float *z, const float *G)
+    void fs_csr_gather_f64_i32(const double *data, const int32_t *indices, Py_ssize_t lo,
+                               Py_ssize_t hi, Py_ssize_t end, const double *W, Py_ssize_t C,
+                               double *z, const double *G)
+    void fs_csr_gather_f64_i64(const double *data, const int64_t *indices, Py_ssize_t lo,
+                               Py_ssize_t hi, Py_ssize_t end, const double *W, Py_ssize_t C,
+                               double *z, const double *G)
+    void fs_csr_scatter_f32_i32(const float *data, const int32_t *indices, Py_ssize_t lo,
+                                Py_ssize_t hi, Py_ssize_t end, const float *r, Py_ssize_t C,
+                                float *G)
+    void fs_csr_scatter_f32_i64(const float *data, const int64_t *indices, Py_ssize_t lo,
+                                Py_ssize_t hi, Py_ssize_t end, const float *r, Py_ssize_t C,
+                                float *G)
+    void fs_csr_scatter_f64_i32(const double *data, const int32_t *indices, Py_ssize_t lo,
+                                Py_ssize_t hi, Py_ssize_t end, const double *r, Py_ssize_t C,
+                                double *G)
+    void fs_csr_scatter_f64_i64(const double *data, const int64_t *indices, Py_ssize_t lo,
+                                Py_ssize_t hi, Py_ssize_t end, const double *r, Py_ssize_t C,
+                                double *G)
+    void fs_sparse_set_prefetch(Py_ssize_t ahead, int grad_ahead)
 
-# this module has its own copy of the dispatch pointers of fs_simd.h
+# this module has its own copy of the dispatch pointers of fs_simd.h (and the level that
+# fs_sparse_rows.h reads)
 fs_set_level(-1)
-
-cdef enum:
-    # entries ahead whose weight (gradient) rows are prefetched: rare columns miss every
-    # cache (6 to 8 measured best on Zen 4, 80,000 features, 50 classes)
-    PREFETCH_AHEAD = 6
-
-
-cdef inline void _prefetch_row(const void *row, Py_ssize_t nbytes, int rw) noexcept nogil:
-    cdef Py_ssize_t off
-    for off in range(0, nbytes, 64):
-        __builtin_prefetch(<const char *>row + off, rw, 3)
 
 
 cdef inline void _logits_row(const floating *data, const index_t *indices, Py_ssize_t lo,
                              Py_ssize_t hi, Py_ssize_t end, const floating *W, Py_ssize_t ws,
-                             const floating *b, Py_ssize_t C, floating *z) noexcept nogil:
+                             const floating *b, Py_ssize_t C, floating *z,
+                             const floating *G) noexcept nogil:
     # z = W^T x + b for the entries lo:hi of a sparse row, W[j, c] at W[j C + c] (ws = 1,
-    # prefetching the rows of W of the entries that follow, up to end) or, in the layout
-    # of coef, at W[c ws + j] (ws = d: no transpose, for small batches)
+    # compiled per SIMD level, prefetching the rows of W of the entries that follow, up to
+    # end) or, in the layout of coef, at W[c ws + j] (ws = d: no transpose, for small batches)
     cdef Py_ssize_t k, c
     cdef floating x
     cdef const floating *w
     for c in range(C):
         z[c] = b[c]
+    if ws == 1:
+        if floating is float:
+            if index_t is int32_t:
+                fs_csr_gather_f32_i32(data, indices, lo, hi, end, W, C, z, G)
+            else:
+                fs_csr_gather_f32_i64(data, indices, lo, hi, end, W, C, z, G)
+        else:
+            if index_t is int32_t:
+                fs_csr_gather_f64_i32(data, indices, lo, hi, end, W, C, z, G)
+            else:
+                fs_csr_gather_f64_i64(data, indices, lo, hi, end, W, C, z, G)
+        return
     for k in range(lo, hi):
         x = data[k]
-        if ws == 1:
-            if k + PREFETCH_AHEAD < end:
-                _prefetch_row(W + <Py_ssize_t>indices[k + PREFETCH_AHEAD] * C,
-                              C * sizeof(floating), 0)
-            w = W + <Py_ssize_t>indices[k] * C
-            for c in range(C):
-                z[c] += x * w[c]
-        else:
-            w = W + <Py_ssize_t>indices[k]
-            for c in range(C):
-                z[c] += x * w[c * ws]
+        w = W + <Py_ssize_t>indices[k]
+        for c in range(C):
+            z[c] += x * w[c * ws]
 
 
 cdef inline void _scatter_row(const floating *data, const index_t *indices, Py_ssize_t lo,
@@ -79,19 +99,23 @@ cdef inline void _scatter_row(const floating *data, const index_t *indices, Py_s
     cdef Py_ssize_t k, c
     cdef floating x
     cdef floating *g
+    if ws == 1:
+        if floating is float:
+            if index_t is int32_t:
+                fs_csr_scatter_f32_i32(data, indices, lo, hi, end, r, C, G)
+            else:
+                fs_csr_scatter_f32_i64(data, indices, lo, hi, end, r, C, G)
+        else:
+            if index_t is int32_t:
+                fs_csr_scatter_f64_i32(data, indices, lo, hi, end, r, C, G)
+            else:
+                fs_csr_scatter_f64_i64(data, indices, lo, hi, end, r, C, G)
+        return
     for k in range(lo, hi):
         x = data[k]
-        if ws == 1:
-            if k + PREFETCH_AHEAD < end:
-                _prefetch_row(G + <Py_ssize_t>indices[k + PREFETCH_AHEAD] * C,
-                              C * sizeof(floating), 1)
-            g = G + <Py_ssize_t>indices[k] * C
-            for c in range(C):
-                g[c] += x * r[c]
-        else:
-            g = G + <Py_ssize_t>indices[k]
-            for c in range(C):
-                g[c * ws] += x * r[c]
+        g = G + <Py_ssize_t>indices[k]
+        for c in range(C):
+            g[c * ws] += x * r[c]
 
 
 cdef double _softmax_csr_block(const floating *data, const index_t *indices,
@@ -105,7 +129,7 @@ cdef double _softmax_csr_block(const floating *data, const index_t *indices,
     cdef double loss
     for i in range(nb):
         _logits_row(data, indices, indptr[a + i], indptr[a + i + 1], indptr[a + nb], W, ws, b,
-                    C, row)
+                    C, row, G)
         for c in range(C):
             Z[c * nb + i] = row[c]
     if floating is float:
@@ -157,6 +181,12 @@ def softmax_ce_sums_csr(const floating[::1] data, const index_t[::1] indices,
     return loss
 
 
+def _set_prefetch(Py_ssize_t ahead, bint grad_ahead):
+    """Tuning only: prefetch the rows of the entries ``ahead`` ahead; with ``grad_ahead``
+    the logits pass prefetches the gradient rows too (for the scatter)."""
+    fs_sparse_set_prefetch(ahead, grad_ahead)
+
+
 def linear_csr(const floating[::1] data, const index_t[::1] indices, const index_t[::1] indptr,
                const floating[:, ::1] W, const floating[::1] b, floating[:, ::1] out,
                int num_threads):
@@ -168,7 +198,7 @@ def linear_csr(const floating[::1] data, const index_t[::1] indices, const index
         for i in prange(n, num_threads=num_threads, schedule="static"):
             _logits_row(&data[0] if data.shape[0] else NULL,
                         &indices[0] if indices.shape[0] else NULL, indptr[i], indptr[i + 1],
-                        indptr[i + 1], &W[0, 0], 1, &b[0], C, &out[i, 0])
+                        indptr[i + 1], &W[0, 0], 1, &b[0], C, &out[i, 0], NULL)
 
 
 cdef double _logistic_csr_rows(const floating *data, const index_t *indices,
