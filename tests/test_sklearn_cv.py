@@ -239,9 +239,14 @@ def test_parallel_folds_run_in_threads_sharing_the_cores(iris, monkeypatch):
 
     seen = []
     original = LogisticRegressionCV._path
+    # the two paths of the first fit must meet: on one thread the barrier breaks (a tiny
+    # path can otherwise end before the other starts, and the pool reuses its thread)
+    together = threading.Barrier(2, timeout=30)
 
     def recording_path(self, *args):
         seen.append((threading.get_ident(), fastsoftmax.get_num_threads()))
+        if together is not None:
+            together.wait()
         return original(self, *args)
 
     monkeypatch.setattr(LogisticRegressionCV, "_path", recording_path)
@@ -253,6 +258,7 @@ def test_parallel_folds_run_in_threads_sharing_the_cores(iris, monkeypatch):
     assert {threads for _, threads in seen} == {2}
     assert fastsoftmax.get_num_threads() == previous  # restored after fit
     seen.clear()
+    together = None
     _fit_cv(X, y, n_jobs=2, cv=3)  # 3 paths, 2 threads of one kernel thread
     assert len(seen) == 3 and {threads for _, threads in seen} == {1}
 
