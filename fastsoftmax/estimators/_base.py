@@ -193,9 +193,33 @@ def _check_y(y, n_samples):
     return y
 
 
+def _unique_small_ints(y):
+    """``np.unique(y, return_inverse=True)`` of integer labels in a small range, without a sort.
+
+    A count per value in ``[min, max]`` (O(n), several times faster than
+    sorting the labels); None for other labels, which ``np.unique`` encodes.
+    """
+    if y.dtype.kind not in "iu" or y.ndim != 1 or y.shape[0] == 0:
+        return None
+    low, high = y.min().item(), y.max().item()
+    if high - low > max(1 << 16, y.shape[0]):
+        return None
+    # offsets from the min, in a dtype that holds them: intp, or y's own 64-bit one
+    # (whose values may not fit intp, while their offsets do)
+    work = np.dtype(np.intp) if y.dtype.itemsize < 8 else y.dtype
+    shifted = y.astype(work, copy=False)
+    if low:
+        shifted = shifted - work.type(low)
+    shifted = shifted.astype(np.intp, copy=False)
+    present = np.bincount(shifted, minlength=high - low + 1) > 0
+    classes = (np.flatnonzero(present).astype(work) + work.type(low)).astype(y.dtype)
+    return classes, (np.cumsum(present) - 1)[shifted]
+
+
 def _encode_labels(y, estimator):
+    encoded = _unique_small_ints(y)
     try:
-        classes, y_idx = np.unique(y, return_inverse=True)
+        classes, y_idx = encoded if encoded is not None else np.unique(y, return_inverse=True)
     except TypeError as exc:
         raise ValueError(f"Unknown label type: the labels of y cannot be sorted: {exc}") from None
     if classes.shape[0] < 2:
