@@ -72,8 +72,10 @@ def run_epoch(trainer, X, y, sample_weight, order, batch_size, *, mean_weight=No
     X, y, sample_weight
         Checked data (see the module docstring).
     order : ndarray of int or None
-        The order of the rows (None: as they are); minibatch ``i`` is rows
-        ``order[i * batch_size : (i + 1) * batch_size]``.
+        The rows of the epoch in their order (None: all rows as they are),
+        possibly a subset of the rows of ``X`` (e.g. the training rows of a
+        validation split, trained in place without copying them); minibatch
+        ``i`` is rows ``order[i * batch_size : (i + 1) * batch_size]``.
     batch_size : int
     mean_weight : float or None
         None: each minibatch's data term is its weighted mean; a float: it
@@ -90,7 +92,7 @@ def run_epoch(trainer, X, y, sample_weight, order, batch_size, *, mean_weight=No
         The mean of the minibatches' losses (each before its update),
         weighted by their number of rows; NaN without rows.
     """
-    n = X.shape[0]
+    n = X.shape[0] if order is None else order.shape[0]
     if n == 0:
         return math.nan
     n_batches = -(-n // batch_size)
@@ -119,9 +121,9 @@ def _compiled_epoch(kernel, trainer, X, y, sample_weight, order, batch_size, mea
     model, learner = trainer.model, trainer.learner
     if learner.state is None:
         learner.init_state(model.parameters())
-    n = X.shape[0]
     if order is None:
-        order = np.arange(n)
+        order = np.arange(X.shape[0])
+    n = order.shape[0]
     n_batches = -(-n // batch_size)
     total = 0.0
     done = 0

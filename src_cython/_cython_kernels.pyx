@@ -289,6 +289,25 @@ def exp_array(const floating[::1] x, floating[::1] out):
         fs_exp_array_f64(&x[0], &out[0], x.shape[0])
 
 
+def all_finite(const floating[::1] x, int num_threads):
+    """Whether ``x`` holds no NaN and no infinity (the values in ``num_threads`` parts)."""
+    cdef Py_ssize_t n = x.shape[0], p, a, z
+    cdef int bad = 0
+    _require(num_threads >= 1, f"num_threads={num_threads}")
+    if n == 0:
+        return True
+    with nogil:
+        for p in prange(num_threads, num_threads=num_threads, schedule="static"):
+            a = _start(p, num_threads, n)
+            z = _start(p + 1, num_threads, n)
+            if z > a:
+                if floating is float:
+                    bad += 1 - fs_all_finite_f32(&x[a], z - a)
+                else:
+                    bad += 1 - fs_all_finite_f64(&x[a], z - a)
+    return bad == 0
+
+
 def cross_entropy(const floating[:, ::1] logits, const Py_ssize_t[::1] y, floating[::1] out,
                   int num_threads):
     """Per-row ``logsumexp(z_i) - z_i[y_i]``, as ``(max_i - z_i[y_i]) + log(sum

@@ -136,6 +136,9 @@
  *   exp_array: fs_exp_array_f32 fs_exp_array_f64 fs_ptr_exp_array_f32 fs_ptr_exp_array_f64
  *     exp_array_f32_base exp_array_f32_avx2 exp_array_f32_avx512
  *     exp_array_f64_base exp_array_f64_avx2 exp_array_f64_avx512
+ *   all_finite: fs_all_finite_f32 fs_all_finite_f64 fs_ptr_all_finite_f32 fs_ptr_all_finite_f64
+ *     all_finite_f32_base all_finite_f32_avx2 all_finite_f32_avx512
+ *     all_finite_f64_base all_finite_f64_avx2 all_finite_f64_avx512
  *   sgd_step: fs_sgd_step_f32 fs_sgd_step_f64 fs_ptr_sgd_step_f32 fs_ptr_sgd_step_f64
  *     sgd_step_f32_base sgd_step_f32_avx2 sgd_step_f32_avx512
  *     sgd_step_f64_base sgd_step_f64_avx2 sgd_step_f64_avx512
@@ -172,6 +175,7 @@
     X(cross_entropy_rows, S, void,                                                                 \
       (const T *x, const Py_ssize_t *y, T *out, Py_ssize_t n, Py_ssize_t k), (x, y, out, n, k))     \
     X(exp_array, S, void, (const T *x, T *out, Py_ssize_t n), (x, out, n))                          \
+    X(all_finite, S, int, (const T *x, Py_ssize_t n), (x, n))                                       \
     X(sgd_step, S, void, (T *p, const T *G, Py_ssize_t n, T scale, T l2, T lr),                    \
       (p, G, n, scale, l2, lr))                                                                    \
     X(fwd_f, S, void,                                                                              \

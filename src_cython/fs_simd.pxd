@@ -19,6 +19,9 @@ cdef extern from "fs_simd.h" nogil:
                                    Py_ssize_t n, Py_ssize_t k)
     void fs_exp_array_f32(const float *x, float *out, Py_ssize_t n)
     void fs_exp_array_f64(const double *x, double *out, Py_ssize_t n)
+    # 1 if x[0..n) holds no NaN and no infinity
+    int fs_all_finite_f32(const float *x, Py_ssize_t n)
+    int fs_all_finite_f64(const double *x, Py_ssize_t n)
     void fs_sgd_step_f32(float *p, const float *G, Py_ssize_t n, float scale, float l2, float lr)
     void fs_sgd_step_f64(double *p, const double *G, Py_ssize_t n, double scale, double l2,
                          double lr)

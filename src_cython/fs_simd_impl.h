@@ -716,6 +716,59 @@ static FS_TARGET double FN(ce_residual_cols)(FS_T *Z, Py_ssize_t n, Py_ssize_t C
     return loss;
 }
 
+/* 1 if the n values x hold no NaN and no infinity, else 0: the input screen
+ * of the estimators, at memory bandwidth.  A value is NaN or infinite when
+ * its magnitude bits (the sign cleared), read as an integer, are at least
+ * those of +inf; the running integer max of the magnitudes costs two
+ * operations a vector, and no floating-point mode or flag can change the
+ * answer.  Blocks of FS_FINITE_BLOCK values end early once one is found. */
+#define FS_FINITE_BLOCK 65536 /* a multiple of 4 FS_V for every FS_V */
+FS_DEF VI FN(imax)(VI a, VI b)
+{
+#if FS_X86 && FS_VBYTES == 64 && FS_F32
+    return (VI)_mm512_max_epi32((__m512i)a, (__m512i)b);
+#elif FS_X86 && FS_VBYTES == 64
+    return (VI)_mm512_max_epi64((__m512i)a, (__m512i)b);
+#elif FS_X86 && FS_VBYTES == 32 && FS_F32
+    return (VI)_mm256_max_epi32((__m256i)a, (__m256i)b);
+#else /* compare and blend (AVX2 has no 64-bit max, SSE2 none at all) */
+    VI more = a > b;
+    return (a & more) | (b & ~more);
+#endif
+}
+
+static FS_TARGET int FN(all_finite)(const FS_T *x, Py_ssize_t n)
+{
+#if FS_F32
+    const FS_I magnitude = 0x7fffffff, inf_bits = 0x7f800000;
+#else
+    const FS_I magnitude = 0x7fffffffffffffffLL, inf_bits = 0x7ff0000000000000LL;
+#endif
+    const VI mag = (VI){0} + magnitude;
+    Py_ssize_t j = 0;
+    while (j < n) {
+        Py_ssize_t end = n - j > FS_FINITE_BLOCK ? j + FS_FINITE_BLOCK : n;
+        VI m0 = {0}, m1 = {0}, m2 = {0}, m3 = {0};
+        for (; j + 4 * FS_V <= end; j += 4 * FS_V) {
+            m0 = FN(imax)(m0, (VI)FN(load)(x + j) & mag);
+            m1 = FN(imax)(m1, (VI)FN(load)(x + j + FS_V) & mag);
+            m2 = FN(imax)(m2, (VI)FN(load)(x + j + 2 * FS_V) & mag);
+            m3 = FN(imax)(m3, (VI)FN(load)(x + j + 3 * FS_V) & mag);
+        }
+        for (; j + FS_V <= end; j += FS_V) m0 = FN(imax)(m0, (VI)FN(load)(x + j) & mag);
+        if (j < end) { /* the tail of the last block, padded with 0 */
+            m1 = FN(imax)(m1, (VI)FN(load_part)(x + j, end - j, 0) & mag);
+            j = end;
+        }
+        union { VI v; FS_I l[FS_V]; } top = {FN(imax)(FN(imax)(m0, m1), FN(imax)(m2, m3))};
+        FS_I any = 0;
+        for (int l = 0; l < FS_V; l++) any |= top.l[l] >= inf_bits;
+        if (any) return 0;
+    }
+    return 1;
+}
+#undef FS_FINITE_BLOCK
+
 /* exp of a flat array, for tests of the vector exp against numpy */
 static FS_TARGET void FN(exp_array)(const FS_T *x, FS_T *out, Py_ssize_t n)
 {

@@ -10,6 +10,13 @@ it (never ``fastsoftmax/__init__.py`` or ``functions.py``).
   of raising, and removes the zero-division checks from hot loops.
 * ``nogil=True``: kernels release the GIL, so Python threads run them
   concurrently.
+* ``no_cfunc_wrapper=True``: no C-callable wrapper per kernel (nothing takes
+  a kernel's address), which the cold compile of every kernel paid for.
+* ``parallel`` (the ``prange`` kernels) converts the explicit ``prange`` loops
+  only, not NumPy array expressions into parallel loops of their own: the
+  kernels' array expressions (zeroing accumulators, adding up per-thread
+  sums) are tiny, and their conversion was a large part of the cold compile
+  (issue 13: the cold compile of what a default fit needs).
 * ``fastmath`` is restricted to flags that keep NaN and inf semantics
   (``nnan``/``ninf`` stay off): ``reassoc`` lets LLVM vectorise reductions
   (sums, dot products) with several partial accumulators, ``contract`` fuses
@@ -29,7 +36,20 @@ JIT_OPTIONS = {
     "cache": True,
     "error_model": "numpy",
     "nogil": True,
+    "no_cfunc_wrapper": True,
     "fastmath": set(FASTMATH_FLAGS),
+}
+
+#: ``parallel`` of the prange kernels: the explicit prange loops only.
+PARALLEL_OPTIONS = {
+    "prange": True,
+    "comprehension": False,
+    "reduction": False,
+    "inplace_binop": False,
+    "setitem": False,
+    "numpy": False,
+    "stencil": False,
+    "fusion": False,
 }
 
 
@@ -40,7 +60,7 @@ def njit(*args, parallel=False, **overrides):
     """
     options = {**JIT_OPTIONS, **overrides}
     if parallel:
-        options["parallel"] = True
+        options["parallel"] = dict(PARALLEL_OPTIONS)  # numba empties the dict it is given
     if len(args) == 1 and callable(args[0]) and not overrides and not parallel:
         return numba.njit(**options)(args[0])
     return numba.njit(*args, **options)

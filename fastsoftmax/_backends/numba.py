@@ -17,7 +17,9 @@ scratch (uint8 pixels converted there, once); its logits, softmax and
 from the same cached rows.  Rows are split in contiguous chunks across
 threads (``prange``), each thread owning its gradient accumulator, reduced
 once at the end.  Row-wise kernels use a branch-free exp that LLVM
-vectorises (no SVML needed).  The whole-epoch minibatch trainer built on the
+vectorises (no SVML needed); they and ``linear`` are serial loops over a
+range of rows, split over Python threads (they release the GIL), so that a
+cold start compiles no parallel kernel for them (see ``_split_rows``).  The whole-epoch minibatch trainer built on the
 same blocks lives in :mod:`fastsoftmax._backends.numba_epoch`.
 
 Measured on the 2-core Zen 4 development machine, one thread, MNIST shapes
@@ -28,12 +30,16 @@ backend (CPU time, medians).
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
+
 import numba
 import numpy as np
 from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic, overload
 
+from .._threads import get_num_threads
 from . import KERNEL_NAMES, _tiling, weight_total
 from ._numba_config import njit, set_threads_for_call
 
@@ -298,9 +304,17 @@ def _row_exp_into(x, i, m, out):
     return total
 
 
-@njit(parallel=True)
-def _softmax_kernel(x, out):
-    for i in prange(x.shape[0]):
+# Each row kernel is a serial loop over the rows lo:hi (compiled once, with
+# int64 bounds), called directly on one thread and from a small prange over
+# row ranges on several (_split_rows).  A prange over the rows themselves
+# compiled every helper twice (for the int64 and the uint64 index of the
+# parallel loop) and was compiled even for inputs run on one thread: the cold
+# compile of the row kernels and of linear took twice as long.
+
+
+@njit
+def _softmax_rows(x, out, lo, hi):
+    for i in range(np.uint64(lo), np.uint64(hi)):  # unsigned: no negative-index test
         m = _row_shift(x, i)
         sf = x.dtype.type(_row_exp_into(x, i, m, out))
         if not np.isfinite(sf):
@@ -310,34 +324,34 @@ def _softmax_kernel(x, out):
             out[i, j] = out[i, j] / sf
 
 
-@njit(parallel=True)
-def _log_softmax_kernel(x, out):
-    for i in prange(x.shape[0]):
+@njit
+def _log_softmax_rows(x, out, lo, hi):
+    for i in range(np.uint64(lo), np.uint64(hi)):  # unsigned: no negative-index test
         m = _row_shift(x, i)
         log_norm = np.log(_row_sum_exp(x, i, m))
         for j in range(x.shape[1]):
             out[i, j] = (x[i, j] - m) - log_norm
 
 
-@njit(parallel=True)
-def _long_log_softmax_kernel(x, out):  # rows longer than _SUM_BLOCK
-    for i in prange(x.shape[0]):
+@njit
+def _long_log_softmax_rows(x, out, lo, hi):  # rows longer than _SUM_BLOCK
+    for i in range(np.uint64(lo), np.uint64(hi)):  # unsigned: no negative-index test
         m = _row_shift(x, i)
         log_norm = np.log(_long_row_sum_exp(x, i, m))
         for j in range(x.shape[1]):
             out[i, j] = (x[i, j] - m) - log_norm
 
 
-@njit(parallel=True)
-def _logsumexp_kernel(x, out):
-    for i in prange(x.shape[0]):
+@njit
+def _logsumexp_rows(x, out, lo, hi):
+    for i in range(np.uint64(lo), np.uint64(hi)):  # unsigned: no negative-index test
         m = _row_shift(x, i)
         out[i] = np.log(_row_sum_exp(x, i, m)) + m
 
 
-@njit(parallel=True)
-def _long_logsumexp_kernel(x, out):  # rows longer than _SUM_BLOCK
-    for i in prange(x.shape[0]):
+@njit
+def _long_logsumexp_rows(x, out, lo, hi):  # rows longer than _SUM_BLOCK
+    for i in range(np.uint64(lo), np.uint64(hi)):  # unsigned: no negative-index test
         m = _row_shift(x, i)
         out[i] = np.log(_long_row_sum_exp(x, i, m)) + m
 
@@ -370,46 +384,87 @@ def _logsumexp_near_zero(x, i, m):
     return F(np.log(F(count)) + np.log1p(F(rest / count)) + m)
 
 
-@njit(parallel=True)
-def _cross_entropy_kernel(logits, y, out):
-    for i in prange(logits.shape[0]):
+@njit
+def _cross_entropy_rows(logits, y, out, lo, hi):
+    for i in range(np.uint64(lo), np.uint64(hi)):  # unsigned: no negative-index test
         m = _row_shift(logits, i)
         # (m - z_y) + log-sum: exact for large equal float32 logits, unlike lse - z_y
         log_sum = np.log(_row_sum_exp(logits, i, m))
         out[i] = (m - logits[i, y[i]]) + log_sum
 
 
-@njit(parallel=True)
-def _long_cross_entropy_kernel(logits, y, out):  # rows longer than _SUM_BLOCK
-    for i in prange(logits.shape[0]):
+@njit
+def _long_cross_entropy_rows(logits, y, out, lo, hi):  # rows longer than _SUM_BLOCK
+    for i in range(np.uint64(lo), np.uint64(hi)):  # unsigned: no negative-index test
         m = _row_shift(logits, i)
         log_sum = np.log(_long_row_sum_exp(logits, i, m))
         out[i] = (m - logits[i, y[i]]) + log_sum
 
 
+# Rows of at least this much work a thread are split over Python threads (below,
+# submitting to the pool costs more than a second thread saves).
+_SPLIT_MIN_WORK = 1 << 17
+_pool = None
+_pool_pid = None
+
+
+def _thread_pool():
+    """The thread pool of the row kernels, created at first use (again in a forked child)."""
+    global _pool, _pool_pid
+    if _pool is None or _pool_pid != os.getpid():  # a fork has no threads of its parent
+        _pool = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="fastsoftmax-numba")
+        _pool_pid = os.getpid()
+    return _pool
+
+
+def _split_rows(rows, work, n, *args, min_work=_SPLIT_MIN_WORK, align=1):
+    """``rows(*args, lo, hi)`` over the rows 0:n, in parts of ``min_work`` or more work each.
+
+    The part kernels are serial and release the GIL, so Python threads run
+    them in parallel: no parallel kernel is compiled at all.  The parts start
+    at multiples of ``align`` rows, so that a kernel working on blocks of
+    rows gives the same result however the rows are split.
+    """
+    threads = int(min(get_num_threads(), work // min_work, n // align))
+    if threads <= 1:
+        rows(*args, 0, n)
+        return
+    bounds = [p * n // threads // align * align for p in range(threads)] + [n]
+    pool = _thread_pool()
+    parts = [pool.submit(rows, *args, bounds[p], bounds[p + 1]) for p in range(1, threads)]
+    rows(*args, bounds[0], bounds[1])  # the first part on the calling thread
+    for part in parts:
+        part.result()
+
+
 def softmax(x, out):
-    _threads(x.size)
-    _softmax_kernel(x, out)
+    _split_rows(_softmax_rows, x.size, x.shape[0], x, out)
     return out
 
 
 def log_softmax(x, out):
-    _threads(x.size)
-    (_log_softmax_kernel if x.shape[1] <= _SUM_BLOCK else _long_log_softmax_kernel)(x, out)
+    if x.shape[1] <= _SUM_BLOCK:
+        _split_rows(_log_softmax_rows, x.size, x.shape[0], x, out)
+    else:
+        _split_rows(_long_log_softmax_rows, x.size, x.shape[0], x, out)
     return out
 
 
 def logsumexp(x, out):
-    _threads(x.size)
-    (_logsumexp_kernel if x.shape[1] <= _SUM_BLOCK else _long_logsumexp_kernel)(x, out)
+    if x.shape[1] <= _SUM_BLOCK:
+        _split_rows(_logsumexp_rows, x.size, x.shape[0], x, out)
+    else:
+        _split_rows(_long_logsumexp_rows, x.size, x.shape[0], x, out)
     _fix_logsumexp_near_zero(x, out)
     return out
 
 
 def cross_entropy(logits, y, out):
-    _threads(logits.size)
-    long_rows = logits.shape[1] > _SUM_BLOCK
-    (_long_cross_entropy_kernel if long_rows else _cross_entropy_kernel)(logits, y, out)
+    n, size = logits.shape[0], logits.size
+    if logits.shape[1] <= _SUM_BLOCK:
+        _split_rows(_cross_entropy_rows, size, n, logits, y, out)
+    else:
+        _split_rows(_long_cross_entropy_rows, size, n, logits, y, out)
     return out
 
 
@@ -856,27 +911,26 @@ def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, interce
 # ---------------------------------------------------------------------------
 
 
-@njit(parallel=True)
-def _linear_narrow_kernel(X, WT, b, out):
+@njit
+def _linear_narrow_rows(X, WT, b, out, lo, hi):
     # Few classes: blocks of 8 rows against pairs of contiguous columns of W.
-    n = X.shape[0]
     C = WT.shape[0]
-    for blk in prange((n + 7) // 8):
-        i = blk * 8
-        if i + 8 <= n:
-            _logits8(X[i], X[i + 1], X[i + 2], X[i + 3], X[i + 4], X[i + 5], X[i + 6], X[i + 7],
-                     WT, b, out[i:i + 8])  # fmt: skip
-        else:
-            for r in range(i, n):
-                for c in range(C):
-                    out[r, c] = _dot1(X[r], WT[c]) + b[c]
+    i = lo
+    while i + 8 <= hi:
+        _logits8(X[i], X[i + 1], X[i + 2], X[i + 3], X[i + 4], X[i + 5], X[i + 6], X[i + 7],
+                 WT, b, out[i:i + 8])  # fmt: skip
+        i += 8
+    for r in range(i, hi):
+        for c in range(C):
+            out[r, c] = _dot1(X[r], WT[c]) + b[c]
 
 
-@njit(parallel=True)
-def _linear_wide_kernel(X, W, b, has_bias, out):
-    # Many classes: out row += x_ij * W row (W = coef.T, (d, C)), vectorised over the classes.
+@njit
+def _linear_wide_rows(X, W, b, out, lo, hi):
+    # Many classes: out row += x_ij * W row (W = coef.T, (d, C)), vectorised over the
+    # classes; b is empty without intercepts
     d, C = W.shape
-    for i in prange(X.shape[0]):
+    for i in range(lo, hi):
         o = out[i]
         for c in range(C):
             o[c] = 0
@@ -885,11 +939,13 @@ def _linear_wide_kernel(X, W, b, has_bias, out):
             w = W[j]
             for c in range(C):
                 o[c] += xij * w[c]
-        if has_bias:
+        if b.shape[0]:
             for c in range(C):
                 o[c] += b[c]
 
 
+# Multiply-adds a thread of linear does at least (as the cython backend's threads)
+_LINEAR_MIN_WORK = 1 << 20
 # Above this many classes the class axis is a good SIMD dimension.
 _NARROW_MAX_CLASSES = 32
 
@@ -897,16 +953,19 @@ _NARROW_MAX_CLASSES = 32
 def linear(X, coef, intercept, out):
     has_bias = intercept is not None
     n_classes = coef.shape[0]
-    _threads(X.shape[0] * coef.shape[1] * max(n_classes, 1))
+    work = X.shape[0] * coef.shape[1] * max(n_classes, 1)
     if n_classes <= _NARROW_MAX_CLASSES:
         # Adding a zero bias is exact (only -0.0 turns into +0.0).
         bias = intercept if has_bias else np.zeros(n_classes, coef.dtype)
-        _linear_narrow_kernel(X, coef, bias, out)
+        _split_rows(_linear_narrow_rows, work, X.shape[0], X, coef, bias, out,
+                    min_work=_LINEAR_MIN_WORK, align=8)  # blocks of 8 rows
     else:
         # The wide kernel's vectors run over the classes: it reads coef
         # transposed, a copy of C d entries against n C d multiply-adds.
         bias = intercept if has_bias else np.empty(0, coef.dtype)
-        _linear_wide_kernel(X, np.ascontiguousarray(coef.T), bias, has_bias, out)
+        W = np.ascontiguousarray(coef.T)
+        _split_rows(_linear_wide_rows, work, X.shape[0], X, W, bias, out,
+                    min_work=_LINEAR_MIN_WORK)
     return out
 
 

@@ -16,7 +16,8 @@ import numpy as np
 
 from .. import _dask, _threads, persistence
 from .._objective import decision
-from .._validation import as_compute_dtype, check_class_weight, check_data_matrix, check_real
+from .._validation import as_compute_dtype, check_all_finite, check_class_weight
+from .._validation import check_data_matrix, check_real
 from .._validation import check_sample_weight, check_sparse_matrix, is_sparse, sparse_values
 from ..functions import log_softmax, sigmoid, softmax
 from ._compat import BASES, DataConversionWarning, NotFittedError
@@ -75,13 +76,7 @@ def _check_size_and_values(X, values, name):
         raise ValueError(
             f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required."
         )
-    if X.dtype.kind == "f" and not math.isfinite(float(np.sum(values))):
-        # the sum in X's own dtype is a cheap screen (3x faster than upcasting float32);
-        # a finite sum that overflows falls through to the exact test
-        if np.isnan(values).any():
-            raise ValueError(f"Input {name} contains NaN.")
-        if np.isinf(values).any():
-            raise ValueError(f"Input {name} contains infinity.")
+    check_all_finite(values, name)  # integer X (uint8 pixels) is not read
     return X
 
 
@@ -199,9 +194,33 @@ def _check_y(y, n_samples):
     return y
 
 
+def _unique_small_ints(y):
+    """``np.unique(y, return_inverse=True)`` of integer labels in a small range, without a sort.
+
+    A count per value in ``[min, max]`` (O(n), several times faster than
+    sorting the labels); None for other labels, which ``np.unique`` encodes.
+    """
+    if y.dtype.kind not in "iu" or y.ndim != 1 or y.shape[0] == 0:
+        return None
+    low, high = y.min().item(), y.max().item()
+    if high - low > max(1 << 16, y.shape[0]):
+        return None
+    # offsets from the min, in a dtype that holds them: intp, or y's own 64-bit one
+    # (whose values may not fit intp, while their offsets do)
+    work = np.dtype(np.intp) if y.dtype.itemsize < 8 else y.dtype
+    shifted = y.astype(work, copy=False)
+    if low:
+        shifted = shifted - work.type(low)
+    shifted = shifted.astype(np.intp, copy=False)
+    present = np.bincount(shifted, minlength=high - low + 1) > 0
+    classes = (np.flatnonzero(present).astype(work) + work.type(low)).astype(y.dtype)
+    return classes, (np.cumsum(present) - 1)[shifted]
+
+
 def _encode_labels(y, estimator):
+    encoded = _unique_small_ints(y)
     try:
-        classes, y_idx = np.unique(y, return_inverse=True)
+        classes, y_idx = encoded if encoded is not None else np.unique(y, return_inverse=True)
     except TypeError as exc:
         raise ValueError(f"Unknown label type: the labels of y cannot be sorted: {exc}") from None
     if classes.shape[0] < 2:

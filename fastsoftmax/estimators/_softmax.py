@@ -358,8 +358,8 @@ class SoftmaxRegression(_LinearClassifier):
             order = rng.permutation(n)
             val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
             X_val, y_val = X[val], y_idx[val]
-            X, y_idx = X[train], y_idx[train]
-            sw = None if sw is None else sw[train]
+            # the epochs visit the training rows of X in place: no copy of 90% of X
+            opts["train_rows"] = train
 
         model = self._new_model(X.shape[1], dtype)
         # like LogisticRegression: other classes or features start again from zero
@@ -443,7 +443,7 @@ class SoftmaxRegression(_LinearClassifier):
         # scikit-learn's SGDClassifier); validation_data alone is for the record
         watched = history["val_loss"] if opts["early_stopping"] else history["train_loss"]
         best_loss, best_params, stall = min(watched, default=math.inf), None, 0
-        n_batches = -(-X.shape[0] // opts["batch_size"])
+        n_batches = -(-_n_train(X, opts) // opts["batch_size"])
         # partial_fit runs exactly its one epoch
         tol = opts["tol"] if n_epochs > 1 else None
         epochs_run = 0
@@ -506,15 +506,25 @@ class SoftmaxRegression(_LinearClassifier):
         """One pass over shuffled minibatches; returns the mean minibatch loss."""
         if isinstance(X, _dask.Blocks):  # a chain of one task per block, where the blocks live
             return X.train_epoch(trainer, opts["batch_size"], opts["shuffle"], rng)
-        order = rng.permutation(X.shape[0]) if opts["shuffle"] else None
+        rows = opts.get("train_rows")  # the training rows of a validation split, else all
+        order = rng.permutation(_n_train(X, opts)) if opts["shuffle"] else None
+        if rows is not None:
+            order = rows if order is None else rows[order]
         # a weighted minibatch's data term is divided by len(batch) * mean weight: an
         # unbiased estimate of scikit-learn's objective (a weight of 2 acts as a duplicate)
-        mean_weight = None if sw is None else float(np.mean(sw, dtype=np.float64))
+        train_sw = sw if sw is None or rows is None else sw[rows]
+        mean_weight = None if sw is None else float(np.mean(train_sw, dtype=np.float64))
         progress = None if bar is None else lambda done, loss: _report(bar, done, loss)
         return _epoch_driver.run_epoch(
             trainer, X, y_idx, sw, order, opts["batch_size"], mean_weight=mean_weight,
             progress=progress,
         )  # fmt: skip
+
+
+def _n_train(X, opts):
+    """The number of training rows: those of a validation split, else all of X."""
+    rows = opts.get("train_rows")
+    return X.shape[0] if rows is None else rows.shape[0]
 
 
 def _new_history():
