@@ -588,7 +588,7 @@ class Trainer:
         for idx in iter_minibatches(n, batch_size):
             z = decide(X[idx])
             sw = None if weights is None else weights[idx]
-            ce_sum += cross_entropy(z, labels[idx], reduction="sum", sample_weight=sw)
+            ce_sum += float(cross_entropy(z, labels[idx], reduction="sum", sample_weight=sw))
             wrong += classification_error(z, labels[idx]) * z.shape[0]
         total = n if weights is None else float(np.sum(weights, dtype=np.float64))
         loss = ce_sum / total if total else 0.0
