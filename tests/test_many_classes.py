@@ -13,7 +13,7 @@ import pytest
 
 import fastsoftmax
 from fastsoftmax._backends import _tiling, get_module
-from tests.conftest import require_backend
+from conftest import require_backend
 
 BACKENDS = ("naive", "numpy", "numba", "cython")
 TOLERANCE = {np.float32: 2e-5, np.float64: 1e-11}
