@@ -266,7 +266,7 @@ class LogisticRegressionCV(_LinearClassifier):
         return make_scorer(
             metric,
             greater_is_better=scorer._sign == 1,
-            response_method=scorer._response_method,
+            **_response_of(scorer),
             labels=self.classes_,
             **extra,
             **getattr(scorer, "_kwargs", {}),
@@ -485,3 +485,13 @@ def _with_intercept(est):
     if not est.fit_intercept:
         return coef
     return np.column_stack([coef, est.intercept_.astype(np.float64)])
+
+
+def _response_of(scorer):
+    """``make_scorer``'s keywords for the method a built-in scorer calls."""
+    response = getattr(scorer, "_response_method", None)
+    if response is not None:
+        return {"response_method": response}
+    # scikit-learn < 1.4: the scorer's class names it
+    kind = type(scorer).__name__
+    return {"needs_proba": kind == "_ProbaScorer", "needs_threshold": kind == "_ThresholdScorer"}
