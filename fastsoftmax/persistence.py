@@ -144,7 +144,8 @@ class _Encoder:
             ]
             return {"__dict__": pairs}
         if isinstance(value, Learner):
-            if type(value) is not LEARNERS.get(value.kind):
+            # the base class's kind, None, matches no learner
+            if type(value) is not LEARNERS.get(value.kind):  # type: ignore[arg-type]
                 raise TypeError(
                     f"cannot save {where}: {type(value).__name__} is not a built-in learner, "
                     "and only built-in learners can be restored without pickle"
