@@ -46,13 +46,10 @@ import stat
 import warnings
 import zipfile
 from collections.abc import Callable
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
-
-if TYPE_CHECKING:  # the estimators import this module
-    from .estimators._base import _LinearClassifier
 
 _Class = TypeVar("_Class", bound=type)
 
@@ -69,7 +66,7 @@ class ModelFormatError(ValueError):
 
 
 #: estimator class name -> class, filled by :func:`register`
-_ESTIMATOR_CLASSES: dict[str, type] = {}
+_ESTIMATOR_CLASSES: dict[str, type[Any]] = {}
 
 
 def register(cls: _Class) -> _Class:
@@ -82,7 +79,7 @@ def register(cls: _Class) -> _Class:
     return cls
 
 
-def _estimator_classes() -> dict[str, type]:
+def _estimator_classes() -> dict[str, type[Any]]:
     """The registered estimator classes by name.
 
     The built-in estimators register themselves when their package is
@@ -545,7 +542,7 @@ def _create_temporary(final: str) -> tuple[int, str]:
 # public API
 
 
-def save(estimator: _LinearClassifier, path: str | os.PathLike[str]) -> str:
+def save(estimator: Any, path: str | os.PathLike[str]) -> str:
     """Save an estimator's parameters and fitted state to a ``.npz`` file.
 
     Parameters
@@ -616,7 +613,8 @@ def save(estimator: _LinearClassifier, path: str | os.PathLike[str]) -> str:
     return path
 
 
-def load(path: str | os.PathLike[str]) -> _LinearClassifier:
+# Any: the class is the one named in the file (and the estimators import this module)
+def load(path: str | os.PathLike[str]) -> Any:
     """Load an estimator saved by :meth:`~fastsoftmax.SoftmaxRegression.save` or :func:`save`.
 
     Parameters
