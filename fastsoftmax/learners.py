@@ -137,7 +137,7 @@ class Schedule:
         return hash((type(self), tuple(self._params().items())))
 
 
-#: what :func:`get_schedule` accepts
+# what get_schedule accepts
 _ScheduleLike: TypeAlias = "str | dict[str, Any] | Schedule | None"
 
 
