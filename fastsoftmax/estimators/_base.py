@@ -319,7 +319,7 @@ class _LinearClassifier(*BASES):  # type: ignore[misc]  # mypy: a base tuple cho
     """
 
     #: dtype of the parameters for uint8 data (float data keeps its own dtype)
-    _uint8_dtype = np.float64
+    _uint8_dtype: type[np.floating[Any]] = np.float64
     #: the data checks, for fastsoftmax._dask (which does not import the estimators)
     _checks = types.SimpleNamespace(
         rows=_check_X, labels=_check_y, encode_labels=_encode_labels,
