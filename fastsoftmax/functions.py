@@ -184,7 +184,13 @@ def _rowwise(kernel_name, x, axis, out, backend, name="x"):
 
 
 @caller_namespace
-def softmax(x, axis=None, *, out=None, backend=None):
+def softmax(
+    x: ArrayLike,
+    axis: int | tuple[int, ...] | None = None,
+    *,
+    out: np.ndarray | None = None,
+    backend: str | None = None,
+) -> np.ndarray:
     r"""Compute the softmax function, a drop-in for :func:`scipy.special.softmax`.
 
     Parameters
@@ -239,7 +245,13 @@ def softmax(x, axis=None, *, out=None, backend=None):
 
 
 @caller_namespace
-def log_softmax(x, axis=None, *, out=None, backend=None):
+def log_softmax(
+    x: ArrayLike,
+    axis: int | tuple[int, ...] | None = None,
+    *,
+    out: np.ndarray | None = None,
+    backend: str | None = None,
+) -> np.ndarray:
     r"""Compute the logarithm of the softmax, a drop-in for :func:`scipy.special.log_softmax`.
 
     Parameters
@@ -520,7 +532,14 @@ def _logsumexp_core(a, b, axes, return_sign):
 
 
 @caller_namespace
-def linear(X, W, b=None, *, out=None, backend=None):
+def linear(
+    X: ArrayLike,
+    W: ArrayLike,
+    b: ArrayLike | None = None,
+    *,
+    out: np.ndarray | None = None,
+    backend: str | None = None,
+) -> np.ndarray:
     """Fused affine map ``X @ W + b``.
 
     Parameters
@@ -889,7 +908,9 @@ def softmax_cross_entropy_grad(
 
 
 @caller_namespace
-def sigmoid(x, *, out=None, backend=None):
+def sigmoid(
+    x: ArrayLike, *, out: np.ndarray | None = None, backend: str | None = None
+) -> np.ndarray:
     r"""Logistic sigmoid ``1 / (1 + exp(-x))``, element-wise, for any shape.
 
     Parameters
@@ -941,7 +962,7 @@ def sigmoid(x, *, out=None, backend=None):
     if x1.size:
         _kernels(backend).sigmoid(x1, out1)
     if direct:
-        return out
+        return out  # type: ignore[return-value]  # out1 is a view of out: not None
     return _deliver(out1.reshape(x.shape), out, rdtype)
 
 
@@ -1010,7 +1031,14 @@ def _check_logits_1d(logits, name="logits"):
 
 
 @caller_namespace
-def binary_cross_entropy(logits, y, *, reduction="mean", sample_weight=None, backend=None):
+def binary_cross_entropy(
+    logits: ArrayLike,
+    y: ArrayLike,
+    *,
+    reduction: str = "mean",
+    sample_weight: ArrayLike | None = None,
+    backend: str | None = None,
+) -> float | np.ndarray:
     """Binary cross-entropy of sigmoid(logits) against targets, computed from logits.
 
     Parameters
@@ -1067,7 +1095,16 @@ def binary_cross_entropy(logits, y, *, reduction="mean", sample_weight=None, bac
 
 
 @caller_namespace
-def logistic_loss_grad(X, w, b, y, *, l2=0.0, sample_weight=None, backend=None):
+def logistic_loss_grad(
+    X: ArrayLike,
+    w: ArrayLike,
+    b: float | None,
+    y: ArrayLike,
+    *,
+    l2: float = 0.0,
+    sample_weight: ArrayLike | None = None,
+    backend: str | None = None,
+) -> tuple[float, np.ndarray, float]:
     """Loss and gradient of binary logistic regression in one fused pass.
 
     Parameters
@@ -1143,7 +1180,7 @@ def logistic_loss_grad(X, w, b, y, *, l2=0.0, sample_weight=None, backend=None):
 
 
 @caller_namespace
-def classification_error(logits, y, *, backend=None):
+def classification_error(logits: ArrayLike, y: ArrayLike, *, backend: str | None = None) -> float:
     """Fraction of rows whose argmax differs from the label.
 
     Parameters

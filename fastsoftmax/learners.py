@@ -61,9 +61,11 @@ array([ 0.75, -2.25])
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ._validation import check_epoch as _epoch
 from ._validation import check_finite_real as _real
@@ -108,31 +110,35 @@ class Schedule:
     ``epoch`` counts from 0; subclasses implement :meth:`factor`.
     """
 
-    kind = None
+    kind: str | None = None
 
-    def factor(self, epoch):  # pragma: no cover - abstract
+    def factor(self, epoch: int) -> float:  # pragma: no cover - abstract
         """Multiplier of the base learning rate in ``epoch`` (0-based)."""
         raise NotImplementedError
 
-    def __call__(self, learning_rate, epoch):
+    def __call__(self, learning_rate: float, epoch: int) -> float:
         return float(learning_rate) * self.factor(_epoch(epoch))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """Plain description ``{"kind": ..., **parameters}`` (see :func:`get_schedule`)."""
         return {"kind": self.kind, **self._params()}
 
-    def _params(self):
+    def _params(self) -> dict[str, Any]:
         return {}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
         return f"{type(self).__name__}({args})"
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self._params() == other._params()
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((type(self), tuple(self._params().items())))
+
+
+# what get_schedule accepts
+_ScheduleLike: TypeAlias = "str | dict[str, Any] | Schedule | None"
 
 
 class Constant(Schedule):
@@ -147,7 +153,7 @@ class Constant(Schedule):
 
     kind = "constant"
 
-    def factor(self, epoch):
+    def factor(self, epoch: int) -> float:
         return 1.0
 
 
@@ -171,18 +177,18 @@ class StepDecay(Schedule):
 
     kind = "step"
 
-    def __init__(self, step_size=10, gamma=0.1):
+    def __init__(self, step_size: int = 10, gamma: float = 0.1) -> None:
         self.step_size = _integer("step_size", step_size, 1)
         self.gamma = _decay("gamma", gamma)
 
-    def factor(self, epoch):
+    def factor(self, epoch: int) -> float:
         return self.gamma ** (epoch // self.step_size)
 
-    def _params(self):
+    def _params(self) -> dict[str, Any]:
         return {"step_size": self.step_size, "gamma": self.gamma}
 
 
-def _decay(name, value):
+def _decay(name: str, value: float) -> float:
     value = _real(name, value)
     if not 0.0 < value <= 1.0:
         raise ValueError(f"{name} must be in (0, 1], got {value!r}")
@@ -207,13 +213,13 @@ class ExponentialDecay(Schedule):
 
     kind = "exponential"
 
-    def __init__(self, gamma=0.95):
+    def __init__(self, gamma: float = 0.95) -> None:
         self.gamma = _decay("gamma", gamma)
 
-    def factor(self, epoch):
+    def factor(self, epoch: int) -> float:
         return self.gamma**epoch
 
-    def _params(self):
+    def _params(self) -> dict[str, Any]:
         return {"gamma": self.gamma}
 
 
@@ -238,16 +244,16 @@ class InverseScaling(Schedule):
 
     kind = "invscaling"
 
-    def __init__(self, power_t=0.5):
+    def __init__(self, power_t: float = 0.5) -> None:
         power_t = _real("power_t", power_t)
         if power_t < 0:
             raise ValueError(f"power_t must be >= 0, got {power_t!r}")
         self.power_t = power_t
 
-    def factor(self, epoch):
+    def factor(self, epoch: int) -> float:
         return 1.0 / (epoch + 1.0) ** self.power_t
 
-    def _params(self):
+    def _params(self) -> dict[str, Any]:
         return {"power_t": self.power_t}
 
 
@@ -257,7 +263,7 @@ SCHEDULES = {
 }
 
 
-def get_schedule(schedule=None, **kwargs):
+def get_schedule(schedule: _ScheduleLike = None, **kwargs: Any) -> Schedule:
     """Return a schedule from an instance, a name or a config dict.
 
     Parameters
@@ -326,32 +332,32 @@ class Learner:
         ``None`` is a constant rate.
     """
 
-    kind = None
+    kind: str | None = None
     #: Case of the learner in the update switches of the compiled epoch kernels
     #: (None: the learner has no compiled copy and trains in the Python loop).
-    _kernel_code = None
+    _kernel_code: int | None = None
     #: Names of the state arrays kept per parameter, in the compiled kernels' order.
-    _state_names = ()
+    _state_names: tuple[str, ...] = ()
     #: Names of the attributes returned by hyperparameters(), in the compiled kernels' order.
-    _hyperparameter_names = ()
+    _hyperparameter_names: tuple[str, ...] = ()
     _n_scratch = 0
 
-    def __init__(self, learning_rate, schedule=None):
+    def __init__(self, learning_rate: float, schedule: _ScheduleLike = None) -> None:
         self.learning_rate = _positive("learning_rate", learning_rate)
         self.schedule = get_schedule(schedule)
         self.reset()
 
     # -- public API ---------------------------------------------------------
 
-    def lr_at(self, epoch):
+    def lr_at(self, epoch: int) -> float:
         """Learning rate in force in ``epoch`` (0-based), as a float."""
         return self.schedule(self.learning_rate, epoch)
 
-    def hyperparameters(self):
+    def hyperparameters(self) -> dict[str, float]:
         """The hyper-parameters other than the learning rate, as floats."""
         return {name: getattr(self, name) for name in self._hyperparameter_names}
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """Plain description of the learner, accepted back by :func:`get_learner`.
 
         Examples
@@ -370,13 +376,13 @@ class Learner:
             **self.hyperparameters(),
         }
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget the optimiser state and the step count."""
         self.t = 0
-        self.state = None
-        self._scratch = None
+        self.state: list[dict[str, NDArray[Any]]] | None = None
+        self._scratch: list[tuple[NDArray[Any], ...]] | None = None
 
-    def init_state(self, params):
+    def init_state(self, params: Iterable[NDArray[Any]]) -> None:
         """Create zero state arrays (and scratch buffers) for ``params``.
 
         Parameters
@@ -391,7 +397,9 @@ class Learner:
         self.state = [{name: np.zeros_like(p) for name in self._state_names} for p in params]
         self._scratch = [tuple(np.empty_like(p) for _ in range(self._n_scratch)) for p in params]
 
-    def step(self, params, grads, epoch=0):
+    def step(
+        self, params: Iterable[NDArray[Any]], grads: Iterable[ArrayLike], epoch: int = 0
+    ) -> None:
         """Update every parameter in place from its gradient.
 
         Parameters
@@ -415,10 +423,13 @@ class Learner:
             self.init_state(params)  # first step, or the parameters changed shape/dtype
         grads = [self._check_grad(i, p, g) for i, (p, g) in enumerate(zip(params, grads))]
         self.t += 1
-        for p, g, state, scratch in zip(params, grads, self.state, self._scratch):
-            self._update(p, g, state, scratch, p.dtype.type(lr))
+        # init_state has set the state and the scratch buffers; grads holds checked arrays now
+        for p, g, state, scratch in zip(
+            params, grads, self.state, self._scratch  # type: ignore[arg-type]
+        ):
+            self._update(p, g, state, scratch, p.dtype.type(lr))  # type: ignore[arg-type]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = [f"learning_rate={self.learning_rate!r}", f"schedule={self.schedule!r}"]
         args += [f"{k}={v!r}" for k, v in self.hyperparameters().items()]
         return f"{type(self).__name__}({', '.join(args)})"
@@ -426,7 +437,7 @@ class Learner:
     # -- helpers ------------------------------------------------------------
 
     @staticmethod
-    def _check_params(params):
+    def _check_params(params: Iterable[NDArray[Any]]) -> list[NDArray[Any]]:
         params = list(params)
         for i, p in enumerate(params):
             if not isinstance(p, np.ndarray):
@@ -441,20 +452,24 @@ class Learner:
                 )
         return params
 
-    def _state_matches(self, params):
-        if len(self.state) != len(params) or len(self._scratch) != len(params):
+    def _state_matches(self, params: list[NDArray[Any]]) -> bool:
+        # called once the state (and with it the scratch buffers) is set
+        if (
+            len(self.state) != len(params)  # type: ignore[arg-type]
+            or len(self._scratch) != len(params)  # type: ignore[arg-type]
+        ):
             return False
-        for p, scratch in zip(params, self._scratch):
+        for p, scratch in zip(params, self._scratch):  # type: ignore[arg-type]
             if any(s.shape != p.shape or s.dtype != p.dtype for s in scratch):
                 return False
         return all(
             a.shape == p.shape and a.dtype == p.dtype
-            for p, state in zip(params, self.state)
+            for p, state in zip(params, self.state)  # type: ignore[arg-type]
             for a in state.values()
         )
 
     @staticmethod
-    def _check_grad(i, p, g):
+    def _check_grad(i: int, p: NDArray[Any], g: ArrayLike) -> NDArray[Any]:
         g = np.asarray(g)
         if g.shape != p.shape:
             raise ValueError(f"grads[{i}] has shape {g.shape} but params[{i}] has shape {p.shape}")
@@ -463,7 +478,14 @@ class Learner:
             g = g.astype(p.dtype)
         return g
 
-    def _update(self, p, g, state, scratch, lr):  # pragma: no cover - abstract
+    def _update(
+        self,
+        p: NDArray[Any],
+        g: NDArray[Any],
+        state: dict[str, NDArray[Any]],
+        scratch: tuple[NDArray[Any], ...],
+        lr: np.floating[Any],
+    ) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -501,10 +523,17 @@ class SGD(Learner):
     _kernel_code = 0
     _n_scratch = 1
 
-    def __init__(self, learning_rate=0.1, schedule=None):
+    def __init__(self, learning_rate: float = 0.1, schedule: _ScheduleLike = None) -> None:
         super().__init__(learning_rate, schedule)
 
-    def _update(self, p, g, state, scratch, lr):
+    def _update(
+        self,
+        p: NDArray[Any],
+        g: NDArray[Any],
+        state: dict[str, NDArray[Any]],
+        scratch: tuple[NDArray[Any], ...],
+        lr: np.floating[Any],
+    ) -> None:
         (tmp,) = scratch
         np.multiply(g, lr, out=tmp)
         p -= tmp
@@ -554,11 +583,20 @@ class Momentum(Learner):
     _hyperparameter_names = ("momentum",)
     _n_scratch = 1
 
-    def __init__(self, learning_rate=0.01, momentum=0.9, schedule=None):
+    def __init__(
+        self, learning_rate: float = 0.01, momentum: float = 0.9, schedule: _ScheduleLike = None
+    ) -> None:
         self.momentum = _unit_interval("momentum", momentum)
         super().__init__(learning_rate, schedule)
 
-    def _update(self, p, g, state, scratch, lr):
+    def _update(
+        self,
+        p: NDArray[Any],
+        g: NDArray[Any],
+        state: dict[str, NDArray[Any]],
+        scratch: tuple[NDArray[Any], ...],
+        lr: np.floating[Any],
+    ) -> None:
         (tmp,) = scratch
         v = state["velocity"]
         v *= p.dtype.type(self.momentum)
@@ -612,7 +650,14 @@ class Nesterov(Momentum):
     kind = "nesterov"
     _kernel_code = 2
 
-    def _update(self, p, g, state, scratch, lr):
+    def _update(
+        self,
+        p: NDArray[Any],
+        g: NDArray[Any],
+        state: dict[str, NDArray[Any]],
+        scratch: tuple[NDArray[Any], ...],
+        lr: np.floating[Any],
+    ) -> None:
         (tmp,) = scratch
         v = state["velocity"]
         mu = p.dtype.type(self.momentum)
@@ -666,11 +711,20 @@ class Adagrad(Learner):
     _hyperparameter_names = ("eps",)
     _n_scratch = 1
 
-    def __init__(self, learning_rate=0.01, eps=1e-8, schedule=None):
+    def __init__(
+        self, learning_rate: float = 0.01, eps: float = 1e-8, schedule: _ScheduleLike = None
+    ) -> None:
         self.eps = _positive("eps", eps)
         super().__init__(learning_rate, schedule)
 
-    def _update(self, p, g, state, scratch, lr):
+    def _update(
+        self,
+        p: NDArray[Any],
+        g: NDArray[Any],
+        state: dict[str, NDArray[Any]],
+        scratch: tuple[NDArray[Any], ...],
+        lr: np.floating[Any],
+    ) -> None:
         (tmp,) = scratch
         s = state["sum_sq"]
         np.multiply(g, g, out=tmp)
@@ -728,12 +782,25 @@ class Adadelta(Learner):
     _hyperparameter_names = ("rho", "eps")
     _n_scratch = 2
 
-    def __init__(self, learning_rate=1.0, rho=0.95, eps=1e-6, schedule=None):
+    def __init__(
+        self,
+        learning_rate: float = 1.0,
+        rho: float = 0.95,
+        eps: float = 1e-6,
+        schedule: _ScheduleLike = None,
+    ) -> None:
         self.rho = _unit_interval("rho", rho)
         self.eps = _positive("eps", eps)
         super().__init__(learning_rate, schedule)
 
-    def _update(self, p, g, state, scratch, lr):
+    def _update(
+        self,
+        p: NDArray[Any],
+        g: NDArray[Any],
+        state: dict[str, NDArray[Any]],
+        scratch: tuple[NDArray[Any], ...],
+        lr: np.floating[Any],
+    ) -> None:
         tmp, dx = scratch
         eg, edx = state["sq_grad_avg"], state["sq_update_avg"]
         rho = p.dtype.type(self.rho)
@@ -753,7 +820,9 @@ class Adadelta(Learner):
         p += dx
 
 
-def _decayed_square_average(avg, g, rho, one_minus_rho, tmp):
+def _decayed_square_average(
+    avg: NDArray[Any], g: NDArray[Any], rho: Any, one_minus_rho: Any, tmp: NDArray[Any]
+) -> None:
     """``avg = rho * avg + (1 - rho) * g**2`` in place, via the buffer ``tmp``."""
     np.multiply(g, g, out=tmp)
     tmp *= one_minus_rho
@@ -805,12 +874,25 @@ class RMSProp(Learner):
     _hyperparameter_names = ("rho", "eps")
     _n_scratch = 1
 
-    def __init__(self, learning_rate=1e-3, rho=0.9, eps=1e-8, schedule=None):
+    def __init__(
+        self,
+        learning_rate: float = 1e-3,
+        rho: float = 0.9,
+        eps: float = 1e-8,
+        schedule: _ScheduleLike = None,
+    ) -> None:
         self.rho = _unit_interval("rho", rho)
         self.eps = _positive("eps", eps)
         super().__init__(learning_rate, schedule)
 
-    def _update(self, p, g, state, scratch, lr):
+    def _update(
+        self,
+        p: NDArray[Any],
+        g: NDArray[Any],
+        state: dict[str, NDArray[Any]],
+        scratch: tuple[NDArray[Any], ...],
+        lr: np.floating[Any],
+    ) -> None:
         (tmp,) = scratch
         eg = state["sq_grad_avg"]
         dtype = p.dtype.type
@@ -872,13 +954,27 @@ class Adam(Learner):
     _hyperparameter_names = ("beta1", "beta2", "eps")
     _n_scratch = 1
 
-    def __init__(self, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, schedule=None):
+    def __init__(
+        self,
+        learning_rate: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        schedule: _ScheduleLike = None,
+    ) -> None:
         self.beta1 = _unit_interval("beta1", beta1)
         self.beta2 = _unit_interval("beta2", beta2)
         self.eps = _positive("eps", eps)
         super().__init__(learning_rate, schedule)
 
-    def _update(self, p, g, state, scratch, lr):
+    def _update(
+        self,
+        p: NDArray[Any],
+        g: NDArray[Any],
+        state: dict[str, NDArray[Any]],
+        scratch: tuple[NDArray[Any], ...],
+        lr: np.floating[Any],
+    ) -> None:
         (tmp,) = scratch
         m, v = state["m"], state["v"]
         dtype = p.dtype.type
@@ -898,7 +994,7 @@ class Adam(Learner):
         p -= tmp
 
 
-def l1_pseudo_gradient(p, g, l1):
+def l1_pseudo_gradient(p: NDArray[Any], g: NDArray[Any], l1: float) -> NDArray[np.int8]:
     """Turn ``g`` in place into the L1 pseudo-gradient at ``p``; return the orthant of the step.
 
     The L1 term ``l1 * ||p||_1`` of an objective with smooth gradient ``g``
@@ -943,7 +1039,7 @@ def l1_pseudo_gradient(p, g, l1):
     return orthant
 
 
-def l1_orthant_project(p, orthant):
+def l1_orthant_project(p: NDArray[Any], orthant: NDArray[np.int8]) -> None:
     """Set to 0, in place, the entries of ``p`` outside ``orthant`` (see :func:`l1_pseudo_gradient`)."""
     p[(orthant > 0) & ~(p > 0) | (orthant < 0) & ~(p < 0) | (orthant == 0)] = 0
 
@@ -959,17 +1055,24 @@ class LearnerSpec(NamedTuple):
     #: Case of the learner in the update switches of the compiled kernels.
     code: int
     #: Names of its state arrays; the kernels take them in this order.
-    state_names: tuple
+    state_names: tuple[str, ...]
     #: Names of its hyper-parameters; the kernels read them, in this order,
     #: from one float64 array.
-    hyperparameter_names: tuple
-    cls: type
+    hyperparameter_names: tuple[str, ...]
+    cls: type[Learner]
 
 
-def _table(classes):
+def _table(classes: tuple[type[Learner], ...]) -> tuple[LearnerSpec, ...]:
     """The rows of ``classes``, checked: kinds and integer codes must be unique."""
     rows = tuple(
-        LearnerSpec(cls.kind, cls._kernel_code, cls._state_names, cls._hyperparameter_names, cls)
+        # the base class's kind and code are None: a learner class sets both (code checked below)
+        LearnerSpec(
+            cls.kind,  # type: ignore[arg-type]
+            cls._kernel_code,  # type: ignore[arg-type]
+            cls._state_names,
+            cls._hyperparameter_names,
+            cls,
+        )
         for cls in classes
     )
     for row in rows:
@@ -994,7 +1097,7 @@ LEARNER_TABLE = _table((SGD, Momentum, Nesterov, Adagrad, Adadelta, RMSProp, Ada
 LEARNERS = {row.kind: row.cls for row in LEARNER_TABLE}
 
 
-def learner_spec(kind):
+def learner_spec(kind: str) -> LearnerSpec:
     """The row of :data:`LEARNER_TABLE` of the learner named ``kind``.
 
     Raises
@@ -1017,7 +1120,7 @@ def learner_spec(kind):
     )
 
 
-def get_learner(learner="sgd", **kwargs):
+def get_learner(learner: str | Learner | type[Learner] = "sgd", **kwargs: Any) -> Learner:
     """Return a learner from an instance or a name.
 
     Parameters

@@ -45,8 +45,13 @@ import secrets
 import stat
 import warnings
 import zipfile
+from collections.abc import Callable
+from typing import IO, Any, TypeVar
 
 import numpy as np
+from numpy.typing import NDArray
+
+_Class = TypeVar("_Class", bound=type)
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFormatError", "load", "save"]
 
@@ -61,10 +66,10 @@ class ModelFormatError(ValueError):
 
 
 #: estimator class name -> class, filled by :func:`register`
-_ESTIMATOR_CLASSES = {}
+_ESTIMATOR_CLASSES: dict[str, type[Any]] = {}
 
 
-def register(cls):
+def register(cls: _Class) -> _Class:
     """Let :func:`save` and :func:`load` handle the estimator class ``cls`` (a class decorator).
 
     The class is stored by its ``__name__`` (the name written to the file);
@@ -74,7 +79,7 @@ def register(cls):
     return cls
 
 
-def _estimator_classes():
+def _estimator_classes() -> dict[str, type[Any]]:
     """The registered estimator classes by name.
 
     The built-in estimators register themselves when their package is
@@ -90,10 +95,11 @@ def _estimator_classes():
 
 
 class _Encoder:
-    def __init__(self):
-        self.arrays = {}
+    def __init__(self) -> None:
+        # Any: numpy's stubs would match a str -> ndarray dict against savez's allow_pickle
+        self.arrays: dict[str, Any] = {}
 
-    def array(self, value):
+    def array(self, value: NDArray[Any]) -> dict[str, Any]:
         key = f"a{len(self.arrays)}"
         if value.dtype.kind == "O" and value.size and all(v is None for v in value.flat):
             # e.g. LogisticRegressionCV's l1_ratio_ without an l1_ratio grid
@@ -112,7 +118,7 @@ class _Encoder:
         self.arrays[key] = value
         return {"__array__": key}
 
-    def encode(self, value, where):
+    def encode(self, value: Any, where: str) -> Any:
         from .learners import LEARNERS, Learner, Schedule
 
         if value is None or isinstance(value, (bool, str)):
@@ -135,7 +141,8 @@ class _Encoder:
             ]
             return {"__dict__": pairs}
         if isinstance(value, Learner):
-            if type(value) is not LEARNERS.get(value.kind):
+            # the base class's kind, None, matches no learner
+            if type(value) is not LEARNERS.get(value.kind):  # type: ignore[arg-type]
                 raise TypeError(
                     f"cannot save {where}: {type(value).__name__} is not a built-in learner, "
                     "and only built-in learners can be restored without pickle"
@@ -156,7 +163,7 @@ class _Encoder:
         raise TypeError(f"cannot save {where} of type {type(value).__name__}")
 
 
-def _decode(value, arrays):
+def _decode(value: Any, arrays: Any) -> Any:
     if isinstance(value, list):
         return [_decode(v, arrays) for v in value]
     if not isinstance(value, dict):
@@ -192,11 +199,11 @@ def _decode(value, arrays):
     raise ModelFormatError(f"unknown entry in the model manifest: {sorted(value)}")
 
 
-def _hashable(key):
+def _hashable(key: Any) -> Any:
     return key.item() if isinstance(key, np.ndarray) and key.ndim == 0 else key
 
 
-def _fitted_attributes(estimator):
+def _fitted_attributes(estimator: Any) -> dict[str, Any]:
     # scikit-learn's convention: fitted attributes end with "_" (and don't start with it);
     # the optimiser of SoftmaxRegression is kept too, for partial_fit after loading
     names = [k for k in vars(estimator) if k.endswith("_") and not k.startswith("_")]
@@ -229,23 +236,23 @@ class _Archive:
     Memory use is so bounded by ``_MAX_INFLATION`` times the file's size.
     """
 
-    def __init__(self, file, path):
+    def __init__(self, file: IO[bytes], path: str | os.PathLike[str]) -> None:
         self.path = path
         self.file_size = os.fstat(file.fileno()).st_size
         self.zip = zipfile.ZipFile(file)
         self.compressed_read = 0
-        self.arrays = {}
+        self.arrays: dict[str, NDArray[Any]] = {}
 
-    def close(self):
+    def close(self) -> None:
         self.zip.close()
 
-    def __contains__(self, key):
+    def __contains__(self, key: str) -> bool:
         return f"{key}.npy" in self.zip.NameToInfo
 
-    def damaged(self, what):
+    def damaged(self, what: str) -> ModelFormatError:
         return ModelFormatError(f"{self.path!r} is a damaged fastsoftmax model file: {what}")
 
-    def array(self, key, max_size=None):
+    def array(self, key: str, max_size: int | None = None) -> NDArray[Any]:
         """The array stored under ``key`` (read once, then remembered)."""
         if key in self.arrays:
             return self.arrays[key]
@@ -268,7 +275,7 @@ class _Archive:
         self.arrays[key] = array
         return array
 
-    def _check_sizes(self, key, info, max_size):
+    def _check_sizes(self, key: str, info: zipfile.ZipInfo, max_size: int | None) -> None:
         if info.compress_type not in _METHODS:
             raise self.damaged(f"member {key!r} uses compression method {info.compress_type}")
         self.compressed_read += info.compress_size
@@ -283,7 +290,7 @@ class _Archive:
                 f"member {key!r} claims {info.file_size} bytes, more than it can hold"
             )
 
-    def _header(self, key, member):
+    def _header(self, key: str, member: IO[bytes]) -> tuple[Any, Any]:
         version = np.lib.format.read_magic(member)
         if version not in ((1, 0), (2, 0)):  # 3.0 only serves structured dtypes
             raise self.damaged(f"array {key!r} has .npy format version {version}")
@@ -297,14 +304,14 @@ class _Archive:
             raise self.damaged(f"array {key!r} has dtype {dtype}, which model files never hold")
         return shape, dtype
 
-    def string(self, key):
+    def string(self, key: str) -> str:
         value = self.array(key, _MAX_MANIFEST_SIZE if key == "__manifest__" else _MAX_MARKER_SIZE)
         if value.ndim != 0 or value.dtype.kind != "U":
             raise self.damaged(f"{key} is not a string")
         return str(value)
 
 
-def _array_keys(manifest, damaged):
+def _array_keys(manifest: Any, damaged: Callable[[str], Exception]) -> list[str]:
     """The archive keys the manifest refers to (``{"__array__": key}`` anywhere in it).
 
     ``damaged(what)`` makes the error raised for an invalid reference.
@@ -324,7 +331,7 @@ def _array_keys(manifest, damaged):
     return keys
 
 
-def _open_regular(path):
+def _open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
     """Open ``path`` for reading, refusing anything but a regular file.
 
     O_NONBLOCK: opening a named pipe must not wait for a writer.
@@ -343,7 +350,9 @@ def _open_regular(path):
         raise
 
 
-def _read_model_file(path):
+def _read_model_file(
+    path: str | os.PathLike[str],
+) -> tuple[str, dict[str, Any], dict[str, NDArray[Any]]]:
     """(class name, manifest, arrays) of a model file; ModelFormatError if it is not one."""
     with _open_regular(path) as f:  # FileNotFoundError and PermissionError as usual
         if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
@@ -399,7 +408,7 @@ class _ParametersChecked(Exception):
     """Raised in place of fit's first look at the data: its parameter checks all passed."""
 
 
-def _check_parameters(estimator):
+def _check_parameters(estimator: Any) -> None:
     """Run the parameter checks of ``estimator.fit``, without fitting.
 
     ``fit`` checks every hyper-parameter before it reads the data (in
@@ -407,7 +416,7 @@ def _check_parameters(estimator):
     builds its random generator and learner after the data, so those are built
     too.  Raises what ``fit`` would (TypeError, ValueError).
     """
-    def stop(*args, **kwargs):
+    def stop(*args: Any, **kwargs: Any) -> None:
         raise _ParametersChecked
 
     estimator._fit_data = stop
@@ -431,7 +440,7 @@ def _check_parameters(estimator):
             getattr(estimator, build)()
 
 
-def _check_attribute_names(estimator, names):
+def _check_attribute_names(estimator: Any, names: Any) -> None:
     for key in names:
         fitted = key.endswith("_") and not key.startswith("_") and key.isidentifier()
         if not (fitted or key == "_learner") or hasattr(type(estimator), key):
@@ -441,13 +450,13 @@ def _check_attribute_names(estimator, names):
             )
 
 
-def _is_number_list(value):
+def _is_number_list(value: Any) -> bool:
     return isinstance(value, list) and all(
         isinstance(x, (int, float)) and not isinstance(x, bool) for x in value
     )
 
 
-def _check_fitted_state(attributes, grid_n_iter=False):
+def _check_fitted_state(attributes: dict[str, Any], grid_n_iter: bool = False) -> None:
     """The fitted arrays of a linear classifier agree with each other and are finite.
 
     ``grid_n_iter``: ``n_iter_`` holds a count per grid point (LogisticRegressionCV).
@@ -500,12 +509,12 @@ def _check_fitted_state(attributes, grid_n_iter=False):
 # writing
 
 
-def _destination(path):
+def _destination(path: str) -> str:
     """The file to replace: a symlink's target, as numpy's savez writes through links."""
     return os.path.realpath(path) if os.path.islink(path) else path
 
 
-def _create_temporary(final):
+def _create_temporary(final: str) -> tuple[int, str]:
     """A new file next to ``final`` with the mode a plain ``open(final, "wb")`` would give.
 
     An existing file keeps its mode; a new one gets 0o666 minus the umask (the
@@ -533,7 +542,7 @@ def _create_temporary(final):
 # public API
 
 
-def save(estimator, path):
+def save(estimator: Any, path: str | os.PathLike[str]) -> str:
     """Save an estimator's parameters and fitted state to a ``.npz`` file.
 
     Parameters
@@ -604,7 +613,8 @@ def save(estimator, path):
     return path
 
 
-def load(path):
+# Any: the class is the one named in the file (and the estimators import this module)
+def load(path: str | os.PathLike[str]) -> Any:
     """Load an estimator saved by :meth:`~fastsoftmax.SoftmaxRegression.save` or :func:`save`.
 
     Parameters

@@ -9,10 +9,14 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+import os
 import types
 import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from .. import _dask, _threads, persistence
 from .._objective import decision
@@ -27,7 +31,7 @@ from ._compat import BASES, DataConversionWarning, NotFittedError
 # data checks
 
 
-def _check_X(X, name="X"):
+def _check_X(X: Any, name: str = "X") -> Any:
     """Validate a data matrix the way scikit-learn does, keeping float32 and uint8.
 
     A dense result is C-contiguous; a scipy.sparse matrix comes back as the
@@ -65,7 +69,7 @@ def _check_X(X, name="X"):
     return _check_size_and_values(X, X, name)
 
 
-def _check_size_and_values(X, values, name):
+def _check_size_and_values(X: Any, values: Any, name: str) -> Any:
     # at least one sample and one feature; no NaN or infinity among the (stored) values
     n, d = X.shape
     if n < 1:
@@ -80,7 +84,7 @@ def _check_size_and_values(X, values, name):
     return X
 
 
-def _feature_names(X):
+def _feature_names(X: Any) -> NDArray[Any] | None:
     """The column names of a data frame as an object array, if they are all strings.
 
     scikit-learn's rule: names that are all strings are kept, names of other
@@ -105,12 +109,12 @@ def _feature_names(X):
     return names if types == ["str"] else None
 
 
-def _list_names(names, limit=5):
+def _list_names(names: Sequence[Any], limit: int = 5) -> str:
     listed = "".join(f"- {name}\n" for name in names[:limit])
     return listed + ("- ...\n" if len(names) > limit else "")
 
 
-def _check_feature_names(estimator, X, *, reset):
+def _check_feature_names(estimator: Any, X: Any, *, reset: bool) -> None:
     """Set ``feature_names_in_`` (``reset``) or check X's names against it, as scikit-learn."""
     names = _feature_names(X)
     if reset:
@@ -145,7 +149,7 @@ def _check_feature_names(estimator, X, *, reset):
     raise ValueError(message)
 
 
-def _check_y(y, n_samples):
+def _check_y(y: Any, n_samples: int) -> NDArray[Any]:
     """Validate classification labels: 1-D (a column vector is raveled with a warning)."""
     if y is None:
         raise ValueError("this classifier requires y to be passed, but the target y is None")
@@ -194,7 +198,7 @@ def _check_y(y, n_samples):
     return y
 
 
-def _unique_small_ints(y):
+def _unique_small_ints(y: NDArray[Any]) -> tuple[NDArray[Any], NDArray[np.intp]] | None:
     """``np.unique(y, return_inverse=True)`` of integer labels in a small range, without a sort.
 
     A count per value in ``[min, max]`` (O(n), several times faster than
@@ -217,7 +221,7 @@ def _unique_small_ints(y):
     return classes, (np.cumsum(present) - 1)[shifted]
 
 
-def _encode_labels(y, estimator):
+def _encode_labels(y: NDArray[Any], estimator: Any) -> tuple[NDArray[Any], NDArray[np.intp]]:
     encoded = _unique_small_ints(y)
     try:
         classes, y_idx = encoded if encoded is not None else np.unique(y, return_inverse=True)
@@ -231,7 +235,12 @@ def _encode_labels(y, estimator):
     return classes, np.ascontiguousarray(y_idx.reshape(-1), dtype=np.intp)
 
 
-def _class_weights(class_weight, classes, y_idx, sample_weight):
+def _class_weights(
+    class_weight: Any,
+    classes: NDArray[Any],
+    y_idx: NDArray[np.intp],
+    sample_weight: NDArray[Any] | None,
+) -> NDArray[np.float64]:
     """Per-class weights as scikit-learn's ``compute_class_weight``.
 
     "balanced" counts the samples of each class weighted by ``sample_weight``.
@@ -258,12 +267,12 @@ def _class_weights(class_weight, classes, y_idx, sample_weight):
     return weights
 
 
-def _plain(label):
+def _plain(label: Any) -> Any:
     # numpy scalars hash like Python ones, but make dict lookups explicit
     return label.item() if isinstance(label, np.generic) else label
 
 
-def check_n_jobs(n_jobs):
+def check_n_jobs(n_jobs: int | None) -> int | None:
     """``n_jobs``: None (keep the current thread count), -1 (all cores) or an int >= 1."""
     if n_jobs is None:
         return None
@@ -275,7 +284,7 @@ def check_n_jobs(n_jobs):
 
 
 @contextlib.contextmanager
-def kernel_threads(n_threads):
+def kernel_threads(n_threads: int | None) -> Iterator[None]:
     """Run the kernels with ``n_threads`` threads (:func:`fastsoftmax.set_num_threads`
     semantics; None leaves the setting alone), restoring the previous count afterwards."""
     if n_threads is None:
@@ -289,7 +298,7 @@ def kernel_threads(n_threads):
         _threads.set_num_threads(previous)
 
 
-def _check_is_fitted(estimator):
+def _check_is_fitted(estimator: Any) -> None:
     if not hasattr(estimator, "coef_"):
         raise NotFittedError(
             f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
@@ -301,7 +310,7 @@ def _check_is_fitted(estimator):
 # the shared base class
 
 
-class _LinearClassifier(*BASES):
+class _LinearClassifier(*BASES):  # type: ignore[misc]  # mypy: a base tuple chosen at import
     """Validation, label encoding, prediction, scoring and saving for a linear classifier.
 
     Subclasses implement ``fit`` and set ``classes_``, ``coef_`` (``(1, d)``
@@ -310,23 +319,23 @@ class _LinearClassifier(*BASES):
     """
 
     #: dtype of the parameters for uint8 data (float data keeps its own dtype)
-    _uint8_dtype = np.float64
+    _uint8_dtype: type[np.floating[Any]] = np.float64
     #: the data checks, for fastsoftmax._dask (which does not import the estimators)
     _checks = types.SimpleNamespace(
         rows=_check_X, labels=_check_y, encode_labels=_encode_labels,
         class_weights=_class_weights, is_fitted=_check_is_fitted,
     )  # fmt: skip
 
-    def _param_dtype(self, X):
+    def _param_dtype(self, X: Any) -> np.dtype[Any]:
         return np.dtype(self._uint8_dtype) if X.dtype == np.uint8 else X.dtype
 
-    def _validate_X(self, X, *, reset):
+    def _validate_X(self, X: Any, *, reset: bool) -> Any:
         _check_feature_names(self, X, reset=reset)
         X = _check_X(X)
         self._check_n_features(X, reset=reset)
         return X
 
-    def _check_n_features(self, X, *, reset):
+    def _check_n_features(self, X: Any, *, reset: bool) -> None:
         """Set ``n_features_in_`` (``reset``) or check X's number of columns against it."""
         if reset:
             self.n_features_in_ = X.shape[1]
@@ -336,7 +345,9 @@ class _LinearClassifier(*BASES):
                 f"{self.n_features_in_} features as input."
             )
 
-    def _fit_data(self, X, y, sample_weight, classes=None):
+    def _fit_data(
+        self, X: Any, y: Any, sample_weight: Any, classes: NDArray[Any] | None = None
+    ) -> tuple[Any, NDArray[np.intp], NDArray[Any] | None, np.dtype[Any]]:
         """Validate training data: ``(X, y_idx, sample_weight with class weights, dtype)``.
 
         ``classes`` (sorted, e.g. those of all the data when fitting a
@@ -355,7 +366,9 @@ class _LinearClassifier(*BASES):
         sw = self._weights(y_idx, sample_weight, X.shape[0], dtype)
         return X, y_idx, sw, dtype
 
-    def _weights(self, y_idx, sample_weight, n, dtype):
+    def _weights(
+        self, y_idx: NDArray[np.intp], sample_weight: Any, n: int, dtype: Any
+    ) -> NDArray[Any] | None:
         sw = check_sample_weight(sample_weight, n, dtype)
         class_weight = check_class_weight(self.class_weight)
         if class_weight is not None:
@@ -370,7 +383,7 @@ class _LinearClassifier(*BASES):
 
     # -- prediction ------------------------------------------------------------
 
-    def decision_function(self, X):
+    def decision_function(self, X: ArrayLike) -> NDArray[np.floating[Any]]:
         """Confidence scores ``X @ coef_.T + intercept_``.
 
         Parameters
@@ -394,7 +407,7 @@ class _LinearClassifier(*BASES):
         scores = decision(X, coef, intercept)
         return scores.ravel() if coef.shape[0] == 1 else scores
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> NDArray[Any]:
         """Predicted class labels, taken from ``classes_``.
 
         Parameters
@@ -411,7 +424,7 @@ class _LinearClassifier(*BASES):
         index = (scores > 0).astype(np.intp) if scores.ndim == 1 else np.argmax(scores, axis=1)
         return self.classes_[index]
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> NDArray[np.floating[Any]]:
         """Class probabilities (columns ordered as ``classes_``).
 
         Parameters
@@ -430,7 +443,7 @@ class _LinearClassifier(*BASES):
             return np.column_stack([1 - p, p])
         return softmax(scores, axis=1, out=scores)
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike) -> NDArray[np.floating[Any]]:
         """Logarithm of the class probabilities, computed without underflow.
 
         Parameters
@@ -448,7 +461,7 @@ class _LinearClassifier(*BASES):
             scores = np.column_stack([np.zeros_like(scores), scores])
         return log_softmax(scores, axis=1, out=scores)
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Mean accuracy on ``(X, y)`` (weighted by ``sample_weight`` if given).
 
         Parameters
@@ -465,11 +478,12 @@ class _LinearClassifier(*BASES):
             return _dask.score(self, X, y, sample_weight)
         predicted = self.predict(X)
         y = _check_y(y, predicted.shape[0])
-        return float(np.average(predicted == y, weights=sample_weight))
+        # numpy's stubs refuse complex or str weights, which it refuses at run time too
+        return float(np.average(predicted == y, weights=sample_weight))  # type: ignore[arg-type]
 
     # -- persistence --------------------------------------------------------------
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> str:
         """Save the estimator (parameters and fitted state) to a portable ``.npz`` file.
 
         Load it back with :func:`fastsoftmax.load`.  No pickle is involved.
@@ -486,7 +500,7 @@ class _LinearClassifier(*BASES):
         """
         return persistence.save(self, path)
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         tags.input_tags.allow_nan = False

@@ -10,6 +10,9 @@ here.
 from __future__ import annotations
 
 import inspect
+from typing import Any, TypeVar
+
+_Params = TypeVar("_Params", bound="_ParamsBase")
 
 __all__ = ["BASES", "ConvergenceWarning", "DataConversionWarning", "NotFittedError"]
 
@@ -18,23 +21,23 @@ try:  # scikit-learn is optional; with it the estimators are genuine sklearn est
     from sklearn.base import ClassifierMixin as _SklearnClassifierMixin
     from sklearn.exceptions import ConvergenceWarning, DataConversionWarning, NotFittedError
 
-    BASES = (_SklearnClassifierMixin, _SklearnBase)
+    BASES: tuple[type, ...] = (_SklearnClassifierMixin, _SklearnBase)
 except ImportError:  # pragma: no cover - exercised by a test in a subprocess
 
-    class ConvergenceWarning(UserWarning):
+    class ConvergenceWarning(UserWarning):  # type: ignore[no-redef]
         """The solver stopped before reaching its convergence criterion."""
 
-    class DataConversionWarning(UserWarning):
+    class DataConversionWarning(UserWarning):  # type: ignore[no-redef]
         """The input was converted (e.g. a column-vector ``y`` was raveled)."""
 
-    class NotFittedError(ValueError, AttributeError):
+    class NotFittedError(ValueError, AttributeError):  # type: ignore[no-redef]
         """The estimator is used before ``fit``."""
 
     class _ParamsBase:
         """``get_params``/``set_params``/``repr`` in scikit-learn's style, without it."""
 
         @classmethod
-        def _get_param_names(cls):
+        def _get_param_names(cls) -> list[str]:
             signature = inspect.signature(cls.__init__)
             return sorted(
                 p.name
@@ -42,10 +45,10 @@ except ImportError:  # pragma: no cover - exercised by a test in a subprocess
                 if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
             )
 
-        def get_params(self, deep=True):
+        def get_params(self, deep: bool = True) -> dict[str, Any]:
             return {name: getattr(self, name) for name in self._get_param_names()}
 
-        def set_params(self, **params):
+        def set_params(self: _Params, **params: Any) -> _Params:
             valid = self._get_param_names()
             for name, value in params.items():
                 if name not in valid:
@@ -56,7 +59,7 @@ except ImportError:  # pragma: no cover - exercised by a test in a subprocess
                 setattr(self, name, value)
             return self
 
-        def __repr__(self):
+        def __repr__(self) -> str:
             defaults = {
                 p.name: p.default
                 for p in inspect.signature(type(self).__init__).parameters.values()
@@ -71,7 +74,7 @@ except ImportError:  # pragma: no cover - exercised by a test in a subprocess
     BASES = (_ParamsBase,)
 
 
-def _equal(a, b):
+def _equal(a: object, b: object) -> bool:
     try:
         return bool(a == b)
     except Exception:  # e.g. arrays: not a plain default

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from .. import _dask, _objective
 from .._solvers import SolverResult, minimize_l1, minimize_smooth
@@ -34,7 +37,9 @@ _PENALTY_DEPRECATION = (
 )
 
 
-def _resolve_penalty(penalty, C, l1_ratio, solver, dual):
+def _resolve_penalty(
+    penalty: str | None, C: float, l1_ratio: float | None, solver: str, dual: bool
+) -> tuple[str | None, float, float]:
     """``(penalty, C, l1_ratio)`` as scikit-learn 1.9's ``LogisticRegression.fit`` reads them.
 
     ``penalty`` is deprecated in favour of ``l1_ratio`` (0: L2, 1: L1, between:
@@ -44,6 +49,7 @@ def _resolve_penalty(penalty, C, l1_ratio, solver, dual):
     ``inf`` when there is no penalty.  The solver is checked at the point
     where scikit-learn checks it, so that the warnings come in the same order.
     """
+    resolved: str | None
     if penalty not in ("deprecated", "l1", "l2", "elasticnet", None):
         raise ValueError(
             "The 'penalty' parameter of LogisticRegression must be a str among "
@@ -97,10 +103,11 @@ def _resolve_penalty(penalty, C, l1_ratio, solver, dual):
             )
         return None, math.inf, 0.0
     share = {"l1": 1.0, "l2": 0.0, None: 0.0}.get(resolved, l1_ratio)
-    return resolved, C, share
+    # share is None only for an elastic-net without l1_ratio, refused above
+    return resolved, C, share  # type: ignore[return-value]
 
 
-def _check_solver(solver, penalty, dual):
+def _check_solver(solver: str, penalty: str | None, dual: bool) -> None:
     """scikit-learn's solver/penalty/dual compatibility rules, with its messages."""
     if solver not in _SOLVERS:
         raise ValueError(
@@ -131,6 +138,9 @@ _LBFGS_HINT = (
     "Increase the number of iterations (max_iter) or scale the data, e.g. with "
     "sklearn.preprocessing.StandardScaler, or pixels / 255."
 )
+
+
+_Self = TypeVar("_Self", bound="LogisticRegression")
 
 
 @register
@@ -230,22 +240,22 @@ class LogisticRegression(_LinearClassifier):
 
     def __init__(
         self,
-        penalty="deprecated",
+        penalty: str | None = "deprecated",
         *,
-        C=1.0,
-        l1_ratio=0.0,
-        dual=False,
-        tol=1e-4,
-        fit_intercept=True,
-        intercept_scaling=1,
-        class_weight=None,
-        random_state=None,
-        solver="lbfgs",
-        max_iter=100,
-        verbose=0,
-        warm_start=False,
-        n_jobs=None,
-    ):
+        C: float = 1.0,
+        l1_ratio: float | None = 0.0,
+        dual: bool = False,
+        tol: float = 1e-4,
+        fit_intercept: bool = True,
+        intercept_scaling: float = 1,
+        class_weight: dict[Any, float] | str | None = None,
+        random_state: int | np.random.RandomState | np.random.Generator | None = None,
+        solver: str = "lbfgs",
+        max_iter: int = 100,
+        verbose: int = 0,
+        warm_start: bool = False,
+        n_jobs: int | None = None,
+    ) -> None:
         self.penalty = penalty
         self.C = C
         self.l1_ratio = l1_ratio
@@ -261,7 +271,7 @@ class LogisticRegression(_LinearClassifier):
         self.warm_start = warm_start
         self.n_jobs = n_jobs
 
-    def _penalty_strengths(self):
+    def _penalty_strengths(self) -> tuple[float, float]:
         """``(l1, l2)``: the penalty per unit of sample weight, as scikit-learn 1.9 reads it.
 
         Multiply by ``1 / sum(sample_weight)`` to get the objective's strengths.
@@ -272,7 +282,9 @@ class LogisticRegression(_LinearClassifier):
             return 0.0, 0.0
         return l1_ratio / C, (1.0 - l1_ratio) / C
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(
+        self: _Self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> _Self:
         """Fit the model by L-BFGS (with an L1 term: L-BFGS-B on the split coefficients).
 
         Parameters
@@ -291,7 +303,9 @@ class LogisticRegression(_LinearClassifier):
         """
         return self._fit_with_classes(X, y, sample_weight, None)
 
-    def _fit_with_classes(self, X, y, sample_weight, classes):
+    def _fit_with_classes(
+        self: _Self, X: Any, y: Any, sample_weight: Any, classes: NDArray[Any] | None
+    ) -> _Self:
         """``fit``; ``classes`` (sorted) fixes ``classes_``, as for LogisticRegressionCV's folds."""
         l1_unit, l2_unit = self._penalty_strengths()
         tol = check_real("tol", self.tol)
@@ -308,8 +322,9 @@ class LogisticRegression(_LinearClassifier):
             return self._fit(X, y, sample_weight, classes, l1_unit, l2_unit, tol, max_iter,
                              fit_intercept, verbose, previous)  # fmt: skip
 
-    def _fit(self, X, y, sample_weight, classes, l1_unit, l2_unit, tol, max_iter, fit_intercept,
-             verbose, previous):  # fmt: skip
+    def _fit(self: _Self, X: Any, y: Any, sample_weight: Any, classes: NDArray[Any] | None,
+             l1_unit: float, l2_unit: float, tol: float, max_iter: int, fit_intercept: bool,
+             verbose: int, previous: tuple[Any, Any, Any] | None) -> _Self:  # fmt: skip
         if _dask.is_dask_collection(X):  # the data term summed where the blocks live
             return _dask.fit_logistic(self, X, y, sample_weight, classes, l1_unit, l2_unit, tol,
                                       max_iter, fit_intercept, verbose, previous)  # fmt: skip
@@ -330,18 +345,18 @@ class LogisticRegression(_LinearClassifier):
         if k == 1:
             target = y_idx.astype(dtype)
 
-            def loss_grad(theta, coef):
+            def loss_grad(theta: NDArray[np.float64], coef: NDArray[Any]) -> Any:
                 # the binary model: coef (d,) and a scalar intercept, kept in float64
                 intercept = float(theta[n_coef]) if fit_intercept else None
                 return _objective.logistic_loss_grad(X, coef[0], intercept, target, sw, l2)
 
         else:
 
-            def loss_grad(theta, coef):
+            def loss_grad(theta: NDArray[np.float64], coef: NDArray[Any]) -> Any:
                 intercept = theta[n_coef:].astype(dtype, copy=False) if fit_intercept else None
                 return _objective.softmax_loss_grad(X, coef, intercept, y_idx, sw, l2)
 
-        def objective(theta):
+        def objective(theta: NDArray[np.float64]) -> tuple[Any, NDArray[np.float64]]:
             # the parameters are converted to X's dtype; X itself never is
             coef = theta[:n_coef].reshape(k, d).astype(dtype, copy=False)
             loss, coef_grad, intercept_grad = loss_grad(theta, coef)
@@ -353,7 +368,9 @@ class LogisticRegression(_LinearClassifier):
 
         return self._solve(objective, theta0, l1, k, d, dtype, fit_intercept, tol, max_iter, verbose)
 
-    def _penalties(self, l1_unit, l2_unit, sw_sum, dtype):
+    def _penalties(
+        self, l1_unit: float, l2_unit: float, sw_sum: float, dtype: Any
+    ) -> tuple[float, float]:
         """``(l1, l2)``: the objective's penalty strengths for a weight total ``sw_sum``."""
         l1, l2 = l1_unit / sw_sum, l2_unit / sw_sum
         if not max(l1, l2) <= float(np.finfo(dtype).max):
@@ -363,7 +380,9 @@ class LogisticRegression(_LinearClassifier):
             )
         return l1, l2
 
-    def _initial_theta(self, previous, k, d, fit_intercept):
+    def _initial_theta(
+        self, previous: Any, k: int, d: int, fit_intercept: bool
+    ) -> NDArray[np.float64]:
         """The starting parameters: zeros, or the previous solution of the same problem."""
         n_coef = k * d
         theta0 = np.zeros(n_coef + (k if fit_intercept else 0))
@@ -374,15 +393,17 @@ class LogisticRegression(_LinearClassifier):
                 theta0[n_coef:] = previous[1]
         return theta0
 
-    def _solve(self, objective, theta0, l1, k, d, dtype, fit_intercept, tol, max_iter, verbose,
-               stacklevel=4):  # fmt: skip
+    def _solve(self: _Self, objective: Callable[[NDArray[np.float64]], Any],
+               theta0: NDArray[np.float64], l1: float, k: int, d: int, dtype: Any,
+               fit_intercept: bool, tol: float, max_iter: int, verbose: int,
+               stacklevel: int = 4) -> _Self:  # fmt: skip
         """Minimise ``objective`` (smooth part, L2 included) plus the L1 term; set the attributes."""
         n_coef = k * d
-        report = None
+        report: Callable[[float], None] | None = None
         if verbose >= 2:
             iteration = [0]
 
-            def report(loss):
+            def report(loss: float) -> None:
                 iteration[0] += 1
                 print(f"L-BFGS iteration {iteration[0]}: loss {loss:.6g}")
 

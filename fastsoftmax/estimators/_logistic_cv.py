@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from .. import _threads
 from .._validation import check_bool
@@ -24,7 +27,7 @@ _CV_PENALTY_DEPRECATION = (
 )
 
 
-def _resolve_cv_penalty(estimator):
+def _resolve_cv_penalty(estimator: LogisticRegressionCV) -> tuple[Any, Any, Any, bool]:
     """``(penalty, l1_ratios, scoring, use_legacy_attributes)`` as scikit-learn 1.9 reads them."""
     if isinstance(estimator.l1_ratios, str) and estimator.l1_ratios == "warn":
         l1_ratios = None
@@ -109,6 +112,9 @@ def _resolve_cv_penalty(estimator):
             stacklevel=3,
         )
     return penalty, l1_ratios, scoring, legacy
+
+
+_Self = TypeVar("_Self", bound="LogisticRegressionCV")
 
 
 @register
@@ -205,24 +211,24 @@ class LogisticRegressionCV(_LinearClassifier):
     def __init__(
         self,
         *,
-        Cs=10,
-        l1_ratios="warn",
-        fit_intercept=True,
-        cv=None,
-        dual=False,
-        penalty="deprecated",
-        scoring="warn",
-        solver="lbfgs",
-        tol=1e-4,
-        max_iter=100,
-        class_weight=None,
-        n_jobs=None,
-        verbose=0,
-        refit=True,
-        intercept_scaling=1.0,
-        random_state=None,
-        use_legacy_attributes="warn",
-    ):
+        Cs: int | Sequence[float] | NDArray[Any] = 10,
+        l1_ratios: Sequence[float] | NDArray[Any] | str | None = "warn",
+        fit_intercept: bool = True,
+        cv: Any = None,
+        dual: bool = False,
+        penalty: str | None = "deprecated",
+        scoring: Any = "warn",
+        solver: str = "lbfgs",
+        tol: float = 1e-4,
+        max_iter: int = 100,
+        class_weight: dict[Any, float] | str | None = None,
+        n_jobs: int | None = None,
+        verbose: int = 0,
+        refit: bool = True,
+        intercept_scaling: float = 1.0,
+        random_state: int | np.random.RandomState | np.random.Generator | None = None,
+        use_legacy_attributes: bool | str = "warn",
+    ) -> None:
         self.Cs = Cs
         self.l1_ratios = l1_ratios
         self.fit_intercept = fit_intercept
@@ -241,12 +247,12 @@ class LogisticRegressionCV(_LinearClassifier):
         self.random_state = random_state
         self.use_legacy_attributes = use_legacy_attributes
 
-    def _scorer(self, scoring):
+    def _scorer(self, scoring: Any) -> Any:
         from sklearn.metrics import get_scorer
 
         return None if scoring is None else get_scorer(scoring)
 
-    def _fold_scorer(self, scoring):
+    def _fold_scorer(self, scoring: Any) -> Any:
         """The scorer of the folds: told all the labels, as a test fold may lack some.
 
         scikit-learn's own way: a scorer whose metric takes ``labels`` is rebuilt
@@ -272,7 +278,9 @@ class LogisticRegressionCV(_LinearClassifier):
             **getattr(scorer, "_kwargs", {}),
         )
 
-    def _estimator(self, C, l1_ratio, class_weight, warm_start):
+    def _estimator(
+        self, C: float, l1_ratio: float, class_weight: Any, warm_start: bool
+    ) -> LogisticRegression:
         """The LogisticRegression of one grid point (penalty given as l1_ratio: no warnings)."""
         return LogisticRegression(
             C=C, l1_ratio=l1_ratio, tol=self.tol, fit_intercept=self.fit_intercept,
@@ -281,7 +289,18 @@ class LogisticRegressionCV(_LinearClassifier):
             warm_start=warm_start,
         )  # fmt: skip
 
-    def _path(self, X, y, sw, train, test, Cs, l1_ratio, class_weight, scorer):
+    def _path(
+        self,
+        X: Any,
+        y: NDArray[Any],
+        sw: NDArray[Any] | None,
+        train: NDArray[np.intp],
+        test: NDArray[np.intp],
+        Cs: NDArray[np.float64],
+        l1_ratio: float,
+        class_weight: Any,
+        scorer: Any,
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[Any]]:
         # every fold is fitted with the classes of all the data, even if it lacks some
         """Fit the path over ``Cs`` on one fold, warm-starting each fit from the previous."""
         est = self._estimator(Cs[0], l1_ratio, class_weight, warm_start=True)
@@ -300,7 +319,13 @@ class LogisticRegressionCV(_LinearClassifier):
                 scores.append(scorer(est, X[test], y[test], **score_kwargs))
         return np.array(coefs), np.array(scores, dtype=np.float64), np.array(n_iter)
 
-    def fit(self, X, y, sample_weight=None, **params):
+    def fit(
+        self: _Self,
+        X: ArrayLike,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        **params: Any,
+    ) -> _Self:
         """Cross-validate the grid, then fit the best point (``refit``).
 
         Parameters
@@ -356,7 +381,7 @@ class LogisticRegressionCV(_LinearClassifier):
 
         tasks = [(train, test, share) for train, test in folds for share in shares]
 
-        def path(task):
+        def path(task: tuple[Any, Any, float]) -> Any:
             train, test, share = task
             return self._path(X, y, sw, train, test, Cs, share, class_weight, scorer)
 
@@ -410,17 +435,27 @@ class LogisticRegressionCV(_LinearClassifier):
         self._set_path_attributes(coefs, scores, n_iter, C_, best_ratio, l1_ratios, legacy)
         return self
 
-    def _set_path_attributes(self, coefs, scores, n_iter, C_, l1_ratio_, l1_ratios, legacy):
+    def _set_path_attributes(
+        self,
+        coefs: NDArray[np.float64],
+        scores: NDArray[np.float64],
+        n_iter: NDArray[Any],
+        C_: float,
+        l1_ratio_: Any,
+        l1_ratios: Any,
+        legacy: bool,
+    ) -> None:
         """``coefs_paths_``, ``scores_``, ``n_iter_``, ``C_``, ``l1_ratio_`` in scikit-learn's layouts."""
         n_classes = self.classes_.shape[0]
         keys = self.classes_[1:] if n_classes == 2 else self.classes_
         if not legacy:
-            self.coefs_paths_ = coefs  # (n_folds, n_l1_ratios, n_cs, k, n_dof)
-            self.scores_ = scores  # (n_folds, n_l1_ratios, n_cs)
+            # (n_folds, n_l1_ratios, n_cs, k, n_dof), (n_folds, n_l1_ratios, n_cs)
+            self.coefs_paths_: NDArray[Any] | dict[Any, NDArray[Any]] = coefs
+            self.scores_: NDArray[Any] | dict[Any, NDArray[Any]] = scores
             self.n_iter_ = n_iter
-            self.C_ = float(C_)
+            self.C_: float | NDArray[np.float64] = float(C_)
             if l1_ratios is None:
-                self.l1_ratio_ = 1.0 if self.penalty == "l1" else 0.0
+                self.l1_ratio_: float | NDArray[Any] = 1.0 if self.penalty == "l1" else 0.0
             else:
                 self.l1_ratio_ = float(l1_ratio_)
             return
@@ -438,7 +473,13 @@ class LogisticRegressionCV(_LinearClassifier):
         self.C_ = np.full(repeat, C_, dtype=np.float64)
         self.l1_ratio_ = np.asarray([l1_ratio_] * repeat)  # None for no l1_ratios, as sklearn
 
-    def score(self, X, y, sample_weight=None, **score_params):
+    def score(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        **score_params: Any,
+    ) -> float:
         """The ``scoring`` of the fitted model on ``(X, y)`` (accuracy by default).
 
         Parameters
@@ -465,7 +506,7 @@ class LogisticRegressionCV(_LinearClassifier):
         return float(scorer(self, X, y, **kwargs))
 
 
-def _refuse_unrouted_params(estimator, method, params):
+def _refuse_unrouted_params(estimator: Any, method: str, params: dict[str, Any]) -> None:
     """scikit-learn's error for extra keyword arguments without metadata routing."""
     from sklearn import get_config
 
@@ -479,7 +520,7 @@ def _refuse_unrouted_params(estimator, method, params):
         )
 
 
-def _with_intercept(est):
+def _with_intercept(est: LogisticRegression) -> NDArray[np.float64]:
     """``coef_`` with the intercept as a last column (when fitted), in float64."""
     coef = est.coef_.astype(np.float64)
     if not est.fit_intercept:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import math
 import time
+from typing import Any, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from .. import _dask, _epoch_driver
 from .._validation import check_bool, check_int, check_l2, check_real, check_verbose
@@ -29,6 +31,9 @@ _AUTO_LEARNING_RATE = {"sgd": 0.5, "adam": 0.01}
 #: every further epoch still moves towards the optimum (a halving schedule stops after a
 #: few epochs wherever it is), while its decay shrinks the minibatch noise
 _AUTO_SCHEDULE = {"kind": "invscaling", "power_t": 0.5}
+
+
+_Self = TypeVar("_Self", bound="SoftmaxRegression")
 
 
 @register
@@ -163,25 +168,25 @@ class SoftmaxRegression(_LinearClassifier):
 
     def __init__(
         self,
-        optimizer="sgd",
+        optimizer: str | Learner = "sgd",
         *,
-        learning_rate="auto",
-        schedule="auto",
-        batch_size=32,
-        max_epochs=100,
-        shuffle=True,
-        random_state=None,
-        l2=0.0,
-        l1_ratio=0.0,
-        fit_intercept=True,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=5,
-        tol=1e-3,
-        class_weight=None,
-        warm_start=False,
-        verbose=0,
-    ):
+        learning_rate: float | str = "auto",
+        schedule: Any = "auto",
+        batch_size: int = 32,
+        max_epochs: int = 100,
+        shuffle: bool = True,
+        random_state: int | np.random.RandomState | np.random.Generator | None = None,
+        l2: float = 0.0,
+        l1_ratio: float = 0.0,
+        fit_intercept: bool = True,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 5,
+        tol: float = 1e-3,
+        class_weight: dict[Any, float] | str | None = None,
+        warm_start: bool = False,
+        verbose: int = 0,
+    ) -> None:
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.schedule = schedule
@@ -202,7 +207,7 @@ class SoftmaxRegression(_LinearClassifier):
 
     # -- pieces -----------------------------------------------------------------
 
-    def _make_learner(self):
+    def _make_learner(self) -> Learner:
         optimizer = self.optimizer
         auto_lr = isinstance(self.learning_rate, str) and self.learning_rate == "auto"
         auto_schedule = isinstance(self.schedule, str) and self.schedule == "auto"
@@ -223,7 +228,7 @@ class SoftmaxRegression(_LinearClassifier):
                 f"got {type(optimizer).__name__}"
             )
         kind = optimizer.strip().lower()
-        config = {"kind": kind}
+        config: dict[str, Any] = {"kind": kind}
         if lr is not None:
             config["learning_rate"] = lr
         elif kind in _AUTO_LEARNING_RATE:
@@ -231,7 +236,7 @@ class SoftmaxRegression(_LinearClassifier):
         config["schedule"] = dict(_AUTO_SCHEDULE) if auto_schedule else self.schedule
         return get_learner(**config)
 
-    def _rng(self):
+    def _rng(self) -> np.random.Generator | np.random.RandomState:
         rs = self.random_state
         if isinstance(rs, (np.random.Generator, np.random.RandomState)):
             return rs
@@ -239,7 +244,7 @@ class SoftmaxRegression(_LinearClassifier):
             check_int("random_state", rs, 0)
         return np.random.default_rng(rs)
 
-    def _new_model(self, n_features, dtype):
+    def _new_model(self, n_features: int, dtype: Any) -> SoftmaxModel:
         strength = check_l2(self.l2)
         l1_ratio = check_real("l1_ratio", self.l1_ratio, high=1.0)
         return SoftmaxModel(
@@ -252,7 +257,7 @@ class SoftmaxRegression(_LinearClassifier):
             fit_intercept=check_bool("fit_intercept", self.fit_intercept),
         )
 
-    def _load_params(self, model):
+    def _load_params(self, model: SoftmaxModel) -> None:
         """Set the model's ``coef, b`` from ``coef_, intercept_`` (two classes: antisymmetric).
 
         From three classes on, ``coef_`` has the layout of the model's ``coef``
@@ -271,7 +276,7 @@ class SoftmaxRegression(_LinearClassifier):
         if model.fit_intercept:
             model.b[...] = intercept
 
-    def _store_params(self, model):
+    def _store_params(self, model: SoftmaxModel) -> None:
         """Take ``coef_, intercept_`` from the model (its ``coef`` itself from three classes on)."""
         coef, b = model.coef, model.b if model.fit_intercept else np.zeros_like(model.b)
         if coef.shape[0] == 2:
@@ -281,7 +286,7 @@ class SoftmaxRegression(_LinearClassifier):
             self.coef_ = coef  # the model is not used after fit: no copy
             self.intercept_ = b if model.fit_intercept else b.copy()
 
-    def _encode_known(self, y, name="y"):
+    def _encode_known(self, y: NDArray[Any], name: str = "y") -> NDArray[np.intp]:
         """Indices of labels ``y`` in ``classes_``; unknown labels raise."""
         idx = np.searchsorted(self.classes_, y)
         idx = np.clip(idx, 0, self.classes_.shape[0] - 1)
@@ -293,7 +298,7 @@ class SoftmaxRegression(_LinearClassifier):
             )
         return np.ascontiguousarray(idx, dtype=np.intp)
 
-    def _check_training_params(self):
+    def _check_training_params(self) -> dict[str, Any]:
         return dict(
             batch_size=check_int("batch_size", self.batch_size, 1),
             max_epochs=check_int("max_epochs", self.max_epochs, 1),
@@ -311,7 +316,13 @@ class SoftmaxRegression(_LinearClassifier):
     # -- fitting ------------------------------------------------------------------
 
     @_dask.atomic_on_dask
-    def fit(self, X, y, sample_weight=None, validation_data=None):
+    def fit(
+        self: _Self,
+        X: ArrayLike,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+    ) -> _Self:
         """Train for ``max_epochs`` epochs (fewer with early stopping).
 
         Parameters
@@ -375,7 +386,13 @@ class SoftmaxRegression(_LinearClassifier):
         return self
 
     @_dask.atomic_on_dask
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
+    def partial_fit(
+        self: _Self,
+        X: ArrayLike,
+        y: ArrayLike,
+        classes: ArrayLike | None = None,
+        sample_weight: ArrayLike | None = None,
+    ) -> _Self:
         """Train for one epoch on ``(X, y)``, continuing from the current state.
 
         Parameters
@@ -433,7 +450,18 @@ class SoftmaxRegression(_LinearClassifier):
         self._run_epochs(model, X, y_idx, sw, None, None, opts, self._rng(), 1)
         return self
 
-    def _run_epochs(self, model, X, y_idx, sw, X_val, y_val, opts, rng, n_epochs):
+    def _run_epochs(
+        self,
+        model: SoftmaxModel,
+        X: Any,
+        y_idx: Any,
+        sw: NDArray[Any] | None,
+        X_val: Any,
+        y_val: Any,
+        opts: dict[str, Any],
+        rng: np.random.Generator | np.random.RandomState,
+        n_epochs: int,
+    ) -> None:
         """The epoch loop: train, evaluate, record, report, stop early."""
         trainer = Trainer(model, self._learner, track_train_error=False)
         history = self.history_
@@ -502,7 +530,16 @@ class SoftmaxRegression(_LinearClassifier):
         self.n_iter_ = epochs_run
         self._store_params(model)
 
-    def _train_epoch(self, trainer, X, y_idx, sw, opts, rng, bar):
+    def _train_epoch(
+        self,
+        trainer: Trainer,
+        X: Any,
+        y_idx: Any,
+        sw: NDArray[Any] | None,
+        opts: dict[str, Any],
+        rng: np.random.Generator | np.random.RandomState,
+        bar: Any,
+    ) -> float:
         """One pass over shuffled minibatches; returns the mean minibatch loss."""
         if isinstance(X, _dask.Blocks):  # a chain of one task per block, where the blocks live
             return X.train_epoch(trainer, opts["batch_size"], opts["shuffle"], rng)
@@ -512,7 +549,7 @@ class SoftmaxRegression(_LinearClassifier):
             order = rows if order is None else rows[order]
         # a weighted minibatch's data term is divided by len(batch) * mean weight: an
         # unbiased estimate of scikit-learn's objective (a weight of 2 acts as a duplicate)
-        train_sw = sw if sw is None or rows is None else sw[rows]
+        train_sw: Any = sw if sw is None or rows is None else sw[rows]  # None only when sw is
         mean_weight = None if sw is None else float(np.mean(train_sw, dtype=np.float64))
         progress = None if bar is None else lambda done, loss: _report(bar, done, loss)
         return _epoch_driver.run_epoch(
@@ -521,17 +558,17 @@ class SoftmaxRegression(_LinearClassifier):
         )  # fmt: skip
 
 
-def _n_train(X, opts):
+def _n_train(X: Any, opts: dict[str, Any]) -> int:
     """The number of training rows: those of a validation split, else all of X."""
     rows = opts.get("train_rows")
     return X.shape[0] if rows is None else rows.shape[0]
 
 
-def _new_history():
+def _new_history() -> dict[str, list[float]]:
     """An empty ``history_``: one list a key, one entry an epoch."""
     return {"train_loss": [], "val_loss": [], "val_error": [], "epoch_time": []}
 
 
-def _report(bar, batches_done, running_loss):
+def _report(bar: Any, batches_done: int, running_loss: float) -> None:
     bar.update(batches_done - bar.n)
     bar.set_postfix(loss=f"{running_loss:.4f}", refresh=False)
