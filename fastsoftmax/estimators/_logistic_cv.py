@@ -528,7 +528,7 @@ def _with_intercept(est: LogisticRegression) -> NDArray[np.float64]:
     return np.column_stack([coef, est.intercept_.astype(np.float64)])
 
 
-def _response_of(scorer):
+def _response_of(scorer: Any) -> dict[str, Any]:
     """``make_scorer``'s keywords for the method a built-in scorer calls."""
     response = getattr(scorer, "_response_method", None)
     if response is not None:
