@@ -20,7 +20,9 @@ os.environ.setdefault("FASTSOFTMAX_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_bench_many_classes import D, N, _kernel_call, _random_problem, _trained_problem  # noqa: E402
+from test_bench_many_classes import (  # noqa: E402
+    D, N, _kernel_call, _random_problem, _torch_call, _trained_problem,
+)
 
 
 def cpu_median(fn, rounds):
@@ -37,20 +39,7 @@ def torch_call(api, X, coef, intercept, y):
     import torch
 
     torch.set_num_threads(1)
-    F = torch.nn.functional
-    x, target = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
-    weight = torch.from_numpy(coef).requires_grad_()
-    bias = torch.from_numpy(intercept).requires_grad_()
-
-    def step():
-        weight.grad = bias.grad = None
-        if api == "linear_cross_entropy":
-            loss = F.linear_cross_entropy(x, weight, target, linear_bias=bias, reduction="sum")
-        else:
-            loss = F.cross_entropy(F.linear(x, weight, bias), target, reduction="sum")
-        loss.backward()
-
-    return step
+    return _torch_call(api, X, coef, intercept, y)
 
 
 def main():

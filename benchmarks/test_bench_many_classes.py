@@ -92,12 +92,11 @@ def test_fastsoftmax_numpy(benchmark, C):
                                               backend="numpy"))  # fmt: skip
 
 
-@pytest.mark.parametrize("api", ["linear_cross_entropy", "linear+cross_entropy"])
-@pytest.mark.parametrize("C", CLASSES)
-def test_torch(benchmark, C, api):
-    torch = pytest.importorskip("torch")
+def _torch_call(api, X, coef, intercept, y):
+    """One forward and backward pass of torch's ``api`` on the problem, as a callable."""
+    import torch
+
     F = torch.nn.functional
-    X, coef, intercept, y = _random_problem(C)
     x, target = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
     weight = torch.from_numpy(coef).requires_grad_()
     bias = torch.from_numpy(intercept).requires_grad_()
@@ -111,6 +110,14 @@ def test_torch(benchmark, C, api):
         loss.backward()
         return float(loss)
 
+    return step
+
+
+@pytest.mark.parametrize("api", ["linear_cross_entropy", "linear+cross_entropy"])
+@pytest.mark.parametrize("C", CLASSES)
+def test_torch(benchmark, C, api):
+    torch = pytest.importorskip("torch")
+    step = _torch_call(api, *_random_problem(C))
     benchmark.group = f"many classes C={C} random weights 1 thread"
     run(benchmark, step, min_rounds=2, **_info(C, 1, impl=f"torch {api}", kind="peer", api=api,
                                                 torch=torch.__version__))  # fmt: skip
