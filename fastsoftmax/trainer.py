@@ -290,10 +290,10 @@ class SoftmaxModel:
     ) -> float:
         loss = cross_entropy(z, y, sample_weight=sample_weight)
         if self.l2 or self.l1:
-            loss += self._l2_penalty()
+            loss += self._penalty()
         return float(loss)
 
-    def _l2_penalty(self) -> float:
+    def _penalty(self) -> float:
         # the penalty terms of the objective, ``0.5 * l2 * ||W||^2 + l1 * ||W||_1``
         # (0.0 without a penalty)
         return l2_penalty(self.coef, self.l2) + l1_penalty(self.coef, self.l1)
@@ -593,7 +593,7 @@ class Trainer:
         total = n if weights is None else float(np.sum(weights, dtype=np.float64))
         loss = ce_sum / total if total else 0.0
         if model.l2 or getattr(model, "l1", 0.0):
-            loss += model._l2_penalty()
+            loss += model._penalty()
         return loss, wrong / n
 
     def next_epoch(self) -> None:
