@@ -85,6 +85,22 @@ def _scale(grad, scale):
         grad.fill(0)
 
 
+def cross_entropy_sum(logits, y, sample_weight=None, *, backend=None):
+    """The weighted sum of the rows' cross-entropies, a Python float (float64 sum).
+
+    ``logits`` C-contiguous (n, C) float; a zero weight drops its row even when
+    its loss is infinite, as :func:`fastsoftmax.cross_entropy` does.
+    """
+    n = logits.shape[0]
+    if not n:
+        return 0.0
+    losses = get_module(backend).cross_entropy(logits, y, np.empty(n, logits.dtype))
+    if sample_weight is not None:
+        losses = np.multiply(losses, sample_weight, out=np.zeros_like(losses),
+                             where=sample_weight != 0)  # fmt: skip
+    return float(np.sum(losses, dtype=np.float64))
+
+
 def decision(X, coef, intercept=None, *, out=None, backend=None):
     """Logits ``X coef^T + intercept``, shape (n_samples, n_classes), in coef's dtype.
 

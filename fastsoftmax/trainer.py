@@ -43,8 +43,8 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import _epoch_driver
-from ._backends import get_module
-from ._objective import decision, l2_penalty, softmax_loss_grad
+from ._backends import get_module, weight_total
+from ._objective import cross_entropy_sum, decision, l2_penalty, softmax_loss_grad
 from ._validation import as_compute_dtype, check_data_matrix, check_int, check_l2, check_labels
 from ._validation import check_sample_weight, compute_dtype, is_sparse
 from .functions import classification_error, cross_entropy, log_softmax, softmax
@@ -283,12 +283,16 @@ class SoftmaxModel:
 
     def loss(self, X: DataMatrix, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """The training objective on ``(X, y)`` without the gradient (see Notes)."""
-        return self._loss_from_logits(self.decision_function(X), y, sample_weight)
+        X = self._check_X(X)
+        n = X.shape[0]
+        labels = check_labels(y, n, self.n_classes, classes_from="the model has")
+        weights = check_sample_weight(sample_weight, n, self._compute_dtype(X))
+        return self._loss_from_logits(self._decision(X), labels, weights)
 
-    def _loss_from_logits(
-        self, z: np.ndarray, y: Any, sample_weight: Any
-    ) -> float:
-        loss = cross_entropy(z, y, sample_weight=sample_weight)
+    def _loss_from_logits(self, z: np.ndarray, labels: np.ndarray, weights: Any) -> float:
+        # checked labels and weights: the mean cross-entropy by the private kernel, plus the penalty
+        total = weight_total(weights, z.shape[0])
+        loss = cross_entropy_sum(z, labels, weights) / total if total else 0.0
         if self.l2 or self.l1:
             loss += self._penalty()
         return float(loss)
@@ -579,22 +583,28 @@ class Trainer:
         labels = check_labels(y, n, model.n_classes, classes_from="the model has")
         weights = check_sample_weight(sample_weight, n, model.dtype)
         decide = model.decision_function
-        if self._fused:
+        if self._fused:  # the model's private kernels on checked data: no check per chunk
             X, decide = model._check_X(X), model._decision
+        if batch_size is not None:
+            batch_size = check_int("batch_size", batch_size, 1)
         if batch_size is None or n <= batch_size:
-            z = decide(X)
-            return model._loss_from_logits(z, labels, weights), classification_error(z, labels)
+            chunks: Iterator[tuple[Any, np.ndarray, Any]] = iter([(X, labels, weights)])
+        else:  # slices of X (a copy of each chunk's rows only for CSR)
+            chunks = ((X[idx], labels[idx], None if weights is None else weights[idx])
+                      for idx in iter_minibatches(n, batch_size))  # fmt: skip
         ce_sum = wrong = 0.0
-        for idx in iter_minibatches(n, batch_size):
-            z = decide(X[idx])
-            sw = None if weights is None else weights[idx]
-            ce_sum += float(cross_entropy(z, labels[idx], reduction="sum", sample_weight=sw))
-            wrong += classification_error(z, labels[idx]) * z.shape[0]
-        total = n if weights is None else float(np.sum(weights, dtype=np.float64))
+        for X_chunk, y_chunk, w_chunk in chunks:
+            z = decide(X_chunk)
+            if self._fused:
+                ce_sum += cross_entropy_sum(z, y_chunk, w_chunk)
+            else:
+                ce_sum += float(cross_entropy(z, y_chunk, reduction="sum", sample_weight=w_chunk))
+            wrong += classification_error(z, y_chunk) * z.shape[0]
+        total = weight_total(weights, n)
         loss = ce_sum / total if total else 0.0
         if model.l2 or getattr(model, "l1", 0.0):
             loss += model._penalty()
-        return loss, wrong / n
+        return loss, wrong / n if n else classification_error(z, labels)
 
     def next_epoch(self) -> None:
         """Advance the epoch counter (the learning-rate schedule is per epoch)."""

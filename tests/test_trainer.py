@@ -345,3 +345,59 @@ def test_model_pickled_with_w_loads():
     assert old.coef.flags.c_contiguous and "W" not in vars(old)
     again = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(again.coef, model.coef)
+
+
+def test_evaluate_validates_once(monkeypatch):
+    """evaluate checks the labels once, not once a chunk (the chunks use the private kernels)."""
+    import fastsoftmax._loss_options as loss_options
+
+    X, y = mnist_like(n=60)
+    trainer = Trainer(SoftmaxModel(20, 5), "sgd")
+    calls = []
+    original = loss_options.class_targets
+    monkeypatch.setattr(loss_options, "class_targets",
+                        lambda *a, **k: calls.append(1) or original(*a, **k))  # fmt: skip
+    whole = trainer.evaluate(X, y)
+    chunked = trainer.evaluate(X, y, batch_size=7)
+    assert calls == []  # the public cross_entropy's label check never ran
+    np.testing.assert_allclose(chunked, whole, rtol=1e-6)
+
+
+@pytest.mark.parametrize("batch_size", [None, 4, 1000])
+def test_evaluate_and_loss_against_numpy(batch_size):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((23, 6))  # float64 data on a float32 model: computed in float64
+    y = rng.integers(0, 3, size=23)
+    model = SoftmaxModel(6, 3, l2=0.1, l1=0.05, init="normal", random_state=1)
+    model.W[0] = [100.0, -100.0, 50.0]
+    sw = rng.random(23)
+    sw[::5] = 0.0
+    clean = X.copy()
+    X[::5] = 1e308  # the rows of weight 0 overflow to inf/NaN logits: dropped, never 0 * inf
+    z = clean @ model.W.astype(np.float64) + model.b
+    z[::5] = 0.0  # dropped rows
+    ce = np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)) + z.max(1) - z[np.arange(23), y]
+    W = model.W.astype(np.float64)
+    penalty = 0.5 * 0.1 * np.sum(W**2) + 0.05 * np.sum(np.abs(W))
+    expected = np.sum(sw * ce) / np.sum(sw) + penalty
+    loss, error = Trainer(model).evaluate(X, y, sw, batch_size=batch_size)
+    assert loss == pytest.approx(expected, rel=1e-7)  # the penalty of float32 weights
+    keep = sw > 0
+    assert model.loss(X[keep], y[keep], sw[keep]) == pytest.approx(expected, rel=1e-7)
+    z_clean = clean @ W + model.b  # the error counts every row, unweighted
+    error = Trainer(model).evaluate(clean, y, sw, batch_size=batch_size)[1]
+    assert error == pytest.approx(np.mean(np.argmax(z_clean, 1) != y))
+
+
+def test_loss_and_evaluate_check_their_arguments():
+    model = SoftmaxModel(4, 3)
+    X = np.zeros((5, 4), np.float32)
+    with pytest.raises(ValueError, match="y"):
+        model.loss(X, [0, 1, 2, 3, 0])  # label 3 of a 3-class model
+    with pytest.raises(ValueError, match="sample_weight"):
+        model.loss(X, [0, 1, 2, 1, 0], sample_weight=np.ones(4))
+    with pytest.raises(ValueError, match="features"):
+        model.loss(np.zeros((5, 3)), [0, 1, 2, 1, 0])
+    with pytest.raises(ValueError, match="batch_size"):
+        Trainer(model).evaluate(X, [0, 1, 2, 1, 0], batch_size=0)
+    assert Trainer(model).evaluate(X[:0], [])[0] == 0.0
