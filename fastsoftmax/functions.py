@@ -153,14 +153,19 @@ def _deliver(result, out, rdtype):
         return _scalar_if_0d(result.astype(rdtype, copy=False))
 
 
-def _rowwise(kernel_name, x, axis, out, backend, name="x"):
-    """Shared body of softmax and log_softmax: an elementwise-shaped row-wise kernel."""
+def _checked_input(x, out, name="x"):
+    """``x`` as a numeric array, its result and compute dtypes, with ``out`` checked against them."""
     x = as_numeric_array(x, name)
-    axes = check_axis(axis, x.ndim)
     rdtype = result_dtype(x.dtype)
-    cdtype = float_dtype(x.dtype)
     if out is not None:
         check_out(out, x.shape, rdtype)
+    return x, rdtype, float_dtype(x.dtype)
+
+
+def _rowwise(kernel_name, x, axis, out, backend, name="x"):
+    """Shared body of softmax and log_softmax: an elementwise-shaped row-wise kernel."""
+    x, rdtype, cdtype = _checked_input(x, out, name)
+    axes = check_axis(axis, x.ndim)
     kernel = getattr(_kernels(backend), kernel_name)
     x2, perm, moved_shape = _as_rows(x, axes, cdtype)
 
@@ -949,11 +954,7 @@ def sigmoid(
     >>> sigmoid(np.log(np.array([[1.0, 3.0]], dtype=np.float32)))
     array([[0.5 , 0.75]], dtype=float32)
     """
-    x = as_numeric_array(x, "x")
-    rdtype = result_dtype(x.dtype)
-    cdtype = float_dtype(x.dtype)
-    if out is not None:
-        check_out(out, x.shape, rdtype)
+    x, rdtype, cdtype = _checked_input(x, out)
     x1 = np.ascontiguousarray(x, dtype=cdtype).reshape(-1)
     out1 = _out_view(out, None, x1)
     direct = out1 is not None
@@ -1010,11 +1011,7 @@ def log_expit(x: ArrayLike, *, out: np.ndarray | None = None, backend: str | Non
     array([-0.3132617, -1.3132617], dtype=float32)
     """
     _kernels(backend)  # an unknown or unavailable backend is an error here too
-    x_arr: np.ndarray = as_numeric_array(x, "x")
-    rdtype = result_dtype(x_arr.dtype)
-    if out is not None:
-        check_out(out, x_arr.shape, rdtype)
-    cdtype = float_dtype(x_arr.dtype)
+    x_arr, rdtype, cdtype = _checked_input(x, out)
     xc = x_arr.astype(cdtype, copy=False)
     with np.errstate(invalid="ignore"):  # NaN stays NaN quietly
         result = np.negative(np.logaddexp(cdtype.type(0), -xc))
