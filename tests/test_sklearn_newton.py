@@ -97,7 +97,7 @@ def test_float32_stays_float32_and_matches_sklearn(weighted, solver):
 @pytest.mark.parametrize("solver", NEWTON)
 def test_csr_and_uint8_data_give_the_dense_float_result(solver):
     rng = np.random.default_rng(1)
-    X = rng.integers(0, 4, size=(200, 12)).astype(np.uint8)
+    X = rng.integers(0, 256, size=(200, 12)).astype(np.uint8)
     X[rng.random(X.shape) < 0.6] = 0
     y = rng.integers(0, 3, size=200)
     dense = LogisticRegression(solver=solver, tol=1e-10).fit(X.astype(np.float64), y)
