@@ -119,7 +119,9 @@ class LogisticCurvature:
         """Compute the probabilities at ``theta`` (float64, shape (n_samples, n_classes))."""
         z = self._logits(theta)
         if self.n_classes == 1:
-            self.proba = 1.0 / (1.0 + np.exp(-z))
+            from scipy.special import expit
+
+            self.proba = expit(z)  # no overflow warning for large margins
         else:
             z -= z.max(axis=1, keepdims=True)
             np.exp(z, out=z)
@@ -130,7 +132,7 @@ class LogisticCurvature:
     # -- X^T products, dense (in row blocks) or CSR --------------------------------
 
     def _blocks(self):
-        """``(rows, X_block)`` in the parameters' dtype: views of float X, converted blocks of uint8."""
+        """``(rows, X_block)`` in the parameters' dtype: views of float X, converted uint8 blocks."""
         X = self.X
         if not isinstance(X, np.ndarray):
             yield slice(0, X.shape[0]), X
@@ -216,7 +218,8 @@ class LogisticCurvature:
             R *= w[:, None]
         out = np.empty(self.n_params)
         coef_part = self._transpose_product(R).T  # (k, d)
-        out[: self.n_coef] = (coef_part + self.l2 * v[: self.n_coef].reshape(coef_part.shape)).ravel()
+        penalty_part = self.l2 * v[: self.n_coef].reshape(coef_part.shape)
+        out[: self.n_coef] = (coef_part + penalty_part).ravel()
         if self.fit_intercept:
             out[self.n_coef :] = R.sum(axis=0)
         return out
@@ -250,7 +253,7 @@ def _free_parameters(curvature):
 
 
 def _shift_to_last_class(theta, curvature, whole_class):
-    """Make the last class's held parameters 0 without changing the model (the softmax's freedom)."""
+    """Make the last class's held parameters 0, which leaves the model as it is (softmax's shift)."""
     k, d, n_coef = curvature.n_classes, curvature.n_features, curvature.n_coef
     if whole_class:
         coef = theta[:n_coef].reshape(k, d)
@@ -270,7 +273,7 @@ def _symmetrise(theta, curvature, whole_class):
 
 
 def minimize_newton_cholesky(fun, curvature, theta0, *, tol, max_iter, dtype, verbose=0):
-    """scikit-learn's newton-cholesky: Newton steps with a full Hessian and a backtracking line search.
+    """scikit-learn's newton-cholesky: Newton steps on the full Hessian, a backtracking line search.
 
     Parameters
     ----------
@@ -334,7 +337,7 @@ def minimize_newton_cholesky(fun, curvature, theta0, *, tol, max_iter, dtype, ve
         if slope > 0:  # not a descent direction: scikit-learn hands over silently
             fallback = True
             break
-        # 2. backtracking line search (Armijo, or no resolvable loss change and a smaller |gradient|)
+        # 2. backtracking line search (Armijo, or no resolvable loss change and smaller |gradient|)
         theta_old, loss_old, grad_old = theta, loss, grad
         t, armijo, sum_abs_grad_old = 1.0, 2.0**-11 * slope, -1.0
         for _ in range(21):  # down to t = 2**-20
@@ -397,7 +400,8 @@ class _Evaluations:
 
 
 def _truncated_cg(hessp, grad, max_inner, tol, eps):
-    """scikit-learn's ``_cg``: approximately solve ``H x = -grad``, capped at small or negative curvature.
+    """scikit-learn's ``_cg``: approximately solve ``H x = -grad``, stopping at small or negative
+    curvature.
 
     ``eps`` (16 finfo.eps) scales the test for a direction of (numerically) no curvature.
     """
@@ -488,7 +492,8 @@ def minimize_newton_cg(fun, curvature, theta0, *, tol, max_iter, dtype, verbose=
     while k < max_iter:
         fgrad = evaluations.grad_at(xk)
         if verbose:
-            print(f"Newton-CG iter = {k}: loss {old_fval:.10g}, max |gradient| {np.max(np.abs(fgrad)):.3g}")
+            print(f"Newton-CG iter = {k}: loss {old_fval:.10g}, "
+                  f"max |gradient| {np.max(np.abs(fgrad)):.3g}")
         if np.max(np.abs(fgrad)) <= tol:
             break
         curvature.update(xk)

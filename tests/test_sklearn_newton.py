@@ -41,8 +41,8 @@ def weighted():
 def _fit_both(solver, X, y, sample_weight=None, **params):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        theirs = SkLogisticRegression(solver=solver, **params).fit(X, y, sample_weight=sample_weight)
-        ours = LogisticRegression(solver=solver, **params).fit(X, y, sample_weight=sample_weight)
+        theirs = SkLogisticRegression(solver=solver, **params).fit(X, y, sample_weight)
+        ours = LogisticRegression(solver=solver, **params).fit(X, y, sample_weight)
     return ours, theirs
 
 
@@ -129,7 +129,7 @@ def test_warm_start_continues_the_same_iterations(iris, solver, fit_intercept, C
     "solver, message",
     [
         ("newton-cholesky", "Newton solver did not converge after {} iterations"),
-        ("newton-cg", "newton-cg failed to converge at loss = .* Increase the number of iterations"),
+        ("newton-cg", "newton-cg failed to converge at loss = .* Increase the number of iter"),
         ("sag", "The max_iter was reached which means the coef_ did not converge"),
         ("saga", "The max_iter was reached which means the coef_ did not converge"),
     ],

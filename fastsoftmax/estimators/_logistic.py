@@ -14,7 +14,8 @@ from .. import _dask, _newton, _objective
 from .._solvers import SolverResult, minimize_l1, minimize_smooth
 from .._validation import check_bool, check_int, check_real, check_verbose
 from ..persistence import register
-from ._base import _LinearClassifier, check_n_jobs, kernel_threads
+from ._base import _dense_coef, _LinearClassifier, _SparseCoefMixin, check_n_jobs
+from ._base import kernel_threads
 from ._compat import ConvergenceWarning
 
 __all__ = ["LogisticRegression"]
@@ -149,7 +150,7 @@ _Self = TypeVar("_Self", bound="LogisticRegression")
 
 
 @register
-class LogisticRegression(_LinearClassifier):
+class LogisticRegression(_SparseCoefMixin, _LinearClassifier):
     r"""Logistic regression (L2, L1, elastic-net or no penalty) by full-batch L-BFGS on fused kernels.
 
     A drop-in replacement for :class:`sklearn.linear_model.LogisticRegression`
@@ -322,7 +323,7 @@ class LogisticRegression(_LinearClassifier):
         n_threads = check_n_jobs(self.n_jobs)
         previous = None
         if warm_start and hasattr(self, "coef_"):
-            previous = (self.coef_, self.intercept_, self.classes_)
+            previous = (_dense_coef(self.coef_), self.intercept_, self.classes_)
         with kernel_threads(n_threads):
             return self._fit(X, y, sample_weight, classes, l1_unit, l2_unit, tol, max_iter,
                              fit_intercept, verbose, previous)  # fmt: skip
@@ -374,8 +375,8 @@ class LogisticRegression(_LinearClassifier):
         curvature = None
         if self.solver in _NEWTON_SOLVERS:  # the Hessian of the same objective
             curvature = _newton.LogisticCurvature(X, sw, k, fit_intercept, l2, dtype)
-        return self._solve(objective, theta0, l1, k, d, dtype, fit_intercept, tol, max_iter, verbose,
-                           curvature=curvature)  # fmt: skip
+        return self._solve(objective, theta0, l1, k, d, dtype, fit_intercept, tol, max_iter,
+                           verbose, curvature=curvature)  # fmt: skip
 
     def _penalties(
         self, l1_unit: float, l2_unit: float, sw_sum: float, dtype: Any
@@ -423,8 +424,9 @@ class LogisticRegression(_LinearClassifier):
 
         method = "lbfgs"
         if curvature is not None and self.solver in _NEWTON_SOLVERS:
-            result = _NEWTON_SOLVERS[self.solver](objective, curvature, theta0, tol=tol,
-                                                  max_iter=max_iter, dtype=dtype, verbose=verbose)  # fmt: skip
+            newton = _NEWTON_SOLVERS[self.solver]
+            result = newton(objective, curvature, theta0, tol=tol, max_iter=max_iter, dtype=dtype,
+                            verbose=verbose)  # fmt: skip
             method = result.method  # "lbfgs" when the Newton solver handed over to it
         elif max_iter == 0 and self.solver != "lbfgs":
             # as scikit-learn's other solvers: no update at all (its lbfgs takes a first step)
@@ -447,7 +449,9 @@ class LogisticRegression(_LinearClassifier):
         return self
 
 
-def _convergence_message(solver: str, method: str, result: SolverResult, max_iter: int) -> str | None:
+def _convergence_message(
+    solver: str, method: str, result: SolverResult, max_iter: int
+) -> str | None:
     """scikit-learn's ConvergenceWarning text for a run that did not converge (None if it did).
 
     ``method`` is the algorithm that ended the run: the Newton solver, or L-BFGS

@@ -13,7 +13,8 @@ from numpy.typing import ArrayLike, NDArray
 from .. import _threads
 from .._validation import check_bool
 from ..persistence import register
-from ._base import _class_weights, _LinearClassifier, check_n_jobs, kernel_threads
+from ._base import _class_weights, _LinearClassifier, _SparseCoefMixin, check_n_jobs
+from ._base import kernel_threads
 from ._logistic import LogisticRegression, _check_solver
 
 __all__ = ["LogisticRegressionCV"]
@@ -118,7 +119,7 @@ _Self = TypeVar("_Self", bound="LogisticRegressionCV")
 
 
 @register
-class LogisticRegressionCV(_LinearClassifier):
+class LogisticRegressionCV(_SparseCoefMixin, _LinearClassifier):
     """Logistic regression with ``C`` (and ``l1_ratio``) chosen by cross-validation.
 
     A drop-in replacement for :class:`sklearn.linear_model.LogisticRegressionCV`
