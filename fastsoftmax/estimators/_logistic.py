@@ -165,8 +165,9 @@ class LogisticRegression(_SparseCoefMixin, _LinearClassifier):
     times the class weights, :math:`r` the ``l1_ratio`` and the intercept not
     penalised.  Without the L1 term the solver is
     :func:`scipy.optimize.minimize` (L-BFGS-B) with scikit-learn's settings,
-    so the coefficients agree with scikit-learn's to within the tolerance;
-    with it, L-BFGS-B on the split ``W = P - N``, ``P, N >= 0``, which ends
+    so the coefficients agree with scikit-learn's to within the tolerance
+    (or, for ``solver="newton-cholesky"`` / ``"newton-cg"``, scikit-learn's
+    Newton solvers on the same objective); with it, L-BFGS-B on the split ``W = P - N``, ``P, N >= 0``, which ends
     on the exact zeros of the L1 optimum (the optimum of scikit-learn's
     ``saga``).  float32 data is trained in float32 (``coef_`` is float32).
 
@@ -198,12 +199,21 @@ class LogisticRegression(_SparseCoefMixin, _LinearClassifier):
     random_state : int, RandomState instance or None, default=None
         Unused by L-BFGS (deterministic); kept for compatibility.
     solver : {"lbfgs", "newton-cg", "newton-cholesky", "sag", "saga"}, default="lbfgs"
-        All solve the same problem, to its one optimum: the smooth solvers
-        (L2 or no penalty) run L-BFGS, "saga" also takes the L1 and
-        elastic-net penalties.  "liblinear" (one-vs-rest, penalised
-        intercept) is not implemented.
+        All solve the same problem, to its one optimum.  "lbfgs" and "sag"
+        run L-BFGS; "saga" too, and also takes the L1 and elastic-net
+        penalties.  "newton-cholesky" and "newton-cg" are scikit-learn's
+        Newton solvers (the same steps, stopping rules, ``n_iter_`` and
+        warnings, including newton-cholesky's hand-over to L-BFGS on a
+        singular Hessian): newton-cholesky forms the full Hessian, of
+        ``(n_classes * (n_features + 1))**2`` float64 entries, at a cost of
+        about ``n_samples * n_features**2 * n_classes**2 / 4`` multiply-adds
+        per iteration, so it suits a moderate ``n_features * n_classes``;
+        newton-cg only takes Hessian-vector products (two passes over
+        ``X`` each).  "liblinear" (one-vs-rest, penalised intercept) is not
+        implemented.
     max_iter : int, default=100
-        Maximum number of L-BFGS iterations.
+        Maximum number of iterations of the solver (Newton steps for the
+        Newton solvers).
     verbose : int, default=0
         If positive, print the solver's result (and each iteration for >= 2).
     warm_start : bool, default=False
@@ -221,7 +231,7 @@ class LogisticRegression(_SparseCoefMixin, _LinearClassifier):
         Coefficients; one row (for ``classes_[1]``) for two classes.
     intercept_ : ndarray of shape (1,) or (n_classes,)
     n_iter_ : ndarray of shape (1,)
-        Number of L-BFGS iterations.
+        Number of iterations of the solver, as scikit-learn counts them.
     n_features_in_ : int
 
     See Also
