@@ -331,18 +331,19 @@ class _SparseCoefMixin:
         self
             The fitted estimator.
 
+        See Also
+        --------
+        sparsify : the other way.
+
         Examples
         --------
-        >>> import numpy as np
         >>> from fastsoftmax import LogisticRegression
-        >>> X, y = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 2.0], [2.0, 0.0]]), [0, 1, 0, 1]
-        >>> clf = LogisticRegression().fit(X, y).sparsify().densify()
-        >>> type(clf.coef_).__name__
+        >>> clf = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+        >>> type(clf.sparsify().densify().coef_).__name__
         'ndarray'
         """
         _check_fitted_for(self, "densifying")
-        if is_sparse(self.coef_):
-            self.coef_ = np.ascontiguousarray(self.coef_.toarray())
+        self.coef_ = _dense_coef(self.coef_)
         return self
 
     def sparsify(self: _SelfCoef) -> _SelfCoef:
