@@ -143,9 +143,12 @@ class LogisticCurvature:
             yield rows, X[rows].astype(self.dtype, copy=False)
 
     def _gram(self, h, negative):
-        """``X^T diag(h) X`` (float64 (d, d)) for ``h`` all >= 0, or all <= 0 (``negative``)."""
+        """``(X^T diag(h) X, X^T h)`` in float64 for ``h`` all >= 0, or all <= 0 (``negative``).
+
+        One pass over X; ``X^T h`` (the intercept's column) only when it is fitted.
+        """
         d = self.n_features
-        gram = np.zeros((d, d))
+        gram, cross = np.zeros((d, d)), np.zeros(d)
         root = np.sqrt(np.abs(h))
         for rows, block in self._blocks():
             if isinstance(block, np.ndarray):
@@ -154,7 +157,9 @@ class LogisticCurvature:
             else:
                 scaled = block.multiply(root[rows, None].astype(self.dtype)).tocsr()
                 gram += (scaled.T @ scaled).toarray()
-        return -gram if negative else gram
+            if self.fit_intercept:
+                cross += block.T @ h[rows].astype(self.dtype)
+        return (-gram if negative else gram), cross
 
     def _transpose_product(self, r):
         """``X^T r`` for ``r`` of shape (n_samples, m): float64 (d, m)."""
@@ -176,27 +181,19 @@ class LogisticCurvature:
         k, d, n_coef = self.n_classes, self.n_features, self.n_coef
         P, w = self.proba, self.row_weight
         H = np.zeros((self.n_params, self.n_params))
-        weights = {}
-        for a in range(k):
-            for b in range(a, k):
-                if k == 1:
-                    weights[a, b] = w * P[:, 0] * (1.0 - P[:, 0])
-                elif a == b:
-                    weights[a, b] = w * P[:, a] * (1.0 - P[:, a])
-                else:
-                    weights[a, b] = -w * P[:, a] * P[:, b]
-        if self.fit_intercept:  # X^T h of every pair at once
-            pairs = list(weights)
-            cross = self._transpose_product(np.column_stack([weights[p] for p in pairs]))
-        for index, ((a, b), h) in enumerate(weights.items()):
-            block = self._gram(h, negative=a != b)
+        for a, b in ((a, b) for a in range(k) for b in range(a, k)):  # the upper blocks
+            if a == b:  # the binary model too (k = 1)
+                h = w * P[:, a] * (1.0 - P[:, a])
+            else:
+                h = -w * P[:, a] * P[:, b]
+            block, cross = self._gram(h, negative=a != b)
             H[a * d : (a + 1) * d, b * d : (b + 1) * d] = block
             H[b * d : (b + 1) * d, a * d : (a + 1) * d] = block.T
             if self.fit_intercept:
-                H[a * d : (a + 1) * d, n_coef + b] = cross[:, index]
-                H[b * d : (b + 1) * d, n_coef + a] = cross[:, index]
-                H[n_coef + b, a * d : (a + 1) * d] = cross[:, index]
-                H[n_coef + a, b * d : (b + 1) * d] = cross[:, index]
+                H[a * d : (a + 1) * d, n_coef + b] = cross
+                H[b * d : (b + 1) * d, n_coef + a] = cross
+                H[n_coef + b, a * d : (a + 1) * d] = cross
+                H[n_coef + a, b * d : (b + 1) * d] = cross
                 H[n_coef + a, n_coef + b] = H[n_coef + b, n_coef + a] = float(np.sum(h))
         if self.l2:
             H[np.arange(n_coef), np.arange(n_coef)] += self.l2
