@@ -451,7 +451,8 @@ class LogisticRegression(_SparseCoefMixin, _LinearClassifier):
         if message is not None:
             warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel)  # the caller of fit
         if verbose:
-            print(f"{method}: {n_iter} iterations, loss {result.fun:.6g}, {result.message}")
+            name = "L-BFGS" if method == "lbfgs" else method
+            print(f"{name}: {n_iter} iterations, loss {result.fun:.6g}, {result.message}")
         theta = result.x
         self.coef_ = theta[:n_coef].reshape(k, d).astype(dtype)
         self.intercept_ = (theta[n_coef:] if fit_intercept else np.zeros(k)).astype(dtype)
