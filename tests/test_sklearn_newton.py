@@ -202,3 +202,13 @@ def test_hessian_is_the_derivative_of_the_gradient(k, fit_intercept):
     np.testing.assert_array_equal(hessian, hessian.T)
     v = rng.standard_normal(curvature.n_params)
     np.testing.assert_allclose(curvature.hessp(v), hessian @ v, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("solver, step", [("newton-cholesky", "Newton iter="),
+                                          ("newton-cg", "Newton-CG iter = ")])  # fmt: skip
+def test_verbose_prints_each_newton_iteration(iris, capsys, solver, step):
+    X, y = iris
+    clf = LogisticRegression(solver=solver, verbose=1).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith(step) for line in lines) >= clf.n_iter_[0]
+    assert lines[-1].startswith(f"{solver}: {clf.n_iter_[0]} iterations, loss ")

@@ -11,10 +11,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .. import _threads
-from .._validation import check_bool
+from .._validation import check_bool, check_sample_weight
 from ..persistence import register
-from ._base import _class_weights, _LinearClassifier, _SparseCoefMixin, check_n_jobs
-from ._base import kernel_threads
+from ._base import _class_weights, _LinearClassifier, check_n_jobs, kernel_threads
 from ._logistic import LogisticRegression, _check_solver
 
 __all__ = ["LogisticRegressionCV"]
@@ -124,7 +123,7 @@ except ImportError:
 
 
 @register
-class LogisticRegressionCV(_SparseCoefMixin, _LinearClassifier):
+class LogisticRegressionCV(_LinearClassifier):
     """Logistic regression with ``C`` (and ``l1_ratio``) chosen by cross-validation.
 
     A drop-in replacement for :class:`sklearn.linear_model.LogisticRegressionCV`
@@ -376,22 +375,22 @@ class LogisticRegressionCV(_SparseCoefMixin, _LinearClassifier):
         y = classes[y_idx]  # the labels, checked
         n_classes = classes.shape[0]
         is_binary = n_classes == 2
+        # checked once here: the folds' fits and scorers get its rows
+        sw = check_sample_weight(sample_weight, X.shape[0], np.float64)
         class_weight = self.class_weight
         if isinstance(class_weight, str) and class_weight == "balanced":
             # computed once on all of y, as scikit-learn
-            sw_check = None if sample_weight is None else np.asarray(sample_weight, float)
-            weights = _class_weights("balanced", classes, y_idx, sw_check)
+            weights = _class_weights("balanced", classes, y_idx, sw)
             class_weight = {c: float(w) for c, w in zip(classes.tolist(), weights)}
-        sw = None if sample_weight is None else np.asarray(sample_weight)
         scorer = self._fold_scorer(scoring)
         if _routing_enabled():  # sample_weight and params go where they are requested
             from sklearn.utils.metadata_routing import process_routing
 
-            routed = process_routing(self, "fit", sample_weight=sample_weight, **params)
+            routed = process_routing(self, "fit", sample_weight=sw, **params)
             split_params, score_params = routed.splitter.split, routed.scorer.score
         else:  # the weights are the scorer's too, as in scikit-learn
             split_params = {}
-            score_params = {} if sample_weight is None else {"sample_weight": sample_weight}
+            score_params = {} if sw is None else {"sample_weight": sw}
         cv = check_cv(self.cv, y, classifier=True)
         folds = list(cv.split(X, y, **split_params))
 
@@ -584,13 +583,19 @@ def _rows_of(params: dict[str, Any], n_samples: int, rows: NDArray[np.intp]) -> 
     """``params`` for a subset of the rows: per-sample values indexed, others as they are.
 
     scikit-learn's rule (``_check_method_params``): a value is per-sample when
-    it is array-like with ``n_samples`` entries.
+    it is array-like (a sequence, or has ``shape`` or ``__array__``) with
+    ``n_samples`` entries.
     """
     out = {}
     for key, value in params.items():
-        per_sample = hasattr(value, "__len__") and not isinstance(value, (str, bytes, dict))
-        if per_sample and len(value) == n_samples:
-            value = value.iloc[rows] if hasattr(value, "iloc") else np.asarray(value)[rows]
+        if hasattr(value, "iloc") and len(value) == n_samples:  # pandas: by position
+            value = value.iloc[rows]
+        elif not isinstance(value, (str, bytes, dict)) and (
+            hasattr(value, "__len__") or hasattr(value, "shape") or hasattr(value, "__array__")
+        ):
+            array = np.asarray(value)
+            if array.ndim >= 1 and array.shape[0] == n_samples:
+                value = array[rows]
         out[key] = value
     return out
 
