@@ -41,7 +41,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _objective
-from .estimators._compat import ConvergenceWarning
 from ._solvers import SolverResult, minimize_smooth
 
 __all__ = [
@@ -113,7 +112,7 @@ class LogisticCurvature:
 
     def _logits(self, theta):
         coef, intercept = self._coef_intercept(theta)
-        return _objective.decision(self.X, coef, intercept).astype(np.float64)
+        return _objective.decision(self.X, coef, intercept).astype(np.float64, copy=False)
 
     def update(self, theta):
         """Compute the probabilities at ``theta`` (float64, shape (n_samples, n_classes))."""
@@ -132,7 +131,7 @@ class LogisticCurvature:
     # -- X^T products, dense (in row blocks) or CSR --------------------------------
 
     def _blocks(self):
-        """``(rows, X_block)`` in the parameters' dtype: views of float X, converted uint8 blocks."""
+        """``(rows, X_block)`` in the parameters' dtype: views of float X, or converted blocks."""
         X = self.X
         if not isinstance(X, np.ndarray):
             yield slice(0, X.shape[0]), X
@@ -250,7 +249,7 @@ def _free_parameters(curvature):
 
 
 def _shift_to_last_class(theta, curvature, whole_class):
-    """Make the last class's held parameters 0, which leaves the model as it is (softmax's shift)."""
+    """Make the last class's held parameters 0; the model stays the same (softmax's shift)."""
     k, d, n_coef = curvature.n_classes, curvature.n_features, curvature.n_coef
     if whole_class:
         coef = theta[:n_coef].reshape(k, d)
@@ -350,6 +349,8 @@ def minimize_newton_cholesky(fun, curvature, theta0, *, tol, max_iter, dtype, ve
                     break
             t *= 0.5
         else:
+            from .estimators._compat import ConvergenceWarning  # not at import: a cycle
+
             warnings.warn(
                 f"Line search of Newton solver NewtonCholeskySolver at iteration #{iteration} "
                 "did not converge after 21 line search refinement iterations. It will now "

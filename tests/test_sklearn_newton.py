@@ -212,3 +212,19 @@ def test_verbose_prints_each_newton_iteration(iris, capsys, solver, step):
     lines = capsys.readouterr().out.splitlines()
     assert sum(line.startswith(step) for line in lines) >= clf.n_iter_[0]
     assert lines[-1].startswith(f"{solver}: {clf.n_iter_[0]} iterations, loss ")
+
+
+def test_failed_line_search_hands_over_to_lbfgs():
+    X, y = load_iris(return_X_y=True)
+    fun, curvature = _curvature(X, (y == 2).astype(np.intp), 1, True, 0.01, None)
+    theta0 = np.zeros(curvature.n_params)
+
+    def no_descent(theta):  # a loss that rises away from theta0 whatever the gradient says
+        loss, grad = fun(theta)
+        return loss + 1e9 * float(np.sum((theta - theta0) ** 2)), grad
+
+    with pytest.warns(ConvergenceWarning, match="Line search of Newton solver .* at iteration #1 "
+                      "did not converge after 21 line search refinement iterations"):  # fmt: skip
+        result = _newton.minimize_newton_cholesky(no_descent, curvature, theta0, tol=1e-4,
+                                                  max_iter=5, dtype=np.float64)  # fmt: skip
+    assert result.method == "lbfgs"

@@ -167,9 +167,10 @@ class LogisticRegression(_SparseCoefMixin, _LinearClassifier):
     :func:`scipy.optimize.minimize` (L-BFGS-B) with scikit-learn's settings,
     so the coefficients agree with scikit-learn's to within the tolerance
     (or, for ``solver="newton-cholesky"`` / ``"newton-cg"``, scikit-learn's
-    Newton solvers on the same objective); with it, L-BFGS-B on the split ``W = P - N``, ``P, N >= 0``, which ends
-    on the exact zeros of the L1 optimum (the optimum of scikit-learn's
-    ``saga``).  float32 data is trained in float32 (``coef_`` is float32).
+    Newton solvers on the same objective); with it, L-BFGS-B on the split
+    ``W = P - N``, ``P, N >= 0``, which ends on the exact zeros of the L1
+    optimum (the optimum of scikit-learn's ``saga``).  float32 data is
+    trained in float32 (``coef_`` is float32).
 
     Parameters
     ----------
