@@ -129,6 +129,13 @@ class _Encoder:
             return value
         if isinstance(value, np.ndarray):
             return self.array(value)
+        if _is_sparse(value):  # a sparsified coef_: stored dense, sparsified again on load
+            if value.format != "csr":
+                raise TypeError(f"cannot save {where}: a sparse {value.format} matrix (only CSR)")
+            import scipy.sparse as sp
+
+            dense = np.ascontiguousarray(value.toarray())
+            return {"__csr__": self.array(dense), "sparray": not sp.isspmatrix(value)}
         if isinstance(value, np.generic):
             return {"__scalar__": self.array(np.asarray(value))}
         if isinstance(value, (list, tuple)):
@@ -171,6 +178,11 @@ def _decode(value: Any, arrays: Any) -> Any:
     if "__array__" in value:
         arr = arrays[value["__array__"]]
         return arr.astype(object) if value.get("object") else arr
+    if "__csr__" in value:
+        import scipy.sparse as sp
+
+        dense = _decode(value["__csr__"], arrays)
+        return sp.csr_array(dense) if value.get("sparray") else sp.csr_matrix(dense)
     if "__none_array__" in value:
         shape = tuple(int(n) for n in value["__none_array__"])
         return np.full(shape, None, dtype=object)
@@ -197,6 +209,14 @@ def _decode(value: Any, arrays: Any) -> Any:
 
         return get_schedule(_decode(value["__schedule__"], arrays))
     raise ModelFormatError(f"unknown entry in the model manifest: {sorted(value)}")
+
+
+def _is_sparse(value: Any) -> bool:
+    # scipy.sparse only when it is already imported: a model without one never loads it
+    import sys
+
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and bool(sparse.issparse(value))
 
 
 def _hashable(key: Any) -> Any:
@@ -467,6 +487,8 @@ def _check_fitted_state(attributes: dict[str, Any], grid_n_iter: bool = False) -
     if missing:
         raise ModelFormatError(f"a fitted model lacks {', '.join(sorted(missing))}")
     classes, coef, intercept = (attributes[k] for k in ("classes_", "coef_", "intercept_"))
+    if _is_sparse(coef):  # sparsify(): checked in its dense form
+        coef = coef.toarray()
     n_features = attributes["n_features_in_"]
     for key, value in (("coef_", coef), ("intercept_", intercept)):
         if not (isinstance(value, np.ndarray) and value.dtype in (np.float32, np.float64)):

@@ -129,6 +129,19 @@ _REFERENCE_VERSIONS = {
         )),
         ("test_sparse_estimators.py", "test_logistic_regression_sparse_equals_dense_and_sklearn", ()),
         ("test_estimators.py", "test_sklearn_compatible", ()),  # the older check_estimator
+        # scikit-learn's newton solvers as of 1.8 (multinomial newton-cholesky needs >= 1.6)
+        *(("test_sklearn_newton.py", name, ()) for name in (
+            "test_same_coefficients_and_iterations_as_sklearn",
+            "test_sample_and_class_weights_match_sklearn",
+            "test_float32_stays_float32_and_matches_sklearn",
+            "test_singular_hessian_falls_back_to_lbfgs_as_sklearn",
+        )),
+        # LogisticRegressionCV's routing as scikit-learn's (owner names, messages)
+        *(("test_sklearn_cv_routing.py", name, ()) for name in (
+            "test_sample_weight_reaches_the_scorer_only_when_requested",
+            "test_without_routing_sample_weight_is_the_scorers_too",
+            "test_groups_reach_the_splitter",
+        )),
     ]),
 }
 

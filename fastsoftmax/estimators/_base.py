@@ -13,7 +13,7 @@ import os
 import types
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -306,6 +306,91 @@ def _check_is_fitted(estimator: Any) -> None:
         )
 
 
+def _dense_coef(coef: Any) -> Any:
+    """``coef_`` as a C-contiguous array: that of a sparsified model is densified."""
+    if is_sparse(coef):
+        return np.ascontiguousarray(coef.toarray())
+    return coef
+
+
+class _SparseCoefMixin:
+    """scikit-learn's ``sparsify`` / ``densify`` (its ``SparseCoefMixin``): a CSR ``coef_``.
+
+    Prediction, scoring and saving work on either form (a sparse ``coef_`` is
+    densified for the kernels, a (k, d) copy per call); a warm-started refit
+    starts from it and leaves a dense ``coef_``.
+    """
+
+    coef_: Any
+
+    def densify(self: _SelfCoef) -> _SelfCoef:
+        """Convert a sparse ``coef_`` back to a numpy array (no-op when it is one).
+
+        Returns
+        -------
+        self
+            The fitted estimator.
+
+        See Also
+        --------
+        sparsify : the other way.
+
+        Examples
+        --------
+        >>> from fastsoftmax import LogisticRegression
+        >>> clf = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+        >>> type(clf.sparsify().densify().coef_).__name__
+        'ndarray'
+        """
+        _check_fitted_for(self, "densifying")
+        self.coef_ = _dense_coef(self.coef_)
+        return self
+
+    def sparsify(self: _SelfCoef) -> _SelfCoef:
+        """Convert ``coef_`` to a scipy.sparse CSR matrix (the intercept stays an array).
+
+        Worth it when most coefficients are 0 (an L1 penalty): a dense
+        ``coef_`` takes more memory as a sparse matrix.  scikit-learn's
+        ``sparse_interface`` setting ("sparray") gives a ``csr_array``.
+
+        Returns
+        -------
+        self
+            The fitted estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastsoftmax import LogisticRegression
+        >>> X, y = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 2.0], [2.0, 0.0]]), [0, 1, 0, 1]
+        >>> clf = LogisticRegression().fit(X, y).sparsify()
+        >>> type(clf.coef_).__name__, clf.predict(X).tolist()
+        ('csr_matrix', [0, 1, 0, 1])
+        """
+        import scipy.sparse as sp
+
+        _check_fitted_for(self, "sparsifying")
+        try:
+            from sklearn import get_config
+
+            as_array = get_config().get("sparse_interface") == "sparray"
+        except ImportError:
+            as_array = False
+        self.coef_ = sp.csr_array(self.coef_) if as_array else sp.csr_matrix(self.coef_)
+        return self
+
+
+_SelfCoef = TypeVar("_SelfCoef", bound=_SparseCoefMixin)
+
+
+def _check_fitted_for(estimator: Any, doing: str) -> None:
+    # scikit-learn's message for sparsify / densify
+    if not hasattr(estimator, "coef_"):
+        raise NotFittedError(
+            f"Estimator, {type(estimator).__name__}, must be fitted before {doing}."
+        )
+
+
 # ---------------------------------------------------------------------------
 # the shared base class
 
@@ -401,7 +486,7 @@ class _LinearClassifier(*BASES):  # type: ignore[misc]  # mypy: a base tuple cho
         _check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         # coef_ is used in its own layout: no copy unless X's dtype is wider than coef_'s
-        X, coef, intercept, _ = as_compute_dtype(X, self.coef_, self.intercept_)
+        X, coef, intercept, _ = as_compute_dtype(X, _dense_coef(self.coef_), self.intercept_)
         # an intercept_ set by hand may be a strided view (e.g. a column of coefs_paths_)
         intercept = None if intercept is None else np.ascontiguousarray(intercept)
         scores = decision(X, coef, intercept)

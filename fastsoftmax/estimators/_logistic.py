@@ -10,11 +10,12 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .. import _dask, _objective
+from .. import _dask, _newton, _objective
 from .._solvers import SolverResult, minimize_l1, minimize_smooth
 from .._validation import check_bool, check_int, check_real, check_verbose
 from ..persistence import register
-from ._base import _LinearClassifier, check_n_jobs, kernel_threads
+from ._base import _dense_coef, _LinearClassifier, _SparseCoefMixin, check_n_jobs
+from ._base import kernel_threads
 from ._compat import ConvergenceWarning
 
 __all__ = ["LogisticRegression"]
@@ -23,9 +24,14 @@ __all__ = ["LogisticRegression"]
 # ---------------------------------------------------------------------------
 # the penalty and solver parameters, read as scikit-learn 1.9 reads them
 
-#: solvers of the smooth (L2 or no penalty) problem: all reach its one optimum, so all run
-#: L-BFGS; "saga" also takes the L1 and elastic-net penalties (L-BFGS-B on the split)
+#: solvers of the smooth (L2 or no penalty) problem: all reach its one optimum; "lbfgs" and
+#: "sag" run L-BFGS, the Newton solvers are scikit-learn's (fastsoftmax._newton); "saga" also
+#: takes the L1 and elastic-net penalties (L-BFGS-B on the split)
 _SMOOTH_SOLVERS = ("lbfgs", "newton-cg", "newton-cholesky", "sag")
+_NEWTON_SOLVERS = {
+    "newton-cholesky": _newton.minimize_newton_cholesky,
+    "newton-cg": _newton.minimize_newton_cg,
+}
 _SOLVERS = _SMOOTH_SOLVERS + ("saga", "liblinear")
 
 _PENALTY_DEPRECATION = (
@@ -144,7 +150,7 @@ _Self = TypeVar("_Self", bound="LogisticRegression")
 
 
 @register
-class LogisticRegression(_LinearClassifier):
+class LogisticRegression(_SparseCoefMixin, _LinearClassifier):
     r"""Logistic regression (L2, L1, elastic-net or no penalty) by full-batch L-BFGS on fused kernels.
 
     A drop-in replacement for :class:`sklearn.linear_model.LogisticRegression`
@@ -159,10 +165,12 @@ class LogisticRegression(_LinearClassifier):
     times the class weights, :math:`r` the ``l1_ratio`` and the intercept not
     penalised.  Without the L1 term the solver is
     :func:`scipy.optimize.minimize` (L-BFGS-B) with scikit-learn's settings,
-    so the coefficients agree with scikit-learn's to within the tolerance;
-    with it, L-BFGS-B on the split ``W = P - N``, ``P, N >= 0``, which ends
-    on the exact zeros of the L1 optimum (the optimum of scikit-learn's
-    ``saga``).  float32 data is trained in float32 (``coef_`` is float32).
+    so the coefficients agree with scikit-learn's to within the tolerance
+    (or, for ``solver="newton-cholesky"`` / ``"newton-cg"``, scikit-learn's
+    Newton solvers on the same objective); with it, L-BFGS-B on the split
+    ``W = P - N``, ``P, N >= 0``, which ends on the exact zeros of the L1
+    optimum (the optimum of scikit-learn's ``saga``).  float32 data is
+    trained in float32 (``coef_`` is float32).
 
     Parameters
     ----------
@@ -192,12 +200,21 @@ class LogisticRegression(_LinearClassifier):
     random_state : int, RandomState instance or None, default=None
         Unused by L-BFGS (deterministic); kept for compatibility.
     solver : {"lbfgs", "newton-cg", "newton-cholesky", "sag", "saga"}, default="lbfgs"
-        All solve the same problem, to its one optimum: the smooth solvers
-        (L2 or no penalty) run L-BFGS, "saga" also takes the L1 and
-        elastic-net penalties.  "liblinear" (one-vs-rest, penalised
-        intercept) is not implemented.
+        All solve the same problem, to its one optimum.  "lbfgs" and "sag"
+        run L-BFGS; "saga" too, and also takes the L1 and elastic-net
+        penalties.  "newton-cholesky" and "newton-cg" are scikit-learn's
+        Newton solvers (the same steps, stopping rules, ``n_iter_`` and
+        warnings, including newton-cholesky's hand-over to L-BFGS on a
+        singular Hessian): newton-cholesky forms the full Hessian, of
+        ``(n_classes * (n_features + 1))**2`` float64 entries, at a cost of
+        about ``n_samples * n_features**2 * n_classes**2 / 4`` multiply-adds
+        per iteration, so it suits a moderate ``n_features * n_classes``;
+        newton-cg only takes Hessian-vector products (two passes over
+        ``X`` each).  "liblinear" (one-vs-rest, penalised intercept) is not
+        implemented.
     max_iter : int, default=100
-        Maximum number of L-BFGS iterations.
+        Maximum number of iterations of the solver (Newton steps for the
+        Newton solvers).
     verbose : int, default=0
         If positive, print the solver's result (and each iteration for >= 2).
     warm_start : bool, default=False
@@ -215,7 +232,7 @@ class LogisticRegression(_LinearClassifier):
         Coefficients; one row (for ``classes_[1]``) for two classes.
     intercept_ : ndarray of shape (1,) or (n_classes,)
     n_iter_ : ndarray of shape (1,)
-        Number of L-BFGS iterations.
+        Number of iterations of the solver, as scikit-learn counts them.
     n_features_in_ : int
 
     See Also
@@ -317,7 +334,7 @@ class LogisticRegression(_LinearClassifier):
         n_threads = check_n_jobs(self.n_jobs)
         previous = None
         if warm_start and hasattr(self, "coef_"):
-            previous = (self.coef_, self.intercept_, self.classes_)
+            previous = (_dense_coef(self.coef_), self.intercept_, self.classes_)
         with kernel_threads(n_threads):
             return self._fit(X, y, sample_weight, classes, l1_unit, l2_unit, tol, max_iter,
                              fit_intercept, verbose, previous)  # fmt: skip
@@ -366,7 +383,11 @@ class LogisticRegression(_LinearClassifier):
                 grad[n_coef:] = intercept_grad
             return loss, grad
 
-        return self._solve(objective, theta0, l1, k, d, dtype, fit_intercept, tol, max_iter, verbose)
+        curvature = None
+        if self.solver in _NEWTON_SOLVERS:  # the Hessian of the same objective
+            curvature = _newton.LogisticCurvature(X, sw, k, fit_intercept, l2, dtype)
+        return self._solve(objective, theta0, l1, k, d, dtype, fit_intercept, tol, max_iter,
+                           verbose, curvature=curvature)  # fmt: skip
 
     def _penalties(
         self, l1_unit: float, l2_unit: float, sw_sum: float, dtype: Any
@@ -396,8 +417,13 @@ class LogisticRegression(_LinearClassifier):
     def _solve(self: _Self, objective: Callable[[NDArray[np.float64]], Any],
                theta0: NDArray[np.float64], l1: float, k: int, d: int, dtype: Any,
                fit_intercept: bool, tol: float, max_iter: int, verbose: int,
-               stacklevel: int = 4) -> _Self:  # fmt: skip
-        """Minimise ``objective`` (smooth part, L2 included) plus the L1 term; set the attributes."""
+               stacklevel: int = 4,
+               curvature: _newton.LogisticCurvature | None = None) -> _Self:  # fmt: skip
+        """Minimise ``objective`` (smooth part, L2 included) plus the L1 term; set the attributes.
+
+        The Newton solvers need the objective's ``curvature``; without it (Dask
+        input) they run L-BFGS.
+        """
         n_coef = k * d
         report: Callable[[float], None] | None = None
         if verbose >= 2:
@@ -407,7 +433,13 @@ class LogisticRegression(_LinearClassifier):
                 iteration[0] += 1
                 print(f"L-BFGS iteration {iteration[0]}: loss {loss:.6g}")
 
-        if max_iter == 0 and self.solver != "lbfgs":
+        method = "lbfgs"
+        if curvature is not None and self.solver in _NEWTON_SOLVERS:
+            newton = _NEWTON_SOLVERS[self.solver]
+            result = newton(objective, curvature, theta0, tol=tol, max_iter=max_iter, dtype=dtype,
+                            verbose=verbose)  # fmt: skip
+            method = result.method  # "lbfgs" when the Newton solver handed over to it
+        elif max_iter == 0 and self.solver != "lbfgs":
             # as scikit-learn's other solvers: no update at all (its lbfgs takes a first step)
             result = SolverResult(theta0, math.nan, 0, 1, "max_iter=0: no iteration")
         elif l1:
@@ -416,17 +448,39 @@ class LogisticRegression(_LinearClassifier):
         else:
             result = minimize_smooth(objective, theta0, tol=tol, max_iter=max_iter, report=report)
         n_iter = result.n_iter
-        if result.status != 0:
-            warnings.warn(
-                f"lbfgs failed to converge after {n_iter} iteration(s) (status={result.status}): "
-                f"{result.message}. {_LBFGS_HINT}",
-                ConvergenceWarning,
-                stacklevel=stacklevel,  # the caller of fit
-            )
+        message = _convergence_message(self.solver, method, result, max_iter)
+        if message is not None:
+            warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel)  # the caller of fit
         if verbose:
-            print(f"L-BFGS: {n_iter} iterations, loss {result.fun:.6g}, {result.message}")
+            name = "L-BFGS" if method == "lbfgs" else method
+            print(f"{name}: {n_iter} iterations, loss {result.fun:.6g}, {result.message}")
         theta = result.x
         self.coef_ = theta[:n_coef].reshape(k, d).astype(dtype)
         self.intercept_ = (theta[n_coef:] if fit_intercept else np.zeros(k)).astype(dtype)
         self.n_iter_ = np.array([n_iter], dtype=np.int32)
         return self
+
+
+def _convergence_message(
+    solver: str, method: str, result: SolverResult, max_iter: int
+) -> str | None:
+    """scikit-learn's ConvergenceWarning text for a run that did not converge (None if it did).
+
+    ``method`` is the algorithm that ended the run: the Newton solver, or L-BFGS
+    (which "sag" and "saga" run, and to which the Newton solvers hand over).
+    """
+    if method == "newton-cholesky":
+        return None if result.status == 0 else (
+            f"Newton solver did not converge after {result.n_iter} iterations.")  # fmt: skip
+    if method == "newton-cg":  # status 2, a failed line search, was warned about by the solver
+        return None if result.status != 1 else (
+            f"newton-cg failed to converge at loss = {result.fun}. Increase the number of "
+            "iterations.")  # fmt: skip
+    if result.status == 0:
+        return None
+    if solver in ("sag", "saga") and result.n_iter >= max_iter:
+        return "The max_iter was reached which means the coef_ did not converge"
+    return (
+        f"lbfgs failed to converge after {result.n_iter} iteration(s) (status={result.status}): "
+        f"{result.message}. {_LBFGS_HINT}"
+    )

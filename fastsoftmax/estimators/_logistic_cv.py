@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .. import _threads
-from .._validation import check_bool
+from .._validation import check_bool, check_sample_weight
 from ..persistence import register
 from ._base import _class_weights, _LinearClassifier, check_n_jobs, kernel_threads
 from ._logistic import LogisticRegression, _check_solver
@@ -116,6 +116,11 @@ def _resolve_cv_penalty(estimator: LogisticRegressionCV) -> tuple[Any, Any, Any,
 
 _Self = TypeVar("_Self", bound="LogisticRegressionCV")
 
+try:  # scikit-learn's marker: score's sample_weight is the scorer's, not the estimator's
+    from sklearn.utils.metadata_routing import UNUSED as _UNUSED
+except ImportError:
+    _UNUSED = None
+
 
 @register
 class LogisticRegressionCV(_LinearClassifier):
@@ -207,6 +212,8 @@ class LogisticRegressionCV(_LinearClassifier):
 
     #: n_iter_ is an array over the folds and the grid (see fastsoftmax.persistence)
     _grid_n_iter = True
+    if _UNUSED is not None:  # as scikit-learn 1.9: with routing, score() routes it to the scorer
+        __metadata_request__score = {"sample_weight": _UNUSED}
 
     def __init__(
         self,
@@ -300,23 +307,23 @@ class LogisticRegressionCV(_LinearClassifier):
         l1_ratio: float,
         class_weight: Any,
         scorer: Any,
+        score_params: dict[str, Any],
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[Any]]:
         # every fold is fitted with the classes of all the data, even if it lacks some
         """Fit the path over ``Cs`` on one fold, warm-starting each fit from the previous."""
         est = self._estimator(Cs[0], l1_ratio, class_weight, warm_start=True)
         sw_train = None if sw is None else sw[train]
-        sw_test = None if sw is None else sw[test]
+        fold_score_params = _rows_of(score_params, X.shape[0], test)
         coefs, scores, n_iter = [], [], []
         for C in Cs:
             est.set_params(C=C)._fit_with_classes(X[train], y[train], sw_train, self.classes_)
             coefs.append(_with_intercept(est))
             # a fit warm-started at its optimum stops after its first gradient: one iteration
             n_iter.append(max(1, int(est.n_iter_[0])))
-            score_kwargs = {} if sw_test is None else {"sample_weight": sw_test}
             if scorer is None:
-                scores.append(est.score(X[test], y[test], **score_kwargs))
+                scores.append(est.score(X[test], y[test], **fold_score_params))
             else:
-                scores.append(scorer(est, X[test], y[test], **score_kwargs))
+                scores.append(scorer(est, X[test], y[test], **fold_score_params))
         return np.array(coefs), np.array(scores, dtype=np.float64), np.array(n_iter)
 
     def fit(
@@ -368,22 +375,31 @@ class LogisticRegressionCV(_LinearClassifier):
         y = classes[y_idx]  # the labels, checked
         n_classes = classes.shape[0]
         is_binary = n_classes == 2
+        # checked once here: the folds' fits and scorers get its rows
+        sw = check_sample_weight(sample_weight, X.shape[0], np.float64)
         class_weight = self.class_weight
         if isinstance(class_weight, str) and class_weight == "balanced":
             # computed once on all of y, as scikit-learn
-            sw_check = None if sample_weight is None else np.asarray(sample_weight, float)
-            weights = _class_weights("balanced", classes, y_idx, sw_check)
+            weights = _class_weights("balanced", classes, y_idx, sw)
             class_weight = {c: float(w) for c, w in zip(classes.tolist(), weights)}
-        sw = None if sample_weight is None else np.asarray(sample_weight)
         scorer = self._fold_scorer(scoring)
+        if _routing_enabled():  # sample_weight and params go where they are requested
+            from sklearn.utils.metadata_routing import process_routing
+
+            routed = process_routing(self, "fit", sample_weight=sw, **params)
+            split_params, score_params = routed.splitter.split, routed.scorer.score
+        else:  # the weights are the scorer's too, as in scikit-learn
+            split_params = {}
+            score_params = {} if sw is None else {"sample_weight": sw}
         cv = check_cv(self.cv, y, classifier=True)
-        folds = list(cv.split(X, y, **params))
+        folds = list(cv.split(X, y, **split_params))
 
         tasks = [(train, test, share) for train, test in folds for share in shares]
 
         def path(task: tuple[Any, Any, float]) -> Any:
             train, test, share = task
-            return self._path(X, y, sw, train, test, Cs, share, class_weight, scorer)
+            return self._path(X, y, sw, train, test, Cs, share, class_weight, scorer,
+                              score_params)  # fmt: skip
 
         if n_threads is None or n_threads == 1 or len(tasks) <= 1:
             with kernel_threads(n_threads):
@@ -496,6 +512,13 @@ class LogisticRegressionCV(_LinearClassifier):
         score : float
         """
         _refuse_unrouted_params(self, "score", score_params)
+        if _routing_enabled():
+            from sklearn.utils.metadata_routing import process_routing
+
+            if sample_weight is not None:
+                score_params["sample_weight"] = sample_weight
+            routed = process_routing(self, "score", **score_params)
+            return float(self._get_scorer()(self, X, y, **routed.scorer.score))
         scoring = None if isinstance(self.scoring, str) and self.scoring == "warn" else self.scoring
         scorer = self._scorer(scoring)
         if scorer is None:
@@ -506,11 +529,80 @@ class LogisticRegressionCV(_LinearClassifier):
         return float(scorer(self, X, y, **kwargs))
 
 
+    def _get_scorer(self) -> Any:
+        """scikit-learn's ``_get_scorer``: that of ``scoring`` (None and "warn": accuracy)."""
+        from sklearn.metrics import get_scorer
+
+        scoring = None if isinstance(self.scoring, str) and self.scoring == "warn" else self.scoring
+        return get_scorer(scoring or "accuracy")
+
+    def get_metadata_routing(self) -> Any:
+        """The metadata routing of ``fit`` and ``score``, as scikit-learn's LogisticRegressionCV.
+
+        With ``sklearn.set_config(enable_metadata_routing=True)``: ``fit``'s
+        ``sample_weight`` weighs the fits and goes to the scorer if it requests
+        it, other ``fit`` parameters go to the splitter's ``split`` or the
+        scorer, and ``score``'s to the scorer.
+
+        Returns
+        -------
+        routing : sklearn.utils.metadata_routing.MetadataRouter
+
+        Examples
+        --------
+        >>> from fastsoftmax import LogisticRegressionCV
+        >>> routing = LogisticRegressionCV().get_metadata_routing()
+        >>> type(routing).__name__
+        'MetadataRouter'
+        """
+        from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
+
+        return (
+            MetadataRouter(owner=type(self).__name__)
+            .add_self_request(self)
+            .add(splitter=self.cv, method_mapping=MethodMapping().add(caller="fit", callee="split"))
+            .add(
+                scorer=self._get_scorer(),
+                method_mapping=MethodMapping()
+                .add(caller="score", callee="score")
+                .add(caller="fit", callee="score"),
+            )
+        )
+
+
+def _routing_enabled() -> bool:
+    """scikit-learn's ``enable_metadata_routing`` setting (False without scikit-learn)."""
+    try:
+        from sklearn import get_config
+    except ImportError:
+        return False
+    return bool(get_config().get("enable_metadata_routing", False))
+
+
+def _rows_of(params: dict[str, Any], n_samples: int, rows: NDArray[np.intp]) -> dict[str, Any]:
+    """``params`` for a subset of the rows: per-sample values indexed, others as they are.
+
+    scikit-learn's rule (``_check_method_params``): a value is per-sample when
+    it is array-like (a sequence, or has ``shape`` or ``__array__``) with
+    ``n_samples`` entries.
+    """
+    out = {}
+    for key, value in params.items():
+        if hasattr(value, "iloc") and len(value) == n_samples:  # pandas: by position
+            value = value.iloc[rows]
+        elif not isinstance(value, (str, bytes, dict)) and (
+            hasattr(value, "__len__") or hasattr(value, "shape") or hasattr(value, "__array__")
+        ):
+            array = np.asarray(value)
+            if array.ndim >= 1 and array.shape[0] == n_samples:
+                value = array[rows]
+        out[key] = value
+    return out
+
+
 def _refuse_unrouted_params(estimator: Any, method: str, params: dict[str, Any]) -> None:
     """scikit-learn's error for extra keyword arguments without metadata routing."""
-    from sklearn import get_config
-
-    if params and not get_config().get("enable_metadata_routing", False):
+    if params and not _routing_enabled():
         raise ValueError(
             f"Passing extra keyword arguments to {type(estimator).__name__}.{method} is only "
             "supported if enable_metadata_routing=True, which you can set using "
