@@ -5,15 +5,21 @@ Private.  The design is Spark MLlib's: the data stay where their blocks live
 travels.
 
 - :func:`fit_logistic` (``LogisticRegression.fit``): every evaluation of the
-  objective sends the coefficients once (one key of the graph, or one
-  ``client.scatter(..., broadcast=True)`` when they are large), runs the data
-  kernel (``_objective.softmax_loss_grad`` / ``logistic_loss_grad`` with
-  ``normalizer=1``: the plain sums, see :mod:`fastsoftmax._backends`) on every
-  block where it lives, adds the sums in float64 by a tree of
-  ``split_every``-ary tasks, and the solver of :mod:`fastsoftmax._solvers`
-  steps on the client.  A graph per evaluation has one task per block, a few
-  reduction tasks and the coefficients; X's own graph is the one it came with
-  (its keys only, when the user persisted it).
+  objective runs the data kernel (``_objective.softmax_loss_grad`` /
+  ``logistic_loss_grad`` with ``normalizer=1``: the plain sums, see
+  :mod:`fastsoftmax._backends`) on every block where it lives, adds the sums
+  in float64 and the solver of :mod:`fastsoftmax._solvers` steps on the
+  client.  When X's blocks are held on a ``distributed`` cluster (persisted
+  by the user, or ``fit(..., persist=True)``) an evaluation submits one task
+  per worker thread over the blocks that worker holds (``client.submit``,
+  ``pure=False``: no graph is built, hashed or optimised), the coefficients
+  travel in the task (or once per worker, ``client.scatter(...,
+  broadcast=True)``, when large), and the few partial sums are gathered and
+  added on the client (by a tree of ``split_every``-ary tasks when there are
+  more than ``SPLIT_EVERY``).  Otherwise (X read from its source at every
+  evaluation, or the threaded scheduler) an evaluation is one delayed graph:
+  a task per block, a tree of sums and the coefficients on top of X's own
+  graph.
 - :class:`Blocks.train_epoch` (``SoftmaxRegression.fit`` / ``partial_fit``):
   an epoch is a chain of one task per block, in a shuffled block order; each
   task runs the compiled epoch kernel (:mod:`fastsoftmax._epoch_driver`) on
@@ -24,9 +30,10 @@ travels.
 Input is checked once, by the estimators' own in-memory checks run on each
 block in one pass over X (NaN, dtype, labels, weights), and the labels are
 found over all of y in that pass.  The encoded labels and the weights (times
-the class weights) are then persisted (1 / n_features of X's size); X itself
-never is: persist it yourself (``X = X.persist()``) when it fits in the
-cluster's memory, or every evaluation reads it again from its source, which
+the class weights) are then kept on the cluster, next to their blocks of X
+(1 / n_features of X's size); X itself is kept only when the user asks:
+``fit(..., persist=True)`` (for this fit only), or ``X = X.persist()``
+beforehand.  Otherwise every evaluation reads X again from its source, which
 is what makes data larger than memory trainable.
 
 Dask is imported only when a Dask collection is passed in: fastsoftmax
@@ -178,14 +185,22 @@ def _encode_block(y, classes, class_weights, sample_weight, dtype):
 
 
 class Blocks:
-    """Checked training data: X's row blocks and, persisted, their label indices and weights.
+    """Checked training data: X's row blocks and, kept on the cluster, their label indices and weights.
 
     ``shape``, ``dtype`` (of the parameters), ``weight_total`` and
     ``mean_weight`` (None unweighted) are known; the per-block work goes
     through :meth:`map_sum` and :meth:`train_epoch`.
+
+    With a ``distributed`` client and X's blocks held on the cluster (X
+    persisted by the user, or ``persist=True``), the blocks are futures and
+    every evaluation submits one task per worker thread, over the blocks that
+    worker holds: no graph is built, tokenised or optimised per evaluation.
+    Otherwise (X read from its source each time, or no client) an evaluation
+    is one small delayed graph on top of X's own.
     """
 
-    def __init__(self, estimator, X, y, sample_weight, classes=None, *, reset=True, dtype=None):
+    def __init__(self, estimator, X, y, sample_weight, classes=None, *, reset=True, dtype=None,
+                 persist=False):  # fmt: skip
         import dask
 
         X = _check_X(X)
@@ -199,18 +214,33 @@ class Blocks:
         y = _rows_like(y, X, "y")
         sw = None if sample_weight is None else _rows_like(sample_weight, X, "sample_weight")
         keep = [i for i, rows in enumerate(X.chunks[0]) if rows > 0]
-        x_parts = X.to_delayed().ravel()
+        self.client = client = _client()
+        x_futures = None if client is None else _block_futures(client, X)
+        if persist and x_futures is None:
+            # the checked blocks (rechunked, cast) are kept, for this fit only: released with self
+            X = client.persist(X) if client is not None else X.persist()
+            x_futures = None if client is None else _block_futures(client, X)
+        self._X = X  # holds the futures of a persisted X for as long as the fit runs
+        x_parts = X.to_delayed().ravel() if x_futures is None else x_futures
         y_parts = y.to_delayed().ravel()
         sw_parts = [None] * len(y_parts) if sw is None else sw.to_delayed().ravel()
         self.x_parts = [x_parts[i] for i in keep]
-        self._X = X  # holds the futures of a persisted X for as long as the fit runs
+        self.on_cluster = x_futures is not None
 
         # one pass over X: every block checked, the labels of all of y found
         checks = estimator._checks  # the estimators' own checks (estimators._base)
-        inspect = dask.delayed(_inspect_block, pure=True)
-        found = dask.compute(
-            *[inspect(x_parts[i], y_parts[i], sw_parts[i], self.dtype, i, checks) for i in keep]
-        )
+        if self.on_cluster:
+            found = client.gather([
+                client.submit(_inspect_block, x_parts[i], client.compute(y_parts[i]),
+                              None if sw is None else client.compute(sw_parts[i]),
+                              self.dtype, i, checks, pure=False)
+                for i in keep
+            ])  # fmt: skip
+        else:
+            inspect = dask.delayed(_inspect_block, pure=True)
+            found = dask.compute(
+                *[inspect(x_parts[i], y_parts[i], sw_parts[i], self.dtype, i, checks) for i in keep]
+            )
         labels = np.concatenate([labels for labels, _ in found])
         if classes is None:
             classes = checks.encode_labels(labels, estimator)[0]
@@ -237,18 +267,29 @@ class Blocks:
             )
         self.mean_weight = self.weight_total / X.shape[0] if self.weighted else None
 
-        # the labels and weights, encoded once and kept (they are 1 / n_features of X)
+        # the labels and weights, encoded once and kept (they are 1 / n_features of X),
+        # each next to its block of X when X is on the cluster
         encode = dask.delayed(_encode_block, pure=True, nout=2)
         encoded = [encode(y_parts[i], classes, class_weights, sw_parts[i], self.dtype) for i in keep]
-        kept = [part[0] for part in encoded] + ([part[1] for part in encoded] if self.weighted else [])
-        client = _client()
-        if client is not None:
-            kept = client.persist(kept)
+        y_kept = [part[0] for part in encoded]
+        sw_kept = [part[1] for part in encoded] if self.weighted else []
+        holders = client.who_has(self.x_parts) if self.on_cluster else None
+        if self.on_cluster:
+            kept = [
+                client.compute([y_part] + ([sw_part] if self.weighted else []),
+                               workers=list(holders.get(x.key, ())) or None,
+                               allow_other_workers=True)
+                for x, y_part, sw_part in zip(self.x_parts, y_kept, sw_kept or y_kept)
+            ]  # fmt: skip
+            kept = [part[0] for part in kept] + ([part[1] for part in kept] if self.weighted else [])
+        elif client is not None:  # the delayed graphs take them as keys
+            kept = client.persist(y_kept + sw_kept)
         else:
-            kept = [dask.delayed(part) for part in dask.compute(*kept)]
+            kept = [dask.delayed(part) for part in dask.compute(*y_kept, *sw_kept)]
         self.y_parts = kept[: len(keep)]
         self.sw_parts = kept[len(keep) :] if self.weighted else [None] * len(keep)
         self.row_counts = [X.chunks[0][i] for i in keep]
+        self._groups = self._worker_groups(holders) if self.on_cluster else None
 
     def __getitem__(self, rows):
         # SoftmaxRegression's early_stopping splits the rows in memory
@@ -257,22 +298,42 @@ class Blocks:
             "not split across the blocks"
         )
 
+    def _worker_groups(self, holders):
+        """The blocks split by the worker thread that will sum them: ``[(worker, [block, ...])]``.
+
+        Found once per fit; a block that moves later (a worker lost, work
+        stolen) is fetched by the task, which may also run elsewhere.
+        """
+        nthreads = self.client.nthreads()
+        by_worker = {}
+        for i, x in enumerate(self.x_parts):
+            where = sorted(holders.get(x.key, ()))
+            by_worker.setdefault(where[0] if where else None, []).append(i)
+        groups = []
+        for worker, blocks in by_worker.items():
+            n_tasks = min(len(blocks), max(1, nthreads.get(worker, 1)))
+            groups += [(worker, blocks[t::n_tasks]) for t in range(n_tasks)]
+        return groups
+
     # -- the work on the blocks ----------------------------------------------------
 
     def _share(self, value):
         """``value`` as one dependency of the graph: a key, or a broadcast future when large."""
         import dask
 
-        client = _client()
-        if client is not None and getattr(value, "nbytes", 0) > _SCATTER_BYTES:
+        client = self.client
+        large = client is not None and getattr(value, "nbytes", 0) > _SCATTER_BYTES
+        if large:
             return client.scatter(value, broadcast=True, hash=False)
-        return dask.delayed(value)
+        return value if self.on_cluster else dask.delayed(value)
 
     def map_sum(self, func, *args):
         """``sum(func(X_b, y_b, sw_b, *args) for each block b)``: float64 vectors, added as a tree."""
         import dask
 
         shared = [self._share(arg) for arg in args]
+        if self.on_cluster:
+            return self._map_sum_on_cluster(func, shared)
         call = dask.delayed(func, pure=True)
         parts = [
             call(x, y, sw, *shared) for x, y, sw in zip(self.x_parts, self.y_parts, self.sw_parts)
@@ -281,6 +342,22 @@ class Blocks:
         while len(parts) > 1:
             parts = [add(*parts[i : i + SPLIT_EVERY]) for i in range(0, len(parts), SPLIT_EVERY)]
         return parts[0].compute()
+
+    def _map_sum_on_cluster(self, func, shared):
+        # one task per worker thread over the blocks it holds; the coefficients travel in the
+        # task (or, large, as one broadcast future); pure=False: nothing is hashed
+        client = self.client
+        parts = [
+            client.submit(_sum_blocks, func, [self.x_parts[i] for i in blocks],
+                          [self.y_parts[i] for i in blocks], [self.sw_parts[i] for i in blocks],
+                          *shared, workers=None if worker is None else [worker],
+                          allow_other_workers=True, pure=False)
+            for worker, blocks in self._groups
+        ]  # fmt: skip
+        while len(parts) > SPLIT_EVERY:  # many workers: the sums are added on the cluster
+            parts = [client.submit(_add, *parts[i : i + SPLIT_EVERY], pure=False)
+                     for i in range(0, len(parts), SPLIT_EVERY)]  # fmt: skip
+        return _add(*client.gather(parts))
 
     def train_epoch(self, trainer, batch_size, shuffle, rng):
         """One epoch over the blocks, in a shuffled order; ``trainer`` is updated at the end.
@@ -292,14 +369,33 @@ class Blocks:
         n_blocks = len(self.x_parts)
         order = rng.permutation(n_blocks) if shuffle else np.arange(n_blocks)
         seeds = rng.integers(0, 2**63 - 1, size=n_blocks) if shuffle else [None] * n_blocks
-        step = dask.delayed(_train_block, pure=True, nout=2)
-        state = (dask.delayed(trainer), 0.0)
-        for i in order:
-            state = step(self.x_parts[i], self.y_parts[i], self.sw_parts[i], state[0], state[1],
-                         seeds[i], batch_size, self.mean_weight)  # fmt: skip
-        trained, loss_total = dask.compute(*state)
+        state = (trainer, 0.0)
+        if self.on_cluster:
+            for i in order:
+                state = self.client.submit(_train_block, self.x_parts[i], self.y_parts[i],
+                                           self.sw_parts[i], state, seeds[i], batch_size,
+                                           self.mean_weight, pure=False)  # fmt: skip
+            trained, loss_total = state.result()
+        else:
+            step = dask.delayed(_train_block, pure=True)
+            state = dask.delayed(state)
+            for i in order:
+                state = step(self.x_parts[i], self.y_parts[i], self.sw_parts[i], state, seeds[i],
+                             batch_size, self.mean_weight)  # fmt: skip
+            trained, loss_total = state.compute()
         _copy_trainer(trained, trainer)
         return loss_total / self.shape[0]
+
+
+def _block_futures(client, X):
+    """The futures of X's row blocks (in order) when they are all held by ``client``'s cluster, else None."""
+    from distributed import futures_of
+
+    held = {future.key: future for future in futures_of(X) if future.client is client}
+    keys = [row[0] for row in X.__dask_keys__()]  # one chunk across the columns
+    if not held or any(key not in held for key in keys):
+        return None
+    return [held[key] for key in keys]
 
 
 def _block_rows(X):
@@ -314,10 +410,16 @@ def _add(*sums):
     return total
 
 
-def _train_block(X, y_idx, sample_weight, trainer, loss_total, seed, batch_size, mean_weight):
-    """Train a copy of ``trainer`` on one block (the compiled epoch kernel); the running loss sum."""
+def _sum_blocks(func, X_blocks, y_blocks, sw_blocks, *args):
+    """``sum(func(X_b, y_b, sw_b, *args))`` over the blocks one worker thread holds."""
+    return _add(*[func(X, y, sw, *args) for X, y, sw in zip(X_blocks, y_blocks, sw_blocks)])
+
+
+def _train_block(X, y_idx, sample_weight, state, seed, batch_size, mean_weight):
+    """Train a copy of the trainer on one block (the compiled epoch kernel): ``(trainer, loss sum)``."""
     from . import _epoch_driver
 
+    trainer, loss_total = state
     trainer = copy.deepcopy(trainer)  # the threaded scheduler shares objects: never update in place
     X = _block_rows(X)
     order = None if seed is None else np.random.default_rng(seed).permutation(X.shape[0])
@@ -357,12 +459,14 @@ def _logistic_block_sums(X, y_idx, sample_weight, coef, intercept):
     return out
 
 
-def fit_data(estimator, X, y, sample_weight, classes=None, *, reset=True, dtype=None):
+def fit_data(estimator, X, y, sample_weight, classes=None, *, reset=True, dtype=None,
+             persist=False):  # fmt: skip
     """``_fit_data`` for a Dask ``X``: ``(Blocks, None, None, dtype)``; sets ``classes_``.
 
     The label indices and the weights are inside the :class:`Blocks`.
     """
-    data = Blocks(estimator, X, y, sample_weight, classes, reset=reset, dtype=dtype)
+    data = Blocks(estimator, X, y, sample_weight, classes, reset=reset, dtype=dtype,
+                  persist=persist)  # fmt: skip
     estimator.classes_ = data.classes
     return data, None, None, data.dtype
 
@@ -381,10 +485,10 @@ def atomic_on_dask(method):
 
 
 def fit_logistic(estimator, X, y, sample_weight, classes, l1_unit, l2_unit, tol, max_iter,
-                 fit_intercept, verbose, previous):  # fmt: skip
+                 fit_intercept, verbose, previous, *, persist=False):  # fmt: skip
     """``LogisticRegression._fit`` on a Dask array: the solver on the client, the sums on the blocks."""
     with _unchanged_on_error(estimator):
-        data = fit_data(estimator, X, y, sample_weight, classes)[0]
+        data = fit_data(estimator, X, y, sample_weight, classes, persist=persist)[0]
         n_classes = data.classes.shape[0]
         k = 1 if n_classes == 2 else n_classes
         d, dtype, total = data.shape[1], data.dtype, data.weight_total

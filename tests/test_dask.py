@@ -170,6 +170,84 @@ def test_graph_per_iteration_is_small(monkeypatch):
     assert len(sizes) >= 3 and set(sizes) == {20 + 20 + 20 + 4 + 2}, sizes
 
 
+def test_blocks_on_the_cluster_one_task_per_worker_thread(client, monkeypatch):
+    """X held on the cluster: an evaluation is one task per worker thread, and no graph."""
+    from dask.delayed import Delayed
+
+    from fastsoftmax import _dask
+
+    X, y, sw = _problem(n=2000, n_classes=3)
+    ref = LogisticRegression(tol=TOL, max_iter=500).fit(X, y, sample_weight=sw)
+    submitted, graphs, evaluating = [], [], [False]
+    submit, compute, map_sum = distributed.Client.submit, Delayed.compute, _dask.Blocks.map_sum
+
+    def counting_submit(self, func, *args, **kwargs):
+        if evaluating[0]:
+            submitted.append(func.__name__)
+        return submit(self, func, *args, **kwargs)
+
+    def counting_compute(self, **kwargs):
+        graphs.append(evaluating[0])
+        return compute(self, **kwargs)
+
+    def counting_map_sum(self, *args):
+        evaluating[0] = True
+        try:
+            return map_sum(self, *args)
+        finally:
+            evaluating[0] = False
+
+    monkeypatch.setattr(distributed.Client, "submit", counting_submit)
+    monkeypatch.setattr(Delayed, "compute", counting_compute)
+    monkeypatch.setattr(_dask.Blocks, "map_sum", counting_map_sum)
+    with client.as_current():
+        Xd = da.from_array(X, chunks=100).persist()  # 20 blocks on 2 workers of 1 thread
+        distributed.wait(Xd)
+        got = LogisticRegression(tol=TOL, max_iter=500).fit(Xd, y, sample_weight=sw)
+    _assert_same_fit(got, ref)
+    n_evaluations = len(submitted) // 2
+    assert n_evaluations >= got.n_iter_[0] and submitted == ["_sum_blocks"] * (2 * n_evaluations)
+    assert True not in graphs  # no delayed graph built for an evaluation
+
+
+def _count_reads(path, start, stop, log):
+    """``_read_rows``, and one line appended to ``log`` for every read (workers are processes)."""
+    with open(log, "a") as f:
+        f.write(f"{start}\n")
+    return _read_rows(path, start, stop)
+
+
+@pytest.mark.parametrize("Estimator", [LogisticRegression, SoftmaxRegression])
+def test_persist_reads_X_once(scheduler, tmp_path, Estimator):
+    """fit(..., persist=True): every block read from disk once, released after the fit."""
+    X, y, _ = _problem(n=2000, d=8, n_classes=3, dtype=np.float32)
+    np.save(tmp_path / "X.npy", X)
+    log = tmp_path / "reads.log"
+    read = dask.delayed(_count_reads, pure=True)
+    Xd = da.concatenate([
+        da.from_delayed(read(str(tmp_path / "X.npy"), s, s + 500, str(log)), shape=(500, 8),
+                        dtype=X.dtype)
+        for s in range(0, 2000, 500)
+    ])  # fmt: skip
+    params = {"max_iter": 40, "tol": 1e-6} if Estimator is LogisticRegression else {
+        "max_epochs": 3, "random_state": 0, "tol": None}  # fmt: skip
+    ref = Estimator(**params).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = Estimator(**params).fit(Xd, y, persist=True)
+    assert sorted(int(line) for line in log.read_text().split()) == [0, 500, 1000, 1500]
+    if Estimator is LogisticRegression:
+        _assert_same_fit(got, ref, rtol=1e-4, atol=1e-5)
+    else:
+        assert abs(got.score(X, y) - ref.score(X, y)) < 0.03
+    if scheduler is not None:  # nothing of X is left on the cluster
+        held = [str(key) for keys in scheduler.has_what().values() for key in keys]
+        assert not any(key.startswith(("concatenate", "_count_reads")) for key in held), held
+    log.unlink()
+    Estimator(**params).fit(X, y, persist=True)  # in-memory X: nothing to persist
+    assert not log.exists()
+
+
 def test_sparse_blocks():
     sp = pytest.importorskip("scipy.sparse")
     X, y, sw = _problem(n_classes=3)
