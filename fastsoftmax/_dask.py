@@ -218,8 +218,10 @@ class Blocks:
         x_futures = None if client is None else _block_futures(client, X)
         if persist and x_futures is None:
             # the checked blocks (rechunked, cast) are kept, for this fit only: released with self
-            X = client.persist(X) if client is not None else X.persist()
-            x_futures = None if client is None else _block_futures(client, X)
+            if client is not None:
+                x_futures = _persist_spread(client, X)
+            else:
+                X = X.persist()
         self._X = X  # holds the futures of a persisted X for as long as the fit runs
         x_parts = X.to_delayed().ravel() if x_futures is None else x_futures
         y_parts = y.to_delayed().ravel()
@@ -385,6 +387,23 @@ class Blocks:
             trained, loss_total = state.compute()
         _copy_trainer(trained, trainer)
         return loss_total / self.shape[0]
+
+
+def _persist_spread(client, X):
+    """X's row blocks computed and kept on the workers, spread in proportion to their threads.
+
+    Each block is read where it will be summed, and every worker thread gets
+    as many blocks as the others (the scheduler's own placement of root tasks
+    may give one worker 5 blocks of 8 and the other 3: the fit would wait for
+    the busier one at every evaluation).
+    """
+    threads = sorted(client.nthreads().items())
+    slots = [worker for worker, n in threads for _ in range(max(1, n))]
+    parts = X.to_delayed().ravel()
+    return [
+        client.compute(part, workers=[slots[i % len(slots)]], allow_other_workers=True)
+        for i, part in enumerate(parts)
+    ]
 
 
 def _block_futures(client, X):
