@@ -61,8 +61,21 @@ _SCATTER_BYTES = 1 << 20
 _KEPT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.uint8))
 
 
+#: SoftmaxRegression's early_stopping splits the rows in memory
+EARLY_STOPPING_NEEDS_VALIDATION_DATA = (
+    "early_stopping on a Dask array needs validation_data=(X_val, y_val): the rows are not "
+    "split across the blocks"
+)
+
+
 def is_dask_collection(x):
-    """Whether ``x`` is a Dask collection (without importing Dask for anything else)."""
+    """Whether ``x`` is a Dask collection (without importing Dask for anything else).
+
+    The checked :class:`Blocks` and their cross-validation :class:`Fold` views
+    count as Dask data too: the estimators send them here.
+    """
+    if isinstance(x, (Blocks, Fold)):
+        return True
     if not type(x).__module__.startswith("dask"):
         return False
     from dask.base import is_dask_collection as _is_collection
@@ -203,10 +216,10 @@ class Blocks:
                  persist=False):  # fmt: skip
         import dask
 
+        checks = estimator._checks  # the estimators' own checks (estimators._base)
+        checks.feature_names(estimator, X, reset=reset)  # a dask DataFrame's columns
         X = _check_X(X)
         estimator._check_n_features(X, reset=reset)
-        if reset and hasattr(estimator, "feature_names_in_"):
-            del estimator.feature_names_in_  # refitted on data without names
         self.dtype = np.dtype(estimator._param_dtype(X) if dtype is None else dtype)
         self.shape = X.shape
         if y is None:
@@ -230,7 +243,6 @@ class Blocks:
         self.on_cluster = x_futures is not None
 
         # one pass over X: every block checked, the labels of all of y found
-        checks = estimator._checks  # the estimators' own checks (estimators._base)
         if self.on_cluster:
             found = client.gather([
                 client.submit(_inspect_block, x_parts[i], client.compute(y_parts[i]),
@@ -294,11 +306,33 @@ class Blocks:
         self._groups = self._worker_groups(holders) if self.on_cluster else None
 
     def __getitem__(self, rows):
-        # SoftmaxRegression's early_stopping splits the rows in memory
-        raise ValueError(
-            "early_stopping on a Dask array needs validation_data=(X_val, y_val): the rows are "
-            "not split across the blocks"
-        )
+        """The rows ``rows`` (integer indices) as a :class:`Fold` (LogisticRegressionCV's folds)."""
+        rows = np.asarray(rows)
+        if rows.ndim != 1 or rows.dtype.kind not in "iu":
+            raise TypeError(f"the rows of a Dask fit are integer indices, got {rows.dtype} rows")
+        return Fold(self, rows)
+
+    def labels(self):
+        """The label indices of all the rows, in memory (1 / n_features of X: the splitters need them)."""
+        import dask
+
+        parts = self.client.gather(self.y_parts) if self.on_cluster else dask.compute(*self.y_parts)
+        return np.concatenate(parts)
+
+    def _per_block(self, values):
+        """``values`` (one per row) split as the blocks, each where its block's labels are."""
+        import dask
+
+        bounds = np.cumsum([0] + self.row_counts)
+        parts = [values[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        if not self.on_cluster:
+            return [dask.delayed(part) for part in parts]
+        return [self.client.scatter(part, workers=list(where) or None, hash=False)
+                for part, where in zip(parts, self._label_holders())]  # fmt: skip
+
+    def _label_holders(self):
+        holders = self.client.who_has(self.y_parts)
+        return [holders.get(part.key, ()) for part in self.y_parts]
 
     def _worker_groups(self, holders):
         """The blocks split by the worker thread that will sum them: ``[(worker, [block, ...])]``.
@@ -417,6 +451,73 @@ def _block_futures(client, X):
     return [held[key] for key in keys]
 
 
+class Fold:
+    """Some rows of a :class:`Blocks` (a cross-validation fold), without copying X.
+
+    A fit on a fold runs over all of X's blocks, the rows outside the fold
+    weighted zero (the same sums as a fit on the fold's rows alone);
+    predictions on a fold come back in memory, one row per fold row (a test
+    fold's scores, which scorers compare with the fold's labels).
+    """
+
+    def __init__(self, blocks, rows):
+        self.blocks = blocks
+        self.rows = rows
+        self.shape = (rows.shape[0], blocks.shape[1])
+        self.dtype = blocks.dtype
+
+    def fit_data(self, estimator, y, sample_weight, classes):
+        """The fold's :class:`Blocks` for ``estimator``: ``y`` and ``sample_weight`` are the fold's rows.
+
+        The weights are the estimator's own (sample weights times its class
+        weights, checked as in memory), zero outside the fold.
+        """
+        blocks = self.blocks
+        classes = blocks.classes if classes is None else classes
+        if not np.array_equal(classes, blocks.classes):
+            raise ValueError("a fold's classes must be those of all the rows")
+        estimator.classes_ = classes
+        estimator._check_n_features(self, reset=True)
+        n = blocks.shape[0]
+        y_idx = np.ascontiguousarray(np.searchsorted(classes, np.asarray(y)), dtype=np.intp)
+        sw = estimator._weights(y_idx, sample_weight, self.rows.shape[0], blocks.dtype)
+        weights = np.zeros(n, blocks.dtype)
+        weights[self.rows] = 1.0 if sw is None else sw
+        fold = copy.copy(blocks)
+        fold.sw_parts = blocks._per_block(weights)
+        fold.weighted = True
+        fold.weight_total = float(np.sum(weights, dtype=np.float64))
+        fold.mean_weight = fold.weight_total / n
+        return fold
+
+    def predict(self, estimator, method):
+        """``estimator.<method>`` of the fold's rows, in memory, in the fold's order."""
+        import dask
+
+        blocks = self.blocks
+        bounds = np.cumsum([0] + blocks.row_counts)
+        block_of = np.searchsorted(bounds, self.rows, side="right") - 1
+        parts = []
+        for b in np.unique(block_of):
+            local = self.rows[block_of == b] - bounds[b]
+            if blocks.on_cluster:
+                parts.append(blocks.client.submit(_call_method_rows, blocks.x_parts[b], estimator,
+                                                  method, local, pure=False))  # fmt: skip
+            else:
+                parts.append(dask.delayed(_call_method_rows)(blocks.x_parts[b], estimator, method,
+                                                             local))  # fmt: skip
+        done = blocks.client.gather(parts) if blocks.on_cluster else dask.compute(*parts)
+        # the blocks' rows in block order, then the fold's own order
+        order = np.argsort(block_of, kind="stable")
+        out = np.empty((self.rows.shape[0],) + done[0].shape[1:], done[0].dtype)
+        out[order] = np.concatenate(done)
+        return out
+
+
+def _call_method_rows(X, estimator, method, rows):
+    return getattr(estimator, method)(_block_rows(X)[rows])
+
+
 def _block_rows(X):
     """A block as the kernels take it: C-contiguous, or CSR (scipy.sparse blocks)."""
     return check_sparse_matrix(X) if is_sparse(X) else np.ascontiguousarray(X)
@@ -507,7 +608,12 @@ def fit_logistic(estimator, X, y, sample_weight, classes, l1_unit, l2_unit, tol,
                  fit_intercept, verbose, previous, *, persist=False):  # fmt: skip
     """``LogisticRegression._fit`` on a Dask array: the solver on the client, the sums on the blocks."""
     with _unchanged_on_error(estimator):
-        data = fit_data(estimator, X, y, sample_weight, classes, persist=persist)[0]
+        if isinstance(X, Blocks):  # LogisticRegressionCV's refit: all the rows
+            X = X[np.arange(X.shape[0])]
+        if isinstance(X, Fold):  # LogisticRegressionCV: y and sample_weight are the fold's
+            data = X.fit_data(estimator, y, sample_weight, classes)
+        else:
+            data = fit_data(estimator, X, y, sample_weight, classes, persist=persist)[0]
         n_classes = data.classes.shape[0]
         k = 1 if n_classes == 2 else n_classes
         d, dtype, total = data.shape[1], data.dtype, data.weight_total
@@ -565,8 +671,14 @@ def predict(estimator, X, method):
     import dask
 
     estimator._checks.is_fitted(estimator)
+    if isinstance(X, Fold):  # a cross-validation test fold: in memory
+        return X.predict(estimator, method)
+    estimator._checks.feature_names(estimator, X, reset=False)  # as scikit-learn's: warn or raise
     X = _check_X(X)
     estimator._check_n_features(X, reset=False)
+    # the names were checked here: the blocks (numpy) go to a copy without them
+    estimator = copy.copy(estimator)
+    vars(estimator).pop("feature_names_in_", None)
     # the output of an empty block tells its dtype and columns
     sample = getattr(estimator, method)(np.zeros((1, X.shape[1]), X.dtype))
     model = dask.delayed(estimator)  # one key: the coefficients are not copied into every task
@@ -583,6 +695,8 @@ def score(estimator, X, y, sample_weight=None):
     import dask.array as da
 
     predicted = predict(estimator, X, "predict")
+    if isinstance(X, Fold):  # a cross-validation test fold: y and the weights in memory
+        return float(np.average(predicted == np.asarray(y), weights=sample_weight))
     X = _check_X(X)
     y = _rows_like(y, X, "y")
     correct = (predicted == y).astype(np.float64)

@@ -17,7 +17,7 @@ da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
 
-from fastsoftmax import LogisticRegression, SoftmaxRegression
+from fastsoftmax import LogisticRegression, LogisticRegressionCV, SoftmaxRegression
 
 TOL = 1e-8  # tight: the Dask fit must take the in-memory fit's L-BFGS path
 
@@ -297,6 +297,51 @@ def test_predict_checks_features():
     model = LogisticRegression().fit(X, y)
     with pytest.raises(ValueError, match="X has 7 features"):
         model.predict(da.from_array(X[:, :7], chunks=500))
+
+
+def test_feature_names_of_dask_dataframes():
+    """A dask DataFrame's columns are fitted names: predictions check them as scikit-learn's."""
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    X, y, _ = _problem(n=600, d=4)
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    Xdd = dd.from_pandas(frame, npartitions=3)
+    with dask.config.set(scheduler="threads"):
+        model = LogisticRegression().fit(Xdd, y)
+        np.testing.assert_array_equal(model.feature_names_in_, ["a", "b", "c", "d"])
+        np.testing.assert_array_equal(model.predict(Xdd).compute(), model.predict(frame))
+        with pytest.raises(ValueError, match="The feature names should match"):
+            model.predict(dd.from_pandas(frame[["b", "a", "c", "d"]], npartitions=3))
+        with pytest.warns(UserWarning, match="X does not have valid feature names"):
+            model.predict_proba(da.from_array(X, chunks=200))
+        plain = LogisticRegression().fit(da.from_array(X, chunks=200), y)
+        assert not hasattr(plain, "feature_names_in_")
+        with pytest.warns(UserWarning, match="X has feature names, but LogisticRegression"):
+            plain.decision_function(Xdd)
+        model.fit(da.from_array(X, chunks=200), y)  # refitted without names: they are dropped
+        assert not hasattr(model, "feature_names_in_")
+
+
+@pytest.mark.parametrize("params", [{"scoring": "accuracy"}, {"scoring": "neg_log_loss",
+                                    "class_weight": "balanced", "scheduler": "threads"}],
+                         ids=["accuracy", "log-loss-balanced"])  # fmt: skip
+def test_logistic_cv_folds_over_the_blocks(request, params):
+    """LogisticRegressionCV on dask X: the folds of the in-memory CV, each fitted on the blocks."""
+    X, y, sw = _problem(n=900, n_classes=3)
+    on_cluster = params.pop("scheduler", "cluster") == "cluster"
+    params = {"Cs": 2, "tol": 1e-6, "max_iter": 300, "cv": 3, "l1_ratios": (0.0,),
+              "use_legacy_attributes": False, **params}  # fmt: skip
+    ref = LogisticRegressionCV(**params).fit(X, y, sample_weight=sw)
+    Xd = da.from_array(X, chunks=250)
+    if on_cluster:
+        with request.getfixturevalue("client").as_current():
+            got = LogisticRegressionCV(**params).fit(Xd.persist(), y, sample_weight=sw)
+    else:
+        with dask.config.set(scheduler="threads"):
+            got = LogisticRegressionCV(**params).fit(Xd, y, sample_weight=sw)
+    np.testing.assert_allclose(got.scores_, ref.scores_, rtol=1e-6, atol=1e-9)
+    assert got.C_ == ref.C_
+    _assert_same_fit(got, ref, rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------

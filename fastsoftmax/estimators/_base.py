@@ -324,6 +324,7 @@ class _LinearClassifier(*BASES):  # type: ignore[misc]  # mypy: a base tuple cho
     _checks = types.SimpleNamespace(
         rows=_check_X, labels=_check_y, encode_labels=_encode_labels,
         class_weights=_class_weights, is_fitted=_check_is_fitted,
+        feature_names=_check_feature_names,
     )  # fmt: skip
 
     def _param_dtype(self, X: Any) -> np.dtype[Any]:

@@ -366,6 +366,8 @@ class SoftmaxRegression(_LinearClassifier):
             X_val = self._validate_X(X_val, reset=False)
             y_val = self._encode_known(_check_y(y_val, X_val.shape[0]), "validation_data's y")
         elif opts["early_stopping"]:
+            if isinstance(X, _dask.Blocks):
+                raise ValueError(_dask.EARLY_STOPPING_NEEDS_VALIDATION_DATA)
             n = X.shape[0]
             n_val = int(round(opts["validation_fraction"] * n))
             if n_val < 1 or n_val >= n:
