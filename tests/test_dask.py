@@ -232,10 +232,23 @@ def test_persist_reads_X_once(scheduler, tmp_path, Estimator):
     params = {"max_iter": 40, "tol": 1e-6} if Estimator is LogisticRegression else {
         "max_epochs": 3, "random_state": 0, "tol": None}  # fmt: skip
     ref = Estimator(**params).fit(X, y)
-    with warnings.catch_warnings():
+    from fastsoftmax import _dask
+
+    spread, placed = _dask._persist_spread, []
+
+    def spy(client, X):
+        futures = spread(client, X)
+        distributed.wait(futures)
+        where = [w for workers in client.who_has(futures).values() for w in workers]
+        placed.append(sorted(where.count(w) for w in set(where)))
+        return futures
+
+    with warnings.catch_warnings(), pytest.MonkeyPatch.context() as patch:
         warnings.simplefilter("ignore")
+        patch.setattr(_dask, "_persist_spread", spy)
         got = Estimator(**params).fit(Xd, y, persist=True)
     assert sorted(int(line) for line in log.read_text().split()) == [0, 500, 1000, 1500]
+    assert placed == ([] if scheduler is None else [[2, 2]])  # the blocks spread over the workers
     if Estimator is LogisticRegression:
         _assert_same_fit(got, ref, rtol=1e-4, atol=1e-5)
     else:
