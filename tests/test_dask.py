@@ -210,6 +210,29 @@ def test_blocks_on_the_cluster_one_task_per_worker_thread(client, monkeypatch):
     assert True not in graphs  # no delayed graph built for an evaluation
 
 
+def test_large_coefficients_are_broadcast(client, monkeypatch):
+    """Coefficients above the threshold reach the tasks as one broadcast future per evaluation."""
+    from fastsoftmax import _dask
+
+    X, y, _ = _problem(n=800, n_classes=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 2 iterations: not converged
+        ref = LogisticRegression(tol=0.0, max_iter=2).fit(X, y)
+    scatter, scattered = distributed.Client.scatter, []
+
+    def counting_scatter(self, data, *args, **kwargs):
+        scattered.append(kwargs.get("broadcast"))
+        return scatter(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(_dask, "_SCATTER_BYTES", 0)
+    monkeypatch.setattr(distributed.Client, "scatter", counting_scatter)
+    with client.as_current(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = LogisticRegression(tol=0.0, max_iter=2).fit(da.from_array(X, chunks=200).persist(), y)
+    _assert_same_fit(got, ref)
+    assert len(scattered) >= 2 * 2 and set(scattered) == {True}  # coef and intercept
+
+
 def _count_reads(path, start, stop, log):
     """``_read_rows``, and one line appended to ``log`` for every read (workers are processes)."""
     with open(log, "a") as f:
