@@ -198,7 +198,7 @@ def _encode_block(y, classes, class_weights, sample_weight, dtype):
 
 
 class Blocks:
-    """Checked training data: X's row blocks and, kept on the cluster, their label indices and weights.
+    """Checked training data: X's row blocks, and their label indices and weights, kept.
 
     ``shape``, ``dtype`` (of the parameters), ``weight_total`` and
     ``mean_weight`` (None unweighted) are known; the per-block work goes
@@ -295,7 +295,7 @@ class Blocks:
                                allow_other_workers=True)
                 for x, y_part, sw_part in zip(self.x_parts, y_kept, sw_kept or y_kept)
             ]  # fmt: skip
-            kept = [part[0] for part in kept] + ([part[1] for part in kept] if self.weighted else [])
+            kept = [part[0] for part in kept] + [part[1] for part in kept if self.weighted]
         elif client is not None:  # the delayed graphs take them as keys
             kept = client.persist(y_kept + sw_kept)
         else:
@@ -313,7 +313,7 @@ class Blocks:
         return Fold(self, rows)
 
     def labels(self):
-        """The label indices of all the rows, in memory (1 / n_features of X: the splitters need them)."""
+        """The label indices of all the rows, in memory (the splitters need them: 1 / d of X)."""
         import dask
 
         parts = self.client.gather(self.y_parts) if self.on_cluster else dask.compute(*self.y_parts)
@@ -441,7 +441,7 @@ def _persist_spread(client, X):
 
 
 def _block_futures(client, X):
-    """The futures of X's row blocks (in order) when they are all held by ``client``'s cluster, else None."""
+    """The futures of X's row blocks (in order) when ``client``'s cluster holds them all, else None."""
     from distributed import futures_of
 
     held = {future.key: future for future in futures_of(X) if future.client is client}
@@ -467,7 +467,7 @@ class Fold:
         self.dtype = blocks.dtype
 
     def fit_data(self, estimator, y, sample_weight, classes):
-        """The fold's :class:`Blocks` for ``estimator``: ``y`` and ``sample_weight`` are the fold's rows.
+        """The fold's :class:`Blocks` for ``estimator``; ``y``, ``sample_weight``: the fold's rows.
 
         The weights are the estimator's own (sample weights times its class
         weights, checked as in memory), zero outside the fold.
@@ -536,7 +536,7 @@ def _sum_blocks(func, X_blocks, y_blocks, sw_blocks, *args):
 
 
 def _train_block(X, y_idx, sample_weight, state, seed, batch_size, mean_weight):
-    """Train a copy of the trainer on one block (the compiled epoch kernel): ``(trainer, loss sum)``."""
+    """Train a copy of the trainer on one block (the epoch kernel): ``(trainer, loss sum)``."""
     from . import _epoch_driver
 
     trainer, loss_total = state
