@@ -5,15 +5,21 @@ Private.  The design is Spark MLlib's: the data stay where their blocks live
 travels.
 
 - :func:`fit_logistic` (``LogisticRegression.fit``): every evaluation of the
-  objective sends the coefficients once (one key of the graph, or one
-  ``client.scatter(..., broadcast=True)`` when they are large), runs the data
-  kernel (``_objective.softmax_loss_grad`` / ``logistic_loss_grad`` with
-  ``normalizer=1``: the plain sums, see :mod:`fastsoftmax._backends`) on every
-  block where it lives, adds the sums in float64 by a tree of
-  ``split_every``-ary tasks, and the solver of :mod:`fastsoftmax._solvers`
-  steps on the client.  A graph per evaluation has one task per block, a few
-  reduction tasks and the coefficients; X's own graph is the one it came with
-  (its keys only, when the user persisted it).
+  objective runs the data kernel (``_objective.softmax_loss_grad`` /
+  ``logistic_loss_grad`` with ``normalizer=1``: the plain sums, see
+  :mod:`fastsoftmax._backends`) on every block where it lives, adds the sums
+  in float64 and the solver of :mod:`fastsoftmax._solvers` steps on the
+  client.  When X's blocks are held on a ``distributed`` cluster (persisted
+  by the user, or ``fit(..., persist=True)``) an evaluation submits one task
+  per worker thread over the blocks that worker holds (``client.submit``,
+  ``pure=False``: no graph is built, hashed or optimised), the coefficients
+  travel in the task (or once per worker, ``client.scatter(...,
+  broadcast=True)``, when large), and the few partial sums are gathered and
+  added on the client (by a tree of ``split_every``-ary tasks when there are
+  more than ``SPLIT_EVERY``).  Otherwise (X read from its source at every
+  evaluation, or the threaded scheduler) an evaluation is one delayed graph:
+  a task per block, a tree of sums and the coefficients on top of X's own
+  graph.
 - :class:`Blocks.train_epoch` (``SoftmaxRegression.fit`` / ``partial_fit``):
   an epoch is a chain of one task per block, in a shuffled block order; each
   task runs the compiled epoch kernel (:mod:`fastsoftmax._epoch_driver`) on
@@ -24,9 +30,10 @@ travels.
 Input is checked once, by the estimators' own in-memory checks run on each
 block in one pass over X (NaN, dtype, labels, weights), and the labels are
 found over all of y in that pass.  The encoded labels and the weights (times
-the class weights) are then persisted (1 / n_features of X's size); X itself
-never is: persist it yourself (``X = X.persist()``) when it fits in the
-cluster's memory, or every evaluation reads it again from its source, which
+the class weights) are then kept on the cluster, next to their blocks of X
+(1 / n_features of X's size); X itself is kept only when the user asks:
+``fit(..., persist=True)`` (for this fit only), or ``X = X.persist()``
+beforehand.  Otherwise every evaluation reads X again from its source, which
 is what makes data larger than memory trainable.
 
 Dask is imported only when a Dask collection is passed in: fastsoftmax
@@ -54,8 +61,21 @@ _SCATTER_BYTES = 1 << 20
 _KEPT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.uint8))
 
 
+#: SoftmaxRegression's early_stopping splits the rows in memory
+EARLY_STOPPING_NEEDS_VALIDATION_DATA = (
+    "early_stopping on a Dask array needs validation_data=(X_val, y_val): the rows are not "
+    "split across the blocks"
+)
+
+
 def is_dask_collection(x):
-    """Whether ``x`` is a Dask collection (without importing Dask for anything else)."""
+    """Whether ``x`` is a Dask collection (without importing Dask for anything else).
+
+    The checked :class:`Blocks` and their cross-validation :class:`Fold` views
+    count as Dask data too: the estimators send them here.
+    """
+    if isinstance(x, (Blocks, Fold)):
+        return True
     if not type(x).__module__.startswith("dask"):
         return False
     from dask.base import is_dask_collection as _is_collection
@@ -178,20 +198,28 @@ def _encode_block(y, classes, class_weights, sample_weight, dtype):
 
 
 class Blocks:
-    """Checked training data: X's row blocks and, persisted, their label indices and weights.
+    """Checked training data: X's row blocks, and their label indices and weights, kept.
 
     ``shape``, ``dtype`` (of the parameters), ``weight_total`` and
     ``mean_weight`` (None unweighted) are known; the per-block work goes
     through :meth:`map_sum` and :meth:`train_epoch`.
+
+    With a ``distributed`` client and X's blocks held on the cluster (X
+    persisted by the user, or ``persist=True``), the blocks are futures and
+    every evaluation submits one task per worker thread, over the blocks that
+    worker holds: no graph is built, tokenised or optimised per evaluation.
+    Otherwise (X read from its source each time, or no client) an evaluation
+    is one small delayed graph on top of X's own.
     """
 
-    def __init__(self, estimator, X, y, sample_weight, classes=None, *, reset=True, dtype=None):
+    def __init__(self, estimator, X, y, sample_weight, classes=None, *, reset=True, dtype=None,
+                 persist=False):  # fmt: skip
         import dask
 
+        checks = estimator._checks  # the estimators' own checks (estimators._base)
+        checks.feature_names(estimator, X, reset=reset)  # a dask DataFrame's columns
         X = _check_X(X)
         estimator._check_n_features(X, reset=reset)
-        if reset and hasattr(estimator, "feature_names_in_"):
-            del estimator.feature_names_in_  # refitted on data without names
         self.dtype = np.dtype(estimator._param_dtype(X) if dtype is None else dtype)
         self.shape = X.shape
         if y is None:
@@ -199,18 +227,34 @@ class Blocks:
         y = _rows_like(y, X, "y")
         sw = None if sample_weight is None else _rows_like(sample_weight, X, "sample_weight")
         keep = [i for i, rows in enumerate(X.chunks[0]) if rows > 0]
-        x_parts = X.to_delayed().ravel()
+        self.client = client = _client()
+        x_futures = None if client is None else _block_futures(client, X)
+        if persist and x_futures is None:
+            # the checked blocks (rechunked, cast) are kept, for this fit only: released with self
+            if client is not None:
+                x_futures = _persist_spread(client, X)
+            else:
+                X = X.persist()
+        self._X = X  # holds the futures of a persisted X for as long as the fit runs
+        x_parts = X.to_delayed().ravel() if x_futures is None else x_futures
         y_parts = y.to_delayed().ravel()
         sw_parts = [None] * len(y_parts) if sw is None else sw.to_delayed().ravel()
         self.x_parts = [x_parts[i] for i in keep]
-        self._X = X  # holds the futures of a persisted X for as long as the fit runs
+        self.on_cluster = x_futures is not None
 
         # one pass over X: every block checked, the labels of all of y found
-        checks = estimator._checks  # the estimators' own checks (estimators._base)
-        inspect = dask.delayed(_inspect_block, pure=True)
-        found = dask.compute(
-            *[inspect(x_parts[i], y_parts[i], sw_parts[i], self.dtype, i, checks) for i in keep]
-        )
+        if self.on_cluster:
+            found = client.gather([
+                client.submit(_inspect_block, x_parts[i], client.compute(y_parts[i]),
+                              None if sw is None else client.compute(sw_parts[i]),
+                              self.dtype, i, checks, pure=False)
+                for i in keep
+            ])  # fmt: skip
+        else:
+            inspect = dask.delayed(_inspect_block, pure=True)
+            found = dask.compute(
+                *[inspect(x_parts[i], y_parts[i], sw_parts[i], self.dtype, i, checks) for i in keep]
+            )
         labels = np.concatenate([labels for labels, _ in found])
         if classes is None:
             classes = checks.encode_labels(labels, estimator)[0]
@@ -237,25 +281,75 @@ class Blocks:
             )
         self.mean_weight = self.weight_total / X.shape[0] if self.weighted else None
 
-        # the labels and weights, encoded once and kept (they are 1 / n_features of X)
+        # the labels and weights, encoded once and kept (they are 1 / n_features of X),
+        # each next to its block of X when X is on the cluster
         encode = dask.delayed(_encode_block, pure=True, nout=2)
         encoded = [encode(y_parts[i], classes, class_weights, sw_parts[i], self.dtype) for i in keep]
-        kept = [part[0] for part in encoded] + ([part[1] for part in encoded] if self.weighted else [])
-        client = _client()
-        if client is not None:
-            kept = client.persist(kept)
+        y_kept = [part[0] for part in encoded]
+        sw_kept = [part[1] for part in encoded] if self.weighted else []
+        holders = client.who_has(self.x_parts) if self.on_cluster else None
+        if self.on_cluster:
+            kept = [
+                client.compute([y_part] + ([sw_part] if self.weighted else []),
+                               workers=list(holders.get(x.key, ())) or None,
+                               allow_other_workers=True)
+                for x, y_part, sw_part in zip(self.x_parts, y_kept, sw_kept or y_kept)
+            ]  # fmt: skip
+            kept = [part[0] for part in kept] + [part[1] for part in kept if self.weighted]
+        elif client is not None:  # the delayed graphs take them as keys
+            kept = client.persist(y_kept + sw_kept)
         else:
-            kept = [dask.delayed(part) for part in dask.compute(*kept)]
+            kept = [dask.delayed(part) for part in dask.compute(*y_kept, *sw_kept)]
         self.y_parts = kept[: len(keep)]
         self.sw_parts = kept[len(keep) :] if self.weighted else [None] * len(keep)
         self.row_counts = [X.chunks[0][i] for i in keep]
+        self._groups = self._worker_groups(holders) if self.on_cluster else None
 
     def __getitem__(self, rows):
-        # SoftmaxRegression's early_stopping splits the rows in memory
-        raise ValueError(
-            "early_stopping on a Dask array needs validation_data=(X_val, y_val): the rows are "
-            "not split across the blocks"
-        )
+        """The rows ``rows`` (integer indices) as a :class:`Fold` (LogisticRegressionCV's folds)."""
+        rows = np.asarray(rows)
+        if rows.ndim != 1 or rows.dtype.kind not in "iu":
+            raise TypeError(f"the rows of a Dask fit are integer indices, got {rows.dtype} rows")
+        return Fold(self, rows)
+
+    def labels(self):
+        """The label indices of all the rows, in memory (the splitters need them: 1 / d of X)."""
+        import dask
+
+        parts = self.client.gather(self.y_parts) if self.on_cluster else dask.compute(*self.y_parts)
+        return np.concatenate(parts)
+
+    def _per_block(self, values):
+        """``values`` (one per row) split as the blocks, each where its block's labels are."""
+        import dask
+
+        bounds = np.cumsum([0] + self.row_counts)
+        parts = [values[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        if not self.on_cluster:
+            return [dask.delayed(part) for part in parts]
+        return [self.client.scatter(part, workers=list(where) or None, hash=False)
+                for part, where in zip(parts, self._label_holders())]  # fmt: skip
+
+    def _label_holders(self):
+        holders = self.client.who_has(self.y_parts)
+        return [holders.get(part.key, ()) for part in self.y_parts]
+
+    def _worker_groups(self, holders):
+        """The blocks split by the worker thread that will sum them: ``[(worker, [block, ...])]``.
+
+        Found once per fit; a block that moves later (a worker lost, work
+        stolen) is fetched by the task, which may also run elsewhere.
+        """
+        nthreads = self.client.nthreads()
+        by_worker = {}
+        for i, x in enumerate(self.x_parts):
+            where = sorted(holders.get(x.key, ()))
+            by_worker.setdefault(where[0] if where else None, []).append(i)
+        groups = []
+        for worker, blocks in by_worker.items():
+            n_tasks = min(len(blocks), max(1, nthreads.get(worker, 1)))
+            groups += [(worker, blocks[t::n_tasks]) for t in range(n_tasks)]
+        return groups
 
     # -- the work on the blocks ----------------------------------------------------
 
@@ -263,16 +357,19 @@ class Blocks:
         """``value`` as one dependency of the graph: a key, or a broadcast future when large."""
         import dask
 
-        client = _client()
-        if client is not None and getattr(value, "nbytes", 0) > _SCATTER_BYTES:
+        client = self.client
+        large = client is not None and getattr(value, "nbytes", 0) > _SCATTER_BYTES
+        if large:
             return client.scatter(value, broadcast=True, hash=False)
-        return dask.delayed(value)
+        return value if self.on_cluster else dask.delayed(value)
 
     def map_sum(self, func, *args):
         """``sum(func(X_b, y_b, sw_b, *args) for each block b)``: float64 vectors, added as a tree."""
         import dask
 
         shared = [self._share(arg) for arg in args]
+        if self.on_cluster:
+            return self._map_sum_on_cluster(func, shared)
         call = dask.delayed(func, pure=True)
         parts = [
             call(x, y, sw, *shared) for x, y, sw in zip(self.x_parts, self.y_parts, self.sw_parts)
@@ -281,6 +378,22 @@ class Blocks:
         while len(parts) > 1:
             parts = [add(*parts[i : i + SPLIT_EVERY]) for i in range(0, len(parts), SPLIT_EVERY)]
         return parts[0].compute()
+
+    def _map_sum_on_cluster(self, func, shared):
+        # one task per worker thread over the blocks it holds; the coefficients travel in the
+        # task (or, large, as one broadcast future); pure=False: nothing is hashed
+        client = self.client
+        parts = [
+            client.submit(_sum_blocks, func, [self.x_parts[i] for i in blocks],
+                          [self.y_parts[i] for i in blocks], [self.sw_parts[i] for i in blocks],
+                          *shared, workers=None if worker is None else [worker],
+                          allow_other_workers=True, pure=False)
+            for worker, blocks in self._groups
+        ]  # fmt: skip
+        while len(parts) > SPLIT_EVERY:  # many workers: the sums are added on the cluster
+            parts = [client.submit(_add, *parts[i : i + SPLIT_EVERY], pure=False)
+                     for i in range(0, len(parts), SPLIT_EVERY)]  # fmt: skip
+        return _add(*client.gather(parts))
 
     def train_epoch(self, trainer, batch_size, shuffle, rng):
         """One epoch over the blocks, in a shuffled order; ``trainer`` is updated at the end.
@@ -292,14 +405,117 @@ class Blocks:
         n_blocks = len(self.x_parts)
         order = rng.permutation(n_blocks) if shuffle else np.arange(n_blocks)
         seeds = rng.integers(0, 2**63 - 1, size=n_blocks) if shuffle else [None] * n_blocks
-        step = dask.delayed(_train_block, pure=True, nout=2)
-        state = (dask.delayed(trainer), 0.0)
-        for i in order:
-            state = step(self.x_parts[i], self.y_parts[i], self.sw_parts[i], state[0], state[1],
-                         seeds[i], batch_size, self.mean_weight)  # fmt: skip
-        trained, loss_total = dask.compute(*state)
+        state = (trainer, 0.0)
+        if self.on_cluster:
+            for i in order:
+                state = self.client.submit(_train_block, self.x_parts[i], self.y_parts[i],
+                                           self.sw_parts[i], state, seeds[i], batch_size,
+                                           self.mean_weight, pure=False)  # fmt: skip
+            trained, loss_total = state.result()
+        else:
+            step = dask.delayed(_train_block, pure=True)
+            state = dask.delayed(state)
+            for i in order:
+                state = step(self.x_parts[i], self.y_parts[i], self.sw_parts[i], state, seeds[i],
+                             batch_size, self.mean_weight)  # fmt: skip
+            trained, loss_total = state.compute()
         _copy_trainer(trained, trainer)
         return loss_total / self.shape[0]
+
+
+def _persist_spread(client, X):
+    """X's row blocks computed and kept on the workers, spread in proportion to their threads.
+
+    Each block is read where it will be summed, and every worker thread gets
+    as many blocks as the others (the scheduler's own placement of root tasks
+    may give one worker 5 blocks of 8 and the other 3: the fit would wait for
+    the busier one at every evaluation).
+    """
+    threads = sorted(client.nthreads().items())
+    slots = [worker for worker, n in threads for _ in range(max(1, n))]
+    parts = X.to_delayed().ravel()
+    return [
+        client.compute(part, workers=[slots[i % len(slots)]], allow_other_workers=True)
+        for i, part in enumerate(parts)
+    ]
+
+
+def _block_futures(client, X):
+    """The futures of X's row blocks (in order) when ``client``'s cluster holds them all, else None."""
+    from distributed import futures_of
+
+    held = {future.key: future for future in futures_of(X) if future.client is client}
+    keys = [row[0] for row in X.__dask_keys__()]  # one chunk across the columns
+    if not held or any(key not in held for key in keys):
+        return None
+    return [held[key] for key in keys]
+
+
+class Fold:
+    """Some rows of a :class:`Blocks` (a cross-validation fold), without copying X.
+
+    A fit on a fold runs over all of X's blocks, the rows outside the fold
+    weighted zero (the same sums as a fit on the fold's rows alone);
+    predictions on a fold come back in memory, one row per fold row (a test
+    fold's scores, which scorers compare with the fold's labels).
+    """
+
+    def __init__(self, blocks, rows):
+        self.blocks = blocks
+        self.rows = rows
+        self.shape = (rows.shape[0], blocks.shape[1])
+        self.dtype = blocks.dtype
+
+    def fit_data(self, estimator, y, sample_weight, classes):
+        """The fold's :class:`Blocks` for ``estimator``; ``y``, ``sample_weight``: the fold's rows.
+
+        The weights are the estimator's own (sample weights times its class
+        weights, checked as in memory), zero outside the fold.
+        """
+        blocks = self.blocks
+        classes = blocks.classes if classes is None else classes
+        if not np.array_equal(classes, blocks.classes):
+            raise ValueError("a fold's classes must be those of all the rows")
+        estimator.classes_ = classes
+        estimator._check_n_features(self, reset=True)
+        n = blocks.shape[0]
+        y_idx = np.ascontiguousarray(np.searchsorted(classes, np.asarray(y)), dtype=np.intp)
+        sw = estimator._weights(y_idx, sample_weight, self.rows.shape[0], blocks.dtype)
+        weights = np.zeros(n, blocks.dtype)
+        weights[self.rows] = 1.0 if sw is None else sw
+        fold = copy.copy(blocks)
+        fold.sw_parts = blocks._per_block(weights)
+        fold.weighted = True
+        fold.weight_total = float(np.sum(weights, dtype=np.float64))
+        fold.mean_weight = fold.weight_total / n
+        return fold
+
+    def predict(self, estimator, method):
+        """``estimator.<method>`` of the fold's rows, in memory, in the fold's order."""
+        import dask
+
+        blocks = self.blocks
+        bounds = np.cumsum([0] + blocks.row_counts)
+        block_of = np.searchsorted(bounds, self.rows, side="right") - 1
+        parts = []
+        for b in np.unique(block_of):
+            local = self.rows[block_of == b] - bounds[b]
+            if blocks.on_cluster:
+                parts.append(blocks.client.submit(_call_method_rows, blocks.x_parts[b], estimator,
+                                                  method, local, pure=False))  # fmt: skip
+            else:
+                parts.append(dask.delayed(_call_method_rows)(blocks.x_parts[b], estimator, method,
+                                                             local))  # fmt: skip
+        done = blocks.client.gather(parts) if blocks.on_cluster else dask.compute(*parts)
+        # the blocks' rows in block order, then the fold's own order
+        order = np.argsort(block_of, kind="stable")
+        out = np.empty((self.rows.shape[0],) + done[0].shape[1:], done[0].dtype)
+        out[order] = np.concatenate(done)
+        return out
+
+
+def _call_method_rows(X, estimator, method, rows):
+    return getattr(estimator, method)(_block_rows(X)[rows])
 
 
 def _block_rows(X):
@@ -314,10 +530,16 @@ def _add(*sums):
     return total
 
 
-def _train_block(X, y_idx, sample_weight, trainer, loss_total, seed, batch_size, mean_weight):
-    """Train a copy of ``trainer`` on one block (the compiled epoch kernel); the running loss sum."""
+def _sum_blocks(func, X_blocks, y_blocks, sw_blocks, *args):
+    """``sum(func(X_b, y_b, sw_b, *args))`` over the blocks one worker thread holds."""
+    return _add(*[func(X, y, sw, *args) for X, y, sw in zip(X_blocks, y_blocks, sw_blocks)])
+
+
+def _train_block(X, y_idx, sample_weight, state, seed, batch_size, mean_weight):
+    """Train a copy of the trainer on one block (the epoch kernel): ``(trainer, loss sum)``."""
     from . import _epoch_driver
 
+    trainer, loss_total = state
     trainer = copy.deepcopy(trainer)  # the threaded scheduler shares objects: never update in place
     X = _block_rows(X)
     order = None if seed is None else np.random.default_rng(seed).permutation(X.shape[0])
@@ -357,12 +579,14 @@ def _logistic_block_sums(X, y_idx, sample_weight, coef, intercept):
     return out
 
 
-def fit_data(estimator, X, y, sample_weight, classes=None, *, reset=True, dtype=None):
+def fit_data(estimator, X, y, sample_weight, classes=None, *, reset=True, dtype=None,
+             persist=False):  # fmt: skip
     """``_fit_data`` for a Dask ``X``: ``(Blocks, None, None, dtype)``; sets ``classes_``.
 
     The label indices and the weights are inside the :class:`Blocks`.
     """
-    data = Blocks(estimator, X, y, sample_weight, classes, reset=reset, dtype=dtype)
+    data = Blocks(estimator, X, y, sample_weight, classes, reset=reset, dtype=dtype,
+                  persist=persist)  # fmt: skip
     estimator.classes_ = data.classes
     return data, None, None, data.dtype
 
@@ -381,10 +605,15 @@ def atomic_on_dask(method):
 
 
 def fit_logistic(estimator, X, y, sample_weight, classes, l1_unit, l2_unit, tol, max_iter,
-                 fit_intercept, verbose, previous):  # fmt: skip
+                 fit_intercept, verbose, previous, *, persist=False):  # fmt: skip
     """``LogisticRegression._fit`` on a Dask array: the solver on the client, the sums on the blocks."""
     with _unchanged_on_error(estimator):
-        data = fit_data(estimator, X, y, sample_weight, classes)[0]
+        if isinstance(X, Blocks):  # LogisticRegressionCV's refit: all the rows
+            X = X[np.arange(X.shape[0])]
+        if isinstance(X, Fold):  # LogisticRegressionCV: y and sample_weight are the fold's
+            data = X.fit_data(estimator, y, sample_weight, classes)
+        else:
+            data = fit_data(estimator, X, y, sample_weight, classes, persist=persist)[0]
         n_classes = data.classes.shape[0]
         k = 1 if n_classes == 2 else n_classes
         d, dtype, total = data.shape[1], data.dtype, data.weight_total
@@ -442,8 +671,14 @@ def predict(estimator, X, method):
     import dask
 
     estimator._checks.is_fitted(estimator)
+    if isinstance(X, Fold):  # a cross-validation test fold: in memory
+        return X.predict(estimator, method)
+    estimator._checks.feature_names(estimator, X, reset=False)  # as scikit-learn's: warn or raise
     X = _check_X(X)
     estimator._check_n_features(X, reset=False)
+    # the names were checked here: the blocks (numpy) go to a copy without them
+    estimator = copy.copy(estimator)
+    vars(estimator).pop("feature_names_in_", None)
     # the output of an empty block tells its dtype and columns
     sample = getattr(estimator, method)(np.zeros((1, X.shape[1]), X.dtype))
     model = dask.delayed(estimator)  # one key: the coefficients are not copied into every task
@@ -460,6 +695,8 @@ def score(estimator, X, y, sample_weight=None):
     import dask.array as da
 
     predicted = predict(estimator, X, "predict")
+    if isinstance(X, Fold):  # a cross-validation test fold: y and the weights in memory
+        return float(np.average(predicted == np.asarray(y), weights=sample_weight))
     X = _check_X(X)
     y = _rows_like(y, X, "y")
     correct = (predicted == y).astype(np.float64)

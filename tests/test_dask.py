@@ -17,7 +17,7 @@ da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
 
-from fastsoftmax import LogisticRegression, SoftmaxRegression
+from fastsoftmax import LogisticRegression, LogisticRegressionCV, SoftmaxRegression
 
 TOL = 1e-8  # tight: the Dask fit must take the in-memory fit's L-BFGS path
 
@@ -170,6 +170,120 @@ def test_graph_per_iteration_is_small(monkeypatch):
     assert len(sizes) >= 3 and set(sizes) == {20 + 20 + 20 + 4 + 2}, sizes
 
 
+def test_blocks_on_the_cluster_one_task_per_worker_thread(client, monkeypatch):
+    """X held on the cluster: an evaluation is one task per worker thread, and no graph."""
+    from dask.delayed import Delayed
+
+    from fastsoftmax import _dask
+
+    X, y, sw = _problem(n=2000, n_classes=3)
+    ref = LogisticRegression(tol=TOL, max_iter=500).fit(X, y, sample_weight=sw)
+    submitted, graphs, evaluating = [], [], [False]
+    submit, compute, map_sum = distributed.Client.submit, Delayed.compute, _dask.Blocks.map_sum
+
+    def counting_submit(self, func, *args, **kwargs):
+        if evaluating[0]:
+            submitted.append(func.__name__)
+        return submit(self, func, *args, **kwargs)
+
+    def counting_compute(self, **kwargs):
+        graphs.append(evaluating[0])
+        return compute(self, **kwargs)
+
+    def counting_map_sum(self, *args):
+        evaluating[0] = True
+        try:
+            return map_sum(self, *args)
+        finally:
+            evaluating[0] = False
+
+    monkeypatch.setattr(distributed.Client, "submit", counting_submit)
+    monkeypatch.setattr(Delayed, "compute", counting_compute)
+    monkeypatch.setattr(_dask.Blocks, "map_sum", counting_map_sum)
+    with client.as_current():
+        Xd = da.from_array(X, chunks=100).persist()  # 20 blocks on 2 workers of 1 thread
+        distributed.wait(Xd)
+        got = LogisticRegression(tol=TOL, max_iter=500).fit(Xd, y, sample_weight=sw)
+    _assert_same_fit(got, ref)
+    n_evaluations = len(submitted) // 2
+    assert n_evaluations >= got.n_iter_[0] and submitted == ["_sum_blocks"] * (2 * n_evaluations)
+    assert True not in graphs  # no delayed graph built for an evaluation
+
+
+def test_large_coefficients_are_broadcast(client, monkeypatch):
+    """Coefficients above the threshold reach the tasks as one broadcast future per evaluation."""
+    from fastsoftmax import _dask
+
+    X, y, _ = _problem(n=800, n_classes=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 2 iterations: not converged
+        ref = LogisticRegression(tol=0.0, max_iter=2).fit(X, y)
+    scatter, scattered = distributed.Client.scatter, []
+
+    def counting_scatter(self, data, *args, **kwargs):
+        scattered.append(kwargs.get("broadcast"))
+        return scatter(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(_dask, "_SCATTER_BYTES", 0)
+    monkeypatch.setattr(distributed.Client, "scatter", counting_scatter)
+    with client.as_current(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = LogisticRegression(tol=0.0, max_iter=2).fit(da.from_array(X, chunks=200).persist(), y)
+    _assert_same_fit(got, ref)
+    assert len(scattered) >= 2 * 2 and set(scattered) == {True}  # coef and intercept
+
+
+def _count_reads(path, start, stop, log):
+    """``_read_rows``, and one line appended to ``log`` for every read (workers are processes)."""
+    with open(log, "a") as f:
+        f.write(f"{start}\n")
+    return _read_rows(path, start, stop)
+
+
+@pytest.mark.parametrize("Estimator", [LogisticRegression, SoftmaxRegression])
+def test_persist_reads_X_once(scheduler, tmp_path, Estimator):
+    """fit(..., persist=True): every block read from disk once, released after the fit."""
+    X, y, _ = _problem(n=2000, d=8, n_classes=3, dtype=np.float32)
+    np.save(tmp_path / "X.npy", X)
+    log = tmp_path / "reads.log"
+    read = dask.delayed(_count_reads, pure=True)
+    Xd = da.concatenate([
+        da.from_delayed(read(str(tmp_path / "X.npy"), s, s + 500, str(log)), shape=(500, 8),
+                        dtype=X.dtype)
+        for s in range(0, 2000, 500)
+    ])  # fmt: skip
+    params = {"max_iter": 40, "tol": 1e-6} if Estimator is LogisticRegression else {
+        "max_epochs": 3, "random_state": 0, "tol": None}  # fmt: skip
+    ref = Estimator(**params).fit(X, y)
+    from fastsoftmax import _dask
+
+    spread, placed = _dask._persist_spread, []
+
+    def spy(client, X):
+        futures = spread(client, X)
+        distributed.wait(futures)
+        where = [w for workers in client.who_has(futures).values() for w in workers]
+        placed.append(sorted(where.count(w) for w in set(where)))
+        return futures
+
+    with warnings.catch_warnings(), pytest.MonkeyPatch.context() as patch:
+        warnings.simplefilter("ignore")
+        patch.setattr(_dask, "_persist_spread", spy)
+        got = Estimator(**params).fit(Xd, y, persist=True)
+    assert sorted(int(line) for line in log.read_text().split()) == [0, 500, 1000, 1500]
+    assert placed == ([] if scheduler is None else [[2, 2]])  # the blocks spread over the workers
+    if Estimator is LogisticRegression:
+        _assert_same_fit(got, ref, rtol=1e-4, atol=1e-5)
+    else:
+        assert abs(got.score(X, y) - ref.score(X, y)) < 0.03
+    if scheduler is not None:  # nothing of X is left on the cluster
+        held = [str(key) for keys in scheduler.has_what().values() for key in keys]
+        assert not any(key.startswith(("concatenate", "_count_reads")) for key in held), held
+    log.unlink()
+    Estimator(**params).fit(X, y, persist=True)  # in-memory X: nothing to persist
+    assert not log.exists()
+
+
 def test_sparse_blocks():
     sp = pytest.importorskip("scipy.sparse")
     X, y, sw = _problem(n_classes=3)
@@ -219,6 +333,51 @@ def test_predict_checks_features():
     model = LogisticRegression().fit(X, y)
     with pytest.raises(ValueError, match="X has 7 features"):
         model.predict(da.from_array(X[:, :7], chunks=500))
+
+
+def test_feature_names_of_dask_dataframes():
+    """A dask DataFrame's columns are fitted names: predictions check them as scikit-learn's."""
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    X, y, _ = _problem(n=600, d=4)
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    Xdd = dd.from_pandas(frame, npartitions=3)
+    with dask.config.set(scheduler="threads"):
+        model = LogisticRegression().fit(Xdd, y)
+        np.testing.assert_array_equal(model.feature_names_in_, ["a", "b", "c", "d"])
+        np.testing.assert_array_equal(model.predict(Xdd).compute(), model.predict(frame))
+        with pytest.raises(ValueError, match="The feature names should match"):
+            model.predict(dd.from_pandas(frame[["b", "a", "c", "d"]], npartitions=3))
+        with pytest.warns(UserWarning, match="X does not have valid feature names"):
+            model.predict_proba(da.from_array(X, chunks=200))
+        plain = LogisticRegression().fit(da.from_array(X, chunks=200), y)
+        assert not hasattr(plain, "feature_names_in_")
+        with pytest.warns(UserWarning, match="X has feature names, but LogisticRegression"):
+            plain.decision_function(Xdd)
+        model.fit(da.from_array(X, chunks=200), y)  # refitted without names: they are dropped
+        assert not hasattr(model, "feature_names_in_")
+
+
+@pytest.mark.parametrize("params", [{"scoring": "accuracy"}, {"scoring": "neg_log_loss",
+                                    "class_weight": "balanced", "scheduler": "threads"}],
+                         ids=["accuracy", "log-loss-balanced"])  # fmt: skip
+def test_logistic_cv_folds_over_the_blocks(request, params):
+    """LogisticRegressionCV on dask X: the folds of the in-memory CV, each fitted on the blocks."""
+    X, y, sw = _problem(n=900, n_classes=3)
+    on_cluster = params.pop("scheduler", "cluster") == "cluster"
+    params = {"Cs": 2, "tol": 1e-6, "max_iter": 300, "cv": 3, "l1_ratios": (0.0,),
+              "use_legacy_attributes": False, **params}  # fmt: skip
+    ref = LogisticRegressionCV(**params).fit(X, y, sample_weight=sw)
+    Xd = da.from_array(X, chunks=250)
+    if on_cluster:
+        with request.getfixturevalue("client").as_current():
+            got = LogisticRegressionCV(**params).fit(Xd.persist(), y, sample_weight=sw)
+    else:
+        with dask.config.set(scheduler="threads"):
+            got = LogisticRegressionCV(**params).fit(Xd, y, sample_weight=sw)
+    np.testing.assert_allclose(got.scores_, ref.scores_, rtol=1e-6, atol=1e-9)
+    assert got.C_ == ref.C_
+    _assert_same_fit(got, ref, rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------

@@ -409,6 +409,7 @@ class _LinearClassifier(*BASES):  # type: ignore[misc]  # mypy: a base tuple cho
     _checks = types.SimpleNamespace(
         rows=_check_X, labels=_check_y, encode_labels=_encode_labels,
         class_weights=_class_weights, is_fitted=_check_is_fitted,
+        feature_names=_check_feature_names,
     )  # fmt: skip
 
     def _param_dtype(self, X: Any) -> np.dtype[Any]:
@@ -431,15 +432,17 @@ class _LinearClassifier(*BASES):  # type: ignore[misc]  # mypy: a base tuple cho
             )
 
     def _fit_data(
-        self, X: Any, y: Any, sample_weight: Any, classes: NDArray[Any] | None = None
+        self, X: Any, y: Any, sample_weight: Any, classes: NDArray[Any] | None = None,
+        *, persist: bool = False,
     ) -> tuple[Any, NDArray[np.intp], NDArray[Any] | None, np.dtype[Any]]:
         """Validate training data: ``(X, y_idx, sample_weight with class weights, dtype)``.
 
         ``classes`` (sorted, e.g. those of all the data when fitting a
         cross-validation fold) fixes ``classes_``; y may then lack some of them.
+        ``persist`` keeps a Dask X's blocks on the cluster for the fit.
         """
         if _dask.is_dask_collection(X):  # checked block by block: fastsoftmax._dask.Blocks
-            return _dask.fit_data(self, X, y, sample_weight, classes)
+            return _dask.fit_data(self, X, y, sample_weight, classes, persist=persist)
         X = self._validate_X(X, reset=True)
         y = _check_y(y, X.shape[0])
         if classes is None:

@@ -300,7 +300,8 @@ class LogisticRegression(_SparseCoefMixin, _LinearClassifier):
         return l1_ratio / C, (1.0 - l1_ratio) / C
 
     def fit(
-        self: _Self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+        self: _Self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None,
+        *, persist: bool = False,
     ) -> _Self:
         """Fit the model by L-BFGS (with an L1 term: L-BFGS-B on the split coefficients).
 
@@ -313,15 +314,24 @@ class LogisticRegression(_SparseCoefMixin, _LinearClassifier):
             Class labels (any sortable hashable values: ints, strings, ...).
         sample_weight : array_like of shape (n_samples,), optional
             Non-negative weights.
+        persist : bool, default=False
+            Dask input only (ignored for in-memory X): keep X's checked blocks
+            in the cluster's memory for the duration of this fit, so that the
+            solver's evaluations do not read X from its source again.  Only
+            for data that fits in the workers' memory; an X the user persisted
+            already is used where it lives either way.  A ``fit`` parameter,
+            not an estimator parameter: it says how the data are held, not
+            what model is fitted.
 
         Returns
         -------
         self : LogisticRegression
         """
-        return self._fit_with_classes(X, y, sample_weight, None)
+        return self._fit_with_classes(X, y, sample_weight, None, persist=persist)
 
     def _fit_with_classes(
-        self: _Self, X: Any, y: Any, sample_weight: Any, classes: NDArray[Any] | None
+        self: _Self, X: Any, y: Any, sample_weight: Any, classes: NDArray[Any] | None,
+        *, persist: bool = False,
     ) -> _Self:
         """``fit``; ``classes`` (sorted) fixes ``classes_``, as for LogisticRegressionCV's folds."""
         l1_unit, l2_unit = self._penalty_strengths()
@@ -337,14 +347,16 @@ class LogisticRegression(_SparseCoefMixin, _LinearClassifier):
             previous = (_dense_coef(self.coef_), self.intercept_, self.classes_)
         with kernel_threads(n_threads):
             return self._fit(X, y, sample_weight, classes, l1_unit, l2_unit, tol, max_iter,
-                             fit_intercept, verbose, previous)  # fmt: skip
+                             fit_intercept, verbose, previous, persist)  # fmt: skip
 
     def _fit(self: _Self, X: Any, y: Any, sample_weight: Any, classes: NDArray[Any] | None,
              l1_unit: float, l2_unit: float, tol: float, max_iter: int, fit_intercept: bool,
-             verbose: int, previous: tuple[Any, Any, Any] | None) -> _Self:  # fmt: skip
+             verbose: int, previous: tuple[Any, Any, Any] | None,
+             persist: bool = False) -> _Self:  # fmt: skip
         if _dask.is_dask_collection(X):  # the data term summed where the blocks live
             return _dask.fit_logistic(self, X, y, sample_weight, classes, l1_unit, l2_unit, tol,
-                                      max_iter, fit_intercept, verbose, previous)  # fmt: skip
+                                      max_iter, fit_intercept, verbose, previous,
+                                      persist=persist)  # fmt: skip
         X, y_idx, sw, dtype = self._fit_data(X, y, sample_weight, classes)
         n, d = X.shape
         n_classes = self.classes_.shape[0]

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .. import _threads
+from .. import _dask, _threads
 from .._validation import check_bool, check_sample_weight
 from ..persistence import register
 from ._base import _class_weights, _LinearClassifier, check_n_jobs, kernel_threads
@@ -371,6 +371,8 @@ class LogisticRegressionCV(_LinearClassifier):
             Cs = np.asarray(self.Cs, dtype=np.float64).reshape(-1)
         # the data is read after every parameter check (persistence relies on that order)
         X, y_idx, _, _ = self._fit_data(X, y, None)
+        if isinstance(X, _dask.Blocks):  # the folds are views of the blocks: X is not copied
+            y_idx = X.labels()
         classes = self.classes_
         y = classes[y_idx]  # the labels, checked
         n_classes = classes.shape[0]

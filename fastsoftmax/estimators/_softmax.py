@@ -322,6 +322,8 @@ class SoftmaxRegression(_LinearClassifier):
         y: ArrayLike,
         sample_weight: ArrayLike | None = None,
         validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+        *,
+        persist: bool = False,
     ) -> _Self:
         """Train for ``max_epochs`` epochs (fewer with early stopping).
 
@@ -337,6 +339,11 @@ class SoftmaxRegression(_LinearClassifier):
             Held-out data evaluated after every epoch (``history_``); with
             ``early_stopping`` it is the data monitored instead of a split of
             the training data.
+        persist : bool, default=False
+            Dask input only (ignored for in-memory X): keep X's checked blocks
+            in the cluster's memory for the duration of this fit, so that the
+            epochs do not read X from its source again (see
+            :meth:`LogisticRegression.fit <fastsoftmax.LogisticRegression.fit>`).
 
         Returns
         -------
@@ -347,7 +354,7 @@ class SoftmaxRegression(_LinearClassifier):
         previous = None
         if opts["warm_start"] and hasattr(self, "coef_"):
             previous = (self.classes_, self.n_features_in_)
-        X, y_idx, sw, dtype = self._fit_data(X, y, sample_weight)
+        X, y_idx, sw, dtype = self._fit_data(X, y, sample_weight, persist=persist)
         rng = self._rng()
 
         X_val = y_val = None
@@ -359,6 +366,8 @@ class SoftmaxRegression(_LinearClassifier):
             X_val = self._validate_X(X_val, reset=False)
             y_val = self._encode_known(_check_y(y_val, X_val.shape[0]), "validation_data's y")
         elif opts["early_stopping"]:
+            if isinstance(X, _dask.Blocks):
+                raise ValueError(_dask.EARLY_STOPPING_NEEDS_VALIDATION_DATA)
             n = X.shape[0]
             n_val = int(round(opts["validation_fraction"] * n))
             if n_val < 1 or n_val >= n:
