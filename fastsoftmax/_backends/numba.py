@@ -739,25 +739,39 @@ def _sum_squares(a):
 def _softmax_sums_kernel(X, WT, b, y, sw, weighted, G, XB, coef_grad_out, intercept_grad_out):
     # G: zeroed (n_chunks, C, d) per-thread accumulators; XB: (n_chunks, 8, d')
     # per-thread row scratch; both aligned by the caller (_aligned_empty).
+    # Explicit loops, no array expressions: in a parallel function numba turns
+    # each of them (np.zeros, G[0] += G[t], np.sum) into a parallel loop of
+    # its own, seconds of cold compile for nothing (issue 13).
     n = X.shape[0]
-    C = WT.shape[0]
+    C, d = WT.shape
     F = WT.dtype.type
     n_chunks = G.shape[0]
     rows = np.empty(0, np.intp)
-    GB = np.zeros((n_chunks, C), np.float64)
-    L = np.zeros(n_chunks, np.float64)
+    GB = np.empty((n_chunks, C), np.float64)
+    L = np.empty(n_chunks, np.float64)
     for t in prange(n_chunks):
+        for c in range(C):
+            GB[t, c] = 0.0
         lo = t * n // n_chunks
         hi = (t + 1) * n // n_chunks
         L[t] = _softmax_grad_range(
             X, rows, False, lo, hi, WT, b, y, sw, weighted, G[t], GB[t], XB[t]
         )
-    for t in range(1, n_chunks):
-        G[0] += G[t]
-    coef_grad_out[:, :] = G[0]
+    for c in range(C):  # the threads' sums, in thread order
+        for j in range(d):
+            g = G[0, c, j]
+            for t in range(1, n_chunks):
+                g += G[t, c, j]
+            coef_grad_out[c, j] = g
     for c in range(C):
-        intercept_grad_out[c] = F(np.sum(GB[:, c]))
-    return np.sum(L), _weight_sum(rows, False, 0, n, sw, weighted)
+        gb = 0.0
+        for t in range(n_chunks):
+            gb += GB[t, c]
+        intercept_grad_out[c] = F(gb)
+    loss = 0.0
+    for t in range(n_chunks):
+        loss += L[t]
+    return loss, _weight_sum(rows, False, 0, n, sw, weighted)
 
 
 def _chunks(n, d):

@@ -1,0 +1,107 @@
+"""The small-class fused pass of the cython backend (issue 13, target 1).
+
+Its register tiles cover groups of 10 classes with 2 rows (float32), then of
+5 classes with 4 rows, then single classes; the backward product runs over
+2- and 1-vector chunks of features; each block prefetches half of the next
+block in each product; denormals are flushed while it runs.  These tests
+check ``softmax_ce_sums`` against a float64 NumPy reference on class counts,
+row counts and feature counts that reach every tile and tail, over several
+blocks, and that the caller's floating-point state is left as it was.
+"""
+
+import numpy as np
+import pytest
+
+from fastsoftmax._backends import _tiling
+
+cython = pytest.importorskip("fastsoftmax._backends.cython")
+
+
+def _reference(X, W, b, y, sample_weight):
+    Z = X.astype(np.float64) @ W.T.astype(np.float64) + b
+    Z -= Z.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(Z).sum(axis=1))
+    s = np.ones(len(y)) if sample_weight is None else sample_weight.astype(np.float64)
+    loss = float(np.sum(s * (lse - Z[np.arange(len(y)), y])))
+    R = np.exp(Z - lse[:, None])
+    R[np.arange(len(y)), y] -= 1
+    R *= s[:, None]
+    return loss, R.T @ X.astype(np.float64), R.sum(axis=0)
+
+
+def _sums(X, W, b, y, sample_weight=None):
+    coef_grad = np.empty_like(W)
+    intercept_grad = np.empty_like(b)
+    loss, total = cython.softmax_ce_sums(X, W, b, y, sample_weight, coef_grad, intercept_grad)
+    return loss, coef_grad, intercept_grad
+
+
+def _problem(n, d, C, dtype, x_dtype, scale=0.1, seed=0):
+    rng = np.random.default_rng(seed)
+    if x_dtype == np.uint8:
+        X = rng.integers(0, 256, (n, d), dtype=np.uint8)
+    else:
+        X = rng.standard_normal((n, d)).astype(x_dtype)
+    W = (rng.standard_normal((C, d)) * scale).astype(dtype)
+    b = rng.standard_normal(C).astype(dtype)
+    y = rng.integers(0, C, n).astype(np.intp)
+    return X, W, b, y
+
+
+def _check(X, W, b, y, sample_weight=None, rtol=None):
+    assert not _tiling.plan(X.shape[1], W.shape[0], W.itemsize, X.itemsize)[0]  # small-C regime
+    loss, coef_grad, intercept_grad = _sums(X, W, b, y, sample_weight)
+    ref_loss, ref_coef, ref_intercept = _reference(X, W, b, y, sample_weight)
+    rtol = rtol or (2e-4 if W.dtype == np.float32 else 1e-10)
+    scale = np.abs(ref_coef).max() + 1
+    np.testing.assert_allclose(loss, ref_loss, rtol=rtol)
+    np.testing.assert_allclose(coef_grad, ref_coef, rtol=rtol, atol=rtol * scale)
+    np.testing.assert_allclose(intercept_grad, ref_intercept, rtol=rtol, atol=rtol * len(y))
+
+
+# 10 + 5 + 1 groups: 10, 15, 16, 17, 21, 23 classes; 1-9 classes: narrow and single only
+@pytest.mark.parametrize("C", [1, 2, 4, 5, 6, 9, 10, 11, 15, 16, 17, 21, 23])
+@pytest.mark.parametrize("dtype, x_dtype", [(np.float32, np.float32), (np.float32, np.uint8),
+                                            (np.float64, np.float64), (np.float64, np.uint8)])  # fmt: skip
+def test_class_groups_against_reference(C, dtype, x_dtype):
+    # 87 rows: blocks of 40 (float32, 784 features), 4-row groups and single rows left over
+    X, W, b, y = _problem(87, 784, C, dtype, x_dtype, scale=0.1 if x_dtype != np.uint8 else 1e-3)
+    _check(X, W, b, y)
+
+
+@pytest.mark.parametrize("d", [1, 7, 16, 17, 31, 33, 63, 64, 65, 100, 129])
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 6, 7])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_feature_and_row_tails(d, n, dtype):
+    # features not a multiple of the vector width or of the 4-vector chunks
+    X, W, b, y = _problem(n, d, 10 if n % 2 else 16, dtype, dtype, seed=d)
+    _check(X, W, b, y)
+
+
+@pytest.mark.parametrize("dtype, x_dtype", [(np.float32, np.float32), (np.float32, np.uint8),
+                                            (np.float64, np.float64)])  # fmt: skip
+def test_many_blocks_with_weights(dtype, x_dtype):
+    # several blocks (the prefetch of the next block's two halves) and a last
+    # block shorter than the others; sample weights
+    d = 300
+    n = 3 * _tiling.block_rows(d, np.dtype(x_dtype).itemsize) + 7
+    X, W, b, y = _problem(n, d, 10, dtype, x_dtype, scale=0.1 if x_dtype != np.uint8 else 1e-3)
+    sample_weight = np.random.default_rng(5).random(n).astype(dtype)
+    _check(X, W, b, y, sample_weight)
+
+
+def test_underflowing_probabilities():
+    # uint8 pixels and large weights: logits hundreds apart, so most
+    # probabilities are far below float32's normal range (flushed to zero)
+    X, W, b, y = _problem(200, 784, 10, np.float32, np.uint8, scale=0.05)
+    Z = X.astype(np.float64) @ W.T.astype(np.float64)
+    assert np.ptp(Z, axis=1).mean() > 200
+    _check(X, W, b, y, rtol=1e-3)
+
+
+def test_floating_point_state_is_restored():
+    X, W, b, y = _problem(100, 64, 10, np.float32, np.float32)
+    _sums(X, W, b, y)
+    tiny = np.float32(1e-38)  # normal; times 1e-3 is a denormal
+    assert tiny * np.float32(1e-3) > 0
+    assert np.array([tiny]) * np.float32(1e-3) > 0
