@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .. import _dask, _objective
-from .._solvers import SolverResult, minimize_l1, minimize_smooth
+from .._solvers import SolverResult, diagonal_preconditioner, minimize_l1, minimize_smooth
 from .._validation import check_bool, check_int, check_real, check_verbose
 from ..persistence import register
 from ._base import _LinearClassifier, check_n_jobs, kernel_threads
@@ -366,7 +366,9 @@ class LogisticRegression(_LinearClassifier):
                 grad[n_coef:] = intercept_grad
             return loss, grad
 
-        return self._solve(objective, theta0, l1, k, d, dtype, fit_intercept, tol, max_iter, verbose)
+        scale = None if l1 else diagonal_preconditioner(X, sw, l2, k, fit_intercept)
+        return self._solve(objective, theta0, l1, k, d, dtype, fit_intercept, tol, max_iter,
+                           verbose, scale=scale)  # fmt: skip
 
     def _penalties(
         self, l1_unit: float, l2_unit: float, sw_sum: float, dtype: Any
@@ -396,7 +398,8 @@ class LogisticRegression(_LinearClassifier):
     def _solve(self: _Self, objective: Callable[[NDArray[np.float64]], Any],
                theta0: NDArray[np.float64], l1: float, k: int, d: int, dtype: Any,
                fit_intercept: bool, tol: float, max_iter: int, verbose: int,
-               stacklevel: int = 4) -> _Self:  # fmt: skip
+               stacklevel: int = 4,
+               scale: NDArray[np.float64] | None = None) -> _Self:  # fmt: skip
         """Minimise ``objective`` (smooth part, L2 included) plus the L1 term; set the attributes."""
         n_coef = k * d
         report: Callable[[float], None] | None = None
@@ -414,7 +417,8 @@ class LogisticRegression(_LinearClassifier):
             result = minimize_l1(objective, theta0, l1, n_coef, tol=tol, max_iter=max_iter,
                                  report=report)  # fmt: skip
         else:
-            result = minimize_smooth(objective, theta0, tol=tol, max_iter=max_iter, report=report)
+            result = minimize_smooth(objective, theta0, tol=tol, max_iter=max_iter, report=report,
+                                     scale=scale)  # fmt: skip
         n_iter = result.n_iter
         if result.status != 0:
             warnings.warn(
