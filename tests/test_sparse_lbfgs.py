@@ -301,3 +301,34 @@ def test_numpy_passes_match_compiled(scaled, monkeypatch):
     numpy = minimize_lbfgs(fun, x0, tol=1e-8, max_iter=100, scale=scale)
     assert compiled[2:] == numpy[2:]
     np.testing.assert_allclose(numpy[0], compiled[0], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_flat_csr_objective_matches_softmax_loss_grad(compiled, fit_intercept, monkeypatch):
+    # the fused passes of the estimators' CSR objective: the same loss and gradient as the
+    # objective layer on coef (C, d), the L2 term in float64 on theta
+    from fastsoftmax import _objective
+
+    if not compiled:
+        monkeypatch.setattr(_objective, "_compiled_sparse", lambda: None)
+    X, y = _wide_text_problem(n=120, d=500, k=5)
+    X = X.astype(np.float32)
+    C, d = 5, X.shape[1]
+    rng = np.random.default_rng(1)
+    theta = rng.standard_normal(C * d + (C if fit_intercept else 0)) * 0.3
+    sw = rng.uniform(0.5, 2.0, X.shape[0]).astype(np.float32)
+    l2 = 0.05
+    buffers = (np.full((d, C), np.nan, np.float32), np.full((d, C), np.nan, np.float32))
+    loss, grad = _objective.softmax_loss_grad_flat_csr(X, theta, C, fit_intercept, y, sw, l2,
+                                                        *buffers)  # fmt: skip
+    coef = theta[: C * d].reshape(C, d)
+    intercept = theta[C * d :].astype(np.float32) if fit_intercept else None
+    ref_loss, ref_coef_grad, ref_intercept_grad = _objective.softmax_loss_grad(
+        X, coef.astype(np.float32), intercept, y, sw, l2
+    )
+    assert grad.dtype == np.float64 and grad.shape == theta.shape
+    assert loss == pytest.approx(ref_loss, rel=1e-6)
+    np.testing.assert_allclose(grad[: C * d], ref_coef_grad.reshape(-1), rtol=1e-4, atol=1e-6)
+    if fit_intercept:
+        np.testing.assert_allclose(grad[C * d :], ref_intercept_grad, rtol=1e-4, atol=1e-6)

@@ -342,6 +342,9 @@ class LogisticRegression(_LinearClassifier):
         n_params = n_coef + (k if fit_intercept else 0)
         theta0 = self._initial_theta(previous, k, d, fit_intercept)
 
+        csr_buffers = None
+        if k > 1 and not isinstance(X, np.ndarray):  # the kernels' (d, k) weights and gradient
+            csr_buffers = (np.empty((d, k), dtype), np.empty((d, k), dtype))
         if k == 1:
             target = y_idx.astype(dtype)
 
@@ -358,6 +361,10 @@ class LogisticRegression(_LinearClassifier):
 
         def objective(theta: NDArray[np.float64]) -> tuple[Any, NDArray[np.float64]]:
             # the parameters are converted to X's dtype; X itself never is
+            if csr_buffers is not None:  # CSR: the fused passes of the flat objective
+                return _objective.softmax_loss_grad_flat_csr(  # type: ignore[no-any-return]
+                    X, theta, k, fit_intercept, y_idx, sw, l2, *csr_buffers
+                )
             coef = theta[:n_coef].reshape(k, d).astype(dtype, copy=False)
             loss, coef_grad, intercept_grad = loss_grad(theta, coef)
             grad = np.empty(n_params)
