@@ -17,7 +17,16 @@ from the compact representation of Byrd, Nocedal and Schnabel (1994):
 ``p = R^-T ((D + gamma Y^T Y) u - gamma Y^T g)``, ``R`` the upper triangle of
 ``S^T Y`` and ``D`` its diagonal, all ``maxcor x maxcor`` and updated from the
 products above.  The history is float64, written in place into a ring
-buffer; besides it the solver keeps five vectors of ``n_params``.
+buffer; besides it the solver keeps five vectors of ``n_params``.  The
+passes run in compiled code (``src_cython/_lbfgs_kernels.pyx``: the new pair
+is written in the pass that takes the products, ``g . d`` and ``d . d`` come
+with the direction, ``max |g|`` with the copy of the gradient), or as
+blocked numpy passes without the extension.
+
+With ``scale`` the same iteration runs on ``v = x / scale`` (a diagonal
+preconditioner: the quasi-Newton matrix starts from ``gamma diag(scale^2)``),
+the steps are no longer scipy's but the minimum and the stopping rules (on
+``f`` and on the gradient in ``x``) are the same.
 
 References
 ----------

@@ -246,13 +246,14 @@ def logistic_loss_grad(X, coef, intercept, y, sample_weight=None, l2=0.0, *, nor
 
 
 def softmax_loss_grad_flat_csr(X, theta, n_classes, fit_intercept, y, sample_weight, l2, weights,
-                               weights_grad, backend=None):  # fmt: skip
+                               weights_grad, grad_out=None, backend=None):  # fmt: skip
     """:func:`softmax_loss_grad` on a solver's flat float64 parameters, for a CSR ``X``.
 
     ``theta`` is ``[coef (C, d) flattened, intercept (C,) when fitted]``;
-    returns ``(loss, grad)``, ``grad`` a new float64 vector like ``theta``.
-    ``weights`` and ``weights_grad`` are (d, C) buffers of X's dtype, reused
-    from call to call.  At millions of parameters the dense passes around
+    returns ``(loss, grad)``, ``grad`` a float64 vector like ``theta``:
+    ``grad_out`` when given (the solvers copy the gradient before the next
+    call).  ``weights`` and ``weights_grad`` are (d, C) buffers of X's dtype,
+    reused from call to call.  At millions of parameters the dense passes around
     the sparse data term cost more than the term itself, so they are fused:
     one pass turns ``theta`` into the kernels' (d, C) weights with the sum of
     squares of the L2 penalty, the kernel writes the data term's gradient in
@@ -268,7 +269,7 @@ def softmax_loss_grad_flat_csr(X, theta, n_classes, fit_intercept, y, sample_wei
         X, weights.T, intercept, y, sample_weight, 0.0, backend=backend,
         coef_grad_out=weights_grad.T,
     )  # fmt: skip
-    grad = np.empty(theta.shape[0])
+    grad = np.empty(theta.shape[0]) if grad_out is None else grad_out
     _weights_grad_to_theta(weights_grad, theta, l2, grad)
     if fit_intercept:
         grad[n_coef:] = intercept_grad

@@ -343,8 +343,10 @@ class LogisticRegression(_LinearClassifier):
         theta0 = self._initial_theta(previous, k, d, fit_intercept)
 
         csr_buffers = None
-        if k > 1 and not isinstance(X, np.ndarray):  # the kernels' (d, k) weights and gradient
-            csr_buffers = (np.empty((d, k), dtype), np.empty((d, k), dtype))
+        if k > 1 and not isinstance(X, np.ndarray):
+            # the kernels' (d, k) weights and gradient, and the gradient the solvers copy:
+            # fresh pages each evaluation would cost more than the sparse data term
+            csr_buffers = (np.empty((d, k), dtype), np.empty((d, k), dtype), np.empty(n_params))
         if k == 1:
             target = y_idx.astype(dtype)
 
