@@ -332,3 +332,22 @@ def test_flat_csr_objective_matches_softmax_loss_grad(compiled, fit_intercept, m
     np.testing.assert_allclose(grad[: C * d], ref_coef_grad.reshape(-1), rtol=1e-4, atol=1e-6)
     if fit_intercept:
         np.testing.assert_allclose(grad[C * d :], ref_intercept_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_minimize_smooth_preconditioned_pairs(monkeypatch):
+    # with a preconditioner the wide path keeps PRECONDITIONED_MAXCOR pairs, else scipy's 10
+    fun, x0 = logistic_problem()
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["maxcor"], kwargs["scale"] is not None))
+        return minimize_lbfgs(*args, **kwargs)
+
+    monkeypatch.setattr(_lbfgs, "minimize_lbfgs", spy)
+    monkeypatch.setattr(_lbfgs, "WIDE_PROBLEM_PARAMS", x0.shape[0])
+    plain = _solvers.minimize_smooth(fun, x0, tol=1e-8, max_iter=200)
+    scaled = _solvers.minimize_smooth(fun, x0, tol=1e-8, max_iter=200, scale=np.full(30, 2.0))
+    assert seen == [(10, False), (_solvers.PRECONDITIONED_MAXCOR, True)]
+    assert _solvers.PRECONDITIONED_MAXCOR < 10
+    assert plain.status == scaled.status == 0
+    np.testing.assert_allclose(scaled.x, plain.x, atol=1e-6)
