@@ -9,13 +9,17 @@ fastsoftmax kernels), ``max_iter=100``, ``C=1``, scikit-learn's default
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/fit_debian.py fastsoftmax
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/fit_debian.py sklearn
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/fit_debian.py fastsoftmax 1.466895
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/fit_debian.py softmax 5
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/fit_debian.py sgd 5
 
 Prints one line of ``key=value`` pairs: seconds (wall), cpu_seconds (the process's CPU
 time: on a loaded machine the better figure of a one-thread fit), n_iter, train objective,
 test accuracy, the RSS figures in MB and threadpoolctl's summary.  With a target
 objective (target 1 of issue 10: scikit-learn's objective at ``max_iter=100``, printed by
 the sklearn run), the fastsoftmax fit stops at the first iteration whose objective is at
-most the target, and the time is the time to reach it.
+most the target, and the time is the time to reach it.  ``softmax`` and ``sgd`` fit
+fastsoftmax's ``SoftmaxRegression()`` and scikit-learn's ``SGDClassifier(loss="log_loss",
+tol=None)`` for the given number of epochs (target 2), their defaults otherwise.
 """
 
 from __future__ import annotations
@@ -87,6 +91,18 @@ def main(impl, max_iter=100, C=1.0, target=None):
         fastsoftmax.set_num_threads(1)
         model = LogisticRegression(C=C, max_iter=max_iter)
         state = _stop_at(target) if target is not None else None
+    elif impl == "softmax":
+        import fastsoftmax
+        from fastsoftmax.estimators import SoftmaxRegression
+
+        fastsoftmax.set_num_threads(1)
+        model = SoftmaxRegression(max_epochs=int(target), random_state=0)
+        target = None
+    elif impl == "sgd":
+        from sklearn.linear_model import SGDClassifier
+
+        model = SGDClassifier(loss="log_loss", max_iter=int(target), tol=None, random_state=0)
+        target = None
     else:
         from sklearn.linear_model import LogisticRegression
 
@@ -108,7 +124,7 @@ def main(impl, max_iter=100, C=1.0, target=None):
             seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         info = ";".join(f"{i['internal_api']}:{i['num_threads']}" for i in threadpool_info())
     print(
-        f"impl={impl} seconds={seconds:.2f} cpu_seconds={cpu_seconds:.2f} n_iter={int(np.max(model.n_iter_))} "
+        f"impl={impl} seconds={seconds:.2f} cpu_seconds={cpu_seconds:.2f} n_iter={int(np.max(getattr(model, 'n_iter_', -1)))} "
         f"objective={objective(model.coef_, model.intercept_, X_train, y_train, C):.6f} "
         f"test_accuracy={model.score(X_test, y_test):.4f} rss_before_MB={rss_before:.0f} "
         f"peak_rss_MB={_rss_mb():.0f} shape={X_train.shape} nnz={X_train.nnz} "

@@ -364,7 +364,7 @@ class LogisticRegression(_LinearClassifier):
         def objective(theta: NDArray[np.float64]) -> tuple[Any, NDArray[np.float64]]:
             # the parameters are converted to X's dtype; X itself never is
             if csr_buffers is not None:  # CSR: the fused passes of the flat objective
-                return _objective.softmax_loss_grad_flat_csr(  # type: ignore[no-any-return]
+                return _objective.softmax_loss_grad_flat_csr(
                     X, theta, k, fit_intercept, y_idx, sw, l2, *csr_buffers
                 )
             coef = theta[:n_coef].reshape(k, d).astype(dtype, copy=False)
