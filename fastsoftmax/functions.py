@@ -893,7 +893,7 @@ def softmax_cross_entropy_grad(
         y, n, C, dtype, ignore_index=ignore_index, class_weight=class_weight,
         sample_weight=check_sample_weight(sample_weight, n, dtype), name="y", classes_from="W has",
     )  # fmt: skip
-    if isinstance(X_arr, np.ndarray):
+    if isinstance(X_arr, np.ndarray) or label_smoothing:  # (the smoothing sums: BLAS on (C, d))
         coef, dW = _coef_layout(W_arr), None
     else:  # the CSR kernels take coef and its gradient as transposed views of W and dW
         coef, dW = np.ascontiguousarray(W_arr).T, np.empty(W_arr.shape, dtype)
