@@ -9,7 +9,9 @@ subtracted; the median over iterations 12 to 24 (the 10 pairs of history full), 
 import time, sys, numpy as np
 from threadpoolctl import threadpool_limits, threadpool_info
 from scipy.optimize import minimize
+import fastsoftmax
 from fastsoftmax._lbfgs import minimize_lbfgs
+fastsoftmax.set_num_threads(1)  # the compiled passes' threads
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 4_542_270
 h = np.geomspace(1, 1e4, n)
 buf = np.empty(n)

@@ -17,7 +17,16 @@ from the compact representation of Byrd, Nocedal and Schnabel (1994):
 ``p = R^-T ((D + gamma Y^T Y) u - gamma Y^T g)``, ``R`` the upper triangle of
 ``S^T Y`` and ``D`` its diagonal, all ``maxcor x maxcor`` and updated from the
 products above.  The history is float64, written in place into a ring
-buffer; besides it the solver keeps five vectors of ``n_params``.
+buffer; besides it the solver keeps five vectors of ``n_params``.  The
+passes run in compiled code (``src_cython/_lbfgs_kernels.pyx``: the new pair
+is written in the pass that takes the products, ``g . d`` and ``d . d`` come
+with the direction, ``max |g|`` with the copy of the gradient), or as
+blocked numpy passes without the extension.
+
+With ``scale`` the same iteration runs on ``v = x / scale`` (a diagonal
+preconditioner: the quasi-Newton matrix starts from ``gamma diag(scale^2)``),
+the steps are no longer scipy's but the minimum and the stopping rules (on
+``f`` and on the gradient in ``x``) are the same.
 
 References
 ----------
@@ -45,6 +54,7 @@ WIDE_PROBLEM_PARAMS = 1 << 17
 # the columns of a blocked pass: the block of the history and of the vectors it meets stay
 # in cache (2 maxcor rows of 8192 float64 = 1.3 MB)
 _BLOCK = 8192
+_NO_COEFS = np.zeros(0)
 
 # scipy's L-BFGS-B settings of its line search (lnsrlb): sufficient decrease, curvature, and
 # the relative width of the bracket below which the search stops
@@ -63,9 +73,34 @@ def _blocks(n):
     return ((lo, min(lo + _BLOCK, n)) for lo in range(0, n, _BLOCK))
 
 
-def _products(history, rows, g, y, out):
-    """``out[:rows, 0] = history[:rows] @ g`` and, unless ``y`` is None, ``out[:rows, 1] =
-    history[:rows] @ y``: one pass over the history (a block meets both vectors in cache)."""
+def _compiled():
+    """The compiled passes (src_cython/_lbfgs_kernels.pyx), or None without the extension."""
+    try:
+        from . import _lbfgs_kernels
+    except ImportError:  # pure-Python install: the numpy passes below
+        return None
+    return _lbfgs_kernels
+
+
+def _threads():
+    from ._threads import get_num_threads
+
+    return get_num_threads()
+
+
+def _products(history, rows, slot, stp, direction, g, g_old, out):
+    """With ``slot`` not None first write the pair ``s = stp direction``, ``y = g - g_old``
+    into that slot's rows; then ``out[:rows, 0] = history[:rows] @ g`` and (with a slot)
+    ``out[:rows, 1] = history[:rows] @ y``: one pass over the history."""
+    kernels = _compiled()
+    if kernels is not None:
+        kernels.products(history, rows, -1 if slot is None else slot, stp, direction, g, g_old,
+                         out, _threads())  # fmt: skip
+        return
+    y = None
+    if slot is not None:
+        np.multiply(direction, stp, out=history[2 * slot])
+        y = np.subtract(g, g_old, out=history[2 * slot + 1])
     out = out[:rows]
     out.fill(0.0)
     part = np.empty(rows)
@@ -74,35 +109,56 @@ def _products(history, rows, g, y, out):
         out[:, 0] += np.dot(block, g[lo:hi], out=part)
         if y is not None:
             out[:, 1] += np.dot(block, y[lo:hi], out=part)
-    return out
 
 
 def _combination(history, rows, coefs, gamma, g, out):
-    """``out = history[:rows].T @ coefs - gamma g``: one pass over the history."""
+    """``out = history[:rows].T @ coefs - gamma g``: one pass over the history.  Returns
+    ``(g . out, out . out)``."""
+    kernels = _compiled()
+    if kernels is not None:
+        return kernels.combine(history, rows, coefs, gamma, g, out, _threads())
     for lo, hi in _blocks(g.shape[0]):
         block = out[lo:hi]
-        np.dot(coefs, history[:rows, lo:hi], out=block)
-        block -= gamma * g[lo:hi]
-    return out
+        if rows:
+            np.dot(coefs[:rows], history[:rows, lo:hi], out=block)
+            block -= gamma * g[lo:hi]
+        else:
+            np.multiply(g[lo:hi], -gamma, out=block)
+    return float(np.dot(g, out)), float(np.dot(out, out))
 
 
-def _trial_point(x, stp, direction, out):
-    """``out = x + stp direction``."""
+def _trial_point(x, stp, direction, scale, out):
+    """``out = x + stp (scale direction)`` (``scale`` None: ones)."""
+    kernels = _compiled()
+    if kernels is not None:
+        kernels.axpy(x, stp, direction, scale, out, _threads())
+        return out
     for lo, hi in _blocks(x.shape[0]):
         block = out[lo:hi]
         np.multiply(direction[lo:hi], stp, out=block)
+        if scale is not None:
+            block *= scale[lo:hi]
         block += x[lo:hi]
     return out
 
 
-def _copy_and_dot(grad, direction, out):
-    """``out = grad`` and ``grad . direction``, in one pass."""
-    total = 0.0
+def _copy_and_dot(grad, direction, scale, out):
+    """``out = scale grad`` (``scale`` None: ones); ``(out . direction, max |grad|)``, in one
+    pass."""
+    grad = np.ascontiguousarray(grad, dtype=np.float64)
+    kernels = _compiled()
+    if kernels is not None:
+        return kernels.copy_dot(grad, direction, scale, out, _threads())
+    total, g_max = 0.0, 0.0
     for lo, hi in _blocks(grad.shape[0]):
         block = out[lo:hi]
-        np.copyto(block, grad[lo:hi])
+        if scale is None:
+            np.copyto(block, grad[lo:hi])
+        else:
+            np.multiply(grad[lo:hi], scale[lo:hi], out=block)
         total += float(np.dot(block, direction[lo:hi]))
-    return total
+        g_max = max(g_max, _max_abs(grad[lo:hi]))
+    return total, g_max
 
 
 def _max_abs(g):
@@ -304,7 +360,7 @@ class _History:
 
 
 def minimize_lbfgs(fun, x0, *, tol, max_iter, maxcor=10, ftol=64 * _EPS, maxls=50,
-                   maxfun=15000, report=None):  # fmt: skip
+                   maxfun=15000, report=None, scale=None):  # fmt: skip
     """Minimise a smooth ``fun`` by L-BFGS, as scipy's L-BFGS-B without bounds.
 
     Parameters
@@ -328,6 +384,11 @@ def minimize_lbfgs(fun, x0, *, tol, max_iter, maxcor=10, ftol=64 * _EPS, maxls=5
         Maximum number of evaluations.
     report : callable, optional
         Called with ``f`` after each iteration.
+    scale : ndarray of shape (n,), optional
+        A diagonal preconditioner: the iteration runs on ``v = x / scale``
+        (the quasi-Newton matrix starts from ``gamma diag(scale^2)`` instead
+        of ``gamma I``), the same minimum, the same stopping rules on ``f``
+        and on the gradient in ``x``.  Without it, scipy's steps.
 
     Returns
     -------
@@ -343,19 +404,25 @@ def minimize_lbfgs(fun, x0, *, tol, max_iter, maxcor=10, ftol=64 * _EPS, maxls=5
     products = np.zeros((2 * maxcor, 2))
     search = _LineSearch()
 
+    if scale is not None:
+        scale = np.ascontiguousarray(scale, dtype=np.float64)
+        if scale.shape != x.shape:
+            raise ValueError(f"scale has shape {scale.shape}, expected {x.shape}")
+    # x is kept in its own space; the direction, g and the history are in v = x / scale
+
     f, grad = fun(x)
     f = float(f)
-    np.copyto(g, grad)
+    direction.fill(0.0)
+    _, g_max = _copy_and_dot(grad, direction, scale, g)
     del grad  # the objective's buffer: not kept alive beside ours
     n_fun, n_iter = 1, 0
-    status, message = (0, MSG_PGTOL) if _max_abs(g) <= tol else (None, None)
+    status, message = (0, MSG_PGTOL) if g_max <= tol else (None, None)
 
     while status is None:
         if len(history):
-            history.direction(products, g, direction)
+            slope0, dd = history.direction(products, g, direction)
         else:
-            np.negative(g, out=direction)
-        slope0 = float(np.dot(g, direction))
+            slope0, dd = _combination(history.rows, 0, _NO_COEFS, 1.0, g, direction)
         if not slope0 < 0:
             # not a descent direction (rounding): restart from steepest descent, as L-BFGS-B
             if len(history):
@@ -363,13 +430,13 @@ def minimize_lbfgs(fun, x0, *, tol, max_iter, maxcor=10, ftol=64 * _EPS, maxls=5
                 continue
             status, message = 2, MSG_LINESEARCH
             break
-        stp = 1.0 if n_iter else min(1.0 / math.sqrt(float(np.dot(direction, direction))), _STPMAX)
+        stp = 1.0 if n_iter else min(1.0 / math.sqrt(dd), _STPMAX)
         stp = search.start(f, slope0, stp, _STPMAX)
         accepted = False
         for _ in range(maxls):
-            f_trial, grad = fun(_trial_point(x, stp, direction, x_trial))
+            f_trial, grad = fun(_trial_point(x, stp, direction, scale, x_trial))
             f_trial = float(f_trial)
-            slope = _copy_and_dot(grad, direction, g_trial)
+            slope, g_max = _copy_and_dot(grad, direction, scale, g_trial)
             del grad
             n_fun += 1
             if not (math.isfinite(f_trial) and math.isfinite(slope)):
@@ -396,19 +463,20 @@ def minimize_lbfgs(fun, x0, *, tol, max_iter, maxcor=10, ftol=64 * _EPS, maxls=5
             status, message = 1, MSG_MAXITER
         elif n_fun > maxfun:
             status, message = 1, MSG_MAXFUN
-        elif _max_abs(g) <= tol:
+        if status is not None:
+            break
+        # the pair s = stp d, y = g - g_old, skipped (as L-BFGS-B does) without enough
+        # curvature, written in the pass that takes the history's products with g and y
+        # and max |g|
+        if stp * (slope - slope0) > _EPS * (-slope0 * stp):
+            slot = history.next_slot()
+            rows = 2 * min(len(history) + 1, maxcor)
+            _products(history.rows, rows, slot, stp, direction, g, g_old, products)
+            history.push(slot, products)
+        else:
+            _products(history.rows, 2 * len(history), None, 0.0, direction, g, g_old, products)
+        if g_max <= tol:
             status, message = 0, MSG_PGTOL
         elif f_old - f <= ftol * max(abs(f_old), abs(f), 1.0):
             status, message = 0, MSG_FTOL
-        if status is not None:
-            break
-        # the pair s = stp d, y = g - g_old, skipped (as L-BFGS-B does) without enough curvature
-        if stp * (slope - slope0) > _EPS * (-slope0 * stp):
-            slot = history.next_slot()
-            np.multiply(direction, stp, out=history.rows[2 * slot])
-            y = np.subtract(g, g_old, out=history.rows[2 * slot + 1])
-            rows = 2 * min(len(history) + 1, maxcor)
-            history.push(slot, _products(history.rows, rows, g, y, products))
-        else:
-            _products(history.rows, 2 * len(history), g, None, products)
     return x, f, n_iter, status, message

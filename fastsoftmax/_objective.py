@@ -259,3 +259,70 @@ def logistic_loss_grad(X, coef, intercept, y, sample_weight=None, l2=0.0, *, nor
     _add_l2_gradient(coef_grad, coef, l2)
     intercept_grad = intercept_grad_sum * scale if scale else 0.0
     return loss_sum * scale + l2_penalty(coef, l2), coef_grad, intercept_grad
+
+
+def softmax_loss_grad_flat_csr(X, theta, n_classes, fit_intercept, y, sample_weight, l2, weights,
+                               weights_grad, grad_out=None, backend=None):  # fmt: skip
+    """:func:`softmax_loss_grad` on a solver's flat float64 parameters, for a CSR ``X``.
+
+    ``theta`` is ``[coef (C, d) flattened, intercept (C,) when fitted]``;
+    returns ``(loss, grad)``, ``grad`` a float64 vector like ``theta``:
+    ``grad_out`` when given (the solvers copy the gradient before the next
+    call).  ``weights`` and ``weights_grad`` are (d, C) buffers of X's dtype,
+    reused from call to call.  At millions of parameters the dense passes around
+    the sparse data term cost more than the term itself, so they are fused:
+    one pass turns ``theta`` into the kernels' (d, C) weights with the sum of
+    squares of the L2 penalty, the kernel writes the data term's gradient in
+    that layout (the transposed views of the CSR kernel protocol), and one
+    pass turns it back into ``grad`` with the L2 gradient, both in float64
+    on ``theta`` itself.
+    """
+    d = X.shape[1]
+    n_coef = n_classes * d
+    sum_squares = _theta_to_weights(theta, weights)
+    intercept = theta[n_coef:].astype(weights.dtype) if fit_intercept else None
+    loss, _, intercept_grad = softmax_loss_grad(
+        X, weights.T, intercept, y, sample_weight, 0.0, backend=backend,
+        coef_grad_out=weights_grad.T,
+    )  # fmt: skip
+    grad = np.empty(theta.shape[0]) if grad_out is None else grad_out
+    _weights_grad_to_theta(weights_grad, theta, l2, grad)
+    if fit_intercept:
+        grad[n_coef:] = intercept_grad
+    return loss + 0.5 * float(l2) * sum_squares, grad
+
+
+def _compiled_sparse():
+    try:
+        from . import _sparse_kernels
+    except ImportError:  # pure-Python install
+        return None
+    return _sparse_kernels
+
+
+def _theta_to_weights(theta, weights):
+    # weights (d, C) = theta[:C d].reshape(C, d).T in weights' dtype; returns ||theta[:C d]||^2
+    d, C = weights.shape
+    kernels = _compiled_sparse()
+    if kernels is not None:
+        from ._threads import get_num_threads
+
+        return kernels.theta_to_weights(theta, weights, get_num_threads())
+    coef = theta[: C * d].reshape(C, d)
+    weights[...] = coef.T
+    return float(np.dot(theta[: C * d], theta[: C * d]))
+
+
+def _weights_grad_to_theta(weights_grad, theta, l2, out):
+    # out[:C d] = weights_grad.T flattened + l2 theta[:C d], in float64
+    d, C = weights_grad.shape
+    kernels = _compiled_sparse()
+    if kernels is not None:
+        from ._threads import get_num_threads
+
+        kernels.weights_grad_to_theta(weights_grad, theta, float(l2), out, get_num_threads())
+        return
+    grad = out[: C * d].reshape(C, d)
+    grad[...] = weights_grad.T
+    if l2:
+        grad += float(l2) * theta[: C * d].reshape(C, d)

@@ -20,11 +20,25 @@ the non-smooth objective.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SolverResult", "l1_penalty", "minimize_l1", "minimize_smooth"]
+__all__ = [
+    "SolverResult", "diagonal_preconditioner", "l1_penalty", "minimize_l1", "minimize_smooth",
+]
+
+#: :func:`diagonal_preconditioner` is used on sparse input (a switch for the tests of the
+#: unpreconditioned wide path, which takes scipy's steps)
+PRECONDITION_SPARSE = True
+
+#: correction pairs of the preconditioned wide L-BFGS (scipy's and scikit-learn's 10 without
+#: a preconditioner): the diagonal carries the scales of the features, and at millions of
+#: parameters each pair is two vectors the iteration reads twice.  On the Debian corpus
+#: (7.3 M parameters) 5 pairs reached scikit-learn's ``max_iter=100`` objective in 27
+#: iterations against 25 with 10 pairs, at half the history's memory and traffic.
+PRECONDITIONED_MAXCOR = 5
 
 
 @dataclass
@@ -88,7 +102,43 @@ def _result(result, x, max_iter):
     )
 
 
-def minimize_smooth(fun, theta0, *, tol, max_iter, report=None):
+def diagonal_preconditioner(X, sample_weight, l2, n_classes, fit_intercept):
+    """The scale of the wide L-BFGS's diagonal preconditioner for linear models on CSR ``X``.
+
+    One over the square root of the Hessian's diagonal at the start (all
+    classes equally likely): ``a mean_i(s_i x_ij^2) + l2`` for the weights of
+    feature ``j`` of every class, ``a`` for the intercepts, with ``a =
+    p (1 - p)``, ``p = 1 / n_classes`` (``n_classes`` 1: the binary model,
+    ``p = 1/2``).  On text the feature scales span orders of magnitude (a
+    word in half of the documents against one in a single document, whose
+    weights only the L2 term holds), which a quasi-Newton matrix started from
+    a multiple of the identity learns over many iterations: on the Debian
+    corpus (7.3 M parameters) scikit-learn's objective at ``max_iter=100``
+    is reached in 25 to 27 iterations (against 100).  Layout of the parameters of
+    :class:`~fastsoftmax.estimators.LogisticRegression`: ``coef`` (n_classes,
+    d) flattened, then the intercepts.  Returns None for dense ``X`` (scipy's
+    steps there) or when :data:`PRECONDITION_SPARSE` is off.
+    """
+    if isinstance(X, np.ndarray) or not PRECONDITION_SPARSE:
+        return None
+    n, d = X.shape
+    p = 0.5 if n_classes == 1 else 1.0 / n_classes
+    a = p * (1.0 - p)
+    data = X.data.astype(np.float64) ** 2
+    if sample_weight is not None:
+        data *= np.repeat(np.asarray(sample_weight, np.float64), np.diff(X.indptr))
+        total = float(np.sum(sample_weight, dtype=np.float64))
+    else:
+        total = float(n)
+    column_mean = np.bincount(X.indices, weights=data, minlength=d) / max(total, 1e-300)
+    feature = 1.0 / np.sqrt(a * column_mean + max(float(l2), 1e-12))
+    parts = [np.tile(feature, n_classes)]
+    if fit_intercept:
+        parts.append(np.full(n_classes, 1.0 / math.sqrt(a)))
+    return np.concatenate(parts)
+
+
+def minimize_smooth(fun, theta0, *, tol, max_iter, report=None, scale=None):
     """Minimise a smooth ``fun`` by L-BFGS-B from ``theta0``.
 
     Parameters
@@ -103,6 +153,9 @@ def minimize_smooth(fun, theta0, *, tol, max_iter, report=None):
         Maximum number of iterations.
     report : callable, optional
         Called with the objective after each iteration.
+    scale : ndarray of shape (n_params,), optional
+        A diagonal preconditioner (:func:`diagonal_preconditioner`) for the
+        wide L-BFGS; the narrow path (scipy's L-BFGS-B) ignores it.
 
     Returns
     -------
@@ -110,10 +163,11 @@ def minimize_smooth(fun, theta0, *, tol, max_iter, report=None):
     """
     from ._lbfgs import WIDE_PROBLEM_PARAMS, minimize_lbfgs
 
-    if theta0.shape[0] >= WIDE_PROBLEM_PARAMS:  # the same iterates, less work per iteration
+    if theta0.shape[0] >= WIDE_PROBLEM_PARAMS:  # scipy's iterates (unscaled), less work each
         x, f, n_iter, status, message = minimize_lbfgs(
-            fun, theta0, tol=tol, max_iter=max_iter, report=report
-        )
+            fun, theta0, tol=tol, max_iter=max_iter, report=report, scale=scale,
+            maxcor=10 if scale is None else PRECONDITIONED_MAXCOR,
+        )  # fmt: skip
         return SolverResult(x, f, min(n_iter, max_iter), status, message)
     result = _lbfgs(fun, theta0, tol, max_iter, report)
     return _result(result, result.x, max_iter)

@@ -898,13 +898,17 @@ def softmax_cross_entropy_grad(
         y, n, C, dtype, ignore_index=ignore_index, class_weight=class_weight,
         sample_weight=check_sample_weight(sample_weight, n, dtype), name="y", classes_from="W has",
     )  # fmt: skip
+    if isinstance(X_arr, np.ndarray) or label_smoothing:  # (the smoothing sums: BLAS on (C, d))
+        coef, dW = _coef_layout(W_arr), None
+    else:  # the CSR kernels take coef and its gradient as transposed views of W and dW
+        coef, dW = np.ascontiguousarray(W_arr).T, np.empty(W_arr.shape, dtype)
     loss, coef_grad, db = _objective.softmax_loss_grad(
-        X_arr, _coef_layout(W_arr), b_arr, targets.y, targets.loss_weight, l2,
+        X_arr, coef, b_arr, targets.y, targets.loss_weight, l2,
         normalizer=targets.normalizer if reduction == "mean" else 1.0,
         label_smoothing=label_smoothing, smoothing_weight=targets.smoothing_weight,
-        class_weight=class_weight, backend=backend,
+        class_weight=class_weight, backend=backend, coef_grad_out=None if dW is None else dW.T,
     )  # fmt: skip
-    return loss, np.ascontiguousarray(coef_grad.T), db
+    return loss, np.ascontiguousarray(coef_grad.T) if dW is None else dW, db
 
 
 # ---------------------------------------------------------------------------

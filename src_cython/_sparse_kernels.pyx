@@ -247,6 +247,46 @@ def logistic_sums_csr(const floating[::1] data, const index_t[::1] indices,
     return loss
 
 
+def theta_to_weights(const double[::1] theta, floating[:, ::1] W, int num_threads):
+    """``W`` (d, C) = ``theta[:C d].reshape(C, d).T`` rounded to W's dtype; returns the
+    float64 ``||theta[:C d]||^2``.  The wide L-BFGS's parameters (coef (C, d) flattened,
+    float64) become the CSR kernels' weights in one pass, without a transposed copy of coef
+    and with the L2 penalty's sum of squares on the way."""
+    cdef Py_ssize_t d = W.shape[0], C = W.shape[1], nblocks, blk, lo, hi, j, c
+    cdef double v, total = 0
+    if theta.shape[0] < C * d:
+        raise ValueError("theta is shorter than W")
+    nblocks = (d + 63) // 64
+    with nogil:
+        for blk in prange(nblocks, num_threads=num_threads, schedule="static"):
+            lo = blk * 64
+            hi = min(lo + 64, d)
+            for c in range(C):
+                for j in range(lo, hi):
+                    v = theta[c * d + j]
+                    W[j, c] = <floating>v
+                    total += v * v
+    return total
+
+
+def weights_grad_to_theta(const floating[:, ::1] G, const double[::1] theta, double l2,
+                          double[::1] out, int num_threads):
+    """``out[:C d]`` = ``G.T.reshape(-1) + l2 theta[:C d]`` in float64 (``G`` (d, C), the
+    data term's gradient in the kernels' layout): the inverse of :func:`theta_to_weights`
+    with the L2 gradient added, in one pass."""
+    cdef Py_ssize_t d = G.shape[0], C = G.shape[1], nblocks, blk, lo, hi, j, c
+    if theta.shape[0] < C * d or out.shape[0] < C * d:
+        raise ValueError("theta or out is shorter than G")
+    nblocks = (d + 63) // 64
+    with nogil:
+        for blk in prange(nblocks, num_threads=num_threads, schedule="static"):
+            lo = blk * 64
+            hi = min(lo + 64, d)
+            for c in range(C):
+                for j in range(lo, hi):
+                    out[c * d + j] = <double>G[j, c] + l2 * theta[c * d + j]
+
+
 def sum_transposed(const floating[:, :, ::1] G, floating[:, ::1] out, int num_threads):
     """``out`` (C, d) = ``sum_t G[t].T`` of per-thread accumulators ``G`` (T, d, C)."""
     cdef Py_ssize_t T = G.shape[0], d = G.shape[1], C = G.shape[2], nblocks, blk, lo, hi

@@ -195,3 +195,49 @@ def test_softmax_ce_sums_csr_minibatch(mod, rng, dtype, index_dtype, weighted):
     _close(loss, ref_loss, dtype, scale=max(1.0, abs(ref_loss)))
     _close(outs[0], ref[0], dtype, scale=n)
     _close(outs[1], ref[1], dtype, scale=n)
+
+
+@pytest.mark.parametrize("n,d,C", [(7, 13, 3), (40, 70, 10), (300, 50, 5), (3000, 400, 7)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_softmax_ce_sums_csr_weights_layout(mod, rng, n, d, C, threads, restore_num_threads):
+    # coef and coef_grad_out as transposed views of (d, C) arrays (the public functions' W and
+    # dW): the same sums as in the (C, d) layout, the gradient written through the view
+    import fastsoftmax
+
+    fastsoftmax.set_num_threads(threads)
+    csr, coef, intercept, y, sw = _problem(rng, n, d, C, np.float64, np.int32, True)
+    W = np.ascontiguousarray(coef.T)
+    dW = _out((d, C), np.float64)
+    outs = (np.empty((C, d)), np.empty(C))
+    ref_loss, _ = mod.softmax_ce_sums_csr(*csr, coef, intercept, y, sw, *outs)
+    loss, _ = _call(mod.softmax_ce_sums_csr, (*csr, W.T, intercept, y, sw), (dW.T, np.empty(C)))
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    np.testing.assert_allclose(dW, outs[0].T, rtol=1e-12, atol=1e-12)
+
+
+def test_public_sparse_grad_no_weight_transposes(rng):
+    # through the public function on CSR, W reaches the kernel untransposed (its data, not a copy)
+    # and dW is the buffer the kernel wrote
+    from unittest import mock
+
+    import fastsoftmax
+    from fastsoftmax._backends import cython as cython_backend
+
+    pytest.importorskip("fastsoftmax._sparse_kernels")
+    X = sp.random(200, 300, density=0.05, format="csr", random_state=0, dtype=np.float32)
+    W = rng.standard_normal((300, 4)).astype(np.float32)
+    y = rng.integers(0, 4, size=200)
+    seen = {}
+    kernel = cython_backend._sk.softmax_ce_sums_csr
+
+    def spy(data, indices, indptr, W_kernel, *args):
+        seen["W"], seen["G"] = np.asarray(W_kernel), np.asarray(args[3])  # G_acc
+        return kernel(data, indices, indptr, W_kernel, *args)
+
+    with mock.patch.object(cython_backend._sk, "softmax_ce_sums_csr", spy):
+        loss, dW, db = fastsoftmax.softmax_cross_entropy_grad(X, W, None, y, backend="cython")
+    assert np.shares_memory(seen["W"], W)
+    assert np.shares_memory(seen["G"], dW)
+    ref = fastsoftmax.softmax_cross_entropy_grad(X.toarray(), W, None, y, backend="naive")
+    np.testing.assert_allclose(dW, ref[1], rtol=1e-4, atol=1e-6)
+    assert loss == pytest.approx(ref[0], rel=1e-5)

@@ -199,6 +199,7 @@ def test_logistic_regression_wide_matches_scipy_path(monkeypatch):
 
     X, y = _wide_text_problem(n=200, d=33_000)
     assert 4 * (X.shape[1] + 1) >= _lbfgs.WIDE_PROBLEM_PARAMS  # the default rule takes it
+    monkeypatch.setattr(_solvers, "PRECONDITION_SPARSE", False)  # scipy's steps
     wide = LogisticRegression(C=1.0, tol=1e-4, max_iter=200).fit(X, y)
     monkeypatch.setattr(_lbfgs, "WIDE_PROBLEM_PARAMS", 1 << 40)
     narrow = LogisticRegression(C=1.0, tol=1e-4, max_iter=200).fit(X, y)
@@ -225,12 +226,128 @@ def test_logistic_regression_wide_convergence_warning_and_verbose(capsys, wide_f
 
 
 @pytest.mark.parametrize("k", [2, 5])
-def test_logistic_regression_wide_matches_sklearn(k, wide_from_1000):
+def test_logistic_regression_wide_matches_sklearn(k, wide_from_1000, monkeypatch):
     sklearn_linear = pytest.importorskip("sklearn.linear_model")
     from fastsoftmax.estimators import LogisticRegression
 
+    # scipy's steps: both stop at the same point of the tolerance region
+    monkeypatch.setattr(_solvers, "PRECONDITION_SPARSE", False)
     X, y = _wide_text_problem(k=k)
     ours = LogisticRegression(C=10.0, tol=1e-6, max_iter=500).fit(X, y)
     ref = sklearn_linear.LogisticRegression(C=10.0, tol=1e-6, max_iter=500).fit(X, y)
     np.testing.assert_allclose(ours.coef_, ref.coef_, atol=5e-4)
     np.testing.assert_allclose(ours.intercept_, ref.intercept_, atol=5e-4)
+
+
+@pytest.mark.parametrize("k", [2, 5])
+def test_preconditioned_wide_reaches_sklearn_optimum(k, wide_from_1000):
+    # the preconditioned path (the default on CSR) takes other steps to the same optimum:
+    # at a tight tolerance both solvers' coefficients agree
+    sklearn_linear = pytest.importorskip("sklearn.linear_model")
+    from fastsoftmax.estimators import LogisticRegression
+
+    X, y = _wide_text_problem(k=k)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # converged
+        ours = LogisticRegression(C=10.0, tol=1e-9, max_iter=3000).fit(X, y)
+        ref = sklearn_linear.LogisticRegression(C=10.0, tol=1e-9, max_iter=3000).fit(X, y)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, atol=1e-5)
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, atol=1e-5)
+
+
+def test_preconditioner_scales_by_feature_curvature():
+    # 1 / sqrt(a mean_i s_i x_ij^2 + l2) per feature, tiled over the classes; the intercepts
+    # 1 / sqrt(a), a = p (1 - p) with p = 1 / n_classes
+    X = sp.csr_matrix(np.array([[2.0, 0.0, 1.0], [0.0, 0.0, 3.0]]))
+    sw = np.array([1.0, 3.0])
+    scale = _solvers.diagonal_preconditioner(X, sw, 0.5, 4, True)
+    a = 0.25 * 0.75
+    feature = 1 / np.sqrt(a * np.array([4.0, 0.0, 28.0]) / 4 + 0.5)
+    np.testing.assert_allclose(scale, np.concatenate([np.tile(feature, 4), np.full(4, a**-0.5)]))
+    assert _solvers.diagonal_preconditioner(X.toarray(), sw, 0.5, 4, True) is None
+
+
+def test_scaled_lbfgs_same_minimum_and_stopping_rule():
+    # the scale changes the steps, not the minimum, and the gradient test is on x's gradient
+    h = np.geomspace(1.0, 1e4, 50)
+
+    def fun(x):
+        r = x - 1.0
+        return 0.5 * float(r @ (h * r)), h * r
+
+    plain = minimize_lbfgs(fun, np.zeros(50), tol=1e-8, max_iter=1000)
+    scaled = minimize_lbfgs(fun, np.zeros(50), tol=1e-8, max_iter=1000, scale=1 / np.sqrt(h))
+    assert plain[3] == scaled[3] == 0
+    assert scaled[2] < plain[2] // 3  # the exact diagonal: a few steps
+    np.testing.assert_allclose(scaled[0], 1.0, atol=1e-8 / h.min())
+    assert np.max(np.abs(fun(scaled[0])[1])) <= 1e-8
+    # a small uniform scale makes the gradient in v = x / scale small: the test is on x's
+    tiny = minimize_lbfgs(fun, np.zeros(50), tol=1e-6, max_iter=1000, ftol=0,
+                          scale=np.full(50, 1e-4))
+    assert tiny[3] == 0 and "PROJECTED GRADIENT" in tiny[4]
+    assert np.max(np.abs(fun(tiny[0])[1])) <= 1e-6
+    with pytest.raises(ValueError, match="scale"):
+        minimize_lbfgs(fun, np.zeros(50), tol=1e-8, max_iter=10, scale=np.ones(3))
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_numpy_passes_match_compiled(scaled, monkeypatch):
+    # the pure-Python install's passes take the same steps as the compiled ones
+    pytest.importorskip("fastsoftmax._lbfgs_kernels")
+    fun, x0 = logistic_problem()
+    scale = np.linspace(0.5, 2.0, x0.shape[0]) if scaled else None
+    compiled = minimize_lbfgs(fun, x0, tol=1e-8, max_iter=100, scale=scale)
+    monkeypatch.setattr(_lbfgs, "_compiled", lambda: None)
+    numpy = minimize_lbfgs(fun, x0, tol=1e-8, max_iter=100, scale=scale)
+    assert compiled[2:] == numpy[2:]
+    np.testing.assert_allclose(numpy[0], compiled[0], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_flat_csr_objective_matches_softmax_loss_grad(compiled, fit_intercept, monkeypatch):
+    # the fused passes of the estimators' CSR objective: the same loss and gradient as the
+    # objective layer on coef (C, d), the L2 term in float64 on theta
+    from fastsoftmax import _objective
+
+    if not compiled:
+        monkeypatch.setattr(_objective, "_compiled_sparse", lambda: None)
+    X, y = _wide_text_problem(n=120, d=500, k=5)
+    X = X.astype(np.float32)
+    C, d = 5, X.shape[1]
+    rng = np.random.default_rng(1)
+    theta = rng.standard_normal(C * d + (C if fit_intercept else 0)) * 0.3
+    sw = rng.uniform(0.5, 2.0, X.shape[0]).astype(np.float32)
+    l2 = 0.05
+    buffers = (np.full((d, C), np.nan, np.float32), np.full((d, C), np.nan, np.float32))
+    loss, grad = _objective.softmax_loss_grad_flat_csr(X, theta, C, fit_intercept, y, sw, l2,
+                                                        *buffers)  # fmt: skip
+    coef = theta[: C * d].reshape(C, d)
+    intercept = theta[C * d :].astype(np.float32) if fit_intercept else None
+    ref_loss, ref_coef_grad, ref_intercept_grad = _objective.softmax_loss_grad(
+        X, coef.astype(np.float32), intercept, y, sw, l2
+    )
+    assert grad.dtype == np.float64 and grad.shape == theta.shape
+    assert loss == pytest.approx(ref_loss, rel=1e-6)
+    np.testing.assert_allclose(grad[: C * d], ref_coef_grad.reshape(-1), rtol=1e-4, atol=1e-6)
+    if fit_intercept:
+        np.testing.assert_allclose(grad[C * d :], ref_intercept_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_minimize_smooth_preconditioned_pairs(monkeypatch):
+    # with a preconditioner the wide path keeps PRECONDITIONED_MAXCOR pairs, else scipy's 10
+    fun, x0 = logistic_problem()
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["maxcor"], kwargs["scale"] is not None))
+        return minimize_lbfgs(*args, **kwargs)
+
+    monkeypatch.setattr(_lbfgs, "minimize_lbfgs", spy)
+    monkeypatch.setattr(_lbfgs, "WIDE_PROBLEM_PARAMS", x0.shape[0])
+    plain = _solvers.minimize_smooth(fun, x0, tol=1e-8, max_iter=200)
+    scaled = _solvers.minimize_smooth(fun, x0, tol=1e-8, max_iter=200, scale=np.full(30, 2.0))
+    assert seen == [(10, False), (_solvers.PRECONDITIONED_MAXCOR, True)]
+    assert _solvers.PRECONDITIONED_MAXCOR < 10
+    assert plain.status == scaled.status == 0
+    np.testing.assert_allclose(scaled.x, plain.x, atol=1e-6)

@@ -107,7 +107,12 @@ holds the entries ``k`` in ``indptr[i] <= k < indptr[i + 1]`` at columns
 ``indices[k]`` (checked to lie in ``[0, d)``).  Indices may be unsorted,
 duplicated (the entries are summed, as scipy does) or hold explicit zeros;
 rows may be empty.  The kernels never read a dense form of ``X`` and never
-sort or otherwise modify the arrays.
+sort or otherwise modify the arrays.  Unlike the dense kernels,
+``softmax_ce_sums_csr`` also takes ``coef`` and ``coef_grad_out`` as the
+transposed views of C-contiguous (d, C) arrays (F-contiguous (C, d)): the
+layout in which its rows of weights are read and its gradient rows are
+updated, so that the public functions pass their ``W`` and ``dW`` without a
+transpose.
 
 Optional whole-epoch kernel
 ---------------------------

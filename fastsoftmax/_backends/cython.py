@@ -178,6 +178,11 @@ def _csr_threads(indptr, n_classes):
     return max(1, min(_threads(work, _MIN_FLOPS_PER_THREAD // 4), -(-n // _CSR_BLOCK)))
 
 
+def _w_layout(coef):
+    """coef (C, d) is the transposed view of a C-contiguous (d, C) array."""
+    return coef.T.flags.c_contiguous
+
+
 def linear_csr(data, indices, indptr, coef, intercept, out):
     if intercept is None:
         intercept = np.zeros(coef.shape[0], coef.dtype)
@@ -192,20 +197,27 @@ def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight
     if intercept is None:
         intercept = np.zeros(C, dtype)
     # a small batch (fewer entries than features, e.g. a minibatch) reads coef and writes
-    # the gradient in their own layout, strided: the O(d C) transposes would cost more
-    small = int(indptr[-1] - indptr[0]) < d
+    # the gradient in their own layout, strided: the O(d C) transposes would cost more;
+    # coef and coef_grad_out given as transposed views of (d, C) arrays (the public
+    # functions' W and dW) are that layout already: no transpose at all
+    small = int(indptr[-1] - indptr[0]) < d and not _w_layout(coef) and (
+        coef_grad_out.flags.c_contiguous)
     threads = 1 if small else _csr_threads(indptr, C)
     intercept_acc = np.zeros((threads, C))
     scratch = np.empty((threads, (_CSR_BLOCK + 1) * C), dtype)
+    direct = False
     if small:
         W, G = coef, _accumulators(coef_grad_out, 1)
-    else:  # per-thread accumulators in the layout of W = coef.T, reduced and transposed once
-        W, G = np.ascontiguousarray(coef.T), np.zeros((threads, d, C), dtype)
+    else:  # per-thread accumulators in the layout of W = coef.T, reduced (and transposed) once
+        W, direct = np.ascontiguousarray(coef.T), _w_layout(coef_grad_out)
+        G = _accumulators(coef_grad_out.T, threads) if direct else np.zeros((threads, d, C), dtype)
     loss = _sk.softmax_ce_sums_csr(
         data, indices, indptr, W, intercept, y, _unit_or(sample_weight, dtype), G, intercept_acc,
         scratch, _CSR_BLOCK, small, threads,
     )  # fmt: skip
-    if not small:
+    if direct:
+        _reduce(G, coef_grad_out.T)
+    elif not small:
         _sk.sum_transposed(G, coef_grad_out, threads)
     intercept_grad_out[...] = intercept_acc.sum(axis=0)
     return float(loss), weight_total(sample_weight, indptr.shape[0] - 1)

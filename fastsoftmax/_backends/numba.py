@@ -1262,7 +1262,10 @@ def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight
     # a small batch (fewer entries than features, e.g. a minibatch) reads coef and writes
     # the gradient through their transposed views, strided: the O(d C) transposes and
     # per-thread accumulators would cost more than the batch
+    # (coef and coef_grad_out given as transposed views of (d, C) arrays, the public
+    # functions' W and dW, are W's layout already: no transpose, no reduction on one thread)
     small = int(indptr[-1] - indptr[0]) < d
+    direct = coef_grad_out.T.flags.c_contiguous
     if small:
         numba.set_num_threads(1)
         bounds = np.array([0, indptr.shape[0] - 1], np.intp)
@@ -1270,11 +1273,22 @@ def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight
         coef_grad_out.fill(0)
     else:
         bounds = _csr_bounds(indptr, C)
-        W, G = np.ascontiguousarray(coef.T), np.zeros((bounds.shape[0] - 1, d, C), coef.dtype)
+        W = np.ascontiguousarray(coef.T)
+        threads = bounds.shape[0] - 1
+        if direct and threads == 1:
+            G = coef_grad_out.T[None]
+            G.fill(0)
+        else:
+            G = np.zeros((threads, d, C), coef.dtype)
     GB = np.zeros((bounds.shape[0] - 1, C))
     L = np.zeros(bounds.shape[0] - 1)
     _softmax_sums_csr_kernel(data, indices, indptr, bounds, W, bias, y, sw, weighted, G, GB, L)
-    if not small:
+    if not small and G.shape[0] > 1:
+        if direct:
+            np.sum(G, axis=0, out=coef_grad_out.T)
+        else:
+            _sum_transposed(G, coef_grad_out)
+    elif not small and not direct:
         _sum_transposed(G, coef_grad_out)
     intercept_grad_out[...] = GB.sum(axis=0)
     return float(L.sum()), _csr_weight_total(sample_weight, indptr)

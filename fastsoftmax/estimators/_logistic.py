@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .. import _dask, _newton, _objective
-from .._solvers import SolverResult, minimize_l1, minimize_smooth
+from .._solvers import SolverResult, diagonal_preconditioner, minimize_l1, minimize_smooth
 from .._validation import check_bool, check_int, check_real, check_verbose
 from ..persistence import register
 from ._base import _dense_coef, _LinearClassifier, _SparseCoefMixin, check_n_jobs
@@ -371,6 +371,11 @@ class LogisticRegression(_SparseCoefMixin, _LinearClassifier):
         n_params = n_coef + (k if fit_intercept else 0)
         theta0 = self._initial_theta(previous, k, d, fit_intercept)
 
+        csr_buffers = None
+        if k > 1 and not isinstance(X, np.ndarray):
+            # the kernels' (d, k) weights and gradient, and the gradient the solvers copy:
+            # fresh pages each evaluation would cost more than the sparse data term
+            csr_buffers = (np.empty((d, k), dtype), np.empty((d, k), dtype), np.empty(n_params))
         if k == 1:
             target = y_idx.astype(dtype)
 
@@ -387,6 +392,10 @@ class LogisticRegression(_SparseCoefMixin, _LinearClassifier):
 
         def objective(theta: NDArray[np.float64]) -> tuple[Any, NDArray[np.float64]]:
             # the parameters are converted to X's dtype; X itself never is
+            if csr_buffers is not None:  # CSR: the fused passes of the flat objective
+                return _objective.softmax_loss_grad_flat_csr(
+                    X, theta, k, fit_intercept, y_idx, sw, l2, *csr_buffers
+                )
             coef = theta[:n_coef].reshape(k, d).astype(dtype, copy=False)
             loss, coef_grad, intercept_grad = loss_grad(theta, coef)
             grad = np.empty(n_params)
@@ -398,8 +407,9 @@ class LogisticRegression(_SparseCoefMixin, _LinearClassifier):
         curvature = None
         if self.solver in _NEWTON_SOLVERS:  # the Hessian of the same objective
             curvature = _newton.LogisticCurvature(X, sw, k, fit_intercept, l2, dtype)
+        scale = None if l1 else diagonal_preconditioner(X, sw, l2, k, fit_intercept)
         return self._solve(objective, theta0, l1, k, d, dtype, fit_intercept, tol, max_iter,
-                           verbose, curvature=curvature)  # fmt: skip
+                           verbose, curvature=curvature, scale=scale)  # fmt: skip
 
     def _penalties(
         self, l1_unit: float, l2_unit: float, sw_sum: float, dtype: Any
@@ -430,11 +440,12 @@ class LogisticRegression(_SparseCoefMixin, _LinearClassifier):
                theta0: NDArray[np.float64], l1: float, k: int, d: int, dtype: Any,
                fit_intercept: bool, tol: float, max_iter: int, verbose: int,
                stacklevel: int = 4,
-               curvature: _newton.LogisticCurvature | None = None) -> _Self:  # fmt: skip
+               curvature: _newton.LogisticCurvature | None = None,
+               scale: NDArray[np.float64] | None = None) -> _Self:  # fmt: skip
         """Minimise ``objective`` (smooth part, L2 included) plus the L1 term; set the attributes.
 
         The Newton solvers need the objective's ``curvature``; without it (Dask
-        input) they run L-BFGS.
+        input) they run L-BFGS.  ``scale`` is L-BFGS's diagonal preconditioner (CSR).
         """
         n_coef = k * d
         report: Callable[[float], None] | None = None
@@ -458,7 +469,8 @@ class LogisticRegression(_SparseCoefMixin, _LinearClassifier):
             result = minimize_l1(objective, theta0, l1, n_coef, tol=tol, max_iter=max_iter,
                                  report=report)  # fmt: skip
         else:
-            result = minimize_smooth(objective, theta0, tol=tol, max_iter=max_iter, report=report)
+            result = minimize_smooth(objective, theta0, tol=tol, max_iter=max_iter, report=report,
+                                     scale=scale)  # fmt: skip
         n_iter = result.n_iter
         message = _convergence_message(self.solver, method, result, max_iter)
         if message is not None:
