@@ -126,7 +126,7 @@ def _softmax_ce_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out,
     padded = -(-block // 16) * 16
     loss = _k.softmax_ce_sums_tiled(
         X, coef, intercept, y, _unit_or(sample_weight, dtype), coef_grad_out, intercept_grad,
-        np.empty((threads, class_tile * padded), dtype), np.empty((threads + 1, d * padded), dtype),
+        np.empty((threads, (1 if stored_rows else 2) * class_tile * padded), dtype), np.empty((threads + 1, d * padded), dtype),
         np.empty((ntiles, block)), np.empty((ntiles, block)), np.zeros(d, X.dtype),
         np.empty(ntiles * class_tile * padded if stored_rows else 0, dtype), class_tile,
         bool(skip_negligible), _tiling.log_skip_threshold(dtype), threads,
