@@ -187,7 +187,7 @@ def linear_csr(data, indices, indptr, coef, intercept, out):
 
 
 def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out,
-                        intercept_grad_out):  # fmt: skip
+                        intercept_grad_out, *, skip_negligible=True):  # fmt: skip
     (C, d), dtype = coef.shape, coef.dtype
     if intercept is None:
         intercept = np.zeros(C, dtype)

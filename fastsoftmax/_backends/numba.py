@@ -1241,7 +1241,7 @@ def linear_csr(data, indices, indptr, coef, intercept, out):
 
 
 def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out,
-                        intercept_grad_out):  # fmt: skip
+                        intercept_grad_out, *, skip_negligible=True):  # fmt: skip
     C, d = coef.shape
     weighted, sw = _csr_weights(sample_weight, coef.dtype)
     bias = intercept if intercept is not None else np.zeros(C, coef.dtype)

@@ -245,7 +245,7 @@ def linear_csr(data, indices, indptr, coef, intercept, out):
 
 
 def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out,
-                        intercept_grad_out):  # fmt: skip
+                        intercept_grad_out, *, skip_negligible=True):  # fmt: skip
     X = _csr(data, indices, indptr, coef.shape[1])
     logits = linear_csr(data, indices, indptr, coef, intercept,
                         np.empty((X.shape[0], coef.shape[0]), coef.dtype))  # fmt: skip
