@@ -425,6 +425,12 @@ def softmax_ce_sums(const xtype[:, ::1] X, const floating[:, ::1] WT,
 # they write disjoint rows of dWT and db, so there are no per-thread
 # accumulators of the (C, d) gradient and no atomics.
 
+cdef extern from "fs_sparse_tiled.h" nogil:
+    # a row's log-sum-exp from its per-tile maxima and sums (entries at stride `stride`)
+    double fs_tiles_log_sum_exp(const double *tile_max, const double *tile_sum,
+                                Py_ssize_t ntiles, Py_ssize_t stride)
+
+
 cdef inline void _pack_t(const xtype **rows, Py_ssize_t h, Py_ssize_t d, floating *Xp,
                          Py_ssize_t mp) noexcept nogil:
     # Xp (d, mp) = rows[0..h) transposed, zero-padded to mp columns
@@ -609,7 +615,7 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     cdef const xtype *rows[MAX_BLOCK]
     cdef double lse[MAX_BLOCK]
     cdef double label_logit[MAX_BLOCK]
-    cdef double loss = 0, row_max, total, shift
+    cdef double loss = 0
     cdef floating *stored = NULL
     _check_x_type(<const xtype *>NULL, <const floating *>NULL)
     if n == 0 or C == 0:
@@ -646,14 +652,7 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
                              stored + c0 * _padded(m) if stored != NULL else NULL,
                              &tile_max[t, 0], &tile_sum[t, 0], label_logit)
             for i in range(m):  # combine the tiles: the row's log-sum-exp and loss
-                row_max = tile_max[0, i]
-                for t in range(1, ntiles):
-                    row_max = max(row_max, tile_max[t, i])
-                shift = row_max if row_max - row_max == 0 else 0
-                total = 0
-                for t in range(ntiles):
-                    total = total + tile_sum[t, i] * exp(tile_max[t, i] - shift)
-                lse[i] = shift + log(total)
+                lse[i] = fs_tiles_log_sum_exp(&tile_max[0, i], &tile_sum[0, i], ntiles, block)
                 loss += (sw[a + i] if sw != NULL else 1) * (lse[i] - label_logit[i])
             for t in prange(ntiles, num_threads=num_threads, schedule="static"):
                 c0 = t * class_tile

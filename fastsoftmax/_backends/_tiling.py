@@ -46,6 +46,11 @@ TILE_WEIGHT_BYTES = 1 << 18
 # this much memory, in blocks of at least STORED_MIN_ROWS rows; else it recomputes.
 STORED_LOGITS_BYTES = 40 << 20
 STORED_MIN_ROWS = 96
+# CSR rows (plan_csr): rows per block of the compiled single pass (cython's _CSR_BLOCK), rows
+# per block and bytes of a row's class tile in the tiled regime.
+CSR_BLOCK_ROWS = 64
+CSR_TILE_ROWS = 256
+CSR_CLASS_TILE_BYTES = 1 << 12
 
 _forced = {"tiled": None, "class_tile": None, "row_block": None, "store_logits": None}
 
@@ -77,6 +82,28 @@ def plan(d, C, itemsize, x_itemsize=None, rows=None, class_tile=None):
     if class_tile is None:  # a multiple of the 8 and 5 classes of the compiled register blocks
         class_tile = max(40, TILE_WEIGHT_BYTES // max(1, d * itemsize) // 40 * 40)
     tiled = compiled_rows * C * itemsize > SINGLE_PASS_LOGITS_BYTES
+    return _with_forced(tiled, rows, class_tile, C)
+
+
+def plan_csr(C, itemsize, rows=None, class_tile=None):
+    """``(tiled, rows per block, classes per tile)`` for a pass over CSR rows (``softmax_ce_sums_csr``).
+
+    The compiled CSR pass holds the logits of a block of :data:`CSR_BLOCK_ROWS`
+    rows (all classes, class-major); the tiled regime starts where those stop
+    fitting in L2 as for dense rows (4,096 float32 classes).  Its class tiles
+    are of :data:`CSR_CLASS_TILE_BYTES` per row (a row's logits, weights and
+    gradient slices of a tile stay in L1), its blocks of
+    :data:`CSR_TILE_ROWS` rows; ``rows``/``class_tile`` are the backend's own
+    defaults, :func:`forced` overrides all three.
+    """
+    tiled = CSR_BLOCK_ROWS * C * itemsize > SINGLE_PASS_LOGITS_BYTES
+    rows = CSR_TILE_ROWS if rows is None else rows
+    if class_tile is None:
+        class_tile = max(16, CSR_CLASS_TILE_BYTES // itemsize)
+    return _with_forced(tiled, rows, class_tile, C)
+
+
+def _with_forced(tiled, rows, class_tile, C):
     if _forced["tiled"] is not None:
         tiled = _forced["tiled"]
     rows = _forced["row_block"] or rows
