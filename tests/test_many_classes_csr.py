@@ -7,17 +7,13 @@ bound on tiles built just below the threshold; the regime choice; and that
 extra memory does not grow with the number of rows (no n x C logits).
 """
 
-import tracemalloc
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from fastsoftmax._backends import _tiling, get_module
 from conftest import require_backend
-
-BACKENDS = ("naive", "numpy", "numba", "cython")
-TOLERANCE = {np.float32: 2e-5, np.float64: 1e-11}
+from test_many_classes import BACKENDS, _assert_close, _peak_traced_bytes
 
 
 def _csr_problem(rng, n, d, C, dtype, index_dtype, weighted):
@@ -45,16 +41,6 @@ def _csr_sums(name, data, indices, indptr, coef, intercept, y, sw, **options):
     loss, total = get_module(name).softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y,
                                                        sw, G, g, **options)  # fmt: skip
     return loss, total, G, g
-
-
-def _assert_close(result, reference, dtype):
-    tol = TOLERANCE[dtype]
-    loss, total, G, g = result
-    ref_loss, ref_total, ref_G, ref_g = reference
-    assert total == pytest.approx(ref_total, rel=1e-12)
-    assert loss == pytest.approx(ref_loss, rel=tol, abs=tol)
-    np.testing.assert_allclose(G, ref_G, rtol=tol, atol=tol * max(1.0, np.abs(ref_G).max(initial=0)))
-    np.testing.assert_allclose(g, ref_g, rtol=tol, atol=tol * max(1.0, np.abs(ref_g).max(initial=0)))
 
 
 @pytest.mark.parametrize("name", BACKENDS)
@@ -120,17 +106,6 @@ def test_the_csr_regime_follows_the_logits_of_a_block_of_rows():
         assert _tiling.plan_csr(10, 4) == (True, 5, 3)
 
 
-def _peak_traced_bytes(call):
-    call()  # warm-up (numba compiles)
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        call()
-        return tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("name", ["cython", "numpy"])
 def test_csr_extra_memory_does_not_grow_with_the_number_of_rows(name, rng):
     require_backend(name)
@@ -144,7 +119,9 @@ def test_csr_extra_memory_does_not_grow_with_the_number_of_rows(name, rng):
         y = rng.integers(0, C, n).astype(np.intp)
         G, g = np.empty_like(coef), np.empty_like(intercept)
         kernels = get_module(name)
-        peaks[n] = _peak_traced_bytes(lambda: kernels.softmax_ce_sums_csr(
-            X.data, X.indices, X.indptr, coef, intercept, y, None, G, g))  # fmt: skip
+        call = lambda: kernels.softmax_ce_sums_csr(  # noqa: E731
+            X.data, X.indices, X.indptr, coef, intercept, y, None, G, g)  # fmt: skip
+        call()  # warm-up
+        peaks[n] = _peak_traced_bytes(call)
     assert peaks[4096] <= peaks[1024] * 1.05 + (1 << 16), peaks
     assert peaks[4096] < 4096 * C * 4 / 4, peaks  # materialising: 82 MB

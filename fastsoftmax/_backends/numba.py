@@ -798,6 +798,37 @@ def _row_scratch(leading, d, dtype):
     return _aligned_empty(leading + (8, -(-max(d, 1) // per_line) * per_line), dtype)
 
 
+@njit
+def _tile_row_stats(z):
+    # a row's logit max over a class tile and sum of exponentials (shifted by that max,
+    # or by 0 when it is not finite)
+    mx = -np.inf
+    for c in range(z.shape[0]):
+        mx = max(mx, float(z[c]))
+    shift = z.dtype.type(mx if np.isfinite(mx) else 0.0)
+    total = 0.0
+    for c in range(z.shape[0]):
+        total += np.exp(z[c] - shift)
+    return mx, total
+
+
+@njit
+def _tiles_loss(tile_max, tile_sum, label_logit, sw, weighted, a, m, lse):
+    # lse[i] of rows a + i (i < m) from the tiles' maxima and sums; returns sum_i s_i CE_i
+    loss = 0.0
+    for i in range(m):
+        mx = -np.inf
+        for t in range(tile_max.shape[0]):
+            mx = max(mx, tile_max[t, i])
+        shift = mx if np.isfinite(mx) else 0.0
+        total = 0.0
+        for t in range(tile_max.shape[0]):
+            total += tile_sum[t, i] * np.exp(tile_max[t, i] - shift)
+        lse[i] = shift + np.log(total)
+        loss += (sw[a + i] if weighted else 1.0) * (lse[i] - label_logit[i])
+    return loss
+
+
 @njit(parallel=True)
 def _softmax_sums_tiled_kernel(X, WT, b, y, sw, weighted, block, class_tile, skip, log_threshold,
                                G, gb):  # fmt: skip
@@ -827,28 +858,12 @@ def _softmax_sums_tiled_kernel(X, WT, b, y, sw, weighted, block, class_tile, ski
             c1 = min(C, c0 + class_tile)
             Z = np.dot(xb, np.ascontiguousarray(WT[c0:c1].T))
             for i in range(m):
-                mx = -np.inf
                 for c in range(c1 - c0):
                     Z[i, c] += b[c0 + c]
-                    mx = max(mx, float(Z[i, c]))
-                tile_max[t, i] = mx
-                shift = mx if np.isfinite(mx) else 0.0
-                total = 0.0
-                for c in range(c1 - c0):
-                    total += np.exp(Z[i, c] - F(shift))
-                tile_sum[t, i] = total
+                tile_max[t, i], tile_sum[t, i] = _tile_row_stats(Z[i])
                 if c0 <= y[a + i] < c1:
                     label_logit[i] = Z[i, y[a + i] - c0]
-        for i in range(m):  # the row's log-sum-exp and loss
-            mx = -np.inf
-            for t in range(ntiles):
-                mx = max(mx, tile_max[t, i])
-            shift = mx if np.isfinite(mx) else 0.0
-            total = 0.0
-            for t in range(ntiles):
-                total += tile_sum[t, i] * np.exp(tile_max[t, i] - shift)
-            lse[i] = shift + np.log(total)
-            loss += (sw[a + i] if weighted else 1.0) * (lse[i] - label_logit[i])
+        loss += _tiles_loss(tile_max, tile_sum, label_logit, sw, weighted, a, m, lse)
         for t in prange(ntiles):  # pass B
             c0 = t * class_tile
             c1 = min(C, c0 + class_tile)
@@ -1329,27 +1344,10 @@ def _softmax_sums_csr_tiled_kernel(data, indices, indptr, W, b, y, sw, weighted,
             z = np.empty(min(C, c0 + class_tile) - c0, W.dtype)
             for i in range(m):
                 _csr_tile_row_logits(data, indices, indptr, a + i, W, b, c0, z)
-                mx = -np.inf
-                for c in range(z.shape[0]):
-                    mx = max(mx, float(z[c]))
-                tile_max[t, i] = mx
-                shift = mx if np.isfinite(mx) else 0.0
-                total = 0.0
-                for c in range(z.shape[0]):
-                    total += np.exp(z[c] - F(shift))
-                tile_sum[t, i] = total
+                tile_max[t, i], tile_sum[t, i] = _tile_row_stats(z)
                 if c0 <= y[a + i] < c0 + z.shape[0]:
                     label_logit[i] = z[y[a + i] - c0]
-        for i in range(m):  # the row's log-sum-exp and loss
-            mx = -np.inf
-            for t in range(ntiles):
-                mx = max(mx, tile_max[t, i])
-            shift = mx if np.isfinite(mx) else 0.0
-            total = 0.0
-            for t in range(ntiles):
-                total += tile_sum[t, i] * np.exp(tile_max[t, i] - shift)
-            lse[i] = shift + np.log(total)
-            loss += (sw[a + i] if weighted else 1.0) * (lse[i] - label_logit[i])
+        loss += _tiles_loss(tile_max, tile_sum, label_logit, sw, weighted, a, m, lse)
         for t in prange(ntiles):  # pass B
             c0 = t * class_tile
             z = np.empty(min(C, c0 + class_tile) - c0, W.dtype)
