@@ -645,7 +645,7 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
             for i in range(m):
                 rows[i] = &X[a + i, 0]
             _pack_t(rows, m, d, &Xp_buf[0, 0], _padded(m))
-            for t in prange(ntiles, num_threads=num_threads, schedule="static"):
+            for t in prange(ntiles, num_threads=num_threads, schedule="dynamic"):
                 c0 = t * class_tile
                 _tile_pass_a(&Xp_buf[0, 0], m, d, &WT[0, 0], &b[0], c0, min(class_tile, C - c0),
                              &y[a], &Z_buf[threadid(), 0],
@@ -654,7 +654,7 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
             for i in range(m):  # combine the tiles: the row's log-sum-exp and loss
                 lse[i] = fs_tiles_log_sum_exp(&tile_max[0, i], &tile_sum[0, i], ntiles, block)
                 loss += (sw[a + i] if sw != NULL else 1) * (lse[i] - label_logit[i])
-            for t in prange(ntiles, num_threads=num_threads, schedule="static"):
+            for t in prange(ntiles, num_threads=num_threads, schedule="dynamic"):
                 c0 = t * class_tile
                 _tile_pass_b(rows, &Xp_buf[0, 0], m, d, &WT[0, 0], &b[0], c0,
                              min(class_tile, C - c0), &y[a], sw + a if sw != NULL else NULL, lse,

@@ -467,7 +467,7 @@ def softmax_ce_sums_csr_tiled(const floating[::1] data, const index_t[::1] indic
             m = min(block, n - a)
             for i in range(m):
                 rows[i] = a + i
-            for t in prange(ntiles, num_threads=num_threads, schedule="static"):
+            for t in prange(ntiles, num_threads=num_threads, schedule="dynamic"):
                 c0 = t * class_tile
                 tc = min(class_tile, C - c0)
                 _csr_tile_pass_a(dp, ip, &indptr[0], rows, m, &Wt[c0 * d], &b[0], c0, tc, &y[a],
@@ -476,7 +476,7 @@ def softmax_ce_sums_csr_tiled(const floating[::1] data, const index_t[::1] indic
             for i in range(m):  # combine the tiles: the row's log-sum-exp and loss
                 lse[i] = fs_tiles_log_sum_exp(&tile_max[0, i], &tile_sum[0, i], ntiles, block)
                 loss += (sw[a + i] if sw != NULL else 1) * (lse[i] - label_logit[i])
-            for t in prange(ntiles, num_threads=num_threads, schedule="static"):
+            for t in prange(ntiles, num_threads=num_threads, schedule="dynamic"):
                 c0 = t * class_tile
                 tc = min(class_tile, C - c0)
                 _csr_tile_pass_b(dp, ip, &indptr[0], rows, m, &Wt[c0 * d], &b[0], c0, tc, &y[a],
