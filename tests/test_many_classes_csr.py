@@ -102,6 +102,11 @@ def test_the_csr_regime_follows_the_logits_of_a_block_of_rows():
     tiled, rows, class_tile = _tiling.plan_csr(4097, 4)
     assert tiled and rows == _tiling.CSR_TILE_ROWS and class_tile == 1024
     assert _tiling.plan_csr(2049, 8)[:1] == (True,) and _tiling.plan_csr(2049, 8)[2] == 512
+    # the tile's weights of the columns a block of rows may touch stay within 512 kB
+    indptr = np.arange(0, 32 * 8193, 32)  # 32 entries a row
+    assert _tiling.plan_csr(10000, 4, indptr, 1024)[2] == 128  # 1024 columns x 128 x 4 B
+    assert _tiling.plan_csr(10000, 4, indptr, 1 << 18)[2] == 64  # at least 64 classes
+    assert _tiling.plan_csr(10000, 4, indptr[:2], 4)[2] == 1024
     with _tiling.forced(True, class_tile=3, row_block=5):
         assert _tiling.plan_csr(10, 4) == (True, 5, 3)
 

@@ -191,7 +191,7 @@ def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight
     (C, d), dtype = coef.shape, coef.dtype
     if intercept is None:
         intercept = np.zeros(C, dtype)
-    tiled, block, class_tile = _tiling.plan_csr(C, coef.itemsize)
+    tiled, block, class_tile = _tiling.plan_csr(C, coef.itemsize, indptr, d)
     if tiled and d:  # many classes: see _softmax_ce_sums_csr_tiled
         return _softmax_ce_sums_csr_tiled(data, indices, indptr, coef, intercept, y, sample_weight,
                                           coef_grad_out, intercept_grad_out, block, class_tile,

@@ -1260,7 +1260,7 @@ def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight
     C, d = coef.shape
     weighted, sw = _csr_weights(sample_weight, coef.dtype)
     bias = intercept if intercept is not None else np.zeros(C, coef.dtype)
-    tiled, block, class_tile = _tiling.plan_csr(C, coef.itemsize)
+    tiled, block, class_tile = _tiling.plan_csr(C, coef.itemsize, indptr, d)
     if tiled and d:  # many classes: see _softmax_sums_csr_tiled
         return _softmax_sums_csr_tiled(data, indices, indptr, coef, bias, y, sample_weight,
                                        coef_grad_out, intercept_grad_out, block, class_tile,

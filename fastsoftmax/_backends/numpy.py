@@ -249,8 +249,8 @@ def linear_csr(data, indices, indptr, coef, intercept, out):
 def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out,
                         intercept_grad_out, *, skip_negligible=True):  # fmt: skip
     X = _csr(data, indices, indptr, coef.shape[1])
-    tiled, rows, class_tile = _tiling.plan_csr(coef.shape[0], coef.itemsize, _TILE_ROWS,
-                                               _CLASS_TILE)  # fmt: skip
+    tiled, rows, class_tile = _tiling.plan_csr(coef.shape[0], coef.itemsize, rows=_TILE_ROWS,
+                                               class_tile=_CLASS_TILE)  # fmt: skip
     if tiled:  # many classes: the tiled pass of dense X, on CSR blocks of rows
         loss = _softmax_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out,
                                    intercept_grad_out, rows, class_tile, skip_negligible)  # fmt: skip
