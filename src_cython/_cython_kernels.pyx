@@ -597,7 +597,8 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     ``s (P - Y)`` to ``db`` (zeroed by the caller), over blocks of
     ``tile_max.shape[1]`` rows (at most MAX_BLOCK) and tiles of
     ``class_tile`` classes.  Scratch: ``Z_buf`` (threads, class_tile x mp,
-    twice that without ``stored_logits``) a tile's residual (and logits) per thread, ``Xp_buf`` (threads + 1, d x mp) the block of
+    twice that without ``stored_logits``) a tile's residual (and logits) per
+    thread, ``Xp_buf`` (threads + 1, d x mp) the block of
     rows packed transposed (row 0) and each thread's re-packed hot rows, with
     mp the block rounded up to a multiple of 16; ``tile_max`` and
     ``tile_sum`` (tiles, block) the per-(tile, row) maximum and sum of
