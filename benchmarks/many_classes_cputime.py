@@ -47,12 +47,17 @@ def main():
     parser.add_argument("--classes", default="1000,10000,50000")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--threads", action="store_true",
+                        help="1 against 2 threads (skipping off): wall and CPU time; run with "
+                             "OMP_WAIT_POLICY=passive so that waiting threads use no CPU")  # fmt: skip
     args = parser.parse_args()
     from threadpoolctl import threadpool_info, threadpool_limits
 
     import fastsoftmax
 
     default = fastsoftmax.backends()[0]
+    if args.threads:
+        return compare_threads(default, map(int, args.classes.split(",")), args.rounds)
     with threadpool_limits(1):
         for C in map(int, args.classes.split(",")):
             problem = _random_problem(C)
@@ -79,6 +84,29 @@ def main():
         print([{k: v for k, v in pool.items() if k in ("user_api", "internal_api", "num_threads",
                                                       "version", "architecture")}
                for pool in threadpool_info()])  # fmt: skip
+
+
+def compare_threads(backend, classes, rounds):
+    """Median wall and CPU seconds of one call on 1 and 2 threads: with passive waiting,
+    CPU(2) / CPU(1) near 1 means the split adds no work (whatever the machine's load)."""
+    import fastsoftmax
+
+    for C in classes:
+        fn = _kernel_call(backend, *_random_problem(C), skip=False)
+        wall, cpu = {1: [], 2: []}, {1: [], 2: []}
+        for _ in range(rounds):
+            for threads in (1, 2):
+                fastsoftmax.set_num_threads(threads)
+                fn()
+                start, start_cpu = time.perf_counter(), time.process_time()
+                fn()
+                wall[threads].append(time.perf_counter() - start)
+                cpu[threads].append(time.process_time() - start_cpu)
+        w = {t: float(np.median(v)) for t, v in wall.items()}
+        c = {t: float(np.median(v)) for t, v in cpu.items()}
+        print(f"C={C} threads  wall 1t {w[1] * 1e3:.0f} ms 2t {w[2] * 1e3:.0f} ms (speed-up "
+              f"{w[1] / w[2]:.2f}x)  CPU 1t {c[1] * 1e3:.0f} ms 2t {c[2] * 1e3:.0f} ms "
+              f"(CPU(2)/CPU(1) {c[2] / c[1]:.2f})")  # fmt: skip
 
 
 if __name__ == "__main__":

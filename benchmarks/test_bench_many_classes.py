@@ -72,7 +72,7 @@ def _kernel_call(backend, X, coef, intercept, y, skip=True):
 
 
 def _info(C, threads, **info):
-    return dict(threads=threads, flops=4 * N * D * C, rows=N, classes=C, **info)
+    return dict({"threads": threads, "flops": 4 * N * D * C, "rows": N, "classes": C}, **info)
 
 
 @pytest.mark.parametrize("skip", [True, False])
@@ -147,6 +147,33 @@ def test_fastsoftmax_threads(benchmark, C, threads):
     benchmark.group = f"many classes C={C} random weights threads"
     run(benchmark, fn, min_rounds=2, **_info(C, threads, impl=impl_name(DEFAULT) + f" {threads}t",
                                               kind="fastsoftmax", backend=DEFAULT))  # fmt: skip
+
+
+def _csr_problem(C, n_features=1024, entries_per_row=32):
+    """N sparse rows (hashed-bag-of-words-like: 32 entries of 1,024 columns), random weights."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(14)
+    indptr = np.arange(0, (N + 1) * entries_per_row, entries_per_row, dtype=np.int32)
+    indices = rng.integers(0, n_features, N * entries_per_row).astype(np.int32)
+    data = rng.standard_normal(N * entries_per_row, np.float32)
+    X = sp.csr_matrix((data, indices, indptr), shape=(N, n_features))
+    coef = rng.standard_normal((C, n_features), np.float32) / np.float32(np.sqrt(entries_per_row))
+    return X, coef, np.zeros(C, np.float32), rng.integers(0, C, N).astype(np.intp)
+
+
+@pytest.mark.parametrize("backend", [DEFAULT, "numpy"])
+@pytest.mark.parametrize("C", [c for c in CLASSES if c >= 10000])
+def test_fastsoftmax_csr(benchmark, C, backend):
+    """CSR rows (tiled regime of softmax_ce_sums_csr), skipping off; numpy: scipy products."""
+    X, coef, intercept, y = _csr_problem(C)
+    kernel = get_module(backend).softmax_ce_sums_csr
+    G, g = np.empty_like(coef), np.empty_like(intercept)
+    benchmark.group = f"many classes C={C} CSR 1 thread"
+    run(benchmark, lambda: kernel(X.data, X.indices, X.indptr, coef, intercept, y, None, G, g,
+                                  skip_negligible=False),
+        min_rounds=2, **_info(C, 1, impl=impl_name(backend) + " csr", kind="fastsoftmax",
+                              backend=backend, flops=4 * X.nnz * C))  # fmt: skip
 
 
 def _rss_bytes():

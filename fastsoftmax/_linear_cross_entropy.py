@@ -19,6 +19,7 @@ from ._array_api import caller_namespace
 from ._backends import get_module
 from ._validation import (
     as_numeric_array,
+    check_bool,
     check_data_matrix,
     check_reduction,
     check_sample_weight,
@@ -133,6 +134,7 @@ def linear_cross_entropy(
     sample_weight: ArrayLike | None = None,
     grad: str | Iterable[str] | None = None,
     rows_per_block: int | None = None,
+    skip_negligible: bool = True,
     backend: str | None = None,
 ) -> float | np.ndarray | tuple[float, dict[str, np.ndarray]]:
     """Cross-entropy of the linear layer ``input @ weight.T + bias``, without forming its logits.
@@ -174,6 +176,16 @@ def linear_cross_entropy(
     rows_per_block : int, optional
         Rows per block of the passes that form logits (the per-row losses and
         the gradient of ``input``); by default about 4 million logits at a time.
+    skip_negligible : bool, default True
+        With many classes (the fused kernel's tiled regime, from about 2,000
+        classes at 256 float32 features), the gradients of ``weight`` and
+        ``bias`` leave out every (row, tile of classes) pair that does not hold
+        the row's label and whose largest probability is below ``tau =
+        np.finfo(dtype).eps``.  The loss stays exact; each entry of the weight
+        gradient ``[c, j]`` moves by at most ``tau * sum_i s_i |input[i, j]|``
+        and of the bias gradient by ``tau * sum_i s_i`` (``s`` the row weights),
+        divided by the normaliser for "mean".  The gradient of ``input`` is
+        always exact.  ``False``: every entry.
     backend : str, optional
         Backend to compute with; ``None`` means the current one.
 
@@ -235,6 +247,7 @@ def linear_cross_entropy(
         )
     label_smoothing = _loss_options.check_label_smoothing(label_smoothing)
     ignore_index = _loss_options.check_ignore_index(ignore_index)
+    skip_negligible = check_bool("skip_negligible", skip_negligible)
     if rows_per_block is not None:
         from ._validation import check_int
 
@@ -273,7 +286,7 @@ def linear_cross_entropy(
             X, coef, bias_arr, targets.y, targets.loss_weight, 0.0,
             normalizer=targets.normalizer if reduction == "mean" else 1.0,
             label_smoothing=label_smoothing, smoothing_weight=targets.smoothing_weight,
-            class_weight=class_weights, backend=backend,
+            class_weight=class_weights, backend=backend, skip_negligible=skip_negligible,
         )  # fmt: skip
         grads["weight"], grads["bias"] = coef_grad, bias_grad
     need_losses = loss is None

@@ -37,15 +37,15 @@ import numpy as np
 from ._backends import get_module
 
 
-def _data_kernel(kernels, name, X, *args):
+def _data_kernel(kernels, name, X, *args, **options):
     """Kernel ``name`` on a dense ``X``, or its CSR counterpart ``name_csr`` on a CSR ``X``.
 
     The only place that tells dense from sparse input: everything around the
     kernels (normalisation, penalties, the rules above) is shared.
     """
     if isinstance(X, np.ndarray):
-        return getattr(kernels, name)(X, *args)
-    return getattr(kernels, name + "_csr")(X.data, X.indices, X.indptr, *args)
+        return getattr(kernels, name)(X, *args, **options)
+    return getattr(kernels, name + "_csr")(X.data, X.indices, X.indptr, *args, **options)
 
 
 def l2_penalty(coef, l2):
@@ -124,7 +124,8 @@ def decision(X, coef, intercept=None, *, out=None, backend=None):
 
 def softmax_loss_grad(X, coef, intercept, y, sample_weight=None, l2=0.0, *, normalizer=None,
                       label_smoothing=0.0, smoothing_weight=None, class_weight=None,
-                      backend=None, coef_grad_out=None, intercept_grad_out=None):  # fmt: skip
+                      backend=None, coef_grad_out=None, intercept_grad_out=None,
+                      skip_negligible=True):  # fmt: skip
     """Softmax regression objective and its gradients.
 
     Returns ``(loss, coef_grad, intercept_grad)``: a float, an array like
@@ -139,6 +140,11 @@ def softmax_loss_grad(X, coef, intercept, y, sample_weight=None, l2=0.0, *, norm
     The kernel runs once with the row weights ``a_i = (1 - eps) s_i + eps / C
     u_i sum_c w_c``; :func:`_add_smoothing_sums` adds the rest, which is linear
     in the rows (no logits).  Rows with ``a_i = 0`` are dropped.
+
+    ``skip_negligible`` goes to the kernel: with many classes (its tiled
+    regime) it leaves out the (row, class tile) pairs whose probabilities are
+    all below the float epsilon (see :mod:`fastsoftmax._backends._tiling` for
+    the bound); False gives the exact sums.
     """
     dtype = coef.dtype
     coef_grad = np.empty(coef.shape, dtype) if coef_grad_out is None else coef_grad_out
@@ -157,7 +163,7 @@ def softmax_loss_grad(X, coef, intercept, y, sample_weight=None, l2=0.0, *, norm
             X, y, kernel_weight, smoothing_rows = X[keep], y[keep], kernel_weight[keep], smoothing_rows[keep]
         loss_sum, _ = _data_kernel(
             get_module(backend), "softmax_ce_sums", X, coef, intercept, y, kernel_weight,
-            coef_grad, intercept_grad,
+            coef_grad, intercept_grad, skip_negligible=skip_negligible,
         )  # fmt: skip
         loss_sum += _add_smoothing_sums(X, coef, intercept, y, smoothing_rows, class_weight, w_sum,
                                         coef_grad, intercept_grad)  # fmt: skip
@@ -165,7 +171,7 @@ def softmax_loss_grad(X, coef, intercept, y, sample_weight=None, l2=0.0, *, norm
         X, y, sample_weight = _without_zero_weights(X, y, sample_weight)
         loss_sum, weight_total = _data_kernel(
             get_module(backend), "softmax_ce_sums", X, coef, intercept, y, sample_weight, coef_grad,
-            intercept_grad,
+            intercept_grad, skip_negligible=skip_negligible,
         )  # fmt: skip
     scale = _inverse_normalizer(weight_total, normalizer)
     _scale(coef_grad, scale)

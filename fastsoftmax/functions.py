@@ -41,6 +41,7 @@ from ._validation import (
     check_2d,
     check_axis,
     check_binary_targets,
+    check_bool,
     check_l2,
     check_labels,
     check_model_inputs,
@@ -810,6 +811,7 @@ def softmax_cross_entropy_grad(
     ignore_index: int = -100,
     label_smoothing: float = 0.0,
     reduction: str = "mean",
+    skip_negligible: bool = True,
     backend: str | None = None,
 ) -> tuple[float, np.ndarray, np.ndarray]:
     r"""Loss and gradient of softmax regression in one fused pass.
@@ -837,6 +839,14 @@ def softmax_cross_entropy_grad(
     reduction : {"mean", "sum"}, default "mean"
         Divide the data term by the total weight (see :func:`cross_entropy`)
         or not.
+    skip_negligible : bool, default True
+        With many classes (the kernel's tiled regime, from about 2,000
+        classes at 256 float32 features), leave out of the gradient every
+        (row, tile of classes) pair that does not hold the row's label and
+        whose largest probability is below ``tau = np.finfo(dtype).eps``.
+        The loss stays exact; each entry ``dW[j, c]`` moves by at most
+        ``tau * sum_i s_i |X[i, j]| / m`` and ``db[c]`` by ``tau * sum_i s_i / m``
+        (``s`` the row weights, ``m`` the normaliser).  ``False``: every entry.
     backend : str, optional
         Backend to compute with; ``None`` means the current one.
 
@@ -887,6 +897,7 @@ def softmax_cross_entropy_grad(
     X_arr, W_arr, b_arr, dtype = check_model_inputs(X, W, b)
     n, C = X_arr.shape[0], W_arr.shape[1]
     l2 = check_l2(l2)
+    skip_negligible = check_bool("skip_negligible", skip_negligible)
     label_smoothing = _loss_options.check_label_smoothing(label_smoothing)
     ignore_index = _loss_options.check_ignore_index(ignore_index)
     if not isinstance(reduction, str) or reduction not in ("mean", "sum"):
@@ -906,7 +917,8 @@ def softmax_cross_entropy_grad(
         X_arr, coef, b_arr, targets.y, targets.loss_weight, l2,
         normalizer=targets.normalizer if reduction == "mean" else 1.0,
         label_smoothing=label_smoothing, smoothing_weight=targets.smoothing_weight,
-        class_weight=class_weight, backend=backend, coef_grad_out=None if dW is None else dW.T,
+        class_weight=class_weight, backend=backend, skip_negligible=skip_negligible,
+        coef_grad_out=None if dW is None else dW.T,
     )  # fmt: skip
     return loss, np.ascontiguousarray(coef_grad.T) if dW is None else dW, db
 

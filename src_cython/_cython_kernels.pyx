@@ -17,7 +17,7 @@ must be C-contiguous; the wrapper guarantees it.
 """
 
 from cython.parallel cimport prange, threadid
-from libc.math cimport exp, expf, log, log1p, log1pf, fabs, fabsf, pow, sqrt, sqrtf
+from libc.math cimport exp, expf, log, log1p, log1pf, fabs, fabsf, pow, sqrt, sqrtf, INFINITY
 from libc.string cimport memset
 from libc.stdlib cimport malloc, free
 from libc.stdint cimport uint8_t
@@ -431,11 +431,10 @@ def softmax_ce_sums(const xtype[:, ::1] X, const floating[:, ::1] WT,
 # they write disjoint rows of dWT and db, so there are no per-thread
 # accumulators of the (C, d) gradient and no atomics.
 
-cdef inline void _exp_inplace(floating *Z, Py_ssize_t k) noexcept nogil:
-    if floating is float:
-        fs_exp_array_f32(Z, Z, k)
-    else:
-        fs_exp_array_f64(Z, Z, k)
+cdef extern from "fs_sparse_tiled.h" nogil:
+    # a row's log-sum-exp from its per-tile maxima and sums (entries at stride `stride`)
+    double fs_tiles_log_sum_exp(const double *tile_max, const double *tile_sum,
+                                Py_ssize_t ntiles, Py_ssize_t stride)
 
 
 cdef inline void _pack_t(const xtype **rows, Py_ssize_t h, Py_ssize_t d, floating *Xp,
@@ -464,9 +463,32 @@ cdef inline void _tile_logits(const floating *Xp, Py_ssize_t mp, Py_ssize_t d,
         fs_tile_logits_f64(Xp, mp, d, W, b, tc, Z)
 
 
+cdef inline void _tile_stats(const floating *Z, Py_ssize_t mp, Py_ssize_t tc, floating *tmax,
+                             floating *tsum) noexcept nogil:
+    if floating is float:
+        fs_tile_stats_f32(Z, mp, tc, tmax, tsum)
+    else:
+        fs_tile_stats_f64(Z, mp, tc, tmax, tsum)
+
+
+cdef inline void _tile_residual(floating *R, Py_ssize_t rs, const floating *L, Py_ssize_t ls,
+                                Py_ssize_t tc, Py_ssize_t hp, const floating *lse,
+                                const floating *w, double *db) noexcept nogil:
+    if floating is float:
+        fs_tile_residual_f32(R, rs, L, ls, tc, hp, lse, w, db)
+    else:
+        fs_tile_residual_f64(R, rs, L, ls, tc, hp, lse, w, db)
+
+
 cdef inline Py_ssize_t _padded(Py_ssize_t m) noexcept nogil:
     # a multiple of every vector width of fs_tile_logits
     return (m + 15) // 16 * 16
+
+
+cdef enum:
+    # rows per chunk of pass B's gradient product: a chunk's slice of X rows
+    # (64 rows x 64 features) stays in L1 while all class groups of the tile use it
+    _TILE_CHUNK = 64
 
 
 cdef void _tile_pass_a(const floating *Xp, Py_ssize_t m, Py_ssize_t d, const floating *WT,
@@ -478,33 +500,19 @@ cdef void _tile_pass_a(const floating *Xp, Py_ssize_t m, Py_ssize_t d, const flo
     # tile_max[i] = max_c z_ic, tile_sum[i] = sum_c exp(z_ic - max), and the
     # label's logit of the rows whose label is in the tile
     cdef floating row_max[MAX_BLOCK]
-    cdef Py_ssize_t i, c, mp = _padded(m)
-    cdef floating v
+    cdef floating row_sum[MAX_BLOCK]
+    cdef Py_ssize_t i, mp = _padded(m)
     cdef floating *logits = stored if stored != NULL else Z
     # the exponentials of far-off logits are denormals, which cost the FMA units
     # a hundred cycles each on Intel: flushed to 0 (far below the skipping bound)
     cdef unsigned int csr = fs_flush_denormals()
     _tile_logits(Xp, mp, d, WT + c0 * d, b + c0, tc, logits)
-    for i in range(m):
-        row_max[i] = logits[i]
-        if c0 <= y[i] < c0 + tc:
-            label_logit[i] = logits[(y[i] - c0) * mp + i]
-    for c in range(1, tc):
-        for i in range(m):
-            v = logits[c * mp + i]
-            row_max[i] = v if v > row_max[i] else row_max[i]
+    _tile_stats(logits, mp, tc, row_max, row_sum)
     for i in range(m):
         tile_max[i] = row_max[i]
-        tile_sum[i] = 0
-        if not (row_max[i] - row_max[i] == 0):  # -inf (or inf/NaN): shift by 0
-            row_max[i] = 0
-    for c in range(tc):
-        for i in range(m):
-            Z[c * mp + i] = logits[c * mp + i] - row_max[i]
-    _exp_inplace(Z, tc * mp)
-    for c in range(tc):
-        for i in range(m):
-            tile_sum[i] += Z[c * mp + i]
+        tile_sum[i] = row_sum[i]
+        if c0 <= y[i] < c0 + tc:
+            label_logit[i] = logits[(y[i] - c0) * mp + i]
     fs_restore_csr(csr)
 
 
@@ -517,16 +525,20 @@ cdef void _tile_pass_b(const xtype **rows, const floating *Xp, Py_ssize_t m, Py_
     # s (P - Y) of classes [c0, c0 + tc) and its products into dWT, db, for the
     # rows of the block that hold the label in the tile or whose largest
     # probability in it reaches the threshold (all rows when not skip): the
-    # others are left out of both products (a compacted, re-packed row table)
+    # others are left out of both products (a compacted, re-packed row table).
+    # The residual R goes in chunks of _TILE_CHUNK rows (each class-major),
+    # the layout of the chunked gradient product: at Z when pass A kept the
+    # logits (tc mp entries), else after the recomputed logits (2 tc mp).
     cdef const xtype *hot_rows[MAX_BLOCK + 16]
     cdef Py_ssize_t hot_index[MAX_BLOCK]
     cdef Py_ssize_t hot_label[MAX_BLOCK]
-    cdef floating hot_lse[MAX_BLOCK]
-    cdef floating hot_weight[MAX_BLOCK]
-    cdef Py_ssize_t i, c, h = 0, hp
+    cdef floating hot_lse[MAX_BLOCK + 16]
+    cdef floating hot_weight[MAX_BLOCK + 16]
+    cdef Py_ssize_t i, c, h = 0, hp, mp = _padded(m), k0, ck, ls
     cdef unsigned int csr
     cdef bint here
-    cdef double s
+    cdef const floating *L
+    cdef floating *R = Z if stored != NULL else Z + tc * mp
     for i in range(m):
         here = c0 <= y[i] < c0 + tc
         if here or not skip or tile_max[i] - lse[i] >= log_threshold:
@@ -540,34 +552,40 @@ cdef void _tile_pass_b(const xtype **rows, const floating *Xp, Py_ssize_t m, Py_
         return
     csr = fs_flush_denormals()  # as in _tile_pass_a
     hp = _padded(h)
-    if stored != NULL:  # pass A kept the logits (tc, mp): gather the hot rows'
-        for c in range(tc):
-            for i in range(h):
-                Z[c * hp + i] = stored[c * _padded(m) + hot_index[i]] - hot_lse[i]
-    else:  # recompute them
+    for i in range(h, hp):  # padding rows: zero rows of X, exp(z - inf) = 0, weight 0
+        hot_rows[i] = zero_row
+        hot_lse[i] = <floating>INFINITY
+        hot_weight[i] = 0
+    if stored == NULL:  # recompute the logits
         if h < m:
             _pack_t(hot_rows, h, d, Xp_hot, hp)
             Xp = Xp_hot
         _tile_logits(Xp, hp, d, WT + c0 * d, b + c0, tc, Z)
-        for c in range(tc):
-            for i in range(h):
-                Z[c * hp + i] -= hot_lse[i]
-    _exp_inplace(Z, tc * hp)
-    for i in range(h):
+    k0 = 0
+    while k0 < hp:
+        ck = min(<Py_ssize_t>_TILE_CHUNK, hp - k0)
+        if stored == NULL:
+            L, ls = Z + k0, hp
+        elif h == m:  # pass A kept the logits (tc, mp) of these very rows
+            L, ls = stored + k0, mp
+        else:  # gather the hot rows' kept logits into the chunk, then in place
+            for c in range(tc):
+                for i in range(k0, k0 + ck):  # (padding rows: 0, never stale NaN)
+                    R[k0 * tc + c * ck + i - k0] = stored[c * mp + hot_index[i]] if i < h else 0
+            L, ls = R + k0 * tc, ck
+        _tile_residual(R + k0 * tc, ck, L, ls, tc, ck, &hot_lse[k0], &hot_weight[k0], db + c0)
+        k0 += ck
+    for i in range(h):  # the label's -s_i
         if hot_label[i] >= 0:
-            Z[hot_label[i] * hp + i] -= 1
-    for c in range(tc):
-        s = 0
-        for i in range(h):
-            if sw != NULL:
-                Z[c * hp + i] *= hot_weight[i]
-            s += Z[c * hp + i]
-        for i in range(h, hp):  # the padding rows: zero rows of X, zero residual
-            Z[c * hp + i] = 0
-        db[c0 + c] += s
-    for i in range(h, hp):
-        hot_rows[i] = zero_row
-    _bwd(hot_rows, hp, d, Z, tc, dWT + c0 * d, <const xtype **>NULL)
+            k0 = i // _TILE_CHUNK * _TILE_CHUNK
+            R[k0 * tc + hot_label[i] * min(<Py_ssize_t>_TILE_CHUNK, hp - k0) + i - k0] -= \
+                hot_weight[i]
+            db[c0 + hot_label[i]] -= hot_weight[i]
+    k0 = 0
+    while k0 < hp:
+        ck = min(<Py_ssize_t>_TILE_CHUNK, hp - k0)
+        _bwd(&hot_rows[k0], ck, d, R + k0 * tc, tc, dWT + c0 * d, <const xtype **>NULL)
+        k0 += ck
     fs_restore_csr(csr)
 
 
@@ -584,8 +602,9 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     Adds ``(s (P - Y))^T X`` (C, d) to ``dWT`` and the column sums of
     ``s (P - Y)`` to ``db`` (zeroed by the caller), over blocks of
     ``tile_max.shape[1]`` rows (at most MAX_BLOCK) and tiles of
-    ``class_tile`` classes.  Scratch: ``Z_buf`` (threads, class_tile x mp)
-    a tile's logits per thread, ``Xp_buf`` (threads + 1, d x mp) the block of
+    ``class_tile`` classes.  Scratch: ``Z_buf`` (threads, class_tile x mp,
+    twice that without ``stored_logits``) a tile's residual (and logits) per
+    thread, ``Xp_buf`` (threads + 1, d x mp) the block of
     rows packed transposed (row 0) and each thread's re-packed hot rows, with
     mp the block rounded up to a multiple of 16; ``tile_max`` and
     ``tile_sum`` (tiles, block) the per-(tile, row) maximum and sum of
@@ -603,7 +622,7 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     cdef const xtype *rows[MAX_BLOCK]
     cdef double lse[MAX_BLOCK]
     cdef double label_logit[MAX_BLOCK]
-    cdef double loss = 0, row_max, total, shift
+    cdef double loss = 0
     cdef floating *stored = NULL
     _check_x_type(<const xtype *>NULL, <const floating *>NULL)
     if n == 0 or C == 0:
@@ -617,7 +636,8 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     _require(sample_weight.shape[0] in (0, n), f"{sample_weight.shape[0]} weights for {n} rows")
     _require_threads(num_threads, min(Z_buf.shape[0], Xp_buf.shape[0] - 1))
     _require(dWT.shape[0] == C and dWT.shape[1] == d and db.shape[0] == C
-             and Z_buf.shape[1] >= class_tile * mp and Xp_buf.shape[1] >= d * mp
+             and Z_buf.shape[1] >= (1 if stored_logits.shape[0] else 2) * class_tile * mp
+             and Xp_buf.shape[1] >= d * mp
              and tile_max.shape[0] == ntiles and tile_sum.shape[0] == ntiles
              and tile_sum.shape[1] == block and zero_row.shape[0] == d
              and stored_logits.shape[0] in (0, ntiles * class_tile * mp),
@@ -632,23 +652,16 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
             for i in range(m):
                 rows[i] = &X[a + i, 0]
             _pack_t(rows, m, d, &Xp_buf[0, 0], _padded(m))
-            for t in prange(ntiles, num_threads=num_threads, schedule="static"):
+            for t in prange(ntiles, num_threads=num_threads, schedule="dynamic"):
                 c0 = t * class_tile
                 _tile_pass_a(&Xp_buf[0, 0], m, d, &WT[0, 0], &b[0], c0, min(class_tile, C - c0),
                              &y[a], &Z_buf[threadid(), 0],
                              stored + c0 * _padded(m) if stored != NULL else NULL,
                              &tile_max[t, 0], &tile_sum[t, 0], label_logit)
             for i in range(m):  # combine the tiles: the row's log-sum-exp and loss
-                row_max = tile_max[0, i]
-                for t in range(1, ntiles):
-                    row_max = max(row_max, tile_max[t, i])
-                shift = row_max if row_max - row_max == 0 else 0
-                total = 0
-                for t in range(ntiles):
-                    total = total + tile_sum[t, i] * exp(tile_max[t, i] - shift)
-                lse[i] = shift + log(total)
+                lse[i] = fs_tiles_log_sum_exp(&tile_max[0, i], &tile_sum[0, i], ntiles, block)
                 loss += (sw[a + i] if sw != NULL else 1) * (lse[i] - label_logit[i])
-            for t in prange(ntiles, num_threads=num_threads, schedule="static"):
+            for t in prange(ntiles, num_threads=num_threads, schedule="dynamic"):
                 c0 = t * class_tile
                 _tile_pass_b(rows, &Xp_buf[0, 0], m, d, &WT[0, 0], &b[0], c0,
                              min(class_tile, C - c0), &y[a], sw + a if sw != NULL else NULL, lse,

@@ -303,3 +303,225 @@ def sum_transposed(const floating[:, :, ::1] G, floating[:, ::1] out, int num_th
                     for t in range(1, T):
                         s = s + G[t, j, c]
                     out[c, j] = s
+
+
+# ========================================================================
+# Many classes (issue 14): the tiled regime of softmax_ce_sums_csr.
+#
+# Chosen by fastsoftmax._backends._tiling.plan_csr.  The weights arrive split
+# into class tiles, each transposed ((d, tc) blocks, fs_sparse_tiled.h), so an
+# entry x_ij reads and updates the contiguous row j of its tile.  Per block of
+# rows, pass A over the tiles forms each tile's logits (class-major, lanes
+# over rows) and keeps each (row, tile)'s logit max and sum of exponentials
+# (fs_tile_stats of the dense tiled pass); their combination is the row's
+# log-sum-exp and loss.  Pass B recomputes the logits of the rows that hold
+# the label in the tile or whose largest probability there reaches the
+# threshold (all rows without skipping), forms s (P - Y) (fs_tile_residual)
+# and scatters x_i r_i^T into the tile's gradient block.  Threads own tiles:
+# disjoint gradient blocks, no per-thread accumulators.  Extra memory: one
+# tile of logits per thread and (tiles x rows) statistics, whatever n.
+
+from libc.math cimport INFINITY
+
+cdef extern from "fs_sparse_tiled.h" nogil:
+    void fs_pack_class_tiles_f32(const float *coef, Py_ssize_t C, Py_ssize_t d,
+                                 Py_ssize_t class_tile, float *Wt)
+    void fs_pack_class_tiles_f64(const double *coef, Py_ssize_t C, Py_ssize_t d,
+                                 Py_ssize_t class_tile, double *Wt)
+    void fs_unpack_class_tiles_f32(const float *Gt, Py_ssize_t C, Py_ssize_t d,
+                                   Py_ssize_t class_tile, float *coef_grad)
+    void fs_unpack_class_tiles_f64(const double *Gt, Py_ssize_t C, Py_ssize_t d,
+                                   Py_ssize_t class_tile, double *coef_grad)
+    double fs_tiles_log_sum_exp(const double *tile_max, const double *tile_sum,
+                                Py_ssize_t ntiles, Py_ssize_t stride)
+
+cdef enum:
+    # rows per block of the tiled CSR pass at most (its per-row tables live on the stack)
+    _TILED_MAX_ROWS = 512
+
+
+def pack_class_tiles(const floating[:, ::1] coef, Py_ssize_t class_tile, floating[::1] Wt):
+    """``Wt`` (C d,) = ``coef`` (C, d) in transposed class tiles (see fs_sparse_tiled.h)."""
+    if Wt.shape[0] != coef.shape[0] * coef.shape[1] or class_tile < 1:
+        raise ValueError("Wt must hold C x d entries, class_tile be >= 1")
+    if Wt.shape[0] == 0:
+        return
+    with nogil:
+        if floating is float:
+            fs_pack_class_tiles_f32(&coef[0, 0], coef.shape[0], coef.shape[1], class_tile, &Wt[0])
+        else:
+            fs_pack_class_tiles_f64(&coef[0, 0], coef.shape[0], coef.shape[1], class_tile, &Wt[0])
+
+
+def unpack_class_tiles(const floating[::1] Gt, Py_ssize_t class_tile, floating[:, ::1] coef_grad):
+    """The inverse of :func:`pack_class_tiles`: ``coef_grad`` (C, d) from the tiles ``Gt``."""
+    if Gt.shape[0] != coef_grad.shape[0] * coef_grad.shape[1] or class_tile < 1:
+        raise ValueError("Gt must hold C x d entries, class_tile be >= 1")
+    if Gt.shape[0] == 0:
+        return
+    with nogil:
+        if floating is float:
+            fs_unpack_class_tiles_f32(&Gt[0], coef_grad.shape[0], coef_grad.shape[1], class_tile,
+                                      &coef_grad[0, 0])
+        else:
+            fs_unpack_class_tiles_f64(&Gt[0], coef_grad.shape[0], coef_grad.shape[1], class_tile,
+                                      &coef_grad[0, 0])
+
+
+cdef inline Py_ssize_t _rows_padded(Py_ssize_t m) noexcept nogil:
+    # a multiple of every vector width of fs_tile_stats / fs_tile_residual
+    return (m + 15) // 16 * 16
+
+
+cdef void _csr_tile_logits(const floating *data, const index_t *indices, const index_t *indptr,
+                           const Py_ssize_t *rows, Py_ssize_t h, Py_ssize_t hp,
+                           const floating *Wt, const floating *b, Py_ssize_t tc, floating *row,
+                           floating *Z) noexcept nogil:
+    # Z (tc, hp), class-major: the tile's logits of the CSR rows rows[0..h), 0 in the padding
+    cdef Py_ssize_t k, c, r
+    for k in range(h):
+        r = rows[k]
+        _logits_row(data, indices, indptr[r], indptr[r + 1], indptr[r + 1], Wt, 1, b, tc, row,
+                    NULL)
+        for c in range(tc):
+            Z[c * hp + k] = row[c]
+    for c in range(tc):
+        for k in range(h, hp):
+            Z[c * hp + k] = 0
+
+
+cdef void _csr_tile_pass_a(const floating *data, const index_t *indices, const index_t *indptr,
+                           const Py_ssize_t *rows, Py_ssize_t m, const floating *Wt,
+                           const floating *b, Py_ssize_t c0, Py_ssize_t tc, const Py_ssize_t *y,
+                           floating *row, floating *Z, double *tile_max, double *tile_sum,
+                           double *label_logit) noexcept nogil:
+    cdef floating row_max[_TILED_MAX_ROWS + 16]
+    cdef floating row_sum[_TILED_MAX_ROWS + 16]
+    cdef Py_ssize_t i, mp = _rows_padded(m)
+    _csr_tile_logits(data, indices, indptr, rows, m, mp, Wt, b + c0, tc, row, Z)
+    if floating is float:
+        fs_tile_stats_f32(Z, mp, tc, row_max, row_sum)
+    else:
+        fs_tile_stats_f64(Z, mp, tc, row_max, row_sum)
+    for i in range(m):
+        tile_max[i] = row_max[i]
+        tile_sum[i] = row_sum[i]
+        if c0 <= y[i] < c0 + tc:
+            label_logit[i] = Z[(y[i] - c0) * mp + i]
+
+
+cdef void _csr_tile_pass_b(const floating *data, const index_t *indices, const index_t *indptr,
+                           const Py_ssize_t *rows, Py_ssize_t m, const floating *Wt,
+                           const floating *b, Py_ssize_t c0, Py_ssize_t tc, const Py_ssize_t *y,
+                           const floating *sw, const double *lse, const double *tile_max,
+                           bint skip, double log_threshold, floating *row, floating *Z,
+                           floating *Gt, double *db) noexcept nogil:
+    # s (P - Y) of the tile's classes for the hot rows (see the section comment) into the
+    # tile's gradient block Gt (d, tc) and db[c0 : c0 + tc]
+    cdef Py_ssize_t hot_rows[_TILED_MAX_ROWS]
+    cdef Py_ssize_t hot_label[_TILED_MAX_ROWS]
+    cdef floating hot_lse[_TILED_MAX_ROWS + 16]
+    cdef floating hot_weight[_TILED_MAX_ROWS + 16]
+    cdef Py_ssize_t i, c, k, r, h = 0, hp
+    cdef bint here
+    for i in range(m):
+        here = c0 <= y[i] < c0 + tc
+        if here or not skip or tile_max[i] - lse[i] >= log_threshold:
+            hot_rows[h] = rows[i]
+            hot_label[h] = y[i] - c0 if here else -1
+            hot_lse[h] = <floating>lse[i]
+            hot_weight[h] = sw[i] if sw != NULL else 1
+            h += 1
+    if h == 0:
+        return
+    hp = _rows_padded(h)
+    for k in range(h, hp):  # padding rows: logits 0, exp(0 - inf) = 0, weight 0
+        hot_lse[k] = <floating>INFINITY
+        hot_weight[k] = 0
+    _csr_tile_logits(data, indices, indptr, hot_rows, h, hp, Wt, b + c0, tc, row, Z)
+    if floating is float:
+        fs_tile_residual_f32(Z, hp, Z, hp, tc, hp, hot_lse, hot_weight, db + c0)
+    else:
+        fs_tile_residual_f64(Z, hp, Z, hp, tc, hp, hot_lse, hot_weight, db + c0)
+    for k in range(h):
+        if hot_label[k] >= 0:  # the label's -s_i
+            Z[hot_label[k] * hp + k] -= hot_weight[k]
+            db[c0 + hot_label[k]] -= hot_weight[k]
+        for c in range(tc):
+            row[c] = Z[c * hp + k]
+        r = hot_rows[k]
+        _scatter_row(data, indices, indptr[r], indptr[r + 1], indptr[r + 1], row, tc, Gt, 1)
+
+
+def softmax_ce_sums_csr_tiled(const floating[::1] data, const index_t[::1] indices,
+                              const index_t[::1] indptr, const floating[::1] Wt,
+                              const floating[::1] b, const Py_ssize_t[::1] y,
+                              const floating[::1] sample_weight, floating[::1] Gt,
+                              double[::1] db, floating[:, ::1] Z_buf, floating[:, ::1] row_buf,
+                              double[:, ::1] tile_max, double[:, ::1] tile_sum,
+                              Py_ssize_t class_tile, bint skip, double log_threshold,
+                              int num_threads):
+    """The tiled regime of :func:`softmax_ce_sums_csr`, for many classes.
+
+    ``Wt`` holds the weights in transposed class tiles (:func:`pack_class_tiles`
+    of ``coef`` (C, d), tiles of ``class_tile`` classes); ``Gt`` (zeroed, the
+    same layout) and ``db`` (C,) (zeroed) receive ``X^T s (P - Y)`` and the
+    column sums of ``s (P - Y)``.  Blocks of ``tile_max.shape[1]`` rows (at
+    most 512).  Scratch: ``Z_buf`` (threads, class_tile x mp) a tile's logits,
+    ``row_buf`` (threads, class_tile) one row's, with mp the block rounded up
+    to a multiple of 16; ``tile_max`` and ``tile_sum`` (tiles, block).  With
+    ``skip``, a (row, tile) whose largest log-probability is below
+    ``log_threshold`` and which does not hold the row's label is left out of
+    the gradient.  An empty ``sample_weight`` means unit weights.  Returns
+    ``sum_i s_i CE_i``.
+    """
+    cdef Py_ssize_t n = indptr.shape[0] - 1, C = b.shape[0], d, block = tile_max.shape[1]
+    cdef Py_ssize_t ntiles, a, m, i, t, c0, tc
+    cdef const floating *sw = &sample_weight[0] if sample_weight.shape[0] else NULL
+    cdef const floating *dp = &data[0] if data.shape[0] else NULL
+    cdef const index_t *ip = &indices[0] if indices.shape[0] else NULL
+    cdef Py_ssize_t rows[_TILED_MAX_ROWS]
+    cdef double lse[_TILED_MAX_ROWS]
+    cdef double label_logit[_TILED_MAX_ROWS]
+    cdef double loss = 0
+    if n == 0 or C == 0:
+        return 0.0
+    if not (1 <= block <= _TILED_MAX_ROWS and class_tile >= 1 and Wt.shape[0] % C == 0):
+        raise ValueError(f"blocks of {block} rows (1 to {_TILED_MAX_ROWS}), class tiles of "
+                         f"{class_tile}, {Wt.shape[0]} weights for {C} classes")
+    d = Wt.shape[0] // C
+    ntiles = (C + class_tile - 1) // class_tile
+    if not (Gt.shape[0] == C * d and db.shape[0] == C and y.shape[0] == n
+            and sample_weight.shape[0] in (0, n) and tile_max.shape[0] == ntiles
+            and tile_sum.shape[0] == ntiles and tile_sum.shape[1] == block
+            and Z_buf.shape[0] >= num_threads and row_buf.shape[0] >= num_threads
+            and Z_buf.shape[1] >= class_tile * _rows_padded(block)
+            and row_buf.shape[1] >= class_tile and d >= 1 and num_threads >= 1):
+        raise ValueError("gradient, weights, labels or scratch of another shape")
+    for i in range(n):
+        if not 0 <= y[i] < C:
+            raise ValueError(f"labels must lie in [0, {C}), got {y[i]}")
+    with nogil:
+        a = 0
+        while a < n:
+            m = min(block, n - a)
+            for i in range(m):
+                rows[i] = a + i
+            for t in prange(ntiles, num_threads=num_threads, schedule="dynamic"):
+                c0 = t * class_tile
+                tc = min(class_tile, C - c0)
+                _csr_tile_pass_a(dp, ip, &indptr[0], rows, m, &Wt[c0 * d], &b[0], c0, tc, &y[a],
+                                 &row_buf[threadid(), 0], &Z_buf[threadid(), 0], &tile_max[t, 0],
+                                 &tile_sum[t, 0], label_logit)
+            for i in range(m):  # combine the tiles: the row's log-sum-exp and loss
+                lse[i] = fs_tiles_log_sum_exp(&tile_max[0, i], &tile_sum[0, i], ntiles, block)
+                loss += (sw[a + i] if sw != NULL else 1) * (lse[i] - label_logit[i])
+            for t in prange(ntiles, num_threads=num_threads, schedule="dynamic"):
+                c0 = t * class_tile
+                tc = min(class_tile, C - c0)
+                _csr_tile_pass_b(dp, ip, &indptr[0], rows, m, &Wt[c0 * d], &b[0], c0, tc, &y[a],
+                                 sw + a if sw != NULL else NULL, lse, &tile_max[t, 0], skip,
+                                 log_threshold, &row_buf[threadid(), 0], &Z_buf[threadid(), 0],
+                                 &Gt[c0 * d], &db[0])
+            a += m
+    return loss

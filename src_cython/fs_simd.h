@@ -163,6 +163,12 @@
  *   tile_logits: fs_tile_logits_f32 fs_tile_logits_f64 fs_ptr_tile_logits_f32 fs_ptr_tile_logits_f64
  *     tile_logits_f32_base tile_logits_f32_avx2 tile_logits_f32_avx512
  *     tile_logits_f64_base tile_logits_f64_avx2 tile_logits_f64_avx512
+ *   tile_stats: fs_tile_stats_f32 fs_tile_stats_f64 fs_ptr_tile_stats_f32 fs_ptr_tile_stats_f64
+ *     tile_stats_f32_base tile_stats_f32_avx2 tile_stats_f32_avx512
+ *     tile_stats_f64_base tile_stats_f64_avx2 tile_stats_f64_avx512
+ *   tile_residual: fs_tile_residual_f32 fs_tile_residual_f64 fs_ptr_tile_residual_f32 fs_ptr_tile_residual_f64
+ *     tile_residual_f32_base tile_residual_f32_avx2 tile_residual_f32_avx512
+ *     tile_residual_f64_base tile_residual_f64_avx2 tile_residual_f64_avx512
  */
 /* One function pointer per kernel and type; FS_OPS(T, S) lists them. */
 #define FS_OPS(X, T, S)                                                                   \
@@ -201,7 +207,13 @@
       (rows, h, d, Xp, mp))                                                                        \
     X(tile_logits, S, void,                                                                        \
       (const T *Xp, Py_ssize_t mp, Py_ssize_t d, const T *W, const T *b, Py_ssize_t tc, T *Z),     \
-      (Xp, mp, d, W, b, tc, Z))
+      (Xp, mp, d, W, b, tc, Z))                                                                \
+    X(tile_stats, S, void, (const T *Z, Py_ssize_t mp, Py_ssize_t tc, T *tmax, T *tsum),           \
+      (Z, mp, tc, tmax, tsum))                                                                     \
+    X(tile_residual, S, void,                                                                      \
+      (T *R, Py_ssize_t rs, const T *L, Py_ssize_t ls, Py_ssize_t tc, Py_ssize_t hp, const T *lse, \
+       const T *w, double *db),                                                                    \
+      (R, rs, L, ls, tc, hp, lse, w, db))
 
 #define FS_PTR(name, S, ret, params, args) static ret(*fs_ptr_##name##_##S) params;
 #define FS_WRAP(name, S, ret, params, args) \

@@ -66,3 +66,15 @@ cdef extern from "fs_simd.h" nogil:
                             const float *b, Py_ssize_t tc, float *Z)
     void fs_tile_logits_f64(const double *Xp, Py_ssize_t mp, Py_ssize_t d, const double *W,
                             const double *b, Py_ssize_t tc, double *Z)
+    # pass A's per-row max and sum of exponentials of a tile Z (tc, mp), and
+    # pass B's residual R[c rs + i] = w[i] exp(L[c ls + i] - lse[i]) (db += its class sums)
+    void fs_tile_stats_f32(const float *Z, Py_ssize_t mp, Py_ssize_t tc, float *tmax,
+                           float *tsum)
+    void fs_tile_stats_f64(const double *Z, Py_ssize_t mp, Py_ssize_t tc, double *tmax,
+                           double *tsum)
+    void fs_tile_residual_f32(float *R, Py_ssize_t rs, const float *L, Py_ssize_t ls,
+                              Py_ssize_t tc, Py_ssize_t hp, const float *lse, const float *w,
+                              double *db)
+    void fs_tile_residual_f64(double *R, Py_ssize_t rs, const double *L, Py_ssize_t ls,
+                              Py_ssize_t tc, Py_ssize_t hp, const double *lse, const double *w,
+                              double *db)

@@ -57,5 +57,57 @@ static FS_TARGET void FN(tile_logits)(const FS_T *Xp, Py_ssize_t mp, Py_ssize_t 
     if (c < tc) FN(logit_tile_rows)(Xp, mp, d, W + c * d, b + c, Z + c * mp, 1);
 }
 
+
+/* Per row of a logit tile Z (tc, mp), class-major: tmax[i] = max_c z_ic and
+ * tsum[i] = sum_c exp(z_ic - tmax[i]) (the shift is 0 for a row whose max is
+ * not finite), for all mp rows (lanes run over rows: no horizontal step).
+ * Pass A of the tiled regime; four vectors of rows at a time, so that the
+ * exponentials of independent rows overlap. */
+FS_DEF void FN(tile_stats_rows)(const FS_T *Z, Py_ssize_t mp, Py_ssize_t tc, FS_T *tmax,
+                                FS_T *tsum, const int IV)
+{
+    VF m[4], s[4];
+    const VF zero = FN(splat)(0);
+    for (int v = 0; v < IV; v++) m[v] = FN(load)(Z + v * FS_V);
+    for (Py_ssize_t c = 1; c < tc; c++)
+        for (int v = 0; v < IV; v++) m[v] = FN(vmax)(m[v], FN(load)(Z + c * mp + v * FS_V));
+    for (int v = 0; v < IV; v++) {
+        FN(store)(tmax + v * FS_V, m[v]);
+        m[v] = FN(blend)(m[v] - m[v] == zero, m[v], zero);
+        s[v] = zero;
+    }
+    for (Py_ssize_t c = 0; c < tc; c++)
+        for (int v = 0; v < IV; v++) s[v] += FN(vexp)(FN(load)(Z + c * mp + v * FS_V) - m[v]);
+    for (int v = 0; v < IV; v++) FN(store)(tsum + v * FS_V, s[v]);
+}
+
+static FS_TARGET void FN(tile_stats)(const FS_T *Z, Py_ssize_t mp, Py_ssize_t tc, FS_T *tmax,
+                                     FS_T *tsum)
+{
+    Py_ssize_t i = 0;
+    for (; i + 4 * FS_V <= mp; i += 4 * FS_V)
+        FN(tile_stats_rows)(Z + i, mp, tc, tmax + i, tsum + i, 4);
+    for (; i + FS_V <= mp; i += FS_V) FN(tile_stats_rows)(Z + i, mp, tc, tmax + i, tsum + i, 1);
+}
+
+/* The residual of pass B before the label's -1: R[c rs + i] =
+ * w[i] exp(L[c ls + i] - lse[i]) for classes c < tc and rows i < hp (a
+ * multiple of the vector width; padding rows have lse = +inf, w = 0, which
+ * gives 0), and db[c] += sum_i R[c rs + i].  R may be L (rs = ls). */
+static FS_TARGET void FN(tile_residual)(FS_T *R, Py_ssize_t rs, const FS_T *L, Py_ssize_t ls,
+                                        Py_ssize_t tc, Py_ssize_t hp, const FS_T *lse,
+                                        const FS_T *w, double *db)
+{
+    for (Py_ssize_t c = 0; c < tc; c++) {
+        VF acc = FN(splat)(0);
+        for (Py_ssize_t i = 0; i < hp; i += FS_V) {
+            VF r = FN(vexp)(FN(load)(L + c * ls + i) - FN(load)(lse + i)) * FN(load)(w + i);
+            FN(store)(R + c * rs + i, r);
+            acc += r;
+        }
+        db[c] += (double)FN(hsum)(acc);
+    }
+}
+
 #undef FS_TILE_CR
 #undef FS_TILE_IV

@@ -98,7 +98,7 @@ those of the dense kernel of the same name (``n`` is ``indptr.size - 1``,
 ``d`` is ``coef.shape[-1]``):
 
 linear_csr(data, indices, indptr, coef, intercept, out) -> out
-softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out) -> (loss_sum, weight_total)
+softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out, *, skip_negligible=True) -> (loss_sum, weight_total)
 logistic_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out) -> (loss_sum, intercept_grad_sum, weight_total)
 
 ``data`` is a C-contiguous ``F`` vector (float32 stays float32), ``indices``
@@ -112,7 +112,12 @@ sort or otherwise modify the arrays.  Unlike the dense kernels,
 transposed views of C-contiguous (d, C) arrays (F-contiguous (C, d)): the
 layout in which its rows of weights are read and its gradient rows are
 updated, so that the public functions pass their ``W`` and ``dW`` without a
-transpose.
+transpose.  ``softmax_ce_sums_csr`` has the two
+regimes of the dense kernel too, chosen by :func:`._tiling.plan_csr` (tiled
+beyond 4,096 float32 or 2,048 float64 classes, tiles of 1,024 / 512
+classes), with the same skipping and bound; its tiled regime holds no more
+than a tile of logits per block of rows (the compiled one: weights and
+gradient in transposed class tiles, two more arrays of coef's size).
 
 Optional whole-epoch kernel
 ---------------------------

@@ -46,6 +46,13 @@ TILE_WEIGHT_BYTES = 1 << 18
 # this much memory, in blocks of at least STORED_MIN_ROWS rows; else it recomputes.
 STORED_LOGITS_BYTES = 40 << 20
 STORED_MIN_ROWS = 96
+# CSR rows (plan_csr): rows per block of the compiled single pass (cython's _CSR_BLOCK), rows
+# per block, bytes of a row's class tile and of a tile's weights of a block's columns
+# in the tiled regime.
+CSR_BLOCK_ROWS = 64
+CSR_TILE_ROWS = 256
+CSR_CLASS_TILE_BYTES = 1 << 12
+CSR_TILE_WEIGHT_BYTES = 1 << 19
 
 _forced = {"tiled": None, "class_tile": None, "row_block": None, "store_logits": None}
 
@@ -77,6 +84,36 @@ def plan(d, C, itemsize, x_itemsize=None, rows=None, class_tile=None):
     if class_tile is None:  # a multiple of the 8 and 5 classes of the compiled register blocks
         class_tile = max(40, TILE_WEIGHT_BYTES // max(1, d * itemsize) // 40 * 40)
     tiled = compiled_rows * C * itemsize > SINGLE_PASS_LOGITS_BYTES
+    return _with_forced(tiled, rows, class_tile, C)
+
+
+def plan_csr(C, itemsize, indptr=None, d=None, rows=None, class_tile=None):
+    """``(tiled, rows per block, classes per tile)`` for a pass over CSR rows (``softmax_ce_sums_csr``).
+
+    The compiled CSR pass holds the logits of a block of :data:`CSR_BLOCK_ROWS`
+    rows (all classes, class-major); the tiled regime starts where those stop
+    fitting in L2 as for dense rows (4,096 float32 classes).  Its blocks have
+    :data:`CSR_TILE_ROWS` rows and its class tiles at most
+    :data:`CSR_CLASS_TILE_BYTES` per row; given the matrix's ``indptr`` and
+    its ``d`` columns, fewer, so that the tile's weights of the columns a
+    block may touch (``min(d, rows x mean entries per row)``) take at most
+    :data:`CSR_TILE_WEIGHT_BYTES` (they stay in L2 across the block).
+    ``rows``/``class_tile`` are the backend's own defaults, :func:`forced`
+    overrides all three.
+    """
+    tiled = CSR_BLOCK_ROWS * C * itemsize > SINGLE_PASS_LOGITS_BYTES
+    rows = CSR_TILE_ROWS if rows is None else rows
+    if class_tile is None:
+        class_tile = max(16, CSR_CLASS_TILE_BYTES // itemsize)
+        if indptr is not None and d:
+            n = max(1, indptr.shape[0] - 1)
+            per_row = -(-int(indptr[-1] - indptr[0]) // n)
+            columns = max(1, min(d, rows * per_row))
+            class_tile = min(class_tile, max(64, CSR_TILE_WEIGHT_BYTES // (columns * itemsize) // 16 * 16))
+    return _with_forced(tiled, rows, class_tile, C)
+
+
+def _with_forced(tiled, rows, class_tile, C):
     if _forced["tiled"] is not None:
         tiled = _forced["tiled"]
     rows = _forced["row_block"] or rows

@@ -126,7 +126,7 @@ def _softmax_ce_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out,
     padded = -(-block // 16) * 16
     loss = _k.softmax_ce_sums_tiled(
         X, coef, intercept, y, _unit_or(sample_weight, dtype), coef_grad_out, intercept_grad,
-        np.empty((threads, class_tile * padded), dtype), np.empty((threads + 1, d * padded), dtype),
+        np.empty((threads, (1 if stored_rows else 2) * class_tile * padded), dtype), np.empty((threads + 1, d * padded), dtype),
         np.empty((ntiles, block)), np.empty((ntiles, block)), np.zeros(d, X.dtype),
         np.empty(ntiles * class_tile * padded if stored_rows else 0, dtype), class_tile,
         bool(skip_negligible), _tiling.log_skip_threshold(dtype), threads,
@@ -192,10 +192,15 @@ def linear_csr(data, indices, indptr, coef, intercept, out):
 
 
 def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out,
-                        intercept_grad_out):  # fmt: skip
+                        intercept_grad_out, *, skip_negligible=True):  # fmt: skip
     (C, d), dtype = coef.shape, coef.dtype
     if intercept is None:
         intercept = np.zeros(C, dtype)
+    tiled, block, class_tile = _tiling.plan_csr(C, coef.itemsize, indptr, d)
+    if tiled and d:  # many classes: see _softmax_ce_sums_csr_tiled
+        return _softmax_ce_sums_csr_tiled(data, indices, indptr, coef, intercept, y, sample_weight,
+                                          coef_grad_out, intercept_grad_out, block, class_tile,
+                                          skip_negligible)  # fmt: skip
     # a small batch (fewer entries than features, e.g. a minibatch) reads coef and writes
     # the gradient in their own layout, strided: the O(d C) transposes would cost more;
     # coef and coef_grad_out given as transposed views of (d, C) arrays (the public
@@ -221,6 +226,32 @@ def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight
         _sk.sum_transposed(G, coef_grad_out, threads)
     intercept_grad_out[...] = intercept_acc.sum(axis=0)
     return float(loss), weight_total(sample_weight, indptr.shape[0] - 1)
+
+
+def _softmax_ce_sums_csr_tiled(data, indices, indptr, coef, intercept, y, sample_weight,
+                               coef_grad_out, intercept_grad_out, block, class_tile,
+                               skip_negligible):  # fmt: skip
+    # The tiled regime of the CSR pass (many classes, _sparse_kernels' last section): threads
+    # own class tiles; the weights and the gradient in transposed class tiles (C d each).
+    (C, d), dtype = coef.shape, coef.dtype
+    n = indptr.shape[0] - 1
+    block = max(1, min(block, n, 512))
+    ntiles = -(-C // class_tile)
+    threads = max(1, min(_csr_threads(indptr, C), ntiles))
+    Wt = np.empty(C * d, dtype)
+    _sk.pack_class_tiles(coef, class_tile, Wt)
+    Gt = np.zeros(C * d, dtype)
+    intercept_grad = np.zeros(C)
+    padded = -(-block // 16) * 16
+    loss = _sk.softmax_ce_sums_csr_tiled(
+        data, indices, indptr, Wt, intercept, y, _unit_or(sample_weight, dtype), Gt,
+        intercept_grad, np.empty((threads, class_tile * padded), dtype),
+        np.empty((threads, class_tile), dtype), np.empty((ntiles, block)), np.empty((ntiles, block)),
+        class_tile, bool(skip_negligible), _tiling.log_skip_threshold(dtype), threads,
+    )  # fmt: skip
+    _sk.unpack_class_tiles(Gt, class_tile, coef_grad_out)
+    intercept_grad_out[...] = intercept_grad
+    return float(loss), weight_total(sample_weight, n)
 
 
 def logistic_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out):

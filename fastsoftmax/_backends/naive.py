@@ -311,10 +311,12 @@ def linear_csr(data, indices, indptr, coef, intercept, out):
 
 
 def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out,
-                        intercept_grad_out):  # fmt: skip
+                        intercept_grad_out, *, skip_negligible=True):  # fmt: skip
+    # the skipping of the tiled CSR kernels (_tiling.plan_csr); memory O(C) either way
+    tiled, _, class_tile = _tiling.plan_csr(coef.shape[0], coef.itemsize, indptr, coef.shape[1])
     return _softmax_sums(
         _csr_rows(data, indices, indptr), coef, intercept, y, sample_weight, coef_grad_out,
-        intercept_grad_out,
+        intercept_grad_out, class_tile if tiled and skip_negligible else None,
     )  # fmt: skip
 
 

@@ -812,6 +812,37 @@ def _row_scratch(leading, d, dtype):
     return _aligned_empty(leading + (8, -(-max(d, 1) // per_line) * per_line), dtype)
 
 
+@njit
+def _tile_row_stats(z):
+    # a row's logit max over a class tile and sum of exponentials (shifted by that max,
+    # or by 0 when it is not finite)
+    mx = -np.inf
+    for c in range(z.shape[0]):
+        mx = max(mx, float(z[c]))
+    shift = z.dtype.type(mx if np.isfinite(mx) else 0.0)
+    total = 0.0
+    for c in range(z.shape[0]):
+        total += np.exp(z[c] - shift)
+    return mx, total
+
+
+@njit
+def _tiles_loss(tile_max, tile_sum, label_logit, sw, weighted, a, m, lse):
+    # lse[i] of rows a + i (i < m) from the tiles' maxima and sums; returns sum_i s_i CE_i
+    loss = 0.0
+    for i in range(m):
+        mx = -np.inf
+        for t in range(tile_max.shape[0]):
+            mx = max(mx, tile_max[t, i])
+        shift = mx if np.isfinite(mx) else 0.0
+        total = 0.0
+        for t in range(tile_max.shape[0]):
+            total += tile_sum[t, i] * np.exp(tile_max[t, i] - shift)
+        lse[i] = shift + np.log(total)
+        loss += (sw[a + i] if weighted else 1.0) * (lse[i] - label_logit[i])
+    return loss
+
+
 @njit(parallel=True)
 def _softmax_sums_tiled_kernel(X, WT, b, y, sw, weighted, block, class_tile, skip, log_threshold,
                                G, gb):  # fmt: skip
@@ -841,28 +872,12 @@ def _softmax_sums_tiled_kernel(X, WT, b, y, sw, weighted, block, class_tile, ski
             c1 = min(C, c0 + class_tile)
             Z = np.dot(xb, np.ascontiguousarray(WT[c0:c1].T))
             for i in range(m):
-                mx = -np.inf
                 for c in range(c1 - c0):
                     Z[i, c] += b[c0 + c]
-                    mx = max(mx, float(Z[i, c]))
-                tile_max[t, i] = mx
-                shift = mx if np.isfinite(mx) else 0.0
-                total = 0.0
-                for c in range(c1 - c0):
-                    total += np.exp(Z[i, c] - F(shift))
-                tile_sum[t, i] = total
+                tile_max[t, i], tile_sum[t, i] = _tile_row_stats(Z[i])
                 if c0 <= y[a + i] < c1:
                     label_logit[i] = Z[i, y[a + i] - c0]
-        for i in range(m):  # the row's log-sum-exp and loss
-            mx = -np.inf
-            for t in range(ntiles):
-                mx = max(mx, tile_max[t, i])
-            shift = mx if np.isfinite(mx) else 0.0
-            total = 0.0
-            for t in range(ntiles):
-                total += tile_sum[t, i] * np.exp(tile_max[t, i] - shift)
-            lse[i] = shift + np.log(total)
-            loss += (sw[a + i] if weighted else 1.0) * (lse[i] - label_logit[i])
+        loss += _tiles_loss(tile_max, tile_sum, label_logit, sw, weighted, a, m, lse)
         for t in prange(ntiles):  # pass B
             c0 = t * class_tile
             c1 = min(C, c0 + class_tile)
@@ -1255,10 +1270,15 @@ def linear_csr(data, indices, indptr, coef, intercept, out):
 
 
 def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out,
-                        intercept_grad_out):  # fmt: skip
+                        intercept_grad_out, *, skip_negligible=True):  # fmt: skip
     C, d = coef.shape
     weighted, sw = _csr_weights(sample_weight, coef.dtype)
     bias = intercept if intercept is not None else np.zeros(C, coef.dtype)
+    tiled, block, class_tile = _tiling.plan_csr(C, coef.itemsize, indptr, d)
+    if tiled and d:  # many classes: see _softmax_sums_csr_tiled
+        return _softmax_sums_csr_tiled(data, indices, indptr, coef, bias, y, sample_weight,
+                                       coef_grad_out, intercept_grad_out, block, class_tile,
+                                       skip_negligible)  # fmt: skip
     # a small batch (fewer entries than features, e.g. a minibatch) reads coef and writes
     # the gradient through their transposed views, strided: the O(d C) transposes and
     # per-thread accumulators would cost more than the batch
@@ -1310,6 +1330,94 @@ def logistic_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, 
 
 def _csr_weight_total(sample_weight, indptr):
     return weight_total(sample_weight, indptr.shape[0] - 1)
+
+
+# ---------------------------------------------------------------------------
+# Many classes (issue 14): the tiled regime of softmax_ce_sums_csr
+# ---------------------------------------------------------------------------
+
+
+@njit
+def _csr_tile_row_logits(data, indices, indptr, r, W, b, c0, z):
+    # z = the logits of CSR row r for the classes [c0, c0 + len(z)) (W = coef.T, (d, C))
+    for c in range(z.shape[0]):
+        z[c] = b[c0 + c]
+    for k in range(indptr[r], indptr[r + 1]):
+        x = data[k]
+        w = W[indices[k]]
+        for c in range(z.shape[0]):
+            z[c] += x * w[c0 + c]
+
+
+@njit(parallel=True)
+def _softmax_sums_csr_tiled_kernel(data, indices, indptr, W, b, y, sw, weighted, block, class_tile,
+                                   skip, log_threshold, G, gb):  # fmt: skip
+    # The tiled regime of the CSR pass (see _tiling.plan_csr), row by row within each class
+    # tile: pass A keeps each (tile, row)'s logit max and sum of exponentials, pass B
+    # recomputes the hot (row, tile)s and adds s (P - Y) into G (d, C, zeroed) and gb
+    # ((C,) float64).  Threads own tiles: disjoint columns of G.
+    n = indptr.shape[0] - 1
+    C = W.shape[1]
+    F = W.dtype.type
+    ntiles = (C + class_tile - 1) // class_tile
+    tile_max = np.empty((ntiles, block))
+    tile_sum = np.empty((ntiles, block))
+    label_logit = np.zeros(block)
+    lse = np.empty(block)
+    loss = 0.0
+    for a in range(0, n, block):
+        m = min(block, n - a)
+        for t in prange(ntiles):  # pass A
+            c0 = t * class_tile
+            z = np.empty(min(C, c0 + class_tile) - c0, W.dtype)
+            for i in range(m):
+                _csr_tile_row_logits(data, indices, indptr, a + i, W, b, c0, z)
+                tile_max[t, i], tile_sum[t, i] = _tile_row_stats(z)
+                if c0 <= y[a + i] < c0 + z.shape[0]:
+                    label_logit[i] = z[y[a + i] - c0]
+        loss += _tiles_loss(tile_max, tile_sum, label_logit, sw, weighted, a, m, lse)
+        for t in prange(ntiles):  # pass B
+            c0 = t * class_tile
+            z = np.empty(min(C, c0 + class_tile) - c0, W.dtype)
+            for i in range(m):
+                here = c0 <= y[a + i] < c0 + z.shape[0]
+                if skip and not here and tile_max[t, i] - lse[i] < log_threshold:
+                    continue
+                r = a + i
+                _csr_tile_row_logits(data, indices, indptr, r, W, b, c0, z)
+                s = F(sw[r]) if weighted else F(1)
+                shift = F(lse[i])
+                for c in range(z.shape[0]):
+                    z[c] = np.exp(z[c] - shift)
+                if here:
+                    z[y[r] - c0] -= 1
+                for c in range(z.shape[0]):
+                    z[c] *= s
+                    gb[c0 + c] += z[c]
+                for k in range(indptr[r], indptr[r + 1]):
+                    x = data[k]
+                    g = G[indices[k]]
+                    for c in range(z.shape[0]):
+                        g[c0 + c] += x * z[c]
+    return loss
+
+
+def _softmax_sums_csr_tiled(data, indices, indptr, coef, bias, y, sample_weight, coef_grad_out,
+                            intercept_grad_out, block, class_tile, skip_negligible):  # fmt: skip
+    C, d = coef.shape
+    n = indptr.shape[0] - 1
+    weighted, sw = _csr_weights(sample_weight, coef.dtype)
+    _threads(int(indptr[-1] - indptr[0]) * C)
+    G = np.zeros((d, C), coef.dtype)
+    intercept_grad = np.zeros(C)
+    loss = _softmax_sums_csr_tiled_kernel(
+        data, indices, indptr, np.ascontiguousarray(coef.T), bias, y, sw, weighted,
+        max(1, min(block, n)), class_tile, bool(skip_negligible),
+        _tiling.log_skip_threshold(coef.dtype), G, intercept_grad,
+    )  # fmt: skip
+    coef_grad_out[...] = G.T
+    intercept_grad_out[...] = intercept_grad
+    return float(loss), _csr_weight_total(sample_weight, indptr)
 
 
 __all__ = [*KERNEL_NAMES, "train_epoch"]

@@ -138,7 +138,9 @@ def _tile_logits(Xb, coef, intercept, c0, c1):
 def _softmax_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out, intercept_grad_out,
                         rows, class_tile, skip_negligible):  # fmt: skip
     """The tiled regime (see :mod:`._tiling`): per block of rows, pass A keeps each (row,
-    tile)'s max and sum of exponentials, pass B recomputes the tiles and accumulates."""
+    tile)'s max and sum of exponentials, pass B recomputes the tiles and accumulates.
+
+    ``X`` is a dense array or a scipy CSR matrix (of coef's dtype)."""
     dtype = coef.dtype
     tiles = _class_tiles(coef.shape[0], class_tile)
     log_threshold = _tiling.log_skip_threshold(dtype)
@@ -147,7 +149,7 @@ def _softmax_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out, int
     loss = 0.0
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for a in range(0, X.shape[0], rows):
-            Xb = _as_float(X[a : a + rows], dtype)
+            Xb = X[a : a + rows] if not isinstance(X, np.ndarray) else _as_float(X[a : a + rows], dtype)
             yb = y[a : a + rows]
             m = Xb.shape[0]
             tile_max = np.empty((len(tiles), m))
@@ -178,7 +180,7 @@ def _softmax_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out, int
                 residual[~hot] = 0
                 if weights is not None:
                     residual *= weights[:, None]
-                coef_grad_out[c0:c1] += residual.T @ Xb
+                coef_grad_out[c0:c1] += (Xb.T @ residual).T  # (CSR Xb: a sparse product)
                 intercept_grad[c0:c1] += np.sum(residual, axis=0, dtype=np.float64)
     intercept_grad_out[...] = intercept_grad
     return loss
@@ -245,8 +247,14 @@ def linear_csr(data, indices, indptr, coef, intercept, out):
 
 
 def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight, coef_grad_out,
-                        intercept_grad_out):  # fmt: skip
+                        intercept_grad_out, *, skip_negligible=True):  # fmt: skip
     X = _csr(data, indices, indptr, coef.shape[1])
+    tiled, rows, class_tile = _tiling.plan_csr(coef.shape[0], coef.itemsize, rows=_TILE_ROWS,
+                                               class_tile=_CLASS_TILE)  # fmt: skip
+    if tiled:  # many classes: the tiled pass of dense X, on CSR blocks of rows
+        loss = _softmax_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out,
+                                   intercept_grad_out, rows, class_tile, skip_negligible)  # fmt: skip
+        return loss, weight_total(sample_weight, X.shape[0])
     logits = linear_csr(data, indices, indptr, coef, intercept,
                         np.empty((X.shape[0], coef.shape[0]), coef.dtype))  # fmt: skip
     residual, loss = _softmax_residual(logits, y, sample_weight)
