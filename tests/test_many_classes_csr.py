@@ -130,3 +130,27 @@ def test_csr_extra_memory_does_not_grow_with_the_number_of_rows(name, rng):
         peaks[n] = _peak_traced_bytes(call)
     assert peaks[4096] <= peaks[1024] * 1.05 + (1 << 16), peaks
     assert peaks[4096] < 4096 * C * 4 / 4, peaks  # materialising: 82 MB
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_public_function_on_csr_in_the_tiled_regime(name):
+    """softmax_cross_entropy_grad on CSR many-class input (W and dW pass as transposed views)."""
+    import fastsoftmax
+
+    require_backend(name)
+    rng = np.random.default_rng(7)
+    n, d, C = 40, 60, 5000  # beyond plan_csr's threshold: the tiled regime
+    assert _tiling.plan_csr(C, 4, None, d)[0]
+    X = sp.random(n, d, density=0.1, format="csr", random_state=3, dtype=np.float32)
+    W = (0.3 * rng.standard_normal((d, C))).astype(np.float32)
+    b = rng.standard_normal(C).astype(np.float32)
+    y = rng.integers(0, C, n)
+    ref = fastsoftmax.softmax_cross_entropy_grad(X.toarray().astype(np.float64), W.astype(np.float64),
+                                                 b.astype(np.float64), y, backend="numpy",
+                                                 skip_negligible=False)  # fmt: skip
+    loss, dW, db = fastsoftmax.softmax_cross_entropy_grad(X, W, b, y, backend=name,
+                                                          skip_negligible=False)  # fmt: skip
+    assert dW.shape == W.shape and dW.dtype == np.float32
+    np.testing.assert_allclose(loss, ref[0], rtol=1e-5)
+    np.testing.assert_allclose(dW, ref[1], rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(db, ref[2], rtol=1e-4, atol=1e-7)

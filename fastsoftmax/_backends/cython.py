@@ -239,7 +239,7 @@ def _softmax_ce_sums_csr_tiled(data, indices, indptr, coef, intercept, y, sample
     ntiles = -(-C // class_tile)
     threads = max(1, min(_csr_threads(indptr, C), ntiles))
     Wt = np.empty(C * d, dtype)
-    _sk.pack_class_tiles(coef, class_tile, Wt)
+    _sk.pack_class_tiles(np.ascontiguousarray(coef), class_tile, Wt)  # (a transposed view: copied)
     Gt = np.zeros(C * d, dtype)
     intercept_grad = np.zeros(C)
     padded = -(-block // 16) * 16
@@ -249,7 +249,12 @@ def _softmax_ce_sums_csr_tiled(data, indices, indptr, coef, intercept, y, sample
         np.empty((threads, class_tile), dtype), np.empty((ntiles, block)), np.empty((ntiles, block)),
         class_tile, bool(skip_negligible), _tiling.log_skip_threshold(dtype), threads,
     )  # fmt: skip
-    _sk.unpack_class_tiles(Gt, class_tile, coef_grad_out)
+    if coef_grad_out.flags.c_contiguous:
+        _sk.unpack_class_tiles(Gt, class_tile, coef_grad_out)
+    else:  # the transposed view of a (d, C) gradient
+        grad = np.empty((C, d), dtype)
+        _sk.unpack_class_tiles(Gt, class_tile, grad)
+        coef_grad_out[...] = grad
     intercept_grad_out[...] = intercept_grad
     return float(loss), weight_total(sample_weight, n)
 
