@@ -372,9 +372,10 @@ class LogisticRegression(_SparseCoefMixin, _LinearClassifier):
         theta0 = self._initial_theta(previous, k, d, fit_intercept)
 
         csr_buffers = None
-        if k > 1 and not isinstance(X, np.ndarray):
-            # the kernels' (d, k) weights and gradient, and the gradient the solvers copy:
-            # fresh pages each evaluation would cost more than the sparse data term
+        if k > 1 and not isinstance(X, np.ndarray) and self.solver not in _NEWTON_SOLVERS:
+            # the kernels' (d, k) weights and gradient, and the gradient L-BFGS copies (the
+            # Newton solvers keep theirs): fresh pages each evaluation would cost more than
+            # the sparse data term
             csr_buffers = (np.empty((d, k), dtype), np.empty((d, k), dtype), np.empty(n_params))
         if k == 1:
             target = y_idx.astype(dtype)
