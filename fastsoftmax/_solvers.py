@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _threads
+
 __all__ = [
     "SolverResult", "diagonal_preconditioner", "l1_penalty", "minimize_l1", "minimize_smooth",
 ]
@@ -81,15 +83,17 @@ def _lbfgs(fun, x0, tol, max_iter, report, bounds=None):
                 fun(x)
             report(last["loss"])
 
-    return minimize(
-        fun,
-        x0,
-        method="L-BFGS-B",
-        jac=True,
-        bounds=bounds,
-        callback=callback,
-        options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": 64 * np.finfo(float).eps},
-    )
+    with _threads.scipy_blas_single_thread():  # its worker threads would spin on our cores
+        return minimize(
+            fun,
+            x0,
+            method="L-BFGS-B",
+            jac=True,
+            bounds=bounds,
+            callback=callback,
+            options={"maxiter": max_iter, "maxls": 50, "gtol": tol,
+                     "ftol": 64 * np.finfo(float).eps},
+        )
 
 
 def _result(result, x, max_iter):
