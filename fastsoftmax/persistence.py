@@ -132,10 +132,10 @@ class _Encoder:
         if _is_sparse(value):  # a sparsified coef_: stored dense, sparsified again on load
             if value.format != "csr":
                 raise TypeError(f"cannot save {where}: a sparse {value.format} matrix (only CSR)")
-            import scipy.sparse as sp
-
             dense = np.ascontiguousarray(value.toarray())
-            return {"__csr__": self.array(dense), "sparray": not sp.isspmatrix(value)}
+            # by name: before scipy 1.11 a csr_array is a csr_matrix too (isspmatrix is True)
+            sparray = type(value).__name__ == "csr_array"
+            return {"__csr__": self.array(dense), "sparray": sparray}
         if isinstance(value, np.generic):
             return {"__scalar__": self.array(np.asarray(value))}
         if isinstance(value, (list, tuple)):

@@ -101,6 +101,7 @@ _REFERENCE_VERSIONS = {
             "test_logistic_same_iterates_as_scipy", "test_relative_reduction_stop_as_scipy",
             "test_minimize_smooth_uses_it_for_wide_problems",
             "test_logistic_regression_wide_matches_sklearn",
+            "test_preconditioned_wide_reaches_sklearn_optimum",
         )),
     ]),
     # mypy reads NumPy's type stubs: the annotations are checked against NumPy 2's
