@@ -523,7 +523,11 @@ class Trainer:
         self.learner.step(params, grads[: len(params)], epoch=self.epoch)
         if l1:
             l1_orthant_project(params[0], orthant)
+        self._record_step(loss, error if self.track_train_error else math.nan, n, sample_weight)
+        return loss
 
+    def _record_step(self, loss: float, error: float, n: int, sample_weight: Any) -> None:
+        """Book one trained minibatch of ``n`` rows: running averages, last values, counters."""
         weight = n if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
         self._loss_sum += loss * weight
         self._loss_weight += weight
@@ -534,7 +538,6 @@ class Trainer:
             self._error_count += n
         self.n_minibatches += 1
         self.n_samples_seen += n
-        return loss
 
     def test_minibatch(self, X: DataMatrix, y: ArrayLike) -> float:
         """Classification error of the model on a minibatch (no update).
