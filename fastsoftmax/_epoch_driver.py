@@ -13,7 +13,7 @@ C-contiguous and checked (or a checked CSR matrix, trained by the Python loop), 
 or checked.
 
 On a CSR matrix, plain SGD (the built-in :class:`~fastsoftmax.learners.SGD`
-without an L1 term) takes the lazy sparse step of :func:`_lazy_sparse_epoch`:
+without an L1 term) takes the lazy sparse step of :func:`fastsoftmax._sparse_epoch.lazy_sparse_epoch`:
 each minibatch reads and writes only the weight rows of the features it
 contains, so an epoch costs O(nnz x C) rather than O(n_features x C) a
 minibatch; the L2 shrinkage of the rows it skips is caught up exactly when
@@ -40,9 +40,8 @@ import math
 import numpy as np
 
 from ._backends import get_backend, get_module
-from ._objective import decision, softmax_loss_grad
-from ._validation import as_compute_dtype, is_sparse
-from .learners import LEARNERS, SGD
+from ._sparse_epoch import lazy_sparse_applies, lazy_sparse_epoch
+from .learners import LEARNERS
 
 __all__ = ["epoch_kernel", "run_epoch"]
 
@@ -94,7 +93,7 @@ def run_epoch(trainer, X, y, sample_weight, order, batch_size, *, mean_weight=No
         Use the compiled epoch kernel when there is one (:func:`epoch_kernel`).
     lazy : bool, default=True
         On a CSR ``X``, use the lazy sparse step when the learner allows it
-        (:func:`lazy_sparse_applies`); False: the dense step of every row.
+        (:func:`~fastsoftmax._sparse_epoch.lazy_sparse_applies`); False: the dense step of every row.
     progress : callable, optional
         ``progress(batches_done, mean_loss_so_far)``, called about
         ``n_updates`` times and after the last minibatch.
@@ -111,7 +110,7 @@ def run_epoch(trainer, X, y, sample_weight, order, batch_size, *, mean_weight=No
     n_batches = -(-n // batch_size)
     every = n_batches if progress is None else max(1, n_batches // n_updates)
     if lazy and lazy_sparse_applies(trainer, X):
-        return _lazy_sparse_epoch(
+        return lazy_sparse_epoch(
             trainer, X, y, sample_weight, order, batch_size, mean_weight, progress, every
         )
     kernel = epoch_kernel(trainer, X) if compiled else None
@@ -161,84 +160,3 @@ def _compiled_epoch(kernel, trainer, X, y, sample_weight, order, batch_size, mea
     trainer.n_samples_seen += n
     return total / n
 
-
-def lazy_sparse_applies(trainer, X):
-    """Whether an epoch on ``X`` takes the lazy sparse step (see the module docstring)."""
-    model = trainer.model
-    return (
-        is_sparse(X)
-        and trainer._fused
-        and type(trainer.learner) is SGD
-        and not getattr(model, "l1", 0.0)
-    )
-
-
-def _lazy_sparse_epoch(trainer, X, y, sample_weight, order, batch_size, mean_weight,
-                       progress, every):  # fmt: skip
-    """An epoch of plain SGD on a CSR ``X`` that touches only the minibatches' feature rows.
-
-    The dense step with the L2 penalty ``l2`` is ``W <- a W - lr G`` with
-    ``a = 1 - lr l2`` and ``G`` the data term's gradient, which is zero on the
-    rows (features) absent from the minibatch: those rows are only scaled by
-    ``a``.  So each row remembers the step it was last brought up to date at
-    (``current``); a minibatch first multiplies its rows by ``a ** skipped``,
-    then computes the logits and the gradient on the compact problem of its
-    own columns and writes those rows back, and the end of the epoch brings
-    every row up to date.  The learning rate is constant within an epoch, so
-    this equals the dense step to rounding.  The penalty term of the reported
-    loss uses ``||W||^2`` updated by the same rule (exactly recomputed each
-    epoch).
-    """
-    model, learner = trainer.model, trainer.learner
-    if learner.state is None:
-        learner.init_state(model.parameters())
-    coef, b = model.coef, model._intercept()
-    dtype = coef.dtype
-    l2 = float(model.l2)
-    lr = learner.lr_at(trainer.epoch)
-    shrink = 1.0 - lr * l2  # a: the penalty's factor of one step
-    current = np.zeros(coef.shape[1], np.int64)  # the step each row is up to date at
-    norm_squared = float(np.dot(coef.ravel(), coef.ravel().astype(np.float64))) if l2 else 0.0
-    n = X.shape[0] if order is None else order.shape[0]
-    total = 0.0
-    for step, begin in enumerate(range(0, n, batch_size), 1):
-        stop = begin + batch_size
-        rows = slice(begin, stop) if order is None else order[begin:stop]
-        Xb, yb = X[rows], y[rows]
-        sw = None if sample_weight is None else sample_weight[rows]
-        features, local = np.unique(Xb.indices, return_inverse=True)
-        local = local.reshape(-1).astype(Xb.indices.dtype, copy=False)
-        Xc = Xb.__class__((Xb.data, local, Xb.indptr), shape=(Xb.shape[0], features.shape[0]))
-        coef_rows = coef[:, features]  # (C, k), a copy
-        if l2:
-            skipped = step - 1 - current[features]
-            coef_rows *= (shrink ** skipped).astype(dtype)
-            rows_squared = float(np.dot(coef_rows.ravel(), coef_rows.ravel().astype(np.float64)))
-        Xk, coef_k, b_k, sw_k = as_compute_dtype(Xc, coef_rows, b, sw)
-        error = math.nan
-        if trainer.track_train_error:  # at the parameters the loss is measured at
-            error = float(get_module().classification_error(decision(Xk, coef_k, b_k), yb))
-        normalizer = None if mean_weight is None else yb.shape[0] * mean_weight
-        loss, coef_grad, intercept_grad = softmax_loss_grad(
-            Xk, coef_k, b_k, yb, sw_k, 0.0, normalizer=normalizer
-        )
-        loss += 0.5 * l2 * norm_squared
-        step_lr = dtype.type(lr)
-        if l2:
-            coef_rows *= dtype.type(shrink)
-        coef_rows -= step_lr * coef_grad.astype(dtype, copy=False)
-        coef[:, features] = coef_rows
-        if b is not None:
-            b -= step_lr * intercept_grad.astype(dtype, copy=False)
-        if l2:
-            current[features] = step
-            new_squared = float(np.dot(coef_rows.ravel(), coef_rows.ravel().astype(np.float64)))
-            norm_squared = max(shrink * shrink * (norm_squared - rows_squared) + new_squared, 0.0)
-        learner.t += 1
-        trainer._record_step(loss, error, yb.shape[0], sw)
-        total += loss * yb.shape[0]
-        if progress is not None and (step % every == 0 or stop >= n):
-            progress(step, total / min(stop, n))
-    if l2:  # the rows' shrinkage since their last use
-        coef *= (shrink ** (step - current)).astype(dtype)[None, :]
-    return total / n
