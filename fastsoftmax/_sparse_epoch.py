@@ -15,12 +15,13 @@ dense step.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 from ._backends import get_module
-from ._objective import decision, softmax_loss_grad
-from ._validation import as_compute_dtype, is_sparse
+from ._objective import _data_kernel, _inverse_normalizer, _scale, decision
+from ._validation import is_sparse
 from .learners import SGD
 
 __all__ = ["lazy_sparse_applies", "lazy_sparse_epoch"]
@@ -35,6 +36,15 @@ def lazy_sparse_applies(trainer, X):
         and type(trainer.learner) is SGD
         and not getattr(model, "l1", 0.0)
     )
+
+
+class _CSRRows(NamedTuple):
+    """A CSR block of rows as the kernels read it (no scipy object: none of its checks a minibatch)."""
+
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    shape: tuple[int, int]
 
 
 def lazy_sparse_epoch(trainer, X, y, sample_weight, order, batch_size, mean_weight,
@@ -52,57 +62,87 @@ def lazy_sparse_epoch(trainer, X, y, sample_weight, order, batch_size, mean_weig
     this equals the dense step to rounding.  The penalty term of the reported
     loss uses ``||W||^2`` updated by the same rule (exactly recomputed each
     epoch).
+
+    The epoch works on one (d, C) copy of the weights, whose feature rows are
+    contiguous (``coef`` is (C, d): a row of ``W`` is strided there), and on
+    the rows of ``X`` permuted once into the epoch's order, so that each
+    minibatch is a contiguous slice of its arrays; ``coef`` gets the weights
+    back at the end.
     """
     model, learner = trainer.model, trainer.learner
     if learner.state is None:
         learner.init_state(model.parameters())
+    kernels = get_module()
     coef, b = model.coef, model._intercept()
     dtype = coef.dtype
+    # the kernels' dtype: coef's, promoted with X's (float64 data is never computed in float32)
+    work_dtype = np.result_type(dtype, X.dtype)
+    if order is not None:
+        X = X[order]
+        y = y[order]
+        sample_weight = None if sample_weight is None else sample_weight[order]
+    data = X.data if X.data.dtype == work_dtype else X.data.astype(work_dtype)
+    indices, indptr = X.indices, X.indptr
+    b_work = None if b is None else b.astype(work_dtype, copy=False)
+    weights = np.ascontiguousarray(coef.T)  # W (d, C): the epoch's working copy
+    n_classes = weights.shape[1]
     l2 = float(model.l2)
     lr = learner.lr_at(trainer.epoch)
+    step_lr = dtype.type(lr)
     shrink = 1.0 - lr * l2  # a: the penalty's factor of one step
-    current = np.zeros(coef.shape[1], np.int64)  # the step each row is up to date at
+    current = np.zeros(weights.shape[0], np.int64)  # the step each row is up to date at
     norm_squared = float(np.dot(coef.ravel(), coef.ravel().astype(np.float64))) if l2 else 0.0
-    n = X.shape[0] if order is None else order.shape[0]
+    n = X.shape[0]
     total = 0.0
+    step = 0
     for step, begin in enumerate(range(0, n, batch_size), 1):
-        stop = begin + batch_size
-        rows = slice(begin, stop) if order is None else order[begin:stop]
-        Xb, yb = X[rows], y[rows]
-        sw = None if sample_weight is None else sample_weight[rows]
-        features, local = np.unique(Xb.indices, return_inverse=True)
-        local = local.reshape(-1).astype(Xb.indices.dtype, copy=False)
-        Xc = Xb.__class__((Xb.data, local, Xb.indptr), shape=(Xb.shape[0], features.shape[0]))
-        coef_rows = coef[:, features]  # (C, k), a copy
+        stop = min(begin + batch_size, n)
+        first, last = indptr[begin], indptr[stop]
+        features, local = np.unique(indices[first:last], return_inverse=True)
+        batch = _CSRRows(
+            data[first:last], local.reshape(-1).astype(indices.dtype, copy=False),
+            indptr[begin : stop + 1] - first, (stop - begin, features.shape[0]),
+        )  # fmt: skip
+        yb = y[begin:stop]
+        sw = None if sample_weight is None else sample_weight[begin:stop]
+        rows = weights[features]  # (k, C), a copy
         if l2:
-            skipped = step - 1 - current[features]
-            coef_rows *= (shrink ** skipped).astype(dtype)
-            rows_squared = float(np.dot(coef_rows.ravel(), coef_rows.ravel().astype(np.float64)))
-        Xk, coef_k, b_k, sw_k = as_compute_dtype(Xc, coef_rows, b, sw)
+            rows *= (shrink ** (step - 1 - current[features])).astype(dtype)[:, None]
+            rows_squared = float(np.dot(rows.ravel(), rows.ravel().astype(np.float64)))
+        rows_work = rows if dtype == work_dtype else rows.astype(work_dtype)
         error = math.nan
         if trainer.track_train_error:  # at the parameters the loss is measured at
-            error = float(get_module().classification_error(decision(Xk, coef_k, b_k), yb))
-        normalizer = None if mean_weight is None else yb.shape[0] * mean_weight
-        loss, coef_grad, intercept_grad = softmax_loss_grad(
-            Xk, coef_k, b_k, yb, sw_k, 0.0, normalizer=normalizer
-        )
-        loss += 0.5 * l2 * norm_squared
-        step_lr = dtype.type(lr)
+            logits = decision(batch, np.ascontiguousarray(rows_work.T), b_work)
+            error = float(kernels.classification_error(logits, yb))
+        # the kernel reads the (C, k) weights and writes their gradient as transposed views
+        grad = np.empty_like(rows_work)
+        intercept_grad = np.empty(n_classes, work_dtype)
+        loss_sum, weight_total = _data_kernel(
+            kernels, "softmax_ce_sums", batch, rows_work.T, b_work, yb, sw, grad.T,
+            intercept_grad,
+        )  # fmt: skip
+        scale = _inverse_normalizer(weight_total, None if mean_weight is None else (stop - begin) * mean_weight)
+        _scale(grad, scale)
+        _scale(intercept_grad, scale)
+        loss = loss_sum * scale + 0.5 * l2 * norm_squared
         if l2:
-            coef_rows *= dtype.type(shrink)
-        coef_rows -= step_lr * coef_grad.astype(dtype, copy=False)
-        coef[:, features] = coef_rows
+            rows *= dtype.type(shrink)
+        rows -= step_lr * grad.astype(dtype, copy=False)
+        weights[features] = rows
         if b is not None:
             b -= step_lr * intercept_grad.astype(dtype, copy=False)
+            if b_work is not b:
+                b_work = b.astype(work_dtype)
         if l2:
             current[features] = step
-            new_squared = float(np.dot(coef_rows.ravel(), coef_rows.ravel().astype(np.float64)))
+            new_squared = float(np.dot(rows.ravel(), rows.ravel().astype(np.float64)))
             norm_squared = max(shrink * shrink * (norm_squared - rows_squared) + new_squared, 0.0)
         learner.t += 1
-        trainer._record_step(loss, error, yb.shape[0], sw)
-        total += loss * yb.shape[0]
+        trainer._record_step(loss, error, stop - begin, sw)
+        total += loss * (stop - begin)
         if progress is not None and (step % every == 0 or stop >= n):
-            progress(step, total / min(stop, n))
+            progress(step, total / stop)
     if l2:  # the rows' shrinkage since their last use
-        coef *= (shrink ** (step - current)).astype(dtype)[None, :]
+        weights *= (shrink ** (step - current)).astype(dtype)[:, None]
+    coef[...] = weights.T
     return total / n
