@@ -10,6 +10,7 @@ fastsoftmax kernels), ``max_iter=100``, ``C=1``, scikit-learn's default
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/fit_debian.py sklearn
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/fit_debian.py fastsoftmax 1.466895
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/fit_debian.py softmax 5
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/fit_debian.py softmax 5 64
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/fit_debian.py sgd 5
 
 Prints one line of ``key=value`` pairs: seconds (wall), cpu_seconds (the process's CPU
@@ -19,7 +20,9 @@ objective (target 1 of issue 10: scikit-learn's objective at ``max_iter=100``, p
 the sklearn run), the fastsoftmax fit stops at the first iteration whose objective is at
 most the target, and the time is the time to reach it.  ``softmax`` and ``sgd`` fit
 fastsoftmax's ``SoftmaxRegression()`` and scikit-learn's ``SGDClassifier(loss="log_loss",
-tol=None)`` for the given number of epochs (target 2), their defaults otherwise.
+tol=None)`` for the given number of epochs (target 2), their defaults otherwise; a third
+argument of ``softmax`` is its ``learning_rate`` (e.g. 64 = 2 x batch_size / the rows' mean
+squared norm, 1 for TF-IDF rows).
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ def _stop_at(target):
     return state
 
 
-def main(impl, max_iter=100, C=1.0, target=None):
+def main(impl, max_iter=100, C=1.0, target=None, learning_rate="auto"):
     import numpy as np
     from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -96,7 +99,9 @@ def main(impl, max_iter=100, C=1.0, target=None):
         from fastsoftmax.estimators import SoftmaxRegression
 
         fastsoftmax.set_num_threads(1)
-        model = SoftmaxRegression(max_epochs=int(target), random_state=0)
+        model = SoftmaxRegression(
+            max_epochs=int(target), random_state=0, learning_rate=learning_rate
+        )
         target = None
     elif impl == "sgd":
         from sklearn.linear_model import SGDClassifier
@@ -134,4 +139,5 @@ def main(impl, max_iter=100, C=1.0, target=None):
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "fastsoftmax",
-         target=float(sys.argv[2]) if len(sys.argv) > 2 else None)
+         target=float(sys.argv[2]) if len(sys.argv) > 2 else None,
+         learning_rate=float(sys.argv[3]) if len(sys.argv) > 3 else "auto")
