@@ -26,7 +26,10 @@ True
 
 ``X`` may also be a scipy.sparse matrix (CSR, CSC, COO, ...): it is read as
 CSR once, never densified, and trained by the Python minibatch loop (the
-compiled whole-epoch kernels read dense rows).
+compiled whole-epoch kernels read dense rows); with plain SGD,
+:meth:`Trainer.train_epoch` then updates only the weight rows of each
+minibatch's features (the exact lazy L2 update, see
+:class:`fastsoftmax.SoftmaxRegression`).
 
 Labels here are class indices ``0 .. n_classes - 1``; the estimators
 (:class:`fastsoftmax.SoftmaxRegression`) map arbitrary labels to indices and
