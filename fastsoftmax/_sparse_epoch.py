@@ -38,6 +38,12 @@ def lazy_sparse_applies(trainer, X):
     )
 
 
+#: features a block when the epoch's (d, C) weights are copied back into coef (C, d)
+_COPY_BLOCK = 1024
+#: values a block of :func:`_sum_squares`
+_SQUARES_BLOCK = 1 << 18
+
+
 class _CSRRows(NamedTuple):
     """A CSR block of rows as the kernels read it (no scipy object: none of its checks a minibatch)."""
 
@@ -91,7 +97,7 @@ def lazy_sparse_epoch(trainer, X, y, sample_weight, order, batch_size, mean_weig
     step_lr = dtype.type(lr)
     shrink = 1.0 - lr * l2  # a: the penalty's factor of one step
     current = np.zeros(weights.shape[0], np.int64)  # the step each row is up to date at
-    norm_squared = float(np.dot(coef.ravel(), coef.ravel().astype(np.float64))) if l2 else 0.0
+    norm_squared = _sum_squares(coef) if l2 else 0.0
     n = X.shape[0]
     total = 0.0
     step = 0
@@ -108,7 +114,7 @@ def lazy_sparse_epoch(trainer, X, y, sample_weight, order, batch_size, mean_weig
         rows = weights[features]  # (k, C), a copy
         if l2:
             rows *= (shrink ** (step - 1 - current[features])).astype(dtype)[:, None]
-            rows_squared = float(np.dot(rows.ravel(), rows.ravel().astype(np.float64)))
+            rows_squared = _sum_squares(rows)
         rows_work = rows if dtype == work_dtype else rows.astype(work_dtype)
         error = math.nan
         if trainer.track_train_error:  # at the parameters the loss is measured at
@@ -135,7 +141,7 @@ def lazy_sparse_epoch(trainer, X, y, sample_weight, order, batch_size, mean_weig
                 b_work = b.astype(work_dtype)
         if l2:
             current[features] = step
-            new_squared = float(np.dot(rows.ravel(), rows.ravel().astype(np.float64)))
+            new_squared = _sum_squares(rows)
             norm_squared = max(shrink * shrink * (norm_squared - rows_squared) + new_squared, 0.0)
         learner.t += 1
         trainer._record_step(loss, error, stop - begin, sw)
@@ -144,5 +150,20 @@ def lazy_sparse_epoch(trainer, X, y, sample_weight, order, batch_size, mean_weig
             progress(step, total / stop)
     if l2:  # the rows' shrinkage since their last use
         weights *= (shrink ** (step - current)).astype(dtype)[:, None]
-    coef[...] = weights.T
+    for begin in range(0, weights.shape[0], _COPY_BLOCK):  # blocks: a cache-friendly transpose
+        coef[:, begin : begin + _COPY_BLOCK] = weights[begin : begin + _COPY_BLOCK].T
     return total / n
+
+
+def _sum_squares(a):
+    """``||a||^2`` of a C-contiguous 2-D array, accumulated in float64.
+
+    By blocks of rows (no float64 copy of a whole ``coef``) and by einsum's own
+    loop: BLAS would start its threads for a minibatch's few thousand values.
+    """
+    rows = max(1, _SQUARES_BLOCK // max(1, a.shape[1]))
+    total = 0.0
+    for begin in range(0, a.shape[0], rows):
+        flat = a[begin : begin + rows].reshape(-1).astype(np.float64, copy=False)
+        total += float(np.einsum("i,i->", flat, flat))
+    return total
