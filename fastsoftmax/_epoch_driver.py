@@ -13,12 +13,13 @@ C-contiguous and checked (or a checked CSR matrix, trained by the Python loop), 
 or checked.
 
 On a CSR matrix, plain SGD (the built-in :class:`~fastsoftmax.learners.SGD`
-without an L1 term) takes the lazy sparse step of :func:`fastsoftmax._sparse_epoch.lazy_sparse_epoch`:
-each minibatch reads and writes only the weight rows of the features it
-contains, so an epoch costs O(nnz x C) rather than O(n_features x C) a
-minibatch; the L2 shrinkage of the rows it skips is caught up exactly when
-they are next used and at the end of the epoch.  The other learners (their
-state of every row moves at every step) and L1 keep the dense step.
+without an L1 term) takes the lazy sparse step of
+:func:`fastsoftmax._sparse_epoch.lazy_sparse_epoch`: each minibatch reads
+and writes only the weight rows of the features it contains, so an epoch
+costs O(nnz x C) rather than O(n_features x C) a minibatch; the L2 shrinkage
+of the rows it skips is caught up exactly when they are next used and at the
+end of the epoch.  The other learners (their state of every row moves at
+every step) and L1 keep the dense step.
 
 Examples
 --------
@@ -93,7 +94,8 @@ def run_epoch(trainer, X, y, sample_weight, order, batch_size, *, mean_weight=No
         Use the compiled epoch kernel when there is one (:func:`epoch_kernel`).
     lazy : bool, default=True
         On a CSR ``X``, use the lazy sparse step when the learner allows it
-        (:func:`~fastsoftmax._sparse_epoch.lazy_sparse_applies`); False: the dense step of every row.
+        (:func:`~fastsoftmax._sparse_epoch.lazy_sparse_applies`); False: the dense
+        step of every row.
     progress : callable, optional
         ``progress(batches_done, mean_loss_so_far)``, called about
         ``n_updates`` times and after the last minibatch.

@@ -45,7 +45,7 @@ _SQUARES_BLOCK = 1 << 18
 
 
 class _CSRRows(NamedTuple):
-    """A CSR block of rows as the kernels read it (no scipy object: none of its checks a minibatch)."""
+    """A CSR block of rows as the kernels read it (no scipy object: no scipy checks a minibatch)."""
 
     data: np.ndarray
     indices: np.ndarray
@@ -127,7 +127,8 @@ def lazy_sparse_epoch(trainer, X, y, sample_weight, order, batch_size, mean_weig
             kernels, "softmax_ce_sums", batch, rows_work.T, b_work, yb, sw, grad.T,
             intercept_grad,
         )  # fmt: skip
-        scale = _inverse_normalizer(weight_total, None if mean_weight is None else (stop - begin) * mean_weight)
+        normalizer = None if mean_weight is None else (stop - begin) * mean_weight
+        scale = _inverse_normalizer(weight_total, normalizer)
         _scale(grad, scale)
         _scale(intercept_grad, scale)
         loss = loss_sum * scale + 0.5 * l2 * norm_squared
