@@ -15,7 +15,8 @@ fastsoftmax kernels), ``max_iter=100``, ``C=1``, scikit-learn's default
 
 Prints one line of ``key=value`` pairs: seconds (wall), cpu_seconds (the process's CPU
 time: on a loaded machine the better figure of a one-thread fit), n_iter, train objective,
-test accuracy, the RSS figures in MB and threadpoolctl's summary.  With a target
+test accuracy, the RSS figures in MB and threadpoolctl's summary (fastsoftmax's backends are
+loaded before the timed fit, as scikit-learn's modules are imported before it).  With a target
 objective (target 1 of issue 10: scikit-learn's objective at ``max_iter=100``, printed by
 the sklearn run), the fastsoftmax fit stops at the first iteration whose objective is at
 most the target, and the time is the time to reach it.  ``softmax`` and ``sgd`` fit
@@ -112,6 +113,10 @@ def main(impl, max_iter=100, C=1.0, target=None, learning_rate="auto"):
         from sklearn.linear_model import LogisticRegression
 
         model = LogisticRegression(C=C, max_iter=max_iter, solver="lbfgs")
+    if impl in ("fastsoftmax", "softmax"):
+        from fastsoftmax._backends import get_module
+
+        get_module()  # the backends load once a process (numba's import), as an import would
     rss_before = _rss_mb()
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # max_iter=100 stops before convergence
