@@ -10,16 +10,20 @@ fastsoftmax kernels), ``max_iter=100``, ``C=1``, scikit-learn's default
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/fit_debian.py sklearn
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/fit_debian.py fastsoftmax 1.466895
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/fit_debian.py softmax 5
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/fit_debian.py softmax 5 64
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/fit_debian.py sgd 5
 
 Prints one line of ``key=value`` pairs: seconds (wall), cpu_seconds (the process's CPU
 time: on a loaded machine the better figure of a one-thread fit), n_iter, train objective,
-test accuracy, the RSS figures in MB and threadpoolctl's summary.  With a target
+test accuracy, the RSS figures in MB and threadpoolctl's summary (fastsoftmax's backends are
+loaded before the timed fit, as scikit-learn's modules are imported before it).  With a target
 objective (target 1 of issue 10: scikit-learn's objective at ``max_iter=100``, printed by
 the sklearn run), the fastsoftmax fit stops at the first iteration whose objective is at
 most the target, and the time is the time to reach it.  ``softmax`` and ``sgd`` fit
 fastsoftmax's ``SoftmaxRegression()`` and scikit-learn's ``SGDClassifier(loss="log_loss",
-tol=None)`` for the given number of epochs (target 2), their defaults otherwise.
+tol=None)`` for the given number of epochs (target 2), their defaults otherwise; a third
+argument of ``softmax`` is its ``learning_rate`` (e.g. 64 = 2 x batch_size / the rows' mean
+squared norm, 1 for TF-IDF rows).
 """
 
 from __future__ import annotations
@@ -77,7 +81,7 @@ def _stop_at(target):
     return state
 
 
-def main(impl, max_iter=100, C=1.0, target=None):
+def main(impl, max_iter=100, C=1.0, target=None, learning_rate="auto"):
     import numpy as np
     from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -96,7 +100,9 @@ def main(impl, max_iter=100, C=1.0, target=None):
         from fastsoftmax.estimators import SoftmaxRegression
 
         fastsoftmax.set_num_threads(1)
-        model = SoftmaxRegression(max_epochs=int(target), random_state=0)
+        model = SoftmaxRegression(
+            max_epochs=int(target), random_state=0, learning_rate=learning_rate
+        )
         target = None
     elif impl == "sgd":
         from sklearn.linear_model import SGDClassifier
@@ -107,6 +113,10 @@ def main(impl, max_iter=100, C=1.0, target=None):
         from sklearn.linear_model import LogisticRegression
 
         model = LogisticRegression(C=C, max_iter=max_iter, solver="lbfgs")
+    if impl in ("fastsoftmax", "softmax"):
+        from fastsoftmax._backends import get_module
+
+        get_module()  # the backends load once a process (numba's import), as an import would
     rss_before = _rss_mb()
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # max_iter=100 stops before convergence
@@ -134,4 +144,5 @@ def main(impl, max_iter=100, C=1.0, target=None):
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "fastsoftmax",
-         target=float(sys.argv[2]) if len(sys.argv) > 2 else None)
+         target=float(sys.argv[2]) if len(sys.argv) > 2 else None,
+         learning_rate=float(sys.argv[3]) if len(sys.argv) > 3 else "auto")

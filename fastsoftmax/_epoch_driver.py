@@ -12,6 +12,15 @@ Private and non-validating, like :mod:`fastsoftmax._objective`: ``X`` is
 C-contiguous and checked (or a checked CSR matrix, trained by the Python loop), ``y`` intp labels in range, ``sample_weight`` None
 or checked.
 
+On a CSR matrix, plain SGD (the built-in :class:`~fastsoftmax.learners.SGD`
+without an L1 term) takes the lazy sparse step of
+:func:`fastsoftmax._sparse_epoch.lazy_sparse_epoch`: each minibatch reads
+and writes only the weight rows of the features it contains, so an epoch
+costs O(nnz x C) rather than O(n_features x C) a minibatch; the L2 shrinkage
+of the rows it skips is caught up exactly when they are next used and at the
+end of the epoch.  The other learners (their state of every row moves at
+every step) and L1 keep the dense step.
+
 Examples
 --------
 >>> import numpy as np
@@ -32,6 +41,7 @@ import math
 import numpy as np
 
 from ._backends import get_backend, get_module
+from ._sparse_epoch import lazy_sparse_applies, lazy_sparse_epoch
 from .learners import LEARNERS
 
 __all__ = ["epoch_kernel", "run_epoch"]
@@ -62,7 +72,7 @@ def epoch_kernel(trainer, X):
 
 
 def run_epoch(trainer, X, y, sample_weight, order, batch_size, *, mean_weight=None,
-              compiled=True, progress=None, n_updates=50):  # fmt: skip
+              compiled=True, lazy=True, progress=None, n_updates=50):  # fmt: skip
     """Train on every minibatch once, at the learning rate of ``trainer.epoch``.
 
     Parameters
@@ -82,6 +92,10 @@ def run_epoch(trainer, X, y, sample_weight, order, batch_size, *, mean_weight=No
         is divided by ``len(batch) * mean_weight`` instead.
     compiled : bool, default=True
         Use the compiled epoch kernel when there is one (:func:`epoch_kernel`).
+    lazy : bool, default=True
+        On a CSR ``X``, use the lazy sparse step when the learner allows it
+        (:func:`~fastsoftmax._sparse_epoch.lazy_sparse_applies`); False: the dense
+        step of every row.
     progress : callable, optional
         ``progress(batches_done, mean_loss_so_far)``, called about
         ``n_updates`` times and after the last minibatch.
@@ -97,6 +111,10 @@ def run_epoch(trainer, X, y, sample_weight, order, batch_size, *, mean_weight=No
         return math.nan
     n_batches = -(-n // batch_size)
     every = n_batches if progress is None else max(1, n_batches // n_updates)
+    if lazy and lazy_sparse_applies(trainer, X):
+        return lazy_sparse_epoch(
+            trainer, X, y, sample_weight, order, batch_size, mean_weight, progress, every
+        )
     kernel = epoch_kernel(trainer, X) if compiled else None
     if kernel is not None:
         return _compiled_epoch(
@@ -143,3 +161,4 @@ def _compiled_epoch(kernel, trainer, X, y, sample_weight, order, batch_size, mea
     trainer.n_minibatches += n_batches
     trainer.n_samples_seen += n
     return total / n
+

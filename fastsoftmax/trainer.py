@@ -26,7 +26,10 @@ True
 
 ``X`` may also be a scipy.sparse matrix (CSR, CSC, COO, ...): it is read as
 CSR once, never densified, and trained by the Python minibatch loop (the
-compiled whole-epoch kernels read dense rows).
+compiled whole-epoch kernels read dense rows); with plain SGD,
+:meth:`Trainer.train_epoch` then updates only the weight rows of each
+minibatch's features (the exact lazy L2 update, see
+:class:`fastsoftmax.SoftmaxRegression`).
 
 Labels here are class indices ``0 .. n_classes - 1``; the estimators
 (:class:`fastsoftmax.SoftmaxRegression`) map arbitrary labels to indices and
@@ -523,7 +526,11 @@ class Trainer:
         self.learner.step(params, grads[: len(params)], epoch=self.epoch)
         if l1:
             l1_orthant_project(params[0], orthant)
+        self._record_step(loss, error if self.track_train_error else math.nan, n, sample_weight)
+        return loss
 
+    def _record_step(self, loss: float, error: float, n: int, sample_weight: Any) -> None:
+        """Book one trained minibatch of ``n`` rows: running averages, last values, counters."""
         weight = n if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
         self._loss_sum += loss * weight
         self._loss_weight += weight
@@ -534,7 +541,6 @@ class Trainer:
             self._error_count += n
         self.n_minibatches += 1
         self.n_samples_seen += n
-        return loss
 
     def test_minibatch(self, X: DataMatrix, y: ArrayLike) -> float:
         """Classification error of the model on a minibatch (no update).
