@@ -348,21 +348,33 @@ class Blocks:
         return [holders.get(part.key, ()) for part in self.y_parts]
 
     def _worker_groups(self, holders):
-        """The blocks split by the worker thread that will sum them: ``[(worker, [block, ...])]``.
+        """The blocks split evenly over the worker threads that sum them: ``[(worker, [block, ...])]``.
 
-        Found once per fit; a block that moves later (a worker lost, work
-        stolen) is fetched by the task, which may also run elsewhere.
+        A block goes to a thread of a worker holding it while those threads
+        have less than their share, the others to the threads with the
+        fewest (Dask copies those blocks there once): every evaluation waits
+        for the busiest thread, and the scheduler may have put 5 blocks of 8
+        on one of 2 workers.  Found once per fit; a block that moves later (a
+        worker lost, work stolen) is fetched by the task, which may also run
+        elsewhere.
         """
-        nthreads = self.client.nthreads()
-        by_worker = {}
+        slots = [(worker, t) for worker, n in sorted(self.client.nthreads().items())
+                 for t in range(max(1, n))]  # fmt: skip
+        if not slots:
+            return [(None, list(range(len(self.x_parts))))]
+        share = -(-len(self.x_parts) // len(slots))
+        assigned = {slot: [] for slot in slots}
+        elsewhere = []
         for i, x in enumerate(self.x_parts):
-            where = sorted(holders.get(x.key, ()))
-            by_worker.setdefault(where[0] if where else None, []).append(i)
-        groups = []
-        for worker, blocks in by_worker.items():
-            n_tasks = min(len(blocks), max(1, nthreads.get(worker, 1)))
-            groups += [(worker, blocks[t::n_tasks]) for t in range(n_tasks)]
-        return groups
+            where = holders.get(x.key, ())
+            free = [slot for slot in slots if slot[0] in where and len(assigned[slot]) < share]
+            if free:
+                assigned[min(free, key=lambda slot: len(assigned[slot]))].append(i)
+            else:
+                elsewhere.append(i)
+        for i in elsewhere:
+            assigned[min(slots, key=lambda slot: len(assigned[slot]))].append(i)
+        return [(worker, blocks) for (worker, _), blocks in assigned.items() if blocks]
 
     # -- the work on the blocks ----------------------------------------------------
 

@@ -251,6 +251,34 @@ def test_blocks_on_the_cluster_one_actor_call_per_worker(client, monkeypatch):
             time.sleep(0.05)
 
 
+def test_unevenly_held_blocks_are_summed_evenly(client, monkeypatch):
+    """6 blocks on one worker, 2 on the other: each worker's actor sums 4 (Dask copies 2 over)."""
+    from fastsoftmax import _dask
+
+    X, y, _ = _problem(n=1600, n_classes=3)
+    ref = LogisticRegression(tol=TOL, max_iter=500).fit(X, y)
+    workers = sorted(client.nthreads())
+    Xd = da.from_array(X, chunks=200)
+    parts = Xd.to_delayed().ravel()
+    held = [client.compute(part, workers=[workers[0] if i < 6 else workers[1]])
+            for i, part in enumerate(parts)]  # fmt: skip
+    distributed.wait(held)
+    start, groups = _dask.Blocks._start_actors, []
+
+    def spy(self):
+        groups.append(self._groups)
+        return start(self)
+
+    monkeypatch.setattr(_dask.Blocks, "_start_actors", spy)
+    with client.as_current():
+        Xh = da.concatenate([da.from_delayed(f, shape=(200, 8), dtype=X.dtype) for f in held])
+        where = [w for ws in client.who_has(held).values() for w in ws]
+        assert sorted(where.count(w) for w in workers) == [2, 6], where
+        got = LogisticRegression(tol=TOL, max_iter=500).fit(Xh.persist(), y)
+    _assert_same_fit(got, ref)
+    assert sorted(len(blocks) for _, blocks in groups[0]) == [4, 4], groups
+
+
 def test_large_coefficients_are_broadcast(client, monkeypatch):
     """Coefficients above the threshold reach the tasks as one broadcast future per evaluation."""
     from fastsoftmax import _dask
