@@ -10,6 +10,9 @@ Group "fit LogisticRegression mnist float32 dask" (multinomial, ``max_iter=100``
   there (``X.persist()``) before the timed fits.  Targets: ``dask[1x1]`` at
   most 1.3x ``in-memory``, ``dask[2x1]`` at least 1.6x faster than
   ``dask[1x1]``.
+* ``dask[1x1] tasks`` / ``dask[2x1] tasks``: the persisted X, summed by one
+  task per worker thread per evaluation (the path a fit falls back to when a
+  worker is lost) instead of one call per worker to its actor.
 * ``dask[1x1] persist=True`` / ``dask[2x1] persist=True``: X not persisted;
   ``fit(X, y, persist=True)`` reads the blocks from disk once inside the
   timed fit and keeps them for the fit's duration.
@@ -102,9 +105,16 @@ def test_fit_in_memory(benchmark, mnist):
     _record_threads(benchmark)
 
 
+@pytest.mark.parametrize("path", ["actors", "tasks"])
 @pytest.mark.parametrize("persist", [False, True], ids=["persisted", "persist=True"])
-def test_fit_dask(benchmark, mnist, mnist_stack, cluster_client, persist):
+def test_fit_dask(benchmark, mnist, mnist_stack, cluster_client, persist, path, monkeypatch):
     n_workers, client = cluster_client
+    if path == "tasks":  # the fallback: one task per worker thread per evaluation
+        if persist:
+            pytest.skip("the tasks' path: on the persisted X only")
+        from fastsoftmax import _dask
+
+        monkeypatch.setattr(_dask, "USE_ACTORS", False)
     benchmark.group = "fit LogisticRegression mnist float32 dask"
     Xd, yd = _from_disk(mnist_stack)
     with client.as_current():
@@ -117,7 +127,8 @@ def test_fit_dask(benchmark, mnist, mnist_stack, cluster_client, persist):
             )
         model = run(benchmark, lambda: _quiet_fit(
             fastsoftmax.LogisticRegression(max_iter=MAX_ITER), Xd, yd, persist=persist),
-            rounds=ROUNDS, impl=f"dask[{n_workers}x1]" + (" persist=True" if persist else ""),
+            rounds=ROUNDS, impl=f"dask[{n_workers}x1]" + (" persist=True" if persist else "")
+            + (" tasks" if path == "tasks" else ""),
             kind="fastsoftmax")  # fmt: skip
     benchmark.extra_info["n_iter"] = int(model.n_iter_[0])
     reference = _quiet_fit(fastsoftmax.LogisticRegression(max_iter=MAX_ITER), mnist.X, mnist.y)

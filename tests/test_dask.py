@@ -170,16 +170,20 @@ def test_graph_per_iteration_is_small(monkeypatch):
     assert len(sizes) >= 3 and set(sizes) == {20 + 20 + 20 + 4 + 2}, sizes
 
 
-def test_blocks_on_the_cluster_one_task_per_worker_thread(client, monkeypatch):
-    """X held on the cluster: an evaluation is one task per worker thread, and no graph."""
+def _record_evaluations(monkeypatch):
+    """Patch the client and the blocks: ``(submitted, graphs, actor_calls)``, filled by the fit.
+
+    ``submitted``: the functions submitted during an evaluation; ``graphs``:
+    for every delayed graph computed, whether during an evaluation;
+    ``actor_calls``: for every evaluation on actors, the number of actors called.
+    """
     from dask.delayed import Delayed
 
     from fastsoftmax import _dask
 
-    X, y, sw = _problem(n=2000, n_classes=3)
-    ref = LogisticRegression(tol=TOL, max_iter=500).fit(X, y, sample_weight=sw)
-    submitted, graphs, evaluating = [], [], [False]
+    submitted, graphs, actor_calls, evaluating = [], [], [], [False]
     submit, compute, map_sum = distributed.Client.submit, Delayed.compute, _dask.Blocks.map_sum
+    by_actors = _dask.Blocks._map_sum_by_actors
 
     def counting_submit(self, func, *args, **kwargs):
         if evaluating[0]:
@@ -197,17 +201,82 @@ def test_blocks_on_the_cluster_one_task_per_worker_thread(client, monkeypatch):
         finally:
             evaluating[0] = False
 
+    def counting_by_actors(self, *args):
+        result = by_actors(self, *args)
+        actor_calls.append(len(self._block_sums))
+        return result
+
     monkeypatch.setattr(distributed.Client, "submit", counting_submit)
     monkeypatch.setattr(Delayed, "compute", counting_compute)
     monkeypatch.setattr(_dask.Blocks, "map_sum", counting_map_sum)
+    monkeypatch.setattr(_dask.Blocks, "_map_sum_by_actors", counting_by_actors)
+    return submitted, graphs, actor_calls
+
+
+def _fit_held_on_cluster(client, monkeypatch):
+    """A weighted fit of X persisted on the cluster, equal to the in-memory fit; and its records."""
+    X, y, sw = _problem(n=2000, n_classes=3)
+    ref = LogisticRegression(tol=TOL, max_iter=500).fit(X, y, sample_weight=sw)
+    records = _record_evaluations(monkeypatch)
     with client.as_current():
         Xd = da.from_array(X, chunks=100).persist()  # 20 blocks on 2 workers of 1 thread
         distributed.wait(Xd)
         got = LogisticRegression(tol=TOL, max_iter=500).fit(Xd, y, sample_weight=sw)
     _assert_same_fit(got, ref)
+    return got, records
+
+
+def test_blocks_on_the_cluster_one_task_per_worker_thread(client, monkeypatch):
+    """X held on the cluster, without actors: an evaluation is one task per worker thread, and no graph."""
+    from fastsoftmax import _dask
+
+    monkeypatch.setattr(_dask, "USE_ACTORS", False)
+    got, (submitted, graphs, _) = _fit_held_on_cluster(client, monkeypatch)
     n_evaluations = len(submitted) // 2
     assert n_evaluations >= got.n_iter_[0] and submitted == ["_sum_blocks"] * (2 * n_evaluations)
     assert True not in graphs  # no delayed graph built for an evaluation
+
+
+def test_blocks_on_the_cluster_one_actor_call_per_worker(client, monkeypatch):
+    """X held on the cluster: an evaluation is one call per worker to its actor; no task, no graph."""
+    got, (submitted, graphs, actor_calls) = _fit_held_on_cluster(client, monkeypatch)
+    # the actors started once, one per worker, then every evaluation is one call to each
+    assert submitted == ["_WorkerBlockSums"] * 2, submitted[:3]
+    assert len(actor_calls) >= got.n_iter_[0] and set(actor_calls) == {2}, set(actor_calls)
+    assert True not in graphs
+    with client.as_current():  # the actors are gone with the fit
+        deadline = time.monotonic() + 10
+        while any("_WorkerBlockSums" in str(k) for k in client.who_has()):
+            assert time.monotonic() < deadline, client.who_has()
+            time.sleep(0.05)
+
+
+def test_unevenly_held_blocks_are_summed_evenly(client, monkeypatch):
+    """6 blocks on one worker, 2 on the other: each worker's actor sums 4 (Dask copies 2 over)."""
+    from fastsoftmax import _dask
+
+    X, y, _ = _problem(n=1600, n_classes=3)
+    ref = LogisticRegression(tol=TOL, max_iter=500).fit(X, y)
+    workers = sorted(client.nthreads())
+    Xd = da.from_array(X, chunks=200)
+    parts = Xd.to_delayed().ravel()
+    held = [client.compute(part, workers=[workers[0] if i < 6 else workers[1]])
+            for i, part in enumerate(parts)]  # fmt: skip
+    distributed.wait(held)
+    start, groups = _dask.Blocks._start_actors, []
+
+    def spy(self):
+        groups.append(self._groups)
+        return start(self)
+
+    monkeypatch.setattr(_dask.Blocks, "_start_actors", spy)
+    with client.as_current():
+        Xh = da.concatenate([da.from_delayed(f, shape=(200, 8), dtype=X.dtype) for f in held])
+        where = [w for ws in client.who_has(held).values() for w in ws]
+        assert sorted(where.count(w) for w in workers) == [2, 6], where
+        got = LogisticRegression(tol=TOL, max_iter=500).fit(Xh.persist(), y)
+    _assert_same_fit(got, ref)
+    assert sorted(len(blocks) for _, blocks in groups[0]) == [4, 4], groups
 
 
 def test_large_coefficients_are_broadcast(client, monkeypatch):
@@ -225,6 +294,7 @@ def test_large_coefficients_are_broadcast(client, monkeypatch):
         return scatter(self, data, *args, **kwargs)
 
     monkeypatch.setattr(_dask, "_SCATTER_BYTES", 0)
+    monkeypatch.setattr(_dask, "USE_ACTORS", False)  # the tasks' path (actors take the values)
     monkeypatch.setattr(distributed.Client, "scatter", counting_scatter)
     with client.as_current(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -624,3 +694,37 @@ def test_worker_killed_mid_fit(client):
             killer.join()
     assert killed
     client.wait_for_workers(2, timeout=30)  # the nanny restarts it for the next tests
+
+
+def test_worker_killed_mid_fit_on_actors(client, monkeypatch):
+    """X persisted, a worker killed between two evaluations: its actor is lost, the rest of the
+    fit runs on tasks (Dask recomputes the lost blocks) and the fit is right."""
+    from fastsoftmax import _dask
+
+    X, y, _ = _problem(n=4000, d=8, n_classes=3)
+    ref = LogisticRegression(tol=0.0, max_iter=60).fit(X, y)
+    pids = list(client.run(os.getpid).values())
+    by_actors, by_tasks, calls = _dask.Blocks._map_sum_by_actors, _dask.Blocks._map_sum_by_tasks, []
+
+    def killing_by_actors(self, *args):
+        calls.append("actors")
+        if len(calls) == 5:  # the worker dies: its actor with it
+            os.kill(pids[0], 9)
+            client.wait_for_workers(2, timeout=30)  # its nanny restarts it
+        return by_actors(self, *args)
+
+    def counting_by_tasks(self, *args):
+        calls.append("tasks")
+        return by_tasks(self, *args)
+
+    monkeypatch.setattr(_dask.Blocks, "_map_sum_by_actors", killing_by_actors)
+    monkeypatch.setattr(_dask.Blocks, "_map_sum_by_tasks", counting_by_tasks)
+    with client.as_current():
+        Xd = da.from_array(X, chunks=250).persist()
+        distributed.wait(Xd)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = LogisticRegression(tol=0.0, max_iter=60).fit(Xd, y)
+    _assert_same_fit(model, ref, rtol=1e-5, atol=1e-6)
+    # the actors until the kill, then the tasks to the end
+    assert calls[:6] == ["actors"] * 5 + ["tasks"] and set(calls[6:]) == {"tasks"}, calls
