@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._backends import get_module
+from ._loss_options import weighted
 
 
 def _data_kernel(kernels, name, X, *args, **options):
@@ -95,10 +96,7 @@ def cross_entropy_sum(logits, y, sample_weight=None, *, backend=None):
     if not n:
         return 0.0
     losses = get_module(backend).cross_entropy(logits, y, np.empty(n, logits.dtype))
-    if sample_weight is not None:
-        losses = np.multiply(losses, sample_weight, out=np.zeros_like(losses),
-                             where=sample_weight != 0)  # fmt: skip
-    return float(np.sum(losses, dtype=np.float64))
+    return float(np.sum(weighted(losses, sample_weight), dtype=np.float64))
 
 
 def decision(X, coef, intercept=None, *, out=None, backend=None):
