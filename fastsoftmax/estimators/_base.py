@@ -31,12 +31,14 @@ from ._compat import BASES, DataConversionWarning, NotFittedError
 # data checks
 
 
-def _check_X(X: Any, name: str = "X") -> Any:
+def _check_X(X: Any, name: str = "X", *, screen_dense: bool = True) -> Any:
     """Validate a data matrix the way scikit-learn does, keeping float32 and uint8.
 
     A dense result is C-contiguous; a scipy.sparse matrix comes back as the
     CSR matrix of :func:`~fastsoftmax._validation.check_sparse_matrix` (never
     densified), its stored values checked like a dense array's.
+    ``screen_dense=False`` leaves the NaN/inf screen of dense X to the caller
+    (SoftmaxRegression folds it into the first epoch, which reads X anyway).
     """
     if is_sparse(X):
         X = check_sparse_matrix(X, name)
@@ -66,7 +68,7 @@ def _check_X(X: Any, name: str = "X") -> Any:
             f"{name}.reshape(1, -1) if it is a single sample."
         )
     X = np.ascontiguousarray(check_data_matrix(arr, name))
-    return _check_size_and_values(X, X, name)
+    return _check_size_and_values(X, X if screen_dense else None, name)
 
 
 def _check_size_and_values(X: Any, values: Any, name: str) -> Any:
@@ -80,7 +82,8 @@ def _check_size_and_values(X: Any, values: Any, name: str) -> Any:
         raise ValueError(
             f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required."
         )
-    check_all_finite(values, name)  # integer X (uint8 pixels) is not read
+    if values is not None:
+        check_all_finite(values, name)  # integer X (uint8 pixels) is not read
     return X
 
 
@@ -415,9 +418,9 @@ class _LinearClassifier(*BASES):  # type: ignore[misc]  # mypy: a base tuple cho
     def _param_dtype(self, X: Any) -> np.dtype[Any]:
         return np.dtype(self._uint8_dtype) if X.dtype == np.uint8 else X.dtype
 
-    def _validate_X(self, X: Any, *, reset: bool) -> Any:
+    def _validate_X(self, X: Any, *, reset: bool, screen_dense: bool = True) -> Any:
         _check_feature_names(self, X, reset=reset)
-        X = _check_X(X)
+        X = _check_X(X, screen_dense=screen_dense)
         self._check_n_features(X, reset=reset)
         return X
 
@@ -433,17 +436,18 @@ class _LinearClassifier(*BASES):  # type: ignore[misc]  # mypy: a base tuple cho
 
     def _fit_data(
         self, X: Any, y: Any, sample_weight: Any, classes: NDArray[Any] | None = None,
-        *, persist: bool = False,
+        *, persist: bool = False, screen_dense: bool = True,
     ) -> tuple[Any, NDArray[np.intp], NDArray[Any] | None, np.dtype[Any]]:
         """Validate training data: ``(X, y_idx, sample_weight with class weights, dtype)``.
 
         ``classes`` (sorted, e.g. those of all the data when fitting a
         cross-validation fold) fixes ``classes_``; y may then lack some of them.
-        ``persist`` keeps a Dask X's blocks on the cluster for the fit.
+        ``persist`` keeps a Dask X's blocks on the cluster for the fit;
+        ``screen_dense=False`` leaves the NaN/inf screen of dense X to the caller.
         """
         if _dask.is_dask_collection(X):  # checked block by block: fastsoftmax._dask.Blocks
             return _dask.fit_data(self, X, y, sample_weight, classes, persist=persist)
-        X = self._validate_X(X, reset=True)
+        X = self._validate_X(X, reset=True, screen_dense=screen_dense)
         y = _check_y(y, X.shape[0])
         if classes is None:
             self.classes_, y_idx = _encode_labels(y, self)

@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .. import _dask, _epoch_driver
-from .._validation import check_bool, check_int, check_l2, check_real, check_verbose
+from .._validation import check_all_finite, check_bool, check_int, check_l2, check_real, check_verbose
 from ..learners import Learner, get_learner, get_schedule
 from ..persistence import register
 from ..trainer import SoftmaxModel, Trainer
@@ -326,7 +326,6 @@ class SoftmaxRegression(_LinearClassifier):
 
     # -- fitting ------------------------------------------------------------------
 
-    @_dask.atomic_on_dask
     def fit(
         self: _Self,
         X: ArrayLike,
@@ -360,12 +359,26 @@ class SoftmaxRegression(_LinearClassifier):
         -------
         self : SoftmaxRegression
         """
+        # a fit that raises (NaN in X, found by the first epoch; a diverging loss) leaves
+        # self as it was
+        with _dask._unchanged_on_error(self):
+            return self._fit(X, y, sample_weight, validation_data, persist)
+
+    def _fit(
+        self: _Self, X: Any, y: Any, sample_weight: Any, validation_data: Any, persist: bool
+    ) -> _Self:
         opts = self._check_training_params()
         # warm start: _load_params reads coef_ and intercept_, which stay until _store_params
         previous = None
         if opts["warm_start"] and hasattr(self, "coef_"):
             previous = (self.classes_, self.n_features_in_)
-        X, y_idx, sw, dtype = self._fit_data(X, y, sample_weight, persist=persist)
+        # the NaN/inf screen of dense float X would cost a read of X, about a third of a
+        # one-epoch fit: the first epoch screens it instead (see _run_epochs)
+        X, y_idx, sw, dtype = self._fit_data(X, y, sample_weight, persist=persist,
+                                             screen_dense=False)  # fmt: skip
+        unscreened = X if _screened_by_first_epoch(X, sw) else None
+        if unscreened is None and isinstance(X, np.ndarray):
+            check_all_finite(X)
         rng = self._rng()
 
         X_val = y_val = None
@@ -389,6 +402,8 @@ class SoftmaxRegression(_LinearClassifier):
             order = rng.permutation(n)
             val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
             X_val, y_val = X[val], y_idx[val]
+            if unscreened is not None:  # the epochs never read these rows
+                check_all_finite(X_val)
             # the epochs visit the training rows of X in place: no copy of 90% of X
             opts["train_rows"] = train
 
@@ -402,7 +417,8 @@ class SoftmaxRegression(_LinearClassifier):
             self._load_params(model)
         self._learner = self._make_learner()
         self.history_ = _new_history()
-        self._run_epochs(model, X, y_idx, sw, X_val, y_val, opts, rng, opts["max_epochs"])
+        self._run_epochs(model, X, y_idx, sw, X_val, y_val, opts, rng, opts["max_epochs"],
+                         unscreened=unscreened)  # fmt: skip
         return self
 
     @_dask.atomic_on_dask
@@ -481,8 +497,14 @@ class SoftmaxRegression(_LinearClassifier):
         opts: dict[str, Any],
         rng: np.random.Generator | np.random.RandomState,
         n_epochs: int,
+        unscreened: NDArray[Any] | None = None,
     ) -> None:
-        """The epoch loop: train, evaluate, record, report, stop early."""
+        """The epoch loop: train, evaluate, record, report, stop early.
+
+        ``unscreened``: X, not yet screened for NaN and infinity.  A NaN or an
+        infinity in a row makes all its logits, and so the epoch's loss, NaN,
+        so the exact screen runs only when the first epoch's loss is not finite.
+        """
         trainer = Trainer(model, self._learner, track_train_error=False)
         history = self.history_
         first_epoch = len(history["train_loss"])
@@ -503,7 +525,13 @@ class SoftmaxRegression(_LinearClassifier):
                 from tqdm.auto import tqdm
 
                 bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}", unit="batch", leave=True)
-            train_loss = self._train_epoch(trainer, X, y_idx, sw, opts, rng, bar)
+            # NaN or inf in unscreened X: no warnings of numpy's, the screen's ValueError
+            with np.errstate(invalid="ignore" if unscreened is not None else None):
+                train_loss = self._train_epoch(trainer, X, y_idx, sw, opts, rng, bar)
+            if unscreened is not None:
+                if not math.isfinite(train_loss):
+                    check_all_finite(unscreened)  # "Input X contains NaN." or "... infinity."
+                unscreened = None
             if not math.isfinite(train_loss):
                 raise ValueError(
                     f"the training loss became {train_loss} in epoch {epoch + 1}: "
@@ -576,6 +604,16 @@ class SoftmaxRegression(_LinearClassifier):
             trainer, X, y_idx, sw, order, opts["batch_size"], mean_weight=mean_weight,
             progress=progress,
         )  # fmt: skip
+
+
+def _screened_by_first_epoch(X: Any, sw: NDArray[Any] | None) -> bool:
+    """Whether the first epoch can screen X for NaN and infinity (see ``_run_epochs``).
+
+    Dense float X only (integer X is finite, CSR's values are screened
+    already); every row is weighted, so that each NaN reaches the loss.
+    """
+    floating = isinstance(X, np.ndarray) and X.dtype.kind == "f"
+    return floating and (sw is None or bool(np.all(sw > 0)))
 
 
 def _n_train(X: Any, opts: dict[str, Any]) -> int:
