@@ -63,12 +63,15 @@ FS_DEF void GN(fwd_tile)(const FS_XT *const *rows, Py_ssize_t d, const FS_T *WT,
             for (int r = 0; r < R; r++) acc[r][c] += xv[r] * w;
         }
     }
-    for (int r = 0; r < R; r++)
+    for (int r = 0; r < R; r++) {
+        FS_T sums[10];
+        FN(hsum_many)(acc[r], CB, sums);
         for (int c = 0; c < CB; c++) {
-            FS_T s = FN(hsum)(acc[r][c]);
+            FS_T s = sums[c];
             for (Py_ssize_t t = j; t < d; t++) s += (FS_T)x[r][t] * WT[c * d + t];
             Z[r * rs + c * cs] = s + b[c];
         }
+    }
 }
 
 /* Z = X (n, d) @ WT (C, d)^T + b, where Z[i rs + c cs] is row i, class c
