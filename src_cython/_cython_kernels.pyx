@@ -1072,6 +1072,8 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
     cdef double *gb_sum = NULL
     cdef double *data_t = NULL
     cdef signed char *orthant = NULL
+    cdef void *g_buffer = NULL
+    cdef void *p_buffer = NULL
 
     # The loops below trust these sizes, the row indices and the labels:
     # checks first (O(1), then one pass over order), exceptions instead of
@@ -1114,12 +1116,16 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
         y_batch = <Py_ssize_t *>malloc(batch_size * sizeof(Py_ssize_t))
         sw_batch = <floating *>malloc(batch_size * sizeof(floating))
         Z = <floating *>malloc(batch_size * C * sizeof(floating) + 1)
-        g = <floating *>malloc(nt * size * sizeof(floating) + 1)
+        # the gradient and the weights on cache lines (see _aligned_weights);
+        # a misaligned WT is worked on in an aligned copy, copied back below
+        g_buffer = malloc(nt * size * sizeof(floating) + 64)
+        g = <floating *>((<size_t>g_buffer + 63) & ~(<size_t>63))
+        p = <floating *>_aligned_weights(p, size, &p_buffer)
         gb = <floating *>malloc(C * sizeof(floating) + 1)
         gb_sum = <double *>malloc(nt * C * sizeof(double) + 1)
         data_t = <double *>malloc(nt * sizeof(double))
         orthant = <signed char *>malloc(size if l1 != 0 else 1)
-        if (rows == NULL or y_batch == NULL or sw_batch == NULL or Z == NULL or g == NULL
+        if (rows == NULL or y_batch == NULL or sw_batch == NULL or Z == NULL or g_buffer == NULL
                 or gb == NULL or gb_sum == NULL or data_t == NULL or orthant == NULL):
             raise MemoryError(f"no memory for the buffers of minibatches of {batch_size} rows")
         next_rows = rows + batch_size
@@ -1191,11 +1197,14 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
                         gb[c] = <floating>(gbs * scale)
                     _learner_update(code, &b[0], gb, sb, n_states, hp, n_hp, C, lr, t)
     finally:
+        if p_buffer != NULL:
+            memcpy(&WT[0, 0], p, size * sizeof(floating))
+            free(p_buffer)
         free(rows)
         free(y_batch)
         free(sw_batch)
         free(Z)
-        free(g)
+        free(g_buffer)
         free(gb)
         free(gb_sum)
         free(data_t)
