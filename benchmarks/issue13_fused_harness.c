@@ -8,6 +8,7 @@
  *
  * Environment: PF=0..3 (which product prefetches the next block: 1 forward, 2 backward),
  * SAME=1 (every block reads the first block: no memory traffic, the compute bound),
+ * SAMEPF=1 (the prefetches aim at the first block too: their cost without memory traffic),
  * PERM=1 (rows in a shuffled order, as in an epoch), HUGE=1 (float32 X on huge pages, as
  * NumPy allocates large arrays), PH=1 (time of each phase).  A/B: build against two
  * copies of src_cython and run alternately.
@@ -23,19 +24,20 @@ static double now(void) /* thread CPU time: the machine is shared */{struct time
 #define D 784
 #define C 10
 #define MB 512
-static int pf=1, same=0, *perm, ahead=1; static double ph[3]; static float *X32; static unsigned char *X8; static double *X64; static Py_ssize_t y[N];
-static float WT[C*D], b[C], dW[C*D], Z[MB*C]; static double WT64[C*D], b64[C], dW64[C*D], Z64[MB*C];
+static int pf=1, same=0, samepf=0, *perm, ahead=1; static double ph[3]; static float *X32; static unsigned char *X8; static double *X64; static Py_ssize_t y[N];
+#define AL __attribute__((aligned(64))) /* as softmax_ce_sums reads them (_aligned_weights) */
+static float WT[C*D] AL, b[C], dW[C*D] AL, Z[MB*C] AL; static double WT64[C*D] AL, b64[C], dW64[C*D] AL, Z64[MB*C] AL;
 #define PASS(NAME, XT, T, S, XS, X, W, B, DW, ZZ) \
 static double NAME(int blk){ const XT *rows[MB], *next[MB]; double db[C]={0}, loss=0; \
   for (Py_ssize_t a=0;a<N;a+=blk){ Py_ssize_t n = N-a<blk?N-a:blk, after=N-a-n; \
-    for (Py_ssize_t i=0;i<n;i++){rows[i]=X+(same?i:perm[a+i])*(long)D; { long q = a + (long)ahead*n + i; if (q > N-1) q = N-1; next[i]=after>0? X+perm[q]*(long)D : X; }} \
+    for (Py_ssize_t i=0;i<n;i++){rows[i]=X+(same?i:perm[a+i])*(long)D; { long q = a + (long)ahead*n + i; if (q > N-1) q = N-1; next[i]=after>0? X+(samepf?i:perm[q])*(long)D : X; }} \
     double t0=now(); fs_fwd_##XS##_##S(rows,n,D,W,B,C,ZZ,1,n,((pf&1) && after>0)?next:NULL); \
     double t1=now(); loss += fs_ce_residual_cols_##S(ZZ,n,C,y+a,NULL,db); \
     double t2=now(); fs_bwd_##XS##_##S(rows,n,D,ZZ,C,DW,((pf&2) && after>0)?next:NULL); ph[0]+=t1-t0; ph[1]+=t2-t1; ph[2]+=now()-t2;} return loss; }
 PASS(p32, float, float, f32, f, X32, WT, b, dW, Z)
 PASS(p8, unsigned char, float, f32, u8, X8, WT, b, dW, Z)
 PASS(p64, double, double, f64, f, X64, WT64, b64, dW64, Z64)
-int main(int argc, char **argv){ pf = getenv("PF")?atoi(getenv("PF")):3; same = getenv("SAME")?1:0; ahead = getenv("AHEAD")?atoi(getenv("AHEAD")):1;
+int main(int argc, char **argv){ pf = getenv("PF")?atoi(getenv("PF")):3; same = getenv("SAME")?1:0; samepf = getenv("SAMEPF")?1:0; ahead = getenv("AHEAD")?atoi(getenv("AHEAD")):1;
   fs_set_level(-1);
   X32=aligned_alloc(64,sizeof(float)*N*D); X8=aligned_alloc(64,N*D); X64=aligned_alloc(64,sizeof(double)*N*D);
   if(getenv("HUGE")){ size_t z=sizeof(float)*N*D; free(X32); X32=aligned_alloc(1<<21,(z+(1<<21)-1)/(1<<21)*(1<<21)); madvise(X32,z,MADV_HUGEPAGE);}

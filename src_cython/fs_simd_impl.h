@@ -87,6 +87,67 @@ FS_DEF FS_T FN(hsum)(VF v)
 #endif
 }
 
+/* out[k] = hsum(v[k]) for k < K, bit for bit: the halving steps of hsum done
+ * for up to FS_V vectors at once by a transposing tree (the halves of two
+ * vectors are shuffled into one before each addition), with a third of the
+ * shuffles and additions of K separate sums.  The epilogue of the forward
+ * tiles of fs_gemm_impl.h, which sum 10 vectors a row.  K is a constant of
+ * the (inlined) caller. */
+FS_DEF void FN(hsum_many)(const VF *v, const int K, FS_T *out)
+{
+#if FS_X86 && FS_VBYTES == 64
+    if (K > 1 && K <= FS_V) {
+#if FS_F32
+        /* u: 8-lane halves of two vectors; w: 4-lane quarters of four (w[q]'s
+         * 128-bit lane L is v[4q + L]); x, y: the last two steps within
+         * 128-bit lanes, so y's lane 4L + e is hsum(v[4e + L]).  A missing
+         * partner is the vector itself (its lanes are never read). */
+        __m512 u[8], w[4], x[2];
+        const int K1 = (K + 1) / 2, K2 = (K1 + 1) / 2, K3 = (K2 + 1) / 2;
+        for (int p = 0; p < K1; p++) {
+            __m512 a = (__m512)v[2 * p], b = (__m512)v[2 * p + 1 < K ? 2 * p + 1 : 2 * p];
+            u[p] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+        }
+        for (int q = 0; q < K2; q++) {
+            __m512 a = u[2 * q], b = u[2 * q + 1 < K1 ? 2 * q + 1 : 2 * q];
+            w[q] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x88), _mm512_shuffle_f32x4(a, b, 0xDD));
+        }
+        for (int r = 0; r < K3; r++) {
+            __m512 a = w[2 * r], b = w[2 * r + 1 < K2 ? 2 * r + 1 : 2 * r];
+            x[r] = _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x44), _mm512_shuffle_ps(a, b, 0xEE));
+        }
+        __m512 a = x[0], b = x[K3 > 1 ? 1 : 0];
+        __m512 y = _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x88), _mm512_shuffle_ps(a, b, 0xDD));
+        /* lane k <- lane 4 (k % 4) + k / 4 */
+        const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+        union { __m512 v; FS_T a[16]; } sums = {_mm512_permutexvar_ps(order, y)};
+#else
+        /* hsum of 8 doubles starts at its 4-lane halves: u[p] holds those of
+         * v[2p] and v[2p + 1], w[q]'s 128-bit lane L the pair sums of v[4q + L],
+         * y's lane 2L + e is hsum(v[4e + L]) */
+        __m512d u[4], w[2];
+        const int K1 = (K + 1) / 2, K2 = (K1 + 1) / 2;
+        for (int p = 0; p < K1; p++) {
+            __m512d a = (__m512d)v[2 * p], b = (__m512d)v[2 * p + 1 < K ? 2 * p + 1 : 2 * p];
+            u[p] = _mm512_add_pd(_mm512_shuffle_f64x2(a, b, 0x44), _mm512_shuffle_f64x2(a, b, 0xEE));
+        }
+        for (int q = 0; q < K2; q++) {
+            __m512d a = u[2 * q], b = u[2 * q + 1 < K1 ? 2 * q + 1 : 2 * q];
+            w[q] = _mm512_add_pd(_mm512_shuffle_f64x2(a, b, 0x88), _mm512_shuffle_f64x2(a, b, 0xDD));
+        }
+        __m512d a = w[0], b = w[K2 > 1 ? 1 : 0];
+        __m512d y = _mm512_add_pd(_mm512_shuffle_pd(a, b, 0x00), _mm512_shuffle_pd(a, b, 0xFF));
+        /* lane k <- lane 2 (k % 4) + k / 4 */
+        const __m512i order = _mm512_set_epi64(7, 5, 3, 1, 6, 4, 2, 0);
+        union { __m512d v; FS_T a[8]; } sums = {_mm512_permutexvar_pd(order, y)};
+#endif
+        for (int k = 0; k < K; k++) out[k] = sums.a[k];
+        return;
+    }
+#endif
+    for (int k = 0; k < K; k++) out[k] = FN(hsum)(v[k]);
+}
+
 /* The first k < FS_V lanes of p, the others set to fill (masked loads on
  * AVX2 / AVX-512: no reads past the end of a row, no scalar tail loops). */
 FS_DEF VF FN(load_part)(const FS_T *p, Py_ssize_t k, FS_T fill)

@@ -105,3 +105,76 @@ def test_floating_point_state_is_restored():
     tiny = np.float32(1e-38)  # normal; times 1e-3 is a denormal
     assert tiny * np.float32(1e-3) > 0
     assert np.array([tiny]) * np.float32(1e-3) > 0
+
+
+def _at_offset(shape, dtype, misaligned):
+    # a zeroed C-contiguous array starting on a 64-byte cache line, or 4 bytes after one
+    itemsize = np.dtype(dtype).itemsize
+    size = int(np.prod(shape))
+    buffer = np.zeros(size + 128 // itemsize, dtype)
+    start = (-buffer.ctypes.data % 64) // itemsize + (1 if misaligned else 0) * (4 // min(itemsize, 4))
+    out = buffer[start : start + size].reshape(shape)
+    assert (out.ctypes.data % 64 != 0) == misaligned
+    return out
+
+
+@pytest.mark.parametrize("C", [3, 10, 16])
+@pytest.mark.parametrize("dtype, x_dtype", [(np.float32, np.float32), (np.float32, np.uint8),
+                                            (np.float64, np.float64)])  # fmt: skip
+def test_misaligned_weights_give_the_same_sums(C, dtype, x_dtype):
+    # weights off a cache line are read from an aligned copy: the same
+    # operations on the same values, so the same bits, and W is not written
+    X, W, b, y = _problem(123, 200, C, dtype, x_dtype, scale=0.1 if x_dtype != np.uint8 else 1e-3)
+    sums = []
+    for misaligned in (False, True):
+        Wm = _at_offset(W.shape, dtype, misaligned)
+        Wm[...] = W
+        sums.append(_sums(X, Wm, b, y))
+        np.testing.assert_array_equal(Wm, W)
+    assert sums[0][0] == sums[1][0]
+    np.testing.assert_array_equal(sums[0][1], sums[1][1])
+    np.testing.assert_array_equal(sums[0][2], sums[1][2])
+    _check(X, W, b, y)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_misaligned_weights_of_an_epoch_are_updated_in_place(dtype):
+    # train_epoch works on an aligned copy of a misaligned WT and copies it
+    # back: the same weights as from an aligned WT, written into W itself
+    X, W0, b0, y = _problem(300, 200, 10, dtype, dtype)
+    order = np.random.default_rng(1).permutation(len(y))
+    results = []
+    for misaligned in (False, True):
+        WT = _at_offset(W0.shape, dtype, misaligned)
+        WT[...] = W0
+        W, b = WT.T, b0.copy()  # (d, C), used in place through its transpose
+        loss, t = cython.train_epoch(X, y, None, W, b, order, 32, 0.0, True, "sgd", {}, 0.1, 0, {})
+        assert np.shares_memory(W, WT) and not np.array_equal(WT, W0)
+        results.append((loss, t, WT.copy(), b))
+    assert results[0][:2] == results[1][:2]
+    np.testing.assert_array_equal(results[0][2], results[1][2])
+    np.testing.assert_array_equal(results[0][3], results[1][3])
+
+
+@pytest.fixture(params=["baseline", "avx2", "avx512"])
+def simd_level(request):
+    """Each instruction set this CPU has, then the best again."""
+    from fastsoftmax import _cython_kernels as kernels
+
+    best = kernels.set_simd_level(None)
+    names = ("baseline", "avx2", "avx512")
+    if names.index(request.param) > names.index(best):
+        pytest.skip(f"this CPU has no {request.param}")
+    kernels.set_simd_level(request.param)
+    yield request.param
+    kernels.set_simd_level(None)
+
+
+@pytest.mark.parametrize("C", [2, 5, 7, 10, 13, 17])
+@pytest.mark.parametrize("dtype, x_dtype", [(np.float32, np.float32), (np.float32, np.uint8),
+                                            (np.float64, np.float64)])  # fmt: skip
+def test_forward_sums_of_every_instruction_set(simd_level, C, dtype, x_dtype):
+    # the forward tiles add up their 5 or 10 class vectors a row in one
+    # shuffle tree on AVX-512 and one by one elsewhere: all against the reference
+    X, W, b, y = _problem(45, 100, C, dtype, x_dtype, scale=0.1 if x_dtype != np.uint8 else 1e-3)
+    _check(X, W, b, y)
