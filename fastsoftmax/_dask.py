@@ -427,18 +427,21 @@ class Blocks:
         """One :class:`_WorkerBlockSums` actor per worker, holding the blocks that worker sums.
 
         Returns ``[(future, actor)]``: the futures keep the actors alive for as
-        long as these blocks are used.
+        long as these blocks are used; ``self._holder[i]``: the position of
+        the actor holding block ``i``.
         """
         client = self.client
         by_worker = {}
         for worker, blocks in self._groups:
             by_worker.setdefault(worker, []).append(blocks)
         started = []
+        self._holder = {}
         for worker, groups in by_worker.items():
-            parts = [([self.x_parts[i] for i in blocks], [self.y_parts[i] for i in blocks],
-                      [self.sw_parts[i] for i in blocks]) for blocks in groups]  # fmt: skip
-            future = client.submit(_WorkerBlockSums, parts, actor=True, pure=False,
+            held = [i for blocks in groups for i in blocks]
+            parts = [(i, self.x_parts[i], self.y_parts[i], self.sw_parts[i]) for i in held]
+            future = client.submit(_WorkerBlockSums, parts, groups, actor=True, pure=False,
                                    workers=None if worker is None else [worker])  # fmt: skip
+            self._holder.update(dict.fromkeys(held, len(started)))
             started.append(future)
         return [(future, future.result()) for future in started]
 
@@ -472,29 +475,59 @@ class Blocks:
     def train_epoch(self, trainer, batch_size, shuffle, rng):
         """One epoch over the blocks, in a shuffled order; ``trainer`` is updated at the end.
 
-        Returns the mean minibatch loss weighted by rows, as ``run_epoch``.
+        On the cluster, each worker's actor trains the blocks it holds, the
+        trainer (model and learner state, small) handed from one to the next
+        along the epoch's block order; else (or when an actor call fails: the
+        epoch starts again from ``trainer``, with the same order and seeds) a
+        chain of one task per block.  Returns the mean minibatch loss weighted
+        by rows, as ``run_epoch``.
         """
         import dask
 
         n_blocks = len(self.x_parts)
         order = rng.permutation(n_blocks) if shuffle else np.arange(n_blocks)
         seeds = rng.integers(0, 2**63 - 1, size=n_blocks) if shuffle else [None] * n_blocks
-        state = (trainer, 0.0)
-        if self.on_cluster:
-            for i in order:
+        seeds = [seeds[i] for i in order]
+        state = None
+        if self.on_cluster and USE_ACTORS and self._block_sums is not False:
+            try:
+                state = self._train_by_actors(order, seeds, (trainer, 0.0), batch_size)
+            except Exception:  # noqa: BLE001 -- e.g. a worker lost: as in _map_sum_on_cluster
+                self.stop_actors()
+                self._block_sums = False
+        if state is None and self.on_cluster:
+            state = (trainer, 0.0)
+            for i, seed in zip(order, seeds):
                 state = self.client.submit(_train_block, self.x_parts[i], self.y_parts[i],
-                                           self.sw_parts[i], state, seeds[i], batch_size,
+                                           self.sw_parts[i], state, seed, batch_size,
                                            self.mean_weight, pure=False)  # fmt: skip
-            trained, loss_total = state.result()
-        else:
+            state = state.result()
+        elif state is None:
             step = dask.delayed(_train_block, pure=True)
-            state = dask.delayed(state)
-            for i in order:
-                state = step(self.x_parts[i], self.y_parts[i], self.sw_parts[i], state, seeds[i],
+            state = dask.delayed((trainer, 0.0))
+            for i, seed in zip(order, seeds):
+                state = step(self.x_parts[i], self.y_parts[i], self.sw_parts[i], state, seed,
                              batch_size, self.mean_weight)  # fmt: skip
-            trained, loss_total = state.compute()
+            state = state.compute()
+        trained, loss_total = state
         _copy_trainer(trained, trainer)
         return loss_total / self.shape[0]
+
+    def _train_by_actors(self, order, seeds, state, batch_size):
+        """The epoch on the actors: one call per stretch of consecutive blocks one actor holds."""
+        if self._block_sums is None:
+            self._block_sums = self._start_actors()
+        start = 0
+        while start < len(order):
+            holder = self._holder[order[start]]
+            stop = start + 1
+            while stop < len(order) and self._holder[order[stop]] == holder:
+                stop += 1
+            actor = self._block_sums[holder][1]
+            state = actor.train(list(order[start:stop]), seeds[start:stop], state, batch_size,
+                                self.mean_weight).result()  # fmt: skip
+            start = stop
+        return state
 
 
 def _persist_spread(client, X):
@@ -611,29 +644,49 @@ def _sum_blocks(func, X_blocks, y_blocks, sw_blocks, *args):
 
 
 class _WorkerBlockSums:
-    """A Dask actor on one worker: the blocks it sums, one group per worker thread.
+    """A Dask actor on one worker: the blocks it holds, one group of them per worker thread.
 
-    ``map_sum`` runs :func:`_sum_blocks` on every group in the worker's own
-    thread pool and returns their sum.  A call is one direct request to the
-    worker: an evaluation through tasks waits on Dask's batched messages
-    (client to scheduler at most every 10 ms, scheduler to worker every 5 ms).
+    ``blocks``: ``[(index, X, y_idx, sample_weight)]``, ``groups``: the
+    indices each worker thread sums.  :meth:`map_sum` runs
+    :func:`_sum_blocks` on every group in the worker's own thread pool and
+    returns their sum; :meth:`train` trains a trainer on some of the blocks in
+    a given order (an epoch's stretch of blocks held here).  A call is one
+    direct request to the worker: an evaluation through tasks waits on Dask's
+    batched messages (client to scheduler at most every 10 ms, scheduler to
+    worker every 5 ms).
     """
 
-    def __init__(self, groups):
+    def __init__(self, blocks, groups):
+        self.blocks = {index: (X, y, sw) for index, X, y, sw in blocks}
         self.groups = groups
 
-    async def map_sum(self, func, *args):
+    def _run(self, func, *args):
         import asyncio
 
         from distributed import get_worker
 
-        loop = asyncio.get_running_loop()
         executor = get_worker().executors["default"]
+        return asyncio.get_running_loop().run_in_executor(executor, func, *args)
+
+    async def map_sum(self, func, *args):
+        import asyncio
+
         sums = await asyncio.gather(*[
-            loop.run_in_executor(executor, _sum_blocks, func, *group, *args)
+            self._run(_sum_blocks, func, *zip(*[self.blocks[i] for i in group]), *args)
             for group in self.groups
         ])  # fmt: skip
         return _add(*sums)
+
+    async def train(self, indices, seeds, state, batch_size, mean_weight):
+        """``state`` (trainer, loss sum) after training on the blocks ``indices``, in order."""
+        return await self._run(_train_blocks, [self.blocks[i] for i in indices], seeds, state,
+                               batch_size, mean_weight)  # fmt: skip
+
+
+def _train_blocks(blocks, seeds, state, batch_size, mean_weight):
+    for (X, y_idx, sw), seed in zip(blocks, seeds):
+        state = _train_block(X, y_idx, sw, state, seed, batch_size, mean_weight)
+    return state
 
 
 def _train_block(X, y_idx, sample_weight, state, seed, batch_size, mean_weight):
@@ -690,6 +743,12 @@ def fit_data(estimator, X, y, sample_weight, classes=None, *, reset=True, dtype=
                   persist=persist)  # fmt: skip
     estimator.classes_ = data.classes
     return data, None, None, data.dtype
+
+
+def release(data):
+    """End the actors of a fit's :class:`Blocks` (nothing for other data)."""
+    if isinstance(data, Blocks):
+        data.stop_actors()
 
 
 def atomic_on_dask(method):

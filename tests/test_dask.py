@@ -466,6 +466,97 @@ def test_softmax_fit_accuracy_matches_in_memory(scheduler):
     assert got.history_["train_loss"][-1] == pytest.approx(ref.history_["train_loss"][-1], rel=0.02)
 
 
+class _RecordingActor:
+    """An actor's handle that records its ``train`` calls: ``(holder, block indices)``."""
+
+    def __init__(self, actor, holder, calls):
+        self.actor, self.holder, self.calls = actor, holder, calls
+
+    def train(self, indices, *args):
+        self.calls[-1].append((self.holder, list(indices)))
+        return self.actor.train(indices, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.actor, name)
+
+
+def _softmax_fit_held_on_cluster(client, monkeypatch, Xd, y, sw, use_actors=True, n_epochs=8):
+    """A SoftmaxRegression fit of the persisted ``Xd``; the functions submitted, and for every
+    epoch on the actors its calls ``(holder, block indices)`` and the tasks submitted in it."""
+    from fastsoftmax import _dask
+
+    monkeypatch.setattr(_dask, "USE_ACTORS", use_actors)
+    submitted, epochs, submitted_in_epoch = [], [], []
+    submit, by_actors, start = (distributed.Client.submit, _dask.Blocks._train_by_actors,
+                                _dask.Blocks._start_actors)  # fmt: skip
+
+    def counting_submit(self, func, *args, **kwargs):
+        submitted.append(getattr(func, "__name__", func))
+        return submit(self, func, *args, **kwargs)
+
+    def recording_by_actors(self, *args):
+        epochs.append([])
+        before = len(submitted)
+        state = by_actors(self, *args)
+        submitted_in_epoch.append(submitted[before:])
+        return state
+
+    def recording_start(self):
+        return [(future, _RecordingActor(actor, holder, epochs))
+                for holder, (future, actor) in enumerate(start(self))]  # fmt: skip
+
+    monkeypatch.setattr(distributed.Client, "submit", counting_submit)
+    monkeypatch.setattr(_dask.Blocks, "_train_by_actors", recording_by_actors)
+    monkeypatch.setattr(_dask.Blocks, "_start_actors", recording_start)
+    with client.as_current():
+        model = SoftmaxRegression(max_epochs=n_epochs, batch_size=32, random_state=0, tol=None)
+        model.fit(Xd, y, sample_weight=sw)
+    monkeypatch.undo()
+    return model, submitted, epochs, submitted_in_epoch
+
+
+def test_softmax_epochs_on_actors(client, monkeypatch):
+    """X held on the cluster: every epoch runs on the workers' actors (no task), the weights
+    handed along the shuffled block order, one call per stretch of blocks one worker holds;
+    the in-memory accuracy, the same model as the chain of tasks; the actors end with the fit."""
+    X, y, sw = _problem(n=3000, d=10, n_classes=4, dtype=np.float32, seed=1)
+    X_train, y_train, X_test, y_test = X[:2400], y[:2400], X[2400:], y[2400:]
+    # as test_softmax_fit_accuracy_matches_in_memory
+    ref = SoftmaxRegression(max_epochs=8, batch_size=32, random_state=0, tol=None)
+    ref.fit(X_train, y_train)
+    with client.as_current():
+        Xd = da.from_array(X_train, chunks=300).persist()  # 8 blocks on 2 workers
+        distributed.wait(Xd)
+    got, submitted, epochs, in_epoch = _softmax_fit_held_on_cluster(
+        client, monkeypatch, Xd, y_train, None)  # fmt: skip
+    assert got.coef_.dtype == np.float32 and got.n_iter_ == 8
+    # the actors started once, one per worker, in the first epoch; no task in any epoch
+    assert in_epoch == [["_WorkerBlockSums"] * 2] + [[]] * 7, in_epoch
+    orders = [[i for _, blocks in calls for i in blocks] for calls in epochs]
+    assert len(orders) == 8 and all(sorted(order) == list(range(8)) for order in orders)
+    assert len({tuple(order) for order in orders}) > 1  # shuffled: not the same order each epoch
+    for calls in epochs:  # a new call only where the next block is held by the other worker
+        holders = [holder for holder, _ in calls]
+        assert all(a != b for a, b in zip(holders[:-1], holders[1:])), calls
+    assert abs(got.score(X_test, y_test) - ref.score(X_test, y_test)) <= 0.003 + 1e-12
+    assert got.history_["train_loss"][-1] == pytest.approx(ref.history_["train_loss"][-1], rel=0.02)
+    with client.as_current():  # the actors are gone with the fit
+        deadline = time.monotonic() + 10
+        while any("_WorkerBlockSums" in str(k) for k in client.who_has()):
+            assert time.monotonic() < deadline, client.who_has()
+            time.sleep(0.05)
+    # weighted, 2 epochs: the actors train what the chain of tasks trains
+    by_actors = _softmax_fit_held_on_cluster(client, monkeypatch, Xd, y_train, sw[:2400],
+                                             n_epochs=2)[0]  # fmt: skip
+    by_tasks, submitted, epochs, _ = _softmax_fit_held_on_cluster(
+        client, monkeypatch, Xd, y_train, sw[:2400], use_actors=False, n_epochs=2)  # fmt: skip
+    assert epochs == [] and submitted.count("_train_block") == 2 * 8
+    np.testing.assert_allclose(by_actors.coef_, by_tasks.coef_, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(by_actors.intercept_, by_tasks.intercept_, rtol=1e-6, atol=1e-7)
+    assert by_actors.history_["train_loss"] == pytest.approx(by_tasks.history_["train_loss"],
+                                                             rel=1e-6)  # fmt: skip
+
+
 def test_softmax_validation_data_and_weights():
     X, y, sw = _problem(n=2000, n_classes=3, dtype=np.float32)
     with dask.config.set(scheduler="threads"):

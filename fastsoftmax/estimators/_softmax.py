@@ -402,7 +402,10 @@ class SoftmaxRegression(_LinearClassifier):
             self._load_params(model)
         self._learner = self._make_learner()
         self.history_ = _new_history()
-        self._run_epochs(model, X, y_idx, sw, X_val, y_val, opts, rng, opts["max_epochs"])
+        try:
+            self._run_epochs(model, X, y_idx, sw, X_val, y_val, opts, rng, opts["max_epochs"])
+        finally:
+            _dask.release(X)  # the actors holding a Dask X's blocks end with the fit
         return self
 
     @_dask.atomic_on_dask
@@ -467,7 +470,10 @@ class SoftmaxRegression(_LinearClassifier):
         else:
             self._load_params(model)
         opts["early_stopping"] = False
-        self._run_epochs(model, X, y_idx, sw, None, None, opts, self._rng(), 1)
+        try:
+            self._run_epochs(model, X, y_idx, sw, None, None, opts, self._rng(), 1)
+        finally:
+            _dask.release(X)
         return self
 
     def _run_epochs(
