@@ -819,3 +819,57 @@ def test_worker_killed_mid_fit_on_actors(client, monkeypatch):
     _assert_same_fit(model, ref, rtol=1e-5, atol=1e-6)
     # the actors until the kill, then the tasks to the end
     assert calls[:6] == ["actors"] * 5 + ["tasks"] and set(calls[6:]) == {"tasks"}, calls
+
+
+def test_worker_killed_mid_epoch_on_actors(client, monkeypatch):
+    """SoftmaxRegression, X persisted, a worker killed in the middle of an epoch on the actors:
+    that epoch starts again from the weights before it on tasks (same block order, same seeds;
+    Dask recomputes the lost blocks), the rest of the fit too: the model of an unbroken fit."""
+    from fastsoftmax import _dask
+
+    X, y, _ = _problem(n=4000, d=8, n_classes=3, dtype=np.float32)
+    params = {"max_epochs": 4, "batch_size": 64, "random_state": 0, "tol": None}
+    pids = list(client.run(os.getpid).values())
+    with client.as_current():
+        Xd = da.from_array(X, chunks=250).persist()  # 16 blocks
+        distributed.wait(Xd)
+        ref = SoftmaxRegression(**params).fit(Xd, y)  # on the actors, unbroken
+    start, submit = _dask.Blocks._start_actors, distributed.Client.submit
+    epochs, tasks = [], []
+
+    class KillingActor:  # the 3rd call of the 2nd epoch kills a worker first
+        def __init__(self, actor):
+            self.actor = actor
+
+        def train(self, *args):
+            epochs[-1] += 1
+            if len(epochs) == 2 and epochs[-1] == 3:
+                os.kill(pids[0], 9)
+                client.wait_for_workers(2, timeout=30)  # its nanny restarts it
+            return self.actor.train(*args)
+
+    def counting_start(self):
+        return [(future, KillingActor(actor)) for future, actor in start(self)]
+
+    by_actors = _dask.Blocks._train_by_actors
+
+    def counting_by_actors(self, *args):
+        epochs.append(0)
+        return by_actors(self, *args)
+
+    def counting_submit(self, func, *args, **kwargs):
+        tasks.append((len(epochs), getattr(func, "__name__", func)))
+        return submit(self, func, *args, **kwargs)
+
+    monkeypatch.setattr(_dask.Blocks, "_start_actors", counting_start)
+    monkeypatch.setattr(_dask.Blocks, "_train_by_actors", counting_by_actors)
+    monkeypatch.setattr(distributed.Client, "submit", counting_submit)
+    with client.as_current():
+        model = SoftmaxRegression(**params).fit(Xd, y)
+    monkeypatch.undo()
+    assert len(epochs) == 2 and epochs[1] >= 3, epochs  # the actors until the kill
+    trained = [epoch for epoch, name in tasks if name == "_train_block"]
+    assert trained == [2] * (3 * 16), tasks  # epochs 2 (again), 3 and 4 on tasks
+    np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(model.intercept_, ref.intercept_, rtol=1e-6, atol=1e-7)
+    assert model.history_["train_loss"] == pytest.approx(ref.history_["train_loss"], rel=1e-6)
