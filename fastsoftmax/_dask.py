@@ -256,11 +256,13 @@ class Blocks:
 
         # one pass over X: every block checked, the labels of all of y found
         if self.on_cluster:
+            # one client.compute for all of y (and the weights): each call is a message
+            kept_y = client.compute([y_parts[i] for i in keep])
+            kept_sw = [None] * len(keep) if sw is None else client.compute([sw_parts[i] for i in keep])
             found = client.gather([
-                client.submit(_inspect_block, x_parts[i], client.compute(y_parts[i]),
-                              None if sw is None else client.compute(sw_parts[i]),
-                              self.dtype, i, checks, pure=False)
-                for i in keep
+                client.submit(_inspect_block, x_parts[i], y_part, sw_part, self.dtype, i, checks,
+                              pure=False)
+                for i, y_part, sw_part in zip(keep, kept_y, kept_sw)
             ])  # fmt: skip
         else:
             inspect = dask.delayed(_inspect_block, pure=True)
@@ -301,13 +303,7 @@ class Blocks:
         sw_kept = [part[1] for part in encoded] if self.weighted else []
         holders = client.who_has(self.x_parts) if self.on_cluster else None
         if self.on_cluster:
-            kept = [
-                client.compute([y_part] + ([sw_part] if self.weighted else []),
-                               workers=list(holders.get(x.key, ())) or None,
-                               allow_other_workers=True)
-                for x, y_part, sw_part in zip(self.x_parts, y_kept, sw_kept or y_kept)
-            ]  # fmt: skip
-            kept = [part[0] for part in kept] + [part[1] for part in kept if self.weighted]
+            kept = self._compute_next_to_x(holders, y_kept, sw_kept)
         elif client is not None:  # the delayed graphs take them as keys
             kept = client.persist(y_kept + sw_kept)
         else:
@@ -317,6 +313,22 @@ class Blocks:
         self.row_counts = [X.chunks[0][i] for i in keep]
         self._groups = self._worker_groups(holders) if self.on_cluster else None
         self._block_sums = None  # the actors, started by the first evaluation (False: not used)
+
+    def _compute_next_to_x(self, holders, y_kept, sw_kept):
+        """``y_kept + sw_kept`` computed on the workers holding X's blocks: one call per worker."""
+        by_holders = {}
+        for i, x in enumerate(self.x_parts):
+            by_holders.setdefault(tuple(sorted(holders.get(x.key, ()))), []).append(i)
+        kept = [None] * (len(y_kept) + len(sw_kept))
+        for where, blocks in by_holders.items():
+            parts = [y_kept[i] for i in blocks] + [sw_kept[i] for i in blocks if sw_kept]
+            futures = self.client.compute(parts, workers=list(where) or None,
+                                          allow_other_workers=True)  # fmt: skip
+            for j, i in enumerate(blocks):
+                kept[i] = futures[j]
+                if sw_kept:
+                    kept[len(y_kept) + i] = futures[len(blocks) + j]
+        return kept
 
     def __getitem__(self, rows):
         """The rows ``rows`` (integer indices) as a :class:`Fold` (LogisticRegressionCV's folds)."""
