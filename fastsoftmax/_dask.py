@@ -225,9 +225,7 @@ class Blocks:
     """
 
     def __init__(self, estimator, X, y, sample_weight, classes=None, *, reset=True, dtype=None,
-                 persist=False):  # fmt: skip
-        import dask
-
+                 persist=False, actors=True):  # fmt: skip
         checks = estimator._checks  # the estimators' own checks (estimators._base)
         checks.feature_names(estimator, X, reset=reset)  # a dask DataFrame's columns
         X = _check_X(X)
@@ -253,22 +251,51 @@ class Blocks:
         sw_parts = [None] * len(y_parts) if sw is None else sw.to_delayed().ravel()
         self.x_parts = [x_parts[i] for i in keep]
         self.on_cluster = x_futures is not None
+        self.row_counts = [X.chunks[0][i] for i in keep]
+        self._block_sums = None  # the actors (None: not started, False: given up)
+        self._groups = self._encoding = None
+        self._y_parts = self._sw_parts = None  # the encoded labels and weights, see y_parts
 
-        # one pass over X: every block checked, the labels of all of y found
         if self.on_cluster:
             # one client.compute for all of y (and the weights): each call is a message
-            kept_y = client.compute([y_parts[i] for i in keep])
-            kept_sw = [None] * len(keep) if sw is None else client.compute([sw_parts[i] for i in keep])
+            y_parts = client.compute([y_parts[i] for i in keep])
+            sw_parts = ([None] * len(keep) if sw is None
+                        else client.compute([sw_parts[i] for i in keep]))  # fmt: skip
+            if persist:  # where the blocks are read decides where they are summed
+                from distributed import wait
+
+                wait(self.x_parts)
+            self._groups = self._worker_groups(client.who_has(self.x_parts))
+            if actors and USE_ACTORS:  # the actors check, encode and keep the blocks
+                self._block_sums = self._start_actors(y_parts, sw_parts)
+        else:
+            y_parts, sw_parts = [y_parts[i] for i in keep], [sw_parts[i] for i in keep]
+        try:
+            self._check_and_encode(estimator, checks, classes, y_parts, sw_parts, keep)
+        except BaseException:
+            self.stop_actors()
+            raise
+
+    def _check_and_encode(self, estimator, checks, classes, y_parts, sw_parts, keep):
+        """One pass over X (every block checked, the labels of all of y found); the labels
+        encoded and the weights (times the class weights) kept, next to their blocks."""
+        import dask
+
+        client = self.client
+        if self._block_sums:
+            found = self._inspect_on_actors(checks, keep)
+        elif self.on_cluster:
             found = client.gather([
-                client.submit(_inspect_block, x_parts[i], y_part, sw_part, self.dtype, i, checks,
+                client.submit(_inspect_block, x, y_part, sw_part, self.dtype, i, checks,
                               pure=False)
-                for i, y_part, sw_part in zip(keep, kept_y, kept_sw)
+                for i, x, y_part, sw_part in zip(keep, self.x_parts, y_parts, sw_parts)
             ])  # fmt: skip
         else:
             inspect = dask.delayed(_inspect_block, pure=True)
-            found = dask.compute(
-                *[inspect(x_parts[i], y_parts[i], sw_parts[i], self.dtype, i, checks) for i in keep]
-            )
+            found = dask.compute(*[
+                inspect(x, y_part, sw_part, self.dtype, i, checks)
+                for i, x, y_part, sw_part in zip(keep, self.x_parts, y_parts, sw_parts)
+            ])  # fmt: skip
         labels = np.concatenate([labels for labels, _ in found])
         if classes is None:
             classes = checks.encode_labels(labels, estimator)[0]
@@ -286,33 +313,85 @@ class Blocks:
             )
             counts = counts * class_weights
         self.classes = classes
-        self.weighted = sw is not None or class_weights is not None
-        self.weight_total = float(np.sum(counts)) if self.weighted else float(X.shape[0])
+        self.weighted = sw_parts[0] is not None or class_weights is not None
+        n = self.shape[0]
+        self.weight_total = float(np.sum(counts)) if self.weighted else float(n)
         if self.weighted and not self.weight_total > 0:
             raise ValueError(
                 "sample_weight (times the class weights) is zero for every sample; "
                 "at least one weight must be positive"
             )
-        self.mean_weight = self.weight_total / X.shape[0] if self.weighted else None
+        self.mean_weight = self.weight_total / n if self.weighted else None
+        if not self.weighted:
+            self._sw_parts = [None] * len(keep)
 
         # the labels and weights, encoded once and kept (they are 1 / n_features of X),
-        # each next to its block of X when X is on the cluster
+        # each next to its block of X when X is on the cluster: by its actor, or (for the
+        # tasks) when first asked for
+        if self._block_sums:
+            calls = [actor.encode(classes, class_weights, self.dtype)
+                     for _, actor in self._block_sums]  # fmt: skip
+            for call in calls:
+                call.result()
+        if self.on_cluster:
+            self._encoding = (y_parts, sw_parts, class_weights)
+            return
         encode = dask.delayed(_encode_block, pure=True, nout=2)
-        encoded = [encode(y_parts[i], classes, class_weights, sw_parts[i], self.dtype) for i in keep]
+        encoded = [encode(y_part, classes, class_weights, sw_part, self.dtype)
+                   for y_part, sw_part in zip(y_parts, sw_parts)]  # fmt: skip
         y_kept = [part[0] for part in encoded]
         sw_kept = [part[1] for part in encoded] if self.weighted else []
-        holders = client.who_has(self.x_parts) if self.on_cluster else None
-        if self.on_cluster:
-            kept = self._compute_next_to_x(holders, y_kept, sw_kept)
-        elif client is not None:  # the delayed graphs take them as keys
+        if client is not None:  # the delayed graphs take them as keys
             kept = client.persist(y_kept + sw_kept)
         else:
             kept = [dask.delayed(part) for part in dask.compute(*y_kept, *sw_kept)]
-        self.y_parts = kept[: len(keep)]
-        self.sw_parts = kept[len(keep) :] if self.weighted else [None] * len(keep)
-        self.row_counts = [X.chunks[0][i] for i in keep]
-        self._groups = self._worker_groups(holders) if self.on_cluster else None
-        self._block_sums = None  # the actors, started by the first evaluation (False: not used)
+        self._y_parts = kept[: len(keep)]
+        if self.weighted:
+            self._sw_parts = kept[len(keep) :]
+
+    def _inspect_on_actors(self, checks, keep):
+        calls = [actor.inspect(self.dtype, checks, keep) for _, actor in self._block_sums]
+        found = dict(item for call in calls for item in call.result())
+        return [found[i] for i in range(len(keep))]
+
+    @property
+    def y_parts(self):
+        """The label indices of every block (futures next to their blocks on the cluster)."""
+        if self._y_parts is None:
+            self._encode_on_cluster()
+        return self._y_parts
+
+    @property
+    def sw_parts(self):
+        """The weights of every block (sample times class weights), or Nones unweighted."""
+        if self._sw_parts is None:
+            self._encode_on_cluster()
+        return self._sw_parts
+
+    @sw_parts.setter
+    def sw_parts(self, parts):  # a cross-validation fold's own weights
+        self._sw_parts = parts
+
+    def _encode_on_cluster(self):
+        """The encoded labels and weights as futures on the workers holding X's blocks.
+
+        For the tasks (and the folds' actors): the fit's own actors encode
+        and keep theirs; these are computed only when asked for, from the
+        labels and weights read for the checks (so they are recomputed with
+        them when a worker is lost).
+        """
+        import dask
+
+        y_parts, sw_parts, class_weights = self._encoding
+        encode = dask.delayed(_encode_block, pure=True, nout=2)
+        encoded = [encode(y_part, self.classes, class_weights, sw_part, self.dtype)
+                   for y_part, sw_part in zip(y_parts, sw_parts)]  # fmt: skip
+        y_kept = [part[0] for part in encoded]
+        sw_kept = [part[1] for part in encoded] if self.weighted else []
+        kept = self._compute_next_to_x(self.client.who_has(self.x_parts), y_kept, sw_kept)
+        self._y_parts = kept[: len(y_kept)]
+        if self._sw_parts is None:
+            self._sw_parts = kept[len(y_kept) :]
 
     def _compute_next_to_x(self, holders, y_kept, sw_kept):
         """``y_kept + sw_kept`` computed on the workers holding X's blocks: one call per worker."""
@@ -435,7 +514,7 @@ class Blocks:
         calls = [actor.map_sum(func, *args) for _, actor in self._block_sums]
         return _add(*[call.result() for call in calls])
 
-    def _start_actors(self):
+    def _start_actors(self, y_parts=None, sw_parts=None):
         """One :class:`_WorkerBlockSums` actor per worker, holding the blocks that worker sums.
 
         Returns ``[(future, actor)]``: the futures keep the actors alive for as
@@ -443,6 +522,8 @@ class Blocks:
         the actor holding block ``i``.
         """
         client = self.client
+        y_parts = self.y_parts if y_parts is None else y_parts
+        sw_parts = self.sw_parts if sw_parts is None else sw_parts
         by_worker = {}
         for worker, blocks in self._groups:
             by_worker.setdefault(worker, []).append(blocks)
@@ -450,7 +531,7 @@ class Blocks:
         self._holder = {}
         for worker, groups in by_worker.items():
             held = [i for blocks in groups for i in blocks]
-            parts = [(i, self.x_parts[i], self.y_parts[i], self.sw_parts[i]) for i in held]
+            parts = [(i, self.x_parts[i], y_parts[i], sw_parts[i]) for i in held]
             future = client.submit(_WorkerBlockSums, parts, groups, actor=True, pure=False,
                                    workers=None if worker is None else [worker])  # fmt: skip
             self._holder.update(dict.fromkeys(held, len(started)))
@@ -602,6 +683,7 @@ class Fold:
         sw = estimator._weights(y_idx, sample_weight, self.rows.shape[0], blocks.dtype)
         weights = np.zeros(n, blocks.dtype)
         weights[self.rows] = 1.0 if sw is None else sw
+        blocks.y_parts  # noqa: B018 -- encoded once (on a cluster: when asked for), for all folds
         fold = copy.copy(blocks)
         fold.sw_parts = blocks._per_block(weights)
         fold._block_sums = None  # the fold's own actors, with its weights
@@ -672,6 +754,25 @@ class _WorkerBlockSums:
         self.blocks = {index: (X, y, sw) for index, X, y, sw in blocks}
         self.groups = groups
 
+    async def inspect(self, dtype, checks, numbers):
+        """The checks of every block held (:func:`_inspect_block`): ``[(index, (labels, counts))]``.
+
+        ``numbers[index]``: the block's number in X, for the error messages.
+        """
+        import asyncio
+
+        found = await asyncio.gather(*[
+            self._run(_inspect_blocks, [(i, *self.blocks[i]) for i in group], dtype, checks,
+                      numbers)
+            for group in self.groups
+        ])  # fmt: skip
+        return [item for part in found for item in part]
+
+    async def encode(self, classes, class_weights, dtype):
+        """Replace the labels and weights held by the label indices and the fit's weights."""
+        for i, (X, y, sw) in list(self.blocks.items()):
+            self.blocks[i] = (X, *_encode_block(y, classes, class_weights, sw, dtype))
+
     def _run(self, func, *args):
         import asyncio
 
@@ -693,6 +794,10 @@ class _WorkerBlockSums:
         """``state`` (trainer, loss sum) after training on the blocks ``indices``, in order."""
         return await self._run(_train_blocks, [self.blocks[i] for i in indices], seeds, state,
                                batch_size, mean_weight)  # fmt: skip
+
+
+def _inspect_blocks(blocks, dtype, checks, numbers):
+    return [(i, _inspect_block(X, y, sw, dtype, numbers[i], checks)) for i, X, y, sw in blocks]
 
 
 def _train_blocks(blocks, seeds, state, batch_size, mean_weight):
@@ -746,13 +851,15 @@ def _logistic_block_sums(X, y_idx, sample_weight, coef, intercept):
 
 
 def fit_data(estimator, X, y, sample_weight, classes=None, *, reset=True, dtype=None,
-             persist=False):  # fmt: skip
+             persist=False, actors=True):  # fmt: skip
     """``_fit_data`` for a Dask ``X``: ``(Blocks, None, None, dtype)``; sets ``classes_``.
 
     The label indices and the weights are inside the :class:`Blocks`.
+    ``actors=False``: no actors started with the blocks (their work is done
+    on other views of them: the cross-validation folds).
     """
     data = Blocks(estimator, X, y, sample_weight, classes, reset=reset, dtype=dtype,
-                  persist=persist)  # fmt: skip
+                  persist=persist, actors=actors)  # fmt: skip
     estimator.classes_ = data.classes
     return data, None, None, data.dtype
 

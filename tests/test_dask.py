@@ -5,6 +5,8 @@ for the module and closed at its end.  ``scheduler`` runs a test on both:
 "threads" sets Dask's threaded scheduler (no client), "cluster" the client.
 """
 
+import gc
+import itertools
 import os
 import threading
 import time
@@ -170,6 +172,10 @@ def test_graph_per_iteration_is_small(monkeypatch):
     assert len(sizes) >= 3 and set(sizes) == {20 + 20 + 20 + 4 + 2}, sizes
 
 
+class _Names(list):
+    pass
+
+
 def _record_evaluations(monkeypatch):
     """Patch the client and the blocks: ``(submitted, graphs, actor_calls)``, filled by the fit.
 
@@ -181,13 +187,14 @@ def _record_evaluations(monkeypatch):
 
     from fastsoftmax import _dask
 
-    submitted, graphs, actor_calls, evaluating = [], [], [], [False]
+    submitted, graphs, actor_calls, evaluating, everything = _Names(), [], [], [False], []
     submit, compute, map_sum = distributed.Client.submit, Delayed.compute, _dask.Blocks.map_sum
     by_actors = _dask.Blocks._map_sum_by_actors
 
     def counting_submit(self, func, *args, **kwargs):
         if evaluating[0]:
             submitted.append(func.__name__)
+        everything.append(func.__name__)
         return submit(self, func, *args, **kwargs)
 
     def counting_compute(self, **kwargs):
@@ -210,6 +217,7 @@ def _record_evaluations(monkeypatch):
     monkeypatch.setattr(Delayed, "compute", counting_compute)
     monkeypatch.setattr(_dask.Blocks, "map_sum", counting_map_sum)
     monkeypatch.setattr(_dask.Blocks, "_map_sum_by_actors", counting_by_actors)
+    submitted.everything = everything  # every function submitted, during an evaluation or not
     return submitted, graphs, actor_calls
 
 
@@ -240,8 +248,10 @@ def test_blocks_on_the_cluster_one_task_per_worker_thread(client, monkeypatch):
 def test_blocks_on_the_cluster_one_actor_call_per_worker(client, monkeypatch):
     """X held on the cluster: an evaluation is one call per worker to its actor; no task, no graph."""
     got, (submitted, graphs, actor_calls) = _fit_held_on_cluster(client, monkeypatch)
-    # the actors started once, one per worker, then every evaluation is one call to each
-    assert submitted == ["_WorkerBlockSums"] * 2, submitted[:3]
+    # the actors started once, one per worker, with the blocks (they check and encode them),
+    # then every evaluation is one call to each: no task
+    assert submitted.everything.count("_WorkerBlockSums") == 2, submitted.everything
+    assert submitted == [], submitted[:3]
     assert len(actor_calls) >= got.n_iter_[0] and set(actor_calls) == {2}, set(actor_calls)
     assert True not in graphs
     with client.as_current():  # the actors are gone with the fit
@@ -265,9 +275,9 @@ def test_unevenly_held_blocks_are_summed_evenly(client, monkeypatch):
     distributed.wait(held)
     start, groups = _dask.Blocks._start_actors, []
 
-    def spy(self):
+    def spy(self, *args):
         groups.append(self._groups)
-        return start(self)
+        return start(self, *args)
 
     monkeypatch.setattr(_dask.Blocks, "_start_actors", spy)
     with client.as_current():
@@ -501,9 +511,9 @@ def _softmax_fit_held_on_cluster(client, monkeypatch, Xd, y, sw, use_actors=True
         submitted_in_epoch.append(submitted[before:])
         return state
 
-    def recording_start(self):
+    def recording_start(self, *args):
         return [(future, _RecordingActor(actor, holder, epochs))
-                for holder, (future, actor) in enumerate(start(self))]  # fmt: skip
+                for holder, (future, actor) in enumerate(start(self, *args))]  # fmt: skip
 
     monkeypatch.setattr(distributed.Client, "submit", counting_submit)
     monkeypatch.setattr(_dask.Blocks, "_train_by_actors", recording_by_actors)
@@ -530,14 +540,14 @@ def test_softmax_epochs_on_actors(client, monkeypatch):
     got, submitted, epochs, in_epoch = _softmax_fit_held_on_cluster(
         client, monkeypatch, Xd, y_train, None)  # fmt: skip
     assert got.coef_.dtype == np.float32 and got.n_iter_ == 8
-    # the actors started once, one per worker, in the first epoch; no task in any epoch
-    assert in_epoch == [["_WorkerBlockSums"] * 2] + [[]] * 7, in_epoch
+    # the actors started once, one per worker, with the blocks; no task in any epoch
+    assert submitted.count("_WorkerBlockSums") == 2 and in_epoch == [[]] * 8, in_epoch
     orders = [[i for _, blocks in calls for i in blocks] for calls in epochs]
     assert len(orders) == 8 and all(sorted(order) == list(range(8)) for order in orders)
     assert len({tuple(order) for order in orders}) > 1  # shuffled: not the same order each epoch
     for calls in epochs:  # a new call only where the next block is held by the other worker
         holders = [holder for holder, _ in calls]
-        assert all(a != b for a, b in zip(holders[:-1], holders[1:])), calls
+        assert all(a != b for a, b in itertools.pairwise(holders)), calls
     assert abs(got.score(X_test, y_test) - ref.score(X_test, y_test)) <= 0.003 + 1e-12
     assert got.history_["train_loss"][-1] == pytest.approx(ref.history_["train_loss"][-1], rel=0.02)
     with client.as_current():  # the actors are gone with the fit
@@ -630,6 +640,36 @@ def test_nan_in_one_block(Estimator):
         with pytest.raises(ValueError, match="NaN"):
             fresh.fit(da.from_array(bad, chunks=400), y)
     assert not hasattr(fresh, "coef_") and not hasattr(fresh, "classes_")
+
+
+def test_bad_blocks_on_the_actors(client):
+    """X held on the cluster: the actors check the blocks (the errors name the block, counted
+    with the empty ones) and encode the labels with the class weights; a failed set-up leaves
+    the estimator unchanged and no actor behind."""
+    X, y, sw = _problem(n=1500)
+    chunks = ((300, 0, 400, 400, 400), (8,))
+    bad = X.copy()
+    bad[1234, 3] = np.nan
+    params = {"class_weight": "balanced", "tol": TOL, "max_iter": 500}
+    ref = LogisticRegression(**params).fit(X, y, sample_weight=sw)
+    with client.as_current():
+        Xd, Xbad = (da.from_array(a, chunks=chunks).persist() for a in (X, bad))
+        distributed.wait([Xd, Xbad])
+        _assert_same_fit(LogisticRegression(**params).fit(Xd, y, sample_weight=sw), ref)
+        model = LogisticRegression()
+        gc.disable()  # the actors are ended by the failed fit, not by the garbage collector
+        try:
+            with pytest.raises(ValueError, match=r"contains NaN\. \(in block 4 of the rows\)"):
+                model.fit(Xbad, y)
+            with pytest.raises(ValueError, match="zero for every sample"):
+                model.fit(Xd, y, sample_weight=np.zeros_like(sw))
+            assert not hasattr(model, "coef_") and not hasattr(model, "classes_")
+            deadline = time.monotonic() + 5
+            while any("_WorkerBlockSums" in str(k) for k in client.who_has()):
+                assert time.monotonic() < deadline, client.who_has()
+                time.sleep(0.05)
+        finally:
+            gc.enable()
 
 
 def test_labels_unseen_in_some_blocks():
@@ -829,6 +869,7 @@ def test_worker_killed_mid_epoch_on_actors(client, monkeypatch):
 
     X, y, _ = _problem(n=4000, d=8, n_classes=3, dtype=np.float32)
     params = {"max_epochs": 4, "batch_size": 64, "random_state": 0, "tol": None}
+    client.wait_for_workers(2, timeout=30)  # the last test's killed worker back
     pids = list(client.run(os.getpid).values())
     with client.as_current():
         Xd = da.from_array(X, chunks=250).persist()  # 16 blocks
@@ -848,8 +889,11 @@ def test_worker_killed_mid_epoch_on_actors(client, monkeypatch):
                 client.wait_for_workers(2, timeout=30)  # its nanny restarts it
             return self.actor.train(*args)
 
-    def counting_start(self):
-        return [(future, KillingActor(actor)) for future, actor in start(self)]
+        def __getattr__(self, name):
+            return getattr(self.actor, name)
+
+    def counting_start(self, *args):
+        return [(future, KillingActor(actor)) for future, actor in start(self, *args)]
 
     by_actors = _dask.Blocks._train_by_actors
 

@@ -433,16 +433,18 @@ class _LinearClassifier(*BASES):  # type: ignore[misc]  # mypy: a base tuple cho
 
     def _fit_data(
         self, X: Any, y: Any, sample_weight: Any, classes: NDArray[Any] | None = None,
-        *, persist: bool = False,
+        *, persist: bool = False, actors: bool = True,
     ) -> tuple[Any, NDArray[np.intp], NDArray[Any] | None, np.dtype[Any]]:
         """Validate training data: ``(X, y_idx, sample_weight with class weights, dtype)``.
 
         ``classes`` (sorted, e.g. those of all the data when fitting a
         cross-validation fold) fixes ``classes_``; y may then lack some of them.
-        ``persist`` keeps a Dask X's blocks on the cluster for the fit.
+        ``persist`` keeps a Dask X's blocks on the cluster for the fit;
+        ``actors=False``: no Dask actors started with them (see ``_dask.fit_data``).
         """
         if _dask.is_dask_collection(X):  # checked block by block: fastsoftmax._dask.Blocks
-            return _dask.fit_data(self, X, y, sample_weight, classes, persist=persist)
+            return _dask.fit_data(self, X, y, sample_weight, classes, persist=persist,
+                                  actors=actors)  # fmt: skip
         X = self._validate_X(X, reset=True)
         y = _check_y(y, X.shape[0])
         if classes is None:
