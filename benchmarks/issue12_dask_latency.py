@@ -10,8 +10,9 @@ MNIST's training rows (float32, tiled ``TILES`` times along the rows: 4 gives
 ``LocalCluster`` of ``N_WORKERS`` processes with 1 thread each.  Prints
 medians over ``REPEATS`` (default 30) of:
 
-* ``setup``: ``fit_data`` (the checked :class:`fastsoftmax._dask.Blocks`)
-  and the actors' start (its first evaluation less a later one);
+* ``setup``: ``fit_data`` (the checked :class:`fastsoftmax._dask.Blocks`:
+  the actors started with the blocks, which check and encode them), and
+  what the first evaluation takes more than a later one;
 * ``empty call``: an evaluation whose per-block function returns zeros
   (the round trip: coefficients out, one call per worker, sums back);
 * ``kernel in a worker``: the per-block sums of each worker's blocks timed
@@ -99,13 +100,13 @@ def main(n_workers, tiles=1, repeats=30):
             data = _dask.fit_data(model, Xd, yd, None)[0]
             data.stop_actors()
 
-        print(f"setup (fit_data): {1e3 * _median_seconds(setup, 5):.1f} ms")
+        print(f"setup (fit_data, the actors started): {1e3 * _median_seconds(setup, 5):.1f} ms")
         data = _dask.fit_data(model, Xd, yd, None)[0]
         start = time.perf_counter()
         data.map_sum(_zeros_like_sums, coef, intercept)
         first = time.perf_counter() - start
         empty = _median_seconds(lambda: data.map_sum(_zeros_like_sums, coef, intercept), repeats)
-        print(f"actors' start: {1e3 * (first - empty):.1f} ms")
+        print(f"first evaluation's extra: {1e3 * (first - empty):.1f} ms")
         print(f"empty call: {1e3 * empty:.2f} ms")
         keys = {}
         for worker, blocks in data._groups:

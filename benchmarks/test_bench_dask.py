@@ -29,6 +29,12 @@ the same fit:
   persisted on 1 or 2 single-threaded workers, actors.  Target:
   ``dask[2x1]`` at least 1.6x faster than ``dask[1x1]``.
 
+Group "fit SoftmaxRegression mnist float32 dask" (``max_epochs=EPOCHS``,
+``batch_size=128``, ``tol=None``): ``in-memory`` against the MNIST stack
+persisted on 1 or 2 workers, the epochs run by the workers' actors (each
+trains the blocks it holds, the weights handed along the shuffled block
+order) or, ``tasks``, by a chain of one task per block.
+
 Group "fit binary LogisticRegression mnist dask vs dask-ml" (digit parity,
 no intercept, ``C=1``, on ``dask[1x1]``'s cluster): dask-ml's
 ``LogisticRegression(solver="lbfgs")`` with ``normalize=False`` (so both
@@ -60,6 +66,8 @@ N_BLOCKS = 8
 ROUNDS = int(os.environ.get("FASTSOFTMAX_BENCH_DASK_ROUNDS", "3"))
 TILES = int(os.environ.get("FASTSOFTMAX_BENCH_DASK_TILES", "4"))
 LARGE_GROUP = f"fit LogisticRegression mnist x{TILES} float32 dask"
+EPOCHS = 5
+SOFTMAX_GROUP = "fit SoftmaxRegression mnist float32 dask"
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["1x1", "2x1"])
@@ -206,6 +214,38 @@ def test_fit_large_dask(benchmark, mnist_tiled_stack, cluster_client):
     benchmark.extra_info["n_iter"] = int(model.n_iter_[0])
     _record_threads(benchmark)
     del Xd, yd
+
+
+def _softmax():
+    return fastsoftmax.SoftmaxRegression(max_epochs=EPOCHS, batch_size=128, tol=None,
+                                         random_state=0)  # fmt: skip
+
+
+def test_softmax_in_memory(benchmark, mnist):
+    benchmark.group = SOFTMAX_GROUP
+    model = run(benchmark, lambda: _softmax().fit(mnist.X, mnist.y), rounds=ROUNDS,
+                impl="in-memory", kind="peer")  # fmt: skip
+    benchmark.extra_info["train_accuracy"] = float(model.score(mnist.X, mnist.y))
+    _record_threads(benchmark)
+
+
+@pytest.mark.parametrize("path", ["actors", "tasks"])
+def test_softmax_dask(benchmark, mnist, mnist_stack, cluster_client, path, monkeypatch):
+    n_workers, client = cluster_client
+    if path == "tasks":
+        from fastsoftmax import _dask
+
+        monkeypatch.setattr(_dask, "USE_ACTORS", False)
+    benchmark.group = SOFTMAX_GROUP
+    Xd, yd = _from_disk(mnist_stack)
+    with client.as_current():
+        Xd, yd = client.persist([Xd, yd])
+        distributed.wait(distributed.futures_of([Xd, yd]))
+        model = run(benchmark, lambda: _softmax().fit(Xd, yd), rounds=ROUNDS,
+                    impl=f"dask[{n_workers}x1]" + (" tasks" if path == "tasks" else ""),
+                    kind="fastsoftmax")  # fmt: skip
+    benchmark.extra_info["train_accuracy"] = float(model.score(mnist.X, mnist.y))
+    _record_threads(benchmark)
 
 
 def _binary_objective(X, y, coef, C):
