@@ -12,9 +12,11 @@ travels.
   client.  When X's blocks are held on a ``distributed`` cluster (persisted
   by the user, or ``fit(..., persist=True)``) the fit starts one Dask actor
   per worker (:class:`_WorkerBlockSums`) holding the blocks that worker
-  holds, and an evaluation is one call to each actor (a direct request to its
-  worker, the coefficients in it), which sums its blocks on the worker's
-  threads; the few partial sums are added on the client.  Tasks would wait on
+  holds, with their labels and weights as read (the actors check the blocks
+  and encode the labels in place: the set-up is one scheduler round trip and
+  a few direct calls), and an evaluation is one call to each actor (a direct
+  request to its worker, the coefficients in it), which sums its blocks on
+  the worker's threads; the few partial sums are added on the client.  Tasks would wait on
   Dask's batched messages (the client sends to the scheduler at most every
   10 ms, the scheduler to a worker every 5 ms): about 16 ms per evaluation,
   as much as the work itself on MNIST.  If an actor call fails (its worker
@@ -30,9 +32,13 @@ travels.
   a task per block, a tree of sums and the coefficients on top of X's own
   graph.
 - :class:`Blocks.train_epoch` (``SoftmaxRegression.fit`` / ``partial_fit``):
-  an epoch is a chain of one task per block, in a shuffled block order; each
-  task runs the compiled epoch kernel (:mod:`fastsoftmax._epoch_driver`) on
-  its block and hands the trainer (model and learner state, small) to the next.
+  an epoch visits the blocks in a shuffled order, each trained by the
+  compiled epoch kernel (:mod:`fastsoftmax._epoch_driver`), the trainer
+  (model and learner state, small) handed from one block to the next.  On a
+  cluster holding X the same actors train: one call per stretch of
+  consecutive blocks one worker holds; if a call fails, the epoch starts again
+  from the trainer before it on a chain of one task per block (as without a
+  cluster holding X), with the same block order and seeds.
 - :func:`predict`: the estimator's in-memory method mapped over the blocks
   (``map_blocks``): lazy, X is never gathered.
 
@@ -216,10 +222,11 @@ class Blocks:
     through :meth:`map_sum` and :meth:`train_epoch`.
 
     With a ``distributed`` client and X's blocks held on the cluster (X
-    persisted by the user, or ``persist=True``), the blocks are futures and
-    every evaluation is one call to an actor per worker holding them (one
-    task per worker thread if an actor is lost): no graph is built, tokenised
-    or optimised per evaluation; :meth:`stop_actors` ends the actors.
+    persisted by the user, or ``persist=True``), the blocks are futures, the
+    actors start with them (``actors=True``) and every evaluation is one call
+    to an actor per worker holding them (one task per worker thread if an
+    actor is lost): no graph is built, tokenised or optimised per evaluation;
+    :meth:`stop_actors` ends the actors.
     Otherwise (X read from its source each time, or no client) an evaluation
     is one small delayed graph on top of X's own.
     """
@@ -336,11 +343,7 @@ class Blocks:
         if self.on_cluster:
             self._encoding = (y_parts, sw_parts, class_weights)
             return
-        encode = dask.delayed(_encode_block, pure=True, nout=2)
-        encoded = [encode(y_part, classes, class_weights, sw_part, self.dtype)
-                   for y_part, sw_part in zip(y_parts, sw_parts)]  # fmt: skip
-        y_kept = [part[0] for part in encoded]
-        sw_kept = [part[1] for part in encoded] if self.weighted else []
+        y_kept, sw_kept = self._encoded(y_parts, sw_parts, class_weights)
         if client is not None:  # the delayed graphs take them as keys
             kept = client.persist(y_kept + sw_kept)
         else:
@@ -348,6 +351,15 @@ class Blocks:
         self._y_parts = kept[: len(keep)]
         if self.weighted:
             self._sw_parts = kept[len(keep) :]
+
+    def _encoded(self, y_parts, sw_parts, class_weights):
+        """The delayed label indices and weights (``[]`` unweighted) of every block."""
+        import dask
+
+        encode = dask.delayed(_encode_block, pure=True, nout=2)
+        encoded = [encode(y_part, self.classes, class_weights, sw_part, self.dtype)
+                   for y_part, sw_part in zip(y_parts, sw_parts)]  # fmt: skip
+        return [part[0] for part in encoded], [part[1] for part in encoded] if self.weighted else []
 
     def _inspect_on_actors(self, checks, keep):
         calls = [actor.inspect(self.dtype, checks, keep) for _, actor in self._block_sums]
@@ -380,14 +392,7 @@ class Blocks:
         labels and weights read for the checks (so they are recomputed with
         them when a worker is lost).
         """
-        import dask
-
-        y_parts, sw_parts, class_weights = self._encoding
-        encode = dask.delayed(_encode_block, pure=True, nout=2)
-        encoded = [encode(y_part, self.classes, class_weights, sw_part, self.dtype)
-                   for y_part, sw_part in zip(y_parts, sw_parts)]  # fmt: skip
-        y_kept = [part[0] for part in encoded]
-        sw_kept = [part[1] for part in encoded] if self.weighted else []
+        y_kept, sw_kept = self._encoded(*self._encoding)
         kept = self._compute_next_to_x(self.client.who_has(self.x_parts), y_kept, sw_kept)
         self._y_parts = kept[: len(y_kept)]
         if self._sw_parts is None:
