@@ -598,6 +598,34 @@ def test_softmax_partial_fit(scheduler):
         model.partial_fit(Xd, np.where(y == 2, 7, y))
 
 
+def test_softmax_partial_fit_on_actors(client, monkeypatch):
+    """partial_fit on X held on the cluster: each call's epoch on the actors, the model of the
+    chain of tasks; a label outside classes_ raises and leaves the model as it was."""
+    from fastsoftmax import _dask
+
+    X, y, _ = _problem(n=2000, n_classes=3, dtype=np.float32)
+    with client.as_current():
+        Xd = da.from_array(X, chunks=500).persist()
+        distributed.wait(Xd)
+        models = []
+        for use_actors in (True, False):
+            monkeypatch.setattr(_dask, "USE_ACTORS", use_actors)
+            model = SoftmaxRegression(random_state=0)
+            for _ in range(2):
+                model.partial_fit(Xd, y, classes=[0, 1, 2])
+            models.append(model)
+        monkeypatch.undo()
+        by_actors, by_tasks = models
+        np.testing.assert_allclose(by_actors.coef_, by_tasks.coef_, rtol=1e-6, atol=1e-7)
+        assert by_actors.history_["train_loss"] == pytest.approx(by_tasks.history_["train_loss"],
+                                                                 rel=1e-6)  # fmt: skip
+        before = by_actors.coef_.copy()
+        with pytest.raises(ValueError, match="label 7"):
+            by_actors.partial_fit(Xd, np.where(y == 2, 7, y))
+        np.testing.assert_array_equal(by_actors.coef_, before)
+        assert len(by_actors.history_["train_loss"]) == 2
+
+
 def test_incremental_wrapper():
     wrappers = pytest.importorskip("dask_ml.wrappers")
     X, y, _ = _problem(n=2000, n_classes=3, dtype=np.float32)
