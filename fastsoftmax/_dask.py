@@ -274,7 +274,10 @@ class Blocks:
                 wait(self.x_parts)
             self._groups = self._worker_groups(client.who_has(self.x_parts))
             if actors and USE_ACTORS:  # the actors check, encode and keep the blocks
-                self._block_sums = self._start_actors(y_parts, sw_parts)
+                try:
+                    self._block_sums = self._start_actors(y_parts, sw_parts)
+                except Exception:  # noqa: BLE001 -- e.g. a worker lost: the tasks' path
+                    self._give_up_actors()
         else:
             y_parts, sw_parts = [y_parts[i] for i in keep], [sw_parts[i] for i in keep]
         try:
@@ -289,15 +292,21 @@ class Blocks:
         import dask
 
         client = self.client
+        found = None
         if self._block_sums:
-            found = self._inspect_on_actors(checks, keep)
-        elif self.on_cluster:
+            try:
+                found = self._inspect_on_actors(checks, keep)
+            except (ValueError, TypeError):  # the data's own errors, naming the block
+                raise
+            except Exception:  # noqa: BLE001 -- e.g. a worker lost: the tasks check the blocks
+                self._give_up_actors()
+        if found is None and self.on_cluster:
             found = client.gather([
                 client.submit(_inspect_block, x, y_part, sw_part, self.dtype, i, checks,
                               pure=False)
                 for i, x, y_part, sw_part in zip(keep, self.x_parts, y_parts, sw_parts)
             ])  # fmt: skip
-        else:
+        elif found is None:
             inspect = dask.delayed(_inspect_block, pure=True)
             found = dask.compute(*[
                 inspect(x, y_part, sw_part, self.dtype, i, checks)
@@ -338,8 +347,11 @@ class Blocks:
         if self._block_sums:
             calls = [actor.encode(classes, class_weights, self.dtype)
                      for _, actor in self._block_sums]  # fmt: skip
-            for call in calls:
-                call.result()
+            try:
+                for call in calls:
+                    call.result()
+            except Exception:  # noqa: BLE001 -- e.g. a worker lost: the tasks' path
+                self._give_up_actors()
         if self.on_cluster:
             self._encoding = (y_parts, sw_parts, class_weights)
             return
@@ -508,8 +520,7 @@ class Blocks:
                 # an actor's state dies with its worker, Dask does not restart it; the tasks'
                 # lost blocks are recomputed by Dask (or the tasks raise the real error again),
                 # so the rest of the fit runs on them
-                self.stop_actors()
-                self._block_sums = False
+                self._give_up_actors()
         return self._map_sum_by_tasks(func, [self._share(arg) for arg in args])
 
     def _map_sum_by_actors(self, func, args):
@@ -542,6 +553,11 @@ class Blocks:
             self._holder.update(dict.fromkeys(held, len(started)))
             started.append(future)
         return [(future, future.result()) for future in started]
+
+    def _give_up_actors(self):
+        """End the actors; the rest of the fit runs on tasks."""
+        self.stop_actors()
+        self._block_sums = False
 
     def stop_actors(self):
         """Release the actors (and their hold on the blocks) now.
@@ -591,8 +607,7 @@ class Blocks:
             try:
                 state = self._train_by_actors(order, seeds, (trainer, 0.0), batch_size)
             except Exception:  # noqa: BLE001 -- e.g. a worker lost: as in _map_sum_on_cluster
-                self.stop_actors()
-                self._block_sums = False
+                self._give_up_actors()
         if state is None and self.on_cluster:
             state = (trainer, 0.0)
             for i, seed in zip(order, seeds):

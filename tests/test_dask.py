@@ -700,6 +700,40 @@ def test_bad_blocks_on_the_actors(client):
             gc.enable()
 
 
+@pytest.mark.parametrize("failing", ["_start_actors", "_inspect_on_actors"])
+def test_actors_lost_in_the_set_up(client, monkeypatch, failing):
+    """The actors fail to start or to check the blocks (not the data's fault: e.g. a worker
+    lost): the blocks are checked and summed by tasks, the fit is right, no actor is left."""
+    from fastsoftmax import _dask
+
+    X, y, sw = _problem(n=1200)
+    ref = LogisticRegression(tol=TOL, max_iter=500).fit(X, y, sample_weight=sw)
+    original, tasks, by_tasks = getattr(_dask.Blocks, failing), _dask.Blocks._map_sum_by_tasks, []
+
+    def lost(self, *args):
+        if failing == "_inspect_on_actors":
+            original(self, *args)  # the actors exist, then their worker is "lost"
+        raise OSError("Unable to contact Actor's worker")
+
+    def counting_by_tasks(self, *args):
+        by_tasks.append(self._block_sums)
+        return tasks(self, *args)
+
+    monkeypatch.setattr(_dask.Blocks, failing, lost)
+    monkeypatch.setattr(_dask.Blocks, "_map_sum_by_tasks", counting_by_tasks)
+    with client.as_current():
+        Xd = da.from_array(X, chunks=300).persist()
+        distributed.wait(Xd)
+        got = LogisticRegression(tol=TOL, max_iter=500).fit(Xd, y, sample_weight=sw)
+    _assert_same_fit(got, ref)
+    assert len(by_tasks) >= got.n_iter_[0] and set(by_tasks) == {False}
+    with client.as_current():
+        deadline = time.monotonic() + 10
+        while any("_WorkerBlockSums" in str(k) for k in client.who_has()):
+            assert time.monotonic() < deadline, client.who_has()
+            time.sleep(0.05)
+
+
 def test_labels_unseen_in_some_blocks():
     """Each block holds only some classes: the classes come from all of y."""
     X, y, _ = _problem(n=1500, n_classes=3)
