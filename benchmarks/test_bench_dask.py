@@ -213,7 +213,6 @@ def test_fit_large_dask(benchmark, mnist_tiled_stack, cluster_client):
         }
     benchmark.extra_info["n_iter"] = int(model.n_iter_[0])
     _record_threads(benchmark)
-    del Xd, yd
 
 
 def _softmax():
