@@ -17,6 +17,24 @@ Group "fit LogisticRegression mnist float32 dask" (multinomial, ``max_iter=100``
   ``fit(X, y, persist=True)`` reads the blocks from disk once inside the
   timed fit and keeps them for the fit's duration.
 
+Group "fit LogisticRegression mnist x4 float32 dask" (the 2-worker target "on
+data that does not fit in the cache"): MNIST's training rows tiled
+``FASTSOFTMAX_BENCH_DASK_TILES`` times (default 4: 240000 x 784 float32,
+752 MB, more than the 480 MiB L3 the VM reports and than any real Xeon's),
+the same fit:
+
+* ``in-memory[1 thread]`` / ``in-memory[2 threads]``: the NumPy fit, the
+  kernels on 1 or 2 OpenMP threads (the machine's own scaling on this data);
+* ``dask[1x1]`` / ``dask[2x1]``: the ``.npy`` stack of 8 x TILES blocks
+  persisted on 1 or 2 single-threaded workers, actors.  Target:
+  ``dask[2x1]`` at least 1.6x faster than ``dask[1x1]``.
+
+Group "fit SoftmaxRegression mnist float32 dask" (``max_epochs=EPOCHS``,
+``batch_size=128``, ``tol=None``): ``in-memory`` against the MNIST stack
+persisted on 1 or 2 workers, the epochs run by the workers' actors (each
+trains the blocks it holds, the weights handed along the shuffled block
+order) or, ``tasks``, by a chain of one task per block.
+
 Group "fit binary LogisticRegression mnist dask vs dask-ml" (digit parity,
 no intercept, ``C=1``, on ``dask[1x1]``'s cluster): dask-ml's
 ``LogisticRegression(solver="lbfgs")`` with ``normalize=False`` (so both
@@ -46,6 +64,10 @@ distributed = pytest.importorskip("distributed")
 MAX_ITER = 100
 N_BLOCKS = 8
 ROUNDS = int(os.environ.get("FASTSOFTMAX_BENCH_DASK_ROUNDS", "3"))
+TILES = int(os.environ.get("FASTSOFTMAX_BENCH_DASK_TILES", "4"))
+LARGE_GROUP = f"fit LogisticRegression mnist x{TILES} float32 dask"
+EPOCHS = 5
+SOFTMAX_GROUP = "fit SoftmaxRegression mnist float32 dask"
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["1x1", "2x1"])
@@ -71,6 +93,23 @@ def mnist_stack(tmp_path_factory, mnist):
     rows = -(-mnist.X.shape[0] // N_BLOCKS)
     da.to_npy_stack(path / "X", da.from_array(mnist.X, chunks=(rows, mnist.X.shape[1])))
     da.to_npy_stack(path / "y", da.from_array(mnist.y, chunks=rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def mnist_tiled(mnist):
+    """MNIST's training rows tiled ``TILES`` times along the rows (in memory)."""
+    return np.tile(mnist.X, (TILES, 1)), np.tile(mnist.y, TILES)
+
+
+@pytest.fixture(scope="module")
+def mnist_tiled_stack(tmp_path_factory, mnist_tiled):
+    """``mnist_tiled`` on disk as ``.npy`` stacks of ``N_BLOCKS * TILES`` row blocks."""
+    X, y = mnist_tiled
+    path = tmp_path_factory.mktemp("mnist-tiled-stack")
+    rows = -(-X.shape[0] // (N_BLOCKS * TILES))
+    da.to_npy_stack(path / "X", da.from_array(X, chunks=(rows, X.shape[1])))
+    da.to_npy_stack(path / "y", da.from_array(y, chunks=rows))
     return path
 
 
@@ -135,6 +174,76 @@ def test_fit_dask(benchmark, mnist, mnist_stack, cluster_client, persist, path, 
     benchmark.extra_info["max_coef_diff_vs_in_memory"] = float(
         np.abs(model.coef_ - reference.coef_).max()
     )
+    _record_threads(benchmark)
+
+
+def _warmup_fit(X, y):
+    # imports, the kernels' first calls, the workers' pools: 2 iterations, outside the rounds
+    return lambda: _quiet_fit(fastsoftmax.LogisticRegression(max_iter=2), X, y)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fit_large_in_memory(benchmark, mnist_tiled, threads):
+    benchmark.group = LARGE_GROUP
+    X, y = mnist_tiled
+    model = run(benchmark, lambda: _quiet_fit(fastsoftmax.LogisticRegression(max_iter=MAX_ITER),
+                                              X, y),
+                warmup=_warmup_fit(X, y), rounds=ROUNDS,
+                impl=f"in-memory[{threads} thread{'s' if threads > 1 else ''}]", kind="peer",
+                nbytes=X.nbytes)  # fmt: skip
+    benchmark.extra_info["n_iter"] = int(model.n_iter_[0])
+    _record_threads(benchmark)
+
+
+def test_fit_large_dask(benchmark, mnist_tiled_stack, cluster_client):
+    """The tiled stack persisted on the workers (actors), as ``test_fit_dask[persisted]``."""
+    n_workers, client = cluster_client
+    benchmark.group = LARGE_GROUP
+    Xd, yd = _from_disk(mnist_tiled_stack)
+    with client.as_current():
+        Xd, yd = client.persist([Xd, yd])
+        distributed.wait(distributed.futures_of([Xd, yd]))
+        model = run(benchmark, lambda: _quiet_fit(
+            fastsoftmax.LogisticRegression(max_iter=MAX_ITER), Xd, yd),
+            warmup=_warmup_fit(Xd, yd), rounds=ROUNDS, impl=f"dask[{n_workers}x1]",
+            kind="fastsoftmax", nbytes=int(Xd.nbytes))  # fmt: skip
+        benchmark.extra_info["memory_per_worker"] = {
+            name: info["metrics"]["memory"]
+            for name, info in client.scheduler_info()["workers"].items()
+        }
+    benchmark.extra_info["n_iter"] = int(model.n_iter_[0])
+    _record_threads(benchmark)
+
+
+def _softmax():
+    return fastsoftmax.SoftmaxRegression(max_epochs=EPOCHS, batch_size=128, tol=None,
+                                         random_state=0)  # fmt: skip
+
+
+def test_softmax_in_memory(benchmark, mnist):
+    benchmark.group = SOFTMAX_GROUP
+    model = run(benchmark, lambda: _softmax().fit(mnist.X, mnist.y), rounds=ROUNDS,
+                impl="in-memory", kind="peer")  # fmt: skip
+    benchmark.extra_info["train_accuracy"] = float(model.score(mnist.X, mnist.y))
+    _record_threads(benchmark)
+
+
+@pytest.mark.parametrize("path", ["actors", "tasks"])
+def test_softmax_dask(benchmark, mnist, mnist_stack, cluster_client, path, monkeypatch):
+    n_workers, client = cluster_client
+    if path == "tasks":
+        from fastsoftmax import _dask
+
+        monkeypatch.setattr(_dask, "USE_ACTORS", False)
+    benchmark.group = SOFTMAX_GROUP
+    Xd, yd = _from_disk(mnist_stack)
+    with client.as_current():
+        Xd, yd = client.persist([Xd, yd])
+        distributed.wait(distributed.futures_of([Xd, yd]))
+        model = run(benchmark, lambda: _softmax().fit(Xd, yd), rounds=ROUNDS,
+                    impl=f"dask[{n_workers}x1]" + (" tasks" if path == "tasks" else ""),
+                    kind="fastsoftmax")  # fmt: skip
+    benchmark.extra_info["train_accuracy"] = float(model.score(mnist.X, mnist.y))
     _record_threads(benchmark)
 
 

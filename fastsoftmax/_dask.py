@@ -12,9 +12,11 @@ travels.
   client.  When X's blocks are held on a ``distributed`` cluster (persisted
   by the user, or ``fit(..., persist=True)``) the fit starts one Dask actor
   per worker (:class:`_WorkerBlockSums`) holding the blocks that worker
-  holds, and an evaluation is one call to each actor (a direct request to its
-  worker, the coefficients in it), which sums its blocks on the worker's
-  threads; the few partial sums are added on the client.  Tasks would wait on
+  holds, with their labels and weights as read (the actors check the blocks
+  and encode the labels in place: the set-up is one scheduler round trip and
+  a few direct calls), and an evaluation is one call to each actor (a direct
+  request to its worker, the coefficients in it), which sums its blocks on
+  the worker's threads; the few partial sums are added on the client.  Tasks would wait on
   Dask's batched messages (the client sends to the scheduler at most every
   10 ms, the scheduler to a worker every 5 ms): about 16 ms per evaluation,
   as much as the work itself on MNIST.  If an actor call fails (its worker
@@ -30,9 +32,13 @@ travels.
   a task per block, a tree of sums and the coefficients on top of X's own
   graph.
 - :class:`Blocks.train_epoch` (``SoftmaxRegression.fit`` / ``partial_fit``):
-  an epoch is a chain of one task per block, in a shuffled block order; each
-  task runs the compiled epoch kernel (:mod:`fastsoftmax._epoch_driver`) on
-  its block and hands the trainer (model and learner state, small) to the next.
+  an epoch visits the blocks in a shuffled order, each trained by the
+  compiled epoch kernel (:mod:`fastsoftmax._epoch_driver`), the trainer
+  (model and learner state, small) handed from one block to the next.  On a
+  cluster holding X the same actors train: one call per stretch of
+  consecutive blocks one worker holds; if a call fails, the epoch starts again
+  from the trainer before it on a chain of one task per block (as without a
+  cluster holding X), with the same block order and seeds.
 - :func:`predict`: the estimator's in-memory method mapped over the blocks
   (``map_blocks``): lazy, X is never gathered.
 
@@ -216,18 +222,17 @@ class Blocks:
     through :meth:`map_sum` and :meth:`train_epoch`.
 
     With a ``distributed`` client and X's blocks held on the cluster (X
-    persisted by the user, or ``persist=True``), the blocks are futures and
-    every evaluation is one call to an actor per worker holding them (one
-    task per worker thread if an actor is lost): no graph is built, tokenised
-    or optimised per evaluation; :meth:`stop_actors` ends the actors.
+    persisted by the user, or ``persist=True``), the blocks are futures, the
+    actors start with them (``actors=True``) and every evaluation is one call
+    to an actor per worker holding them (one task per worker thread if an
+    actor is lost): no graph is built, tokenised or optimised per evaluation;
+    :meth:`stop_actors` ends the actors.
     Otherwise (X read from its source each time, or no client) an evaluation
     is one small delayed graph on top of X's own.
     """
 
     def __init__(self, estimator, X, y, sample_weight, classes=None, *, reset=True, dtype=None,
-                 persist=False):  # fmt: skip
-        import dask
-
+                 persist=False, actors=True):  # fmt: skip
         checks = estimator._checks  # the estimators' own checks (estimators._base)
         checks.feature_names(estimator, X, reset=reset)  # a dask DataFrame's columns
         X = _check_X(X)
@@ -253,20 +258,60 @@ class Blocks:
         sw_parts = [None] * len(y_parts) if sw is None else sw.to_delayed().ravel()
         self.x_parts = [x_parts[i] for i in keep]
         self.on_cluster = x_futures is not None
+        self.row_counts = [X.chunks[0][i] for i in keep]
+        self._block_sums = None  # the actors (None: not started, False: given up)
+        self._groups = self._encoding = None
+        self._y_parts = self._sw_parts = None  # the encoded labels and weights, see y_parts
 
-        # one pass over X: every block checked, the labels of all of y found
         if self.on_cluster:
-            found = client.gather([
-                client.submit(_inspect_block, x_parts[i], client.compute(y_parts[i]),
-                              None if sw is None else client.compute(sw_parts[i]),
-                              self.dtype, i, checks, pure=False)
-                for i in keep
-            ])  # fmt: skip
+            # one client.compute for all of y (and the weights): each call is a message
+            y_parts = client.compute([y_parts[i] for i in keep])
+            sw_parts = ([None] * len(keep) if sw is None
+                        else client.compute([sw_parts[i] for i in keep]))  # fmt: skip
+            if persist:  # where the blocks are read decides where they are summed
+                from distributed import wait
+
+                wait(self.x_parts)
+            self._groups = self._worker_groups(client.who_has(self.x_parts))
+            if actors and USE_ACTORS:  # the actors check, encode and keep the blocks
+                try:
+                    self._block_sums = self._start_actors(y_parts, sw_parts)
+                except Exception:  # noqa: BLE001 -- e.g. a worker lost: the tasks' path
+                    self._give_up_actors()
         else:
+            y_parts, sw_parts = [y_parts[i] for i in keep], [sw_parts[i] for i in keep]
+        try:
+            self._check_and_encode(estimator, checks, classes, y_parts, sw_parts, keep)
+        except BaseException:
+            self.stop_actors()
+            raise
+
+    def _check_and_encode(self, estimator, checks, classes, y_parts, sw_parts, keep):
+        """One pass over X (every block checked, the labels of all of y found); the labels
+        encoded and the weights (times the class weights) kept, next to their blocks."""
+        import dask
+
+        client = self.client
+        found = None
+        if self._block_sums:
+            try:
+                found = self._inspect_on_actors(checks, keep)
+            except (ValueError, TypeError):  # the data's own errors, naming the block
+                raise
+            except Exception:  # noqa: BLE001 -- e.g. a worker lost: the tasks check the blocks
+                self._give_up_actors()
+        if found is None and self.on_cluster:
+            found = client.gather([
+                client.submit(_inspect_block, x, y_part, sw_part, self.dtype, i, checks,
+                              pure=False)
+                for i, x, y_part, sw_part in zip(keep, self.x_parts, y_parts, sw_parts)
+            ])  # fmt: skip
+        elif found is None:
             inspect = dask.delayed(_inspect_block, pure=True)
-            found = dask.compute(
-                *[inspect(x_parts[i], y_parts[i], sw_parts[i], self.dtype, i, checks) for i in keep]
-            )
+            found = dask.compute(*[
+                inspect(x, y_part, sw_part, self.dtype, i, checks)
+                for i, x, y_part, sw_part in zip(keep, self.x_parts, y_parts, sw_parts)
+            ])  # fmt: skip
         labels = np.concatenate([labels for labels, _ in found])
         if classes is None:
             classes = checks.encode_labels(labels, estimator)[0]
@@ -284,39 +329,102 @@ class Blocks:
             )
             counts = counts * class_weights
         self.classes = classes
-        self.weighted = sw is not None or class_weights is not None
-        self.weight_total = float(np.sum(counts)) if self.weighted else float(X.shape[0])
+        self.weighted = sw_parts[0] is not None or class_weights is not None
+        n = self.shape[0]
+        self.weight_total = float(np.sum(counts)) if self.weighted else float(n)
         if self.weighted and not self.weight_total > 0:
             raise ValueError(
                 "sample_weight (times the class weights) is zero for every sample; "
                 "at least one weight must be positive"
             )
-        self.mean_weight = self.weight_total / X.shape[0] if self.weighted else None
+        self.mean_weight = self.weight_total / n if self.weighted else None
+        if not self.weighted:
+            self._sw_parts = [None] * len(keep)
 
         # the labels and weights, encoded once and kept (they are 1 / n_features of X),
-        # each next to its block of X when X is on the cluster
-        encode = dask.delayed(_encode_block, pure=True, nout=2)
-        encoded = [encode(y_parts[i], classes, class_weights, sw_parts[i], self.dtype) for i in keep]
-        y_kept = [part[0] for part in encoded]
-        sw_kept = [part[1] for part in encoded] if self.weighted else []
-        holders = client.who_has(self.x_parts) if self.on_cluster else None
+        # each next to its block of X when X is on the cluster: by its actor, or (for the
+        # tasks) when first asked for
+        if self._block_sums:
+            calls = [actor.encode(classes, class_weights, self.dtype)
+                     for _, actor in self._block_sums]  # fmt: skip
+            try:
+                for call in calls:
+                    call.result()
+            except Exception:  # noqa: BLE001 -- e.g. a worker lost: the tasks' path
+                self._give_up_actors()
         if self.on_cluster:
-            kept = [
-                client.compute([y_part] + ([sw_part] if self.weighted else []),
-                               workers=list(holders.get(x.key, ())) or None,
-                               allow_other_workers=True)
-                for x, y_part, sw_part in zip(self.x_parts, y_kept, sw_kept or y_kept)
-            ]  # fmt: skip
-            kept = [part[0] for part in kept] + [part[1] for part in kept if self.weighted]
-        elif client is not None:  # the delayed graphs take them as keys
+            self._encoding = (y_parts, sw_parts, class_weights)
+            return
+        y_kept, sw_kept = self._encoded(y_parts, sw_parts, class_weights)
+        if client is not None:  # the delayed graphs take them as keys
             kept = client.persist(y_kept + sw_kept)
         else:
             kept = [dask.delayed(part) for part in dask.compute(*y_kept, *sw_kept)]
-        self.y_parts = kept[: len(keep)]
-        self.sw_parts = kept[len(keep) :] if self.weighted else [None] * len(keep)
-        self.row_counts = [X.chunks[0][i] for i in keep]
-        self._groups = self._worker_groups(holders) if self.on_cluster else None
-        self._block_sums = None  # the actors, started by the first evaluation (False: not used)
+        self._y_parts = kept[: len(keep)]
+        if self.weighted:
+            self._sw_parts = kept[len(keep) :]
+
+    def _encoded(self, y_parts, sw_parts, class_weights):
+        """The delayed label indices and weights (``[]`` unweighted) of every block."""
+        import dask
+
+        encode = dask.delayed(_encode_block, pure=True, nout=2)
+        encoded = [encode(y_part, self.classes, class_weights, sw_part, self.dtype)
+                   for y_part, sw_part in zip(y_parts, sw_parts)]  # fmt: skip
+        return [part[0] for part in encoded], [part[1] for part in encoded] if self.weighted else []
+
+    def _inspect_on_actors(self, checks, keep):
+        calls = [actor.inspect(self.dtype, checks, keep) for _, actor in self._block_sums]
+        found = dict(item for call in calls for item in call.result())
+        return [found[i] for i in range(len(keep))]
+
+    @property
+    def y_parts(self):
+        """The label indices of every block (futures next to their blocks on the cluster)."""
+        if self._y_parts is None:
+            self._encode_on_cluster()
+        return self._y_parts
+
+    @property
+    def sw_parts(self):
+        """The weights of every block (sample times class weights), or Nones unweighted."""
+        if self._sw_parts is None:
+            self._encode_on_cluster()
+        return self._sw_parts
+
+    @sw_parts.setter
+    def sw_parts(self, parts):  # a cross-validation fold's own weights
+        self._sw_parts = parts
+
+    def _encode_on_cluster(self):
+        """The encoded labels and weights as futures on the workers holding X's blocks.
+
+        For the tasks (and the folds' actors): the fit's own actors encode
+        and keep theirs; these are computed only when asked for, from the
+        labels and weights read for the checks (so they are recomputed with
+        them when a worker is lost).
+        """
+        y_kept, sw_kept = self._encoded(*self._encoding)
+        kept = self._compute_next_to_x(self.client.who_has(self.x_parts), y_kept, sw_kept)
+        self._y_parts = kept[: len(y_kept)]
+        if self._sw_parts is None:
+            self._sw_parts = kept[len(y_kept) :]
+
+    def _compute_next_to_x(self, holders, y_kept, sw_kept):
+        """``y_kept + sw_kept`` computed on the workers holding X's blocks: one call per worker."""
+        by_holders = {}
+        for i, x in enumerate(self.x_parts):
+            by_holders.setdefault(tuple(sorted(holders.get(x.key, ()))), []).append(i)
+        kept = [None] * (len(y_kept) + len(sw_kept))
+        for where, blocks in by_holders.items():
+            parts = [y_kept[i] for i in blocks] + [sw_kept[i] for i in blocks if sw_kept]
+            futures = self.client.compute(parts, workers=list(where) or None,
+                                          allow_other_workers=True)  # fmt: skip
+            for j, i in enumerate(blocks):
+                kept[i] = futures[j]
+                if sw_kept:
+                    kept[len(y_kept) + i] = futures[len(blocks) + j]
+        return kept
 
     def __getitem__(self, rows):
         """The rows ``rows`` (integer indices) as a :class:`Fold` (LogisticRegressionCV's folds)."""
@@ -412,8 +520,7 @@ class Blocks:
                 # an actor's state dies with its worker, Dask does not restart it; the tasks'
                 # lost blocks are recomputed by Dask (or the tasks raise the real error again),
                 # so the rest of the fit runs on them
-                self.stop_actors()
-                self._block_sums = False
+                self._give_up_actors()
         return self._map_sum_by_tasks(func, [self._share(arg) for arg in args])
 
     def _map_sum_by_actors(self, func, args):
@@ -423,24 +530,34 @@ class Blocks:
         calls = [actor.map_sum(func, *args) for _, actor in self._block_sums]
         return _add(*[call.result() for call in calls])
 
-    def _start_actors(self):
+    def _start_actors(self, y_parts=None, sw_parts=None):
         """One :class:`_WorkerBlockSums` actor per worker, holding the blocks that worker sums.
 
         Returns ``[(future, actor)]``: the futures keep the actors alive for as
-        long as these blocks are used.
+        long as these blocks are used; ``self._holder[i]``: the position of
+        the actor holding block ``i``.
         """
         client = self.client
+        y_parts = self.y_parts if y_parts is None else y_parts
+        sw_parts = self.sw_parts if sw_parts is None else sw_parts
         by_worker = {}
         for worker, blocks in self._groups:
             by_worker.setdefault(worker, []).append(blocks)
         started = []
+        self._holder = {}
         for worker, groups in by_worker.items():
-            parts = [([self.x_parts[i] for i in blocks], [self.y_parts[i] for i in blocks],
-                      [self.sw_parts[i] for i in blocks]) for blocks in groups]  # fmt: skip
-            future = client.submit(_WorkerBlockSums, parts, actor=True, pure=False,
+            held = [i for blocks in groups for i in blocks]
+            parts = [(i, self.x_parts[i], y_parts[i], sw_parts[i]) for i in held]
+            future = client.submit(_WorkerBlockSums, parts, groups, actor=True, pure=False,
                                    workers=None if worker is None else [worker])  # fmt: skip
+            self._holder.update(dict.fromkeys(held, len(started)))
             started.append(future)
         return [(future, future.result()) for future in started]
+
+    def _give_up_actors(self):
+        """End the actors; the rest of the fit runs on tasks."""
+        self.stop_actors()
+        self._block_sums = False
 
     def stop_actors(self):
         """Release the actors (and their hold on the blocks) now.
@@ -472,29 +589,58 @@ class Blocks:
     def train_epoch(self, trainer, batch_size, shuffle, rng):
         """One epoch over the blocks, in a shuffled order; ``trainer`` is updated at the end.
 
-        Returns the mean minibatch loss weighted by rows, as ``run_epoch``.
+        On the cluster, each worker's actor trains the blocks it holds, the
+        trainer (model and learner state, small) handed from one to the next
+        along the epoch's block order; else (or when an actor call fails: the
+        epoch starts again from ``trainer``, with the same order and seeds) a
+        chain of one task per block.  Returns the mean minibatch loss weighted
+        by rows, as ``run_epoch``.
         """
         import dask
 
         n_blocks = len(self.x_parts)
         order = rng.permutation(n_blocks) if shuffle else np.arange(n_blocks)
         seeds = rng.integers(0, 2**63 - 1, size=n_blocks) if shuffle else [None] * n_blocks
-        state = (trainer, 0.0)
-        if self.on_cluster:
-            for i in order:
+        seeds = [seeds[i] for i in order]
+        state = None
+        if self.on_cluster and USE_ACTORS and self._block_sums is not False:
+            try:
+                state = self._train_by_actors(order, seeds, (trainer, 0.0), batch_size)
+            except Exception:  # noqa: BLE001 -- e.g. a worker lost: as in _map_sum_on_cluster
+                self._give_up_actors()
+        if state is None and self.on_cluster:
+            state = (trainer, 0.0)
+            for i, seed in zip(order, seeds):
                 state = self.client.submit(_train_block, self.x_parts[i], self.y_parts[i],
-                                           self.sw_parts[i], state, seeds[i], batch_size,
+                                           self.sw_parts[i], state, seed, batch_size,
                                            self.mean_weight, pure=False)  # fmt: skip
-            trained, loss_total = state.result()
-        else:
+            state = state.result()
+        elif state is None:
             step = dask.delayed(_train_block, pure=True)
-            state = dask.delayed(state)
-            for i in order:
-                state = step(self.x_parts[i], self.y_parts[i], self.sw_parts[i], state, seeds[i],
+            state = dask.delayed((trainer, 0.0))
+            for i, seed in zip(order, seeds):
+                state = step(self.x_parts[i], self.y_parts[i], self.sw_parts[i], state, seed,
                              batch_size, self.mean_weight)  # fmt: skip
-            trained, loss_total = state.compute()
+            state = state.compute()
+        trained, loss_total = state
         _copy_trainer(trained, trainer)
         return loss_total / self.shape[0]
+
+    def _train_by_actors(self, order, seeds, state, batch_size):
+        """The epoch on the actors: one call per stretch of consecutive blocks one actor holds."""
+        if self._block_sums is None:
+            self._block_sums = self._start_actors()
+        start = 0
+        while start < len(order):
+            holder = self._holder[order[start]]
+            stop = start + 1
+            while stop < len(order) and self._holder[order[stop]] == holder:
+                stop += 1
+            actor = self._block_sums[holder][1]
+            state = actor.train(list(order[start:stop]), seeds[start:stop], state, batch_size,
+                                self.mean_weight).result()  # fmt: skip
+            start = stop
+        return state
 
 
 def _persist_spread(client, X):
@@ -557,6 +703,7 @@ class Fold:
         sw = estimator._weights(y_idx, sample_weight, self.rows.shape[0], blocks.dtype)
         weights = np.zeros(n, blocks.dtype)
         weights[self.rows] = 1.0 if sw is None else sw
+        blocks.y_parts  # noqa: B018 -- encoded once (on a cluster: when asked for), for all folds
         fold = copy.copy(blocks)
         fold.sw_parts = blocks._per_block(weights)
         fold._block_sums = None  # the fold's own actors, with its weights
@@ -611,29 +758,72 @@ def _sum_blocks(func, X_blocks, y_blocks, sw_blocks, *args):
 
 
 class _WorkerBlockSums:
-    """A Dask actor on one worker: the blocks it sums, one group per worker thread.
+    """A Dask actor on one worker: the blocks it holds, one group of them per worker thread.
 
-    ``map_sum`` runs :func:`_sum_blocks` on every group in the worker's own
-    thread pool and returns their sum.  A call is one direct request to the
-    worker: an evaluation through tasks waits on Dask's batched messages
-    (client to scheduler at most every 10 ms, scheduler to worker every 5 ms).
+    ``blocks``: ``[(index, X, y_idx, sample_weight)]``, ``groups``: the
+    indices each worker thread sums.  :meth:`map_sum` runs
+    :func:`_sum_blocks` on every group in the worker's own thread pool and
+    returns their sum; :meth:`train` trains a trainer on some of the blocks in
+    a given order (an epoch's stretch of blocks held here).  A call is one
+    direct request to the worker: an evaluation through tasks waits on Dask's
+    batched messages (client to scheduler at most every 10 ms, scheduler to
+    worker every 5 ms).
     """
 
-    def __init__(self, groups):
+    def __init__(self, blocks, groups):
+        self.blocks = {index: (X, y, sw) for index, X, y, sw in blocks}
         self.groups = groups
 
-    async def map_sum(self, func, *args):
+    async def inspect(self, dtype, checks, numbers):
+        """The checks of every block held (:func:`_inspect_block`): ``[(index, (labels, counts))]``.
+
+        ``numbers[index]``: the block's number in X, for the error messages.
+        """
+        import asyncio
+
+        found = await asyncio.gather(*[
+            self._run(_inspect_blocks, [(i, *self.blocks[i]) for i in group], dtype, checks,
+                      numbers)
+            for group in self.groups
+        ])  # fmt: skip
+        return [item for part in found for item in part]
+
+    async def encode(self, classes, class_weights, dtype):
+        """Replace the labels and weights held by the label indices and the fit's weights."""
+        for i, (X, y, sw) in list(self.blocks.items()):
+            self.blocks[i] = (X, *_encode_block(y, classes, class_weights, sw, dtype))
+
+    def _run(self, func, *args):
         import asyncio
 
         from distributed import get_worker
 
-        loop = asyncio.get_running_loop()
         executor = get_worker().executors["default"]
+        return asyncio.get_running_loop().run_in_executor(executor, func, *args)
+
+    async def map_sum(self, func, *args):
+        import asyncio
+
         sums = await asyncio.gather(*[
-            loop.run_in_executor(executor, _sum_blocks, func, *group, *args)
+            self._run(_sum_blocks, func, *zip(*[self.blocks[i] for i in group]), *args)
             for group in self.groups
         ])  # fmt: skip
         return _add(*sums)
+
+    async def train(self, indices, seeds, state, batch_size, mean_weight):
+        """``state`` (trainer, loss sum) after training on the blocks ``indices``, in order."""
+        return await self._run(_train_blocks, [self.blocks[i] for i in indices], seeds, state,
+                               batch_size, mean_weight)  # fmt: skip
+
+
+def _inspect_blocks(blocks, dtype, checks, numbers):
+    return [(i, _inspect_block(X, y, sw, dtype, numbers[i], checks)) for i, X, y, sw in blocks]
+
+
+def _train_blocks(blocks, seeds, state, batch_size, mean_weight):
+    for (X, y_idx, sw), seed in zip(blocks, seeds):
+        state = _train_block(X, y_idx, sw, state, seed, batch_size, mean_weight)
+    return state
 
 
 def _train_block(X, y_idx, sample_weight, state, seed, batch_size, mean_weight):
@@ -681,15 +871,23 @@ def _logistic_block_sums(X, y_idx, sample_weight, coef, intercept):
 
 
 def fit_data(estimator, X, y, sample_weight, classes=None, *, reset=True, dtype=None,
-             persist=False):  # fmt: skip
+             persist=False, actors=True):  # fmt: skip
     """``_fit_data`` for a Dask ``X``: ``(Blocks, None, None, dtype)``; sets ``classes_``.
 
     The label indices and the weights are inside the :class:`Blocks`.
+    ``actors=False``: no actors started with the blocks (their work is done
+    on other views of them: the cross-validation folds).
     """
     data = Blocks(estimator, X, y, sample_weight, classes, reset=reset, dtype=dtype,
-                  persist=persist)  # fmt: skip
+                  persist=persist, actors=actors)  # fmt: skip
     estimator.classes_ = data.classes
     return data, None, None, data.dtype
+
+
+def release(data):
+    """End the actors of a fit's :class:`Blocks` (nothing for other data)."""
+    if isinstance(data, Blocks):
+        data.stop_actors()
 
 
 def atomic_on_dask(method):
@@ -699,7 +897,7 @@ def atomic_on_dask(method):
     def wrapper(estimator, X, *args, **kwargs):
         if not is_dask_collection(X):
             return method(estimator, X, *args, **kwargs)
-        with _unchanged_on_error(estimator):
+        with unchanged_on_error(estimator):
             return method(estimator, X, *args, **kwargs)
 
     return wrapper
@@ -708,7 +906,7 @@ def atomic_on_dask(method):
 def fit_logistic(estimator, X, y, sample_weight, classes, l1_unit, l2_unit, tol, max_iter,
                  fit_intercept, verbose, previous, *, persist=False):  # fmt: skip
     """``LogisticRegression._fit`` on a Dask array: the solver on the client, the sums on the blocks."""
-    with _unchanged_on_error(estimator):
+    with unchanged_on_error(estimator):
         if isinstance(X, Blocks):  # LogisticRegressionCV's refit: all the rows
             X = X[np.arange(X.shape[0])]
         if isinstance(X, Fold):  # LogisticRegressionCV: y and sample_weight are the fold's
@@ -745,7 +943,7 @@ def fit_logistic(estimator, X, y, sample_weight, classes, l1_unit, l2_unit, tol,
             data.stop_actors()
 
 
-class _unchanged_on_error:
+class unchanged_on_error:
     """Restore the estimator's attributes when the fit raises: never a half-updated model."""
 
     def __init__(self, estimator):

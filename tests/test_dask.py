@@ -5,6 +5,8 @@ for the module and closed at its end.  ``scheduler`` runs a test on both:
 "threads" sets Dask's threaded scheduler (no client), "cluster" the client.
 """
 
+import gc
+import itertools
 import os
 import threading
 import time
@@ -170,6 +172,10 @@ def test_graph_per_iteration_is_small(monkeypatch):
     assert len(sizes) >= 3 and set(sizes) == {20 + 20 + 20 + 4 + 2}, sizes
 
 
+class _Names(list):
+    pass
+
+
 def _record_evaluations(monkeypatch):
     """Patch the client and the blocks: ``(submitted, graphs, actor_calls)``, filled by the fit.
 
@@ -181,13 +187,14 @@ def _record_evaluations(monkeypatch):
 
     from fastsoftmax import _dask
 
-    submitted, graphs, actor_calls, evaluating = [], [], [], [False]
+    submitted, graphs, actor_calls, evaluating, everything = _Names(), [], [], [False], []
     submit, compute, map_sum = distributed.Client.submit, Delayed.compute, _dask.Blocks.map_sum
     by_actors = _dask.Blocks._map_sum_by_actors
 
     def counting_submit(self, func, *args, **kwargs):
         if evaluating[0]:
             submitted.append(func.__name__)
+        everything.append(func.__name__)
         return submit(self, func, *args, **kwargs)
 
     def counting_compute(self, **kwargs):
@@ -210,6 +217,7 @@ def _record_evaluations(monkeypatch):
     monkeypatch.setattr(Delayed, "compute", counting_compute)
     monkeypatch.setattr(_dask.Blocks, "map_sum", counting_map_sum)
     monkeypatch.setattr(_dask.Blocks, "_map_sum_by_actors", counting_by_actors)
+    submitted.everything = everything  # every function submitted, during an evaluation or not
     return submitted, graphs, actor_calls
 
 
@@ -240,8 +248,10 @@ def test_blocks_on_the_cluster_one_task_per_worker_thread(client, monkeypatch):
 def test_blocks_on_the_cluster_one_actor_call_per_worker(client, monkeypatch):
     """X held on the cluster: an evaluation is one call per worker to its actor; no task, no graph."""
     got, (submitted, graphs, actor_calls) = _fit_held_on_cluster(client, monkeypatch)
-    # the actors started once, one per worker, then every evaluation is one call to each
-    assert submitted == ["_WorkerBlockSums"] * 2, submitted[:3]
+    # the actors started once, one per worker, with the blocks (they check and encode them),
+    # then every evaluation is one call to each: no task
+    assert submitted.everything.count("_WorkerBlockSums") == 2, submitted.everything
+    assert submitted == [], submitted[:3]
     assert len(actor_calls) >= got.n_iter_[0] and set(actor_calls) == {2}, set(actor_calls)
     assert True not in graphs
     with client.as_current():  # the actors are gone with the fit
@@ -265,9 +275,9 @@ def test_unevenly_held_blocks_are_summed_evenly(client, monkeypatch):
     distributed.wait(held)
     start, groups = _dask.Blocks._start_actors, []
 
-    def spy(self):
+    def spy(self, *args):
         groups.append(self._groups)
-        return start(self)
+        return start(self, *args)
 
     monkeypatch.setattr(_dask.Blocks, "_start_actors", spy)
     with client.as_current():
@@ -466,6 +476,97 @@ def test_softmax_fit_accuracy_matches_in_memory(scheduler):
     assert got.history_["train_loss"][-1] == pytest.approx(ref.history_["train_loss"][-1], rel=0.02)
 
 
+class _RecordingActor:
+    """An actor's handle that records its ``train`` calls: ``(holder, block indices)``."""
+
+    def __init__(self, actor, holder, calls):
+        self.actor, self.holder, self.calls = actor, holder, calls
+
+    def train(self, indices, *args):
+        self.calls[-1].append((self.holder, list(indices)))
+        return self.actor.train(indices, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.actor, name)
+
+
+def _softmax_fit_held_on_cluster(client, monkeypatch, Xd, y, sw, use_actors=True, n_epochs=8):
+    """A SoftmaxRegression fit of the persisted ``Xd``; the functions submitted, and for every
+    epoch on the actors its calls ``(holder, block indices)`` and the tasks submitted in it."""
+    from fastsoftmax import _dask
+
+    monkeypatch.setattr(_dask, "USE_ACTORS", use_actors)
+    submitted, epochs, submitted_in_epoch = [], [], []
+    submit, by_actors, start = (distributed.Client.submit, _dask.Blocks._train_by_actors,
+                                _dask.Blocks._start_actors)  # fmt: skip
+
+    def counting_submit(self, func, *args, **kwargs):
+        submitted.append(getattr(func, "__name__", func))
+        return submit(self, func, *args, **kwargs)
+
+    def recording_by_actors(self, *args):
+        epochs.append([])
+        before = len(submitted)
+        state = by_actors(self, *args)
+        submitted_in_epoch.append(submitted[before:])
+        return state
+
+    def recording_start(self, *args):
+        return [(future, _RecordingActor(actor, holder, epochs))
+                for holder, (future, actor) in enumerate(start(self, *args))]  # fmt: skip
+
+    monkeypatch.setattr(distributed.Client, "submit", counting_submit)
+    monkeypatch.setattr(_dask.Blocks, "_train_by_actors", recording_by_actors)
+    monkeypatch.setattr(_dask.Blocks, "_start_actors", recording_start)
+    with client.as_current():
+        model = SoftmaxRegression(max_epochs=n_epochs, batch_size=32, random_state=0, tol=None)
+        model.fit(Xd, y, sample_weight=sw)
+    monkeypatch.undo()
+    return model, submitted, epochs, submitted_in_epoch
+
+
+def test_softmax_epochs_on_actors(client, monkeypatch):
+    """X held on the cluster: every epoch runs on the workers' actors (no task), the weights
+    handed along the shuffled block order, one call per stretch of blocks one worker holds;
+    the in-memory accuracy, the same model as the chain of tasks; the actors end with the fit."""
+    X, y, sw = _problem(n=3000, d=10, n_classes=4, dtype=np.float32, seed=1)
+    X_train, y_train, X_test, y_test = X[:2400], y[:2400], X[2400:], y[2400:]
+    # as test_softmax_fit_accuracy_matches_in_memory
+    ref = SoftmaxRegression(max_epochs=8, batch_size=32, random_state=0, tol=None)
+    ref.fit(X_train, y_train)
+    with client.as_current():
+        Xd = da.from_array(X_train, chunks=300).persist()  # 8 blocks on 2 workers
+        distributed.wait(Xd)
+    got, submitted, epochs, in_epoch = _softmax_fit_held_on_cluster(
+        client, monkeypatch, Xd, y_train, None)  # fmt: skip
+    assert got.coef_.dtype == np.float32 and got.n_iter_ == 8
+    # the actors started once, one per worker, with the blocks; no task in any epoch
+    assert submitted.count("_WorkerBlockSums") == 2 and in_epoch == [[]] * 8, in_epoch
+    orders = [[i for _, blocks in calls for i in blocks] for calls in epochs]
+    assert len(orders) == 8 and all(sorted(order) == list(range(8)) for order in orders)
+    assert len({tuple(order) for order in orders}) > 1  # shuffled: not the same order each epoch
+    for calls in epochs:  # a new call only where the next block is held by the other worker
+        holders = [holder for holder, _ in calls]
+        assert all(a != b for a, b in itertools.pairwise(holders)), calls
+    assert abs(got.score(X_test, y_test) - ref.score(X_test, y_test)) <= 0.003 + 1e-12
+    assert got.history_["train_loss"][-1] == pytest.approx(ref.history_["train_loss"][-1], rel=0.02)
+    with client.as_current():  # the actors are gone with the fit
+        deadline = time.monotonic() + 10
+        while any("_WorkerBlockSums" in str(k) for k in client.who_has()):
+            assert time.monotonic() < deadline, client.who_has()
+            time.sleep(0.05)
+    # weighted, 2 epochs: the actors train what the chain of tasks trains
+    by_actors = _softmax_fit_held_on_cluster(client, monkeypatch, Xd, y_train, sw[:2400],
+                                             n_epochs=2)[0]  # fmt: skip
+    by_tasks, submitted, epochs, _ = _softmax_fit_held_on_cluster(
+        client, monkeypatch, Xd, y_train, sw[:2400], use_actors=False, n_epochs=2)  # fmt: skip
+    assert epochs == [] and submitted.count("_train_block") == 2 * 8
+    np.testing.assert_allclose(by_actors.coef_, by_tasks.coef_, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(by_actors.intercept_, by_tasks.intercept_, rtol=1e-6, atol=1e-7)
+    assert by_actors.history_["train_loss"] == pytest.approx(by_tasks.history_["train_loss"],
+                                                             rel=1e-6)  # fmt: skip
+
+
 def test_softmax_validation_data_and_weights():
     X, y, sw = _problem(n=2000, n_classes=3, dtype=np.float32)
     with dask.config.set(scheduler="threads"):
@@ -495,6 +596,34 @@ def test_softmax_partial_fit(scheduler):
     assert abs(model.score(X, y) - ref.score(X, y)) < 0.02
     with pytest.raises(ValueError, match="label 7"):
         model.partial_fit(Xd, np.where(y == 2, 7, y))
+
+
+def test_softmax_partial_fit_on_actors(client, monkeypatch):
+    """partial_fit on X held on the cluster: each call's epoch on the actors, the model of the
+    chain of tasks; a label outside classes_ raises and leaves the model as it was."""
+    from fastsoftmax import _dask
+
+    X, y, _ = _problem(n=2000, n_classes=3, dtype=np.float32)
+    with client.as_current():
+        Xd = da.from_array(X, chunks=500).persist()
+        distributed.wait(Xd)
+        models = []
+        for use_actors in (True, False):
+            monkeypatch.setattr(_dask, "USE_ACTORS", use_actors)
+            model = SoftmaxRegression(random_state=0)
+            for _ in range(2):
+                model.partial_fit(Xd, y, classes=[0, 1, 2])
+            models.append(model)
+        monkeypatch.undo()
+        by_actors, by_tasks = models
+        np.testing.assert_allclose(by_actors.coef_, by_tasks.coef_, rtol=1e-6, atol=1e-7)
+        assert by_actors.history_["train_loss"] == pytest.approx(by_tasks.history_["train_loss"],
+                                                                 rel=1e-6)  # fmt: skip
+        before = by_actors.coef_.copy()
+        with pytest.raises(ValueError, match="label 7"):
+            by_actors.partial_fit(Xd, np.where(y == 2, 7, y))
+        np.testing.assert_array_equal(by_actors.coef_, before)
+        assert len(by_actors.history_["train_loss"]) == 2
 
 
 def test_incremental_wrapper():
@@ -539,6 +668,70 @@ def test_nan_in_one_block(Estimator):
         with pytest.raises(ValueError, match="NaN"):
             fresh.fit(da.from_array(bad, chunks=400), y)
     assert not hasattr(fresh, "coef_") and not hasattr(fresh, "classes_")
+
+
+def test_bad_blocks_on_the_actors(client):
+    """X held on the cluster: the actors check the blocks (the errors name the block, counted
+    with the empty ones) and encode the labels with the class weights; a failed set-up leaves
+    the estimator unchanged and no actor behind."""
+    X, y, sw = _problem(n=1500)
+    chunks = ((300, 0, 400, 400, 400), (8,))
+    bad = X.copy()
+    bad[1234, 3] = np.nan
+    params = {"class_weight": "balanced", "tol": TOL, "max_iter": 500}
+    ref = LogisticRegression(**params).fit(X, y, sample_weight=sw)
+    with client.as_current():
+        Xd, Xbad = (da.from_array(a, chunks=chunks).persist() for a in (X, bad))
+        distributed.wait([Xd, Xbad])
+        _assert_same_fit(LogisticRegression(**params).fit(Xd, y, sample_weight=sw), ref)
+        model = LogisticRegression()
+        gc.disable()  # the actors are ended by the failed fit, not by the garbage collector
+        try:
+            with pytest.raises(ValueError, match=r"contains NaN\. \(in block 4 of the rows\)"):
+                model.fit(Xbad, y)
+            with pytest.raises(ValueError, match="zero for every sample"):
+                model.fit(Xd, y, sample_weight=np.zeros_like(sw))
+            assert not hasattr(model, "coef_") and not hasattr(model, "classes_")
+            deadline = time.monotonic() + 5
+            while any("_WorkerBlockSums" in str(k) for k in client.who_has()):
+                assert time.monotonic() < deadline, client.who_has()
+                time.sleep(0.05)
+        finally:
+            gc.enable()
+
+
+@pytest.mark.parametrize("failing", ["_start_actors", "_inspect_on_actors"])
+def test_actors_lost_in_the_set_up(client, monkeypatch, failing):
+    """The actors fail to start or to check the blocks (not the data's fault: e.g. a worker
+    lost): the blocks are checked and summed by tasks, the fit is right, no actor is left."""
+    from fastsoftmax import _dask
+
+    X, y, sw = _problem(n=1200)
+    ref = LogisticRegression(tol=TOL, max_iter=500).fit(X, y, sample_weight=sw)
+    original, tasks, by_tasks = getattr(_dask.Blocks, failing), _dask.Blocks._map_sum_by_tasks, []
+
+    def lost(self, *args):
+        if failing == "_inspect_on_actors":
+            original(self, *args)  # the actors exist, then their worker is "lost"
+        raise OSError("Unable to contact Actor's worker")
+
+    def counting_by_tasks(self, *args):
+        by_tasks.append(self._block_sums)
+        return tasks(self, *args)
+
+    monkeypatch.setattr(_dask.Blocks, failing, lost)
+    monkeypatch.setattr(_dask.Blocks, "_map_sum_by_tasks", counting_by_tasks)
+    with client.as_current():
+        Xd = da.from_array(X, chunks=300).persist()
+        distributed.wait(Xd)
+        got = LogisticRegression(tol=TOL, max_iter=500).fit(Xd, y, sample_weight=sw)
+    _assert_same_fit(got, ref)
+    assert len(by_tasks) >= got.n_iter_[0] and set(by_tasks) == {False}
+    with client.as_current():
+        deadline = time.monotonic() + 10
+        while any("_WorkerBlockSums" in str(k) for k in client.who_has()):
+            assert time.monotonic() < deadline, client.who_has()
+            time.sleep(0.05)
 
 
 def test_labels_unseen_in_some_blocks():
@@ -728,3 +921,61 @@ def test_worker_killed_mid_fit_on_actors(client, monkeypatch):
     _assert_same_fit(model, ref, rtol=1e-5, atol=1e-6)
     # the actors until the kill, then the tasks to the end
     assert calls[:6] == ["actors"] * 5 + ["tasks"] and set(calls[6:]) == {"tasks"}, calls
+
+
+def test_worker_killed_mid_epoch_on_actors(client, monkeypatch):
+    """SoftmaxRegression, X persisted, a worker killed in the middle of an epoch on the actors:
+    that epoch starts again from the weights before it on tasks (same block order, same seeds;
+    Dask recomputes the lost blocks), the rest of the fit too: the model of an unbroken fit."""
+    from fastsoftmax import _dask
+
+    X, y, _ = _problem(n=4000, d=8, n_classes=3, dtype=np.float32)
+    params = {"max_epochs": 4, "batch_size": 64, "random_state": 0, "tol": None}
+    client.wait_for_workers(2, timeout=30)  # the last test's killed worker back
+    pids = list(client.run(os.getpid).values())
+    with client.as_current():
+        Xd = da.from_array(X, chunks=250).persist()  # 16 blocks
+        distributed.wait(Xd)
+        ref = SoftmaxRegression(**params).fit(Xd, y)  # on the actors, unbroken
+    start, submit = _dask.Blocks._start_actors, distributed.Client.submit
+    epochs, tasks = [], []
+
+    class KillingActor:  # the 3rd call of the 2nd epoch kills a worker first
+        def __init__(self, actor):
+            self.actor = actor
+
+        def train(self, *args):
+            epochs[-1] += 1
+            if len(epochs) == 2 and epochs[-1] == 3:
+                os.kill(pids[0], 9)
+                client.wait_for_workers(2, timeout=30)  # its nanny restarts it
+            return self.actor.train(*args)
+
+        def __getattr__(self, name):
+            return getattr(self.actor, name)
+
+    def counting_start(self, *args):
+        return [(future, KillingActor(actor)) for future, actor in start(self, *args)]
+
+    by_actors = _dask.Blocks._train_by_actors
+
+    def counting_by_actors(self, *args):
+        epochs.append(0)
+        return by_actors(self, *args)
+
+    def counting_submit(self, func, *args, **kwargs):
+        tasks.append((len(epochs), getattr(func, "__name__", func)))
+        return submit(self, func, *args, **kwargs)
+
+    monkeypatch.setattr(_dask.Blocks, "_start_actors", counting_start)
+    monkeypatch.setattr(_dask.Blocks, "_train_by_actors", counting_by_actors)
+    monkeypatch.setattr(distributed.Client, "submit", counting_submit)
+    with client.as_current():
+        model = SoftmaxRegression(**params).fit(Xd, y)
+    monkeypatch.undo()
+    assert len(epochs) == 2 and epochs[1] >= 3, epochs  # the actors until the kill
+    trained = [epoch for epoch, name in tasks if name == "_train_block"]
+    assert trained == [2] * (3 * 16), tasks  # epochs 2 (again), 3 and 4 on tasks
+    np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(model.intercept_, ref.intercept_, rtol=1e-6, atol=1e-7)
+    assert model.history_["train_loss"] == pytest.approx(ref.history_["train_loss"], rel=1e-6)

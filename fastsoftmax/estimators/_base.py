@@ -436,17 +436,19 @@ class _LinearClassifier(*BASES):  # type: ignore[misc]  # mypy: a base tuple cho
 
     def _fit_data(
         self, X: Any, y: Any, sample_weight: Any, classes: NDArray[Any] | None = None,
-        *, persist: bool = False, screen_dense: bool = True,
+        *, persist: bool = False, actors: bool = True, screen_dense: bool = True,
     ) -> tuple[Any, NDArray[np.intp], NDArray[Any] | None, np.dtype[Any]]:
         """Validate training data: ``(X, y_idx, sample_weight with class weights, dtype)``.
 
         ``classes`` (sorted, e.g. those of all the data when fitting a
         cross-validation fold) fixes ``classes_``; y may then lack some of them.
         ``persist`` keeps a Dask X's blocks on the cluster for the fit;
+        ``actors=False``: no Dask actors started with them (see ``_dask.fit_data``);
         ``screen_dense=False`` leaves the NaN/inf screen of dense X to the caller.
         """
         if _dask.is_dask_collection(X):  # checked block by block: fastsoftmax._dask.Blocks
-            return _dask.fit_data(self, X, y, sample_weight, classes, persist=persist)
+            return _dask.fit_data(self, X, y, sample_weight, classes, persist=persist,
+                                  actors=actors)  # fmt: skip
         X = self._validate_X(X, reset=True, screen_dense=screen_dense)
         y = _check_y(y, X.shape[0])
         if classes is None:

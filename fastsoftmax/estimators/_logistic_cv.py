@@ -370,7 +370,7 @@ class LogisticRegressionCV(_LinearClassifier):
         else:
             Cs = np.asarray(self.Cs, dtype=np.float64).reshape(-1)
         # the data is read after every parameter check (persistence relies on that order)
-        X, y_idx, _, _ = self._fit_data(X, y, None)
+        X, y_idx, _, _ = self._fit_data(X, y, None, actors=False)  # a Dask X: the folds' actors
         if isinstance(X, _dask.Blocks):  # the folds are views of the blocks: X is not copied
             y_idx = X.labels()
         classes = self.classes_

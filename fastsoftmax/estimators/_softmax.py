@@ -361,7 +361,7 @@ class SoftmaxRegression(_LinearClassifier):
         """
         # a fit that raises (NaN in X, found by the first epoch; a diverging loss) leaves
         # self as it was
-        with _dask._unchanged_on_error(self):
+        with _dask.unchanged_on_error(self):
             return self._fit(X, y, sample_weight, validation_data, persist)
 
     def _fit(
@@ -417,8 +417,11 @@ class SoftmaxRegression(_LinearClassifier):
             self._load_params(model)
         self._learner = self._make_learner()
         self.history_ = _new_history()
-        self._run_epochs(model, X, y_idx, sw, X_val, y_val, opts, rng, opts["max_epochs"],
-                         unscreened=unscreened)  # fmt: skip
+        try:
+            self._run_epochs(model, X, y_idx, sw, X_val, y_val, opts, rng, opts["max_epochs"],
+                             unscreened=unscreened)  # fmt: skip
+        finally:
+            _dask.release(X)  # the actors holding a Dask X's blocks end with the fit
         return self
 
     @_dask.atomic_on_dask
@@ -483,7 +486,10 @@ class SoftmaxRegression(_LinearClassifier):
         else:
             self._load_params(model)
         opts["early_stopping"] = False
-        self._run_epochs(model, X, y_idx, sw, None, None, opts, self._rng(), 1)
+        try:
+            self._run_epochs(model, X, y_idx, sw, None, None, opts, self._rng(), 1)
+        finally:
+            _dask.release(X)
         return self
 
     def _run_epochs(
