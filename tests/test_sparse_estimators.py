@@ -324,3 +324,20 @@ def test_softmax_auto_rate_sample_rows_dense_sparse_and_weights(rng):
     weights = rng.uniform(0.2, 3.0, size=X.shape[0])
     weighted = SoftmaxRegression(max_epochs=1).fit(X, y, sample_weight=weights)
     assert weighted._learner.learning_rate == pytest.approx(1 / _curvature(X, weights=weights))
+
+
+def test_softmax_auto_rate_on_dask_takes_the_same_rows(rng):
+    da = pytest.importorskip("dask.array")
+    dask = pytest.importorskip("dask")
+    X, y = _tfidf_like(rng, n=4500, d=200)
+    X = np.asarray(X.toarray()) * np.linspace(0.05, 2.0, 4500)[:, None].astype(np.float32)
+    weights = rng.uniform(0.2, 3.0, size=4500)
+    with dask.config.set(scheduler="sync"):
+        for sw in (None, weights):
+            kw = dict(max_epochs=1, random_state=0)
+            ref = SoftmaxRegression(**kw).fit(X, y, sample_weight=sw)._learner.learning_rate
+            got = SoftmaxRegression(**kw).fit(
+                da.from_array(X, chunks=(700, -1)), y,
+                sample_weight=None if sw is None else da.from_array(sw, chunks=700),
+            )._learner.learning_rate  # fmt: skip
+            assert ref > 0.5 and got == pytest.approx(ref, rel=1e-9)

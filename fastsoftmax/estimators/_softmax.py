@@ -31,10 +31,10 @@ _AUTO_LEARNING_RATE = {"adam": 0.01}
 #: ``learning_rate="auto"`` of the SGD family: ``max(floor, c / lambda)``, with ``lambda``
 #: the minibatches' curvature (:func:`_minibatch_curvature`), as ``{kind: (c, floor)}``.
 #: The floors are the rates tuned on pixels in [0, 1] (MNIST, lambda = 37: 0.5 for SGD)
-#: and kept on dense data (lambda of 10 standard-normal features: 2.4; 2 such: 1.3); rows
-#: that share few features (TF-IDF, lambda = 0.041) get the larger rate their rarely
-#: updated weight rows need (24).  Never below the floor: a smaller shared rate starves the
-#: intercepts, whose gradient does not grow with X (scikit-learn's
+#: and kept on dense data (lambda of 10 standard-normal features: 2.0; 2 standardised blob
+#: features: 1.3); rows that share few features (TF-IDF, lambda = 0.041) get the larger rate
+#: their rarely updated weight rows need (24).  Never below the floor: a smaller shared rate
+#: starves the intercepts, whose gradient does not grow with X (scikit-learn's
 #: check_class_weight_classifiers, blobs of std 20, fails for every SGD rate under 0.5)
 _AUTO_RATE_OVER_CURVATURE = {"sgd": (1.0, 0.5), "momentum": (0.02, 0.01),
                              "nesterov": (0.02, 0.01)}  # fmt: skip
@@ -628,15 +628,16 @@ def _norm_sample_rows(n_rows: int) -> NDArray[np.intp]:
 
 
 def _take_rows(X: Any, rows: NDArray[np.intp], sample_weight: Any) -> tuple[Any, Any]:
-    """``X[rows]`` (a copy: X is never modified) and their weights (None: unweighted)."""
+    """``X[rows]`` and their weights (None: unweighted): a Dask block's share of the sample."""
     weights = None if sample_weight is None else np.asarray(sample_weight)[rows]
     return X[rows], weights
 
 
 def _sample_of(X: Any, rows: NDArray[np.intp], sample_weight: Any) -> tuple[Any, Any]:
-    """The sample rows of X and their weights; Dask: the same rows, fetched block by block."""
-    if not isinstance(X, _dask.Blocks):
-        return _take_rows(X, rows, sample_weight)
+    """The rows ``rows`` of a Dask ``X`` and their weights, in memory, fetched block by block.
+
+    The weights are the blocks' own (sample times class weights); ``sample_weight`` is unused.
+    """
     bounds = np.cumsum([0] + list(X.row_counts))
     block_of = np.searchsorted(bounds, rows, side="right") - 1
     calls = [(X.x_parts[b], rows[block_of == b] - bounds[b], X.sw_parts[b])
@@ -663,31 +664,36 @@ def _minibatch_curvature(X: Any, sample_weight: Any, batch_size: int, rows: Any 
     by default), in groups of ``min(batch_size, 256)`` consecutive rows, weighted
     by ``sqrt(w_i w_j)`` with the weights over their mean (0: no row).
     """
-    candidates = np.arange(X.shape[0]) if rows is None else np.asarray(rows)
-    picked = candidates[_norm_sample_rows(candidates.shape[0])]
+    n_rows = X.shape[0] if rows is None else len(rows)
+    picked = _norm_sample_rows(n_rows)
+    if rows is not None:
+        picked = np.asarray(rows)[picked]
     if picked.shape[0] == 0:
         return 0.0
-    sample, weights = _sample_of(X, picked, sample_weight)
-    if weights is not None:
-        mean = float(np.mean(weights, dtype=np.float64))
+    if isinstance(X, _dask.Blocks):  # the sample in memory, once (at most 2048 rows)
+        X, sample_weight = _sample_of(X, picked, sample_weight)
+        picked = np.arange(picked.shape[0])
+    scale = None
+    if sample_weight is not None:  # over the mean weight of the whole sample
+        weights = np.asarray(sample_weight, dtype=np.float64)[picked]
+        mean = float(np.mean(weights))
         if not mean > 0:
             return 0.0
-        weights = np.sqrt(np.asarray(weights, dtype=np.float64) / mean)
+        scale = np.sqrt(weights / mean)
     group = min(batch_size, _CURVATURE_GROUP_ROWS, picked.shape[0])
     n_groups = picked.shape[0] // group  # whole groups only
-    if sp.issparse(sample):  # the products sum duplicate entries, as X means
-        sample = sample.astype(np.float64)
-        grams = np.stack([
-            (sample[g * group : (g + 1) * group] @ sample[g * group : (g + 1) * group].T).toarray()
-            for g in range(n_groups)
-        ])  # fmt: skip
-    else:
-        rows_b = np.asarray(sample[: n_groups * group], dtype=np.float64)
-        rows_b = rows_b.reshape(n_groups, group, -1)
-        grams = np.stack([block @ block.T for block in rows_b])  # BLAS, one group at a time
-    if weights is not None:
-        scale = weights[: n_groups * group].reshape(n_groups, group)
-        grams *= scale[:, :, None] * scale[:, None, :]
+    grams = np.empty((n_groups, group, group))
+    for g in range(n_groups):  # one group at a time: a float64 copy of at most 256 rows
+        block = X[picked[g * group : (g + 1) * group]]
+        if sp.issparse(block):  # the product sums duplicate entries, as X means
+            block = block.astype(np.float64)
+            grams[g] = (block @ block.T).toarray()
+        else:
+            block = np.asarray(block, dtype=np.float64)
+            grams[g] = block @ block.T
+        if scale is not None:
+            w = scale[g * group : (g + 1) * group]
+            grams[g] *= w[:, None] * w[None, :]
     return float(np.mean(np.linalg.eigvalsh(grams)[:, -1])) / group
 
 
