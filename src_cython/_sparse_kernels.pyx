@@ -147,17 +147,20 @@ cdef double _softmax_csr_block(const floating *data, const index_t *indices,
 def softmax_ce_sums_csr(const floating[::1] data, const index_t[::1] indices,
                         const index_t[::1] indptr, const floating[:, ::1] W,
                         const floating[::1] b, const Py_ssize_t[::1] y,
-                        const floating[::1] sample_weight, floating[:, :, ::1] G_acc,
-                        double[:, ::1] db_acc, floating[:, ::1] Z_buf, Py_ssize_t block,
-                        bint coef_layout, int num_threads):
+                        const floating[::1] sample_weight, floating[:, ::1] G_first,
+                        floating[:, :, ::1] G_acc, double[:, ::1] db_acc,
+                        floating[:, ::1] Z_buf, Py_ssize_t block, bint coef_layout,
+                        int num_threads):
     """Fused softmax regression pass over a CSR matrix: the data-term sums.
 
-    ``W`` is ``coef.T`` (d, C); thread ``t`` adds its share of ``X^T s (P - Y)``
-    to ``G_acc[t]`` (d, C, zeroed by the caller) and of the column sums of
-    ``s (P - Y)`` to ``db_acc[t]``; ``Z_buf`` (threads, (block + 1) C) is scratch.
-    With ``coef_layout``, ``W`` is ``coef`` itself (C, d) and ``G_acc[t]`` is
-    (C, d) too: strided, but no transpose and no reduction, for small batches.
-    An empty ``sample_weight`` means unit weights.  Returns ``sum_i s_i CE_i``.
+    ``W`` is ``coef.T`` (d, C); thread 0 adds its share of ``X^T s (P - Y)``
+    to ``G_first`` (d, C, zeroed by the caller: e.g. the gradient itself),
+    thread ``t > 0`` to ``G_acc[t - 1]`` (zeroed), and each its share of the
+    column sums of ``s (P - Y)`` to ``db_acc[t]``; ``Z_buf`` (threads,
+    (block + 1) C) is scratch.  With ``coef_layout``, ``W`` is ``coef`` itself
+    (C, d) and ``G_first`` is (C, d) too: strided, but no transpose and no
+    reduction, for small batches (one thread).  An empty ``sample_weight``
+    means unit weights.  Returns ``sum_i s_i CE_i``.
     """
     cdef Py_ssize_t n = indptr.shape[0] - 1, nblocks, k, a, t
     cdef Py_ssize_t C = W.shape[0] if coef_layout else W.shape[1]
@@ -166,6 +169,8 @@ def softmax_ce_sums_csr(const floating[::1] data, const index_t[::1] indices,
     cdef double loss = 0
     if Z_buf.shape[1] < (block + 1) * C:
         raise ValueError("Z_buf is too small for blocks of this size")
+    if G_acc.shape[0] < num_threads - 1:
+        raise ValueError("G_acc needs an accumulator for every thread but the first")
     if n == 0 or C == 0:
         return 0.0
     nblocks = (n + block - 1) // block
@@ -177,8 +182,10 @@ def softmax_ce_sums_csr(const floating[::1] data, const index_t[::1] indices,
             loss += _softmax_csr_block(
                 &data[0] if data.shape[0] else NULL, &indices[0] if indices.shape[0] else NULL,
                 &indptr[0], a, min(block, n - a), &W[0, 0], ws, &b[0], C, &y[0], sw,
-                &Z_buf[t, 0], &Z_buf[t, block * C], &G_acc[t, 0, 0], &db_acc[t, 0])
+                &Z_buf[t, 0], &Z_buf[t, block * C],
+                &G_first[0, 0] if t == 0 else &G_acc[t - 1, 0, 0], &db_acc[t, 0])
     return loss
+
 
 
 def _set_prefetch(Py_ssize_t ahead, bint grad_ahead):

@@ -490,7 +490,8 @@ def test_softmax_optimizer_instance_is_not_modified(rng):
 
 
 def test_softmax_auto_learning_rates():
-    X = np.array([[0.0], [1.0]])
+    # mean squared row norm 50, above the 48 from which SGD's "auto" rate is its floor, 0.5
+    X = np.array([[0.0], [10.0]])
     y = [0, 1]
     sgd = SoftmaxRegression(max_epochs=1).fit(X, y)._learner
     adam = SoftmaxRegression("adam", max_epochs=1).fit(X, y)._learner

@@ -215,6 +215,31 @@ def test_softmax_ce_sums_csr_weights_layout(mod, rng, n, d, C, threads, restore_
     np.testing.assert_allclose(dW, outs[0].T, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_ce_sums_csr_threads_into_the_gradient_view(mod, rng, dtype, restore_num_threads):
+    # two threads on the public functions' layout: the first thread adds into dW itself,
+    # the second into its own accumulator, added into dW at the end (garbage in dW before)
+    import fastsoftmax
+
+    n, d, C = 4000, 500, 9
+    csr = odd_csr(rng, n, d, dtype, np.int32, density=0.05)
+    assert (csr[2][-1] * C) // (1 << 18) >= 2  # enough work for the cython backend's 2 threads
+    coef = (rng.standard_normal((C, d)) / 5).astype(dtype)
+    intercept = rng.standard_normal(C).astype(dtype)
+    y = rng.integers(0, C, size=n).astype(np.intp)
+    W = np.ascontiguousarray(coef.T)
+    ref = (np.empty((C, d)), np.empty(C))
+    ref_loss, _ = get_module("naive").softmax_ce_sums_csr(
+        *(a.astype(np.float64) if a.dtype.kind == "f" else a for a in csr),
+        coef.astype(np.float64), intercept.astype(np.float64), y, None, *ref)  # fmt: skip
+    for threads in (1, 2):
+        fastsoftmax.set_num_threads(threads)
+        dW = _out((d, C), dtype)
+        loss, _ = mod.softmax_ce_sums_csr(*csr, W.T, intercept, y, None, dW.T, np.empty(C, dtype))
+        _close(loss, ref_loss, dtype, scale=max(1.0, abs(ref_loss)))
+        _close(dW, ref[0].T, dtype, scale=n)
+
+
 def test_public_sparse_grad_no_weight_transposes(rng):
     # through the public function on CSR, W reaches the kernel untransposed (its data, not a copy)
     # and dW is the buffer the kernel wrote
