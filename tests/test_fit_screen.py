@@ -90,3 +90,22 @@ def test_finite_X_is_not_screened_separately(monkeypatch):
     with pytest.raises(ValueError, match="learning rate is too large"):
         SoftmaxRegression(max_epochs=2, learning_rate=1e30, random_state=0).fit(X * 1e30, y)
     assert len(screened) == 1
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.01])  # the curvature's bound suffices / its Gram matrices
+def test_nan_reaches_the_screen_through_the_auto_rate(scale):
+    X, y = _data(np.float64)
+    X *= scale
+    X[3, 3] = np.nan
+    with pytest.raises(ValueError, match=r"^Input X contains NaN\.$"):
+        SoftmaxRegression(max_epochs=2, random_state=0).fit(X, y)
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 32, 300])
+def test_curvature_bound_is_below_the_curvature(batch_size):
+    rng = np.random.default_rng(batch_size)
+    for X in (rng.random((3000, 12)), rng.standard_normal((500, 40)) * 3):
+        exact = _softmax._minibatch_curvature(X, None, batch_size)
+        bound = _softmax._minibatch_curvature(X, None, batch_size, enough=0.0)
+        assert 0 < bound <= exact * (1 + 1e-12)
+        assert _softmax._minibatch_curvature(X, None, batch_size, enough=bound * 2) == exact

@@ -283,7 +283,8 @@ class SoftmaxRegression(_LinearClassifier):
             curvature = 0.0
             if X is not None:
                 batch_size = check_int("batch_size", self.batch_size, 1)
-                curvature = _minibatch_curvature(X, sample_weight, batch_size, rows)
+                curvature = _minibatch_curvature(X, sample_weight, batch_size, rows,
+                                                 enough=scale / floor)  # fmt: skip
             config["learning_rate"] = max(floor, scale / curvature) if curvature > 0 else floor
         elif kind in _AUTO_LEARNING_RATE:
             config["learning_rate"] = _AUTO_LEARNING_RATE[kind]
@@ -698,7 +699,9 @@ def _sample_of(X: Any, rows: NDArray[np.intp], sample_weight: Any) -> tuple[Any,
     return sample, np.concatenate([part[1] for part in parts]) if weighted else None
 
 
-def _minibatch_curvature(X: Any, sample_weight: Any, batch_size: int, rows: Any = None) -> float:
+def _minibatch_curvature(
+    X: Any, sample_weight: Any, batch_size: int, rows: Any = None, enough: float = math.inf
+) -> float:
     """The mean of ``lambda_max(X_B X_B^T) / |B|`` over minibatches B of the sample rows.
 
     It bounds the curvature of a minibatch's mean loss per unit step (times
@@ -707,6 +710,9 @@ def _minibatch_curvature(X: Any, sample_weight: Any, batch_size: int, rows: Any 
     sample: every ``ceil(n / 2048)``-th of ``rows`` (the training rows; all of X
     by default), in groups of ``min(batch_size, 256)`` consecutive rows, weighted
     by ``sqrt(w_i w_j)`` with the weights over their mean (0: no row).
+    A lower bound of it, ``mean_B ||sum_B s_i x_i||^2 / |B|^2``, is returned
+    instead when it reaches ``enough`` (the rate is then its floor: pixels),
+    and 0 when the sample is not finite (the first epoch's screen reports that).
     """
     n_rows = X.shape[0] if rows is None else len(rows)
     picked = _norm_sample_rows(n_rows)
@@ -726,6 +732,21 @@ def _minibatch_curvature(X: Any, sample_weight: Any, batch_size: int, rows: Any 
         scale = np.sqrt(weights / mean)
     group = min(batch_size, _CURVATURE_GROUP_ROWS, picked.shape[0])
     n_groups = picked.shape[0] // group  # whole groups only
+    # lambda_max(G) >= 1^T G 1 / |B|: the groups' sums, far cheaper than their Gram matrices
+    m = n_groups * group
+    block = X[picked[:m]]
+    if scale is None and not sp.issparse(block):
+        sums = block.reshape(n_groups, group, -1).sum(axis=1, dtype=np.float64)
+    else:
+        ones = np.ones(m) if scale is None else scale[:m]
+        summing = sp.csr_matrix((ones, (np.arange(m) // group, np.arange(m))), shape=(n_groups, m))
+        sums = summing @ block
+    squares = sums.multiply(sums).sum(axis=1) if sp.issparse(sums) else np.square(sums).sum(axis=1)
+    bound = float(np.mean(squares)) / group**2
+    if not math.isfinite(bound):
+        return 0.0
+    if bound >= enough:
+        return bound
     grams = np.empty((n_groups, group, group))
     for g in range(n_groups):  # one group at a time: a float64 copy of at most 256 rows
         block = X[picked[g * group : (g + 1) * group]]
