@@ -485,10 +485,44 @@ cdef inline Py_ssize_t _padded(Py_ssize_t m) noexcept nogil:
     return (m + 15) // 16 * 16
 
 
-cdef enum:
-    # rows per chunk of pass B's gradient product: a chunk's slice of X rows
-    # (64 rows x 64 features) stays in L1 while all class groups of the tile use it
-    _TILE_CHUNK = 64
+cdef inline void _tile_grad(const floating *X, Py_ssize_t ldx, Py_ssize_t k, const floating *R,
+                            Py_ssize_t tc, floating *dW, Py_ssize_t d) noexcept nogil:
+    # dW (tc, d) += R^T X (k rows), R class-major in a chunk of FS_TILE_GRAD_CHUNK rows
+    if floating is float:
+        fs_tile_grad_f32(X, ldx, k, R, tc, dW, d)
+    else:
+        fs_tile_grad_f64(X, ldx, k, R, tc, dW, d)
+
+
+cdef inline Py_ssize_t _chunked(Py_ssize_t m) noexcept nogil:
+    # room for the residual chunks of m rows: whole chunks of FS_TILE_GRAD_CHUNK rows
+    return (m + FS_TILE_GRAD_CHUNK - 1) // FS_TILE_GRAD_CHUNK * FS_TILE_GRAD_CHUNK
+
+
+# rows per residual chunk of pass B (the scratch sizes of the Python caller depend on it)
+TILE_GRAD_CHUNK = FS_TILE_GRAD_CHUNK
+
+
+cdef inline Py_ssize_t _row_stride(Py_ssize_t d, Py_ssize_t itemsize) noexcept nogil:
+    # Row stride (entries) of the rows packed for fs_tile_grad: whole cache lines, an odd
+    # number of them.  A chunk's slice of rows at a stride of 2^k lines (1 KB at d = 256
+    # float32) falls in a quarter of the L1 sets and does not stay in L1.
+    cdef Py_ssize_t line = 64 // itemsize
+    cdef Py_ssize_t ldx = (d + line - 1) // line * line
+    return ldx + line if (ldx // line) % 2 == 0 else ldx
+
+
+cdef inline floating *_line_aligned(floating *p) noexcept nogil:
+    return <floating *>((<size_t>p + 63) // 64 * 64)
+
+
+cdef inline void _convert_rows(const xtype **rows, Py_ssize_t h, Py_ssize_t d,
+                               floating *out, Py_ssize_t ldx) noexcept nogil:
+    # out (h, ldx) = rows[0..h) (their first d entries), of the weights' type
+    cdef Py_ssize_t i, j
+    for i in range(h):
+        for j in range(d):
+            out[i * ldx + j] = <floating>rows[i][j]
 
 
 cdef void _tile_pass_a(const floating *Xp, Py_ssize_t m, Py_ssize_t d, const floating *WT,
@@ -516,29 +550,35 @@ cdef void _tile_pass_a(const floating *Xp, Py_ssize_t m, Py_ssize_t d, const flo
     fs_restore_csr(csr)
 
 
-cdef void _tile_pass_b(const xtype **rows, const floating *Xp, Py_ssize_t m, Py_ssize_t d,
-                       const floating *WT, const floating *b, Py_ssize_t c0, Py_ssize_t tc,
-                       const Py_ssize_t *y, const floating *sw, const double *lse,
-                       const double *tile_max, bint skip, double log_threshold,
-                       const xtype *zero_row, const floating *stored, floating *Z,
-                       floating *Xp_hot, floating *dWT, double *db) noexcept nogil:
+cdef void _tile_pass_b(const xtype **rows, const floating *Xrows, const floating *Xp,
+                       Py_ssize_t m, Py_ssize_t d, const floating *WT, const floating *b,
+                       Py_ssize_t c0, Py_ssize_t tc, const Py_ssize_t *y, const floating *sw,
+                       const double *lse, const double *tile_max, bint skip,
+                       double log_threshold, const xtype *zero_row, const floating *stored,
+                       floating *Z, floating *Xp_hot, floating *Xrow_hot, floating *dWT,
+                       double *db) noexcept nogil:
     # s (P - Y) of classes [c0, c0 + tc) and its products into dWT, db, for the
     # rows of the block that hold the label in the tile or whose largest
     # probability in it reaches the threshold (all rows when not skip): the
-    # others are left out of both products (a compacted, re-packed row table).
-    # The residual R goes in chunks of _TILE_CHUNK rows (each class-major),
-    # the layout of the chunked gradient product: at Z when pass A kept the
-    # logits (tc mp entries), else after the recomputed logits (2 tc mp).
+    # others are left out of both products (compacted, re-packed rows).
+    # Xrows (m, ldx) are the block's rows packed for fs_tile_grad (Xrow_hot
+    # has room for as many), at the stride _row_stride.  The residual R goes in
+    # chunks of FS_TILE_GRAD_CHUNK rows, each class-major at that constant
+    # stride (the layout of fs_tile_grad): at Z when pass A kept the logits,
+    # else after the recomputed logits (tc mp entries).
     cdef const xtype *hot_rows[MAX_BLOCK + 16]
     cdef Py_ssize_t hot_index[MAX_BLOCK]
     cdef Py_ssize_t hot_label[MAX_BLOCK]
     cdef floating hot_lse[MAX_BLOCK + 16]
     cdef floating hot_weight[MAX_BLOCK + 16]
     cdef Py_ssize_t i, c, h = 0, hp, mp = _padded(m), k0, ck, ls
+    cdef Py_ssize_t K = FS_TILE_GRAD_CHUNK, ldx = _row_stride(d, sizeof(floating))
     cdef unsigned int csr
     cdef bint here
     cdef const floating *L
+    cdef const floating *G = Xrows
     cdef floating *R = Z if stored != NULL else Z + tc * mp
+    cdef floating *Rk
     for i in range(m):
         here = c0 <= y[i] < c0 + tc
         if here or not skip or tile_max[i] - lse[i] >= log_threshold:
@@ -556,6 +596,9 @@ cdef void _tile_pass_b(const xtype **rows, const floating *Xp, Py_ssize_t m, Py_
         hot_rows[i] = zero_row
         hot_lse[i] = <floating>INFINITY
         hot_weight[i] = 0
+    if h < m:  # the hot rows, contiguous, for the gradient product
+        _convert_rows(hot_rows, h, d, Xrow_hot, ldx)
+        G = Xrow_hot
     if stored == NULL:  # recompute the logits
         if h < m:
             _pack_t(hot_rows, h, d, Xp_hot, hp)
@@ -563,7 +606,8 @@ cdef void _tile_pass_b(const xtype **rows, const floating *Xp, Py_ssize_t m, Py_
         _tile_logits(Xp, hp, d, WT + c0 * d, b + c0, tc, Z)
     k0 = 0
     while k0 < hp:
-        ck = min(<Py_ssize_t>_TILE_CHUNK, hp - k0)
+        ck = min(K, hp - k0)
+        Rk = R + k0 * tc
         if stored == NULL:
             L, ls = Z + k0, hp
         elif h == m:  # pass A kept the logits (tc, mp) of these very rows
@@ -571,21 +615,18 @@ cdef void _tile_pass_b(const xtype **rows, const floating *Xp, Py_ssize_t m, Py_
         else:  # gather the hot rows' kept logits into the chunk, then in place
             for c in range(tc):
                 for i in range(k0, k0 + ck):  # (padding rows: 0, never stale NaN)
-                    R[k0 * tc + c * ck + i - k0] = stored[c * mp + hot_index[i]] if i < h else 0
-            L, ls = R + k0 * tc, ck
-        _tile_residual(R + k0 * tc, ck, L, ls, tc, ck, &hot_lse[k0], &hot_weight[k0], db + c0)
+                    Rk[c * K + i - k0] = stored[c * mp + hot_index[i]] if i < h else 0
+            L, ls = Rk, K
+        _tile_residual(Rk, K, L, ls, tc, ck, &hot_lse[k0], &hot_weight[k0], db + c0)
         k0 += ck
     for i in range(h):  # the label's -s_i
         if hot_label[i] >= 0:
-            k0 = i // _TILE_CHUNK * _TILE_CHUNK
-            R[k0 * tc + hot_label[i] * min(<Py_ssize_t>_TILE_CHUNK, hp - k0) + i - k0] -= \
-                hot_weight[i]
+            R[(i - i % K) * tc + hot_label[i] * K + i % K] -= hot_weight[i]
             db[c0 + hot_label[i]] -= hot_weight[i]
     k0 = 0
-    while k0 < hp:
-        ck = min(<Py_ssize_t>_TILE_CHUNK, hp - k0)
-        _bwd(&hot_rows[k0], ck, d, R + k0 * tc, tc, dWT + c0 * d, <const xtype **>NULL)
-        k0 += ck
+    while k0 < h:
+        _tile_grad(G + k0 * ldx, ldx, min(K, h - k0), R + k0 * tc, tc, dWT + c0 * d, d)
+        k0 += K
     fs_restore_csr(csr)
 
 
@@ -593,7 +634,7 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
                           const floating[::1] b, const Py_ssize_t[::1] y,
                           const floating[::1] sample_weight, floating[:, ::1] dWT,
                           double[::1] db, floating[:, ::1] Z_buf, floating[:, ::1] Xp_buf,
-                          double[:, ::1] tile_max, double[:, ::1] tile_sum,
+                          floating[:, ::1] Xrow_buf, double[:, ::1] tile_max, double[:, ::1] tile_sum,
                           const xtype[::1] zero_row, floating[::1] stored_logits,
                           Py_ssize_t class_tile, bint skip, double log_threshold,
                           int num_threads):
@@ -602,11 +643,14 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     Adds ``(s (P - Y))^T X`` (C, d) to ``dWT`` and the column sums of
     ``s (P - Y)`` to ``db`` (zeroed by the caller), over blocks of
     ``tile_max.shape[1]`` rows (at most MAX_BLOCK) and tiles of
-    ``class_tile`` classes.  Scratch: ``Z_buf`` (threads, class_tile x mp,
-    twice that without ``stored_logits``) a tile's residual (and logits) per
-    thread, ``Xp_buf`` (threads + 1, d x mp) the block of
-    rows packed transposed (row 0) and each thread's re-packed hot rows, with
-    mp the block rounded up to a multiple of 16; ``tile_max`` and
+    ``class_tile`` classes.  Scratch: ``Z_buf`` (threads, class_tile x
+    (mp rounded up to TILE_GRAD_CHUNK), plus class_tile x mp without
+    ``stored_logits``) a tile's residual (and logits) per thread, ``Xp_buf``
+    (threads + 1, d x mp) the block of rows packed transposed (row 0) and each
+    thread's re-packed hot rows, with mp the block rounded up to a multiple of
+    16; ``Xrow_buf`` (threads + 1, block x (d + 32 floats, 16 doubles) + 16
+    floats, 8 doubles) the block's rows packed for the gradient product (row 0)
+    and each thread's hot rows; ``tile_max`` and
     ``tile_sum`` (tiles, block) the per-(tile, row) maximum and sum of
     exponentials of pass A; ``zero_row`` (d,) zeros.  ``stored_logits``, if
     not empty (tiles x class_tile x mp entries), keeps a block's logits from
@@ -624,6 +668,9 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     cdef double label_logit[MAX_BLOCK]
     cdef double loss = 0
     cdef floating *stored = NULL
+    cdef floating *Xrows
+    cdef Py_ssize_t ldx = _row_stride(d, sizeof(floating))
+    cdef Py_ssize_t line = 64 // sizeof(floating)
     _check_x_type(<const xtype *>NULL, <const floating *>NULL)
     if n == 0 or C == 0:
         return 0.0
@@ -634,10 +681,11 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     _require(WT.shape[1] == d, f"weights of {WT.shape[1]} features for X of {d}")
     _require(b.shape[0] == C, f"{b.shape[0]} intercepts for {C} classes")
     _require(sample_weight.shape[0] in (0, n), f"{sample_weight.shape[0]} weights for {n} rows")
-    _require_threads(num_threads, min(Z_buf.shape[0], Xp_buf.shape[0] - 1))
+    _require_threads(num_threads, min(Z_buf.shape[0], Xp_buf.shape[0] - 1, Xrow_buf.shape[0] - 1))
     _require(dWT.shape[0] == C and dWT.shape[1] == d and db.shape[0] == C
-             and Z_buf.shape[1] >= (1 if stored_logits.shape[0] else 2) * class_tile * mp
-             and Xp_buf.shape[1] >= d * mp
+             and Z_buf.shape[1] >= class_tile * ((0 if stored_logits.shape[0] else mp)
+                                                 + _chunked(mp))
+             and Xp_buf.shape[1] >= d * mp and Xrow_buf.shape[1] >= ldx * block + line
              and tile_max.shape[0] == ntiles and tile_sum.shape[0] == ntiles
              and tile_sum.shape[1] == block and zero_row.shape[0] == d
              and stored_logits.shape[0] in (0, ntiles * class_tile * mp),
@@ -652,6 +700,8 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
             for i in range(m):
                 rows[i] = &X[a + i, 0]
             _pack_t(rows, m, d, &Xp_buf[0, 0], _padded(m))
+            Xrows = _line_aligned(&Xrow_buf[0, 0])
+            _convert_rows(rows, m, d, Xrows, ldx)
             for t in prange(ntiles, num_threads=num_threads, schedule="dynamic"):
                 c0 = t * class_tile
                 _tile_pass_a(&Xp_buf[0, 0], m, d, &WT[0, 0], &b[0], c0, min(class_tile, C - c0),
@@ -663,12 +713,12 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
                 loss += (sw[a + i] if sw != NULL else 1) * (lse[i] - label_logit[i])
             for t in prange(ntiles, num_threads=num_threads, schedule="dynamic"):
                 c0 = t * class_tile
-                _tile_pass_b(rows, &Xp_buf[0, 0], m, d, &WT[0, 0], &b[0], c0,
+                _tile_pass_b(rows, Xrows, &Xp_buf[0, 0], m, d, &WT[0, 0], &b[0], c0,
                              min(class_tile, C - c0), &y[a], sw + a if sw != NULL else NULL, lse,
                              &tile_max[t, 0], skip, log_threshold, &zero_row[0],
                              stored + c0 * _padded(m) if stored != NULL else NULL,
-                             &Z_buf[threadid(), 0], &Xp_buf[threadid() + 1, 0], &dWT[0, 0],
-                             &db[0])
+                             &Z_buf[threadid(), 0], &Xp_buf[threadid() + 1, 0],
+                             _line_aligned(&Xrow_buf[threadid() + 1, 0]), &dWT[0, 0], &db[0])
             a += m
     return loss
 

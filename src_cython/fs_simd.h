@@ -169,6 +169,9 @@
  *   tile_residual: fs_tile_residual_f32 fs_tile_residual_f64 fs_ptr_tile_residual_f32 fs_ptr_tile_residual_f64
  *     tile_residual_f32_base tile_residual_f32_avx2 tile_residual_f32_avx512
  *     tile_residual_f64_base tile_residual_f64_avx2 tile_residual_f64_avx512
+ *   tile_grad: fs_tile_grad_f32 fs_tile_grad_f64 fs_ptr_tile_grad_f32 fs_ptr_tile_grad_f64
+ *     tile_grad_f32_base tile_grad_f32_avx2 tile_grad_f32_avx512
+ *     tile_grad_f64_base tile_grad_f64_avx2 tile_grad_f64_avx512
  */
 /* One function pointer per kernel and type; FS_OPS(T, S) lists them. */
 #define FS_OPS(X, T, S)                                                                   \
@@ -213,7 +216,10 @@
     X(tile_residual, S, void,                                                                      \
       (T *R, Py_ssize_t rs, const T *L, Py_ssize_t ls, Py_ssize_t tc, Py_ssize_t hp, const T *lse, \
        const T *w, double *db),                                                                    \
-      (R, rs, L, ls, tc, hp, lse, w, db))
+      (R, rs, L, ls, tc, hp, lse, w, db))                                                          \
+    X(tile_grad, S, void,                                                                          \
+      (const T *X, Py_ssize_t ldx, Py_ssize_t k, const T *R, Py_ssize_t tc, T *dW, Py_ssize_t d),  \
+      (X, ldx, k, R, tc, dW, d))
 
 #define FS_PTR(name, S, ret, params, args) static ret(*fs_ptr_##name##_##S) params;
 #define FS_WRAP(name, S, ret, params, args) \

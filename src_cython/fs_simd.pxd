@@ -78,3 +78,10 @@ cdef extern from "fs_simd.h" nogil:
     void fs_tile_residual_f64(double *R, Py_ssize_t rs, const double *L, Py_ssize_t ls,
                               Py_ssize_t tc, Py_ssize_t hp, const double *lse, const double *w,
                               double *db)
+    # pass B's gradient of a tile over a chunk of k rows: dW (tc, d) += R^T X, R class-major at
+    # the stride FS_TILE_GRAD_CHUNK (R[c FS_TILE_GRAD_CHUNK + i]), X rows at stride ldx
+    enum: FS_TILE_GRAD_CHUNK
+    void fs_tile_grad_f32(const float *X, Py_ssize_t ldx, Py_ssize_t k, const float *R,
+                          Py_ssize_t tc, float *dW, Py_ssize_t d)
+    void fs_tile_grad_f64(const double *X, Py_ssize_t ldx, Py_ssize_t k, const double *R,
+                          Py_ssize_t tc, double *dW, Py_ssize_t d)

@@ -109,5 +109,73 @@ static FS_TARGET void FN(tile_residual)(FS_T *R, Py_ssize_t rs, const FS_T *L, P
     }
 }
 
+/* The weight gradient of a tile over a chunk of rows: dW (tc, d) += R^T X,
+ * R class-major at the constant stride FS_GRAD_K (R[c FS_GRAD_K + i], the
+ * residual chunks of pass B) and X (k, d) rows at stride ldx, k <= FS_GRAD_K.
+ * Lanes run over features; a register block of FS_GRAD_CB classes x
+ * FS_GRAD_JB vectors: per row JB loads of X and CB broadcasts of R feed
+ * CB x JB fused multiply-adds.  The stride being a constant, the CB
+ * broadcasts are one pointer plus immediate offsets (fs_gemm_impl.h's bwd,
+ * whose stride is the run-time chunk length, needs CB pointers and spills
+ * them).  Column blocks outside, classes inside: the chunk's slice of X
+ * (k x JB vectors) stays in L1 for all class groups. */
+#ifndef FS_TILE_GRAD_CHUNK
+#define FS_TILE_GRAD_CHUNK 64 /* rows per residual chunk; a multiple of 16 */
+#endif
+#define FS_GRAD_K FS_TILE_GRAD_CHUNK
+#if FS_VBYTES == 64
+#define FS_GRAD_CB 6 /* 24 accumulators of the 32 vector registers */
+#define FS_GRAD_JB 4
+#else
+#define FS_GRAD_CB 4 /* 8 of 16 */
+#define FS_GRAD_JB 2
+#endif
+
+FS_DEF void FN(grad_block)(const FS_T *X, Py_ssize_t ldx, Py_ssize_t k, const FS_T *R, FS_T *dW,
+                           Py_ssize_t d, const int CB, const int JB)
+{
+    VF acc[FS_GRAD_CB][FS_GRAD_JB];
+    for (int c = 0; c < CB; c++)
+        for (int v = 0; v < JB; v++) acc[c][v] = FN(load)(dW + c * d + v * FS_V);
+    for (Py_ssize_t i = 0; i < k; i++) {
+        VF x[FS_GRAD_JB];
+        for (int v = 0; v < JB; v++) x[v] = FN(load)(X + i * ldx + v * FS_V);
+        for (int c = 0; c < CB; c++) {
+            VF r = FN(splat)(R[c * FS_GRAD_K + i]);
+            for (int v = 0; v < JB; v++) acc[c][v] += r * x[v];
+        }
+    }
+    for (int c = 0; c < CB; c++)
+        for (int v = 0; v < JB; v++) FN(store)(dW + c * d + v * FS_V, acc[c][v]);
+}
+
+FS_DEF void FN(grad_cols)(const FS_T *X, Py_ssize_t ldx, Py_ssize_t k, const FS_T *R,
+                          Py_ssize_t tc, FS_T *dW, Py_ssize_t d, const int JB)
+{
+    Py_ssize_t c = 0;
+    for (; c + FS_GRAD_CB <= tc; c += FS_GRAD_CB)
+        FN(grad_block)(X, ldx, k, R + c * FS_GRAD_K, dW + c * d, d, FS_GRAD_CB, JB);
+    for (; c + 2 <= tc; c += 2) FN(grad_block)(X, ldx, k, R + c * FS_GRAD_K, dW + c * d, d, 2, JB);
+    if (c < tc) FN(grad_block)(X, ldx, k, R + c * FS_GRAD_K, dW + c * d, d, 1, JB);
+}
+
+static FS_TARGET void FN(tile_grad)(const FS_T *X, Py_ssize_t ldx, Py_ssize_t k, const FS_T *R,
+                                    Py_ssize_t tc, FS_T *dW, Py_ssize_t d)
+{
+    Py_ssize_t j = 0;
+    for (; j + FS_GRAD_JB * FS_V <= d; j += FS_GRAD_JB * FS_V)
+        FN(grad_cols)(X + j, ldx, k, R, tc, dW + j, d, FS_GRAD_JB);
+    for (; j + FS_V <= d; j += FS_V) FN(grad_cols)(X + j, ldx, k, R, tc, dW + j, d, 1);
+    for (; j < d; j++)
+        for (Py_ssize_t c = 0; c < tc; c++) {
+            FS_T s = 0;
+            for (Py_ssize_t i = 0; i < k; i++) s += R[c * FS_GRAD_K + i] * X[i * ldx + j];
+            dW[c * d + j] += s;
+        }
+}
+
+#undef FS_GRAD_K
+#undef FS_GRAD_CB
+#undef FS_GRAD_JB
 #undef FS_TILE_CR
 #undef FS_TILE_IV
