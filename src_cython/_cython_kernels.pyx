@@ -18,7 +18,7 @@ must be C-contiguous; the wrapper guarantees it.
 
 from cython.parallel cimport prange, threadid
 from libc.math cimport exp, expf, log, log1p, log1pf, fabs, fabsf, pow, sqrt, sqrtf, INFINITY
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 from libc.stdlib cimport malloc, free
 from libc.stdint cimport uint8_t
 
@@ -437,30 +437,23 @@ cdef extern from "fs_sparse_tiled.h" nogil:
                                 Py_ssize_t ntiles, Py_ssize_t stride)
 
 
-cdef inline void _pack_t(const xtype **rows, Py_ssize_t h, Py_ssize_t d, floating *Xp,
-                         Py_ssize_t mp) noexcept nogil:
-    # Xp (d, mp) = rows[0..h) transposed, zero-padded to mp columns
-    if xtype is uint8_t:
-        if floating is float:
-            fs_pack_t_u8_f32(rows, h, d, Xp, mp)
-        else:
-            fs_pack_t_u8_f64(rows, h, d, Xp, mp)
-    elif xtype is float:
-        if floating is float:
-            fs_pack_t_f_f32(rows, h, d, Xp, mp)
+cdef inline void _pack_panels(const floating *X, Py_ssize_t ldx, Py_ssize_t h, Py_ssize_t d,
+                              floating *Xp, Py_ssize_t mp) noexcept nogil:
+    # X's h rows (stride ldx) into the panels of fs_tile_logits, zero-padded to mp rows
+    if floating is float:
+        fs_pack_panels_f32(X, ldx, h, d, Xp, mp)
     else:
-        if floating is double:
-            fs_pack_t_f_f64(rows, h, d, Xp, mp)
+        fs_pack_panels_f64(X, ldx, h, d, Xp, mp)
 
 
 cdef inline void _tile_logits(const floating *Xp, Py_ssize_t mp, Py_ssize_t d,
                               const floating *W, const floating *b, Py_ssize_t tc,
-                              floating *Z) noexcept nogil:
+                              floating *Z, const floating *next) noexcept nogil:
     # Z (tc, mp), class-major, = W (tc, d) @ Xp (d, mp) + b
     if floating is float:
-        fs_tile_logits_f32(Xp, mp, d, W, b, tc, Z)
+        fs_tile_logits_f32(Xp, mp, d, W, b, tc, Z, next)
     else:
-        fs_tile_logits_f64(Xp, mp, d, W, b, tc, Z)
+        fs_tile_logits_f64(Xp, mp, d, W, b, tc, Z, next)
 
 
 cdef inline void _tile_stats(const floating *Z, Py_ssize_t mp, Py_ssize_t tc, floating *tmax,
@@ -486,12 +479,14 @@ cdef inline Py_ssize_t _padded(Py_ssize_t m) noexcept nogil:
 
 
 cdef inline void _tile_grad(const floating *X, Py_ssize_t ldx, Py_ssize_t k, const floating *R,
-                            Py_ssize_t tc, floating *dW, Py_ssize_t d) noexcept nogil:
-    # dW (tc, d) += R^T X (k rows), R class-major in a chunk of FS_TILE_GRAD_CHUNK rows
+                            Py_ssize_t tc, floating *dW, Py_ssize_t d, const void *pf0,
+                            Py_ssize_t n0, const void *pf1, Py_ssize_t n1) noexcept nogil:
+    # dW (tc, d) += R^T X (k rows), R class-major in a chunk of FS_TILE_GRAD_CHUNK rows;
+    # prefetches n0 lines from pf0, n1 from pf1 into L2 meanwhile
     if floating is float:
-        fs_tile_grad_f32(X, ldx, k, R, tc, dW, d)
+        fs_tile_grad_f32(X, ldx, k, R, tc, dW, d, pf0, n0, pf1, n1)
     else:
-        fs_tile_grad_f64(X, ldx, k, R, tc, dW, d)
+        fs_tile_grad_f64(X, ldx, k, R, tc, dW, d, pf0, n0, pf1, n1)
 
 
 cdef inline Py_ssize_t _chunked(Py_ssize_t m) noexcept nogil:
@@ -528,11 +523,12 @@ cdef inline void _convert_rows(const xtype **rows, Py_ssize_t h, Py_ssize_t d,
 cdef void _tile_pass_a(const floating *Xp, Py_ssize_t m, Py_ssize_t d, const floating *WT,
                        const floating *b, Py_ssize_t c0, Py_ssize_t tc, const Py_ssize_t *y,
                        floating *Z, floating *stored, double *tile_max, double *tile_sum,
-                       double *label_logit) noexcept nogil:
+                       double *label_logit, const floating *next_W) noexcept nogil:
     # logits of classes [c0, c0 + tc) for the m rows packed in Xp (class-major,
     # Z[c mp + i]; kept in stored (tc, mp) for pass B unless stored is NULL);
     # tile_max[i] = max_c z_ic, tile_sum[i] = sum_c exp(z_ic - max), and the
-    # label's logit of the rows whose label is in the tile
+    # label's logit of the rows whose label is in the tile.  Brings next_W (the
+    # weights of this thread's next tile, unless NULL) into L2 meanwhile.
     cdef floating row_max[MAX_BLOCK]
     cdef floating row_sum[MAX_BLOCK]
     cdef Py_ssize_t i, mp = _padded(m)
@@ -540,7 +536,7 @@ cdef void _tile_pass_a(const floating *Xp, Py_ssize_t m, Py_ssize_t d, const flo
     # the exponentials of far-off logits are denormals, which cost the FMA units
     # a hundred cycles each on Intel: flushed to 0 (far below the skipping bound)
     cdef unsigned int csr = fs_flush_denormals()
-    _tile_logits(Xp, mp, d, WT + c0 * d, b + c0, tc, logits)
+    _tile_logits(Xp, mp, d, WT + c0 * d, b + c0, tc, logits, next_W)
     _tile_stats(logits, mp, tc, row_max, row_sum)
     for i in range(m):
         tile_max[i] = row_max[i]
@@ -550,29 +546,33 @@ cdef void _tile_pass_a(const floating *Xp, Py_ssize_t m, Py_ssize_t d, const flo
     fs_restore_csr(csr)
 
 
-cdef void _tile_pass_b(const xtype **rows, const floating *Xrows, const floating *Xp,
-                       Py_ssize_t m, Py_ssize_t d, const floating *WT, const floating *b,
-                       Py_ssize_t c0, Py_ssize_t tc, const Py_ssize_t *y, const floating *sw,
-                       const double *lse, const double *tile_max, bint skip,
-                       double log_threshold, const xtype *zero_row, const floating *stored,
+cdef void _tile_pass_b(const floating *Xrows, const floating *Xp, Py_ssize_t m, Py_ssize_t d,
+                       const floating *WT, const floating *b, Py_ssize_t c0, Py_ssize_t tc,
+                       const Py_ssize_t *y, const floating *sw, const double *lse,
+                       const double *tile_max, bint skip, double log_threshold,
+                       const floating *stored,
                        floating *Z, floating *Xp_hot, floating *Xrow_hot, floating *dWT,
-                       double *db) noexcept nogil:
+                       double *db, const floating *next_W, const floating *next_dW,
+                       const floating *next_kept) noexcept nogil:
     # s (P - Y) of classes [c0, c0 + tc) and its products into dWT, db, for the
     # rows of the block that hold the label in the tile or whose largest
     # probability in it reaches the threshold (all rows when not skip): the
     # others are left out of both products (compacted, re-packed rows).
     # Xrows (m, ldx) are the block's rows packed for fs_tile_grad (Xrow_hot
-    # has room for as many), at the stride _row_stride.  The residual R goes in
+    # has room for as many), at the stride _row_stride, and Xp their panels
+    # for fs_tile_logits (Xp_hot has room for as many); next_W, next_dW and
+    # next_kept (unless NULL) the weights, gradient rows and kept logits of
+    # this thread's next tile, brought into L2 meanwhile (prefetches never fault).  The residual R goes in
     # chunks of FS_TILE_GRAD_CHUNK rows, each class-major at that constant
     # stride (the layout of fs_tile_grad): at Z when pass A kept the logits,
     # else after the recomputed logits (tc mp entries).
-    cdef const xtype *hot_rows[MAX_BLOCK + 16]
     cdef Py_ssize_t hot_index[MAX_BLOCK]
     cdef Py_ssize_t hot_label[MAX_BLOCK]
     cdef floating hot_lse[MAX_BLOCK + 16]
     cdef floating hot_weight[MAX_BLOCK + 16]
     cdef Py_ssize_t i, c, h = 0, hp, mp = _padded(m), k0, ck, ls
     cdef Py_ssize_t K = FS_TILE_GRAD_CHUNK, ldx = _row_stride(d, sizeof(floating))
+    cdef Py_ssize_t nch, q, lines_dW, lines_kept
     cdef unsigned int csr
     cdef bint here
     cdef const floating *L
@@ -582,7 +582,6 @@ cdef void _tile_pass_b(const xtype **rows, const floating *Xrows, const floating
     for i in range(m):
         here = c0 <= y[i] < c0 + tc
         if here or not skip or tile_max[i] - lse[i] >= log_threshold:
-            hot_rows[h] = rows[i]
             hot_index[h] = i
             hot_label[h] = y[i] - c0 if here else -1
             hot_lse[h] = <floating>lse[i]
@@ -592,18 +591,18 @@ cdef void _tile_pass_b(const xtype **rows, const floating *Xrows, const floating
         return
     csr = fs_flush_denormals()  # as in _tile_pass_a
     hp = _padded(h)
-    for i in range(h, hp):  # padding rows: zero rows of X, exp(z - inf) = 0, weight 0
-        hot_rows[i] = zero_row
+    for i in range(h, hp):  # padding rows (zero in Xp): exp(z - inf) = 0, weight 0
         hot_lse[i] = <floating>INFINITY
         hot_weight[i] = 0
     if h < m:  # the hot rows, contiguous, for the gradient product
-        _convert_rows(hot_rows, h, d, Xrow_hot, ldx)
+        for i in range(h):
+            memcpy(Xrow_hot + i * ldx, Xrows + hot_index[i] * ldx, d * sizeof(floating))
         G = Xrow_hot
     if stored == NULL:  # recompute the logits
         if h < m:
-            _pack_t(hot_rows, h, d, Xp_hot, hp)
+            _pack_panels(Xrow_hot, ldx, h, d, Xp_hot, hp)
             Xp = Xp_hot
-        _tile_logits(Xp, hp, d, WT + c0 * d, b + c0, tc, Z)
+        _tile_logits(Xp, hp, d, WT + c0 * d, b + c0, tc, Z, next_W)
     k0 = 0
     while k0 < hp:
         ck = min(K, hp - k0)
@@ -623,9 +622,18 @@ cdef void _tile_pass_b(const xtype **rows, const floating *Xrows, const floating
         if hot_label[i] >= 0:
             R[(i - i % K) * tc + hot_label[i] * K + i % K] -= hot_weight[i]
             db[c0 + hot_label[i]] -= hot_weight[i]
+    # the next tile's gradient rows and kept logits, prefetched in equal parts by the chunks
+    nch = (h + K - 1) // K
+    lines_dW = (tc * d * sizeof(floating) + 63) // 64 if next_dW != NULL else 0
+    lines_kept = (tc * mp * sizeof(floating) + 63) // 64 if next_kept != NULL else 0
     k0 = 0
     while k0 < h:
-        _tile_grad(G + k0 * ldx, ldx, min(K, h - k0), R + k0 * tc, tc, dWT + c0 * d, d)
+        q = k0 // K
+        _tile_grad(G + k0 * ldx, ldx, min(K, h - k0), R + k0 * tc, tc, dWT + c0 * d, d,
+                   <const char *>next_dW + 64 * (q * lines_dW // nch),
+                   (q + 1) * lines_dW // nch - q * lines_dW // nch,
+                   <const char *>next_kept + 64 * (q * lines_kept // nch),
+                   (q + 1) * lines_kept // nch - q * lines_kept // nch)
         k0 += K
     fs_restore_csr(csr)
 
@@ -635,7 +643,7 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
                           const floating[::1] sample_weight, floating[:, ::1] dWT,
                           double[::1] db, floating[:, ::1] Z_buf, floating[:, ::1] Xp_buf,
                           floating[:, ::1] Xrow_buf, double[:, ::1] tile_max, double[:, ::1] tile_sum,
-                          const xtype[::1] zero_row, floating[::1] stored_logits,
+                          floating[::1] stored_logits,
                           Py_ssize_t class_tile, bint skip, double log_threshold,
                           int num_threads):
     """The tiled regime of :func:`softmax_ce_sums`, for many classes.
@@ -643,16 +651,17 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     Adds ``(s (P - Y))^T X`` (C, d) to ``dWT`` and the column sums of
     ``s (P - Y)`` to ``db`` (zeroed by the caller), over blocks of
     ``tile_max.shape[1]`` rows (at most MAX_BLOCK) and tiles of
-    ``class_tile`` classes.  Scratch: ``Z_buf`` (threads, class_tile x
-    (mp rounded up to TILE_GRAD_CHUNK), plus class_tile x mp without
-    ``stored_logits``) a tile's residual (and logits) per thread, ``Xp_buf``
-    (threads + 1, d x mp) the block of rows packed transposed (row 0) and each
-    thread's re-packed hot rows, with mp the block rounded up to a multiple of
-    16; ``Xrow_buf`` (threads + 1, block x (d + 32 floats, 16 doubles) + 16
-    floats, 8 doubles) the block's rows packed for the gradient product (row 0)
+    ``class_tile`` classes.  Scratch (each row of it, and ``stored_logits``,
+    with room for a cache line more, aligned to one): ``Z_buf`` (threads,
+    class_tile x (mp rounded up to TILE_GRAD_CHUNK), plus class_tile x mp
+    without ``stored_logits``) a tile's residual (and logits) per thread,
+    ``Xp_buf`` (threads + 1, d x mp) the block of rows in the panels of
+    fs_tile_logits (row 0) and each thread's hot rows, with mp the block
+    rounded up to a multiple of 16; ``Xrow_buf`` (threads + 1, block x (d + 2
+    cache lines)) the block's rows packed for the gradient product (row 0)
     and each thread's hot rows; ``tile_max`` and
     ``tile_sum`` (tiles, block) the per-(tile, row) maximum and sum of
-    exponentials of pass A; ``zero_row`` (d,) zeros.  ``stored_logits``, if
+    exponentials of pass A.  ``stored_logits``, if
     not empty (tiles x class_tile x mp entries), keeps a block's logits from
     pass A to pass B, which then reads them instead of recomputing them.
     With ``skip``, a (row,
@@ -684,14 +693,14 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     _require_threads(num_threads, min(Z_buf.shape[0], Xp_buf.shape[0] - 1, Xrow_buf.shape[0] - 1))
     _require(dWT.shape[0] == C and dWT.shape[1] == d and db.shape[0] == C
              and Z_buf.shape[1] >= class_tile * ((0 if stored_logits.shape[0] else mp)
-                                                 + _chunked(mp))
-             and Xp_buf.shape[1] >= d * mp and Xrow_buf.shape[1] >= ldx * block + line
+                                                 + _chunked(mp)) + line
+             and Xp_buf.shape[1] >= d * mp + line and Xrow_buf.shape[1] >= ldx * block + line
              and tile_max.shape[0] == ntiles and tile_sum.shape[0] == ntiles
-             and tile_sum.shape[1] == block and zero_row.shape[0] == d
-             and stored_logits.shape[0] in (0, ntiles * class_tile * mp),
+             and tile_sum.shape[1] == block
+             and stored_logits.shape[0] in (0, ntiles * class_tile * mp + line),
              "gradient or scratch of another shape")
     if stored_logits.shape[0]:
-        stored = &stored_logits[0]
+        stored = _line_aligned(&stored_logits[0])
     _require_labels(y, n, C)
     with nogil:
         a = 0
@@ -699,26 +708,35 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
             m = min(block, n - a)
             for i in range(m):
                 rows[i] = &X[a + i, 0]
-            _pack_t(rows, m, d, &Xp_buf[0, 0], _padded(m))
             Xrows = _line_aligned(&Xrow_buf[0, 0])
             _convert_rows(rows, m, d, Xrows, ldx)
+            _pack_panels(Xrows, ldx, m, d, _line_aligned(&Xp_buf[0, 0]), _padded(m))
             for t in prange(ntiles, num_threads=num_threads, schedule="dynamic"):
                 c0 = t * class_tile
-                _tile_pass_a(&Xp_buf[0, 0], m, d, &WT[0, 0], &b[0], c0, min(class_tile, C - c0),
-                             &y[a], &Z_buf[threadid(), 0],
+                _tile_pass_a(_line_aligned(&Xp_buf[0, 0]), m, d, &WT[0, 0], &b[0], c0,
+                             min(class_tile, C - c0), &y[a], _line_aligned(&Z_buf[threadid(), 0]),
                              stored + c0 * _padded(m) if stored != NULL else NULL,
-                             &tile_max[t, 0], &tile_sum[t, 0], label_logit)
+                             &tile_max[t, 0], &tile_sum[t, 0], label_logit,
+                             &WT[c0 + num_threads * class_tile, 0]
+                             if c0 + num_threads * class_tile < C else NULL)
             for i in range(m):  # combine the tiles: the row's log-sum-exp and loss
                 lse[i] = fs_tiles_log_sum_exp(&tile_max[0, i], &tile_sum[0, i], ntiles, block)
                 loss += (sw[a + i] if sw != NULL else 1) * (lse[i] - label_logit[i])
             for t in prange(ntiles, num_threads=num_threads, schedule="dynamic"):
                 c0 = t * class_tile
-                _tile_pass_b(rows, Xrows, &Xp_buf[0, 0], m, d, &WT[0, 0], &b[0], c0,
+                _tile_pass_b(Xrows, _line_aligned(&Xp_buf[0, 0]), m, d, &WT[0, 0], &b[0], c0,
                              min(class_tile, C - c0), &y[a], sw + a if sw != NULL else NULL, lse,
-                             &tile_max[t, 0], skip, log_threshold, &zero_row[0],
+                             &tile_max[t, 0], skip, log_threshold,
                              stored + c0 * _padded(m) if stored != NULL else NULL,
-                             &Z_buf[threadid(), 0], &Xp_buf[threadid() + 1, 0],
-                             _line_aligned(&Xrow_buf[threadid() + 1, 0]), &dWT[0, 0], &db[0])
+                             _line_aligned(&Z_buf[threadid(), 0]),
+                             _line_aligned(&Xp_buf[threadid() + 1, 0]),
+                             _line_aligned(&Xrow_buf[threadid() + 1, 0]), &dWT[0, 0], &db[0],
+                             &WT[c0 + num_threads * class_tile, 0]
+                             if c0 + num_threads * class_tile < C and stored == NULL else NULL,
+                             &dWT[c0 + num_threads * class_tile, 0]
+                             if c0 + num_threads * class_tile < C else NULL,
+                             stored + (c0 + num_threads * class_tile) * _padded(m)
+                             if c0 + num_threads * class_tile < C and stored != NULL else NULL)
             a += m
     return loss
 

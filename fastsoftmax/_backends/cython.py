@@ -126,13 +126,14 @@ def _softmax_ce_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out,
     padded = -(-block // 16) * 16
     chunk = _k.TILE_GRAD_CHUNK  # the residual goes in whole chunks of rows
     residual = class_tile * (-(-padded // chunk) * chunk)
+    line = 64 // coef.itemsize  # room to align each scratch row to a cache line
     loss = _k.softmax_ce_sums_tiled(
         X, coef, intercept, y, _unit_or(sample_weight, dtype), coef_grad_out, intercept_grad,
-        np.empty((threads, residual + (0 if stored_rows else class_tile * padded)), dtype),
-        np.empty((threads + 1, d * padded), dtype),
-        np.empty((threads + 1, block * (d + 128 // coef.itemsize) + 64 // coef.itemsize), dtype),
-        np.empty((ntiles, block)), np.empty((ntiles, block)), np.zeros(d, X.dtype),
-        np.empty(ntiles * class_tile * padded if stored_rows else 0, dtype), class_tile,
+        np.empty((threads, residual + (0 if stored_rows else class_tile * padded) + line), dtype),
+        np.empty((threads + 1, d * padded + line), dtype),
+        np.empty((threads + 1, block * (d + 2 * line) + line), dtype),
+        np.empty((ntiles, block)), np.empty((ntiles, block)),
+        np.empty(ntiles * class_tile * padded + line if stored_rows else 0, dtype), class_tile,
         bool(skip_negligible), _tiling.log_skip_threshold(dtype), threads,
     )  # fmt: skip
     intercept_grad_out[...] = intercept_grad
