@@ -464,6 +464,23 @@ cdef inline void _tile_stats(const floating *Z, Py_ssize_t mp, Py_ssize_t tc, fl
         fs_tile_stats_f64(Z, mp, tc, tmax, tsum)
 
 
+cdef inline void _tile_stats_exp(floating *Z, Py_ssize_t mp, Py_ssize_t tc, floating *tmax,
+                                 floating *tsum) noexcept nogil:
+    if floating is float:
+        fs_tile_stats_exp_f32(Z, mp, tc, tmax, tsum)
+    else:
+        fs_tile_stats_exp_f64(Z, mp, tc, tmax, tsum)
+
+
+cdef inline void _tile_scale(floating *R, Py_ssize_t rs, const floating *E, Py_ssize_t es,
+                             Py_ssize_t tc, Py_ssize_t hp, const floating *scale,
+                             double *db) noexcept nogil:
+    if floating is float:
+        fs_tile_scale_f32(R, rs, E, es, tc, hp, scale, db)
+    else:
+        fs_tile_scale_f64(R, rs, E, es, tc, hp, scale, db)
+
+
 cdef inline void _tile_residual(floating *R, Py_ssize_t rs, const floating *L, Py_ssize_t ls,
                                 Py_ssize_t tc, Py_ssize_t hp, const floating *lse,
                                 const floating *w, double *db) noexcept nogil:
@@ -525,7 +542,8 @@ cdef void _tile_pass_a(const floating *Xp, Py_ssize_t m, Py_ssize_t d, const flo
                        floating *Z, floating *stored, double *tile_max, double *tile_sum,
                        double *label_logit, const floating *next_W) noexcept nogil:
     # logits of classes [c0, c0 + tc) for the m rows packed in Xp (class-major,
-    # Z[c mp + i]; kept in stored (tc, mp) for pass B unless stored is NULL);
+    # Z[c mp + i]; kept in stored (tc, mp) for pass B, as exp(z - the row's
+    # tile max, 0 if not finite), unless stored is NULL);
     # tile_max[i] = max_c z_ic, tile_sum[i] = sum_c exp(z_ic - max), and the
     # label's logit of the rows whose label is in the tile.  Brings next_W (the
     # weights of this thread's next tile, unless NULL) into L2 meanwhile.
@@ -537,12 +555,16 @@ cdef void _tile_pass_a(const floating *Xp, Py_ssize_t m, Py_ssize_t d, const flo
     # a hundred cycles each on Intel: flushed to 0 (far below the skipping bound)
     cdef unsigned int csr = fs_flush_denormals()
     _tile_logits(Xp, mp, d, WT + c0 * d, b + c0, tc, logits, next_W)
-    _tile_stats(logits, mp, tc, row_max, row_sum)
+    for i in range(m):
+        if c0 <= y[i] < c0 + tc:
+            label_logit[i] = logits[(y[i] - c0) * mp + i]
+    if stored != NULL:  # kept for pass B as exp(z - tile max)
+        _tile_stats_exp(logits, mp, tc, row_max, row_sum)
+    else:
+        _tile_stats(logits, mp, tc, row_max, row_sum)
     for i in range(m):
         tile_max[i] = row_max[i]
         tile_sum[i] = row_sum[i]
-        if c0 <= y[i] < c0 + tc:
-            label_logit[i] = logits[(y[i] - c0) * mp + i]
     fs_restore_csr(csr)
 
 
@@ -570,12 +592,13 @@ cdef void _tile_pass_b(const floating *Xrows, const floating *Xp, Py_ssize_t m, 
     cdef Py_ssize_t hot_label[MAX_BLOCK]
     cdef floating hot_lse[MAX_BLOCK + 16]
     cdef floating hot_weight[MAX_BLOCK + 16]
-    cdef Py_ssize_t i, c, h = 0, hp, mp = _padded(m), k0, ck, ls
+    cdef floating hot_scale[MAX_BLOCK + 16]
+    cdef Py_ssize_t i, c, h = 0, hp, mp = _padded(m), k0, ck
     cdef Py_ssize_t K = FS_TILE_GRAD_CHUNK, ldx = _row_stride(d, sizeof(floating))
+    cdef double shift
     cdef Py_ssize_t nch, q, lines_dW, lines_kept
     cdef unsigned int csr
     cdef bint here
-    cdef const floating *L
     cdef const floating *G = Xrows
     cdef floating *R = Z if stored != NULL else Z + tc * mp
     cdef floating *Rk
@@ -586,6 +609,9 @@ cdef void _tile_pass_b(const floating *Xrows, const floating *Xp, Py_ssize_t m, 
             hot_label[h] = y[i] - c0 if here else -1
             hot_lse[h] = <floating>lse[i]
             hot_weight[h] = sw[i] if sw != NULL else 1
+            # pass A kept exp(z - shift), shift the tile's max (0 if not finite)
+            shift = tile_max[i] if tile_max[i] - tile_max[i] == 0 else 0
+            hot_scale[h] = hot_weight[h] * _exp(<floating>(shift - lse[i]))
             h += 1
     if h == 0:
         return
@@ -594,6 +620,7 @@ cdef void _tile_pass_b(const floating *Xrows, const floating *Xp, Py_ssize_t m, 
     for i in range(h, hp):  # padding rows (zero in Xp): exp(z - inf) = 0, weight 0
         hot_lse[i] = <floating>INFINITY
         hot_weight[i] = 0
+        hot_scale[i] = 0
     if h < m:  # the hot rows, contiguous, for the gradient product
         for i in range(h):
             memcpy(Xrow_hot + i * ldx, Xrows + hot_index[i] * ldx, d * sizeof(floating))
@@ -608,15 +635,14 @@ cdef void _tile_pass_b(const floating *Xrows, const floating *Xp, Py_ssize_t m, 
         ck = min(K, hp - k0)
         Rk = R + k0 * tc
         if stored == NULL:
-            L, ls = Z + k0, hp
-        elif h == m:  # pass A kept the logits (tc, mp) of these very rows
-            L, ls = stored + k0, mp
-        else:  # gather the hot rows' kept logits into the chunk, then in place
+            _tile_residual(Rk, K, Z + k0, hp, tc, ck, &hot_lse[k0], &hot_weight[k0], db + c0)
+        elif h == m:  # pass A kept the exponentials (tc, mp) of these very rows
+            _tile_scale(Rk, K, stored + k0, mp, tc, ck, &hot_scale[k0], db + c0)
+        else:  # gather the hot rows' kept exponentials into the chunk, then in place
             for c in range(tc):
                 for i in range(k0, k0 + ck):  # (padding rows: 0, never stale NaN)
                     Rk[c * K + i - k0] = stored[c * mp + hot_index[i]] if i < h else 0
-            L, ls = Rk, K
-        _tile_residual(Rk, K, L, ls, tc, ck, &hot_lse[k0], &hot_weight[k0], db + c0)
+            _tile_scale(Rk, K, Rk, K, tc, ck, &hot_scale[k0], db + c0)
         k0 += ck
     for i in range(h):  # the label's -s_i
         if hot_label[i] >= 0:

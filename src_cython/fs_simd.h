@@ -166,6 +166,12 @@
  *   tile_stats: fs_tile_stats_f32 fs_tile_stats_f64 fs_ptr_tile_stats_f32 fs_ptr_tile_stats_f64
  *     tile_stats_f32_base tile_stats_f32_avx2 tile_stats_f32_avx512
  *     tile_stats_f64_base tile_stats_f64_avx2 tile_stats_f64_avx512
+ *   tile_stats_exp: fs_tile_stats_exp_f32 fs_tile_stats_exp_f64 fs_ptr_tile_stats_exp_f32 fs_ptr_tile_stats_exp_f64
+ *     tile_stats_exp_f32_base tile_stats_exp_f32_avx2 tile_stats_exp_f32_avx512
+ *     tile_stats_exp_f64_base tile_stats_exp_f64_avx2 tile_stats_exp_f64_avx512
+ *   tile_scale: fs_tile_scale_f32 fs_tile_scale_f64 fs_ptr_tile_scale_f32 fs_ptr_tile_scale_f64
+ *     tile_scale_f32_base tile_scale_f32_avx2 tile_scale_f32_avx512
+ *     tile_scale_f64_base tile_scale_f64_avx2 tile_scale_f64_avx512
  *   tile_residual: fs_tile_residual_f32 fs_tile_residual_f64 fs_ptr_tile_residual_f32 fs_ptr_tile_residual_f64
  *     tile_residual_f32_base tile_residual_f32_avx2 tile_residual_f32_avx512
  *     tile_residual_f64_base tile_residual_f64_avx2 tile_residual_f64_avx512
@@ -217,6 +223,12 @@
       (Xp, mp, d, W, b, tc, Z, next))                                                                \
     X(tile_stats, S, void, (const T *Z, Py_ssize_t mp, Py_ssize_t tc, T *tmax, T *tsum),           \
       (Z, mp, tc, tmax, tsum))                                                                     \
+    X(tile_stats_exp, S, void, (T *Z, Py_ssize_t mp, Py_ssize_t tc, T *tmax, T *tsum),             \
+      (Z, mp, tc, tmax, tsum))                                                                     \
+    X(tile_scale, S, void,                                                                         \
+      (T *R, Py_ssize_t rs, const T *E, Py_ssize_t es, Py_ssize_t tc, Py_ssize_t hp,               \
+       const T *scale, double *db),                                                                \
+      (R, rs, E, es, tc, hp, scale, db))                                                           \
     X(tile_residual, S, void,                                                                      \
       (T *R, Py_ssize_t rs, const T *L, Py_ssize_t ls, Py_ssize_t tc, Py_ssize_t hp, const T *lse, \
        const T *w, double *db),                                                                    \

@@ -77,6 +77,15 @@ cdef extern from "fs_simd.h" nogil:
                            float *tsum)
     void fs_tile_stats_f64(const double *Z, Py_ssize_t mp, Py_ssize_t tc, double *tmax,
                            double *tsum)
+    # tile_stats, each logit replaced by exp(z - tile max); pass B's residual from those:
+    # R[c rs + i] = E[c es + i] scale[i] (db += its class sums)
+    void fs_tile_stats_exp_f32(float *Z, Py_ssize_t mp, Py_ssize_t tc, float *tmax, float *tsum)
+    void fs_tile_stats_exp_f64(double *Z, Py_ssize_t mp, Py_ssize_t tc, double *tmax,
+                               double *tsum)
+    void fs_tile_scale_f32(float *R, Py_ssize_t rs, const float *E, Py_ssize_t es, Py_ssize_t tc,
+                           Py_ssize_t hp, const float *scale, double *db)
+    void fs_tile_scale_f64(double *R, Py_ssize_t rs, const double *E, Py_ssize_t es,
+                           Py_ssize_t tc, Py_ssize_t hp, const double *scale, double *db)
     void fs_tile_residual_f32(float *R, Py_ssize_t rs, const float *L, Py_ssize_t ls,
                               Py_ssize_t tc, Py_ssize_t hp, const float *lse, const float *w,
                               double *db)

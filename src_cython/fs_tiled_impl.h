@@ -118,11 +118,12 @@ static FS_TARGET void FN(tile_logits)(const FS_T *Xp, Py_ssize_t mp, Py_ssize_t 
 
 /* Per row of a logit tile Z (tc, mp), class-major: tmax[i] = max_c z_ic and
  * tsum[i] = sum_c exp(z_ic - tmax[i]) (the shift is 0 for a row whose max is
- * not finite), for all mp rows (lanes run over rows: no horizontal step).
+ * not finite), for all mp rows (lanes run over rows: no horizontal step);
+ * with KEEP, each z_ic is replaced by its exp(z_ic - shift).
  * Pass A of the tiled regime; four vectors of rows at a time, so that the
  * exponentials of independent rows overlap. */
-FS_DEF void FN(tile_stats_rows)(const FS_T *Z, Py_ssize_t mp, Py_ssize_t tc, FS_T *tmax,
-                                FS_T *tsum, const int IV)
+FS_DEF void FN(tile_stats_rows)(FS_T *Z, Py_ssize_t mp, Py_ssize_t tc, FS_T *tmax,
+                                FS_T *tsum, const int IV, const int KEEP)
 {
     VF m[4], s[4];
     const VF zero = FN(splat)(0);
@@ -135,17 +136,54 @@ FS_DEF void FN(tile_stats_rows)(const FS_T *Z, Py_ssize_t mp, Py_ssize_t tc, FS_
         s[v] = zero;
     }
     for (Py_ssize_t c = 0; c < tc; c++)
-        for (int v = 0; v < IV; v++) s[v] += FN(vexp)(FN(load)(Z + c * mp + v * FS_V) - m[v]);
+        for (int v = 0; v < IV; v++) {
+            VF e = FN(vexp)(FN(load)(Z + c * mp + v * FS_V) - m[v]);
+            if (KEEP) FN(store)(Z + c * mp + v * FS_V, e);
+            s[v] += e;
+        }
     for (int v = 0; v < IV; v++) FN(store)(tsum + v * FS_V, s[v]);
+}
+
+FS_DEF void FN(tile_stats_all)(FS_T *Z, Py_ssize_t mp, Py_ssize_t tc, FS_T *tmax, FS_T *tsum,
+                               const int KEEP)
+{
+    Py_ssize_t i = 0;
+    for (; i + 4 * FS_V <= mp; i += 4 * FS_V)
+        FN(tile_stats_rows)(Z + i, mp, tc, tmax + i, tsum + i, 4, KEEP);
+    for (; i + FS_V <= mp; i += FS_V) FN(tile_stats_rows)(Z + i, mp, tc, tmax + i, tsum + i, 1, KEEP);
 }
 
 static FS_TARGET void FN(tile_stats)(const FS_T *Z, Py_ssize_t mp, Py_ssize_t tc, FS_T *tmax,
                                      FS_T *tsum)
 {
-    Py_ssize_t i = 0;
-    for (; i + 4 * FS_V <= mp; i += 4 * FS_V)
-        FN(tile_stats_rows)(Z + i, mp, tc, tmax + i, tsum + i, 4);
-    for (; i + FS_V <= mp; i += FS_V) FN(tile_stats_rows)(Z + i, mp, tc, tmax + i, tsum + i, 1);
+    FN(tile_stats_all)((FS_T *)Z, mp, tc, tmax, tsum, 0);
+}
+
+/* tile_stats, and each logit z_ic replaced by exp(z_ic - tmax[i]) (the shift
+ * 0 for a row whose max is not finite): pass A keeping a block's tiles for
+ * pass B, whose residual is then a product (tile_scale), not an exponential */
+static FS_TARGET void FN(tile_stats_exp)(FS_T *Z, Py_ssize_t mp, Py_ssize_t tc, FS_T *tmax,
+                                         FS_T *tsum)
+{
+    FN(tile_stats_all)(Z, mp, tc, tmax, tsum, 1);
+}
+
+/* R[c rs + i] = E[c es + i] scale[i] for classes c < tc and rows i < hp (a
+ * multiple of the vector width), and db[c] += sum_i R[c rs + i]: pass B's
+ * residual from the exponentials kept by tile_stats_exp, scale[i] = w[i]
+ * exp(tmax[i] - lse[i]).  R may be E (rs = es). */
+static FS_TARGET void FN(tile_scale)(FS_T *R, Py_ssize_t rs, const FS_T *E, Py_ssize_t es,
+                                     Py_ssize_t tc, Py_ssize_t hp, const FS_T *scale, double *db)
+{
+    for (Py_ssize_t c = 0; c < tc; c++) {
+        VF acc = FN(splat)(0);
+        for (Py_ssize_t i = 0; i < hp; i += FS_V) {
+            VF r = FN(load)(E + c * es + i) * FN(load)(scale + i);
+            FN(store)(R + c * rs + i, r);
+            acc += r;
+        }
+        db[c] += (double)FN(hsum)(acc);
+    }
 }
 
 /* The residual of pass B before the label's -1: R[c rs + i] =
