@@ -481,6 +481,15 @@ cdef inline void _tile_scale(floating *R, Py_ssize_t rs, const floating *E, Py_s
         fs_tile_scale_f64(R, rs, E, es, tc, hp, scale, db)
 
 
+cdef inline void _tile_scale_rows(floating *R, const floating *E, Py_ssize_t mp, Py_ssize_t tc,
+                                  const Py_ssize_t *index, Py_ssize_t h, const floating *scale,
+                                  double *db) noexcept nogil:
+    if floating is float:
+        fs_tile_scale_rows_f32(R, E, mp, tc, index, h, scale, db)
+    else:
+        fs_tile_scale_rows_f64(R, E, mp, tc, index, h, scale, db)
+
+
 cdef inline void _tile_residual(floating *R, Py_ssize_t rs, const floating *L, Py_ssize_t ls,
                                 Py_ssize_t tc, Py_ssize_t hp, const floating *lse,
                                 const floating *w, double *db) noexcept nogil:
@@ -630,19 +639,16 @@ cdef void _tile_pass_b(const floating *Xrows, const floating *Xp, Py_ssize_t m, 
             _pack_panels(Xrow_hot, ldx, h, d, Xp_hot, hp)
             Xp = Xp_hot
         _tile_logits(Xp, hp, d, WT + c0 * d, b + c0, tc, Z, next_W)
+    if stored != NULL and h < m:  # the hot rows' kept exponentials, compacted
+        _tile_scale_rows(R, stored, mp, tc, hot_index, h, hot_scale, db + c0)
     k0 = 0
-    while k0 < hp:
+    while k0 < hp and not (stored != NULL and h < m):
         ck = min(K, hp - k0)
         Rk = R + k0 * tc
         if stored == NULL:
             _tile_residual(Rk, K, Z + k0, hp, tc, ck, &hot_lse[k0], &hot_weight[k0], db + c0)
-        elif h == m:  # pass A kept the exponentials (tc, mp) of these very rows
+        else:  # pass A kept the exponentials (tc, mp) of these very rows
             _tile_scale(Rk, K, stored + k0, mp, tc, ck, &hot_scale[k0], db + c0)
-        else:  # gather the hot rows' kept exponentials into the chunk, then in place
-            for c in range(tc):
-                for i in range(k0, k0 + ck):  # (padding rows: 0, never stale NaN)
-                    Rk[c * K + i - k0] = stored[c * mp + hot_index[i]] if i < h else 0
-            _tile_scale(Rk, K, Rk, K, tc, ck, &hot_scale[k0], db + c0)
         k0 += ck
     for i in range(h):  # the label's -s_i
         if hot_label[i] >= 0:

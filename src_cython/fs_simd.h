@@ -172,6 +172,9 @@
  *   tile_scale: fs_tile_scale_f32 fs_tile_scale_f64 fs_ptr_tile_scale_f32 fs_ptr_tile_scale_f64
  *     tile_scale_f32_base tile_scale_f32_avx2 tile_scale_f32_avx512
  *     tile_scale_f64_base tile_scale_f64_avx2 tile_scale_f64_avx512
+ *   tile_scale_rows: fs_tile_scale_rows_f32 fs_tile_scale_rows_f64 fs_ptr_tile_scale_rows_f32 fs_ptr_tile_scale_rows_f64
+ *     tile_scale_rows_f32_base tile_scale_rows_f32_avx2 tile_scale_rows_f32_avx512
+ *     tile_scale_rows_f64_base tile_scale_rows_f64_avx2 tile_scale_rows_f64_avx512
  *   tile_residual: fs_tile_residual_f32 fs_tile_residual_f64 fs_ptr_tile_residual_f32 fs_ptr_tile_residual_f64
  *     tile_residual_f32_base tile_residual_f32_avx2 tile_residual_f32_avx512
  *     tile_residual_f64_base tile_residual_f64_avx2 tile_residual_f64_avx512
@@ -229,6 +232,10 @@
       (T *R, Py_ssize_t rs, const T *E, Py_ssize_t es, Py_ssize_t tc, Py_ssize_t hp,               \
        const T *scale, double *db),                                                                \
       (R, rs, E, es, tc, hp, scale, db))                                                           \
+    X(tile_scale_rows, S, void,                                                                    \
+      (T *R, const T *E, Py_ssize_t mp, Py_ssize_t tc, const Py_ssize_t *index, Py_ssize_t h,       \
+       const T *scale, double *db),                                                                \
+      (R, E, mp, tc, index, h, scale, db))                                                         \
     X(tile_residual, S, void,                                                                      \
       (T *R, Py_ssize_t rs, const T *L, Py_ssize_t ls, Py_ssize_t tc, Py_ssize_t hp, const T *lse, \
        const T *w, double *db),                                                                    \

@@ -86,6 +86,13 @@ cdef extern from "fs_simd.h" nogil:
                            Py_ssize_t hp, const float *scale, double *db)
     void fs_tile_scale_f64(double *R, Py_ssize_t rs, const double *E, Py_ssize_t es,
                            Py_ssize_t tc, Py_ssize_t hp, const double *scale, double *db)
+    # the same for the rows index[0..h) of E (tc, mp), compacted into pass B's residual chunks
+    void fs_tile_scale_rows_f32(float *R, const float *E, Py_ssize_t mp, Py_ssize_t tc,
+                                const Py_ssize_t *index, Py_ssize_t h, const float *scale,
+                                double *db)
+    void fs_tile_scale_rows_f64(double *R, const double *E, Py_ssize_t mp, Py_ssize_t tc,
+                                const Py_ssize_t *index, Py_ssize_t h, const double *scale,
+                                double *db)
     void fs_tile_residual_f32(float *R, Py_ssize_t rs, const float *L, Py_ssize_t ls,
                               Py_ssize_t tc, Py_ssize_t hp, const float *lse, const float *w,
                               double *db)

@@ -9,6 +9,13 @@
  * fs_gemm_impl.h's fwd, whose lanes run over features).
  */
 
+#ifndef MAX_BLOCK_ROWS
+#define MAX_BLOCK_ROWS 512 /* rows per block at most (the kernels' MAX_BLOCK) */
+#endif
+#ifndef FS_TILE_GRAD_CHUNK
+#define FS_TILE_GRAD_CHUNK 64 /* rows per residual chunk; a multiple of 16 */
+#endif
+
 #if FS_VBYTES == 64
 #define FS_TILE_CR 8 /* 8 classes x 3 vectors: 24 of the 32 vector registers */
 #else
@@ -186,6 +193,50 @@ static FS_TARGET void FN(tile_scale)(FS_T *R, Py_ssize_t rs, const FS_T *E, Py_s
     }
 }
 
+/* tile_scale for a subset of the block's rows: the h rows index[0..h)
+ * (increasing, < mp) of the kept exponentials E (tc, mp), compacted:
+ * compacted row k of class c goes to R[(k - k % K) tc + c K + k % K] with K
+ * = FS_TILE_GRAD_CHUNK (pass B's residual chunks), times scale[k]; rows h <=
+ * k < hp (hp = h rounded up to the vector width) get 0; db[c] += the class
+ * sums.  With AVX-512, a class's rows are compacted by vcompressps under the
+ * hot rows' lane masks instead of gathered one by one. */
+static FS_TARGET void FN(tile_scale_rows)(FS_T *R, const FS_T *E, Py_ssize_t mp, Py_ssize_t tc,
+                                          const Py_ssize_t *index, Py_ssize_t h,
+                                          const FS_T *scale, double *db)
+{
+    const Py_ssize_t K = FS_TILE_GRAD_CHUNK, hp = (h + FS_V - 1) / FS_V * FS_V;
+    FS_T row[MAX_BLOCK_ROWS + 2 * FS_V];
+#if FS_X86 && FS_VBYTES == 64
+    unsigned int mask[MAX_BLOCK_ROWS / FS_V + 1] = {0};
+    for (Py_ssize_t k = 0; k < h; k++) mask[index[k] / FS_V] |= 1u << (index[k] % FS_V);
+#endif
+    for (Py_ssize_t c = 0; c < tc; c++) {
+        const FS_T *e = E + c * mp;
+#if FS_X86 && FS_VBYTES == 64
+        Py_ssize_t p = 0;
+        for (Py_ssize_t v = 0; v * FS_V < mp; v++) {
+            if (!mask[v]) continue;
+#if FS_F32
+            FN(store)(row + p, (VF)_mm512_maskz_compress_ps((__mmask16)mask[v], (__m512)FN(load)(e + v * FS_V)));
+#else
+            FN(store)(row + p, (VF)_mm512_maskz_compress_pd((__mmask8)mask[v], (__m512d)FN(load)(e + v * FS_V)));
+#endif
+            p += __builtin_popcount(mask[v]);
+        }
+#else
+        for (Py_ssize_t k = 0; k < h; k++) row[k] = e[index[k]];
+#endif
+        for (Py_ssize_t k = h; k < hp; k++) row[k] = 0;
+        VF acc = FN(splat)(0);
+        for (Py_ssize_t k = 0; k < hp; k += FS_V) {
+            VF r = FN(load)(row + k) * FN(load)(scale + k);
+            FN(store)(R + (k - k % K) * tc + c * K + k % K, r);
+            acc += r;
+        }
+        db[c] += (double)FN(hsum)(acc);
+    }
+}
+
 /* The residual of pass B before the label's -1: R[c rs + i] =
  * w[i] exp(L[c ls + i] - lse[i]) for classes c < tc and rows i < hp (a
  * multiple of the vector width; padding rows have lse = +inf, w = 0, which
@@ -215,9 +266,6 @@ static FS_TARGET void FN(tile_residual)(FS_T *R, Py_ssize_t rs, const FS_T *L, P
  * whose stride is the run-time chunk length, needs CB pointers and spills
  * them).  Column blocks outside, classes inside: the chunk's slice of X
  * (k x JB vectors) stays in L1 for all class groups. */
-#ifndef FS_TILE_GRAD_CHUNK
-#define FS_TILE_GRAD_CHUNK 64 /* rows per residual chunk; a multiple of 16 */
-#endif
 #define FS_GRAD_K FS_TILE_GRAD_CHUNK
 #if FS_VBYTES == 64
 #define FS_GRAD_CB 6 /* 24 accumulators of the 32 vector registers */
