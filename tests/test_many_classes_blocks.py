@@ -118,3 +118,23 @@ def test_skipping_compacts_rows_in_the_compiled_kernel():
 def test_the_gradient_chunk_is_a_multiple_of_the_vector_width():
     # pass B's residual chunks are formed 16 float32 rows at a time
     assert kernels.TILE_GRAD_CHUNK % 16 == 0
+
+
+def test_single_pass_regime_by_the_tiled_kernel_never_skips():
+    """From COMPILED_TILED_MIN_CLASSES classes the compiled backend computes the single-pass
+    regime with its tiled kernel: exact, no skipping, whatever skip_negligible says."""
+    require_backend("cython")
+    assert not _tiling.compiled_tiles_for_single_pass(199, 40, 1)
+    assert _tiling.compiled_tiles_for_single_pass(200, 240, 1)
+    assert not _tiling.compiled_tiles_for_single_pass(480, 240, 2)  # 2 tiles for 2 threads
+    assert _tiling.compiled_tiles_for_single_pass(2000, 240, 2)
+    with _tiling.forced(False):
+        assert not _tiling.compiled_tiles_for_single_pass(2000, 240, 1)
+    rng = np.random.default_rng(1)
+    n, d, C = 300, 40, 300
+    X, coef, intercept, y, sw = _problem(rng, n, d, C, np.float32, spread=10.0)
+    assert not _tiling.plan(d, C, 4)[0]  # the single-pass regime
+    reference = _sums("naive", X, coef, intercept, y, sw, True)
+    with _tiling.forced(True, class_tile=10):  # the tiled regime would skip here
+        assert np.abs(_sums("naive", X, coef, intercept, y, sw, True)[1] - reference[1]).max() > 0
+    _assert_close(_sums("cython", X, coef, intercept, y, sw, True), reference, np.float32)

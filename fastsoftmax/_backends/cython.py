@@ -94,9 +94,12 @@ def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, interce
     if intercept is None:
         intercept = np.zeros(C, dtype)
     tiled, block, class_tile = _tiling.plan(d, C, coef.itemsize, X.itemsize)
-    if tiled and d:
+    threads = _threads(n * d * C, _MIN_FLOPS_PER_THREAD)
+    if d and (tiled or _tiling.compiled_tiles_for_single_pass(C, class_tile, threads)):
+        # (the single-pass regime never skips)
         return _softmax_ce_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out,
-                                      intercept_grad_out, block, class_tile, skip_negligible)  # fmt: skip
+                                      intercept_grad_out, block, class_tile,
+                                      skip_negligible and tiled)  # fmt: skip
     threads, block = _blocking(n, d, C, X.itemsize, block)
     coef_acc = _accumulators(coef_grad_out, threads)
     intercept_acc = np.zeros((threads, C))
