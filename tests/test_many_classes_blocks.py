@@ -18,21 +18,9 @@ from fastsoftmax._backends import _tiling, get_module
 from conftest import require_backend
 
 kernels = pytest.importorskip("fastsoftmax._cython_kernels", reason="Cython extension not built")
+from test_cython_build import level  # noqa: E402, F401  (each SIMD level the CPU has)
 
-LEVELS = ("baseline", "avx2", "avx512")
 TOLERANCE = {np.float32: 3e-5, np.float64: 1e-11}
-
-
-def _available_levels():
-    best = kernels.set_simd_level(None)
-    return LEVELS[: LEVELS.index(best) + 1]
-
-
-@pytest.fixture(params=_available_levels())
-def level(request):
-    assert kernels.set_simd_level(request.param) == request.param
-    yield request.param
-    kernels.set_simd_level(None)
 
 
 def _problem(rng, n, d, C, x_dtype, spread):

@@ -19,7 +19,8 @@ block of rows,
 Extra memory is O(rows per block x (class tile + tiles)), independent of n;
 the compiled kernel also keeps a block's logits from pass A to pass B instead
 of recomputing them when they fit in :data:`STORED_LOGITS_BYTES` (40 MB, e.g.
-192 rows x 50,000 float32 classes), which is still independent of n.
+192 rows x 50,000 float32 classes), which is still independent of n (it
+keeps them as ``exp(z - tile max)``, so that pass B's residual is a product).
 The loss is never affected by the skipping (pass A is exact); each skipped
 entry ``s_i p_ic`` is below ``s_i * eps``, so every gradient entry moves by at
 most ``eps * sum_i s_i |x_ij|`` (``eps * sum_i s_i`` for the intercept).
