@@ -126,3 +126,24 @@ def test_single_pass_regime_by_the_tiled_kernel_never_skips():
     with _tiling.forced(True, class_tile=10):  # the tiled regime would skip here
         assert np.abs(_sums("naive", X, coef, intercept, y, sw, True)[1] - reference[1]).max() > 0
     _assert_close(_sums("cython", X, coef, intercept, y, sw, True), reference, np.float32)
+
+
+def test_two_threads_own_class_tiles():
+    """Two threads share the tiles of each block (per-thread residual, hot-row and panel
+    scratch; the block's packed rows shared): the same sums as naive."""
+    require_backend("cython")
+    import fastsoftmax
+
+    rng = np.random.default_rng(2)
+    problem = _problem(rng, 300, 141, 97, np.float32, spread=10.0)
+    before = fastsoftmax.get_num_threads()
+    fastsoftmax.set_num_threads(2)
+    try:
+        for skip in (True, False):
+            with _tiling.forced(True, class_tile=7, row_block=130):
+                reference = _sums("naive", *problem, skip)
+            for store in (True, False):
+                with _tiling.forced(True, class_tile=7, row_block=130, store_logits=store):
+                    _assert_close(_sums("cython", *problem, skip), reference, np.float32)
+    finally:
+        fastsoftmax.set_num_threads(before)
