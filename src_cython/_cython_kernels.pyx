@@ -18,7 +18,7 @@ must be C-contiguous; the wrapper guarantees it.
 
 from cython.parallel cimport prange, threadid
 from libc.math cimport exp, expf, log, log1p, log1pf, fabs, fabsf, pow, sqrt, sqrtf, INFINITY
-from libc.string cimport memcpy, memset
+from libc.string cimport memset, memcpy
 from libc.stdlib cimport malloc, free
 from libc.stdint cimport uint8_t
 
