@@ -47,6 +47,9 @@ def main():
     parser.add_argument("--classes", default="1000,10000,50000")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--default-only", action="store_true",
+                        help="only the default backend without skipping, random weights "
+                             "(e.g. for C = 256,000)")  # fmt: skip
     parser.add_argument("--threads", action="store_true",
                         help="1 against 2 threads (skipping off): wall and CPU time; run with "
                              "OMP_WAIT_POLICY=passive so that waiting threads use no CPU")  # fmt: skip
@@ -62,12 +65,11 @@ def main():
         for C in map(int, args.classes.split(",")):
             problem = _random_problem(C)
             flops = 4 * N * D * C
-            calls = {
-                f"{default} skip": _kernel_call(default, *problem, skip=True),
-                f"{default} no-skip": _kernel_call(default, *problem, skip=False),
-                "numpy": _kernel_call("numpy", *problem),
-            }
-            if not args.no_torch:
+            calls = {f"{default} no-skip": _kernel_call(default, *problem, skip=False)}
+            if not args.default_only:
+                calls = {f"{default} skip": _kernel_call(default, *problem, skip=True), **calls,
+                         "numpy": _kernel_call("numpy", *problem)}  # fmt: skip
+            if not (args.no_torch or args.default_only):
                 for api in ("linear_cross_entropy", "linear+cross_entropy"):
                     calls[f"torch {api}"] = torch_call(api, *problem)
             for name, fn in calls.items():
@@ -75,7 +77,7 @@ def main():
                 print(f"C={C} random  {name:32s} {seconds * 1e3:9.0f} ms CPU  "
                       f"{flops / seconds / 1e9:6.1f} GFLOP/s")  # fmt: skip
             del calls, problem
-            if C >= 10000:
+            if C >= 10000 and not args.default_only:
                 trained = _trained_problem(C)
                 for skip in (True, False):
                     seconds = cpu_median(_kernel_call(default, *trained, skip=skip), args.rounds)

@@ -457,30 +457,23 @@ cdef extern from "fs_sparse_tiled.h" nogil:
                                 Py_ssize_t ntiles, Py_ssize_t stride)
 
 
-cdef inline void _pack_t(const xtype **rows, Py_ssize_t h, Py_ssize_t d, floating *Xp,
-                         Py_ssize_t mp) noexcept nogil:
-    # Xp (d, mp) = rows[0..h) transposed, zero-padded to mp columns
-    if xtype is uint8_t:
-        if floating is float:
-            fs_pack_t_u8_f32(rows, h, d, Xp, mp)
-        else:
-            fs_pack_t_u8_f64(rows, h, d, Xp, mp)
-    elif xtype is float:
-        if floating is float:
-            fs_pack_t_f_f32(rows, h, d, Xp, mp)
+cdef inline void _pack_panels(const floating *X, Py_ssize_t ldx, Py_ssize_t h, Py_ssize_t d,
+                              floating *Xp, Py_ssize_t mp) noexcept nogil:
+    # X's h rows (stride ldx) into the panels of fs_tile_logits, zero-padded to mp rows
+    if floating is float:
+        fs_pack_panels_f32(X, ldx, h, d, Xp, mp)
     else:
-        if floating is double:
-            fs_pack_t_f_f64(rows, h, d, Xp, mp)
+        fs_pack_panels_f64(X, ldx, h, d, Xp, mp)
 
 
 cdef inline void _tile_logits(const floating *Xp, Py_ssize_t mp, Py_ssize_t d,
                               const floating *W, const floating *b, Py_ssize_t tc,
-                              floating *Z) noexcept nogil:
+                              floating *Z, const floating *next) noexcept nogil:
     # Z (tc, mp), class-major, = W (tc, d) @ Xp (d, mp) + b
     if floating is float:
-        fs_tile_logits_f32(Xp, mp, d, W, b, tc, Z)
+        fs_tile_logits_f32(Xp, mp, d, W, b, tc, Z, next)
     else:
-        fs_tile_logits_f64(Xp, mp, d, W, b, tc, Z)
+        fs_tile_logits_f64(Xp, mp, d, W, b, tc, Z, next)
 
 
 cdef inline void _tile_stats(const floating *Z, Py_ssize_t mp, Py_ssize_t tc, floating *tmax,
@@ -489,6 +482,32 @@ cdef inline void _tile_stats(const floating *Z, Py_ssize_t mp, Py_ssize_t tc, fl
         fs_tile_stats_f32(Z, mp, tc, tmax, tsum)
     else:
         fs_tile_stats_f64(Z, mp, tc, tmax, tsum)
+
+
+cdef inline void _tile_stats_exp(floating *Z, Py_ssize_t mp, Py_ssize_t tc, floating *tmax,
+                                 floating *tsum) noexcept nogil:
+    if floating is float:
+        fs_tile_stats_exp_f32(Z, mp, tc, tmax, tsum)
+    else:
+        fs_tile_stats_exp_f64(Z, mp, tc, tmax, tsum)
+
+
+cdef inline void _tile_scale(floating *R, Py_ssize_t rs, const floating *E, Py_ssize_t es,
+                             Py_ssize_t tc, Py_ssize_t hp, const floating *scale,
+                             double *db) noexcept nogil:
+    if floating is float:
+        fs_tile_scale_f32(R, rs, E, es, tc, hp, scale, db)
+    else:
+        fs_tile_scale_f64(R, rs, E, es, tc, hp, scale, db)
+
+
+cdef inline void _tile_scale_rows(floating *R, const floating *E, Py_ssize_t mp, Py_ssize_t tc,
+                                  const Py_ssize_t *index, Py_ssize_t h, const floating *scale,
+                                  double *db) noexcept nogil:
+    if floating is float:
+        fs_tile_scale_rows_f32(R, E, mp, tc, index, h, scale, db)
+    else:
+        fs_tile_scale_rows_f64(R, E, mp, tc, index, h, scale, db)
 
 
 cdef inline void _tile_residual(floating *R, Py_ssize_t rs, const floating *L, Py_ssize_t ls,
@@ -505,20 +524,58 @@ cdef inline Py_ssize_t _padded(Py_ssize_t m) noexcept nogil:
     return (m + 15) // 16 * 16
 
 
-cdef enum:
-    # rows per chunk of pass B's gradient product: a chunk's slice of X rows
-    # (64 rows x 64 features) stays in L1 while all class groups of the tile use it
-    _TILE_CHUNK = 64
+cdef inline void _tile_grad(const floating *X, Py_ssize_t ldx, Py_ssize_t k, const floating *R,
+                            Py_ssize_t tc, floating *dW, Py_ssize_t d, const void *pf0,
+                            Py_ssize_t n0, const void *pf1, Py_ssize_t n1) noexcept nogil:
+    # dW (tc, d) += R^T X (k rows), R class-major in a chunk of FS_TILE_GRAD_CHUNK rows;
+    # prefetches n0 lines from pf0, n1 from pf1 into L2 meanwhile
+    if floating is float:
+        fs_tile_grad_f32(X, ldx, k, R, tc, dW, d, pf0, n0, pf1, n1)
+    else:
+        fs_tile_grad_f64(X, ldx, k, R, tc, dW, d, pf0, n0, pf1, n1)
+
+
+cdef inline Py_ssize_t _chunked(Py_ssize_t m) noexcept nogil:
+    # room for the residual chunks of m rows: whole chunks of FS_TILE_GRAD_CHUNK rows
+    return (m + FS_TILE_GRAD_CHUNK - 1) // FS_TILE_GRAD_CHUNK * FS_TILE_GRAD_CHUNK
+
+
+# rows per residual chunk of pass B (the scratch sizes of the Python caller depend on it)
+TILE_GRAD_CHUNK = FS_TILE_GRAD_CHUNK
+
+
+cdef inline Py_ssize_t _row_stride(Py_ssize_t d, Py_ssize_t itemsize) noexcept nogil:
+    # Row stride (entries) of the rows packed for fs_tile_grad: whole cache lines, an odd
+    # number of them.  A chunk's slice of rows at a stride of 2^k lines (1 KB at d = 256
+    # float32) falls in a quarter of the L1 sets and does not stay in L1.
+    cdef Py_ssize_t line = 64 // itemsize
+    cdef Py_ssize_t ldx = (d + line - 1) // line * line
+    return ldx + line if (ldx // line) % 2 == 0 else ldx
+
+
+cdef inline floating *_line_aligned(floating *p) noexcept nogil:
+    return <floating *>((<size_t>p + 63) // 64 * 64)
+
+
+cdef inline void _convert_rows(const xtype **rows, Py_ssize_t h, Py_ssize_t d,
+                               floating *out, Py_ssize_t ldx) noexcept nogil:
+    # out (h, ldx) = rows[0..h) (their first d entries), of the weights' type
+    cdef Py_ssize_t i, j
+    for i in range(h):
+        for j in range(d):
+            out[i * ldx + j] = <floating>rows[i][j]
 
 
 cdef void _tile_pass_a(const floating *Xp, Py_ssize_t m, Py_ssize_t d, const floating *WT,
                        const floating *b, Py_ssize_t c0, Py_ssize_t tc, const Py_ssize_t *y,
                        floating *Z, floating *stored, double *tile_max, double *tile_sum,
-                       double *label_logit) noexcept nogil:
+                       double *label_logit, const floating *next_W) noexcept nogil:
     # logits of classes [c0, c0 + tc) for the m rows packed in Xp (class-major,
-    # Z[c mp + i]; kept in stored (tc, mp) for pass B unless stored is NULL);
+    # Z[c mp + i]; kept in stored (tc, mp) for pass B, as exp(z - the row's
+    # tile max, 0 if not finite), unless stored is NULL);
     # tile_max[i] = max_c z_ic, tile_sum[i] = sum_c exp(z_ic - max), and the
-    # label's logit of the rows whose label is in the tile
+    # label's logit of the rows whose label is in the tile.  Brings next_W (the
+    # weights of this thread's next tile, unless NULL) into L2 meanwhile.
     cdef floating row_max[MAX_BLOCK]
     cdef floating row_sum[MAX_BLOCK]
     cdef Py_ssize_t i, mp = _padded(m)
@@ -526,86 +583,110 @@ cdef void _tile_pass_a(const floating *Xp, Py_ssize_t m, Py_ssize_t d, const flo
     # the exponentials of far-off logits are denormals, which cost the FMA units
     # a hundred cycles each on Intel: flushed to 0 (far below the skipping bound)
     cdef unsigned int csr = fs_flush_denormals()
-    _tile_logits(Xp, mp, d, WT + c0 * d, b + c0, tc, logits)
-    _tile_stats(logits, mp, tc, row_max, row_sum)
+    _tile_logits(Xp, mp, d, WT + c0 * d, b + c0, tc, logits, next_W)
+    for i in range(m):
+        if c0 <= y[i] < c0 + tc:
+            label_logit[i] = logits[(y[i] - c0) * mp + i]
+    if stored != NULL:  # kept for pass B as exp(z - tile max)
+        _tile_stats_exp(logits, mp, tc, row_max, row_sum)
+    else:
+        _tile_stats(logits, mp, tc, row_max, row_sum)
     for i in range(m):
         tile_max[i] = row_max[i]
         tile_sum[i] = row_sum[i]
-        if c0 <= y[i] < c0 + tc:
-            label_logit[i] = logits[(y[i] - c0) * mp + i]
     fs_restore_csr(csr)
 
 
-cdef void _tile_pass_b(const xtype **rows, const floating *Xp, Py_ssize_t m, Py_ssize_t d,
+cdef void _tile_pass_b(const floating *Xrows, const floating *Xp, Py_ssize_t m, Py_ssize_t d,
                        const floating *WT, const floating *b, Py_ssize_t c0, Py_ssize_t tc,
                        const Py_ssize_t *y, const floating *sw, const double *lse,
                        const double *tile_max, bint skip, double log_threshold,
-                       const xtype *zero_row, const floating *stored, floating *Z,
-                       floating *Xp_hot, floating *dWT, double *db) noexcept nogil:
+                       const floating *stored,
+                       floating *Z, floating *Xp_hot, floating *Xrow_hot, floating *dWT,
+                       double *db, const floating *next_W, const floating *next_dW,
+                       const floating *next_kept) noexcept nogil:
     # s (P - Y) of classes [c0, c0 + tc) and its products into dWT, db, for the
     # rows of the block that hold the label in the tile or whose largest
     # probability in it reaches the threshold (all rows when not skip): the
-    # others are left out of both products (a compacted, re-packed row table).
-    # The residual R goes in chunks of _TILE_CHUNK rows (each class-major),
-    # the layout of the chunked gradient product: at Z when pass A kept the
-    # logits (tc mp entries), else after the recomputed logits (2 tc mp).
-    cdef const xtype *hot_rows[MAX_BLOCK + 16]
+    # others are left out of both products (compacted, re-packed rows).
+    # Xrows (m, ldx) are the block's rows packed for fs_tile_grad (Xrow_hot
+    # has room for as many), at the stride _row_stride, and Xp their panels
+    # for fs_tile_logits (Xp_hot has room for as many); next_W, next_dW and
+    # next_kept (unless NULL) the weights, gradient rows and kept logits of
+    # this thread's next tile, brought into L2 meanwhile (prefetches never fault).  The residual R goes in
+    # chunks of FS_TILE_GRAD_CHUNK rows, each class-major at that constant
+    # stride (the layout of fs_tile_grad): at Z when pass A kept the logits,
+    # else after the recomputed logits (tc mp entries).
     cdef Py_ssize_t hot_index[MAX_BLOCK]
     cdef Py_ssize_t hot_label[MAX_BLOCK]
     cdef floating hot_lse[MAX_BLOCK + 16]
     cdef floating hot_weight[MAX_BLOCK + 16]
-    cdef Py_ssize_t i, c, h = 0, hp, mp = _padded(m), k0, ck, ls
+    cdef floating hot_scale[MAX_BLOCK + 16]
+    cdef Py_ssize_t i, c, h = 0, hp, mp = _padded(m), k0, ck
+    cdef Py_ssize_t K = FS_TILE_GRAD_CHUNK, ldx = _row_stride(d, sizeof(floating))
+    cdef double shift
+    cdef Py_ssize_t nch, q, lines_dW, lines_kept
     cdef unsigned int csr
     cdef bint here
-    cdef const floating *L
+    cdef const floating *G = Xrows
     cdef floating *R = Z if stored != NULL else Z + tc * mp
+    cdef floating *Rk
     for i in range(m):
         here = c0 <= y[i] < c0 + tc
         if here or not skip or tile_max[i] - lse[i] >= log_threshold:
-            hot_rows[h] = rows[i]
             hot_index[h] = i
             hot_label[h] = y[i] - c0 if here else -1
             hot_lse[h] = <floating>lse[i]
             hot_weight[h] = sw[i] if sw != NULL else 1
+            # pass A kept exp(z - shift), shift the tile's max (0 if not finite)
+            shift = tile_max[i] if tile_max[i] - tile_max[i] == 0 else 0
+            hot_scale[h] = hot_weight[h] * _exp(<floating>(shift - lse[i]))
             h += 1
     if h == 0:
         return
     csr = fs_flush_denormals()  # as in _tile_pass_a
     hp = _padded(h)
-    for i in range(h, hp):  # padding rows: zero rows of X, exp(z - inf) = 0, weight 0
-        hot_rows[i] = zero_row
+    for i in range(h, hp):  # padding rows (zero in Xp): exp(z - inf) = 0, weight 0
         hot_lse[i] = <floating>INFINITY
         hot_weight[i] = 0
+        hot_scale[i] = 0
+    if h < m:  # the hot rows, contiguous, for the gradient product
+        for i in range(h):
+            memcpy(Xrow_hot + i * ldx, Xrows + hot_index[i] * ldx, d * sizeof(floating))
+        G = Xrow_hot
     if stored == NULL:  # recompute the logits
         if h < m:
-            _pack_t(hot_rows, h, d, Xp_hot, hp)
+            _pack_panels(Xrow_hot, ldx, h, d, Xp_hot, hp)
             Xp = Xp_hot
-        _tile_logits(Xp, hp, d, WT + c0 * d, b + c0, tc, Z)
+        _tile_logits(Xp, hp, d, WT + c0 * d, b + c0, tc, Z, next_W)
+    if stored != NULL and h < m:  # the hot rows' kept exponentials, compacted
+        _tile_scale_rows(R, stored, mp, tc, hot_index, h, hot_scale, db + c0)
     k0 = 0
-    while k0 < hp:
-        ck = min(<Py_ssize_t>_TILE_CHUNK, hp - k0)
+    while k0 < hp and not (stored != NULL and h < m):
+        ck = min(K, hp - k0)
+        Rk = R + k0 * tc
         if stored == NULL:
-            L, ls = Z + k0, hp
-        elif h == m:  # pass A kept the logits (tc, mp) of these very rows
-            L, ls = stored + k0, mp
-        else:  # gather the hot rows' kept logits into the chunk, then in place
-            for c in range(tc):
-                for i in range(k0, k0 + ck):  # (padding rows: 0, never stale NaN)
-                    R[k0 * tc + c * ck + i - k0] = stored[c * mp + hot_index[i]] if i < h else 0
-            L, ls = R + k0 * tc, ck
-        _tile_residual(R + k0 * tc, ck, L, ls, tc, ck, &hot_lse[k0], &hot_weight[k0], db + c0)
+            _tile_residual(Rk, K, Z + k0, hp, tc, ck, &hot_lse[k0], &hot_weight[k0], db + c0)
+        else:  # pass A kept the exponentials (tc, mp) of these very rows
+            _tile_scale(Rk, K, stored + k0, mp, tc, ck, &hot_scale[k0], db + c0)
         k0 += ck
     for i in range(h):  # the label's -s_i
         if hot_label[i] >= 0:
-            k0 = i // _TILE_CHUNK * _TILE_CHUNK
-            R[k0 * tc + hot_label[i] * min(<Py_ssize_t>_TILE_CHUNK, hp - k0) + i - k0] -= \
-                hot_weight[i]
+            R[(i - i % K) * tc + hot_label[i] * K + i % K] -= hot_weight[i]
             db[c0 + hot_label[i]] -= hot_weight[i]
+    # the next tile's gradient rows and kept logits, prefetched in equal parts by the chunks
+    nch = (h + K - 1) // K
+    lines_dW = (tc * d * sizeof(floating) + 63) // 64 if next_dW != NULL else 0
+    lines_kept = (tc * mp * sizeof(floating) + 63) // 64 if next_kept != NULL else 0
     k0 = 0
-    while k0 < hp:
-        ck = min(<Py_ssize_t>_TILE_CHUNK, hp - k0)
-        _bwd(&hot_rows[k0], ck, d, R + k0 * tc, tc, dWT + c0 * d, <const xtype **>NULL)
-        k0 += ck
+    while k0 < h:
+        q = k0 // K
+        _tile_grad(G + k0 * ldx, ldx, min(K, h - k0), R + k0 * tc, tc, dWT + c0 * d, d,
+                   <const char *>next_dW + 64 * (q * lines_dW // nch),
+                   (q + 1) * lines_dW // nch - q * lines_dW // nch,
+                   <const char *>next_kept + 64 * (q * lines_kept // nch),
+                   (q + 1) * lines_kept // nch - q * lines_kept // nch)
+        k0 += K
     fs_restore_csr(csr)
 
 
@@ -613,8 +694,8 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
                           const floating[::1] b, const Py_ssize_t[::1] y,
                           const floating[::1] sample_weight, floating[:, ::1] dWT,
                           double[::1] db, floating[:, ::1] Z_buf, floating[:, ::1] Xp_buf,
-                          double[:, ::1] tile_max, double[:, ::1] tile_sum,
-                          const xtype[::1] zero_row, floating[::1] stored_logits,
+                          floating[:, ::1] Xrow_buf, double[:, ::1] tile_max, double[:, ::1] tile_sum,
+                          floating[::1] stored_logits,
                           Py_ssize_t class_tile, bint skip, double log_threshold,
                           int num_threads):
     """The tiled regime of :func:`softmax_ce_sums`, for many classes.
@@ -622,13 +703,17 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     Adds ``(s (P - Y))^T X`` (C, d) to ``dWT`` and the column sums of
     ``s (P - Y)`` to ``db`` (zeroed by the caller), over blocks of
     ``tile_max.shape[1]`` rows (at most MAX_BLOCK) and tiles of
-    ``class_tile`` classes.  Scratch: ``Z_buf`` (threads, class_tile x mp,
-    twice that without ``stored_logits``) a tile's residual (and logits) per
-    thread, ``Xp_buf`` (threads + 1, d x mp) the block of
-    rows packed transposed (row 0) and each thread's re-packed hot rows, with
-    mp the block rounded up to a multiple of 16; ``tile_max`` and
+    ``class_tile`` classes.  Scratch (each row of it, and ``stored_logits``,
+    with room for a cache line more, aligned to one): ``Z_buf`` (threads,
+    class_tile x (mp rounded up to TILE_GRAD_CHUNK), plus class_tile x mp
+    without ``stored_logits``) a tile's residual (and logits) per thread,
+    ``Xp_buf`` (threads + 1, d x mp) the block of rows in the panels of
+    fs_tile_logits (row 0) and each thread's hot rows, with mp the block
+    rounded up to a multiple of 16; ``Xrow_buf`` (threads + 1, block x (d + 2
+    cache lines)) the block's rows packed for the gradient product (row 0)
+    and each thread's hot rows; ``tile_max`` and
     ``tile_sum`` (tiles, block) the per-(tile, row) maximum and sum of
-    exponentials of pass A; ``zero_row`` (d,) zeros.  ``stored_logits``, if
+    exponentials of pass A.  ``stored_logits``, if
     not empty (tiles x class_tile x mp entries), keeps a block's logits from
     pass A to pass B, which then reads them instead of recomputing them.
     With ``skip``, a (row,
@@ -644,6 +729,9 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     cdef double label_logit[MAX_BLOCK]
     cdef double loss = 0
     cdef floating *stored = NULL
+    cdef floating *Xrows
+    cdef Py_ssize_t ldx = _row_stride(d, sizeof(floating))
+    cdef Py_ssize_t line = 64 // sizeof(floating)
     _check_x_type(<const xtype *>NULL, <const floating *>NULL)
     if n == 0 or C == 0:
         return 0.0
@@ -654,16 +742,17 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     _require(WT.shape[1] == d, f"weights of {WT.shape[1]} features for X of {d}")
     _require(b.shape[0] == C, f"{b.shape[0]} intercepts for {C} classes")
     _require(sample_weight.shape[0] in (0, n), f"{sample_weight.shape[0]} weights for {n} rows")
-    _require_threads(num_threads, min(Z_buf.shape[0], Xp_buf.shape[0] - 1))
+    _require_threads(num_threads, min(Z_buf.shape[0], Xp_buf.shape[0] - 1, Xrow_buf.shape[0] - 1))
     _require(dWT.shape[0] == C and dWT.shape[1] == d and db.shape[0] == C
-             and Z_buf.shape[1] >= (1 if stored_logits.shape[0] else 2) * class_tile * mp
-             and Xp_buf.shape[1] >= d * mp
+             and Z_buf.shape[1] >= class_tile * ((0 if stored_logits.shape[0] else mp)
+                                                 + _chunked(mp)) + line
+             and Xp_buf.shape[1] >= d * mp + line and Xrow_buf.shape[1] >= ldx * block + line
              and tile_max.shape[0] == ntiles and tile_sum.shape[0] == ntiles
-             and tile_sum.shape[1] == block and zero_row.shape[0] == d
-             and stored_logits.shape[0] in (0, ntiles * class_tile * mp),
+             and tile_sum.shape[1] == block
+             and stored_logits.shape[0] in (0, ntiles * class_tile * mp + line),
              "gradient or scratch of another shape")
     if stored_logits.shape[0]:
-        stored = &stored_logits[0]
+        stored = _line_aligned(&stored_logits[0])
     _require_labels(y, n, C)
     with nogil:
         a = 0
@@ -671,24 +760,35 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
             m = min(block, n - a)
             for i in range(m):
                 rows[i] = &X[a + i, 0]
-            _pack_t(rows, m, d, &Xp_buf[0, 0], _padded(m))
+            Xrows = _line_aligned(&Xrow_buf[0, 0])
+            _convert_rows(rows, m, d, Xrows, ldx)
+            _pack_panels(Xrows, ldx, m, d, _line_aligned(&Xp_buf[0, 0]), _padded(m))
             for t in prange(ntiles, num_threads=num_threads, schedule="dynamic"):
                 c0 = t * class_tile
-                _tile_pass_a(&Xp_buf[0, 0], m, d, &WT[0, 0], &b[0], c0, min(class_tile, C - c0),
-                             &y[a], &Z_buf[threadid(), 0],
+                _tile_pass_a(_line_aligned(&Xp_buf[0, 0]), m, d, &WT[0, 0], &b[0], c0,
+                             min(class_tile, C - c0), &y[a], _line_aligned(&Z_buf[threadid(), 0]),
                              stored + c0 * _padded(m) if stored != NULL else NULL,
-                             &tile_max[t, 0], &tile_sum[t, 0], label_logit)
+                             &tile_max[t, 0], &tile_sum[t, 0], label_logit,
+                             &WT[c0 + num_threads * class_tile, 0]
+                             if c0 + num_threads * class_tile < C else NULL)
             for i in range(m):  # combine the tiles: the row's log-sum-exp and loss
                 lse[i] = fs_tiles_log_sum_exp(&tile_max[0, i], &tile_sum[0, i], ntiles, block)
                 loss += (sw[a + i] if sw != NULL else 1) * (lse[i] - label_logit[i])
             for t in prange(ntiles, num_threads=num_threads, schedule="dynamic"):
                 c0 = t * class_tile
-                _tile_pass_b(rows, &Xp_buf[0, 0], m, d, &WT[0, 0], &b[0], c0,
+                _tile_pass_b(Xrows, _line_aligned(&Xp_buf[0, 0]), m, d, &WT[0, 0], &b[0], c0,
                              min(class_tile, C - c0), &y[a], sw + a if sw != NULL else NULL, lse,
-                             &tile_max[t, 0], skip, log_threshold, &zero_row[0],
+                             &tile_max[t, 0], skip, log_threshold,
                              stored + c0 * _padded(m) if stored != NULL else NULL,
-                             &Z_buf[threadid(), 0], &Xp_buf[threadid() + 1, 0], &dWT[0, 0],
-                             &db[0])
+                             _line_aligned(&Z_buf[threadid(), 0]),
+                             _line_aligned(&Xp_buf[threadid() + 1, 0]),
+                             _line_aligned(&Xrow_buf[threadid() + 1, 0]), &dWT[0, 0], &db[0],
+                             &WT[c0 + num_threads * class_tile, 0]
+                             if c0 + num_threads * class_tile < C and stored == NULL else NULL,
+                             &dWT[c0 + num_threads * class_tile, 0]
+                             if c0 + num_threads * class_tile < C else NULL,
+                             stored + (c0 + num_threads * class_tile) * _padded(m)
+                             if c0 + num_threads * class_tile < C and stored != NULL else NULL)
             a += m
     return loss
 

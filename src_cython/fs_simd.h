@@ -166,9 +166,24 @@
  *   tile_stats: fs_tile_stats_f32 fs_tile_stats_f64 fs_ptr_tile_stats_f32 fs_ptr_tile_stats_f64
  *     tile_stats_f32_base tile_stats_f32_avx2 tile_stats_f32_avx512
  *     tile_stats_f64_base tile_stats_f64_avx2 tile_stats_f64_avx512
+ *   tile_stats_exp: fs_tile_stats_exp_f32 fs_tile_stats_exp_f64 fs_ptr_tile_stats_exp_f32 fs_ptr_tile_stats_exp_f64
+ *     tile_stats_exp_f32_base tile_stats_exp_f32_avx2 tile_stats_exp_f32_avx512
+ *     tile_stats_exp_f64_base tile_stats_exp_f64_avx2 tile_stats_exp_f64_avx512
+ *   tile_scale: fs_tile_scale_f32 fs_tile_scale_f64 fs_ptr_tile_scale_f32 fs_ptr_tile_scale_f64
+ *     tile_scale_f32_base tile_scale_f32_avx2 tile_scale_f32_avx512
+ *     tile_scale_f64_base tile_scale_f64_avx2 tile_scale_f64_avx512
+ *   tile_scale_rows: fs_tile_scale_rows_f32 fs_tile_scale_rows_f64 fs_ptr_tile_scale_rows_f32 fs_ptr_tile_scale_rows_f64
+ *     tile_scale_rows_f32_base tile_scale_rows_f32_avx2 tile_scale_rows_f32_avx512
+ *     tile_scale_rows_f64_base tile_scale_rows_f64_avx2 tile_scale_rows_f64_avx512
  *   tile_residual: fs_tile_residual_f32 fs_tile_residual_f64 fs_ptr_tile_residual_f32 fs_ptr_tile_residual_f64
  *     tile_residual_f32_base tile_residual_f32_avx2 tile_residual_f32_avx512
  *     tile_residual_f64_base tile_residual_f64_avx2 tile_residual_f64_avx512
+ *   pack_panels: fs_pack_panels_f32 fs_pack_panels_f64 fs_ptr_pack_panels_f32 fs_ptr_pack_panels_f64
+ *     pack_panels_f32_base pack_panels_f32_avx2 pack_panels_f32_avx512
+ *     pack_panels_f64_base pack_panels_f64_avx2 pack_panels_f64_avx512
+ *   tile_grad: fs_tile_grad_f32 fs_tile_grad_f64 fs_ptr_tile_grad_f32 fs_ptr_tile_grad_f64
+ *     tile_grad_f32_base tile_grad_f32_avx2 tile_grad_f32_avx512
+ *     tile_grad_f64_base tile_grad_f64_avx2 tile_grad_f64_avx512
  */
 /* One function pointer per kernel and type; FS_OPS(T, S) lists them. */
 #define FS_OPS(X, T, S)                                                                   \
@@ -206,14 +221,32 @@
       (const unsigned char *const *rows, Py_ssize_t h, Py_ssize_t d, T *Xp, Py_ssize_t mp),         \
       (rows, h, d, Xp, mp))                                                                        \
     X(tile_logits, S, void,                                                                        \
-      (const T *Xp, Py_ssize_t mp, Py_ssize_t d, const T *W, const T *b, Py_ssize_t tc, T *Z),     \
-      (Xp, mp, d, W, b, tc, Z))                                                                \
+      (const T *Xp, Py_ssize_t mp, Py_ssize_t d, const T *W, const T *b, Py_ssize_t tc, T *Z,      \
+       const T *next),                                                                             \
+      (Xp, mp, d, W, b, tc, Z, next))                                                                \
     X(tile_stats, S, void, (const T *Z, Py_ssize_t mp, Py_ssize_t tc, T *tmax, T *tsum),           \
       (Z, mp, tc, tmax, tsum))                                                                     \
+    X(tile_stats_exp, S, void, (T *Z, Py_ssize_t mp, Py_ssize_t tc, T *tmax, T *tsum),             \
+      (Z, mp, tc, tmax, tsum))                                                                     \
+    X(tile_scale, S, void,                                                                         \
+      (T *R, Py_ssize_t rs, const T *E, Py_ssize_t es, Py_ssize_t tc, Py_ssize_t hp,               \
+       const T *scale, double *db),                                                                \
+      (R, rs, E, es, tc, hp, scale, db))                                                           \
+    X(tile_scale_rows, S, void,                                                                    \
+      (T *R, const T *E, Py_ssize_t mp, Py_ssize_t tc, const Py_ssize_t *index, Py_ssize_t h,       \
+       const T *scale, double *db),                                                                \
+      (R, E, mp, tc, index, h, scale, db))                                                         \
     X(tile_residual, S, void,                                                                      \
       (T *R, Py_ssize_t rs, const T *L, Py_ssize_t ls, Py_ssize_t tc, Py_ssize_t hp, const T *lse, \
        const T *w, double *db),                                                                    \
-      (R, rs, L, ls, tc, hp, lse, w, db))
+      (R, rs, L, ls, tc, hp, lse, w, db))                                                          \
+    X(pack_panels, S, void,                                                                        \
+      (const T *X, Py_ssize_t ldx, Py_ssize_t h, Py_ssize_t d, T *Xp, Py_ssize_t mp),               \
+      (X, ldx, h, d, Xp, mp))                                                                      \
+    X(tile_grad, S, void,                                                                          \
+      (const T *X, Py_ssize_t ldx, Py_ssize_t k, const T *R, Py_ssize_t tc, T *dW, Py_ssize_t d,   \
+       const void *pf0, Py_ssize_t n0, const void *pf1, Py_ssize_t n1),                            \
+      (X, ldx, k, R, tc, dW, d, pf0, n0, pf1, n1))
 
 #define FS_PTR(name, S, ret, params, args) static ret(*fs_ptr_##name##_##S) params;
 #define FS_WRAP(name, S, ret, params, args) \

@@ -62,19 +62,50 @@ cdef extern from "fs_simd.h" nogil:
                           Py_ssize_t mp)
     void fs_pack_t_u8_f64(const uint8_t **rows, Py_ssize_t h, Py_ssize_t d, double *Xp,
                           Py_ssize_t mp)
+    # (since session 6) X's rows h, at stride ldx, in the panels of fs_tile_logits (mp rows, zero-padded)
+    void fs_pack_panels_f32(const float *X, Py_ssize_t ldx, Py_ssize_t h, Py_ssize_t d, float *Xp,
+                            Py_ssize_t mp)
+    void fs_pack_panels_f64(const double *X, Py_ssize_t ldx, Py_ssize_t h, Py_ssize_t d,
+                            double *Xp, Py_ssize_t mp)
     void fs_tile_logits_f32(const float *Xp, Py_ssize_t mp, Py_ssize_t d, const float *W,
-                            const float *b, Py_ssize_t tc, float *Z)
+                            const float *b, Py_ssize_t tc, float *Z, const float *next)
     void fs_tile_logits_f64(const double *Xp, Py_ssize_t mp, Py_ssize_t d, const double *W,
-                            const double *b, Py_ssize_t tc, double *Z)
+                            const double *b, Py_ssize_t tc, double *Z, const double *next)
     # pass A's per-row max and sum of exponentials of a tile Z (tc, mp), and
     # pass B's residual R[c rs + i] = w[i] exp(L[c ls + i] - lse[i]) (db += its class sums)
     void fs_tile_stats_f32(const float *Z, Py_ssize_t mp, Py_ssize_t tc, float *tmax,
                            float *tsum)
     void fs_tile_stats_f64(const double *Z, Py_ssize_t mp, Py_ssize_t tc, double *tmax,
                            double *tsum)
+    # tile_stats, each logit replaced by exp(z - tile max); pass B's residual from those:
+    # R[c rs + i] = E[c es + i] scale[i] (db += its class sums)
+    void fs_tile_stats_exp_f32(float *Z, Py_ssize_t mp, Py_ssize_t tc, float *tmax, float *tsum)
+    void fs_tile_stats_exp_f64(double *Z, Py_ssize_t mp, Py_ssize_t tc, double *tmax,
+                               double *tsum)
+    void fs_tile_scale_f32(float *R, Py_ssize_t rs, const float *E, Py_ssize_t es, Py_ssize_t tc,
+                           Py_ssize_t hp, const float *scale, double *db)
+    void fs_tile_scale_f64(double *R, Py_ssize_t rs, const double *E, Py_ssize_t es,
+                           Py_ssize_t tc, Py_ssize_t hp, const double *scale, double *db)
+    # the same for the rows index[0..h) of E (tc, mp), compacted into pass B's residual chunks
+    void fs_tile_scale_rows_f32(float *R, const float *E, Py_ssize_t mp, Py_ssize_t tc,
+                                const Py_ssize_t *index, Py_ssize_t h, const float *scale,
+                                double *db)
+    void fs_tile_scale_rows_f64(double *R, const double *E, Py_ssize_t mp, Py_ssize_t tc,
+                                const Py_ssize_t *index, Py_ssize_t h, const double *scale,
+                                double *db)
     void fs_tile_residual_f32(float *R, Py_ssize_t rs, const float *L, Py_ssize_t ls,
                               Py_ssize_t tc, Py_ssize_t hp, const float *lse, const float *w,
                               double *db)
     void fs_tile_residual_f64(double *R, Py_ssize_t rs, const double *L, Py_ssize_t ls,
                               Py_ssize_t tc, Py_ssize_t hp, const double *lse, const double *w,
                               double *db)
+    # pass B's gradient of a tile over a chunk of k rows: dW (tc, d) += R^T X, R class-major at
+    # the stride FS_TILE_GRAD_CHUNK (R[c FS_TILE_GRAD_CHUNK + i]), X rows at stride ldx
+    enum: FS_TILE_GRAD_CHUNK
+    # (meanwhile prefetching n0 cache lines from pf0, n1 from pf1 into L2)
+    void fs_tile_grad_f32(const float *X, Py_ssize_t ldx, Py_ssize_t k, const float *R,
+                          Py_ssize_t tc, float *dW, Py_ssize_t d, const void *pf0,
+                          Py_ssize_t n0, const void *pf1, Py_ssize_t n1)
+    void fs_tile_grad_f64(const double *X, Py_ssize_t ldx, Py_ssize_t k, const double *R,
+                          Py_ssize_t tc, double *dW, Py_ssize_t d, const void *pf0,
+                          Py_ssize_t n0, const void *pf1, Py_ssize_t n1)

@@ -59,7 +59,9 @@ intercept_grad_out, *, skip_negligible=True) -> (loss_sum, weight_total)
     number of rows (the compiled backend keeps a block's logits for pass B
     instead of recomputing them when they take at most 40 MB).  In the compiled backends threads own rows (per-thread
     gradient accumulators) in the single pass and class tiles (disjoint rows
-    of the gradient, no accumulators, no atomics) in the tiled one.
+    of the gradient, no accumulators, no atomics) in the tiled one.  (From
+    200 classes the cython backend computes the single-pass regime with its
+    tiled kernel, without skipping: :func:`._tiling.compiled_tiles_for_single_pass`.)
 
     Skipping (tiled regime only, ``skip_negligible=True`` by default): pass
     B leaves out a (row, tile) pair whose largest softmax entry is below

@@ -19,7 +19,8 @@ block of rows,
 Extra memory is O(rows per block x (class tile + tiles)), independent of n;
 the compiled kernel also keeps a block's logits from pass A to pass B instead
 of recomputing them when they fit in :data:`STORED_LOGITS_BYTES` (40 MB, e.g.
-192 rows x 50,000 float32 classes), which is still independent of n.
+192 rows x 50,000 float32 classes), which is still independent of n (it
+keeps them as ``exp(z - tile max)``, so that pass B's residual is a product).
 The loss is never affected by the skipping (pass A is exact); each skipped
 entry ``s_i p_ic`` is below ``s_i * eps``, so every gradient entry moves by at
 most ``eps * sum_i s_i |x_ij|`` (``eps * sum_i s_i`` for the intercept).
@@ -46,6 +47,11 @@ TILE_WEIGHT_BYTES = 1 << 18
 # this much memory, in blocks of at least STORED_MIN_ROWS rows; else it recomputes.
 STORED_LOGITS_BYTES = 40 << 20
 STORED_MIN_ROWS = 96
+# From this many classes the compiled tiled kernel, without skipping, is faster than the
+# compiled single pass even where a block's logits fit in L2 (session 6, one thread, N = 8192:
+# 1.3x at 200 classes x 256 float32 features, 2x at 1,000; equal at 200 x 784): the compiled
+# backend then runs it for the single-pass regime too (compiled_tiles_for_single_pass).
+COMPILED_TILED_MIN_CLASSES = 200
 # CSR rows (plan_csr): rows per block of the compiled single pass (cython's _CSR_BLOCK), rows
 # per block, bytes of a row's class tile and of a tile's weights of a block's columns
 # in the tiled regime.
@@ -85,6 +91,22 @@ def plan(d, C, itemsize, x_itemsize=None, rows=None, class_tile=None):
         class_tile = max(40, TILE_WEIGHT_BYTES // max(1, d * itemsize) // 40 * 40)
     tiled = compiled_rows * C * itemsize > SINGLE_PASS_LOGITS_BYTES
     return _with_forced(tiled, rows, class_tile, C)
+
+
+def compiled_tiles_for_single_pass(C, class_tile, threads):
+    """Whether the compiled backend computes the single-pass regime with its tiled kernel.
+
+    The regime (hence the skipping) stays that of :func:`plan`, the same in
+    every backend; this only picks the compiled implementation of the exact
+    single pass: the tiled kernel, without skipping, from
+    :data:`COMPILED_TILED_MIN_CLASSES` classes when its threads (which own
+    class tiles) get at least 4 tiles each.  Never while a test forces the
+    regime (:func:`forced`), so that forcing the single pass still runs the
+    single-pass kernel.
+    """
+    if _forced["tiled"] is not None or C < COMPILED_TILED_MIN_CLASSES:
+        return False
+    return threads == 1 or -(-C // class_tile) >= 4 * threads
 
 
 def plan_csr(C, itemsize, indptr=None, d=None, rows=None, class_tile=None):

@@ -94,9 +94,12 @@ def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, interce
     if intercept is None:
         intercept = np.zeros(C, dtype)
     tiled, block, class_tile = _tiling.plan(d, C, coef.itemsize, X.itemsize)
-    if tiled and d:
+    threads = _threads(n * d * C, _MIN_FLOPS_PER_THREAD)
+    if d and (tiled or _tiling.compiled_tiles_for_single_pass(C, class_tile, threads)):
+        # (the single-pass regime never skips)
         return _softmax_ce_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out,
-                                      intercept_grad_out, block, class_tile, skip_negligible)  # fmt: skip
+                                      intercept_grad_out, block, class_tile,
+                                      skip_negligible and tiled)  # fmt: skip
     threads, block = _blocking(n, d, C, X.itemsize, block)
     coef_acc = _accumulators(coef_grad_out, threads)
     intercept_acc = np.zeros((threads, C))
@@ -124,11 +127,16 @@ def _softmax_ce_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out,
     coef_grad_out.fill(0)
     intercept_grad = np.zeros(C)
     padded = -(-block // 16) * 16
+    chunk = _k.TILE_GRAD_CHUNK  # the residual goes in whole chunks of rows
+    residual = class_tile * (-(-padded // chunk) * chunk)
+    line = 64 // coef.itemsize  # room to align each scratch row to a cache line
     loss = _k.softmax_ce_sums_tiled(
         X, coef, intercept, y, _unit_or(sample_weight, dtype), coef_grad_out, intercept_grad,
-        np.empty((threads, (1 if stored_rows else 2) * class_tile * padded), dtype), np.empty((threads + 1, d * padded), dtype),
-        np.empty((ntiles, block)), np.empty((ntiles, block)), np.zeros(d, X.dtype),
-        np.empty(ntiles * class_tile * padded if stored_rows else 0, dtype), class_tile,
+        np.empty((threads, residual + (0 if stored_rows else class_tile * padded) + line), dtype),
+        np.empty((threads + 1, d * padded + line), dtype),
+        np.empty((threads + 1, block * (d + 2 * line) + line), dtype),
+        np.empty((ntiles, block)), np.empty((ntiles, block)),
+        np.empty(ntiles * class_tile * padded + line if stored_rows else 0, dtype), class_tile,
         bool(skip_negligible), _tiling.log_skip_threshold(dtype), threads,
     )  # fmt: skip
     intercept_grad_out[...] = intercept_grad
