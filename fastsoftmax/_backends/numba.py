@@ -6,26 +6,31 @@ kernels of this module; the compiled code is cached on disk
 (:mod:`fastsoftmax._backends._numba_config`), so only the first call of a kernel
 for a new dtype combination ever compiles.
 
-Design of the hot kernels (``softmax_ce_sums``, ``logistic_sums``,
-``linear``): with 10 classes the class axis is a poor SIMD dimension, so the
-weights are used in the layout of ``coef_`` (``WT``, shape (C, d)) and every
-inner loop runs over the contiguous feature axis, register-blocked: 8 rows x
-2 classes per pass for the logits, 4 rows x 2 classes for ``X^T (P - Y)``.
-Each block of 8 rows is read from memory once, into a 64-byte-aligned
-scratch (uint8 pixels converted there, once); its logits, softmax and
-``P - Y`` stay in a tiny (8, C) scratch and ``X^T (P - Y)`` is accumulated
-from the same cached rows.  Rows are split in contiguous chunks across
-threads (``prange``), each thread owning its gradient accumulator, reduced
-once at the end.  Row-wise kernels use a branch-free exp that LLVM
-vectorises (no SVML needed); they and ``linear`` are serial loops over a
-range of rows, split over Python threads (they release the GIL), so that a
-cold start compiles no parallel kernel for them (see ``_split_rows``).  The whole-epoch minibatch trainer built on the
-same blocks lives in :mod:`fastsoftmax._backends.numba_epoch`.
+Design of the hot kernels (``softmax_ce_sums``, ``train_epoch``, ``linear``):
+the design of the cython backend's ``src_cython/fs_gemm_impl.h``.  With 10
+classes the class axis is a poor SIMD dimension, so the weights are used in
+the layout of ``coef_`` (``WT``, shape (C, d)) and the vector lanes run over
+the contiguous feature axis.  Blocks of rows small enough to stay in L2 are
+read in place (uint8 X converted into a scratch block first): their logits
+in register tiles of 2 rows x 10 classes (4 x 5, 4 x 1 for other class
+counts), the softmax residual ``s (P - Y)`` vectorised over the rows, then
+``X^T (P - Y)`` in tiles of 2 vectors of features x 10 classes from the rows
+still in cache, while the next block is prefetched.  The tiles hold explicit
+LLVM vectors of the host's widest width (see "Explicit SIMD vectors" below:
+LLVM's own vectoriser keeps to 256-bit vectors on AVX-512 cores).  Rows are
+split in contiguous chunks across threads (``prange``), each thread owning
+its gradient accumulator, reduced once at the end.  Row-wise kernels use a
+branch-free exp that LLVM vectorises (no SVML needed); they and ``linear``
+are serial loops over a range of rows, split over Python threads (they
+release the GIL), so that a cold start compiles no parallel kernel for them
+(see ``_split_rows``).  The whole-epoch minibatch trainer built on the same
+blocks is ``train_epoch`` at the end of this module (its update rules live
+in :mod:`fastsoftmax._backends.numba_epoch`).
 
-Measured on the 2-core Zen 4 development machine, one thread, MNIST shapes
-(60000 x 784, 10 classes): the fused loss and gradient takes about 37 ms for
-float32 and 31 ms for uint8 pixels, against 92 ms and 114 ms for the numpy
-backend (CPU time, medians).
+Measured on the 2-vCPU AVX-512 Xeon of issue 13 (one thread, MNIST 60000 x
+784, 10 classes, CPU-time medians, ``benchmarks/issue13_numba_ratio.py``):
+the fused loss and gradient within 1.1x of the cython backend for float32
+and float64 X, and the shuffled epoch too; uint8 X about 1.4x.
 """
 
 from __future__ import annotations
@@ -672,21 +677,19 @@ def _vfma(typingctx, x, w, acc):
 
 @intrinsic
 def _vsum(typingctx, v):
-    """The sum of the lanes of ``v``: halves added until one lane is left (a fixed order)."""
+    """The sum of the lanes of ``v`` (reassociated: LLVM adds halves until one lane is left)."""
     if not isinstance(v, _VectorType):
         return None
 
     def codegen(context, builder, sig, args):
-        i32 = ir.IntType(32)
-        x, lanes = args[0], v.lanes
-        while lanes > 1:
-            half = lanes // 2
-            lo = builder.shuffle_vector(x, x, ir.Constant(ir.VectorType(i32, half), list(range(half))))
-            hi = builder.shuffle_vector(
-                x, x, ir.Constant(ir.VectorType(i32, half), list(range(half, lanes)))
-            )
-            x, lanes = builder.fadd(lo, hi), half
-        return builder.extract_element(x, i32(0))
+        # one reduction call instead of a tree of shuffles per accumulator:
+        # the tiles hold 20 accumulators, and their IR was most of the cold compile
+        element = context.get_value_type(v.dtype)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(element, [element, args[0].type]),
+            f"llvm.vector.reduce.fadd.{_vector_suffix(v)}",
+        )  # fmt: skip
+        return builder.call(fn, [ir.Constant(element, -0.0), args[0]], fastmath=("reassoc",))
 
     return v.dtype(v), codegen
 
@@ -705,14 +708,12 @@ def _vlanes(typingctx, a):
 
 
 # ---------------------------------------------------------------------------
-# Building blocks of the fused kernels: 8, 4 or 1 rows against WT (C, d)
+# Building blocks of the logistic kernel: 8, 4 or 1 rows against a weight vector
 # ---------------------------------------------------------------------------
-# Register blocking measured on Zen 4 (MNIST shapes, CPU time of one thread):
-# 8 rows x 2 classes per pass over the features for the logits (one load of
-# each x and w feeds 2 and 8 FMAs) and 4 rows x 2 classes for X^T (P - Y)
-# (one load/store of each gradient element per 4 rows) were the fastest of
-# the 4x1, 4x2, 4x3, 4x5, 8x1 and 8x2 shapes tried.  uint8 x promotes to the
-# weights' float dtype, so bytes are converted in registers.
+# (The softmax kernels and linear use the explicit-vector tiles above.)  Rows
+# against one weight vector, in loops over the contiguous feature axis that
+# LLVM vectorises; uint8 x promotes to the weights' float dtype, so bytes are
+# converted in registers.
 
 
 @njit
@@ -737,52 +738,6 @@ def _dot8(x0, x1, x2, x3, x4, x5, x6, x7, w):
         s6 += x6[j] * wj
         s7 += x7[j] * wj
     return s0, s1, s2, s3, s4, s5, s6, s7
-
-
-@njit
-def _dot8x2(x0, x1, x2, x3, x4, x5, x6, x7, u, v):
-    # 8 rows x 2 weight vectors: 16 accumulators, 10 loads per 16 FMAs.
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = u.dtype.type(0)
-    b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = u.dtype.type(0)
-    for j in range(u.shape[0]):
-        uj = u[j]
-        vj = v[j]
-        p0, p1, p2, p3 = x0[j], x1[j], x2[j], x3[j]
-        p4, p5, p6, p7 = x4[j], x5[j], x6[j], x7[j]
-        a0 += p0 * uj
-        a1 += p1 * uj
-        a2 += p2 * uj
-        a3 += p3 * uj
-        a4 += p4 * uj
-        a5 += p5 * uj
-        a6 += p6 * uj
-        a7 += p7 * uj
-        b0 += p0 * vj
-        b1 += p1 * vj
-        b2 += p2 * vj
-        b3 += p3 * vj
-        b4 += p4 * vj
-        b5 += p5 * vj
-        b6 += p6 * vj
-        b7 += p7 * vj
-    return (a0, a1, a2, a3, a4, a5, a6, a7), (b0, b1, b2, b3, b4, b5, b6, b7)
-
-
-@njit
-def _logits8(x0, x1, x2, x3, x4, x5, x6, x7, WT, b, Z):
-    """Z[:8] = rows x0..x7 @ WT.T + b."""
-    C = WT.shape[0]
-    c = 0
-    while c + 2 <= C:
-        za, zb = _dot8x2(x0, x1, x2, x3, x4, x5, x6, x7, WT[c], WT[c + 1])
-        for r in range(8):
-            Z[r, c] = za[r] + b[c]
-            Z[r, c + 1] = zb[r] + b[c + 1]
-        c += 2
-    if c < C:
-        za = _dot8(x0, x1, x2, x3, x4, x5, x6, x7, WT[c])
-        for r in range(8):
-            Z[r, c] = za[r] + b[c]
 
 
 @njit
@@ -1120,57 +1075,6 @@ def _grad_tile_2x10(A, ri, m, Z, c, G, j, pn):
 
 
 @njit(_nrt=False)
-def _grad_tile_1x10_part(A, ri, m, Z, c, G, j, n, pn):
-    """G[c + k, j:j + n] += sum_(i < m) Z[c + k, i] A[ri[i], j:j + n] (k < 10)."""
-    V = _vlanes(G)
-    g00 = _vload_part(G, c + 0, j, n)
-    g10 = _vload_part(G, c + 1, j, n)
-    g20 = _vload_part(G, c + 2, j, n)
-    g30 = _vload_part(G, c + 3, j, n)
-    g40 = _vload_part(G, c + 4, j, n)
-    g50 = _vload_part(G, c + 5, j, n)
-    g60 = _vload_part(G, c + 6, j, n)
-    g70 = _vload_part(G, c + 7, j, n)
-    g80 = _vload_part(G, c + 8, j, n)
-    g90 = _vload_part(G, c + 9, j, n)
-    for i in range(m):
-        r = ri[i]
-        p = pn[i]
-        _vprefetch(A, p, j)
-        x0 = _vload_part(A, r, j, n)
-        z = _vsplat(Z[c + 0, i])
-        g00 = _vfma(x0, z, g00)
-        z = _vsplat(Z[c + 1, i])
-        g10 = _vfma(x0, z, g10)
-        z = _vsplat(Z[c + 2, i])
-        g20 = _vfma(x0, z, g20)
-        z = _vsplat(Z[c + 3, i])
-        g30 = _vfma(x0, z, g30)
-        z = _vsplat(Z[c + 4, i])
-        g40 = _vfma(x0, z, g40)
-        z = _vsplat(Z[c + 5, i])
-        g50 = _vfma(x0, z, g50)
-        z = _vsplat(Z[c + 6, i])
-        g60 = _vfma(x0, z, g60)
-        z = _vsplat(Z[c + 7, i])
-        g70 = _vfma(x0, z, g70)
-        z = _vsplat(Z[c + 8, i])
-        g80 = _vfma(x0, z, g80)
-        z = _vsplat(Z[c + 9, i])
-        g90 = _vfma(x0, z, g90)
-    _vstore_part(G, c + 0, j, n, g00)
-    _vstore_part(G, c + 1, j, n, g10)
-    _vstore_part(G, c + 2, j, n, g20)
-    _vstore_part(G, c + 3, j, n, g30)
-    _vstore_part(G, c + 4, j, n, g40)
-    _vstore_part(G, c + 5, j, n, g50)
-    _vstore_part(G, c + 6, j, n, g60)
-    _vstore_part(G, c + 7, j, n, g70)
-    _vstore_part(G, c + 8, j, n, g80)
-    _vstore_part(G, c + 9, j, n, g90)
-
-
-@njit(_nrt=False)
 def _grad_tile_4x5(A, ri, m, Z, c, G, j, pn):
     """G[c + k, j:j + 4 V] += sum_(i < m) Z[c + k, i] A[ri[i], j:j + 4 V] (k < 5)."""
     V = _vlanes(G)
@@ -1240,37 +1144,6 @@ def _grad_tile_4x5(A, ri, m, Z, c, G, j, pn):
     _vstore(G, c + 4, j + 1 * V, g41)
     _vstore(G, c + 4, j + 2 * V, g42)
     _vstore(G, c + 4, j + 3 * V, g43)
-
-
-@njit(_nrt=False)
-def _grad_tile_1x5_part(A, ri, m, Z, c, G, j, n, pn):
-    """G[c + k, j:j + n] += sum_(i < m) Z[c + k, i] A[ri[i], j:j + n] (k < 5)."""
-    V = _vlanes(G)
-    g00 = _vload_part(G, c + 0, j, n)
-    g10 = _vload_part(G, c + 1, j, n)
-    g20 = _vload_part(G, c + 2, j, n)
-    g30 = _vload_part(G, c + 3, j, n)
-    g40 = _vload_part(G, c + 4, j, n)
-    for i in range(m):
-        r = ri[i]
-        p = pn[i]
-        _vprefetch(A, p, j)
-        x0 = _vload_part(A, r, j, n)
-        z = _vsplat(Z[c + 0, i])
-        g00 = _vfma(x0, z, g00)
-        z = _vsplat(Z[c + 1, i])
-        g10 = _vfma(x0, z, g10)
-        z = _vsplat(Z[c + 2, i])
-        g20 = _vfma(x0, z, g20)
-        z = _vsplat(Z[c + 3, i])
-        g30 = _vfma(x0, z, g30)
-        z = _vsplat(Z[c + 4, i])
-        g40 = _vfma(x0, z, g40)
-    _vstore_part(G, c + 0, j, n, g00)
-    _vstore_part(G, c + 1, j, n, g10)
-    _vstore_part(G, c + 2, j, n, g20)
-    _vstore_part(G, c + 3, j, n, g30)
-    _vstore_part(G, c + 4, j, n, g40)
 
 
 @njit(_nrt=False)
@@ -1346,41 +1219,38 @@ def _logits_block(A, ri, m, WT, b, Z, pf):
 
 @njit
 def _grad_block(A, ri, m, Z, G, pn):
-    """``G += Z[:, :m] @ A[ri[:m]]``; the first class group prefetches the rows ``pn[:m]`` of ``A``."""
+    """``G += Z[:, :m] @ A[ri[:m]]``; the first class group prefetches the rows ``pn[:m]`` of ``A``.
+
+    The last features (less than a tile's width) go one vector and one class
+    at a time: a few percent of the time for MNIST, and no masked variant of
+    every tile to compile.
+    """
     C, d = G.shape
     V = _vlanes(G)
     wide = G.itemsize == 4
     c = 0
-    while wide and c + 10 <= C:
-        j = 0
-        while j + 2 * V <= d:
-            _grad_tile_2x10(A, ri, m, Z, c, G, j, pn)
-            j += 2 * V
-        while j < d:
-            _grad_tile_1x10_part(A, ri, m, Z, c, G, j, min(V, d - j), pn)
-            j += V
-        pn = ri
-        c += 10
-    while c + 5 <= C:
-        j = 0
-        while j + 4 * V <= d:
-            _grad_tile_4x5(A, ri, m, Z, c, G, j, pn)
-            j += 4 * V
-        while j < d:
-            _grad_tile_1x5_part(A, ri, m, Z, c, G, j, min(V, d - j), pn)
-            j += V
-        pn = ri
-        c += 5
     while c < C:
         j = 0
-        while j + 4 * V <= d:
-            _grad_tile_4x1(A, ri, m, Z, c, G, j, pn)
-            j += 4 * V
-        while j < d:
-            _grad_tile_1x1_part(A, ri, m, Z, c, G, j, min(V, d - j), pn)
-            j += V
+        if wide and c + 10 <= C:
+            while j + 2 * V <= d:
+                _grad_tile_2x10(A, ri, m, Z, c, G, j, pn)
+                j += 2 * V
+            group = 10
+        elif c + 5 <= C:
+            while j + 4 * V <= d:
+                _grad_tile_4x5(A, ri, m, Z, c, G, j, pn)
+                j += 4 * V
+            group = 5
+        else:
+            while j + 4 * V <= d:
+                _grad_tile_4x1(A, ri, m, Z, c, G, j, pn)
+                j += 4 * V
+            group = 1
+        for cc in range(c, c + group):
+            for jj in range(j, d, V):
+                _grad_tile_1x1_part(A, ri, m, Z, cc, G, jj, min(V, d - jj), pn)
         pn = ri
-        c += 1
+        c += group
 
 
 @njit
@@ -1457,6 +1327,35 @@ def _rows_source_overload(X, Xb):
 
 
 @njit
+def _stage_block(X, A, stage, m, rid, ri, pf):
+    """Set ``ri[:m + 3]``, the rows of ``A`` of the block of rows ``rid[:m]`` of ``X``.
+
+    In place (``ri = rid``) unless ``stage``: then the rows are converted
+    into ``A[:m]`` while the rows ``pf[:m]`` of ``X`` are prefetched, and
+    ``pf`` is cleared (the products find nothing of ``X`` to prefetch in
+    ``A``).  The 3 entries after ``m`` repeat the last row, so that the
+    logits go in whole groups of 4 rows.
+    """
+    if stage:
+        d = X.shape[1]
+        x_line = max(1, 64 // X.itemsize)
+        for q in range(m):
+            r = rid[q]
+            for j in range(d):
+                A[q, j] = X[r, j]
+            for j in range(0, d, x_line):
+                _vprefetch(X, pf[q], j)
+            ri[q] = q
+        for q in range(pf.shape[0]):
+            pf[q] = 0
+    else:
+        for q in range(m):
+            ri[q] = rid[q]
+    for q in range(m, m + 3):
+        ri[q] = ri[m - 1]
+
+
+@njit
 def _softmax_grad_range(X, A, stage, rows, indexed, lo, hi, WT, b, y, sw, weighted, G, gb,
                         Z, idx, stats):  # fmt: skip
     """Rows ``rows[lo:hi]`` (or ``lo:hi`` when not ``indexed``) of softmax regression.
@@ -1477,7 +1376,6 @@ def _softmax_grad_range(X, A, stage, rows, indexed, lo, hi, WT, b, y, sw, weight
     block = Z.shape[1] - 3
     last = (rows.shape[0] if indexed else X.shape[0]) - 1  # rows after hi are prefetched too
     ri, rid, pf, pn = idx[0], idx[1], idx[2], idx[3]
-    x_line = max(1, 64 // X.itemsize)
     loss = 0.0
     for k in range(lo, hi, block):
         m = min(block, hi - k)
@@ -1485,24 +1383,14 @@ def _softmax_grad_range(X, A, stage, rows, indexed, lo, hi, WT, b, y, sw, weight
             rid[q] = rows[k + q] if indexed else k + q
         for q in range(block + 3):
             s = min(k + m + q, last)
-            pf[q] = rows[s] if indexed else s  # pf: the next rows, in order
-        if stage:  # convert the block into A while prefetching the next one
-            for q in range(m):
-                r = rid[q]
-                for j in range(d):
-                    A[q, j] = X[r, j]
-                for j in range(0, d, x_line):
-                    _vprefetch(X, pf[q], j)
-                ri[q] = q
+            pf[q] = rows[s] if indexed else s  # the next rows, in order
+        _stage_block(X, A, stage, m, rid, ri, pf)
+        if stage:
             for q in range(block + 3):
-                pf[q] = pn[q] = 0
+                pn[q] = 0
         else:  # the first half of the next block by the logits, the rest by the gradient
             for q in range(m):
-                ri[q] = rid[q]
-            for q in range(m):
                 pn[q] = pf[block // 2 + q // 2] if q % 2 == 0 else rid[q]
-        for q in range(m, m + 3):
-            ri[q] = ri[m - 1]
         _logits_block(A, ri, m, WT, b, Z, pf)
         loss += _softmax_residual_block(Z, m, rid, y, sw, weighted, gb, stats)
         _grad_block(A, ri, m, Z, G, pn)
@@ -1748,16 +1636,25 @@ def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, interce
 
 @njit
 def _linear_narrow_rows(X, WT, b, out, lo, hi):
-    # Few classes: blocks of 8 rows against pairs of contiguous columns of W.
-    C = WT.shape[0]
-    i = lo
-    while i + 8 <= hi:
-        _logits8(X[i], X[i + 1], X[i + 2], X[i + 3], X[i + 4], X[i + 5], X[i + 6], X[i + 7],
-                 WT, b, out[i:i + 8])  # fmt: skip
-        i += 8
-    for r in range(i, hi):
-        for c in range(C):
-            out[r, c] = _dot1(X[r], WT[c]) + b[c]
+    # Few classes: the logits blocks of the fused pass (_logits_block), class-major
+    # in a scratch, then written out by rows.
+    C, d = WT.shape
+    block = 64
+    Xb = np.empty((block, d), WT.dtype)
+    A, stage = _rows_source(X, Xb)
+    Z = np.empty((C, block + 3), WT.dtype)
+    idx = np.empty((3, block + 3), np.intp)
+    ri, rid, pf = idx[0], idx[1], idx[2]
+    for k in range(lo, hi, block):
+        m = min(block, hi - k)
+        for q in range(block + 3):
+            rid[q] = min(k + q, hi - 1)
+            pf[q] = min(k + m + q, X.shape[0] - 1)
+        _stage_block(X, A, stage, m, rid, ri, pf)
+        _logits_block(A, ri, m, WT, b, Z, pf)
+        for q in range(m):
+            for c in range(C):
+                out[k + q, c] = Z[c, q]
 
 
 @njit
@@ -1792,8 +1689,8 @@ def linear(X, coef, intercept, out):
     if n_classes <= _NARROW_MAX_CLASSES:
         # Adding a zero bias is exact (only -0.0 turns into +0.0).
         bias = intercept if has_bias else np.zeros(n_classes, coef.dtype)
-        _split_rows(_linear_narrow_rows, work, X.shape[0], X, coef, bias, out,
-                    min_work=_LINEAR_MIN_WORK, align=8)  # blocks of 8 rows
+        _split_rows(_linear_narrow_rows, work, X.shape[0], X, np.ascontiguousarray(coef), bias,
+                    out, min_work=_LINEAR_MIN_WORK)  # fmt: skip
     else:
         # The wide kernel's vectors run over the classes: it reads coef
         # transposed, a copy of C d entries against n C d multiply-adds.
