@@ -803,7 +803,7 @@ def _softmax_residual(Z, r, yi, wi, weighted):
 # the masked tail made LLVM spill the accumulators.
 
 @njit(_nrt=False)
-def _logits_tile_2x10(A, ri, i, WT, b, c, Z, p):
+def _logits_tile_2x10(A, ri, i, WT, b, c, Z, P, p):
     """Z[c + k, i + q] = A[ri[i + q]] . WT[c + k] + b[c + k] (q < 2, k < 10)."""
     d = A.shape[1]
     V = _vlanes(WT)
@@ -814,7 +814,7 @@ def _logits_tile_2x10(A, ri, i, WT, b, c, Z, p):
     a10 = a11 = a12 = a13 = a14 = a15 = a16 = a17 = a18 = a19 = zero
     full = d - d % V
     for j in range(0, full, V):
-        _vprefetch(A, p, j)
+        _vprefetch(P, p, j)
         x0 = _vload(A, r0, j)
         x1 = _vload(A, r1, j)
         w = _vload(WT, c + 0, j)
@@ -884,7 +884,7 @@ def _logits_tile_2x10(A, ri, i, WT, b, c, Z, p):
 
 
 @njit(_nrt=False)
-def _logits_tile_4x5(A, ri, i, WT, b, c, Z, p):
+def _logits_tile_4x5(A, ri, i, WT, b, c, Z, P, p):
     """Z[c + k, i + q] = A[ri[i + q]] . WT[c + k] + b[c + k] (q < 4, k < 5)."""
     d = A.shape[1]
     V = _vlanes(WT)
@@ -899,7 +899,7 @@ def _logits_tile_4x5(A, ri, i, WT, b, c, Z, p):
     a30 = a31 = a32 = a33 = a34 = zero
     full = d - d % V
     for j in range(0, full, V):
-        _vprefetch(A, p, j)
+        _vprefetch(P, p, j)
         x0 = _vload(A, r0, j)
         x1 = _vload(A, r1, j)
         x2 = _vload(A, r2, j)
@@ -963,7 +963,7 @@ def _logits_tile_4x5(A, ri, i, WT, b, c, Z, p):
 
 
 @njit(_nrt=False)
-def _logits_tile_4x1(A, ri, i, WT, b, c, Z, p):
+def _logits_tile_4x1(A, ri, i, WT, b, c, Z, P, p):
     """Z[c + k, i + q] = A[ri[i + q]] . WT[c + k] + b[c + k] (q < 4, k < 1)."""
     d = A.shape[1]
     V = _vlanes(WT)
@@ -978,7 +978,7 @@ def _logits_tile_4x1(A, ri, i, WT, b, c, Z, p):
     a30 = zero
     full = d - d % V
     for j in range(0, full, V):
-        _vprefetch(A, p, j)
+        _vprefetch(P, p, j)
         x0 = _vload(A, r0, j)
         x1 = _vload(A, r1, j)
         x2 = _vload(A, r2, j)
@@ -1002,7 +1002,7 @@ def _logits_tile_4x1(A, ri, i, WT, b, c, Z, p):
 
 
 @njit(_nrt=False)
-def _grad_tile_2x10(A, ri, m, Z, c, G, j, pn):
+def _grad_tile_2x10(A, ri, m, Z, c, G, j, P, pn):
     """G[c + k, j:j + 2 V] += sum_(i < m) Z[c + k, i] A[ri[i], j:j + 2 V] (k < 10)."""
     V = _vlanes(G)
     g00 = _vload(G, c + 0, j)
@@ -1028,8 +1028,8 @@ def _grad_tile_2x10(A, ri, m, Z, c, G, j, pn):
     for i in range(m):
         r = ri[i]
         p = pn[i]
-        _vprefetch(A, p, j)
-        _vprefetch(A, p, j + 1 * V)
+        _vprefetch(P, p, j)
+        _vprefetch(P, p, j + 1 * V)
         x0 = _vload(A, r, j)
         x1 = _vload(A, r, j + 1 * V)
         z = _vsplat(Z[c + 0, i])
@@ -1075,7 +1075,7 @@ def _grad_tile_2x10(A, ri, m, Z, c, G, j, pn):
 
 
 @njit(_nrt=False)
-def _grad_tile_4x5(A, ri, m, Z, c, G, j, pn):
+def _grad_tile_4x5(A, ri, m, Z, c, G, j, P, pn):
     """G[c + k, j:j + 4 V] += sum_(i < m) Z[c + k, i] A[ri[i], j:j + 4 V] (k < 5)."""
     V = _vlanes(G)
     g00 = _vload(G, c + 0, j)
@@ -1101,10 +1101,10 @@ def _grad_tile_4x5(A, ri, m, Z, c, G, j, pn):
     for i in range(m):
         r = ri[i]
         p = pn[i]
-        _vprefetch(A, p, j)
-        _vprefetch(A, p, j + 1 * V)
-        _vprefetch(A, p, j + 2 * V)
-        _vprefetch(A, p, j + 3 * V)
+        _vprefetch(P, p, j)
+        _vprefetch(P, p, j + 1 * V)
+        _vprefetch(P, p, j + 2 * V)
+        _vprefetch(P, p, j + 3 * V)
         x0 = _vload(A, r, j)
         x1 = _vload(A, r, j + 1 * V)
         x2 = _vload(A, r, j + 2 * V)
@@ -1147,7 +1147,7 @@ def _grad_tile_4x5(A, ri, m, Z, c, G, j, pn):
 
 
 @njit(_nrt=False)
-def _grad_tile_4x1(A, ri, m, Z, c, G, j, pn):
+def _grad_tile_4x1(A, ri, m, Z, c, G, j, P, pn):
     """G[c + k, j:j + 4 V] += sum_(i < m) Z[c + k, i] A[ri[i], j:j + 4 V] (k < 1)."""
     V = _vlanes(G)
     g00 = _vload(G, c + 0, j)
@@ -1157,10 +1157,10 @@ def _grad_tile_4x1(A, ri, m, Z, c, G, j, pn):
     for i in range(m):
         r = ri[i]
         p = pn[i]
-        _vprefetch(A, p, j)
-        _vprefetch(A, p, j + 1 * V)
-        _vprefetch(A, p, j + 2 * V)
-        _vprefetch(A, p, j + 3 * V)
+        _vprefetch(P, p, j)
+        _vprefetch(P, p, j + 1 * V)
+        _vprefetch(P, p, j + 2 * V)
+        _vprefetch(P, p, j + 3 * V)
         x0 = _vload(A, r, j)
         x1 = _vload(A, r, j + 1 * V)
         x2 = _vload(A, r, j + 2 * V)
@@ -1175,14 +1175,14 @@ def _grad_tile_4x1(A, ri, m, Z, c, G, j, pn):
 
 
 @njit(_nrt=False)
-def _grad_tile_1x1_part(A, ri, m, Z, c, G, j, n, pn):
+def _grad_tile_1x1_part(A, ri, m, Z, c, G, j, n, P, pn):
     """G[c + k, j:j + n] += sum_(i < m) Z[c + k, i] A[ri[i], j:j + n] (k < 1)."""
     V = _vlanes(G)
     g00 = _vload_part(G, c + 0, j, n)
     for i in range(m):
         r = ri[i]
         p = pn[i]
-        _vprefetch(A, p, j)
+        _vprefetch(P, p, j)
         x0 = _vload_part(A, r, j, n)
         z = _vsplat(Z[c + 0, i])
         g00 = _vfma(x0, z, g00)
@@ -1190,12 +1190,13 @@ def _grad_tile_1x1_part(A, ri, m, Z, c, G, j, n, pn):
 
 
 @njit
-def _logits_block(A, ri, m, WT, b, Z, pf):
+def _logits_block(A, ri, m, WT, b, Z, P, pf):
     """``Z[:, :m] = (A[ri[:m]] @ WT.T + b).T`` (class-major logits of a block of rows).
 
     ``ri`` holds 3 more entries (repeats of its last row), so the rows go in
     groups of 4; the first class group of the rows ``i:i + 4`` prefetches
-    the rows ``pf[i // 2]`` and ``pf[i // 2 + 1]`` of ``A``.
+    the rows ``pf[i // 2]`` and ``pf[i // 2 + 1]`` of ``P`` (X, of the same
+    features as ``A``).
     """
     C = WT.shape[0]
     wide = WT.itemsize == 4  # float64: the weights of 10 classes no longer fit in L1
@@ -1203,23 +1204,23 @@ def _logits_block(A, ri, m, WT, b, Z, pf):
         c = 0
         pa, pb = pf[i // 2], pf[i // 2 + 1]
         while wide and c + 10 <= C:
-            _logits_tile_2x10(A, ri, i, WT, b, c, Z, pa)
-            _logits_tile_2x10(A, ri, i + 2, WT, b, c, Z, pb)
+            _logits_tile_2x10(A, ri, i, WT, b, c, Z, P, pa)
+            _logits_tile_2x10(A, ri, i + 2, WT, b, c, Z, P, pb)
             pa = pb = ri[i]
             c += 10
         while c + 5 <= C:
-            _logits_tile_4x5(A, ri, i, WT, b, c, Z, pa)
+            _logits_tile_4x5(A, ri, i, WT, b, c, Z, P, pa)
             pa = pb
             c += 5
         while c < C:
-            _logits_tile_4x1(A, ri, i, WT, b, c, Z, pa)
+            _logits_tile_4x1(A, ri, i, WT, b, c, Z, P, pa)
             pa = pb
             c += 1
 
 
 @njit
-def _grad_block(A, ri, m, Z, G, pn):
-    """``G += Z[:, :m] @ A[ri[:m]]``; the first class group prefetches the rows ``pn[:m]`` of ``A``.
+def _grad_block(A, ri, m, Z, G, P, pn):
+    """``G += Z[:, :m] @ A[ri[:m]]``; the first class group prefetches the rows ``pn[:m]`` of ``P``.
 
     The last features (less than a tile's width) go one vector and one class
     at a time: a few percent of the time for MNIST, and no masked variant of
@@ -1233,22 +1234,22 @@ def _grad_block(A, ri, m, Z, G, pn):
         j = 0
         if wide and c + 10 <= C:
             while j + 2 * V <= d:
-                _grad_tile_2x10(A, ri, m, Z, c, G, j, pn)
+                _grad_tile_2x10(A, ri, m, Z, c, G, j, P, pn)
                 j += 2 * V
             group = 10
         elif c + 5 <= C:
             while j + 4 * V <= d:
-                _grad_tile_4x5(A, ri, m, Z, c, G, j, pn)
+                _grad_tile_4x5(A, ri, m, Z, c, G, j, P, pn)
                 j += 4 * V
             group = 5
         else:
             while j + 4 * V <= d:
-                _grad_tile_4x1(A, ri, m, Z, c, G, j, pn)
+                _grad_tile_4x1(A, ri, m, Z, c, G, j, P, pn)
                 j += 4 * V
             group = 1
         for cc in range(c, c + group):
             for jj in range(j, d, V):
-                _grad_tile_1x1_part(A, ri, m, Z, cc, G, jj, min(V, d - jj), pn)
+                _grad_tile_1x1_part(A, ri, m, Z, cc, G, jj, min(V, d - jj), P, pn)
         pn = ri
         c += group
 
@@ -1260,15 +1261,18 @@ def _softmax_residual_block(Z, m, rid, y, sw, weighted, gb, stats):
     In place; adds their class sums to ``gb`` ((C,) float64) and returns
     ``sum_i s_i CE_i`` (float64).  The operations of
     :func:`_softmax_residual`, in loops over the rows that LLVM vectorises,
-    except that exponentials below the normal range are flushed to zero:
+    except that probabilities below the normal range are flushed to zero:
     with wide logits (uint8 pixels) most probabilities underflow, and the
-    products with denormals take microcode assists on Intel cores (about 3x
+    operations on denormals take microcode assists on Intel cores (about 3x
     slower), which the cython kernels avoid by flushing denormals too.
     ``stats`` is (3, >= m) float64 scratch.
     """
     C = Z.shape[0]
     F = Z.dtype.type
-    log_tiny = F(-87.33654 if Z.itemsize == 4 else -708.3964)  # log of the smallest normal
+    # Below log_tiny an exponential, and its probability (e / sum, sum <= C),
+    # is under the smallest normal number: flushed to zero, the exp not even
+    # computed (its own scaling would make denormals).
+    log_tiny = F((-87.33654 if Z.itemsize == 4 else -708.3964) + np.log(max(C, 1)))
     shift, total, label_logit = stats[0], stats[1], stats[2]
     for i in range(m):
         shift[i] = -np.inf
@@ -1283,7 +1287,7 @@ def _softmax_residual_block(Z, m, rid, y, sw, weighted, gb, stats):
     for c in range(C):
         for i in range(m):
             x = Z[c, i] - F(shift[i])
-            e = _exp(x)
+            e = _exp(log_tiny if x < log_tiny else x)  # (a NaN goes through)
             e = F(0) if x < log_tiny else e
             Z[c, i] = e
             total[i] += e
@@ -1327,27 +1331,20 @@ def _rows_source_overload(X, Xb):
 
 
 @njit
-def _stage_block(X, A, stage, m, rid, ri, pf):
+def _stage_block(X, A, stage, m, rid, ri):
     """Set ``ri[:m + 3]``, the rows of ``A`` of the block of rows ``rid[:m]`` of ``X``.
 
     In place (``ri = rid``) unless ``stage``: then the rows are converted
-    into ``A[:m]`` while the rows ``pf[:m]`` of ``X`` are prefetched, and
-    ``pf`` is cleared (the products find nothing of ``X`` to prefetch in
-    ``A``).  The 3 entries after ``m`` repeat the last row, so that the
+    into ``A[:m]`` (the products of the block before prefetched them from
+    ``X``).  The 3 entries after ``m`` repeat the last row, so that the
     logits go in whole groups of 4 rows.
     """
     if stage:
-        d = X.shape[1]
-        x_line = max(1, 64 // X.itemsize)
         for q in range(m):
             r = rid[q]
-            for j in range(d):
+            for j in range(X.shape[1]):
                 A[q, j] = X[r, j]
-            for j in range(0, d, x_line):
-                _vprefetch(X, pf[q], j)
             ri[q] = q
-        for q in range(pf.shape[0]):
-            pf[q] = 0
     else:
         for q in range(m):
             ri[q] = rid[q]
@@ -1366,9 +1363,10 @@ def _softmax_grad_range(X, A, stage, rows, indexed, lo, hi, WT, b, y, sw, weight
     Blocks of ``Z.shape[1] - 3`` rows: their logits (:func:`_logits_block`),
     residual (:func:`_softmax_residual_block`) and gradient
     (:func:`_grad_block`, from the rows still in cache), while the rows of
-    the next block are prefetched (half by each product).  The rows are read
-    in place from ``A`` = ``X`` unless ``stage`` (X of another dtype than the
-    weights, e.g. uint8): then each block is first converted into ``A``.
+    the next block are prefetched from ``X`` (half by each product).  The
+    rows are read in place from ``A`` = ``X`` unless ``stage`` (X of another
+    dtype than the weights, e.g. uint8): then each block is first converted
+    into ``A`` (:func:`_stage_block`).
     Scratch: ``Z`` (C, block + 3) of the weights' dtype, ``idx`` (4,
     block + 3) intp, ``stats`` (3, block) float64.
     """
@@ -1384,16 +1382,12 @@ def _softmax_grad_range(X, A, stage, rows, indexed, lo, hi, WT, b, y, sw, weight
         for q in range(block + 3):
             s = min(k + m + q, last)
             pf[q] = rows[s] if indexed else s  # the next rows, in order
-        _stage_block(X, A, stage, m, rid, ri, pf)
-        if stage:
-            for q in range(block + 3):
-                pn[q] = 0
-        else:  # the first half of the next block by the logits, the rest by the gradient
-            for q in range(m):
-                pn[q] = pf[block // 2 + q // 2] if q % 2 == 0 else rid[q]
-        _logits_block(A, ri, m, WT, b, Z, pf)
+        _stage_block(X, A, stage, m, rid, ri)
+        for q in range(m):  # the first half of the next block by the logits, the rest by the gradient
+            pn[q] = pf[block // 2 + q // 2] if q % 2 == 0 else rid[q]
+        _logits_block(A, ri, m, WT, b, Z, X, pf)
         loss += _softmax_residual_block(Z, m, rid, y, sw, weighted, gb, stats)
-        _grad_block(A, ri, m, Z, G, pn)
+        _grad_block(A, ri, m, Z, G, X, pn)
     return loss
 
 
@@ -1650,8 +1644,8 @@ def _linear_narrow_rows(X, WT, b, out, lo, hi):
         for q in range(block + 3):
             rid[q] = min(k + q, hi - 1)
             pf[q] = min(k + m + q, X.shape[0] - 1)
-        _stage_block(X, A, stage, m, rid, ri, pf)
-        _logits_block(A, ri, m, WT, b, Z, pf)
+        _stage_block(X, A, stage, m, rid, ri)
+        _logits_block(A, ri, m, WT, b, Z, X, pf)
         for q in range(m):
             for c in range(C):
                 out[k + q, c] = Z[c, q]
