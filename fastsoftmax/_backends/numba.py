@@ -798,13 +798,16 @@ def _softmax_residual(Z, r, yi, wi, weighted):
 # classes with 2 rows (logits) or 2 vectors of features (gradient), so a row
 # of X is read once for the 10 classes of MNIST; then groups of 5 with 4 rows
 # or 4 vectors, then single classes.  About 20 accumulators each (of the 32
-# vector registers of AVX-512).  ``_nrt=False``: the tiles allocate nothing,
-# and without it numba's reference counting of the array arguments around
-# the masked tail made LLVM spill the accumulators.
+# vector registers of AVX-512).  The last ``d % lanes`` features go in
+# masked loads (_logits_tail, _grad_tile_1x1_part).  ``_nrt=False``: the
+# tiles allocate nothing, and without it numba's reference counting of the
+# array arguments made LLVM spill the accumulators around its calls.
+
 
 @njit(_nrt=False)
 def _logits_tile_2x10(A, ri, i, WT, b, c, Z, P, p):
-    """Z[c + k, i + q] = A[ri[i + q]] . WT[c + k] + b[c + k] (q < 2, k < 10)."""
+    """Z[c + k, i + q] = A[ri[i + q]] . WT[c + k] + b[c + k] (q < 2, k < 10), but the last
+    ``d % lanes`` features (see :func:`_logits_tail`)."""
     d = A.shape[1]
     V = _vlanes(WT)
     zero = _vsplat(WT.dtype.type(0))
@@ -837,30 +840,6 @@ def _logits_tile_2x10(A, ri, i, WT, b, c, Z, P, p):
         a08 = _vfma(x0, w, a08); a18 = _vfma(x1, w, a18)
         w = _vload(WT, c + 9, j)
         a09 = _vfma(x0, w, a09); a19 = _vfma(x1, w, a19)
-    if full < d:  # the last features: masked loads
-        n = d - full
-        x0 = _vload_part(A, r0, full, n)
-        x1 = _vload_part(A, r1, full, n)
-        w = _vload_part(WT, c + 0, full, n)
-        a00 = _vfma(x0, w, a00); a10 = _vfma(x1, w, a10)
-        w = _vload_part(WT, c + 1, full, n)
-        a01 = _vfma(x0, w, a01); a11 = _vfma(x1, w, a11)
-        w = _vload_part(WT, c + 2, full, n)
-        a02 = _vfma(x0, w, a02); a12 = _vfma(x1, w, a12)
-        w = _vload_part(WT, c + 3, full, n)
-        a03 = _vfma(x0, w, a03); a13 = _vfma(x1, w, a13)
-        w = _vload_part(WT, c + 4, full, n)
-        a04 = _vfma(x0, w, a04); a14 = _vfma(x1, w, a14)
-        w = _vload_part(WT, c + 5, full, n)
-        a05 = _vfma(x0, w, a05); a15 = _vfma(x1, w, a15)
-        w = _vload_part(WT, c + 6, full, n)
-        a06 = _vfma(x0, w, a06); a16 = _vfma(x1, w, a16)
-        w = _vload_part(WT, c + 7, full, n)
-        a07 = _vfma(x0, w, a07); a17 = _vfma(x1, w, a17)
-        w = _vload_part(WT, c + 8, full, n)
-        a08 = _vfma(x0, w, a08); a18 = _vfma(x1, w, a18)
-        w = _vload_part(WT, c + 9, full, n)
-        a09 = _vfma(x0, w, a09); a19 = _vfma(x1, w, a19)
     Z[c + 0, i + 0] = _vsum(a00) + b[c + 0]
     Z[c + 0, i + 1] = _vsum(a10) + b[c + 0]
     Z[c + 1, i + 0] = _vsum(a01) + b[c + 1]
@@ -885,7 +864,7 @@ def _logits_tile_2x10(A, ri, i, WT, b, c, Z, P, p):
 
 @njit(_nrt=False)
 def _logits_tile_4x5(A, ri, i, WT, b, c, Z, P, p):
-    """Z[c + k, i + q] = A[ri[i + q]] . WT[c + k] + b[c + k] (q < 4, k < 5)."""
+    """The same (q < 4, k < 5)."""
     d = A.shape[1]
     V = _vlanes(WT)
     zero = _vsplat(WT.dtype.type(0))
@@ -919,27 +898,6 @@ def _logits_tile_4x5(A, ri, i, WT, b, c, Z, P, p):
         w = _vload(WT, c + 4, j)
         a04 = _vfma(x0, w, a04); a14 = _vfma(x1, w, a14)
         a24 = _vfma(x2, w, a24); a34 = _vfma(x3, w, a34)
-    if full < d:  # the last features: masked loads
-        n = d - full
-        x0 = _vload_part(A, r0, full, n)
-        x1 = _vload_part(A, r1, full, n)
-        x2 = _vload_part(A, r2, full, n)
-        x3 = _vload_part(A, r3, full, n)
-        w = _vload_part(WT, c + 0, full, n)
-        a00 = _vfma(x0, w, a00); a10 = _vfma(x1, w, a10)
-        a20 = _vfma(x2, w, a20); a30 = _vfma(x3, w, a30)
-        w = _vload_part(WT, c + 1, full, n)
-        a01 = _vfma(x0, w, a01); a11 = _vfma(x1, w, a11)
-        a21 = _vfma(x2, w, a21); a31 = _vfma(x3, w, a31)
-        w = _vload_part(WT, c + 2, full, n)
-        a02 = _vfma(x0, w, a02); a12 = _vfma(x1, w, a12)
-        a22 = _vfma(x2, w, a22); a32 = _vfma(x3, w, a32)
-        w = _vload_part(WT, c + 3, full, n)
-        a03 = _vfma(x0, w, a03); a13 = _vfma(x1, w, a13)
-        a23 = _vfma(x2, w, a23); a33 = _vfma(x3, w, a33)
-        w = _vload_part(WT, c + 4, full, n)
-        a04 = _vfma(x0, w, a04); a14 = _vfma(x1, w, a14)
-        a24 = _vfma(x2, w, a24); a34 = _vfma(x3, w, a34)
     Z[c + 0, i + 0] = _vsum(a00) + b[c + 0]
     Z[c + 0, i + 1] = _vsum(a10) + b[c + 0]
     Z[c + 0, i + 2] = _vsum(a20) + b[c + 0]
@@ -964,7 +922,7 @@ def _logits_tile_4x5(A, ri, i, WT, b, c, Z, P, p):
 
 @njit(_nrt=False)
 def _logits_tile_4x1(A, ri, i, WT, b, c, Z, P, p):
-    """Z[c + k, i + q] = A[ri[i + q]] . WT[c + k] + b[c + k] (q < 4, k < 1)."""
+    """The same (q < 4, k < 1)."""
     d = A.shape[1]
     V = _vlanes(WT)
     zero = _vsplat(WT.dtype.type(0))
@@ -986,19 +944,29 @@ def _logits_tile_4x1(A, ri, i, WT, b, c, Z, P, p):
         w = _vload(WT, c + 0, j)
         a00 = _vfma(x0, w, a00); a10 = _vfma(x1, w, a10)
         a20 = _vfma(x2, w, a20); a30 = _vfma(x3, w, a30)
-    if full < d:  # the last features: masked loads
-        n = d - full
-        x0 = _vload_part(A, r0, full, n)
-        x1 = _vload_part(A, r1, full, n)
-        x2 = _vload_part(A, r2, full, n)
-        x3 = _vload_part(A, r3, full, n)
-        w = _vload_part(WT, c + 0, full, n)
-        a00 = _vfma(x0, w, a00); a10 = _vfma(x1, w, a10)
-        a20 = _vfma(x2, w, a20); a30 = _vfma(x3, w, a30)
     Z[c + 0, i + 0] = _vsum(a00) + b[c + 0]
     Z[c + 0, i + 1] = _vsum(a10) + b[c + 0]
     Z[c + 0, i + 2] = _vsum(a20) + b[c + 0]
     Z[c + 0, i + 3] = _vsum(a30) + b[c + 0]
+
+
+@njit(_nrt=False)
+def _logits_tail(A, ri, i, rows, WT, c, classes, Z):
+    """Add the last ``d % lanes`` features' part to ``Z[c + k, i + q]`` (q < rows, k < classes).
+
+    Masked loads, one (row, class) at a time: off the tiles, whose masked
+    copy of their loop doubled their compile time.
+    """
+    d = A.shape[1]
+    full = d - d % _vlanes(WT)
+    if full == d:
+        return
+    zero = _vsplat(WT.dtype.type(0))
+    for k in range(classes):
+        w = _vload_part(WT, c + k, full, d - full)
+        for q in range(rows):
+            x = _vload_part(A, ri[i + q], full, d - full)
+            Z[c + k, i + q] += _vsum(_vfma(x, w, zero))
 
 
 @njit(_nrt=False)
@@ -1216,6 +1184,7 @@ def _logits_block(A, ri, m, WT, b, Z, P, pf):
             _logits_tile_4x1(A, ri, i, WT, b, c, Z, P, pa)
             pa = pb
             c += 1
+        _logits_tail(A, ri, i, 4, WT, 0, C, Z)
 
 
 @njit
