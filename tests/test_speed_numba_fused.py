@@ -137,3 +137,15 @@ def test_narrower_vectors_give_the_same_sums(vector_bytes, tmp_path):
     env = dict(os.environ, FASTSOFTMAX_NUMBA_VECTOR_BYTES=vector_bytes, NUMBA_CACHE_DIR=str(tmp_path))
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_read_only_rows_are_read_in_place_or_converted():
+    # X read in place must not need to be writable (the conversion is compiled out)
+    for x_dtype in (np.float32, np.uint8):
+        X, W, b, y, sw = _problem(9, 50, 9, np.float32, x_dtype)
+        want = _sums(naive, X, W, b, y, sw)
+        X.flags.writeable = False
+        _assert_sums_close(_sums(numba_backend, X, W, b, y, sw), want, np.float32, 9 * 255 * 50)
+        got = numba_backend.linear(X, W, b, np.empty((9, 9), np.float32))
+        np.testing.assert_allclose(got, naive.linear(X, W, b, np.empty((9, 9), np.float32)),
+                                   rtol=2e-5, atol=2e-5 * 255 * 50)  # fmt: skip

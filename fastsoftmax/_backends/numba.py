@@ -1299,6 +1299,23 @@ def _rows_source_overload(X, Xb):
     return lambda X, Xb: (Xb, True)
 
 
+def _convert_row(X, r, A, q):  # pragma: no cover - typing stub, see the overload below
+    raise NotImplementedError
+
+
+@overload(_convert_row, jit_options={"fastmath": {"contract", "reassoc", "arcp"}})
+def _convert_row_overload(X, r, A, q):
+    """``A[q] = X[r]`` in ``A``'s dtype; nothing when ``A`` is a read-only X read in place."""
+    if not A.mutable:  # (never called then: compiled only because _stage_block names it)
+        return lambda X, r, A, q: None
+
+    def convert(X, r, A, q):
+        for j in range(X.shape[1]):
+            A[q, j] = X[r, j]
+
+    return convert
+
+
 @njit
 def _stage_block(X, A, stage, m, rid, ri):
     """Set ``ri[:m + 3]``, the rows of ``A`` of the block of rows ``rid[:m]`` of ``X``.
@@ -1310,9 +1327,7 @@ def _stage_block(X, A, stage, m, rid, ri):
     """
     if stage:
         for q in range(m):
-            r = rid[q]
-            for j in range(X.shape[1]):
-                A[q, j] = X[r, j]
+            _convert_row(X, rid[q], A, q)
             ri[q] = q
     else:
         for q in range(m):
