@@ -8,6 +8,8 @@ permutation feeds both backends' epochs of a round.
         python benchmarks/issue13_numba_ratio.py [threads=1] [rounds=7] [cases=all]
 
 ``cases`` is a comma-separated list of substrings of the case names (e.g. ``pass``).
+With threads > 1 the CPU column counts the calling thread only: read the wall column
+(numba's ``train_epoch`` is serial).
 """
 import os
 import sys
