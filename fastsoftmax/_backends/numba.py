@@ -11,9 +11,10 @@ the design of the cython backend's ``src_cython/fs_gemm_impl.h``.  With 10
 classes the class axis is a poor SIMD dimension, so the weights are used in
 the layout of ``coef_`` (``WT``, shape (C, d)) and the vector lanes run over
 the contiguous feature axis.  Blocks of rows small enough to stay in L2 are
-read in place (uint8 X converted into a scratch block first): their logits
+read in place (X that is not C-contiguous converted into a scratch block
+first): their logits
 in register tiles of 2 rows x 10 classes (4 x 5, 4 x 1 for other class
-counts), the softmax residual ``s (P - Y)`` vectorised over the rows, then
+counts; uint8 pixels widened in registers), the softmax residual ``s (P - Y)`` vectorised over the rows, then
 ``X^T (P - Y)`` in tiles of 2 vectors of features x 10 classes from the rows
 still in cache, while the next block is prefetched.  The tiles hold explicit
 LLVM vectors of the host's widest width (see "Explicit SIMD vectors" below:
@@ -29,8 +30,8 @@ in :mod:`fastsoftmax._backends.numba_epoch`).
 
 Measured on the 2-vCPU AVX-512 Xeon of issue 13 (one thread, MNIST 60000 x
 784, 10 classes, CPU-time medians, ``benchmarks/issue13_numba_ratio.py``):
-the fused loss and gradient within 1.1x of the cython backend for float32
-and float64 X, and the shuffled epoch too; uint8 X about 1.4x.
+the fused loss and gradient and the shuffled epoch within 1.2x of the cython
+backend for float32, float64 and uint8 X.
 """
 
 from __future__ import annotations
