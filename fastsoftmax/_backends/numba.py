@@ -14,8 +14,9 @@ the contiguous feature axis.  Blocks of rows small enough to stay in L2 are
 read in place (X that is not C-contiguous converted into a scratch block
 first): their logits in register tiles of 2 rows x 10 classes (4 x 5, 4 x 1
 for other class counts; uint8 pixels widened in registers), the softmax
-residual ``s (P - Y)`` vectorised over the rows, then ``X^T (P - Y)`` in tiles of 2 vectors of features x 10 classes from the rows
-still in cache, while the next block is prefetched.  The tiles hold explicit
+residual ``s (P - Y)`` vectorised over the rows, then ``X^T (P - Y)`` in
+tiles of 2 vectors of features x 10 classes from the rows still in cache,
+while the next block is prefetched.  The tiles hold explicit
 LLVM vectors of the host's widest width (see "Explicit SIMD vectors" below:
 LLVM's own vectoriser keeps to 256-bit vectors on AVX-512 cores).  Rows are
 split in contiguous chunks across threads (``prange``), each thread owning
