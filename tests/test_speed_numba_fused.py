@@ -130,11 +130,13 @@ def test_narrower_vectors_give_the_same_sums(vector_bytes, tmp_path):
         "W = rng.standard_normal((11, 50)).astype(np.float32); b = np.zeros(11, np.float32);"
         "y = rng.integers(0, 11, 45).astype(np.intp);"
         "g = [np.empty_like(W), np.empty_like(b)]; h = [np.empty_like(W), np.empty_like(b)];"
-        "l = nb.softmax_ce_sums(X, W, b, y, None, *g); m = naive.softmax_ce_sums(X, W, b, y, None, *h);"
+        "l = nb.softmax_ce_sums(X, W, b, y, None, *g);"
+        "m = naive.softmax_ce_sums(X, W, b, y, None, *h);"
         "assert nb._VECTOR_BYTES == int(%r);"
         "np.testing.assert_allclose(g[0], h[0], rtol=1e-4, atol=1e-3); print('ok', l, m)"
     ) % vector_bytes
-    env = dict(os.environ, FASTSOFTMAX_NUMBA_VECTOR_BYTES=vector_bytes, NUMBA_CACHE_DIR=str(tmp_path))
+    env = dict(os.environ, FASTSOFTMAX_NUMBA_VECTOR_BYTES=vector_bytes,
+               NUMBA_CACHE_DIR=str(tmp_path))  # fmt: skip
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 

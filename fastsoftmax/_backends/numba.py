@@ -556,8 +556,9 @@ def _first_lanes(context, builder, lanes, n, n_type):
     i32 = ir.IntType(32)
     n = context.cast(builder, n, n_type, types.int32)
     splat = builder.insert_element(ir.VectorType(i32, lanes)(ir.Undefined), n, i32(0))
-    splat = builder.shuffle_vector(splat, splat, ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
-    return builder.icmp_signed("<", ir.Constant(ir.VectorType(i32, lanes), list(range(lanes))), splat)
+    lane_vector = ir.VectorType(i32, lanes)
+    splat = builder.shuffle_vector(splat, splat, ir.Constant(lane_vector, [0] * lanes))
+    return builder.icmp_signed("<", ir.Constant(lane_vector, list(range(lanes))), splat)
 
 
 def _llvm_intrinsic(builder, name, result, operands):
@@ -715,7 +716,8 @@ def _vsplat(typingctx, x):
         i32 = ir.IntType(32)
         vector = context.get_value_type(vt)
         v = builder.insert_element(vector(ir.Undefined), args[0], i32(0))
-        return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, vt.lanes), [0] * vt.lanes))
+        zeros = ir.Constant(ir.VectorType(i32, vt.lanes), [0] * vt.lanes)
+        return builder.shuffle_vector(v, v, zeros)
 
     return vt(x), codegen
 
@@ -1425,7 +1427,8 @@ def _softmax_grad_range(X, A, stage, rows, indexed, lo, hi, WT, b, y, sw, weight
             s = min(k + m + q, last)
             pf[q] = rows[s] if indexed else s  # the next rows, in order
         _stage_block(X, A, stage, m, rid, ri)
-        for q in range(m):  # the first half of the next block by the logits, the rest by the gradient
+        # the first half of the next block prefetched by the logits, the rest by the gradient
+        for q in range(m):
             pn[q] = pf[block // 2 + q // 2] if q % 2 == 0 else rid[q]
         _logits_block(A, ri, m, WT, b, Z, X, pf)
         loss += _softmax_residual_block(Z, m, rid, y, sw, weighted, gb, stats)
