@@ -6,26 +6,32 @@ kernels of this module; the compiled code is cached on disk
 (:mod:`fastsoftmax._backends._numba_config`), so only the first call of a kernel
 for a new dtype combination ever compiles.
 
-Design of the hot kernels (``softmax_ce_sums``, ``logistic_sums``,
-``linear``): with 10 classes the class axis is a poor SIMD dimension, so the
-weights are used in the layout of ``coef_`` (``WT``, shape (C, d)) and every
-inner loop runs over the contiguous feature axis, register-blocked: 8 rows x
-2 classes per pass for the logits, 4 rows x 2 classes for ``X^T (P - Y)``.
-Each block of 8 rows is read from memory once, into a 64-byte-aligned
-scratch (uint8 pixels converted there, once); its logits, softmax and
-``P - Y`` stay in a tiny (8, C) scratch and ``X^T (P - Y)`` is accumulated
-from the same cached rows.  Rows are split in contiguous chunks across
-threads (``prange``), each thread owning its gradient accumulator, reduced
-once at the end.  Row-wise kernels use a branch-free exp that LLVM
-vectorises (no SVML needed); they and ``linear`` are serial loops over a
-range of rows, split over Python threads (they release the GIL), so that a
-cold start compiles no parallel kernel for them (see ``_split_rows``).  The whole-epoch minibatch trainer built on the
-same blocks lives in :mod:`fastsoftmax._backends.numba_epoch`.
+Design of the hot kernels (``softmax_ce_sums``, ``train_epoch``, ``linear``):
+the design of the cython backend's ``src_cython/fs_gemm_impl.h``.  With 10
+classes the class axis is a poor SIMD dimension, so the weights are used in
+the layout of ``coef_`` (``WT``, shape (C, d)) and the vector lanes run over
+the contiguous feature axis.  Blocks of rows small enough to stay in L2 are
+read in place (X that is not C-contiguous converted into a scratch block
+first): their logits in register tiles of 2 rows x 10 classes (4 x 5, 4 x 1
+for other class counts; uint8 pixels widened in registers), the softmax
+residual ``s (P - Y)`` vectorised over the rows, then ``X^T (P - Y)`` in
+tiles of 2 vectors of features x 10 classes from the rows still in cache,
+while the next block is prefetched.  The tiles hold explicit
+LLVM vectors of the host's widest width (see "Explicit SIMD vectors" below:
+LLVM's own vectoriser keeps to 256-bit vectors on AVX-512 cores).  Rows are
+split in contiguous chunks across threads (``prange``), each thread owning
+its gradient accumulator, reduced once at the end.  Row-wise kernels use a
+branch-free exp that LLVM vectorises (no SVML needed); they and ``linear``
+are serial loops over a range of rows, split over Python threads (they
+release the GIL), so that a cold start compiles no parallel kernel for them
+(see ``_split_rows``).  The whole-epoch minibatch trainer built on the same
+blocks is ``train_epoch`` at the end of this module (its update rules live
+in :mod:`fastsoftmax._backends.numba_epoch`).
 
-Measured on the 2-core Zen 4 development machine, one thread, MNIST shapes
-(60000 x 784, 10 classes): the fused loss and gradient takes about 37 ms for
-float32 and 31 ms for uint8 pixels, against 92 ms and 114 ms for the numpy
-backend (CPU time, medians).
+Measured on the 2-vCPU AVX-512 Xeon of issue 13 (one thread, MNIST 60000 x
+784, 10 classes, CPU-time medians, ``benchmarks/issue13_numba_ratio.py``):
+the fused loss and gradient and the shuffled epoch within 1.2x of the cython
+backend for float32, float64 and uint8 X.
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import prange, types
-from numba.extending import intrinsic, overload
+from numba.core import cgutils
+from numba.extending import intrinsic, models, overload, register_model
 
 from .._threads import get_num_threads
 from . import KERNEL_NAMES, _tiling, weight_total
@@ -469,14 +476,303 @@ def cross_entropy(logits, y, out):
 
 
 # ---------------------------------------------------------------------------
-# Building blocks of the fused kernels: 8, 4 or 1 rows against WT (C, d)
+# Explicit SIMD vectors for the fused kernels
 # ---------------------------------------------------------------------------
-# Register blocking measured on Zen 4 (MNIST shapes, CPU time of one thread):
-# 8 rows x 2 classes per pass over the features for the logits (one load of
-# each x and w feeds 2 and 8 FMAs) and 4 rows x 2 classes for X^T (P - Y)
-# (one load/store of each gradient element per 4 rows) were the fastest of
-# the 4x1, 4x2, 4x3, 4x5, 8x1 and 8x2 shapes tried.  uint8 x promotes to the
-# weights' float dtype, so bytes are converted in registers.
+# LLVM's loop vectoriser keeps to 256-bit vectors on AVX-512 Intel cores (its
+# "prefer-vector-width" tuning) and spills the register blocks of the fused
+# kernels, which ran at half the speed of the cython backend.  The fused
+# kernels below hold their register blocks in explicit LLVM vectors of
+# _VECTOR_BYTES (the widest the host has), built with a few intrinsics: a
+# vector type, loads/stores (masked for the last features), fused
+# multiply-add, broadcast, lane sum and a prefetch hint.  Elsewhere LLVM
+# splits wider vectors into what the target has, so the code is portable.
+
+
+def _host_vector_bytes():
+    """Bytes of the widest SIMD vector of numba's target (64 with AVX-512).
+
+    ``FASTSOFTMAX_NUMBA_VECTOR_BYTES`` (16, 32 or 64) overrides it (tests
+    run the narrow paths with it).  numba's on-disk cache is keyed by the
+    target CPU, so kernels built for one width are not loaded on a host of
+    another.
+    """
+    forced = os.environ.get("FASTSOFTMAX_NUMBA_VECTOR_BYTES")
+    if forced:
+        if forced not in ("16", "32", "64"):
+            raise ValueError(f"FASTSOFTMAX_NUMBA_VECTOR_BYTES={forced!r}: use 16, 32 or 64")
+        return int(forced)
+    if numba.config.CPU_NAME:  # a cache built for another CPU (NUMBA_CPU_NAME)
+        features = numba.config.CPU_FEATURES or ""
+    else:
+        from llvmlite import binding
+
+        features = binding.get_host_cpu_features().flatten()
+    if "+avx512f" in features:
+        return 64
+    if "+avx" in features:
+        return 32
+    return 16
+
+
+_VECTOR_BYTES = _host_vector_bytes()
+
+
+class _VectorType(types.Type):
+    """An LLVM vector of ``_VECTOR_BYTES`` of a float dtype (a register)."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        self.lanes = _VECTOR_BYTES * 8 // dtype.bitwidth
+        super().__init__(name=f"fastsoftmax.vector({dtype} x {self.lanes})")
+
+
+@register_model(_VectorType)
+class _VectorModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        element = dmm.lookup(fe_type.dtype).get_value_type()
+        super().__init__(dmm, fe_type, ir.VectorType(element, fe_type.lanes))
+
+
+def _is_matrix(a, floats=True):
+    return (isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C"
+            and (not floats or isinstance(a.dtype, types.Float)))  # fmt: skip
+
+
+def _element_pointer(context, builder, sig, args):
+    """Pointer to ``a[r, j]`` of the C-contiguous matrix ``a`` (args[0:3]), unchecked."""
+    ary = context.make_array(sig.args[0])(context, builder, args[0])
+    r = context.cast(builder, args[1], sig.args[1], types.intp)
+    j = context.cast(builder, args[2], sig.args[2], types.intp)
+    row = builder.extract_value(ary.shape, 1)
+    return builder.gep(ary.data, [builder.add(builder.mul(r, row), j)])
+
+
+def _vector_pointer(context, builder, sig, args, vector):
+    return builder.bitcast(_element_pointer(context, builder, sig, args), vector.as_pointer())
+
+
+def _first_lanes(context, builder, lanes, n, n_type):
+    """The mask of the lanes ``< n``."""
+    i32 = ir.IntType(32)
+    n = context.cast(builder, n, n_type, types.int32)
+    splat = builder.insert_element(ir.VectorType(i32, lanes)(ir.Undefined), n, i32(0))
+    lane_vector = ir.VectorType(i32, lanes)
+    splat = builder.shuffle_vector(splat, splat, ir.Constant(lane_vector, [0] * lanes))
+    return builder.icmp_signed("<", ir.Constant(lane_vector, list(range(lanes))), splat)
+
+
+def _llvm_intrinsic(builder, name, result, operands):
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(result, [v.type for v in operands]), name
+    )
+    return builder.call(fn, operands)
+
+
+def _vector_suffix(vt):
+    return f"v{vt.lanes}f{vt.dtype.bitwidth}"
+
+
+@intrinsic
+def _vload(typingctx, a, r, j):
+    """The vector ``a[r, j:j + lanes]`` (``a`` a C-contiguous float matrix; unchecked)."""
+    if not _is_matrix(a):
+        return None
+    vt = _VectorType(a.dtype)
+
+    def codegen(context, builder, sig, args):
+        vector = context.get_value_type(vt)
+        ptr = _vector_pointer(context, builder, sig, args, vector)
+        return builder.load(ptr, align=vt.dtype.bitwidth // 8)
+
+    return vt(a, r, j), codegen
+
+
+@intrinsic
+def _vload_part(typingctx, a, r, j, n):
+    """``a[r, j:j + n]`` in the first ``n`` lanes, zeros in the others (a masked load)."""
+    if not _is_matrix(a):
+        return None
+    vt = _VectorType(a.dtype)
+
+    def codegen(context, builder, sig, args):
+        vector = context.get_value_type(vt)
+        ptr = _vector_pointer(context, builder, sig, args, vector)
+        mask = _first_lanes(context, builder, vt.lanes, args[3], sig.args[3])
+        align = ir.IntType(32)(vt.dtype.bitwidth // 8)
+        return _llvm_intrinsic(builder, f"llvm.masked.load.{_vector_suffix(vt)}.p0", vector,
+                               [ptr, align, mask, ir.Constant(vector, None)])  # fmt: skip
+
+    return vt(a, r, j, n), codegen
+
+
+def _is_numeric_matrix(a):
+    return _is_matrix(a, floats=False) and isinstance(a.dtype, (types.Integer, types.Float))
+
+
+def _convert_vector(builder, x, source, vt, target):
+    """The vector ``x`` of ``source`` numbers converted to the floats of ``vt``."""
+    if isinstance(source, types.Float):
+        if source.bitwidth < vt.dtype.bitwidth:
+            return builder.fpext(x, target)
+        return builder.fptrunc(x, target) if source.bitwidth > vt.dtype.bitwidth else x
+    return builder.sitofp(x, target) if source.signed else builder.uitofp(x, target)
+
+
+@intrinsic
+def _vload_as(typingctx, a, r, j, like):
+    """``a[r, j:j + lanes]`` converted to a vector of ``like``'s float dtype.
+
+    ``a`` is a C-contiguous matrix of any numbers: uint8 pixels are widened
+    in registers, as the cython kernels do, instead of into a scratch copy.
+    """
+    if not (_is_numeric_matrix(a) and isinstance(like, types.Array)
+            and isinstance(like.dtype, types.Float)):  # fmt: skip
+        return None
+    vt = _VectorType(like.dtype)
+
+    def codegen(context, builder, sig, args):
+        source = ir.VectorType(context.get_value_type(a.dtype), vt.lanes)
+        ptr = _vector_pointer(context, builder, sig, args, source)
+        x = builder.load(ptr, align=max(1, a.dtype.bitwidth // 8))
+        return _convert_vector(builder, x, a.dtype, vt, context.get_value_type(vt))
+
+    return vt(a, r, j, like), codegen
+
+
+@intrinsic
+def _vload_part_as(typingctx, a, r, j, n, like):
+    """``a[r, j:j + n]`` converted (see :func:`_vload_as`), zeros in the other lanes."""
+    if not (_is_numeric_matrix(a) and isinstance(like, types.Array)
+            and isinstance(like.dtype, types.Float)):  # fmt: skip
+        return None
+    vt = _VectorType(like.dtype)
+
+    def codegen(context, builder, sig, args):
+        element = context.get_value_type(a.dtype)
+        source = ir.VectorType(element, vt.lanes)
+        ptr = _vector_pointer(context, builder, sig, args, source)
+        mask = _first_lanes(context, builder, vt.lanes, args[3], sig.args[3])
+        kind = "f" if isinstance(a.dtype, types.Float) else "i"
+        name = f"llvm.masked.load.v{vt.lanes}{kind}{a.dtype.bitwidth}.p0"
+        align = ir.IntType(32)(max(1, a.dtype.bitwidth // 8))
+        x = _llvm_intrinsic(builder, name, source, [ptr, align, mask, ir.Constant(source, None)])
+        return _convert_vector(builder, x, a.dtype, vt, context.get_value_type(vt))
+
+    return vt(a, r, j, n, like), codegen
+
+
+@intrinsic
+def _vstore(typingctx, a, r, j, v):
+    """``a[r, j:j + lanes] = v``."""
+    if not (_is_matrix(a) and isinstance(v, _VectorType) and v.dtype == a.dtype):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _vector_pointer(context, builder, sig, args, args[3].type)
+        builder.store(args[3], ptr, align=v.dtype.bitwidth // 8)
+
+    return types.none(a, r, j, v), codegen
+
+
+@intrinsic
+def _vstore_part(typingctx, a, r, j, n, v):
+    """``a[r, j:j + n] = v[:n]`` (a masked store)."""
+    if not (_is_matrix(a) and isinstance(v, _VectorType) and v.dtype == a.dtype):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _vector_pointer(context, builder, sig, args, args[4].type)
+        mask = _first_lanes(context, builder, v.lanes, args[3], sig.args[3])
+        align = ir.IntType(32)(v.dtype.bitwidth // 8)
+        _llvm_intrinsic(builder, f"llvm.masked.store.{_vector_suffix(v)}.p0", ir.VoidType(),
+                        [args[4], ptr, align, mask])  # fmt: skip
+
+    return types.none(a, r, j, n, v), codegen
+
+
+@intrinsic
+def _vprefetch(typingctx, a, r, j):
+    """Hint: bring the cache line of ``a[r, j]`` into L2 (never faults)."""
+    if not _is_matrix(a, floats=False):
+        return None
+
+    def codegen(context, builder, sig, args):
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        ptr = builder.bitcast(_element_pointer(context, builder, sig, args), i8p)
+        # read, locality 2 (L2, as the cython kernels' prefetch), data cache
+        _llvm_intrinsic(builder, "llvm.prefetch.p0", ir.VoidType(), [ptr, i32(0), i32(2), i32(1)])
+
+    return types.none(a, r, j), codegen
+
+
+@intrinsic
+def _vsplat(typingctx, x):
+    """The vector of lanes all ``x`` (a float; its dtype is the vector's)."""
+    if not isinstance(x, types.Float):
+        return None
+    vt = _VectorType(x)
+
+    def codegen(context, builder, sig, args):
+        i32 = ir.IntType(32)
+        vector = context.get_value_type(vt)
+        v = builder.insert_element(vector(ir.Undefined), args[0], i32(0))
+        zeros = ir.Constant(ir.VectorType(i32, vt.lanes), [0] * vt.lanes)
+        return builder.shuffle_vector(v, v, zeros)
+
+    return vt(x), codegen
+
+
+@intrinsic
+def _vfma(typingctx, x, w, acc):
+    """``acc + x w`` lane by lane, fused (one rounding)."""
+    if not (isinstance(acc, _VectorType) and x == acc and w == acc):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _llvm_intrinsic(builder, f"llvm.fma.{_vector_suffix(acc)}", args[0].type, args)
+
+    return acc(x, w, acc), codegen
+
+
+@intrinsic
+def _vsum(typingctx, v):
+    """The sum of the lanes of ``v`` (reassociated: LLVM adds halves until one lane is left)."""
+    if not isinstance(v, _VectorType):
+        return None
+
+    def codegen(context, builder, sig, args):
+        # one reduction call instead of a tree of shuffles per accumulator:
+        # the tiles hold 20 accumulators, and their IR was most of the cold compile
+        element = context.get_value_type(v.dtype)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(element, [element, args[0].type]),
+            f"llvm.vector.reduce.fadd.{_vector_suffix(v)}",
+        )  # fmt: skip
+        return builder.call(fn, [ir.Constant(element, -0.0), args[0]], fastmath=("reassoc",))
+
+    return v.dtype(v), codegen
+
+
+@intrinsic
+def _vlanes(typingctx, a):
+    """The lanes of a vector of ``a``'s dtype (a compile-time constant)."""
+    if not (isinstance(a, types.Array) and isinstance(a.dtype, types.Float)):
+        return None
+    lanes = _VectorType(a.dtype).lanes
+
+    def codegen(context, builder, sig, args):
+        return context.get_constant(types.intp, lanes)
+
+    return types.intp(a), codegen
+
+
+# ---------------------------------------------------------------------------
+# Building blocks of the logistic kernel: 8, 4 or 1 rows against a weight vector
+# ---------------------------------------------------------------------------
+# (The softmax kernels and linear use the explicit-vector tiles above.)  Rows
+# against one weight vector, in loops over the contiguous feature axis that
+# LLVM vectorises; uint8 x promotes to the weights' float dtype, so bytes are
+# converted in registers.
 
 
 @njit
@@ -485,20 +781,6 @@ def _dot1(x0, w):
     for j in range(w.shape[0]):
         s0 += x0[j] * w[j]
     return s0
-
-
-@njit
-def _dot4(x0, x1, x2, x3, w):
-    # Four dot products sharing each load of w; contiguous, so LLVM vectorises
-    # over features with reassoc.
-    s0 = s1 = s2 = s3 = w.dtype.type(0)
-    for j in range(w.shape[0]):
-        wj = w[j]
-        s0 += x0[j] * wj
-        s1 += x1[j] * wj
-        s2 += x2[j] * wj
-        s3 += x3[j] * wj
-    return s0, s1, s2, s3
 
 
 @njit
@@ -518,61 +800,6 @@ def _dot8(x0, x1, x2, x3, x4, x5, x6, x7, w):
 
 
 @njit
-def _dot8x2(x0, x1, x2, x3, x4, x5, x6, x7, u, v):
-    # 8 rows x 2 weight vectors: 16 accumulators, 10 loads per 16 FMAs.
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = u.dtype.type(0)
-    b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = u.dtype.type(0)
-    for j in range(u.shape[0]):
-        uj = u[j]
-        vj = v[j]
-        p0, p1, p2, p3 = x0[j], x1[j], x2[j], x3[j]
-        p4, p5, p6, p7 = x4[j], x5[j], x6[j], x7[j]
-        a0 += p0 * uj
-        a1 += p1 * uj
-        a2 += p2 * uj
-        a3 += p3 * uj
-        a4 += p4 * uj
-        a5 += p5 * uj
-        a6 += p6 * uj
-        a7 += p7 * uj
-        b0 += p0 * vj
-        b1 += p1 * vj
-        b2 += p2 * vj
-        b3 += p3 * vj
-        b4 += p4 * vj
-        b5 += p5 * vj
-        b6 += p6 * vj
-        b7 += p7 * vj
-    return (a0, a1, a2, a3, a4, a5, a6, a7), (b0, b1, b2, b3, b4, b5, b6, b7)
-
-
-@njit
-def _logits8(x0, x1, x2, x3, x4, x5, x6, x7, WT, b, Z):
-    """Z[:8] = rows x0..x7 @ WT.T + b."""
-    C = WT.shape[0]
-    c = 0
-    while c + 2 <= C:
-        za, zb = _dot8x2(x0, x1, x2, x3, x4, x5, x6, x7, WT[c], WT[c + 1])
-        for r in range(8):
-            Z[r, c] = za[r] + b[c]
-            Z[r, c + 1] = zb[r] + b[c + 1]
-        c += 2
-    if c < C:
-        za = _dot8(x0, x1, x2, x3, x4, x5, x6, x7, WT[c])
-        for r in range(8):
-            Z[r, c] = za[r] + b[c]
-
-
-@njit
-def _logits4(x0, x1, x2, x3, WT, b, Z):
-    """Z[:4] = rows x0..x3 @ WT.T + b."""
-    for c in range(WT.shape[0]):
-        za = _dot4(x0, x1, x2, x3, WT[c])
-        for r in range(4):
-            Z[r, c] = za[r] + b[c]
-
-
-@njit
 def _axpy1(g, x0, a0):
     for j in range(g.shape[0]):
         g[j] += x0[j] * a0
@@ -583,31 +810,6 @@ def _axpy4(g, x0, x1, x2, x3, a0, a1, a2, a3):
     # g += a0 x0 + a1 x1 + a2 x2 + a3 x3: one load/store of g per 4 rows.
     for j in range(g.shape[0]):
         g[j] += x0[j] * a0 + x1[j] * a1 + x2[j] * a2 + x3[j] * a3
-
-
-@njit
-def _axpy4x2(g, h, x0, x1, x2, x3, a0, a1, a2, a3, b0, b1, b2, b3):
-    # Two gradient rows from the same 4 loads of x.
-    for j in range(g.shape[0]):
-        p0, p1, p2, p3 = x0[j], x1[j], x2[j], x3[j]
-        g[j] += p0 * a0 + p1 * a1 + p2 * a2 + p3 * a3
-        h[j] += p0 * b0 + p1 * b1 + p2 * b2 + p3 * b3
-
-
-@njit
-def _grad4(G, x0, x1, x2, x3, Z, r):
-    """G[c] += sum_q Z[r + q, c] x_q for the 4 rows x0..x3 (Z rows r..r+3)."""
-    C = G.shape[0]
-    c = 0
-    while c + 2 <= C:
-        _axpy4x2(
-            G[c], G[c + 1], x0, x1, x2, x3,
-            Z[r, c], Z[r + 1, c], Z[r + 2, c], Z[r + 3, c],
-            Z[r, c + 1], Z[r + 1, c + 1], Z[r + 2, c + 1], Z[r + 3, c + 1],
-        )  # fmt: skip
-        c += 2
-    if c < C:
-        _axpy4(G[c], x0, x1, x2, x3, Z[r, c], Z[r + 1, c], Z[r + 2, c], Z[r + 3, c])
 
 
 @njit
@@ -648,73 +850,599 @@ def _softmax_residual(Z, r, yi, wi, weighted):
     return float(ce)
 
 
-@njit
-def _stage_rows(X, rows, indexed, k, width, Xb, ri):
-    """Copy rows ``k:k + width`` (through ``rows`` when indexed) into the scratch ``Xb``.
+# The register tiles of the fused kernels (written out: numba has no loop
+# unrolling into registers).  Lanes run over features, the contiguous axis of
+# X rows and of WT (C, d), so every lane is busy whatever the number of
+# classes.  As in src_cython/fs_gemm_impl.h: for float32, groups of 10
+# classes with 2 rows (logits) or 2 vectors of features (gradient), so a row
+# of X is read once for the 10 classes of MNIST; then groups of 5 with 4 rows
+# or 4 vectors, then single classes.  About 20 accumulators each (of the 32
+# vector registers of AVX-512).  The last ``d % lanes`` features go in
+# masked loads (_logits_tail, _grad_tile_1x1_part).  ``_nrt=False``: the
+# tiles allocate nothing, and without it numba's reference counting of the
+# array arguments made LLVM spill the accumulators around its calls.
 
-    ``Xb`` is 64-byte aligned with rows padded to whole cache lines, so the
-    10+ passes over the block that follow never split a vector load across
-    two lines (user arrays are usually 16 bytes off), gathered minibatch rows
-    become contiguous, and uint8 pixels are converted to floats once instead
-    of in every pass.
+
+@njit(_nrt=False)
+def _logits_tile_2x10(A, ri, i, WT, b, c, Z, P, p):
+    """Z[c + k, i + q] = A[ri[i + q]] . WT[c + k] + b[c + k] (q < 2, k < 10), but the last
+    ``d % lanes`` features (see :func:`_logits_tail`)."""
+    d = A.shape[1]
+    V = _vlanes(WT)
+    zero = _vsplat(WT.dtype.type(0))
+    r0 = ri[i + 0]
+    r1 = ri[i + 1]
+    a00 = a01 = a02 = a03 = a04 = a05 = a06 = a07 = a08 = a09 = zero
+    a10 = a11 = a12 = a13 = a14 = a15 = a16 = a17 = a18 = a19 = zero
+    full = d - d % V
+    for j in range(0, full, V):
+        _vprefetch(P, p, j)
+        x0 = _vload_as(A, r0, j, WT)
+        x1 = _vload_as(A, r1, j, WT)
+        w = _vload(WT, c + 0, j)
+        a00 = _vfma(x0, w, a00); a10 = _vfma(x1, w, a10)
+        w = _vload(WT, c + 1, j)
+        a01 = _vfma(x0, w, a01); a11 = _vfma(x1, w, a11)
+        w = _vload(WT, c + 2, j)
+        a02 = _vfma(x0, w, a02); a12 = _vfma(x1, w, a12)
+        w = _vload(WT, c + 3, j)
+        a03 = _vfma(x0, w, a03); a13 = _vfma(x1, w, a13)
+        w = _vload(WT, c + 4, j)
+        a04 = _vfma(x0, w, a04); a14 = _vfma(x1, w, a14)
+        w = _vload(WT, c + 5, j)
+        a05 = _vfma(x0, w, a05); a15 = _vfma(x1, w, a15)
+        w = _vload(WT, c + 6, j)
+        a06 = _vfma(x0, w, a06); a16 = _vfma(x1, w, a16)
+        w = _vload(WT, c + 7, j)
+        a07 = _vfma(x0, w, a07); a17 = _vfma(x1, w, a17)
+        w = _vload(WT, c + 8, j)
+        a08 = _vfma(x0, w, a08); a18 = _vfma(x1, w, a18)
+        w = _vload(WT, c + 9, j)
+        a09 = _vfma(x0, w, a09); a19 = _vfma(x1, w, a19)
+    Z[c + 0, i + 0] = _vsum(a00) + b[c + 0]
+    Z[c + 0, i + 1] = _vsum(a10) + b[c + 0]
+    Z[c + 1, i + 0] = _vsum(a01) + b[c + 1]
+    Z[c + 1, i + 1] = _vsum(a11) + b[c + 1]
+    Z[c + 2, i + 0] = _vsum(a02) + b[c + 2]
+    Z[c + 2, i + 1] = _vsum(a12) + b[c + 2]
+    Z[c + 3, i + 0] = _vsum(a03) + b[c + 3]
+    Z[c + 3, i + 1] = _vsum(a13) + b[c + 3]
+    Z[c + 4, i + 0] = _vsum(a04) + b[c + 4]
+    Z[c + 4, i + 1] = _vsum(a14) + b[c + 4]
+    Z[c + 5, i + 0] = _vsum(a05) + b[c + 5]
+    Z[c + 5, i + 1] = _vsum(a15) + b[c + 5]
+    Z[c + 6, i + 0] = _vsum(a06) + b[c + 6]
+    Z[c + 6, i + 1] = _vsum(a16) + b[c + 6]
+    Z[c + 7, i + 0] = _vsum(a07) + b[c + 7]
+    Z[c + 7, i + 1] = _vsum(a17) + b[c + 7]
+    Z[c + 8, i + 0] = _vsum(a08) + b[c + 8]
+    Z[c + 8, i + 1] = _vsum(a18) + b[c + 8]
+    Z[c + 9, i + 0] = _vsum(a09) + b[c + 9]
+    Z[c + 9, i + 1] = _vsum(a19) + b[c + 9]
+
+
+@njit(_nrt=False)
+def _logits_tile_4x5(A, ri, i, WT, b, c, Z, P, p):
+    """The same (q < 4, k < 5)."""
+    d = A.shape[1]
+    V = _vlanes(WT)
+    zero = _vsplat(WT.dtype.type(0))
+    r0 = ri[i + 0]
+    r1 = ri[i + 1]
+    r2 = ri[i + 2]
+    r3 = ri[i + 3]
+    a00 = a01 = a02 = a03 = a04 = zero
+    a10 = a11 = a12 = a13 = a14 = zero
+    a20 = a21 = a22 = a23 = a24 = zero
+    a30 = a31 = a32 = a33 = a34 = zero
+    full = d - d % V
+    for j in range(0, full, V):
+        _vprefetch(P, p, j)
+        x0 = _vload_as(A, r0, j, WT)
+        x1 = _vload_as(A, r1, j, WT)
+        x2 = _vload_as(A, r2, j, WT)
+        x3 = _vload_as(A, r3, j, WT)
+        w = _vload(WT, c + 0, j)
+        a00 = _vfma(x0, w, a00); a10 = _vfma(x1, w, a10)
+        a20 = _vfma(x2, w, a20); a30 = _vfma(x3, w, a30)
+        w = _vload(WT, c + 1, j)
+        a01 = _vfma(x0, w, a01); a11 = _vfma(x1, w, a11)
+        a21 = _vfma(x2, w, a21); a31 = _vfma(x3, w, a31)
+        w = _vload(WT, c + 2, j)
+        a02 = _vfma(x0, w, a02); a12 = _vfma(x1, w, a12)
+        a22 = _vfma(x2, w, a22); a32 = _vfma(x3, w, a32)
+        w = _vload(WT, c + 3, j)
+        a03 = _vfma(x0, w, a03); a13 = _vfma(x1, w, a13)
+        a23 = _vfma(x2, w, a23); a33 = _vfma(x3, w, a33)
+        w = _vload(WT, c + 4, j)
+        a04 = _vfma(x0, w, a04); a14 = _vfma(x1, w, a14)
+        a24 = _vfma(x2, w, a24); a34 = _vfma(x3, w, a34)
+    Z[c + 0, i + 0] = _vsum(a00) + b[c + 0]
+    Z[c + 0, i + 1] = _vsum(a10) + b[c + 0]
+    Z[c + 0, i + 2] = _vsum(a20) + b[c + 0]
+    Z[c + 0, i + 3] = _vsum(a30) + b[c + 0]
+    Z[c + 1, i + 0] = _vsum(a01) + b[c + 1]
+    Z[c + 1, i + 1] = _vsum(a11) + b[c + 1]
+    Z[c + 1, i + 2] = _vsum(a21) + b[c + 1]
+    Z[c + 1, i + 3] = _vsum(a31) + b[c + 1]
+    Z[c + 2, i + 0] = _vsum(a02) + b[c + 2]
+    Z[c + 2, i + 1] = _vsum(a12) + b[c + 2]
+    Z[c + 2, i + 2] = _vsum(a22) + b[c + 2]
+    Z[c + 2, i + 3] = _vsum(a32) + b[c + 2]
+    Z[c + 3, i + 0] = _vsum(a03) + b[c + 3]
+    Z[c + 3, i + 1] = _vsum(a13) + b[c + 3]
+    Z[c + 3, i + 2] = _vsum(a23) + b[c + 3]
+    Z[c + 3, i + 3] = _vsum(a33) + b[c + 3]
+    Z[c + 4, i + 0] = _vsum(a04) + b[c + 4]
+    Z[c + 4, i + 1] = _vsum(a14) + b[c + 4]
+    Z[c + 4, i + 2] = _vsum(a24) + b[c + 4]
+    Z[c + 4, i + 3] = _vsum(a34) + b[c + 4]
+
+
+@njit(_nrt=False)
+def _logits_tile_4x1(A, ri, i, WT, b, c, Z, P, p):
+    """The same (q < 4, k < 1)."""
+    d = A.shape[1]
+    V = _vlanes(WT)
+    zero = _vsplat(WT.dtype.type(0))
+    r0 = ri[i + 0]
+    r1 = ri[i + 1]
+    r2 = ri[i + 2]
+    r3 = ri[i + 3]
+    a00 = zero
+    a10 = zero
+    a20 = zero
+    a30 = zero
+    full = d - d % V
+    for j in range(0, full, V):
+        _vprefetch(P, p, j)
+        x0 = _vload_as(A, r0, j, WT)
+        x1 = _vload_as(A, r1, j, WT)
+        x2 = _vload_as(A, r2, j, WT)
+        x3 = _vload_as(A, r3, j, WT)
+        w = _vload(WT, c + 0, j)
+        a00 = _vfma(x0, w, a00); a10 = _vfma(x1, w, a10)
+        a20 = _vfma(x2, w, a20); a30 = _vfma(x3, w, a30)
+    Z[c + 0, i + 0] = _vsum(a00) + b[c + 0]
+    Z[c + 0, i + 1] = _vsum(a10) + b[c + 0]
+    Z[c + 0, i + 2] = _vsum(a20) + b[c + 0]
+    Z[c + 0, i + 3] = _vsum(a30) + b[c + 0]
+
+
+@njit(_nrt=False)
+def _logits_tail(A, ri, i, rows, WT, c, classes, Z):
+    """Add the last ``d % lanes`` features' part to ``Z[c + k, i + q]`` (q < rows, k < classes).
+
+    Masked loads, one (row, class) at a time: off the tiles, whose masked
+    copy of their loop doubled their compile time.
     """
-    d = X.shape[1]
-    for q in range(width):
-        r = _row_index(rows, indexed, k + q)
-        ri[q] = r
-        src = X[r]
-        dst = Xb[q]
-        for j in range(d):
-            dst[j] = src[j]
+    d = A.shape[1]
+    full = d - d % _vlanes(WT)
+    if full == d:
+        return
+    zero = _vsplat(WT.dtype.type(0))
+    for k in range(classes):
+        w = _vload_part(WT, c + k, full, d - full)
+        for q in range(rows):
+            x = _vload_part_as(A, ri[i + q], full, d - full, WT)
+            Z[c + k, i + q] += _vsum(_vfma(x, w, zero))
+
+
+@njit(_nrt=False)
+def _grad_tile_2x10(A, ri, m, Z, c, G, j, P, pn):
+    """G[c + k, j:j + 2 V] += sum_(i < m) Z[c + k, i] A[ri[i], j:j + 2 V] (k < 10)."""
+    V = _vlanes(G)
+    g00 = _vload(G, c + 0, j)
+    g01 = _vload(G, c + 0, j + 1 * V)
+    g10 = _vload(G, c + 1, j)
+    g11 = _vload(G, c + 1, j + 1 * V)
+    g20 = _vload(G, c + 2, j)
+    g21 = _vload(G, c + 2, j + 1 * V)
+    g30 = _vload(G, c + 3, j)
+    g31 = _vload(G, c + 3, j + 1 * V)
+    g40 = _vload(G, c + 4, j)
+    g41 = _vload(G, c + 4, j + 1 * V)
+    g50 = _vload(G, c + 5, j)
+    g51 = _vload(G, c + 5, j + 1 * V)
+    g60 = _vload(G, c + 6, j)
+    g61 = _vload(G, c + 6, j + 1 * V)
+    g70 = _vload(G, c + 7, j)
+    g71 = _vload(G, c + 7, j + 1 * V)
+    g80 = _vload(G, c + 8, j)
+    g81 = _vload(G, c + 8, j + 1 * V)
+    g90 = _vload(G, c + 9, j)
+    g91 = _vload(G, c + 9, j + 1 * V)
+    for i in range(m):
+        r = ri[i]
+        p = pn[i]
+        _vprefetch(P, p, j)
+        _vprefetch(P, p, j + 1 * V)
+        x0 = _vload_as(A, r, j, G)
+        x1 = _vload_as(A, r, j + 1 * V, G)
+        z = _vsplat(Z[c + 0, i])
+        g00 = _vfma(x0, z, g00); g01 = _vfma(x1, z, g01)
+        z = _vsplat(Z[c + 1, i])
+        g10 = _vfma(x0, z, g10); g11 = _vfma(x1, z, g11)
+        z = _vsplat(Z[c + 2, i])
+        g20 = _vfma(x0, z, g20); g21 = _vfma(x1, z, g21)
+        z = _vsplat(Z[c + 3, i])
+        g30 = _vfma(x0, z, g30); g31 = _vfma(x1, z, g31)
+        z = _vsplat(Z[c + 4, i])
+        g40 = _vfma(x0, z, g40); g41 = _vfma(x1, z, g41)
+        z = _vsplat(Z[c + 5, i])
+        g50 = _vfma(x0, z, g50); g51 = _vfma(x1, z, g51)
+        z = _vsplat(Z[c + 6, i])
+        g60 = _vfma(x0, z, g60); g61 = _vfma(x1, z, g61)
+        z = _vsplat(Z[c + 7, i])
+        g70 = _vfma(x0, z, g70); g71 = _vfma(x1, z, g71)
+        z = _vsplat(Z[c + 8, i])
+        g80 = _vfma(x0, z, g80); g81 = _vfma(x1, z, g81)
+        z = _vsplat(Z[c + 9, i])
+        g90 = _vfma(x0, z, g90); g91 = _vfma(x1, z, g91)
+    _vstore(G, c + 0, j, g00)
+    _vstore(G, c + 0, j + 1 * V, g01)
+    _vstore(G, c + 1, j, g10)
+    _vstore(G, c + 1, j + 1 * V, g11)
+    _vstore(G, c + 2, j, g20)
+    _vstore(G, c + 2, j + 1 * V, g21)
+    _vstore(G, c + 3, j, g30)
+    _vstore(G, c + 3, j + 1 * V, g31)
+    _vstore(G, c + 4, j, g40)
+    _vstore(G, c + 4, j + 1 * V, g41)
+    _vstore(G, c + 5, j, g50)
+    _vstore(G, c + 5, j + 1 * V, g51)
+    _vstore(G, c + 6, j, g60)
+    _vstore(G, c + 6, j + 1 * V, g61)
+    _vstore(G, c + 7, j, g70)
+    _vstore(G, c + 7, j + 1 * V, g71)
+    _vstore(G, c + 8, j, g80)
+    _vstore(G, c + 8, j + 1 * V, g81)
+    _vstore(G, c + 9, j, g90)
+    _vstore(G, c + 9, j + 1 * V, g91)
+
+
+@njit(_nrt=False)
+def _grad_tile_4x5(A, ri, m, Z, c, G, j, P, pn):
+    """G[c + k, j:j + 4 V] += sum_(i < m) Z[c + k, i] A[ri[i], j:j + 4 V] (k < 5)."""
+    V = _vlanes(G)
+    g00 = _vload(G, c + 0, j)
+    g01 = _vload(G, c + 0, j + 1 * V)
+    g02 = _vload(G, c + 0, j + 2 * V)
+    g03 = _vload(G, c + 0, j + 3 * V)
+    g10 = _vload(G, c + 1, j)
+    g11 = _vload(G, c + 1, j + 1 * V)
+    g12 = _vload(G, c + 1, j + 2 * V)
+    g13 = _vload(G, c + 1, j + 3 * V)
+    g20 = _vload(G, c + 2, j)
+    g21 = _vload(G, c + 2, j + 1 * V)
+    g22 = _vload(G, c + 2, j + 2 * V)
+    g23 = _vload(G, c + 2, j + 3 * V)
+    g30 = _vload(G, c + 3, j)
+    g31 = _vload(G, c + 3, j + 1 * V)
+    g32 = _vload(G, c + 3, j + 2 * V)
+    g33 = _vload(G, c + 3, j + 3 * V)
+    g40 = _vload(G, c + 4, j)
+    g41 = _vload(G, c + 4, j + 1 * V)
+    g42 = _vload(G, c + 4, j + 2 * V)
+    g43 = _vload(G, c + 4, j + 3 * V)
+    for i in range(m):
+        r = ri[i]
+        p = pn[i]
+        _vprefetch(P, p, j)
+        _vprefetch(P, p, j + 1 * V)
+        _vprefetch(P, p, j + 2 * V)
+        _vprefetch(P, p, j + 3 * V)
+        x0 = _vload_as(A, r, j, G)
+        x1 = _vload_as(A, r, j + 1 * V, G)
+        x2 = _vload_as(A, r, j + 2 * V, G)
+        x3 = _vload_as(A, r, j + 3 * V, G)
+        z = _vsplat(Z[c + 0, i])
+        g00 = _vfma(x0, z, g00); g01 = _vfma(x1, z, g01)
+        g02 = _vfma(x2, z, g02); g03 = _vfma(x3, z, g03)
+        z = _vsplat(Z[c + 1, i])
+        g10 = _vfma(x0, z, g10); g11 = _vfma(x1, z, g11)
+        g12 = _vfma(x2, z, g12); g13 = _vfma(x3, z, g13)
+        z = _vsplat(Z[c + 2, i])
+        g20 = _vfma(x0, z, g20); g21 = _vfma(x1, z, g21)
+        g22 = _vfma(x2, z, g22); g23 = _vfma(x3, z, g23)
+        z = _vsplat(Z[c + 3, i])
+        g30 = _vfma(x0, z, g30); g31 = _vfma(x1, z, g31)
+        g32 = _vfma(x2, z, g32); g33 = _vfma(x3, z, g33)
+        z = _vsplat(Z[c + 4, i])
+        g40 = _vfma(x0, z, g40); g41 = _vfma(x1, z, g41)
+        g42 = _vfma(x2, z, g42); g43 = _vfma(x3, z, g43)
+    _vstore(G, c + 0, j, g00)
+    _vstore(G, c + 0, j + 1 * V, g01)
+    _vstore(G, c + 0, j + 2 * V, g02)
+    _vstore(G, c + 0, j + 3 * V, g03)
+    _vstore(G, c + 1, j, g10)
+    _vstore(G, c + 1, j + 1 * V, g11)
+    _vstore(G, c + 1, j + 2 * V, g12)
+    _vstore(G, c + 1, j + 3 * V, g13)
+    _vstore(G, c + 2, j, g20)
+    _vstore(G, c + 2, j + 1 * V, g21)
+    _vstore(G, c + 2, j + 2 * V, g22)
+    _vstore(G, c + 2, j + 3 * V, g23)
+    _vstore(G, c + 3, j, g30)
+    _vstore(G, c + 3, j + 1 * V, g31)
+    _vstore(G, c + 3, j + 2 * V, g32)
+    _vstore(G, c + 3, j + 3 * V, g33)
+    _vstore(G, c + 4, j, g40)
+    _vstore(G, c + 4, j + 1 * V, g41)
+    _vstore(G, c + 4, j + 2 * V, g42)
+    _vstore(G, c + 4, j + 3 * V, g43)
+
+
+@njit(_nrt=False)
+def _grad_tile_4x1(A, ri, m, Z, c, G, j, P, pn):
+    """G[c + k, j:j + 4 V] += sum_(i < m) Z[c + k, i] A[ri[i], j:j + 4 V] (k < 1)."""
+    V = _vlanes(G)
+    g00 = _vload(G, c + 0, j)
+    g01 = _vload(G, c + 0, j + 1 * V)
+    g02 = _vload(G, c + 0, j + 2 * V)
+    g03 = _vload(G, c + 0, j + 3 * V)
+    for i in range(m):
+        r = ri[i]
+        p = pn[i]
+        _vprefetch(P, p, j)
+        _vprefetch(P, p, j + 1 * V)
+        _vprefetch(P, p, j + 2 * V)
+        _vprefetch(P, p, j + 3 * V)
+        x0 = _vload_as(A, r, j, G)
+        x1 = _vload_as(A, r, j + 1 * V, G)
+        x2 = _vload_as(A, r, j + 2 * V, G)
+        x3 = _vload_as(A, r, j + 3 * V, G)
+        z = _vsplat(Z[c + 0, i])
+        g00 = _vfma(x0, z, g00); g01 = _vfma(x1, z, g01)
+        g02 = _vfma(x2, z, g02); g03 = _vfma(x3, z, g03)
+    _vstore(G, c + 0, j, g00)
+    _vstore(G, c + 0, j + 1 * V, g01)
+    _vstore(G, c + 0, j + 2 * V, g02)
+    _vstore(G, c + 0, j + 3 * V, g03)
+
+
+@njit(_nrt=False)
+def _grad_tile_1x1_part(A, ri, m, Z, c, G, j, n, P, pn):
+    """G[c + k, j:j + n] += sum_(i < m) Z[c + k, i] A[ri[i], j:j + n] (k < 1)."""
+    V = _vlanes(G)
+    g00 = _vload_part(G, c + 0, j, n)
+    for i in range(m):
+        r = ri[i]
+        p = pn[i]
+        _vprefetch(P, p, j)
+        x0 = _vload_part_as(A, r, j, n, G)
+        z = _vsplat(Z[c + 0, i])
+        g00 = _vfma(x0, z, g00)
+    _vstore_part(G, c + 0, j, n, g00)
 
 
 @njit
-def _softmax_grad_range(X, rows, indexed, lo, hi, WT, b, y, sw, weighted, G, gb, Xb):
-    """Rows ``rows[lo:hi]`` (or ``lo:hi`` when not ``indexed``) of softmax regression.
+def _logits_block(A, ri, m, WT, b, Z, P, pf):
+    """``Z[:, :m] = (A[ri[:m]] @ WT.T + b).T`` (class-major logits of a block of rows).
 
-    Accumulates ``sum_i s_i x_i (P - Y)_i`` into ``G`` (C, d, transposed
-    gradient) and the bias part into ``gb`` ((C,) float64); returns
-    ``sum_i s_i CE_i`` (float64).  Nothing is divided by the weight sum here.
-    Each block of 8 rows is read from memory once, into the aligned scratch
-    ``Xb`` (8, >= d) of the float dtype (see :func:`_stage_rows`); logits,
-    softmax and ``P - Y`` live in the (8, C) scratch ``Z``.
+    ``ri`` holds 3 more entries (repeats of its last row), so the rows go in
+    groups of 4; the first class group of the rows ``i:i + 4`` prefetches
+    the rows ``pf[i // 2]`` and ``pf[i // 2 + 1]`` of ``P`` (X, of the same
+    features as ``A``).
     """
     C = WT.shape[0]
-    one = WT.dtype.type(1)
-    Z = np.empty((8, C), WT.dtype)
-    ri = np.empty(8, np.intp)
-    loss = 0.0
-    k = lo
-    while k + 4 <= hi:
-        width = 8 if k + 8 <= hi else 4
-        _stage_rows(X, rows, indexed, k, width, Xb, ri)
-        x0, x1, x2, x3 = Xb[0], Xb[1], Xb[2], Xb[3]
-        x4, x5, x6, x7 = Xb[4], Xb[5], Xb[6], Xb[7]
-        if width == 8:
-            _logits8(x0, x1, x2, x3, x4, x5, x6, x7, WT, b, Z)
+    wide = WT.itemsize == 4  # float64: the weights of 10 classes no longer fit in L1
+    for i in range(0, m, 4):
+        c = 0
+        pa, pb = pf[i // 2], pf[i // 2 + 1]
+        while wide and c + 10 <= C:
+            _logits_tile_2x10(A, ri, i, WT, b, c, Z, P, pa)
+            _logits_tile_2x10(A, ri, i + 2, WT, b, c, Z, P, pb)
+            pa = pb = ri[i]
+            c += 10
+        while c + 5 <= C:
+            _logits_tile_4x5(A, ri, i, WT, b, c, Z, P, pa)
+            pa = pb
+            c += 5
+        while c < C:
+            _logits_tile_4x1(A, ri, i, WT, b, c, Z, P, pa)
+            pa = pb
+            c += 1
+        _logits_tail(A, ri, i, 4, WT, 0, C, Z)
+
+
+@njit
+def _grad_block(A, ri, m, Z, G, P, pn):
+    """``G += Z[:, :m] @ A[ri[:m]]``; the first class group prefetches the rows ``pn[:m]`` of ``P``.
+
+    The last features (less than a tile's width) go one vector and one class
+    at a time: a few percent of the time for MNIST, and no masked variant of
+    every tile to compile.
+    """
+    C, d = G.shape
+    V = _vlanes(G)
+    wide = G.itemsize == 4
+    c = 0
+    while c < C:
+        j = 0
+        if wide and c + 10 <= C:
+            while j + 2 * V <= d:
+                _grad_tile_2x10(A, ri, m, Z, c, G, j, P, pn)
+                j += 2 * V
+            group = 10
+        elif c + 5 <= C:
+            while j + 4 * V <= d:
+                _grad_tile_4x5(A, ri, m, Z, c, G, j, P, pn)
+                j += 4 * V
+            group = 5
         else:
-            _logits4(x0, x1, x2, x3, WT, b, Z)
-        for q in range(width):
-            wi = sw[ri[q]] if weighted else one
-            loss += _softmax_residual(Z, q, y[ri[q]], wi, weighted)
-            for c in range(C):
-                gb[c] += Z[q, c]
-        _grad4(G, x0, x1, x2, x3, Z, 0)
-        if width == 8:
-            _grad4(G, x4, x5, x6, x7, Z, 4)
-        k += width
-    while k < hi:
-        r0 = _row_index(rows, indexed, k)
-        x0 = X[r0]
+            while j + 4 * V <= d:
+                _grad_tile_4x1(A, ri, m, Z, c, G, j, P, pn)
+                j += 4 * V
+            group = 1
+        for cc in range(c, c + group):
+            for jj in range(j, d, V):
+                _grad_tile_1x1_part(A, ri, m, Z, cc, G, jj, min(V, d - jj), P, pn)
+        pn = ri
+        c += group
+
+
+@njit
+def _softmax_residual_block(Z, m, rid, y, sw, weighted, gb, stats):
+    """Turn the class-major logits ``Z[:, :m]`` of the rows ``rid[:m]`` into ``s_i (P - Y)_i``.
+
+    In place; adds their class sums to ``gb`` ((C,) float64) and returns
+    ``sum_i s_i CE_i`` (float64).  The operations of
+    :func:`_softmax_residual`, in loops over the rows that LLVM vectorises,
+    except that probabilities below the normal range are flushed to zero:
+    with wide logits (uint8 pixels) most probabilities underflow, and the
+    operations on denormals take microcode assists on Intel cores (about 3x
+    slower), which the cython kernels avoid by flushing denormals too.
+    ``stats`` is (3, >= m) float64 scratch.
+    """
+    C = Z.shape[0]
+    F = Z.dtype.type
+    # Below log_tiny an exponential, and its probability (e / sum, sum <= C),
+    # is under the smallest normal number: flushed to zero, the exp not even
+    # computed (its own scaling would make denormals).
+    log_tiny = F((-87.33654 if Z.itemsize == 4 else -708.3964) + np.log(max(C, 1)))
+    shift, total, label_logit = stats[0], stats[1], stats[2]
+    for i in range(m):
+        shift[i] = -np.inf
+        total[i] = 0.0
+        label_logit[i] = Z[y[rid[i]], i]
+    for c in range(C):
+        for i in range(m):
+            shift[i] = max(shift[i], Z[c, i])  # (a NaN logit is skipped, as in _softmax_residual)
+    for i in range(m):
+        if not np.isfinite(shift[i]):
+            shift[i] = 0.0
+    for c in range(C):
+        for i in range(m):
+            x = Z[c, i] - F(shift[i])
+            e = _exp(log_tiny if x < log_tiny else x)  # (a NaN goes through)
+            e = F(0) if x < log_tiny else e
+            Z[c, i] = e
+            total[i] += e
+    loss = 0.0
+    for i in range(m):
+        sf = F(total[i])
+        ce = (F(shift[i]) - F(label_logit[i])) + np.log(sf)
+        total[i] = sf
+        loss += float(ce * sw[rid[i]]) if weighted else float(ce)
+    for c in range(C):
+        for i in range(m):
+            Z[c, i] = Z[c, i] / F(total[i])
+    for i in range(m):
+        Z[y[rid[i]], i] -= 1
+    if weighted:
         for c in range(C):
-            Z[0, c] = _dot1(x0, WT[c]) + b[c]
-        wi = sw[r0] if weighted else one
-        loss += _softmax_residual(Z, 0, y[r0], wi, weighted)
-        for c in range(C):
-            _axpy1(G[c], x0, Z[0, c])
-            gb[c] += Z[0, c]
-        k += 1
+            for i in range(m):
+                Z[c, i] *= sw[rid[i]]
+    for c in range(C):
+        g = 0.0
+        for i in range(m):
+            g += Z[c, i]
+        gb[c] += g
     return loss
+
+
+def _rows_source(X, Xb):  # pragma: no cover - typing stub, see the overload below
+    raise NotImplementedError
+
+
+@overload(_rows_source, jit_options={"fastmath": {"contract", "reassoc", "arcp"}})
+def _rows_source_overload(X, Xb):
+    """``(A, stage)``: the matrix the fused products read rows from, chosen when compiling.
+
+    ``X`` itself when it is C-contiguous (uint8 pixels are widened in
+    registers), else the scratch ``Xb``, into which each block is converted
+    first.
+    """
+    if X.layout == "C":
+        return lambda X, Xb: (X, False)
+    return lambda X, Xb: (Xb, True)
+
+
+def _convert_row(X, r, A, q):  # pragma: no cover - typing stub, see the overload below
+    raise NotImplementedError
+
+
+@overload(_convert_row, jit_options={"fastmath": {"contract", "reassoc", "arcp"}})
+def _convert_row_overload(X, r, A, q):
+    """``A[q] = X[r]`` in ``A``'s dtype; nothing when ``A`` is a read-only X read in place."""
+    if not A.mutable:  # (never called then: compiled only because _stage_block names it)
+        return lambda X, r, A, q: None
+
+    def convert(X, r, A, q):
+        for j in range(X.shape[1]):
+            A[q, j] = X[r, j]
+
+    return convert
+
+
+@njit
+def _stage_block(X, A, stage, m, rid, ri):
+    """Set ``ri[:m + 3]``, the rows of ``A`` of the block of rows ``rid[:m]`` of ``X``.
+
+    In place (``ri = rid``) unless ``stage``: then the rows are converted
+    into ``A[:m]`` (the products of the block before prefetched them from
+    ``X``).  The 3 entries after ``m`` repeat the last row, so that the
+    logits go in whole groups of 4 rows.
+    """
+    if stage:
+        for q in range(m):
+            _convert_row(X, rid[q], A, q)
+            ri[q] = q
+    else:
+        for q in range(m):
+            ri[q] = rid[q]
+    for q in range(m, m + 3):
+        ri[q] = ri[m - 1]
+
+
+@njit
+def _softmax_grad_range(X, A, stage, rows, indexed, lo, hi, WT, b, y, sw, weighted, G, gb,
+                        Z, idx, stats):  # fmt: skip
+    """Rows ``rows[lo:hi]`` (or ``lo:hi`` when not ``indexed``) of softmax regression.
+
+    Accumulates ``sum_i s_i x_i (P - Y)_i`` into ``G`` (C, d, the transposed
+    gradient) and the bias part into ``gb`` ((C,) float64); returns
+    ``sum_i s_i CE_i`` (float64).  Nothing is divided by the weight sum here.
+    Blocks of ``Z.shape[1] - 3`` rows: their logits (:func:`_logits_block`),
+    residual (:func:`_softmax_residual_block`) and gradient
+    (:func:`_grad_block`, from the rows still in cache), while the rows of
+    the next block are prefetched from ``X`` (half by each product).  The
+    rows are read in place from ``A`` = ``X`` unless ``stage`` (X of another
+    dtype than the weights, e.g. uint8): then each block is first converted
+    into ``A`` (:func:`_stage_block`).
+    Scratch: ``Z`` (C, block + 3) of the weights' dtype, ``idx`` (4,
+    block + 3) intp, ``stats`` (3, block) float64.
+    """
+    d = X.shape[1]
+    block = Z.shape[1] - 3
+    last = (rows.shape[0] if indexed else X.shape[0]) - 1  # rows after hi are prefetched too
+    ri, rid, pf, pn = idx[0], idx[1], idx[2], idx[3]
+    loss = 0.0
+    for k in range(lo, hi, block):
+        m = min(block, hi - k)
+        for q in range(m):
+            rid[q] = rows[k + q] if indexed else k + q
+        for q in range(block + 3):
+            s = min(k + m + q, last)
+            pf[q] = rows[s] if indexed else s  # the next rows, in order
+        _stage_block(X, A, stage, m, rid, ri)
+        # the first half of the next block prefetched by the logits, the rest by the gradient
+        for q in range(m):
+            pn[q] = pf[block // 2 + q // 2] if q % 2 == 0 else rid[q]
+        _logits_block(A, ri, m, WT, b, Z, X, pf)
+        loss += _softmax_residual_block(Z, m, rid, y, sw, weighted, gb, stats)
+        _grad_block(A, ri, m, Z, G, X, pn)
+    return loss
+
+
+@njit
+def _fused_scratch(count, block, WT):
+    """``count`` copies of the scratch ``Z``, ``idx``, ``stats`` of :func:`_softmax_grad_range`."""
+    Z = np.empty((count, WT.shape[0], block + 3), WT.dtype)
+    idx = np.zeros((count, 4, block + 3), np.intp)
+    stats = np.empty((count, 3, block), np.float64)
+    return Z, idx, stats
 
 
 @njit
@@ -737,8 +1465,9 @@ def _sum_squares(a):
 
 @njit(parallel=True)
 def _softmax_sums_kernel(X, WT, b, y, sw, weighted, G, XB, coef_grad_out, intercept_grad_out):
-    # G: zeroed (n_chunks, C, d) per-thread accumulators; XB: (n_chunks, 8, d')
-    # per-thread row scratch; both aligned by the caller (_aligned_empty).
+    # G: zeroed (n_chunks, C, d) per-thread accumulators; XB: (n_chunks, block,
+    # d or 0) per-thread blocks of converted rows (see _rows_source), aligned
+    # by the caller (_aligned_empty).
     # Explicit loops, no array expressions: in a parallel function numba turns
     # each of them (np.zeros, G[0] += G[t], np.sum) into a parallel loop of
     # its own, seconds of cold compile for nothing (issue 13).
@@ -749,14 +1478,17 @@ def _softmax_sums_kernel(X, WT, b, y, sw, weighted, G, XB, coef_grad_out, interc
     rows = np.empty(0, np.intp)
     GB = np.empty((n_chunks, C), np.float64)
     L = np.empty(n_chunks, np.float64)
+    Z, idx, stats = _fused_scratch(n_chunks, XB.shape[1], WT)
     for t in prange(n_chunks):
         for c in range(C):
             GB[t, c] = 0.0
         lo = t * n // n_chunks
         hi = (t + 1) * n // n_chunks
+        A, stage = _rows_source(X, XB[t])
         L[t] = _softmax_grad_range(
-            X, rows, False, lo, hi, WT, b, y, sw, weighted, G[t], GB[t], XB[t]
-        )
+            X, A, stage, rows, False, lo, hi, WT, b, y, sw, weighted, G[t], GB[t], Z[t], idx[t],
+            stats[t],
+        )  # fmt: skip
     for c in range(C):  # the threads' sums, in thread order
         for j in range(d):
             g = G[0, c, j]
@@ -799,17 +1531,21 @@ def _aligned_transpose(W):
 
 def _aligned(a):
     """``a`` itself if its data starts on a cache line, else an aligned copy."""
-    if a.ctypes.data % 64 == 0:
+    if a.ctypes.data % 64 == 0 and a.flags.c_contiguous:
         return a
     copy = _aligned_empty(a.shape, a.dtype)
     copy[...] = a
     return copy
 
 
-def _row_scratch(leading, d, dtype):
-    """Aligned (..., 8, d') scratch for blocks of 8 rows, d' = d rounded up to a cache line."""
-    per_line = 64 // np.dtype(dtype).itemsize
-    return _aligned_empty(leading + (8, -(-max(d, 1) // per_line) * per_line), dtype)
+def _row_blocks(leading, X, dtype):
+    """Aligned (*leading, block, d) scratch of converted rows (d = 0 when X is read in place).
+
+    Blocks of about 128 KB of X (as the cython kernels: 164 uint8 MNIST rows).
+    """
+    in_place = X.flags.c_contiguous  # (see _rows_source)
+    block = _tiling.block_rows(X.shape[1], X.itemsize if in_place else np.dtype(dtype).itemsize)
+    return _aligned_empty(leading + (block, 0 if in_place else X.shape[1]), dtype)
 
 
 @njit
@@ -928,7 +1664,7 @@ def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, interce
     n_chunks = _chunks(X.shape[0], X.shape[1])
     G = _aligned_empty((n_chunks,) + coef.shape, coef.dtype)
     G[...] = 0
-    XB = _row_scratch((n_chunks,), X.shape[1], coef.dtype)
+    XB = _row_blocks((n_chunks,), X, coef.dtype)
     loss, total = _softmax_sums_kernel(
         X, _aligned(coef), bias, y, sw, weighted, G, XB, coef_grad_out, intercept_grad_out
     )
@@ -942,16 +1678,25 @@ def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, interce
 
 @njit
 def _linear_narrow_rows(X, WT, b, out, lo, hi):
-    # Few classes: blocks of 8 rows against pairs of contiguous columns of W.
-    C = WT.shape[0]
-    i = lo
-    while i + 8 <= hi:
-        _logits8(X[i], X[i + 1], X[i + 2], X[i + 3], X[i + 4], X[i + 5], X[i + 6], X[i + 7],
-                 WT, b, out[i:i + 8])  # fmt: skip
-        i += 8
-    for r in range(i, hi):
-        for c in range(C):
-            out[r, c] = _dot1(X[r], WT[c]) + b[c]
+    # Few classes: the logits blocks of the fused pass (_logits_block), class-major
+    # in a scratch, then written out by rows.
+    C, d = WT.shape
+    block = 64
+    Xb = np.empty((block, d), WT.dtype)
+    A, stage = _rows_source(X, Xb)
+    Z = np.empty((C, block + 3), WT.dtype)
+    idx = np.empty((3, block + 3), np.intp)
+    ri, rid, pf = idx[0], idx[1], idx[2]
+    for k in range(lo, hi, block):
+        m = min(block, hi - k)
+        for q in range(block + 3):
+            rid[q] = min(k + q, hi - 1)
+            pf[q] = min(k + m + q, X.shape[0] - 1)
+        _stage_block(X, A, stage, m, rid, ri)
+        _logits_block(A, ri, m, WT, b, Z, X, pf)
+        for q in range(m):
+            for c in range(C):
+                out[k + q, c] = Z[c, q]
 
 
 @njit
@@ -986,8 +1731,8 @@ def linear(X, coef, intercept, out):
     if n_classes <= _NARROW_MAX_CLASSES:
         # Adding a zero bias is exact (only -0.0 turns into +0.0).
         bias = intercept if has_bias else np.zeros(n_classes, coef.dtype)
-        _split_rows(_linear_narrow_rows, work, X.shape[0], X, coef, bias, out,
-                    min_work=_LINEAR_MIN_WORK, align=8)  # blocks of 8 rows
+        _split_rows(_linear_narrow_rows, work, X.shape[0], X, np.ascontiguousarray(coef), bias,
+                    out, min_work=_LINEAR_MIN_WORK)  # fmt: skip
     else:
         # The wide kernel's vectors run over the classes: it reads coef
         # transposed, a copy of C d entries against n C d multiply-adds.
@@ -1443,8 +2188,10 @@ def _train_epoch_kernel(
     """One epoch over ``order`` in minibatches; returns ``(loss, t, status)``.
 
     ``WT`` and the gradient buffer ``G`` are (C, d), transposed, the
-    ``states_W`` flat views of (C, d) arrays; ``Xb`` is the aligned row
-    scratch of ``_softmax_grad_range``.  An empty ``sw`` means unit weights.
+    ``states_W`` flat views of (C, d) arrays; ``Xb`` (block, d or 0) the
+    aligned block of converted rows of ``_softmax_grad_range`` (see
+    ``_rows_source``), its first dimension the rows per block.  An empty
+    ``sw`` means unit weights.
     With ``l1 > 0`` each minibatch loss gains ``l1 * ||W||_1`` and ``W``
     steps along the L1 pseudo-gradient within its orthant
     (``learners.l1_pseudo_gradient``).
@@ -1462,12 +2209,15 @@ def _train_epoch_kernel(
     g_flat = G.reshape(C * d)
     l2_f = F(l2)
     orthant = np.zeros(C * d if l1 != 0 else 0, np.int8)
+    A, stage = _rows_source(X, Xb)
+    Z, idx, stats = _fused_scratch(1, max(1, min(Xb.shape[0], batch_size)), WT)
     total = 0.0
     for lo in range(0, n, batch_size):
         hi = min(lo + batch_size, n)
         G[:] = 0
         gb_sum[:] = 0.0
-        data = _softmax_grad_range(X, order, True, lo, hi, WT, b, y, sw, weighted, G, gb_sum, Xb)
+        data = _softmax_grad_range(X, A, stage, order, True, lo, hi, WT, b, y, sw, weighted, G,
+                                   gb_sum, Z[0], idx[0], stats[0])  # fmt: skip
         if weighted and weight_mean > 0:
             m = (hi - lo) * weight_mean  # the estimator's unbiased-estimate convention
         else:
@@ -1525,8 +2275,8 @@ def train_epoch(
         WT, args.b, args.order, args.batch_size, float(l2), bool(fit_intercept),
         spec.code, args.hyperparameters, float(lr), int(t),
         states_W, states_b, len(spec.state_names),
-        _aligned_empty(WT.shape, WT.dtype), _row_scratch((), X.shape[1], WT.dtype),
-        args.l1,
+        _aligned_empty(WT.shape, WT.dtype),
+        _row_blocks((), X, WT.dtype), args.l1,
     )  # fmt: skip
     if status != _UPDATED:
         raise RuntimeError(
