@@ -259,7 +259,7 @@ def _tfidf_like(rng, n=3000, d=1200, n_classes=6, words=12):
 
 def _curvature(X, batch_size=32, weights=None):
     """The rule's curvature by hand: groups of batch_size consecutive sample rows."""
-    dense = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float64)
+    dense = (X.toarray() if sp.issparse(X) else np.asarray(X)).astype(np.float64)  # as the rule
     rows = np.arange(0, dense.shape[0], -(-dense.shape[0] // 2048))
     sample = dense[rows]
     w = None if weights is None else np.sqrt(weights[rows] / weights[rows].mean())
