@@ -440,6 +440,26 @@ class Blocks:
         parts = self.client.gather(self.y_parts) if self.on_cluster else dask.compute(*self.y_parts)
         return np.concatenate(parts)
 
+    def take(self, rows):
+        """The rows ``rows`` of X and their weights (sample times class weights, None
+        unweighted), in memory, fetched block by block (a small sample of X)."""
+        import dask
+        import scipy.sparse as sp
+
+        bounds = np.cumsum([0] + list(self.row_counts))
+        block_of = np.searchsorted(bounds, rows, side="right") - 1
+        calls = [(self.x_parts[b], rows[block_of == b] - bounds[b], self.sw_parts[b])
+                 for b in np.unique(block_of)]  # fmt: skip
+        if self.on_cluster:
+            futures = [self.client.submit(_take_rows, *call, pure=False) for call in calls]
+            parts = self.client.gather(futures)
+        else:
+            parts = dask.compute(*[dask.delayed(_take_rows)(*call) for call in calls])
+        blocks = [part[0] for part in parts]
+        sample = sp.vstack(blocks, format="csr") if sp.issparse(blocks[0]) else np.vstack(blocks)
+        weighted = parts[0][1] is not None
+        return sample, np.concatenate([part[1] for part in parts]) if weighted else None
+
     def _per_block(self, values):
         """``values`` (one per row) split as the blocks, each where its block's labels are."""
         import dask
@@ -734,6 +754,12 @@ class Fold:
         out = np.empty((self.rows.shape[0],) + done[0].shape[1:], done[0].dtype)
         out[order] = np.concatenate(done)
         return out
+
+
+def _take_rows(X, rows, sample_weight):
+    """``X[rows]`` and their weights (None: unweighted): a block's share of a sample."""
+    weights = None if sample_weight is None else np.asarray(sample_weight)[rows]
+    return X[rows], weights
 
 
 def _call_method_rows(X, estimator, method, rows):

@@ -672,33 +672,6 @@ def _norm_sample_rows(n_rows: int) -> NDArray[np.intp]:
     return np.arange(0, n_rows, step, dtype=np.intp)
 
 
-def _take_rows(X: Any, rows: NDArray[np.intp], sample_weight: Any) -> tuple[Any, Any]:
-    """``X[rows]`` and their weights (None: unweighted): a Dask block's share of the sample."""
-    weights = None if sample_weight is None else np.asarray(sample_weight)[rows]
-    return X[rows], weights
-
-
-def _sample_of(X: Any, rows: NDArray[np.intp], sample_weight: Any) -> tuple[Any, Any]:
-    """The rows ``rows`` of a Dask ``X`` and their weights, in memory, fetched block by block.
-
-    The weights are the blocks' own (sample times class weights); ``sample_weight`` is unused.
-    """
-    bounds = np.cumsum([0] + list(X.row_counts))
-    block_of = np.searchsorted(bounds, rows, side="right") - 1
-    calls = [(X.x_parts[b], rows[block_of == b] - bounds[b], X.sw_parts[b])
-             for b in np.unique(block_of)]  # fmt: skip
-    if X.on_cluster:
-        parts = X.client.gather([X.client.submit(_take_rows, *call, pure=False) for call in calls])
-    else:
-        import dask
-
-        parts = dask.compute(*[dask.delayed(_take_rows)(*call) for call in calls])
-    blocks = [part[0] for part in parts]
-    sample = sp.vstack(blocks, format="csr") if sp.issparse(blocks[0]) else np.vstack(blocks)
-    weighted = parts[0][1] is not None
-    return sample, np.concatenate([part[1] for part in parts]) if weighted else None
-
-
 def _minibatch_curvature(
     X: Any, sample_weight: Any, batch_size: int, rows: Any = None, enough: float = math.inf
 ) -> float:
@@ -721,7 +694,7 @@ def _minibatch_curvature(
     if picked.shape[0] == 0:
         return 0.0
     if isinstance(X, _dask.Blocks):  # the sample in memory, once (at most 2048 rows)
-        X, sample_weight = _sample_of(X, picked, sample_weight)
+        X, sample_weight = X.take(picked)
         picked = np.arange(picked.shape[0])
     scale = None
     if sample_weight is not None:  # over the mean weight of the whole sample
@@ -734,13 +707,13 @@ def _minibatch_curvature(
     n_groups = picked.shape[0] // group  # whole groups only
     # lambda_max(G) >= 1^T G 1 / |B|: the groups' sums, far cheaper than their Gram matrices
     m = n_groups * group
-    block = X[picked[:m]]
-    if scale is None and not sp.issparse(block):
-        sums = block.reshape(n_groups, group, -1).sum(axis=1, dtype=np.float64)
+    sample = X[picked[:m]]
+    if scale is None and not sp.issparse(sample):
+        sums = sample.reshape(n_groups, group, -1).sum(axis=1, dtype=np.float64)
     else:
         ones = np.ones(m) if scale is None else scale[:m]
         summing = sp.csr_matrix((ones, (np.arange(m) // group, np.arange(m))), shape=(n_groups, m))
-        sums = summing @ block
+        sums = summing @ sample
     squares = sums.multiply(sums).sum(axis=1) if sp.issparse(sums) else np.square(sums).sum(axis=1)
     bound = float(np.mean(squares)) / group**2
     if not math.isfinite(bound):
@@ -749,7 +722,7 @@ def _minibatch_curvature(
         return bound
     grams = np.empty((n_groups, group, group))
     for g in range(n_groups):  # one group at a time: a float64 copy of at most 256 rows
-        block = X[picked[g * group : (g + 1) * group]]
+        block = sample[g * group : (g + 1) * group]
         if sp.issparse(block):  # the product sums duplicate entries, as X means
             block = block.astype(np.float64)
             grams[g] = (block @ block.T).toarray()
