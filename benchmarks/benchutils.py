@@ -62,6 +62,24 @@ def _timed(fn):
     return time.perf_counter() - start
 
 
+def interleaved_rounds(cases, rounds):
+    """Time each of ``cases`` (name -> callable) in ``rounds`` interleaved rounds.
+
+    For the standalone ratio scripts on a shared machine: each round runs every
+    case once, so a load spike hits all of them alike. Returns ``(cpu, wall)``,
+    name -> list of seconds; cpu is the calling thread's CPU time. No warm-up.
+    """
+    cpu = {k: [] for k in cases}
+    wall = {k: [] for k in cases}
+    for _ in range(rounds):
+        for k, f in cases.items():
+            t0, c0 = time.perf_counter(), time.thread_time()
+            f()
+            cpu[k].append(time.thread_time() - c0)
+            wall[k].append(time.perf_counter() - t0)
+    return cpu, wall
+
+
 # --------------------------------------------------------------------------- backends
 
 

@@ -10,10 +10,10 @@ Trainer loop (and a PyTorch eager loop when torch is installed).
 """
 import os
 import sys
-import time
 import warnings
 
 import numpy as np
+from benchutils import interleaved_rounds
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastsoftmax
@@ -95,18 +95,11 @@ try:
 except ImportError:
     pass
 
-cpu = {k: [] for k in cases}
-wall = {k: [] for k in cases}
 with threadpool_limits(threads), warnings.catch_warnings():
     warnings.simplefilter("ignore")
     for f in cases.values():
         f()
-    for r in range(rounds):
-        for k, f in cases.items():
-            t0, c0 = time.perf_counter(), time.thread_time()
-            f()
-            cpu[k].append(time.thread_time() - c0)
-            wall[k].append(time.perf_counter() - t0)
+    cpu, wall = interleaved_rounds(cases, rounds)
 print(f"threads={threads}, rounds={rounds}, loadavg={np.round(os.getloadavg(), 2).tolist()}")
 peer_cpu, peer_wall = np.median(cpu["full pass f32 [peer]"]), np.median(wall["full pass f32 [peer]"])
 for k in cases:

@@ -17,6 +17,7 @@ import time
 import warnings
 
 import numpy as np
+from benchutils import interleaved_rounds
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastsoftmax
@@ -70,20 +71,13 @@ for name, make in pairs.items():
     cases[(name, "cython")] = make(cy)
     cases[(name, "numba")] = make(nb)
 
-cpu = {k: [] for k in cases}
-wall = {k: [] for k in cases}
 with threadpool_limits(threads), warnings.catch_warnings():
     warnings.simplefilter("ignore")
     t0 = time.perf_counter()
     for f in cases.values():  # warm-up (numba compiles or loads its cache here)
         f()
     print(f"warm-up (compile or cache load) {time.perf_counter() - t0:.1f} s")
-    for r in range(rounds):
-        for k, f in cases.items():
-            t0, c0 = time.perf_counter(), time.thread_time()
-            f()
-            cpu[k].append(time.thread_time() - c0)
-            wall[k].append(time.perf_counter() - t0)
+    cpu, wall = interleaved_rounds(cases, rounds)
 print(f"threads={threads}, rounds={rounds}, loadavg={np.round(os.getloadavg(), 2).tolist()}")
 print(f"{'case':18s} {'cython cpu':>11s} {'numba cpu':>10s} {'ratio':>6s}   "
       f"{'cython wall':>11s} {'numba wall':>10s} {'ratio':>6s}")  # fmt: skip
