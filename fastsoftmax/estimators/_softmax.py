@@ -707,7 +707,10 @@ def _minibatch_curvature(
     n_groups = picked.shape[0] // group  # whole groups only
     # lambda_max(G) >= 1^T G 1 / |B|: the groups' sums, far cheaper than their Gram matrices
     m = n_groups * group
-    sample = X[picked[:m]]
+    if rows is None and isinstance(X, np.ndarray) and picked.shape[0] > 1:
+        sample = X[: m * picked[1] : picked[1]]  # the strided rows as a view: no gather
+    else:
+        sample = X[picked[:m]]
     if scale is None and not sp.issparse(sample):
         sums = sample.reshape(n_groups, group, -1).sum(axis=1, dtype=np.float64)
     else:
