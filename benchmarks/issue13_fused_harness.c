@@ -31,9 +31,9 @@ static float WT[C*D] AL, WP[C*D] AL, b[C], dW[C*D] AL, Z[MB*C] AL; static double
 static double NAME(int blk){ const XT *rows[MB], *next[MB]; double db[C]={0}, loss=0; \
   for (Py_ssize_t a=0;a<N;a+=blk){ Py_ssize_t n = N-a<blk?N-a:blk, after=N-a-n; \
     for (Py_ssize_t i=0;i<n;i++){rows[i]=X+(same?i:perm[a+i])*(long)D; { long q = a + (long)ahead*n + i; if (q > N-1) q = N-1; next[i]=after>0? X+(samepf?i:perm[q])*(long)D : X; }} \
-    double t0=now(); fs_fwd_##XS##_##S(rows,n,D,W,B,C,ZZ,1,n,((pf&1) && after>0)?(const void *const *)next:NULL,sizeof(XT)); \
+    double t0=now(); fs_fwd_##XS##_##S(rows,n,D,W,B,C,ZZ,1,n,((pf&1) && after>0)?next:NULL); \
     double t1=now(); loss += fs_ce_residual_cols_##S(ZZ,n,C,y+a,NULL,db); \
-    double t2=now(); fs_bwd_##XS##_##S(rows,n,D,ZZ,C,DW,((pf&2) && after>0)?(const void *const *)next:NULL,sizeof(XT)); ph[0]+=t1-t0; ph[1]+=t2-t1; ph[2]+=now()-t2;} return loss; }
+    double t2=now(); fs_bwd_##XS##_##S(rows,n,D,ZZ,C,DW,((pf&2) && after>0)?next:NULL); ph[0]+=t1-t0; ph[1]+=t2-t1; ph[2]+=now()-t2;} return loss; }
 PASS(p32, float, float, f32, f, X32, WP, b, dW, Z)
 PASS(p8, unsigned char, float, f32, u8, X8, WP, b, dW, Z)
 PASS(p64, double, double, f64, f, X64, WP64, b64, dW64, Z64)

@@ -130,42 +130,41 @@ from fs_scalar cimport fs_bce as _bce, fs_sigmoid as _sigmoid
 
 cdef inline void _fwd(const xtype **rows, Py_ssize_t n, Py_ssize_t d, const floating *Wp,
                       const floating *b, Py_ssize_t C, floating *Z, Py_ssize_t rs, Py_ssize_t cs,
-                      const void **next, Py_ssize_t pitem) noexcept nogil:
+                      const xtype **next) noexcept nogil:
     # Z = X (n, d) @ WT (C, d)^T + b with Z[i rs + c cs] for row i, class c
     # (row-major: rs = C, cs = 1; class-major: rs = 1, cs = n), X given by
     # its row pointers, floating (the same type) or uint8, WT by its panels
-    # Wp (_packed_weights); meanwhile prefetches the rows next[0..n) of pitem
-    # bytes an entry (unless next is NULL)
+    # Wp (_packed_weights); meanwhile prefetches the rows next[0..n) (unless
+    # next is NULL)
     if xtype is uint8_t:
         if floating is float:
-            fs_fwd_u8_f32(rows, n, d, Wp, b, C, Z, rs, cs, next, pitem)
+            fs_fwd_u8_f32(rows, n, d, Wp, b, C, Z, rs, cs, next)
         else:
-            fs_fwd_u8_f64(rows, n, d, Wp, b, C, Z, rs, cs, next, pitem)
+            fs_fwd_u8_f64(rows, n, d, Wp, b, C, Z, rs, cs, next)
     elif xtype is float:
         if floating is float:
-            fs_fwd_f_f32(rows, n, d, Wp, b, C, Z, rs, cs, next, pitem)
+            fs_fwd_f_f32(rows, n, d, Wp, b, C, Z, rs, cs, next)
     else:
         if floating is double:
-            fs_fwd_f_f64(rows, n, d, Wp, b, C, Z, rs, cs, next, pitem)
+            fs_fwd_f_f64(rows, n, d, Wp, b, C, Z, rs, cs, next)
     # (a float/double mix does nothing here: the def functions refuse it, _check_x_type)
 
 
 cdef inline void _bwd(const xtype **rows, Py_ssize_t n, Py_ssize_t d, const floating *R,
-                      Py_ssize_t C, floating *dWT, const void **next,
-                      Py_ssize_t pitem) noexcept nogil:
+                      Py_ssize_t C, floating *dWT, const xtype **next) noexcept nogil:
     # dWT (C, d) += R^T @ X (n, d), R class-major (R[c n + i]); meanwhile
-    # prefetches the rows next[0..n) of pitem bytes an entry (unless next is NULL)
+    # prefetches the rows next[0..n) (unless next is NULL)
     if xtype is uint8_t:
         if floating is float:
-            fs_bwd_u8_f32(rows, n, d, R, C, dWT, next, pitem)
+            fs_bwd_u8_f32(rows, n, d, R, C, dWT, next)
         else:
-            fs_bwd_u8_f64(rows, n, d, R, C, dWT, next, pitem)
+            fs_bwd_u8_f64(rows, n, d, R, C, dWT, next)
     elif xtype is float:
         if floating is float:
-            fs_bwd_f_f32(rows, n, d, R, C, dWT, next, pitem)
+            fs_bwd_f_f32(rows, n, d, R, C, dWT, next)
     else:
         if floating is double:
-            fs_bwd_f_f64(rows, n, d, R, C, dWT, next, pitem)
+            fs_bwd_f_f64(rows, n, d, R, C, dWT, next)
     # (a float/double mix does nothing here: the def functions refuse it, _check_x_type)
 
 
@@ -193,12 +192,12 @@ cdef double _softmax_ce_chunk(const xtype **rows, const xtype **next, Py_ssize_t
     # cores (2x slower on MNIST uint8 X).
     cdef double loss
     cdef unsigned int csr = fs_flush_denormals()
-    _fwd(rows, n, d, Wp, b, C, Z, 1, n, <const void **>next, sizeof(xtype))
+    _fwd(rows, n, d, Wp, b, C, Z, 1, n, next)
     if floating is float:
         loss = fs_ce_residual_cols_f32(Z, n, C, y, sw, db)
     else:
         loss = fs_ce_residual_cols_f64(Z, n, C, y, sw, db)
-    _bwd(rows, n, d, Z, C, dWT, <const void **>next, sizeof(xtype))
+    _bwd(rows, n, d, Z, C, dWT, next)
     fs_restore_csr(csr)
     return loss
 
@@ -348,7 +347,7 @@ cdef void _linear_rows(const xtype *X, Py_ssize_t n, Py_ssize_t d, const floatin
             rows[i] = X + (a + i) * d
             # prefetch distance: the hardware prefetcher alone leaves loads waiting
             ahead[i] = X + min(a + i + 24, n - 1) * d
-        _fwd(rows, m, d, Wp, b, C, Z + a * C, C, 1, <const void **>ahead, sizeof(xtype))
+        _fwd(rows, m, d, Wp, b, C, Z + a * C, C, 1, ahead)
         a += m
 
 
@@ -829,14 +828,13 @@ cdef double _logistic_block(const xtype *X, Py_ssize_t n, Py_ssize_t n_after, Py
     cdef const xtype *rows[MAX_BLOCK]
     cdef const xtype *next[MAX_BLOCK]
     _block_rows(X, n, n_after, d, rows, next)
-    _fwd(rows, n, d, w, &b, 1, z, 1, n, <const void **>next if n_after > 0 else NULL,
-         sizeof(xtype))
+    _fwd(rows, n, d, w, &b, 1, z, 1, n, next if n_after > 0 else NULL)
     for i in range(n):
         s = sw[i] if sw != NULL else 1
         loss += s * _bce(z[i], y[i])
         z[i] = s * (_sigmoid(z[i]) - y[i])
         db[0] += z[i]
-    _bwd(rows, n, d, z, 1, dw, <const void **>next if n_after > 0 else NULL, sizeof(xtype))
+    _bwd(rows, n, d, z, 1, dw, next if n_after > 0 else NULL)
     return loss
 
 

@@ -34,7 +34,7 @@
 
 FS_DEF void GN(fwd_tile)(const FS_XT *const *rows, Py_ssize_t d, const FS_T *Wg, const FS_T *b,
                          FS_T *Z, Py_ssize_t rs, Py_ssize_t cs, const int R, const int CB,
-                         const void *const *pf, const int PR, const Py_ssize_t pitem)
+                         const FS_XT *const *pf, const int PR)
 {
     /* Wg: the panels of this tile's class group (pack_weights), whose
      * vector of features j, class k is at Wg + (j / FS_V) CB FS_V + k FS_V */
@@ -48,8 +48,8 @@ FS_DEF void GN(fwd_tile)(const FS_XT *const *rows, Py_ssize_t d, const FS_T *Wg,
     for (; j + FS_V <= d; j += FS_V, w += CB * FS_V) {
         VF xv[4];
         for (int r = 0; r < R; r++) xv[r] = FS_LOADX(x[r] + j);
-        if (pf && (j * pitem) % 64 == 0)
-            for (int r = 0; r < PR; r++) __builtin_prefetch((const char *)pf[r] + j * pitem, 0, 2);
+        if (pf && (j * sizeof(FS_XT)) % 64 == 0)
+            for (int r = 0; r < PR; r++) __builtin_prefetch(pf[r] + j, 0, 2);
         for (int c = 0; c < CB; c++) {
             VF wv = FN(load)(w + c * FS_V);
             FS_IN_REGISTER(wv);
@@ -69,12 +69,11 @@ FS_DEF void GN(fwd_tile)(const FS_XT *const *rows, Py_ssize_t d, const FS_T *Wg,
 
 /* Z = X (n, d) @ WT (C, d)^T + b, where Z[i rs + c cs] is row i, class c
  * (so Z may be row-major or class-major), from the weights packed by
- * pack_weights; prefetches the rows next[0..n) (if next is not NULL,
- * pitem bytes an entry) meanwhile. */
+ * pack_weights; prefetches the rows next[0..n) (if next is not NULL)
+ * meanwhile. */
 static FS_TARGET void GN(fwd)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t d,
                               const FS_T *Wp, const FS_T *b, Py_ssize_t C, FS_T *Z,
-                              Py_ssize_t rs, Py_ssize_t cs, const void *const *next,
-                              Py_ssize_t pitem)
+                              Py_ssize_t rs, Py_ssize_t cs, const FS_XT *const *next)
 {
     /* The forward product prefetches the first half of the next rows, the
      * backward product the second half: spread over the whole block, the
@@ -86,11 +85,10 @@ static FS_TARGET void GN(fwd)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t
      * epoch) are separate streams, and the hardware prefetcher follows a
      * stream only once it has seen its start (harness, PERM=1: 25.5 -> 24
      * ms).  Consecutive rows are one stream, followed already. */
-    if (next && n > 1
-        && (const char *)next[n - 1] - (const char *)next[0] != (n - 1) * d * pitem)
+    if (next && n > 1 && next[n - 1] - next[0] != (n - 1) * d)
         for (Py_ssize_t q = 0; q < n; q++) __builtin_prefetch(next[q], 0, 2);
     for (; i + 4 <= n; i += 4) {
-        const void *const *pf = next ? next + i / 2 : NULL;
+        const FS_XT *const *pf = next ? next + i / 2 : NULL;
         FS_T *z = Z + i * rs;
         for (c = 0; c < C; c += g) {
             g = FN(class_group)(C, c);
@@ -98,37 +96,35 @@ static FS_TARGET void GN(fwd)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t
             if (FS_WIDE && g == FS_WIDE)
                 for (int h = 0; h < 4; h += 2)
                     GN(fwd_tile)(rows + i + h, d, Wg, b + c, z + h * rs + c * cs, rs, cs, 2,
-                                 FS_WIDE, c || !pf ? NULL : pf + h / 2, 1, pitem);
+                                 FS_WIDE, c || !pf ? NULL : pf + h / 2, 1);
             else if (g == FS_NARROW)
                 GN(fwd_tile)(rows + i, d, Wg, b + c, z + c * cs, rs, cs, 4, FS_NARROW,
-                             c ? NULL : pf, 2, pitem);
+                             c ? NULL : pf, 2);
             else
-                GN(fwd_tile)(rows + i, d, Wg, b + c, z + c * cs, rs, cs, 4, 1, c ? NULL : pf, 2,
-                             pitem);
+                GN(fwd_tile)(rows + i, d, Wg, b + c, z + c * cs, rs, cs, 4, 1, c ? NULL : pf, 2);
         }
     }
     for (; i < n; i++) {
         FS_T *z = Z + i * rs;
-        const void *const *pf = next && i % 2 == 0 ? next + i / 2 : NULL;
+        const FS_XT *const *pf = next && i % 2 == 0 ? next + i / 2 : NULL;
         for (c = 0; c < C; c += g) {
             g = FN(class_group)(C, c);
             const FS_T *Wg = Wp + c * panel;
             if (FS_WIDE && g == FS_WIDE)
                 GN(fwd_tile)(rows + i, d, Wg, b + c, z + c * cs, rs, cs, 1, FS_WIDE,
-                             c ? NULL : pf, 1, pitem);
+                             c ? NULL : pf, 1);
             else if (g == FS_NARROW)
                 GN(fwd_tile)(rows + i, d, Wg, b + c, z + c * cs, rs, cs, 1, FS_NARROW,
-                             c ? NULL : pf, 1, pitem);
+                             c ? NULL : pf, 1);
             else
-                GN(fwd_tile)(rows + i, d, Wg, b + c, z + c * cs, rs, cs, 1, 1, c ? NULL : pf, 1,
-                             pitem);
+                GN(fwd_tile)(rows + i, d, Wg, b + c, z + c * cs, rs, cs, 1, 1, c ? NULL : pf, 1);
         }
     }
 }
 
 FS_DEF void GN(bwd_tile)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t j, const FS_T *Rt,
                          FS_T *dWT, Py_ssize_t d, const int JB, const int CB,
-                         const void *const *next, const Py_ssize_t pitem)
+                         const FS_XT *const *next)
 {
     /* Rt: the residual of this tile's classes row-major (Rt[i CB + k]), so
      * that a row's CB broadcasts come from one pointer at constant offsets */
@@ -145,9 +141,8 @@ FS_DEF void GN(bwd_tile)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t j, c
          * forward product over it does not wait for memory. */
         if (next && i % 2 == 0)
             for (int b = 0; b < JB; b++)
-                if (((j + b * FS_V) * pitem) % 64 == 0)
-                    __builtin_prefetch((const char *)next[n / 2 + i / 2] + (j + b * FS_V) * pitem,
-                                       0, 2);
+                if ((b * FS_V * sizeof(FS_XT)) % 64 == 0)
+                    __builtin_prefetch(next[n / 2 + i / 2] + j + b * FS_V, 0, 2);
         for (int c = 0; c < CB; c++) {
             VF rv = FN(splat)(r[c]);
             for (int b = 0; b < JB; b++) acc[b][c] += xv[b] * rv;
@@ -160,25 +155,24 @@ FS_DEF void GN(bwd_tile)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t j, c
 /* the tiles of one class group (CB classes) over the features [j, j + JB FS_V) */
 FS_DEF void GN(bwd_cols)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t j, const FS_T *Rt,
                          Py_ssize_t CB, FS_T *dWT, Py_ssize_t d, const int JB,
-                         const void *const *next, const Py_ssize_t pitem)
+                         const FS_XT *const *next)
 {
     if (FS_WIDE && CB == FS_WIDE)
         for (int h = 0; h < JB; h += 2) {
             const Py_ssize_t jh = j + h * FS_V;
             if (JB - h >= 2)
-                GN(bwd_tile)(rows, n, jh, Rt, dWT + jh, d, 2, FS_WIDE, next, pitem);
+                GN(bwd_tile)(rows, n, jh, Rt, dWT + jh, d, 2, FS_WIDE, next);
             else
-                GN(bwd_tile)(rows, n, jh, Rt, dWT + jh, d, 1, FS_WIDE, next, pitem);
+                GN(bwd_tile)(rows, n, jh, Rt, dWT + jh, d, 1, FS_WIDE, next);
         }
     else if (CB == FS_NARROW)
-        GN(bwd_tile)(rows, n, j, Rt, dWT + j, d, JB, FS_NARROW, next, pitem);
+        GN(bwd_tile)(rows, n, j, Rt, dWT + j, d, JB, FS_NARROW, next);
     else
-        GN(bwd_tile)(rows, n, j, Rt, dWT + j, d, JB, 1, next, pitem);
+        GN(bwd_tile)(rows, n, j, Rt, dWT + j, d, JB, 1, next);
 }
 
 /* dWT (C, d) += R^T @ X (n, d), R class-major (R[c n + i] is row i, class
- * c); prefetches the rows next[0..n) (if next is not NULL, pitem bytes an
- * entry) meanwhile.  The residual is first copied row-major per class group
+ * c); prefetches the rows next[0..n) (if next is not NULL) meanwhile.  The residual is first copied row-major per class group
  * (Rt: a few hundred entries a block, against thousands of multiply-adds
  * each).  When all of it fits in Rt, each range of features goes through
  * every class group while its part of the rows is in L1, as before;
@@ -187,7 +181,7 @@ FS_DEF void GN(bwd_cols)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t j, c
 #define FS_BWD_ROWS 512
 #define FS_BWD_ENTRIES (FS_BWD_ROWS * FS_MAX_GROUP)
 static FS_TARGET void GN(bwd)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t d, const FS_T *R,
-                              Py_ssize_t C, FS_T *dWT, const void *const *next, Py_ssize_t pitem)
+                              Py_ssize_t C, FS_T *dWT, const FS_XT *const *next)
 {
     FS_T Rt[FS_BWD_ENTRIES] __attribute__((aligned(64)));
     Py_ssize_t c, g, i0, m, j;
@@ -200,28 +194,28 @@ static FS_TARGET void GN(bwd)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t
         for (j = 0; j + 4 * FS_V <= d; j += 4 * FS_V)
             for (c = 0; c < C; c += g) {
                 g = FN(class_group)(C, c);
-                GN(bwd_cols)(rows, n, j, Rt + c * n, g, dWT + c * d, d, 4, c ? NULL : next, pitem);
+                GN(bwd_cols)(rows, n, j, Rt + c * n, g, dWT + c * d, d, 4, c ? NULL : next);
             }
         for (; j + FS_V <= d; j += FS_V)
             for (c = 0; c < C; c += g) {
                 g = FN(class_group)(C, c);
-                GN(bwd_cols)(rows, n, j, Rt + c * n, g, dWT + c * d, d, 1, NULL, pitem);
+                GN(bwd_cols)(rows, n, j, Rt + c * n, g, dWT + c * d, d, 1, NULL);
             }
     } else {
         for (i0 = 0; i0 < n; i0 += m) {
             m = n - i0 < FS_BWD_ROWS ? n - i0 : FS_BWD_ROWS;
             /* (prefetching only when the rows are one group, as the kernels call it) */
-            const void *const *pf = m == n ? next : NULL;
+            const FS_XT *const *pf = m == n ? next : NULL;
             for (c = 0; c < C; c += g) {
                 g = FN(class_group)(C, c);
                 for (Py_ssize_t i = 0; i < m; i++)
                     for (Py_ssize_t k = 0; k < g; k++) Rt[i * g + k] = R[(c + k) * n + i0 + i];
                 FS_T *dW = dWT + c * d;
-                const void *const *p = c ? NULL : pf;
+                const FS_XT *const *p = c ? NULL : pf;
                 for (j = 0; j + 4 * FS_V <= d; j += 4 * FS_V)
-                    GN(bwd_cols)(rows + i0, m, j, Rt, g, dW, d, 4, p, pitem);
+                    GN(bwd_cols)(rows + i0, m, j, Rt, g, dW, d, 4, p);
                 for (; j + FS_V <= d; j += FS_V)
-                    GN(bwd_cols)(rows + i0, m, j, Rt, g, dW, d, 1, NULL, pitem);
+                    GN(bwd_cols)(rows + i0, m, j, Rt, g, dW, d, 1, NULL);
             }
         }
     }

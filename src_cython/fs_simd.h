@@ -205,21 +205,20 @@
     X(pack_weights, S, void, (const T *WT, Py_ssize_t C, Py_ssize_t d, T *Wp), (WT, C, d, Wp))      \
     X(fwd_f, S, void,                                                                              \
       (const T *const *rows, Py_ssize_t n, Py_ssize_t d, const T *Wp, const T *b, Py_ssize_t C,    \
-       T *Z, Py_ssize_t rs, Py_ssize_t cs, const void *const *next, Py_ssize_t pitem),             \
-      (rows, n, d, Wp, b, C, Z, rs, cs, next, pitem))                                              \
+       T *Z, Py_ssize_t rs, Py_ssize_t cs, const T *const *next),                                  \
+      (rows, n, d, Wp, b, C, Z, rs, cs, next))                                                     \
     X(fwd_u8, S, void,                                                                             \
       (const unsigned char *const *rows, Py_ssize_t n, Py_ssize_t d, const T *Wp, const T *b,      \
-       Py_ssize_t C, T *Z, Py_ssize_t rs, Py_ssize_t cs, const void *const *next,                  \
-       Py_ssize_t pitem),                                                                          \
-      (rows, n, d, Wp, b, C, Z, rs, cs, next, pitem))                                              \
+       Py_ssize_t C, T *Z, Py_ssize_t rs, Py_ssize_t cs, const unsigned char *const *next),        \
+      (rows, n, d, Wp, b, C, Z, rs, cs, next))                                                     \
     X(bwd_f, S, void,                                                                              \
       (const T *const *rows, Py_ssize_t n, Py_ssize_t d, const T *R, Py_ssize_t C, T *dWT,         \
-       const void *const *next, Py_ssize_t pitem),                                                 \
-      (rows, n, d, R, C, dWT, next, pitem))                                                        \
+       const T *const *next),                                                                      \
+      (rows, n, d, R, C, dWT, next))                                                               \
     X(bwd_u8, S, void,                                                                             \
       (const unsigned char *const *rows, Py_ssize_t n, Py_ssize_t d, const T *R, Py_ssize_t C,     \
-       T *dWT, const void *const *next, Py_ssize_t pitem),                                         \
-      (rows, n, d, R, C, dWT, next, pitem))                                                        \
+       T *dWT, const unsigned char *const *next),                                                  \
+      (rows, n, d, R, C, dWT, next))                                                               \
     X(pack_t_f, S, void, (const T *const *rows, Py_ssize_t h, Py_ssize_t d, T *Xp, Py_ssize_t mp),  \
       (rows, h, d, Xp, mp))                                                                        \
     X(pack_t_u8, S, void,                                                                          \

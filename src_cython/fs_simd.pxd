@@ -35,28 +35,28 @@ cdef extern from "fs_simd.h" nogil:
     void fs_pack_weights_f32(const float *WT, Py_ssize_t C, Py_ssize_t d, float *Wp)
     void fs_pack_weights_f64(const double *WT, Py_ssize_t C, Py_ssize_t d, double *Wp)
     # X as a table of row pointers; both products prefetch the rows next[0..n)
-    # (or none if NULL) of pitem bytes an entry; fwd writes Z[i rs + c cs] =
+    # (or none if NULL); fwd writes Z[i rs + c cs] =
     # (X WT^T + b)[i, c] from the packed weights Wp, bwd reads R class-major
     void fs_fwd_f_f32(const float **rows, Py_ssize_t n, Py_ssize_t d, const float *Wp,
                       const float *b, Py_ssize_t C, float *Z, Py_ssize_t rs, Py_ssize_t cs,
-                      const void **next, Py_ssize_t pitem)
+                      const float **next)
     void fs_fwd_f_f64(const double **rows, Py_ssize_t n, Py_ssize_t d, const double *Wp,
                       const double *b, Py_ssize_t C, double *Z, Py_ssize_t rs, Py_ssize_t cs,
-                      const void **next, Py_ssize_t pitem)
+                      const double **next)
     void fs_fwd_u8_f32(const uint8_t **rows, Py_ssize_t n, Py_ssize_t d, const float *Wp,
                        const float *b, Py_ssize_t C, float *Z, Py_ssize_t rs, Py_ssize_t cs,
-                       const void **next, Py_ssize_t pitem)
+                       const uint8_t **next)
     void fs_fwd_u8_f64(const uint8_t **rows, Py_ssize_t n, Py_ssize_t d, const double *Wp,
                        const double *b, Py_ssize_t C, double *Z, Py_ssize_t rs, Py_ssize_t cs,
-                       const void **next, Py_ssize_t pitem)
+                       const uint8_t **next)
     void fs_bwd_f_f32(const float **rows, Py_ssize_t n, Py_ssize_t d, const float *R,
-                      Py_ssize_t C, float *dWT, const void **next, Py_ssize_t pitem)
+                      Py_ssize_t C, float *dWT, const float **next)
     void fs_bwd_f_f64(const double **rows, Py_ssize_t n, Py_ssize_t d, const double *R,
-                      Py_ssize_t C, double *dWT, const void **next, Py_ssize_t pitem)
+                      Py_ssize_t C, double *dWT, const double **next)
     void fs_bwd_u8_f32(const uint8_t **rows, Py_ssize_t n, Py_ssize_t d, const float *R,
-                       Py_ssize_t C, float *dWT, const void **next, Py_ssize_t pitem)
+                       Py_ssize_t C, float *dWT, const uint8_t **next)
     void fs_bwd_u8_f64(const uint8_t **rows, Py_ssize_t n, Py_ssize_t d, const double *R,
-                       Py_ssize_t C, double *dWT, const void **next, Py_ssize_t pitem)
+                       Py_ssize_t C, double *dWT, const uint8_t **next)
     # the tiled regime: rows[0..h) packed transposed into Xp (d, mp), zero-padded
     # to mp (a multiple of the vector width); Z (tc, mp) = W (tc, d) @ Xp + b
     void fs_pack_t_f_f32(const float **rows, Py_ssize_t h, Py_ssize_t d, float *Xp, Py_ssize_t mp)
