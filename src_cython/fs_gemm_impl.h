@@ -4,11 +4,13 @@
  *
  * Lanes run over features (the contiguous dimension of X rows and of the
  * transposed weights WT (C, d)), so all lanes are busy whatever the number of
- * classes.  Tiles are register blocks: the forward pass keeps 4 rows x 5
- * classes of partial dot products in registers, the backward pass keeps
- * 4 vectors of features x 5 classes of gradient while it streams the rows of
- * the block.  The tile functions are always inlined with constant R/CB/JB so
- * the compiler fully unrolls them into registers.
+ * classes.  Tiles are register blocks (the class groups of fs_simd_impl.h):
+ * the forward pass keeps e.g. 2 rows x 10 classes of partial dot products in
+ * registers, reading the weights from their panels (pack_weights), the
+ * backward pass 2 vectors of features x 10 classes of gradient while it
+ * streams the rows of the block, reading a row-major copy of the residual.
+ * The tile functions are always inlined with constant R/CB/JB so the
+ * compiler fully unrolls them into registers.
  *
  * Both products prefetch into L2 the rows of the next block (the table
  * `next`): the forward pass while it computes its first group of classes,
