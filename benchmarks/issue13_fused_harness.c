@@ -26,7 +26,7 @@ static double now(void) /* thread CPU time: the machine is shared */{struct time
 #define MB 512
 static int pf=1, same=0, samepf=0, *perm, ahead=1; static double ph[3]; static float *X32; static unsigned char *X8; static double *X64; static Py_ssize_t y[N];
 #define AL __attribute__((aligned(64))) /* as softmax_ce_sums reads them (_aligned_weights) */
-static float WT[C*D] AL, b[C], dW[C*D] AL, Z[MB*C] AL; static double WT64[C*D] AL, b64[C], dW64[C*D] AL, Z64[MB*C] AL;
+static float WT[C*D] AL, WP[C*D] AL, b[C], dW[C*D] AL, Z[MB*C] AL; static double WT64[C*D] AL, WP64[C*D] AL, b64[C], dW64[C*D] AL, Z64[MB*C] AL;
 #define PASS(NAME, XT, T, S, XS, X, W, B, DW, ZZ) \
 static double NAME(int blk){ const XT *rows[MB], *next[MB]; double db[C]={0}, loss=0; \
   for (Py_ssize_t a=0;a<N;a+=blk){ Py_ssize_t n = N-a<blk?N-a:blk, after=N-a-n; \
@@ -34,9 +34,9 @@ static double NAME(int blk){ const XT *rows[MB], *next[MB]; double db[C]={0}, lo
     double t0=now(); fs_fwd_##XS##_##S(rows,n,D,W,B,C,ZZ,1,n,((pf&1) && after>0)?next:NULL); \
     double t1=now(); loss += fs_ce_residual_cols_##S(ZZ,n,C,y+a,NULL,db); \
     double t2=now(); fs_bwd_##XS##_##S(rows,n,D,ZZ,C,DW,((pf&2) && after>0)?next:NULL); ph[0]+=t1-t0; ph[1]+=t2-t1; ph[2]+=now()-t2;} return loss; }
-PASS(p32, float, float, f32, f, X32, WT, b, dW, Z)
-PASS(p8, unsigned char, float, f32, u8, X8, WT, b, dW, Z)
-PASS(p64, double, double, f64, f, X64, WT64, b64, dW64, Z64)
+PASS(p32, float, float, f32, f, X32, WP, b, dW, Z)
+PASS(p8, unsigned char, float, f32, u8, X8, WP, b, dW, Z)
+PASS(p64, double, double, f64, f, X64, WP64, b64, dW64, Z64)
 int main(int argc, char **argv){ pf = getenv("PF")?atoi(getenv("PF")):3; same = getenv("SAME")?1:0; samepf = getenv("SAMEPF")?1:0; ahead = getenv("AHEAD")?atoi(getenv("AHEAD")):1;
   fs_set_level(-1);
   X32=aligned_alloc(64,sizeof(float)*N*D); X8=aligned_alloc(64,N*D); X64=aligned_alloc(64,sizeof(double)*N*D);
@@ -45,6 +45,7 @@ int main(int argc, char **argv){ pf = getenv("PF")?atoi(getenv("PF")):3; same = 
   for(int i=0;i<N;i++) y[i]=i%C;
   perm=malloc(sizeof(int)*N); for(int i=0;i<N;i++) perm[i]=i; if(getenv("PERM")) for(int i=N-1;i>0;i--){s=s*1103515245+12345; int j=(s>>4)%(i+1); int t=perm[i]; perm[i]=perm[j]; perm[j]=t;}
   for(int i=0;i<C*D;i++){WT[i]=((i*7)%13-6)*0.001f; WT64[i]=WT[i];}
+  fs_pack_weights_f32(WT,C,D,WP); fs_pack_weights_f64(WT64,C,D,WP64); /* the forward products read the weights' panels */
   int b32 = argc>1?atoi(argv[1]):40, b8 = argc>2?atoi(argv[2]):164, b64b = argc>3?atoi(argv[3]):20, R = argc>4?atoi(argv[4]):9;
   double tmin[4]={1e9,1e9,1e9,1e9}; volatile double sink=0;
   for(int r=0;r<R;r++){ double t;

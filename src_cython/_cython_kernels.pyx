@@ -128,24 +128,25 @@ cdef inline floating _abs(floating x) noexcept nogil:
 from fs_scalar cimport fs_bce as _bce, fs_sigmoid as _sigmoid
 
 
-cdef inline void _fwd(const xtype **rows, Py_ssize_t n, Py_ssize_t d, const floating *WT,
+cdef inline void _fwd(const xtype **rows, Py_ssize_t n, Py_ssize_t d, const floating *Wp,
                       const floating *b, Py_ssize_t C, floating *Z, Py_ssize_t rs, Py_ssize_t cs,
                       const xtype **next) noexcept nogil:
     # Z = X (n, d) @ WT (C, d)^T + b with Z[i rs + c cs] for row i, class c
     # (row-major: rs = C, cs = 1; class-major: rs = 1, cs = n), X given by
-    # its row pointers, floating (the same type) or uint8; meanwhile
-    # prefetches the rows next[0..n) (unless next is NULL)
+    # its row pointers, floating (the same type) or uint8, WT by its panels
+    # Wp (_packed_weights); meanwhile prefetches the rows next[0..n) (unless
+    # next is NULL)
     if xtype is uint8_t:
         if floating is float:
-            fs_fwd_u8_f32(rows, n, d, WT, b, C, Z, rs, cs, next)
+            fs_fwd_u8_f32(rows, n, d, Wp, b, C, Z, rs, cs, next)
         else:
-            fs_fwd_u8_f64(rows, n, d, WT, b, C, Z, rs, cs, next)
+            fs_fwd_u8_f64(rows, n, d, Wp, b, C, Z, rs, cs, next)
     elif xtype is float:
         if floating is float:
-            fs_fwd_f_f32(rows, n, d, WT, b, C, Z, rs, cs, next)
+            fs_fwd_f_f32(rows, n, d, Wp, b, C, Z, rs, cs, next)
     else:
         if floating is double:
-            fs_fwd_f_f64(rows, n, d, WT, b, C, Z, rs, cs, next)
+            fs_fwd_f_f64(rows, n, d, Wp, b, C, Z, rs, cs, next)
     # (a float/double mix does nothing here: the def functions refuse it, _check_x_type)
 
 
@@ -177,10 +178,11 @@ cdef inline void _block_rows(const xtype *X, Py_ssize_t n, Py_ssize_t n_after, P
 
 
 cdef double _softmax_ce_chunk(const xtype **rows, const xtype **next, Py_ssize_t n, Py_ssize_t d,
-                              const floating *WT, const floating *b, Py_ssize_t C,
+                              const floating *Wp, const floating *b, Py_ssize_t C,
                               const Py_ssize_t *y, const floating *sw, floating *Z,
                               floating *dWT, double *db) noexcept nogil:
-    # A chunk of rows small enough to stay in L2: logits in Z (class-major,
+    # A chunk of rows small enough to stay in L2, the weights packed
+    # (_packed_weights): logits in Z (class-major,
     # n C entries), the residual s (P - Y) in place with its class sums added
     # to db, then dWT += residual^T X from the cached rows.  Both products
     # prefetch the rows next[0..n) (unless next is NULL).  Returns sum s CE.
@@ -190,7 +192,7 @@ cdef double _softmax_ce_chunk(const xtype **rows, const xtype **next, Py_ssize_t
     # cores (2x slower on MNIST uint8 X).
     cdef double loss
     cdef unsigned int csr = fs_flush_denormals()
-    _fwd(rows, n, d, WT, b, C, Z, 1, n, next)
+    _fwd(rows, n, d, Wp, b, C, Z, 1, n, next)
     if floating is float:
         loss = fs_ce_residual_cols_f32(Z, n, C, y, sw, db)
     else:
@@ -334,7 +336,7 @@ def cross_entropy(const floating[:, ::1] logits, const Py_ssize_t[::1] y, floati
                     fs_cross_entropy_rows_f64(&logits[a, 0], &y[a], &out[a], z - a, k)
 
 
-cdef void _linear_rows(const xtype *X, Py_ssize_t n, Py_ssize_t d, const floating *WT,
+cdef void _linear_rows(const xtype *X, Py_ssize_t n, Py_ssize_t d, const floating *Wp,
                        const floating *b, Py_ssize_t C, floating *Z) noexcept nogil:
     cdef const xtype *rows[MAX_BLOCK]
     cdef const xtype *ahead[MAX_BLOCK]
@@ -345,7 +347,7 @@ cdef void _linear_rows(const xtype *X, Py_ssize_t n, Py_ssize_t d, const floatin
             rows[i] = X + (a + i) * d
             # prefetch distance: the hardware prefetcher alone leaves loads waiting
             ahead[i] = X + min(a + i + 24, n - 1) * d
-        _fwd(rows, m, d, WT, b, C, Z + a * C, C, 1, ahead)
+        _fwd(rows, m, d, Wp, b, C, Z + a * C, C, 1, ahead)
         a += m
 
 
@@ -360,12 +362,15 @@ def linear(const xtype[:, ::1] X, const floating[:, ::1] WT, const floating[::1]
     _require(num_threads >= 1, f"num_threads={num_threads}")
     if n == 0 or C == 0:
         return
+    cdef void *packed
+    cdef const floating *Wp = _packed_weights(&WT[0, 0], C, d, &packed)
     with nogil:
         for p in prange(num_threads, num_threads=num_threads, schedule="static"):
             a = _start(p, num_threads, n)
             z = _start(p + 1, num_threads, n)
             if z > a:
-                _linear_rows(&X[a, 0], z - a, d, &WT[0, 0], &b[0], C, &out[a, 0])
+                _linear_rows(&X[a, 0], z - a, d, Wp, &b[0], C, &out[a, 0])
+    free(packed)
 
 
 cdef double _softmax_ce_block(const xtype *X, Py_ssize_t n, Py_ssize_t n_after, Py_ssize_t d,
@@ -396,6 +401,28 @@ cdef const floating *_aligned_weights(const floating *WT, Py_ssize_t size, void 
     address = (<size_t>buffer[0] + 63) & ~(<size_t>63)
     memcpy(<void *>address, WT, size * sizeof(floating))
     return <const floating *>address
+
+
+cdef const floating *_packed_weights(const floating *WT, Py_ssize_t C, Py_ssize_t d,
+                                     void **buffer) except NULL:
+    # WT (C, d) in the panels of the forward products (fs_pack_weights), on
+    # cache lines (see _aligned_weights), in a buffer for the caller to free
+    cdef Py_ssize_t line = 64 // sizeof(floating)
+    cdef size_t address
+    buffer[0] = malloc(max(1, C) * ((d + line - 1) // line * line) * sizeof(floating) + 64)
+    if buffer[0] == NULL:
+        raise MemoryError()
+    address = (<size_t>buffer[0] + 63) & ~(<size_t>63)
+    _pack_weights(WT, C, d, <floating *>address)
+    return <const floating *>address
+
+
+cdef inline void _pack_weights(const floating *WT, Py_ssize_t C, Py_ssize_t d,
+                               floating *Wp) noexcept nogil:
+    if floating is float:
+        fs_pack_weights_f32(WT, C, d, Wp)
+    else:
+        fs_pack_weights_f64(WT, C, d, Wp)
 
 
 def softmax_ce_sums(const xtype[:, ::1] X, const floating[:, ::1] WT,
@@ -429,8 +456,8 @@ def softmax_ce_sums(const xtype[:, ::1] X, const floating[:, ::1] WT,
              and Z_buf.shape[2] == C, "accumulators or scratch of another shape")
     _require_labels(y, n, C)
     nblocks = (n + block - 1) // block
-    cdef void *copy
-    cdef const floating *W = _aligned_weights(&WT[0, 0], C * d, &copy)
+    cdef void *packed
+    cdef const floating *W = _packed_weights(&WT[0, 0], C, d, &packed)
     with nogil:
         for k in prange(nblocks, num_threads=num_threads, schedule="static"):
             t = threadid()
@@ -438,7 +465,7 @@ def softmax_ce_sums(const xtype[:, ::1] X, const floating[:, ::1] WT,
             loss += _softmax_ce_block(
                 &X[a, 0], min(block, n - a), max(0, n - a - block), d, W, &b[0], C, &y[a],
                 sw + a if sw != NULL else NULL, &Z_buf[t, 0, 0], &dWT_acc[t, 0, 0], &db_acc[t, 0])
-    free(copy)
+    free(packed)
     return loss
 
 
@@ -835,13 +862,16 @@ def logistic_sums(const xtype[:, ::1] X, const floating[::1] w, double b,
     _require_threads(num_threads, min(dw_acc.shape[0], db_acc.shape[0], z_buf.shape[0]))
     _require(dw_acc.shape[1] == d and db_acc.shape[1] >= 1, "accumulators of another shape")
     nblocks = (n + block - 1) // block
+    cdef void *packed
+    cdef const floating *wp = _packed_weights(&w[0], 1, d, &packed)
     with nogil:
         for k in prange(nblocks, num_threads=num_threads, schedule="static"):
             t = threadid()
             a = k * block
             loss += _logistic_block(
-                &X[a, 0], min(block, n - a), max(0, n - a - block), d, &w[0], bf, &y[a],
+                &X[a, 0], min(block, n - a), max(0, n - a - block), d, wp, bf, &y[a],
                 sw + a if sw != NULL else NULL, &z_buf[t, 0], &dw_acc[t, 0], &db_acc[t, 0])
+    free(packed)
     return loss
 
 
@@ -1057,11 +1087,12 @@ cdef void _l1_orthant_project(floating *p, Py_ssize_t size,
 
 
 cdef void _epoch_part(const xtype **rows, const xtype **next_rows, Py_ssize_t a, Py_ssize_t e,
-                      Py_ssize_t d, Py_ssize_t C, const floating *p, const floating *b,
+                      Py_ssize_t d, Py_ssize_t C, const floating *Wp, const floating *b,
                       const Py_ssize_t *yb, const floating *swb, floating *Z, floating *g,
                       double *gb_sum, double *data) noexcept nogil:
-    # One thread's share, rows [a, e) of the minibatch: forward, residual,
-    # and its own gradient accumulators g (C, d), gb_sum (C,), data (1,).
+    # One thread's share, rows [a, e) of the minibatch: forward (from the
+    # packed weights Wp), residual, and its own gradient accumulators g (C,
+    # d), gb_sum (C,), data (1,).
     # The share goes in chunks of about _BLOCK_BYTES of X (like the fused
     # full-batch pass): the backward product then re-reads each chunk from
     # L1/L2, where a whole minibatch of rows would spill out of them.
@@ -1085,7 +1116,7 @@ cdef void _epoch_part(const xtype **rows, const xtype **next_rows, Py_ssize_t a,
         for i in range(m):
             q = s + m + i
             pf[i] = rows[q] if q < e else next_rows[min(a + q - e, e - 1)]
-        data[0] += _softmax_ce_chunk(rows + s, pf, m, d, p, b, C, yb + s,
+        data[0] += _softmax_ce_chunk(rows + s, pf, m, d, Wp, b, C, yb + s,
                                      swb + s if swb != NULL else NULL, Z + s * C, g, gb_sum)
         s += m
 
@@ -1174,6 +1205,8 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
     cdef signed char *orthant = NULL
     cdef void *g_buffer = NULL
     cdef void *p_buffer = NULL
+    cdef void *packed = NULL
+    cdef floating *Wp = NULL
 
     # The loops below trust these sizes, the row indices and the labels:
     # checks first (O(1), then one pass over order), exceptions instead of
@@ -1221,6 +1254,8 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
         g_buffer = malloc(nt * size * sizeof(floating) + 64)
         g = <floating *>((<size_t>g_buffer + 63) & ~(<size_t>63))
         p = <floating *>_aligned_weights(p, size, &p_buffer)
+        # the weights in the panels of the forward product, packed again after each step
+        Wp = <floating *>_packed_weights(p, C, d, &packed)
         gb = <floating *>malloc(C * sizeof(floating) + 1)
         gb_sum = <double *>malloc(nt * C * sizeof(double) + 1)
         data_t = <double *>malloc(nt * sizeof(double))
@@ -1242,12 +1277,14 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
                     y_batch[r] = y[i]
                     if weighted:
                         sw_batch[r] = sample_weight[i]
+                if k > 0:
+                    _pack_weights(p, C, d, Wp)
                 if nt == 1:
-                    _epoch_part(rows, next_rows, 0, nb, d, C, p, &b[0], y_batch, swb, Z, g,
+                    _epoch_part(rows, next_rows, 0, nb, d, C, Wp, &b[0], y_batch, swb, Z, g,
                                 gb_sum, data_t)
                 else:
                     for tt in prange(nt, num_threads=nt, schedule="static"):
-                        _epoch_part(rows, next_rows, tt * nb // nt, (tt + 1) * nb // nt, d, C, p,
+                        _epoch_part(rows, next_rows, tt * nb // nt, (tt + 1) * nb // nt, d, C, Wp,
                                     &b[0], y_batch, swb, Z, g + tt * size, gb_sum + tt * C,
                                     data_t + tt)
                 data = 0
@@ -1300,6 +1337,7 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
         if p_buffer != NULL:
             memcpy(&WT[0, 0], p, size * sizeof(floating))
             free(p_buffer)
+        free(packed)
         free(rows)
         free(y_batch)
         free(sw_batch)

@@ -142,6 +142,9 @@
  *   sgd_step: fs_sgd_step_f32 fs_sgd_step_f64 fs_ptr_sgd_step_f32 fs_ptr_sgd_step_f64
  *     sgd_step_f32_base sgd_step_f32_avx2 sgd_step_f32_avx512
  *     sgd_step_f64_base sgd_step_f64_avx2 sgd_step_f64_avx512
+ *   pack_weights: fs_pack_weights_f32 fs_pack_weights_f64 fs_ptr_pack_weights_f32 fs_ptr_pack_weights_f64
+ *     pack_weights_f32_base pack_weights_f32_avx2 pack_weights_f32_avx512
+ *     pack_weights_f64_base pack_weights_f64_avx2 pack_weights_f64_avx512
  *   fwd_f: fs_fwd_f_f32 fs_fwd_f_f64 fs_ptr_fwd_f_f32 fs_ptr_fwd_f_f64
  *     fwd_f_f32_base fwd_f_f32_avx2 fwd_f_f32_avx512
  *     fwd_f_f64_base fwd_f_f64_avx2 fwd_f_f64_avx512
@@ -199,14 +202,15 @@
     X(all_finite, S, int, (const T *x, Py_ssize_t n), (x, n))                                       \
     X(sgd_step, S, void, (T *p, const T *G, Py_ssize_t n, T scale, T l2, T lr),                    \
       (p, G, n, scale, l2, lr))                                                                    \
+    X(pack_weights, S, void, (const T *WT, Py_ssize_t C, Py_ssize_t d, T *Wp), (WT, C, d, Wp))      \
     X(fwd_f, S, void,                                                                              \
-      (const T *const *rows, Py_ssize_t n, Py_ssize_t d, const T *WT, const T *b, Py_ssize_t C,    \
+      (const T *const *rows, Py_ssize_t n, Py_ssize_t d, const T *Wp, const T *b, Py_ssize_t C,    \
        T *Z, Py_ssize_t rs, Py_ssize_t cs, const T *const *next),                                  \
-      (rows, n, d, WT, b, C, Z, rs, cs, next))                                                     \
+      (rows, n, d, Wp, b, C, Z, rs, cs, next))                                                     \
     X(fwd_u8, S, void,                                                                             \
-      (const unsigned char *const *rows, Py_ssize_t n, Py_ssize_t d, const T *WT, const T *b,      \
+      (const unsigned char *const *rows, Py_ssize_t n, Py_ssize_t d, const T *Wp, const T *b,      \
        Py_ssize_t C, T *Z, Py_ssize_t rs, Py_ssize_t cs, const unsigned char *const *next),        \
-      (rows, n, d, WT, b, C, Z, rs, cs, next))                                                     \
+      (rows, n, d, Wp, b, C, Z, rs, cs, next))                                                     \
     X(bwd_f, S, void,                                                                              \
       (const T *const *rows, Py_ssize_t n, Py_ssize_t d, const T *R, Py_ssize_t C, T *dWT,         \
        const T *const *next),                                                                      \
@@ -214,7 +218,7 @@
     X(bwd_u8, S, void,                                                                             \
       (const unsigned char *const *rows, Py_ssize_t n, Py_ssize_t d, const T *R, Py_ssize_t C,     \
        T *dWT, const unsigned char *const *next),                                                  \
-      (rows, n, d, R, C, dWT, next))                                                                  \
+      (rows, n, d, R, C, dWT, next))                                                               \
     X(pack_t_f, S, void, (const T *const *rows, Py_ssize_t h, Py_ssize_t d, T *Xp, Py_ssize_t mp),  \
       (rows, h, d, Xp, mp))                                                                        \
     X(pack_t_u8, S, void,                                                                          \

@@ -30,19 +30,23 @@ cdef extern from "fs_simd.h" nogil:
                                    const float *sw, double *db)
     double fs_ce_residual_cols_f64(double *Z, Py_ssize_t n, Py_ssize_t C, const Py_ssize_t *y,
                                    const double *sw, double *db)
+    # the weights WT (C, d) in the panels of the forward products (Wp: C
+    # rows of d entries rounded up to whole cache lines are enough)
+    void fs_pack_weights_f32(const float *WT, Py_ssize_t C, Py_ssize_t d, float *Wp)
+    void fs_pack_weights_f64(const double *WT, Py_ssize_t C, Py_ssize_t d, double *Wp)
     # X as a table of row pointers; both products prefetch the rows next[0..n)
-    # (or none if NULL); fwd writes Z[i rs + c cs] = (X WT^T + b)[i, c], bwd
-    # reads R class-major
-    void fs_fwd_f_f32(const float **rows, Py_ssize_t n, Py_ssize_t d, const float *WT,
+    # (or none if NULL); fwd writes Z[i rs + c cs] =
+    # (X WT^T + b)[i, c] from the packed weights Wp, bwd reads R class-major
+    void fs_fwd_f_f32(const float **rows, Py_ssize_t n, Py_ssize_t d, const float *Wp,
                       const float *b, Py_ssize_t C, float *Z, Py_ssize_t rs, Py_ssize_t cs,
                       const float **next)
-    void fs_fwd_f_f64(const double **rows, Py_ssize_t n, Py_ssize_t d, const double *WT,
+    void fs_fwd_f_f64(const double **rows, Py_ssize_t n, Py_ssize_t d, const double *Wp,
                       const double *b, Py_ssize_t C, double *Z, Py_ssize_t rs, Py_ssize_t cs,
                       const double **next)
-    void fs_fwd_u8_f32(const uint8_t **rows, Py_ssize_t n, Py_ssize_t d, const float *WT,
+    void fs_fwd_u8_f32(const uint8_t **rows, Py_ssize_t n, Py_ssize_t d, const float *Wp,
                        const float *b, Py_ssize_t C, float *Z, Py_ssize_t rs, Py_ssize_t cs,
                        const uint8_t **next)
-    void fs_fwd_u8_f64(const uint8_t **rows, Py_ssize_t n, Py_ssize_t d, const double *WT,
+    void fs_fwd_u8_f64(const uint8_t **rows, Py_ssize_t n, Py_ssize_t d, const double *Wp,
                        const double *b, Py_ssize_t C, double *Z, Py_ssize_t rs, Py_ssize_t cs,
                        const uint8_t **next)
     void fs_bwd_f_f32(const float **rows, Py_ssize_t n, Py_ssize_t d, const float *R,

@@ -856,6 +856,47 @@ static FS_TARGET void FN(sgd_step)(FS_T *p, const FS_T *G, Py_ssize_t n, FS_T sc
 }
 
 /* ----------------------------------------------- block matrix products */
+/* The register tiles of both products of fs_gemm_impl.h, by the classes they
+ * cover: for float, groups of 10 classes with 2 rows (or 2 vectors of
+ * features) each, so that a row of X is loaded, and for uint8 widened, once
+ * for the 10 classes of MNIST; then groups of 5 with 4 rows, then single
+ * classes with 4.  About 20 accumulators each.  For double the weight rows
+ * of 10 classes no longer fit in L1 (62 KB for 784 features), and groups of
+ * 5 with 4 rows read them half as often. */
+#define FS_WIDE (FS_F32 ? 10 : 0)
+#define FS_NARROW 5
+#define FS_MAX_GROUP (FS_WIDE > FS_NARROW ? FS_WIDE : FS_NARROW)
+
+/* the classes of the group of tiles that starts at class c */
+FS_DEF Py_ssize_t FN(class_group)(Py_ssize_t C, Py_ssize_t c)
+{
+    return FS_WIDE && c + FS_WIDE <= C ? FS_WIDE : c + FS_NARROW <= C ? FS_NARROW : 1;
+}
+
+/* The weights WT (C, d) in the panels the forward tiles read: for each class
+ * group [c, c + g) (class_group), at Wp + c ceil(d / FS_V) FS_V, the g
+ * vectors of the group's classes for each vector of features in turn,
+ * zero-padded past d.  The forward tile then reads its weights from one
+ * pointer at constant offsets, in order: with the classes' rows of WT it
+ * needed a register for each of the 10 (their distance, d, is known at run
+ * time only), and the spilled pointers cost it a fifth of its speed. */
+static FS_TARGET void FN(pack_weights)(const FS_T *WT, Py_ssize_t C, Py_ssize_t d, FS_T *Wp)
+{
+    const Py_ssize_t nv = (d + FS_V - 1) / FS_V;
+    for (Py_ssize_t c = 0; c < C;) {
+        const Py_ssize_t g = FN(class_group)(C, c);
+        FS_T *out = Wp + c * nv * FS_V;
+        for (Py_ssize_t v = 0; v < nv; v++)
+            for (Py_ssize_t k = 0; k < g; k++, out += FS_V) {
+                const FS_T *w = WT + (c + k) * d + v * FS_V;
+                const Py_ssize_t left = d - v * FS_V;
+                if (left >= FS_V) FN(store)(out, FN(load)(w));
+                else for (Py_ssize_t l = 0; l < FS_V; l++) out[l] = l < left ? w[l] : 0;
+            }
+        c += g;
+    }
+}
+
 #define FS_XT FS_T
 #define FS_XS f
 #define FS_LOADX FN(load)
@@ -875,6 +916,9 @@ static FS_TARGET void FN(sgd_step)(FS_T *p, const FS_T *G, Py_ssize_t n, FS_T sc
 /* the logit tiles of the tiled (many-class) regime of softmax_ce_sums */
 #include "fs_tiled_impl.h"
 
+#undef FS_WIDE
+#undef FS_NARROW
+#undef FS_MAX_GROUP
 #undef FN
 #undef VF
 #undef VI

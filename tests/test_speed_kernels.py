@@ -69,6 +69,19 @@ def test_class_groups_against_reference(C, dtype, x_dtype):
     _check(X, W, b, y)
 
 
+# Up to 5,120 residual entries of a block (2,560 for float64) the backward product
+# copies all class groups row-major at once; beyond, one group at a time.
+@pytest.mark.parametrize("C", [150, 199])
+@pytest.mark.parametrize("dtype, x_dtype", [(np.float32, np.float32), (np.float32, np.uint8),
+                                            (np.float64, np.float64)])  # fmt: skip
+def test_many_classes_of_the_small_class_pass(C, dtype, x_dtype):
+    block = _tiling.block_rows(784, np.dtype(x_dtype).itemsize)
+    assert block * C > (5120 if dtype == np.float32 else 2560)  # beyond the row-major copy
+    n = block + 9
+    X, W, b, y = _problem(n, 784, C, dtype, x_dtype, scale=0.1 if x_dtype != np.uint8 else 1e-3)
+    _check(X, W, b, y)
+
+
 @pytest.mark.parametrize("d", [1, 7, 16, 17, 31, 33, 63, 64, 65, 100, 129])
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 6, 7])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
