@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-pytest.importorskip("numba")
+numba = pytest.importorskip("numba")
 from fastsoftmax._backends import _numba_tiles  # noqa: E402
 
 
@@ -46,6 +46,9 @@ def test_generated_tiles_hold_one_accumulator_per_register():
     assert logits.count("= _vfma(") == 20 and grad.count("= _vfma(") == 20
     assert "for k" not in logits and "for v" not in grad
     assert grad.count("_vstore(") == 20 and logits.count("_vsum(") == 20
+    # the kernels' signatures name the tiles' digest: their disk cache renews with the tiles
+    assert _numba_tiles.SOURCES[10][0] == logits and _numba_tiles.SOURCES[5][1] == grad
+    assert numba.typeof(_numba_tiles.TilePlan(10, 4)).name.endswith("@" + _numba_tiles.DIGEST)
 
 
 def test_a_class_count_compiles_only_its_tiles_and_each_once(tmp_path):

@@ -6,7 +6,8 @@ with one named variable per accumulator (an explicit SIMD vector, see
 near-copies written out per shape, :func:`logits_tile_source` and
 :func:`grad_tile_source` write that code for a shape and :func:`build_tiles`
 compiles it.  The generated functions are attributed to this file, so
-numba's on-disk cache finds them (and is renewed when this file changes).
+numba's on-disk cache finds them (and is renewed when this file changes;
+the kernels that call them are renewed through :data:`DIGEST`).
 
 The shapes follow ``src_cython/fs_gemm_impl.h``: the classes go in groups of
 10 (float32: 2 rows of logits, or 2 vectors of features of the gradient, per
@@ -22,6 +23,8 @@ fit), and the compiled kernels stay cached on disk per plan.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from numba import types
 from numba.extending import NativeValue, models, register_model, typeof_impl, unbox
@@ -56,11 +59,16 @@ class TilePlan:
 
 
 class TilePlanType(types.Type):
-    """numba type of a :class:`TilePlan`: the groups, known when compiling (no runtime value)."""
+    """numba type of a :class:`TilePlan`: the groups, known when compiling (no runtime value).
+
+    Its name holds :data:`DIGEST`: the disk cache of a kernel is keyed by its
+    signature (and by its own file), so a kernel built with other tiles is
+    never loaded after this file changes.
+    """
 
     def __init__(self, groups):
         self.groups = groups
-        super().__init__(name=f"fastsoftmax.TilePlan{groups}")
+        super().__init__(name=f"fastsoftmax.TilePlan{groups}@{DIGEST}")
 
 
 @typeof_impl.register(TilePlan)
@@ -142,6 +150,13 @@ def grad_tile_source(vectors, classes):
     return code
 
 
+#: The source of the (logits, gradient) tiles of each class group.
+SOURCES = {group: (logits_tile_source(rows, group), grad_tile_source(rows, group))
+           for group, rows in ROWS_OF_GROUP.items()}  # fmt: skip
+#: A digest of the tiles and their groups (see :class:`TilePlanType`).
+DIGEST = hashlib.sha256(repr((SOURCES, CLASS_GROUPS)).encode()).hexdigest()[:12]
+
+
 def build_tiles(namespace, jit):
     """Compile the tiles of every class group with ``jit``; their globals are ``namespace``.
 
@@ -151,10 +166,8 @@ def build_tiles(namespace, jit):
     first call, so a plan that does not use a group never compiles it).
     """
     logits, grad = {}, {}
-    for group in sorted(ROWS_OF_GROUP, reverse=True):
-        rows = ROWS_OF_GROUP[group]
-        for tiles, source in ((logits, logits_tile_source(rows, group)),
-                              (grad, grad_tile_source(rows, group))):  # fmt: skip
+    for group, sources in SOURCES.items():
+        for tiles, source in zip((logits, grad), sources):
             defined = {}
             exec(compile(source, __file__, "exec"), namespace, defined)  # noqa: S102
             (function,) = defined.values()
