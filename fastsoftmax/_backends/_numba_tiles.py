@@ -106,13 +106,14 @@ def logits_tile_source(rows, classes):
         *(" = ".join(acc[q]) + " = zero" for q in range(rows)),
         "for j in range(0, d - d % V, V):",
     )
-    code += _lines("_vprefetch(P, p, j)", *(f"x{q} = _vload_as(A, r{q}, j, WT)" for q in range(rows)),
-                   indent=2)  # fmt: skip
+    loads = (f"x{q} = _vload_as(A, r{q}, j, WT)" for q in range(rows))
+    code += _lines("_vprefetch(P, p, j)", *loads, indent=2)
     for k in range(classes):
-        code += _lines(f"w = _vload(WT, c + {k}, j)", indent=2)
-        code += _lines(*(f"{acc[q][k]} = _vfma(x{q}, w, {acc[q][k]})" for q in range(rows)), indent=2)
+        fmas = (f"{acc[q][k]} = _vfma(x{q}, w, {acc[q][k]})" for q in range(rows))
+        code += _lines(f"w = _vload(WT, c + {k}, j)", *fmas, indent=2)
     for k in range(classes):
-        code += _lines(*(f"Z[c + {k}, i + {q}] = _vsum({acc[q][k]}) + b[c + {k}]" for q in range(rows)))
+        code += _lines(*(f"Z[c + {k}, i + {q}] = _vsum({acc[q][k]}) + b[c + {k}]"
+                         for q in range(rows)))  # fmt: skip
     return code
 
 
@@ -142,9 +143,8 @@ def grad_tile_source(vectors, classes):
         indent=2,
     )
     for k in range(classes):
-        code += _lines(f"z = _vsplat(Z[c + {k}, i])", indent=2)
-        code += _lines(*(f"{acc[k][v]} = _vfma(x{v}, z, {acc[k][v]})" for v in range(vectors)),
-                       indent=2)  # fmt: skip
+        fmas = (f"{acc[k][v]} = _vfma(x{v}, z, {acc[k][v]})" for v in range(vectors))
+        code += _lines(f"z = _vsplat(Z[c + {k}, i])", *fmas, indent=2)
     code += _lines(*(f"_vstore(G, c + {k}, {offset[v]}, {acc[k][v]})"
                      for k in range(classes) for v in range(vectors)))  # fmt: skip
     return code

@@ -48,7 +48,7 @@ from numba.extending import intrinsic, models, overload, register_model
 
 from .._threads import get_num_threads
 from . import KERNEL_NAMES, _numba_tiles, _tiling, weight_total
-from ._numba_config import JIT_OPTIONS, njit, set_threads_for_call
+from ._numba_config import njit, set_threads_for_call
 
 # Below this many elements a kernel runs on one thread: waking the pool costs more.
 _PARALLEL_MIN_WORK = 1 << 16
@@ -865,8 +865,6 @@ def _softmax_residual(Z, r, yi, wi, weighted):
 _LOGITS_TILES, _GRAD_TILES = _numba_tiles.build_tiles(globals(), njit(_nrt=False))
 _ANY_CLASS_COUNT = {itemsize: _numba_tiles.TilePlanType(groups)
                     for itemsize, groups in _numba_tiles.CLASS_GROUPS.items()}  # fmt: skip
-# The jit options of the block functions (overloads: compiled into their caller's cache).
-_BLOCK_OPTIONS = {key: value for key, value in JIT_OPTIONS.items() if key != "cache"}
 
 
 def _plan_groups(plan, dtype):
@@ -897,7 +895,7 @@ def _logits_tail(A, ri, i, rows, WT, c, classes, Z):
 
 @njit(_nrt=False)
 def _grad_tail(A, ri, m, Z, c, end, G, j, P, pn):
-    """``G[c:end, j:] += Z[c:end, :m] @ A[ri[:m], j:]``, one class and one (masked) vector at a time.
+    """``G[c:end, j:] += Z[c:end, :m] @ A[ri[:m], j:]``, a class and a (masked) vector at a time.
 
     The last features (less than a tile's width): a few percent of the time
     for MNIST, and no masked variant of every tile to compile.
@@ -918,7 +916,7 @@ def _logits_block(A, ri, m, WT, b, Z, P, pf, plan):  # pragma: no cover - typing
     raise NotImplementedError
 
 
-@overload(_logits_block, jit_options=_BLOCK_OPTIONS)
+@overload(_logits_block, jit_options={"fastmath": {"contract", "reassoc", "arcp"}})
 def _logits_block_overload(A, ri, m, WT, b, Z, P, pf, plan):
     """``Z[:, :m] = (A[ri[:m]] @ WT.T + b).T`` (class-major logits of a block of rows).
 
@@ -961,7 +959,7 @@ def _grad_block(A, ri, m, Z, G, P, pn, plan):  # pragma: no cover - typing stub
     raise NotImplementedError
 
 
-@overload(_grad_block, jit_options=_BLOCK_OPTIONS)
+@overload(_grad_block, jit_options={"fastmath": {"contract", "reassoc", "arcp"}})
 def _grad_block_overload(A, ri, m, Z, G, P, pn, plan):
     """``G += Z[:, :m] @ A[ri[:m]]``; the first class group prefetches the rows ``pn[:m]`` of ``P``.
 
