@@ -47,7 +47,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, models, overload, register_model
 
 from .._threads import get_num_threads
-from . import KERNEL_NAMES, _tiling, weight_total
+from . import KERNEL_NAMES, _numba_tiles, _tiling, weight_total
 from ._numba_config import njit, set_threads_for_call
 
 # Below this many elements a kernel runs on one thread: waking the pool costs more.
@@ -850,163 +850,28 @@ def _softmax_residual(Z, r, yi, wi, weighted):
     return float(ce)
 
 
-# The register tiles of the fused kernels (written out: numba has no loop
-# unrolling into registers).  Lanes run over features, the contiguous axis of
-# X rows and of WT (C, d), so every lane is busy whatever the number of
-# classes.  As in src_cython/fs_gemm_impl.h: for float32, groups of 10
-# classes with 2 rows (logits) or 2 vectors of features (gradient), so a row
-# of X is read once for the 10 classes of MNIST; then groups of 5 with 4 rows
-# or 4 vectors, then single classes.  About 20 accumulators each (of the 32
-# vector registers of AVX-512).  The last ``d % lanes`` features go in
-# masked loads (_logits_tail, _grad_tile_1x1_part).  ``_nrt=False``: the
-# tiles allocate nothing, and without it numba's reference counting of the
-# array arguments made LLVM spill the accumulators around its calls.
+# The register tiles of the fused kernels: straight-line code generated from
+# their shape by _numba_tiles (numba has no loop unrolling into registers).
+# Lanes run over features, the contiguous axis of X rows and of WT (C, d), so
+# every lane is busy whatever the number of classes.  The classes go in the
+# groups of _numba_tiles.CLASS_GROUPS (for float32 10 classes, with 2 rows of
+# logits or 2 vectors of features of the gradient, so a row of X is read once
+# for the 10 classes of MNIST), and the block functions below compile the
+# tiles of the groups of their TilePlan only.  The last ``d % lanes``
+# features go in masked loads (_logits_tail, _grad_tail).  ``_nrt=False``:
+# the tiles allocate nothing, and without it numba's reference counting of
+# the array arguments made LLVM spill the accumulators around its calls.
+
+_LOGITS_TILES, _GRAD_TILES = _numba_tiles.build_tiles(globals(), njit(_nrt=False))
+_ANY_CLASS_COUNT = {itemsize: _numba_tiles.TilePlanType(groups)
+                    for itemsize, groups in _numba_tiles.CLASS_GROUPS.items()}  # fmt: skip
 
 
-@njit(_nrt=False)
-def _logits_tile_2x10(A, ri, i, WT, b, c, Z, P, p):
-    """Z[c + k, i + q] = A[ri[i + q]] . WT[c + k] + b[c + k] (q < 2, k < 10), but the last
-    ``d % lanes`` features (see :func:`_logits_tail`)."""
-    d = A.shape[1]
-    V = _vlanes(WT)
-    zero = _vsplat(WT.dtype.type(0))
-    r0 = ri[i + 0]
-    r1 = ri[i + 1]
-    a00 = a01 = a02 = a03 = a04 = a05 = a06 = a07 = a08 = a09 = zero
-    a10 = a11 = a12 = a13 = a14 = a15 = a16 = a17 = a18 = a19 = zero
-    full = d - d % V
-    for j in range(0, full, V):
-        _vprefetch(P, p, j)
-        x0 = _vload_as(A, r0, j, WT)
-        x1 = _vload_as(A, r1, j, WT)
-        w = _vload(WT, c + 0, j)
-        a00 = _vfma(x0, w, a00); a10 = _vfma(x1, w, a10)
-        w = _vload(WT, c + 1, j)
-        a01 = _vfma(x0, w, a01); a11 = _vfma(x1, w, a11)
-        w = _vload(WT, c + 2, j)
-        a02 = _vfma(x0, w, a02); a12 = _vfma(x1, w, a12)
-        w = _vload(WT, c + 3, j)
-        a03 = _vfma(x0, w, a03); a13 = _vfma(x1, w, a13)
-        w = _vload(WT, c + 4, j)
-        a04 = _vfma(x0, w, a04); a14 = _vfma(x1, w, a14)
-        w = _vload(WT, c + 5, j)
-        a05 = _vfma(x0, w, a05); a15 = _vfma(x1, w, a15)
-        w = _vload(WT, c + 6, j)
-        a06 = _vfma(x0, w, a06); a16 = _vfma(x1, w, a16)
-        w = _vload(WT, c + 7, j)
-        a07 = _vfma(x0, w, a07); a17 = _vfma(x1, w, a17)
-        w = _vload(WT, c + 8, j)
-        a08 = _vfma(x0, w, a08); a18 = _vfma(x1, w, a18)
-        w = _vload(WT, c + 9, j)
-        a09 = _vfma(x0, w, a09); a19 = _vfma(x1, w, a19)
-    Z[c + 0, i + 0] = _vsum(a00) + b[c + 0]
-    Z[c + 0, i + 1] = _vsum(a10) + b[c + 0]
-    Z[c + 1, i + 0] = _vsum(a01) + b[c + 1]
-    Z[c + 1, i + 1] = _vsum(a11) + b[c + 1]
-    Z[c + 2, i + 0] = _vsum(a02) + b[c + 2]
-    Z[c + 2, i + 1] = _vsum(a12) + b[c + 2]
-    Z[c + 3, i + 0] = _vsum(a03) + b[c + 3]
-    Z[c + 3, i + 1] = _vsum(a13) + b[c + 3]
-    Z[c + 4, i + 0] = _vsum(a04) + b[c + 4]
-    Z[c + 4, i + 1] = _vsum(a14) + b[c + 4]
-    Z[c + 5, i + 0] = _vsum(a05) + b[c + 5]
-    Z[c + 5, i + 1] = _vsum(a15) + b[c + 5]
-    Z[c + 6, i + 0] = _vsum(a06) + b[c + 6]
-    Z[c + 6, i + 1] = _vsum(a16) + b[c + 6]
-    Z[c + 7, i + 0] = _vsum(a07) + b[c + 7]
-    Z[c + 7, i + 1] = _vsum(a17) + b[c + 7]
-    Z[c + 8, i + 0] = _vsum(a08) + b[c + 8]
-    Z[c + 8, i + 1] = _vsum(a18) + b[c + 8]
-    Z[c + 9, i + 0] = _vsum(a09) + b[c + 9]
-    Z[c + 9, i + 1] = _vsum(a19) + b[c + 9]
-
-
-@njit(_nrt=False)
-def _logits_tile_4x5(A, ri, i, WT, b, c, Z, P, p):
-    """The same (q < 4, k < 5)."""
-    d = A.shape[1]
-    V = _vlanes(WT)
-    zero = _vsplat(WT.dtype.type(0))
-    r0 = ri[i + 0]
-    r1 = ri[i + 1]
-    r2 = ri[i + 2]
-    r3 = ri[i + 3]
-    a00 = a01 = a02 = a03 = a04 = zero
-    a10 = a11 = a12 = a13 = a14 = zero
-    a20 = a21 = a22 = a23 = a24 = zero
-    a30 = a31 = a32 = a33 = a34 = zero
-    full = d - d % V
-    for j in range(0, full, V):
-        _vprefetch(P, p, j)
-        x0 = _vload_as(A, r0, j, WT)
-        x1 = _vload_as(A, r1, j, WT)
-        x2 = _vload_as(A, r2, j, WT)
-        x3 = _vload_as(A, r3, j, WT)
-        w = _vload(WT, c + 0, j)
-        a00 = _vfma(x0, w, a00); a10 = _vfma(x1, w, a10)
-        a20 = _vfma(x2, w, a20); a30 = _vfma(x3, w, a30)
-        w = _vload(WT, c + 1, j)
-        a01 = _vfma(x0, w, a01); a11 = _vfma(x1, w, a11)
-        a21 = _vfma(x2, w, a21); a31 = _vfma(x3, w, a31)
-        w = _vload(WT, c + 2, j)
-        a02 = _vfma(x0, w, a02); a12 = _vfma(x1, w, a12)
-        a22 = _vfma(x2, w, a22); a32 = _vfma(x3, w, a32)
-        w = _vload(WT, c + 3, j)
-        a03 = _vfma(x0, w, a03); a13 = _vfma(x1, w, a13)
-        a23 = _vfma(x2, w, a23); a33 = _vfma(x3, w, a33)
-        w = _vload(WT, c + 4, j)
-        a04 = _vfma(x0, w, a04); a14 = _vfma(x1, w, a14)
-        a24 = _vfma(x2, w, a24); a34 = _vfma(x3, w, a34)
-    Z[c + 0, i + 0] = _vsum(a00) + b[c + 0]
-    Z[c + 0, i + 1] = _vsum(a10) + b[c + 0]
-    Z[c + 0, i + 2] = _vsum(a20) + b[c + 0]
-    Z[c + 0, i + 3] = _vsum(a30) + b[c + 0]
-    Z[c + 1, i + 0] = _vsum(a01) + b[c + 1]
-    Z[c + 1, i + 1] = _vsum(a11) + b[c + 1]
-    Z[c + 1, i + 2] = _vsum(a21) + b[c + 1]
-    Z[c + 1, i + 3] = _vsum(a31) + b[c + 1]
-    Z[c + 2, i + 0] = _vsum(a02) + b[c + 2]
-    Z[c + 2, i + 1] = _vsum(a12) + b[c + 2]
-    Z[c + 2, i + 2] = _vsum(a22) + b[c + 2]
-    Z[c + 2, i + 3] = _vsum(a32) + b[c + 2]
-    Z[c + 3, i + 0] = _vsum(a03) + b[c + 3]
-    Z[c + 3, i + 1] = _vsum(a13) + b[c + 3]
-    Z[c + 3, i + 2] = _vsum(a23) + b[c + 3]
-    Z[c + 3, i + 3] = _vsum(a33) + b[c + 3]
-    Z[c + 4, i + 0] = _vsum(a04) + b[c + 4]
-    Z[c + 4, i + 1] = _vsum(a14) + b[c + 4]
-    Z[c + 4, i + 2] = _vsum(a24) + b[c + 4]
-    Z[c + 4, i + 3] = _vsum(a34) + b[c + 4]
-
-
-@njit(_nrt=False)
-def _logits_tile_4x1(A, ri, i, WT, b, c, Z, P, p):
-    """The same (q < 4, k < 1)."""
-    d = A.shape[1]
-    V = _vlanes(WT)
-    zero = _vsplat(WT.dtype.type(0))
-    r0 = ri[i + 0]
-    r1 = ri[i + 1]
-    r2 = ri[i + 2]
-    r3 = ri[i + 3]
-    a00 = zero
-    a10 = zero
-    a20 = zero
-    a30 = zero
-    full = d - d % V
-    for j in range(0, full, V):
-        _vprefetch(P, p, j)
-        x0 = _vload_as(A, r0, j, WT)
-        x1 = _vload_as(A, r1, j, WT)
-        x2 = _vload_as(A, r2, j, WT)
-        x3 = _vload_as(A, r3, j, WT)
-        w = _vload(WT, c + 0, j)
-        a00 = _vfma(x0, w, a00); a10 = _vfma(x1, w, a10)
-        a20 = _vfma(x2, w, a20); a30 = _vfma(x3, w, a30)
-    Z[c + 0, i + 0] = _vsum(a00) + b[c + 0]
-    Z[c + 0, i + 1] = _vsum(a10) + b[c + 0]
-    Z[c + 0, i + 2] = _vsum(a20) + b[c + 0]
-    Z[c + 0, i + 3] = _vsum(a30) + b[c + 0]
+def _plan_groups(plan, dtype):
+    """The class groups of the ``plan`` argument's type (``None``: every group of ``dtype``)."""
+    if not isinstance(plan, _numba_tiles.TilePlanType):
+        plan = _ANY_CLASS_COUNT.get(dtype.bitwidth // 8, _ANY_CLASS_COUNT[8])
+    return tuple(group in plan.groups for group in (10, 5, 1))
 
 
 @njit(_nrt=False)
@@ -1029,257 +894,107 @@ def _logits_tail(A, ri, i, rows, WT, c, classes, Z):
 
 
 @njit(_nrt=False)
-def _grad_tile_2x10(A, ri, m, Z, c, G, j, P, pn):
-    """G[c + k, j:j + 2 V] += sum_(i < m) Z[c + k, i] A[ri[i], j:j + 2 V] (k < 10)."""
+def _grad_tail(A, ri, m, Z, c, end, G, j, P, pn):
+    """``G[c:end, j:] += Z[c:end, :m] @ A[ri[:m], j:]``, a class and a (masked) vector at a time.
+
+    The last features (less than a tile's width): a few percent of the time
+    for MNIST, and no masked variant of every tile to compile.
+    """
+    d = G.shape[1]
     V = _vlanes(G)
-    g00 = _vload(G, c + 0, j)
-    g01 = _vload(G, c + 0, j + 1 * V)
-    g10 = _vload(G, c + 1, j)
-    g11 = _vload(G, c + 1, j + 1 * V)
-    g20 = _vload(G, c + 2, j)
-    g21 = _vload(G, c + 2, j + 1 * V)
-    g30 = _vload(G, c + 3, j)
-    g31 = _vload(G, c + 3, j + 1 * V)
-    g40 = _vload(G, c + 4, j)
-    g41 = _vload(G, c + 4, j + 1 * V)
-    g50 = _vload(G, c + 5, j)
-    g51 = _vload(G, c + 5, j + 1 * V)
-    g60 = _vload(G, c + 6, j)
-    g61 = _vload(G, c + 6, j + 1 * V)
-    g70 = _vload(G, c + 7, j)
-    g71 = _vload(G, c + 7, j + 1 * V)
-    g80 = _vload(G, c + 8, j)
-    g81 = _vload(G, c + 8, j + 1 * V)
-    g90 = _vload(G, c + 9, j)
-    g91 = _vload(G, c + 9, j + 1 * V)
-    for i in range(m):
-        r = ri[i]
-        p = pn[i]
-        _vprefetch(P, p, j)
-        _vprefetch(P, p, j + 1 * V)
-        x0 = _vload_as(A, r, j, G)
-        x1 = _vload_as(A, r, j + 1 * V, G)
-        z = _vsplat(Z[c + 0, i])
-        g00 = _vfma(x0, z, g00); g01 = _vfma(x1, z, g01)
-        z = _vsplat(Z[c + 1, i])
-        g10 = _vfma(x0, z, g10); g11 = _vfma(x1, z, g11)
-        z = _vsplat(Z[c + 2, i])
-        g20 = _vfma(x0, z, g20); g21 = _vfma(x1, z, g21)
-        z = _vsplat(Z[c + 3, i])
-        g30 = _vfma(x0, z, g30); g31 = _vfma(x1, z, g31)
-        z = _vsplat(Z[c + 4, i])
-        g40 = _vfma(x0, z, g40); g41 = _vfma(x1, z, g41)
-        z = _vsplat(Z[c + 5, i])
-        g50 = _vfma(x0, z, g50); g51 = _vfma(x1, z, g51)
-        z = _vsplat(Z[c + 6, i])
-        g60 = _vfma(x0, z, g60); g61 = _vfma(x1, z, g61)
-        z = _vsplat(Z[c + 7, i])
-        g70 = _vfma(x0, z, g70); g71 = _vfma(x1, z, g71)
-        z = _vsplat(Z[c + 8, i])
-        g80 = _vfma(x0, z, g80); g81 = _vfma(x1, z, g81)
-        z = _vsplat(Z[c + 9, i])
-        g90 = _vfma(x0, z, g90); g91 = _vfma(x1, z, g91)
-    _vstore(G, c + 0, j, g00)
-    _vstore(G, c + 0, j + 1 * V, g01)
-    _vstore(G, c + 1, j, g10)
-    _vstore(G, c + 1, j + 1 * V, g11)
-    _vstore(G, c + 2, j, g20)
-    _vstore(G, c + 2, j + 1 * V, g21)
-    _vstore(G, c + 3, j, g30)
-    _vstore(G, c + 3, j + 1 * V, g31)
-    _vstore(G, c + 4, j, g40)
-    _vstore(G, c + 4, j + 1 * V, g41)
-    _vstore(G, c + 5, j, g50)
-    _vstore(G, c + 5, j + 1 * V, g51)
-    _vstore(G, c + 6, j, g60)
-    _vstore(G, c + 6, j + 1 * V, g61)
-    _vstore(G, c + 7, j, g70)
-    _vstore(G, c + 7, j + 1 * V, g71)
-    _vstore(G, c + 8, j, g80)
-    _vstore(G, c + 8, j + 1 * V, g81)
-    _vstore(G, c + 9, j, g90)
-    _vstore(G, c + 9, j + 1 * V, g91)
+    for k in range(c, end):
+        for jj in range(j, d, V):
+            n = min(V, d - jj)
+            g = _vload_part(G, k, jj, n)
+            for i in range(m):
+                _vprefetch(P, pn[i], jj)
+                g = _vfma(_vload_part_as(A, ri[i], jj, n, G), _vsplat(Z[k, i]), g)
+            _vstore_part(G, k, jj, n, g)
 
 
-@njit(_nrt=False)
-def _grad_tile_4x5(A, ri, m, Z, c, G, j, P, pn):
-    """G[c + k, j:j + 4 V] += sum_(i < m) Z[c + k, i] A[ri[i], j:j + 4 V] (k < 5)."""
-    V = _vlanes(G)
-    g00 = _vload(G, c + 0, j)
-    g01 = _vload(G, c + 0, j + 1 * V)
-    g02 = _vload(G, c + 0, j + 2 * V)
-    g03 = _vload(G, c + 0, j + 3 * V)
-    g10 = _vload(G, c + 1, j)
-    g11 = _vload(G, c + 1, j + 1 * V)
-    g12 = _vload(G, c + 1, j + 2 * V)
-    g13 = _vload(G, c + 1, j + 3 * V)
-    g20 = _vload(G, c + 2, j)
-    g21 = _vload(G, c + 2, j + 1 * V)
-    g22 = _vload(G, c + 2, j + 2 * V)
-    g23 = _vload(G, c + 2, j + 3 * V)
-    g30 = _vload(G, c + 3, j)
-    g31 = _vload(G, c + 3, j + 1 * V)
-    g32 = _vload(G, c + 3, j + 2 * V)
-    g33 = _vload(G, c + 3, j + 3 * V)
-    g40 = _vload(G, c + 4, j)
-    g41 = _vload(G, c + 4, j + 1 * V)
-    g42 = _vload(G, c + 4, j + 2 * V)
-    g43 = _vload(G, c + 4, j + 3 * V)
-    for i in range(m):
-        r = ri[i]
-        p = pn[i]
-        _vprefetch(P, p, j)
-        _vprefetch(P, p, j + 1 * V)
-        _vprefetch(P, p, j + 2 * V)
-        _vprefetch(P, p, j + 3 * V)
-        x0 = _vload_as(A, r, j, G)
-        x1 = _vload_as(A, r, j + 1 * V, G)
-        x2 = _vload_as(A, r, j + 2 * V, G)
-        x3 = _vload_as(A, r, j + 3 * V, G)
-        z = _vsplat(Z[c + 0, i])
-        g00 = _vfma(x0, z, g00); g01 = _vfma(x1, z, g01)
-        g02 = _vfma(x2, z, g02); g03 = _vfma(x3, z, g03)
-        z = _vsplat(Z[c + 1, i])
-        g10 = _vfma(x0, z, g10); g11 = _vfma(x1, z, g11)
-        g12 = _vfma(x2, z, g12); g13 = _vfma(x3, z, g13)
-        z = _vsplat(Z[c + 2, i])
-        g20 = _vfma(x0, z, g20); g21 = _vfma(x1, z, g21)
-        g22 = _vfma(x2, z, g22); g23 = _vfma(x3, z, g23)
-        z = _vsplat(Z[c + 3, i])
-        g30 = _vfma(x0, z, g30); g31 = _vfma(x1, z, g31)
-        g32 = _vfma(x2, z, g32); g33 = _vfma(x3, z, g33)
-        z = _vsplat(Z[c + 4, i])
-        g40 = _vfma(x0, z, g40); g41 = _vfma(x1, z, g41)
-        g42 = _vfma(x2, z, g42); g43 = _vfma(x3, z, g43)
-    _vstore(G, c + 0, j, g00)
-    _vstore(G, c + 0, j + 1 * V, g01)
-    _vstore(G, c + 0, j + 2 * V, g02)
-    _vstore(G, c + 0, j + 3 * V, g03)
-    _vstore(G, c + 1, j, g10)
-    _vstore(G, c + 1, j + 1 * V, g11)
-    _vstore(G, c + 1, j + 2 * V, g12)
-    _vstore(G, c + 1, j + 3 * V, g13)
-    _vstore(G, c + 2, j, g20)
-    _vstore(G, c + 2, j + 1 * V, g21)
-    _vstore(G, c + 2, j + 2 * V, g22)
-    _vstore(G, c + 2, j + 3 * V, g23)
-    _vstore(G, c + 3, j, g30)
-    _vstore(G, c + 3, j + 1 * V, g31)
-    _vstore(G, c + 3, j + 2 * V, g32)
-    _vstore(G, c + 3, j + 3 * V, g33)
-    _vstore(G, c + 4, j, g40)
-    _vstore(G, c + 4, j + 1 * V, g41)
-    _vstore(G, c + 4, j + 2 * V, g42)
-    _vstore(G, c + 4, j + 3 * V, g43)
+def _logits_block(A, ri, m, WT, b, Z, P, pf, plan):  # pragma: no cover - typing stub
+    raise NotImplementedError
 
 
-@njit(_nrt=False)
-def _grad_tile_4x1(A, ri, m, Z, c, G, j, P, pn):
-    """G[c + k, j:j + 4 V] += sum_(i < m) Z[c + k, i] A[ri[i], j:j + 4 V] (k < 1)."""
-    V = _vlanes(G)
-    g00 = _vload(G, c + 0, j)
-    g01 = _vload(G, c + 0, j + 1 * V)
-    g02 = _vload(G, c + 0, j + 2 * V)
-    g03 = _vload(G, c + 0, j + 3 * V)
-    for i in range(m):
-        r = ri[i]
-        p = pn[i]
-        _vprefetch(P, p, j)
-        _vprefetch(P, p, j + 1 * V)
-        _vprefetch(P, p, j + 2 * V)
-        _vprefetch(P, p, j + 3 * V)
-        x0 = _vload_as(A, r, j, G)
-        x1 = _vload_as(A, r, j + 1 * V, G)
-        x2 = _vload_as(A, r, j + 2 * V, G)
-        x3 = _vload_as(A, r, j + 3 * V, G)
-        z = _vsplat(Z[c + 0, i])
-        g00 = _vfma(x0, z, g00); g01 = _vfma(x1, z, g01)
-        g02 = _vfma(x2, z, g02); g03 = _vfma(x3, z, g03)
-    _vstore(G, c + 0, j, g00)
-    _vstore(G, c + 0, j + 1 * V, g01)
-    _vstore(G, c + 0, j + 2 * V, g02)
-    _vstore(G, c + 0, j + 3 * V, g03)
-
-
-@njit(_nrt=False)
-def _grad_tile_1x1_part(A, ri, m, Z, c, G, j, n, P, pn):
-    """G[c + k, j:j + n] += sum_(i < m) Z[c + k, i] A[ri[i], j:j + n] (k < 1)."""
-    V = _vlanes(G)
-    g00 = _vload_part(G, c + 0, j, n)
-    for i in range(m):
-        r = ri[i]
-        p = pn[i]
-        _vprefetch(P, p, j)
-        x0 = _vload_part_as(A, r, j, n, G)
-        z = _vsplat(Z[c + 0, i])
-        g00 = _vfma(x0, z, g00)
-    _vstore_part(G, c + 0, j, n, g00)
-
-
-@njit
-def _logits_block(A, ri, m, WT, b, Z, P, pf):
+@overload(_logits_block, jit_options={"fastmath": {"contract", "reassoc", "arcp"}})
+def _logits_block_overload(A, ri, m, WT, b, Z, P, pf, plan):
     """``Z[:, :m] = (A[ri[:m]] @ WT.T + b).T`` (class-major logits of a block of rows).
 
     ``ri`` holds 3 more entries (repeats of its last row), so the rows go in
     groups of 4; the first class group of the rows ``i:i + 4`` prefetches
     the rows ``pf[i // 2]`` and ``pf[i // 2 + 1]`` of ``P`` (X, of the same
-    features as ``A``).
+    features as ``A``).  ``plan`` (a :class:`_numba_tiles.TilePlan` of the
+    class count, or ``None``) selects the tiles compiled.
     """
-    C = WT.shape[0]
-    wide = WT.itemsize == 4  # float64: the weights of 10 classes no longer fit in L1
-    for i in range(0, m, 4):
-        c = 0
-        pa, pb = pf[i // 2], pf[i // 2 + 1]
-        while wide and c + 10 <= C:
-            _logits_tile_2x10(A, ri, i, WT, b, c, Z, P, pa)
-            _logits_tile_2x10(A, ri, i + 2, WT, b, c, Z, P, pb)
-            pa = pb = ri[i]
-            c += 10
-        while c + 5 <= C:
-            _logits_tile_4x5(A, ri, i, WT, b, c, Z, P, pa)
-            pa = pb
-            c += 5
-        while c < C:
-            _logits_tile_4x1(A, ri, i, WT, b, c, Z, P, pa)
-            pa = pb
-            c += 1
-        _logits_tail(A, ri, i, 4, WT, 0, C, Z)
+    use10, use5, use1 = _plan_groups(plan, WT.dtype)
+    tile10, tile5, tile1 = (_LOGITS_TILES[group] for group in (10, 5, 1))
+
+    def logits_block(A, ri, m, WT, b, Z, P, pf, plan):
+        C = WT.shape[0]
+        for i in range(0, m, 4):
+            c = np.intp(0)  # (a literal 0 would compile each tile once more, for c = 0)
+            pa, pb = pf[i // 2], pf[i // 2 + 1]
+            if use10:
+                while c + 10 <= C:
+                    tile10(A, ri, i, WT, b, c, Z, P, pa)
+                    tile10(A, ri, i + 2, WT, b, c, Z, P, pb)
+                    pa = pb = ri[i]
+                    c += 10
+            if use5:
+                while c + 5 <= C:
+                    tile5(A, ri, i, WT, b, c, Z, P, pa)
+                    pa = pb
+                    c += 5
+            if use1:
+                while c < C:
+                    tile1(A, ri, i, WT, b, c, Z, P, pa)
+                    pa = pb
+                    c += 1
+            _logits_tail(A, ri, i, 4, WT, 0, C, Z)
+
+    return logits_block
 
 
-@njit
-def _grad_block(A, ri, m, Z, G, P, pn):
+def _grad_block(A, ri, m, Z, G, P, pn, plan):  # pragma: no cover - typing stub
+    raise NotImplementedError
+
+
+@overload(_grad_block, jit_options={"fastmath": {"contract", "reassoc", "arcp"}})
+def _grad_block_overload(A, ri, m, Z, G, P, pn, plan):
     """``G += Z[:, :m] @ A[ri[:m]]``; the first class group prefetches the rows ``pn[:m]`` of ``P``.
 
-    The last features (less than a tile's width) go one vector and one class
-    at a time: a few percent of the time for MNIST, and no masked variant of
-    every tile to compile.
+    ``plan`` as in :func:`_logits_block`.  Tiles of 2 vectors of features
+    for groups of 10 classes, of 4 vectors for the others.
     """
-    C, d = G.shape
-    V = _vlanes(G)
-    wide = G.itemsize == 4
-    c = 0
-    while c < C:
-        j = 0
-        if wide and c + 10 <= C:
-            while j + 2 * V <= d:
-                _grad_tile_2x10(A, ri, m, Z, c, G, j, P, pn)
-                j += 2 * V
-            group = 10
-        elif c + 5 <= C:
-            while j + 4 * V <= d:
-                _grad_tile_4x5(A, ri, m, Z, c, G, j, P, pn)
-                j += 4 * V
-            group = 5
-        else:
-            while j + 4 * V <= d:
-                _grad_tile_4x1(A, ri, m, Z, c, G, j, P, pn)
-                j += 4 * V
-            group = 1
-        for cc in range(c, c + group):
-            for jj in range(j, d, V):
-                _grad_tile_1x1_part(A, ri, m, Z, cc, G, jj, min(V, d - jj), P, pn)
-        pn = ri
-        c += group
+    use10, use5, use1 = _plan_groups(plan, G.dtype)
+    tile10, tile5, tile1 = (_GRAD_TILES[group] for group in (10, 5, 1))
+
+    def grad_block(A, ri, m, Z, G, P, pn, plan):
+        C, d = G.shape
+        V = _vlanes(G)
+        c = np.intp(0)  # (not literal 0s: see _logits_block)
+        while c < C:
+            j = np.intp(0)
+            if use10 and c + 10 <= C:
+                group = 10
+                while j + 2 * V <= d:
+                    tile10(A, ri, m, Z, c, G, j, P, pn)
+                    j += 2 * V
+            elif use5 and c + 5 <= C:
+                group = 5
+                while j + 4 * V <= d:
+                    tile5(A, ri, m, Z, c, G, j, P, pn)
+                    j += 4 * V
+            else:
+                group = 1
+                while use1 and j + 4 * V <= d:
+                    tile1(A, ri, m, Z, c, G, j, P, pn)
+                    j += 4 * V
+            _grad_tail(A, ri, m, Z, c, c + group, G, j, P, pn)
+            pn = ri
+            c += group
+
+    return grad_block
 
 
 @njit
@@ -1398,7 +1113,7 @@ def _stage_block(X, A, stage, m, rid, ri):
 
 @njit
 def _softmax_grad_range(X, A, stage, rows, indexed, lo, hi, WT, b, y, sw, weighted, G, gb,
-                        Z, idx, stats):  # fmt: skip
+                        Z, idx, stats, plan):  # fmt: skip
     """Rows ``rows[lo:hi]`` (or ``lo:hi`` when not ``indexed``) of softmax regression.
 
     Accumulates ``sum_i s_i x_i (P - Y)_i`` into ``G`` (C, d, the transposed
@@ -1412,7 +1127,8 @@ def _softmax_grad_range(X, A, stage, rows, indexed, lo, hi, WT, b, y, sw, weight
     dtype than the weights, e.g. uint8): then each block is first converted
     into ``A`` (:func:`_stage_block`).
     Scratch: ``Z`` (C, block + 3) of the weights' dtype, ``idx`` (4,
-    block + 3) intp, ``stats`` (3, block) float64.
+    block + 3) intp, ``stats`` (3, block) float64.  ``plan``: the
+    :class:`_numba_tiles.TilePlan` of the class count (or ``None``).
     """
     d = X.shape[1]
     block = Z.shape[1] - 3
@@ -1430,9 +1146,9 @@ def _softmax_grad_range(X, A, stage, rows, indexed, lo, hi, WT, b, y, sw, weight
         # the first half of the next block prefetched by the logits, the rest by the gradient
         for q in range(m):
             pn[q] = pf[block // 2 + q // 2] if q % 2 == 0 else rid[q]
-        _logits_block(A, ri, m, WT, b, Z, X, pf)
+        _logits_block(A, ri, m, WT, b, Z, X, pf, plan)
         loss += _softmax_residual_block(Z, m, rid, y, sw, weighted, gb, stats)
-        _grad_block(A, ri, m, Z, G, X, pn)
+        _grad_block(A, ri, m, Z, G, X, pn, plan)
     return loss
 
 
@@ -1464,7 +1180,8 @@ def _sum_squares(a):
 
 
 @njit(parallel=True)
-def _softmax_sums_kernel(X, WT, b, y, sw, weighted, G, XB, coef_grad_out, intercept_grad_out):
+def _softmax_sums_kernel(X, WT, b, y, sw, weighted, G, XB, coef_grad_out, intercept_grad_out,
+                         plan):  # fmt: skip
     # G: zeroed (n_chunks, C, d) per-thread accumulators; XB: (n_chunks, block,
     # d or 0) per-thread blocks of converted rows (see _rows_source), aligned
     # by the caller (_aligned_empty).
@@ -1487,7 +1204,7 @@ def _softmax_sums_kernel(X, WT, b, y, sw, weighted, G, XB, coef_grad_out, interc
         A, stage = _rows_source(X, XB[t])
         L[t] = _softmax_grad_range(
             X, A, stage, rows, False, lo, hi, WT, b, y, sw, weighted, G[t], GB[t], Z[t], idx[t],
-            stats[t],
+            stats[t], plan,
         )  # fmt: skip
     for c in range(C):  # the threads' sums, in thread order
         for j in range(d):
@@ -1666,8 +1383,9 @@ def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, interce
     G[...] = 0
     XB = _row_blocks((n_chunks,), X, coef.dtype)
     loss, total = _softmax_sums_kernel(
-        X, _aligned(coef), bias, y, sw, weighted, G, XB, coef_grad_out, intercept_grad_out
-    )
+        X, _aligned(coef), bias, y, sw, weighted, G, XB, coef_grad_out, intercept_grad_out,
+        _numba_tiles.TilePlan(coef.shape[0], coef.itemsize),
+    )  # fmt: skip
     return float(loss), float(total)
 
 
@@ -1677,7 +1395,7 @@ def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, interce
 
 
 @njit
-def _linear_narrow_rows(X, WT, b, out, lo, hi):
+def _linear_narrow_rows(X, WT, b, out, plan, lo, hi):
     # Few classes: the logits blocks of the fused pass (_logits_block), class-major
     # in a scratch, then written out by rows.
     C, d = WT.shape
@@ -1693,7 +1411,7 @@ def _linear_narrow_rows(X, WT, b, out, lo, hi):
             rid[q] = min(k + q, hi - 1)
             pf[q] = min(k + m + q, X.shape[0] - 1)
         _stage_block(X, A, stage, m, rid, ri)
-        _logits_block(A, ri, m, WT, b, Z, X, pf)
+        _logits_block(A, ri, m, WT, b, Z, X, pf, plan)
         for q in range(m):
             for c in range(C):
                 out[k + q, c] = Z[c, q]
@@ -1731,8 +1449,9 @@ def linear(X, coef, intercept, out):
     if n_classes <= _NARROW_MAX_CLASSES:
         # Adding a zero bias is exact (only -0.0 turns into +0.0).
         bias = intercept if has_bias else np.zeros(n_classes, coef.dtype)
+        plan = _numba_tiles.TilePlan(n_classes, coef.itemsize)
         _split_rows(_linear_narrow_rows, work, X.shape[0], X, np.ascontiguousarray(coef), bias,
-                    out, min_work=_LINEAR_MIN_WORK)  # fmt: skip
+                    out, plan, min_work=_LINEAR_MIN_WORK)  # fmt: skip
     else:
         # The wide kernel's vectors run over the classes: it reads coef
         # transposed, a copy of C d entries against n C d multiply-adds.
@@ -2175,15 +1894,34 @@ __all__ = [*KERNEL_NAMES, "train_epoch"]
 # ---------------------------------------------------------------------------
 
 from . import _epoch_args  # noqa: E402  (imports of this section kept with it)
-from .numba_epoch import _UPDATED, _l1_orthant_project, _l1_pseudo_gradient  # noqa: E402
+from .numba_epoch import _SGD, _UPDATED, _l1_orthant_project, _l1_pseudo_gradient  # noqa: E402
 from .numba_epoch import _learner_update, _sum_abs  # noqa: E402
 from .numba_epoch import check_learner  # noqa: E402
 
 
 @njit
+def _scaled_sgd_step(p, g, scale, l2, lr):
+    """``g = g * scale + l2 * p``, then the SGD step of ``_learner_update``, in one pass.
+
+    The operations of the two passes, on the flat ``p`` and ``g`` (``scale``
+    and ``l2`` of their dtype); ``g`` is left zeroed for the next
+    minibatch's sums.  One pass over the weights instead of three, as
+    cython's ``fs_sgd_step``: at batch 32 they were several percent of an
+    epoch.  (Here, not in numba_epoch, whose changes the epoch kernel's disk
+    cache would not notice.)
+    """
+    lr_f = p.dtype.type(lr)
+    zero = g.dtype.type(0)
+    for i in range(p.shape[0]):
+        gi = g[i] * scale + l2 * p[i]
+        g[i] = zero
+        p[i] -= gi * lr_f
+
+
+@njit
 def _train_epoch_kernel(
     X, y, sw, weight_mean, WT, b, order, batch_size, l2, fit_intercept,
-    code, hp, lr, t, states_W, states_b, n_states, G, Xb, l1=0.0,
+    code, hp, lr, t, states_W, states_b, n_states, G, Xb, l1=0.0, plan=None,
 ):  # fmt: skip
     """One epoch over ``order`` in minibatches; returns ``(loss, t, status)``.
 
@@ -2195,6 +1933,8 @@ def _train_epoch_kernel(
     With ``l1 > 0`` each minibatch loss gains ``l1 * ||W||_1`` and ``W``
     steps along the L1 pseudo-gradient within its orthant
     (``learners.l1_pseudo_gradient``).
+    ``plan`` is the :class:`_numba_tiles.TilePlan` of the class count
+    (``None``: tiles for any class count).
     ``status`` is not ``_UPDATED`` only if the update rule compiled in here
     disagrees with the one ``check_learner`` asked (a stale cache): the epoch
     then stops at its first update, before changing anything.
@@ -2212,12 +1952,12 @@ def _train_epoch_kernel(
     A, stage = _rows_source(X, Xb)
     Z, idx, stats = _fused_scratch(1, max(1, min(Xb.shape[0], batch_size)), WT)
     total = 0.0
+    G[:] = 0  # (zeroed again after each step)
     for lo in range(0, n, batch_size):
         hi = min(lo + batch_size, n)
-        G[:] = 0
         gb_sum[:] = 0.0
         data = _softmax_grad_range(X, A, stage, order, True, lo, hi, WT, b, y, sw, weighted, G,
-                                   gb_sum, Z[0], idx[0], stats[0])  # fmt: skip
+                                   gb_sum, Z[0], idx[0], stats[0], plan)  # fmt: skip
         if weighted and weight_mean > 0:
             m = (hi - lo) * weight_mean  # the estimator's unbiased-estimate convention
         else:
@@ -2230,16 +1970,20 @@ def _train_epoch_kernel(
             loss += l1 * _sum_abs(p_flat)
         total += loss * (hi - lo)
         scale_f = F(scale)
-        for i in range(g_flat.shape[0]):
-            g_flat[i] = g_flat[i] * scale_f + l2_f * p_flat[i]
-        if l1 != 0:
-            _l1_pseudo_gradient(p_flat, g_flat, l1, orthant)
         t += 1
-        status = _learner_update(code, p_flat, g_flat, states_W, n_states, hp, C * d, lr, t)
-        if status != _UPDATED:
-            return 0.0, t, status
-        if l1 != 0:
-            _l1_orthant_project(p_flat, orthant)
+        if code == _SGD and l1 == 0:
+            _scaled_sgd_step(p_flat, g_flat, scale_f, l2_f, lr)
+        else:
+            for i in range(g_flat.shape[0]):
+                g_flat[i] = g_flat[i] * scale_f + l2_f * p_flat[i]
+            if l1 != 0:
+                _l1_pseudo_gradient(p_flat, g_flat, l1, orthant)
+            status = _learner_update(code, p_flat, g_flat, states_W, n_states, hp, C * d, lr, t)
+            if status != _UPDATED:
+                return 0.0, t, status
+            if l1 != 0:
+                _l1_orthant_project(p_flat, orthant)
+            G[:] = 0
         if fit_intercept:
             for c in range(C):
                 gb[c] = F(gb_sum[c] * scale)
@@ -2276,7 +2020,7 @@ def train_epoch(
         spec.code, args.hyperparameters, float(lr), int(t),
         states_W, states_b, len(spec.state_names),
         _aligned_empty(WT.shape, WT.dtype),
-        _row_blocks((), X, WT.dtype), args.l1,
+        _row_blocks((), X, WT.dtype), args.l1, _numba_tiles.TilePlan(WT.shape[0], WT.itemsize),
     )  # fmt: skip
     if status != _UPDATED:
         raise RuntimeError(
