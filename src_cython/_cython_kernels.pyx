@@ -468,28 +468,17 @@ cdef inline void _pack_panels(const floating *X, Py_ssize_t ldx, Py_ssize_t h, P
 
 cdef inline void _tile_logits(const floating *Xp, Py_ssize_t mp, Py_ssize_t d,
                               const floating *W, const floating *b, Py_ssize_t tc,
-                              floating *Z, const floating *next) noexcept nogil:
-    # Z (tc, mp), class-major, = W (tc, d) @ Xp (d, mp) + b
+                              floating *Z, const floating *next, floating *tmax=NULL,
+                              floating *tsum=NULL, bint keep=False,
+                              const Py_ssize_t *label=NULL,
+                              floating *label_logit=NULL) noexcept nogil:
+    # Z (tc, mp), class-major, = W (tc, d) @ Xp (d, mp) + b; unless tmax is NULL, also each
+    # row's max and sum of exponentials (with keep, z replaced by exp(z - shift)) and the
+    # logits of the labels in the tile (label[i] >= 0), panel by panel
     if floating is float:
-        fs_tile_logits_f32(Xp, mp, d, W, b, tc, Z, next)
+        fs_tile_logits_f32(Xp, mp, d, W, b, tc, Z, next, tmax, tsum, keep, label, label_logit)
     else:
-        fs_tile_logits_f64(Xp, mp, d, W, b, tc, Z, next)
-
-
-cdef inline void _tile_stats(const floating *Z, Py_ssize_t mp, Py_ssize_t tc, floating *tmax,
-                             floating *tsum) noexcept nogil:
-    if floating is float:
-        fs_tile_stats_f32(Z, mp, tc, tmax, tsum)
-    else:
-        fs_tile_stats_f64(Z, mp, tc, tmax, tsum)
-
-
-cdef inline void _tile_stats_exp(floating *Z, Py_ssize_t mp, Py_ssize_t tc, floating *tmax,
-                                 floating *tsum) noexcept nogil:
-    if floating is float:
-        fs_tile_stats_exp_f32(Z, mp, tc, tmax, tsum)
-    else:
-        fs_tile_stats_exp_f64(Z, mp, tc, tmax, tsum)
+        fs_tile_logits_f64(Xp, mp, d, W, b, tc, Z, next, tmax, tsum, keep, label, label_logit)
 
 
 cdef inline void _tile_scale(floating *R, Py_ssize_t rs, const floating *E, Py_ssize_t es,
@@ -578,22 +567,24 @@ cdef void _tile_pass_a(const floating *Xp, Py_ssize_t m, Py_ssize_t d, const flo
     # weights of this thread's next tile, unless NULL) into L2 meanwhile.
     cdef floating row_max[MAX_BLOCK]
     cdef floating row_sum[MAX_BLOCK]
+    cdef floating row_label[MAX_BLOCK]
+    cdef Py_ssize_t label[MAX_BLOCK]
     cdef Py_ssize_t i, mp = _padded(m)
     cdef floating *logits = stored if stored != NULL else Z
     # the exponentials of far-off logits are denormals, which cost the FMA units
     # a hundred cycles each on Intel: flushed to 0 (far below the skipping bound)
     cdef unsigned int csr = fs_flush_denormals()
-    _tile_logits(Xp, mp, d, WT + c0 * d, b + c0, tc, logits, next_W)
-    for i in range(m):
-        if c0 <= y[i] < c0 + tc:
-            label_logit[i] = logits[(y[i] - c0) * mp + i]
-    if stored != NULL:  # kept for pass B as exp(z - tile max)
-        _tile_stats_exp(logits, mp, tc, row_max, row_sum)
-    else:
-        _tile_stats(logits, mp, tc, row_max, row_sum)
+    for i in range(mp):
+        label[i] = y[i] - c0 if i < m and c0 <= y[i] < c0 + tc else -1
+    # the statistics of each panel of rows right after its logits (kept for pass B as
+    # exp(z - tile max) when stored)
+    _tile_logits(Xp, mp, d, WT + c0 * d, b + c0, tc, logits, next_W, row_max, row_sum,
+                 stored != NULL, label, row_label)
     for i in range(m):
         tile_max[i] = row_max[i]
         tile_sum[i] = row_sum[i]
+        if label[i] >= 0:
+            label_logit[i] = row_label[i]
     fs_restore_csr(csr)
 
 
