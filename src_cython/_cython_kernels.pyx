@@ -705,15 +705,17 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     and each thread's hot rows; ``tile_max`` and
     ``tile_sum`` (tiles, block) the per-(tile, row) maximum and sum of
     exponentials of pass A.  ``stored_logits``, if
-    not empty (tiles x class_tile x mp entries), keeps a block's logits from
-    pass A to pass B, which then reads them instead of recomputing them.
+    not empty (k x class_tile x mp entries, 1 <= k <= tiles), keeps a block's logits of
+    the first k tiles from pass A to pass B, which then reads them instead of recomputing
+    them (``Z_buf`` then needs the room for recomputed logits only when k < tiles).
     With ``skip``, a (row,
     tile) whose largest log-probability is below ``log_threshold`` and which
     does not hold the row's label is left out of pass B.  Returns ``sum_i s_i
     CE_i``.
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], C = WT.shape[0]
-    cdef Py_ssize_t block = tile_max.shape[1], ntiles, a, m, i, t, c0, mp
+    cdef Py_ssize_t block = tile_max.shape[1], ntiles, a, m, i, t, c0, mp, nstored = 0
+    cdef Py_ssize_t ahead
     cdef const floating *sw = &sample_weight[0] if sample_weight.shape[0] else NULL
     cdef const xtype *rows[MAX_BLOCK]
     cdef double lse[MAX_BLOCK]
@@ -734,13 +736,17 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     _require(b.shape[0] == C, f"{b.shape[0]} intercepts for {C} classes")
     _require(sample_weight.shape[0] in (0, n), f"{sample_weight.shape[0]} weights for {n} rows")
     _require_threads(num_threads, min(Z_buf.shape[0], Xp_buf.shape[0] - 1, Xrow_buf.shape[0] - 1))
+    if stored_logits.shape[0]:
+        nstored = (stored_logits.shape[0] - line) // (class_tile * mp)
+        _require(1 <= nstored <= ntiles
+                 and stored_logits.shape[0] == nstored * class_tile * mp + line,
+                 f"kept logits of {stored_logits.shape[0]} entries")
     _require(dWT.shape[0] == C and dWT.shape[1] == d and db.shape[0] == C
-             and Z_buf.shape[1] >= class_tile * ((0 if stored_logits.shape[0] else mp)
+             and Z_buf.shape[1] >= class_tile * ((0 if nstored == ntiles else mp)
                                                  + _chunked(mp)) + line
              and Xp_buf.shape[1] >= d * mp + line and Xrow_buf.shape[1] >= ldx * block + line
              and tile_max.shape[0] == ntiles and tile_sum.shape[0] == ntiles
-             and tile_sum.shape[1] == block
-             and stored_logits.shape[0] in (0, ntiles * class_tile * mp + line),
+             and tile_sum.shape[1] == block,
              "gradient or scratch of another shape")
     if stored_logits.shape[0]:
         stored = _line_aligned(&stored_logits[0])
@@ -758,7 +764,7 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
                 c0 = t * class_tile
                 _tile_pass_a(_line_aligned(&Xp_buf[0, 0]), m, d, &WT[0, 0], &b[0], c0,
                              min(class_tile, C - c0), &y[a], _line_aligned(&Z_buf[threadid(), 0]),
-                             stored + c0 * _padded(m) if stored != NULL else NULL,
+                             stored + c0 * _padded(m) if t < nstored else NULL,
                              &tile_max[t, 0], &tile_sum[t, 0], label_logit,
                              &WT[c0 + num_threads * class_tile, 0]
                              if c0 + num_threads * class_tile < C else NULL)
@@ -767,19 +773,19 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
                 loss += (sw[a + i] if sw != NULL else 1) * (lse[i] - label_logit[i])
             for t in prange(ntiles, num_threads=num_threads, schedule="dynamic"):
                 c0 = t * class_tile
+                ahead = t + num_threads  # (likely) this thread's next tile: prefetched
                 _tile_pass_b(Xrows, _line_aligned(&Xp_buf[0, 0]), m, d, &WT[0, 0], &b[0], c0,
                              min(class_tile, C - c0), &y[a], sw + a if sw != NULL else NULL, lse,
                              &tile_max[t, 0], skip, log_threshold,
-                             stored + c0 * _padded(m) if stored != NULL else NULL,
+                             stored + c0 * _padded(m) if t < nstored else NULL,
                              _line_aligned(&Z_buf[threadid(), 0]),
                              _line_aligned(&Xp_buf[threadid() + 1, 0]),
                              _line_aligned(&Xrow_buf[threadid() + 1, 0]), &dWT[0, 0], &db[0],
-                             &WT[c0 + num_threads * class_tile, 0]
-                             if c0 + num_threads * class_tile < C and stored == NULL else NULL,
-                             &dWT[c0 + num_threads * class_tile, 0]
-                             if c0 + num_threads * class_tile < C else NULL,
-                             stored + (c0 + num_threads * class_tile) * _padded(m)
-                             if c0 + num_threads * class_tile < C and stored != NULL else NULL)
+                             &WT[ahead * class_tile, 0]
+                             if ahead < ntiles and ahead >= nstored else NULL,
+                             &dWT[ahead * class_tile, 0] if ahead < ntiles else NULL,
+                             stored + ahead * class_tile * _padded(m)
+                             if ahead < nstored else NULL)
             a += m
     return loss
 
