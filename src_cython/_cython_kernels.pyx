@@ -652,26 +652,23 @@ cdef void _tile_pass_b(const floating *Xrows, const floating *Xp, Py_ssize_t m, 
         _tile_logits(Xp, hp, d, WT + c0 * d, b + c0, tc, Z, next_W)
     if stored != NULL and h < m:  # the hot rows' kept exponentials, compacted
         _tile_scale_rows(R, stored, mp, tc, hot_index, h, hot_scale, db + c0)
-    k0 = 0
-    while k0 < hp and not (stored != NULL and h < m):
-        ck = min(K, hp - k0)
-        Rk = R + k0 * tc
-        if stored == NULL:
-            _tile_residual(Rk, K, Z + k0, hp, tc, ck, &hot_lse[k0], &hot_weight[k0], db + c0)
-        else:  # pass A kept the exponentials (tc, mp) of these very rows
-            _tile_scale(Rk, K, stored + k0, mp, tc, ck, &hot_scale[k0], db + c0)
-        k0 += ck
-    for i in range(h):  # the label's -s_i
-        if hot_label[i] >= 0:
-            R[(i - i % K) * tc + hot_label[i] * K + i % K] -= hot_weight[i]
-            db[c0 + hot_label[i]] -= hot_weight[i]
     # the next tile's gradient rows and kept logits, prefetched in equal parts by the chunks
     nch = (h + K - 1) // K
     lines_dW = (tc * d * sizeof(floating) + 63) // 64 if next_dW != NULL else 0
     lines_kept = (tc * mp * sizeof(floating) + 63) // 64 if next_kept != NULL else 0
     k0 = 0
-    while k0 < h:
+    while k0 < h:  # each chunk's residual right before its product (still in L1/L2)
         q = k0 // K
+        Rk = R + k0 * tc
+        ck = min(K, hp - k0)
+        if stored == NULL:
+            _tile_residual(Rk, K, Z + k0, hp, tc, ck, &hot_lse[k0], &hot_weight[k0], db + c0)
+        elif h == m:  # pass A kept the exponentials (tc, mp) of these very rows
+            _tile_scale(Rk, K, stored + k0, mp, tc, ck, &hot_scale[k0], db + c0)
+        for i in range(k0, min(k0 + K, h)):  # the label's -s_i
+            if hot_label[i] >= 0:
+                R[(i - i % K) * tc + hot_label[i] * K + i % K] -= hot_weight[i]
+                db[c0 + hot_label[i]] -= hot_weight[i]
         _tile_grad(G + k0 * ldx, ldx, min(K, h - k0), R + k0 * tc, tc, dWT + c0 * d, d,
                    <const char *>next_dW + 64 * (q * lines_dW // nch),
                    (q + 1) * lines_dW // nch - q * lines_dW // nch,
