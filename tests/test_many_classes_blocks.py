@@ -8,7 +8,9 @@ blocks of 6 classes x 4 vectors of features (``tile_grad``), keeps pass A's
 (``tile_scale_rows``).  The small shapes of test_many_classes.py stay inside
 one block of each; here the shapes cross them, with a tail in every
 dimension (odd C, odd d above 128, rows not a multiple of the row block),
-at every instruction-set level, against the naive oracle.
+at every instruction-set level, against the naive oracle.  Session 7: pass
+A's statistics are computed per panel inside ``tile_logits``, and where not
+all tiles' logits fit in the budget only the first tiles keep theirs.
 """
 
 import numpy as np
