@@ -495,28 +495,17 @@ cdef inline void _pack_panels(const floating *X, Py_ssize_t ldx, Py_ssize_t h, P
 
 cdef inline void _tile_logits(const floating *Xp, Py_ssize_t mp, Py_ssize_t d,
                               const floating *W, const floating *b, Py_ssize_t tc,
-                              floating *Z, const floating *next) noexcept nogil:
-    # Z (tc, mp), class-major, = W (tc, d) @ Xp (d, mp) + b
+                              floating *Z, const floating *next, floating *tmax=NULL,
+                              floating *tsum=NULL, bint keep=False,
+                              const Py_ssize_t *label=NULL,
+                              floating *label_logit=NULL) noexcept nogil:
+    # Z (tc, mp), class-major, = W (tc, d) @ Xp (d, mp) + b; unless tmax is NULL, also each
+    # row's max and sum of exponentials (with keep, z replaced by exp(z - shift)) and the
+    # logits of the labels in the tile (label[i] >= 0), panel by panel
     if floating is float:
-        fs_tile_logits_f32(Xp, mp, d, W, b, tc, Z, next)
+        fs_tile_logits_f32(Xp, mp, d, W, b, tc, Z, next, tmax, tsum, keep, label, label_logit)
     else:
-        fs_tile_logits_f64(Xp, mp, d, W, b, tc, Z, next)
-
-
-cdef inline void _tile_stats(const floating *Z, Py_ssize_t mp, Py_ssize_t tc, floating *tmax,
-                             floating *tsum) noexcept nogil:
-    if floating is float:
-        fs_tile_stats_f32(Z, mp, tc, tmax, tsum)
-    else:
-        fs_tile_stats_f64(Z, mp, tc, tmax, tsum)
-
-
-cdef inline void _tile_stats_exp(floating *Z, Py_ssize_t mp, Py_ssize_t tc, floating *tmax,
-                                 floating *tsum) noexcept nogil:
-    if floating is float:
-        fs_tile_stats_exp_f32(Z, mp, tc, tmax, tsum)
-    else:
-        fs_tile_stats_exp_f64(Z, mp, tc, tmax, tsum)
+        fs_tile_logits_f64(Xp, mp, d, W, b, tc, Z, next, tmax, tsum, keep, label, label_logit)
 
 
 cdef inline void _tile_scale(floating *R, Py_ssize_t rs, const floating *E, Py_ssize_t es,
@@ -605,22 +594,24 @@ cdef void _tile_pass_a(const floating *Xp, Py_ssize_t m, Py_ssize_t d, const flo
     # weights of this thread's next tile, unless NULL) into L2 meanwhile.
     cdef floating row_max[MAX_BLOCK]
     cdef floating row_sum[MAX_BLOCK]
+    cdef floating row_label[MAX_BLOCK]
+    cdef Py_ssize_t label[MAX_BLOCK]
     cdef Py_ssize_t i, mp = _padded(m)
     cdef floating *logits = stored if stored != NULL else Z
     # the exponentials of far-off logits are denormals, which cost the FMA units
     # a hundred cycles each on Intel: flushed to 0 (far below the skipping bound)
     cdef unsigned int csr = fs_flush_denormals()
-    _tile_logits(Xp, mp, d, WT + c0 * d, b + c0, tc, logits, next_W)
-    for i in range(m):
-        if c0 <= y[i] < c0 + tc:
-            label_logit[i] = logits[(y[i] - c0) * mp + i]
-    if stored != NULL:  # kept for pass B as exp(z - tile max)
-        _tile_stats_exp(logits, mp, tc, row_max, row_sum)
-    else:
-        _tile_stats(logits, mp, tc, row_max, row_sum)
+    for i in range(mp):
+        label[i] = y[i] - c0 if i < m and c0 <= y[i] < c0 + tc else -1
+    # the statistics of each panel of rows right after its logits (kept for pass B as
+    # exp(z - tile max) when stored)
+    _tile_logits(Xp, mp, d, WT + c0 * d, b + c0, tc, logits, next_W, row_max, row_sum,
+                 stored != NULL, label, row_label)
     for i in range(m):
         tile_max[i] = row_max[i]
         tile_sum[i] = row_sum[i]
+        if label[i] >= 0:
+            label_logit[i] = row_label[i]
     fs_restore_csr(csr)
 
 
@@ -688,26 +679,23 @@ cdef void _tile_pass_b(const floating *Xrows, const floating *Xp, Py_ssize_t m, 
         _tile_logits(Xp, hp, d, WT + c0 * d, b + c0, tc, Z, next_W)
     if stored != NULL and h < m:  # the hot rows' kept exponentials, compacted
         _tile_scale_rows(R, stored, mp, tc, hot_index, h, hot_scale, db + c0)
-    k0 = 0
-    while k0 < hp and not (stored != NULL and h < m):
-        ck = min(K, hp - k0)
-        Rk = R + k0 * tc
-        if stored == NULL:
-            _tile_residual(Rk, K, Z + k0, hp, tc, ck, &hot_lse[k0], &hot_weight[k0], db + c0)
-        else:  # pass A kept the exponentials (tc, mp) of these very rows
-            _tile_scale(Rk, K, stored + k0, mp, tc, ck, &hot_scale[k0], db + c0)
-        k0 += ck
-    for i in range(h):  # the label's -s_i
-        if hot_label[i] >= 0:
-            R[(i - i % K) * tc + hot_label[i] * K + i % K] -= hot_weight[i]
-            db[c0 + hot_label[i]] -= hot_weight[i]
     # the next tile's gradient rows and kept logits, prefetched in equal parts by the chunks
     nch = (h + K - 1) // K
     lines_dW = (tc * d * sizeof(floating) + 63) // 64 if next_dW != NULL else 0
     lines_kept = (tc * mp * sizeof(floating) + 63) // 64 if next_kept != NULL else 0
     k0 = 0
-    while k0 < h:
+    while k0 < h:  # each chunk's residual right before its product (still in L1/L2)
         q = k0 // K
+        Rk = R + k0 * tc
+        ck = min(K, hp - k0)
+        if stored == NULL:
+            _tile_residual(Rk, K, Z + k0, hp, tc, ck, &hot_lse[k0], &hot_weight[k0], db + c0)
+        elif h == m:  # pass A kept the exponentials (tc, mp) of these very rows
+            _tile_scale(Rk, K, stored + k0, mp, tc, ck, &hot_scale[k0], db + c0)
+        for i in range(k0, min(k0 + K, h)):  # the label's -s_i
+            if hot_label[i] >= 0:
+                R[(i - i % K) * tc + hot_label[i] * K + i % K] -= hot_weight[i]
+                db[c0 + hot_label[i]] -= hot_weight[i]
         _tile_grad(G + k0 * ldx, ldx, min(K, h - k0), R + k0 * tc, tc, dWT + c0 * d, d,
                    <const char *>next_dW + 64 * (q * lines_dW // nch),
                    (q + 1) * lines_dW // nch - q * lines_dW // nch,
@@ -741,15 +729,17 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     and each thread's hot rows; ``tile_max`` and
     ``tile_sum`` (tiles, block) the per-(tile, row) maximum and sum of
     exponentials of pass A.  ``stored_logits``, if
-    not empty (tiles x class_tile x mp entries), keeps a block's logits from
-    pass A to pass B, which then reads them instead of recomputing them.
+    not empty (k x class_tile x mp entries, 1 <= k <= tiles), keeps a block's logits of
+    the first k tiles from pass A to pass B, which then reads them instead of recomputing
+    them (``Z_buf`` then needs the room for recomputed logits only when k < tiles).
     With ``skip``, a (row,
     tile) whose largest log-probability is below ``log_threshold`` and which
     does not hold the row's label is left out of pass B.  Returns ``sum_i s_i
     CE_i``.
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], C = WT.shape[0]
-    cdef Py_ssize_t block = tile_max.shape[1], ntiles, a, m, i, t, c0, mp
+    cdef Py_ssize_t block = tile_max.shape[1], ntiles, a, m, i, t, c0, mp, nstored = 0
+    cdef Py_ssize_t ahead
     cdef const floating *sw = &sample_weight[0] if sample_weight.shape[0] else NULL
     cdef const xtype *rows[MAX_BLOCK]
     cdef double lse[MAX_BLOCK]
@@ -770,13 +760,17 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     _require(b.shape[0] == C, f"{b.shape[0]} intercepts for {C} classes")
     _require(sample_weight.shape[0] in (0, n), f"{sample_weight.shape[0]} weights for {n} rows")
     _require_threads(num_threads, min(Z_buf.shape[0], Xp_buf.shape[0] - 1, Xrow_buf.shape[0] - 1))
+    if stored_logits.shape[0]:
+        nstored = (stored_logits.shape[0] - line) // (class_tile * mp)
+        _require(1 <= nstored <= ntiles
+                 and stored_logits.shape[0] == nstored * class_tile * mp + line,
+                 f"kept logits of {stored_logits.shape[0]} entries")
     _require(dWT.shape[0] == C and dWT.shape[1] == d and db.shape[0] == C
-             and Z_buf.shape[1] >= class_tile * ((0 if stored_logits.shape[0] else mp)
+             and Z_buf.shape[1] >= class_tile * ((0 if nstored == ntiles else mp)
                                                  + _chunked(mp)) + line
              and Xp_buf.shape[1] >= d * mp + line and Xrow_buf.shape[1] >= ldx * block + line
              and tile_max.shape[0] == ntiles and tile_sum.shape[0] == ntiles
-             and tile_sum.shape[1] == block
-             and stored_logits.shape[0] in (0, ntiles * class_tile * mp + line),
+             and tile_sum.shape[1] == block,
              "gradient or scratch of another shape")
     if stored_logits.shape[0]:
         stored = _line_aligned(&stored_logits[0])
@@ -794,7 +788,7 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
                 c0 = t * class_tile
                 _tile_pass_a(_line_aligned(&Xp_buf[0, 0]), m, d, &WT[0, 0], &b[0], c0,
                              min(class_tile, C - c0), &y[a], _line_aligned(&Z_buf[threadid(), 0]),
-                             stored + c0 * _padded(m) if stored != NULL else NULL,
+                             stored + c0 * _padded(m) if t < nstored else NULL,
                              &tile_max[t, 0], &tile_sum[t, 0], label_logit,
                              &WT[c0 + num_threads * class_tile, 0]
                              if c0 + num_threads * class_tile < C else NULL)
@@ -803,19 +797,19 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
                 loss += (sw[a + i] if sw != NULL else 1) * (lse[i] - label_logit[i])
             for t in prange(ntiles, num_threads=num_threads, schedule="dynamic"):
                 c0 = t * class_tile
+                ahead = t + num_threads  # (likely) this thread's next tile: prefetched
                 _tile_pass_b(Xrows, _line_aligned(&Xp_buf[0, 0]), m, d, &WT[0, 0], &b[0], c0,
                              min(class_tile, C - c0), &y[a], sw + a if sw != NULL else NULL, lse,
                              &tile_max[t, 0], skip, log_threshold,
-                             stored + c0 * _padded(m) if stored != NULL else NULL,
+                             stored + c0 * _padded(m) if t < nstored else NULL,
                              _line_aligned(&Z_buf[threadid(), 0]),
                              _line_aligned(&Xp_buf[threadid() + 1, 0]),
                              _line_aligned(&Xrow_buf[threadid() + 1, 0]), &dWT[0, 0], &db[0],
-                             &WT[c0 + num_threads * class_tile, 0]
-                             if c0 + num_threads * class_tile < C and stored == NULL else NULL,
-                             &dWT[c0 + num_threads * class_tile, 0]
-                             if c0 + num_threads * class_tile < C else NULL,
-                             stored + (c0 + num_threads * class_tile) * _padded(m)
-                             if c0 + num_threads * class_tile < C and stored != NULL else NULL)
+                             &WT[ahead * class_tile, 0]
+                             if ahead < ntiles and ahead >= nstored else NULL,
+                             &dWT[ahead * class_tile, 0] if ahead < ntiles else NULL,
+                             stored + ahead * class_tile * _padded(m)
+                             if ahead < nstored else NULL)
             a += m
     return loss
 

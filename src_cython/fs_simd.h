@@ -169,9 +169,6 @@
  *   tile_stats: fs_tile_stats_f32 fs_tile_stats_f64 fs_ptr_tile_stats_f32 fs_ptr_tile_stats_f64
  *     tile_stats_f32_base tile_stats_f32_avx2 tile_stats_f32_avx512
  *     tile_stats_f64_base tile_stats_f64_avx2 tile_stats_f64_avx512
- *   tile_stats_exp: fs_tile_stats_exp_f32 fs_tile_stats_exp_f64 fs_ptr_tile_stats_exp_f32 fs_ptr_tile_stats_exp_f64
- *     tile_stats_exp_f32_base tile_stats_exp_f32_avx2 tile_stats_exp_f32_avx512
- *     tile_stats_exp_f64_base tile_stats_exp_f64_avx2 tile_stats_exp_f64_avx512
  *   tile_scale: fs_tile_scale_f32 fs_tile_scale_f64 fs_ptr_tile_scale_f32 fs_ptr_tile_scale_f64
  *     tile_scale_f32_base tile_scale_f32_avx2 tile_scale_f32_avx512
  *     tile_scale_f64_base tile_scale_f64_avx2 tile_scale_f64_avx512
@@ -226,11 +223,9 @@
       (rows, h, d, Xp, mp))                                                                        \
     X(tile_logits, S, void,                                                                        \
       (const T *Xp, Py_ssize_t mp, Py_ssize_t d, const T *W, const T *b, Py_ssize_t tc, T *Z,      \
-       const T *next),                                                                             \
-      (Xp, mp, d, W, b, tc, Z, next))                                                                \
+       const T *next, T *tmax, T *tsum, int keep, const Py_ssize_t *label, T *label_logit),        \
+      (Xp, mp, d, W, b, tc, Z, next, tmax, tsum, keep, label, label_logit))                        \
     X(tile_stats, S, void, (const T *Z, Py_ssize_t mp, Py_ssize_t tc, T *tmax, T *tsum),           \
-      (Z, mp, tc, tmax, tsum))                                                                     \
-    X(tile_stats_exp, S, void, (T *Z, Py_ssize_t mp, Py_ssize_t tc, T *tmax, T *tsum),             \
       (Z, mp, tc, tmax, tsum))                                                                     \
     X(tile_scale, S, void,                                                                         \
       (T *R, Py_ssize_t rs, const T *E, Py_ssize_t es, Py_ssize_t tc, Py_ssize_t hp,               \

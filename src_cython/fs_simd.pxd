@@ -71,21 +71,24 @@ cdef extern from "fs_simd.h" nogil:
                             Py_ssize_t mp)
     void fs_pack_panels_f64(const double *X, Py_ssize_t ldx, Py_ssize_t h, Py_ssize_t d,
                             double *Xp, Py_ssize_t mp)
+    # (tmax not NULL: with pass A's per-row statistics, as fs_tile_stats, and the logits of
+    # the labels label[i] >= 0 (the class in the tile); keep: the logits replaced by
+    # exp(z - tile max), pass B's residual from those: R[c rs + i] = E[c es + i] scale[i],
+    # db += its class sums, fs_tile_scale)
     void fs_tile_logits_f32(const float *Xp, Py_ssize_t mp, Py_ssize_t d, const float *W,
-                            const float *b, Py_ssize_t tc, float *Z, const float *next)
+                            const float *b, Py_ssize_t tc, float *Z, const float *next,
+                            float *tmax, float *tsum, int keep, const Py_ssize_t *label,
+                            float *label_logit)
     void fs_tile_logits_f64(const double *Xp, Py_ssize_t mp, Py_ssize_t d, const double *W,
-                            const double *b, Py_ssize_t tc, double *Z, const double *next)
+                            const double *b, Py_ssize_t tc, double *Z, const double *next,
+                            double *tmax, double *tsum, int keep, const Py_ssize_t *label,
+                            double *label_logit)
     # pass A's per-row max and sum of exponentials of a tile Z (tc, mp), and
     # pass B's residual R[c rs + i] = w[i] exp(L[c ls + i] - lse[i]) (db += its class sums)
     void fs_tile_stats_f32(const float *Z, Py_ssize_t mp, Py_ssize_t tc, float *tmax,
                            float *tsum)
     void fs_tile_stats_f64(const double *Z, Py_ssize_t mp, Py_ssize_t tc, double *tmax,
                            double *tsum)
-    # tile_stats, each logit replaced by exp(z - tile max); pass B's residual from those:
-    # R[c rs + i] = E[c es + i] scale[i] (db += its class sums)
-    void fs_tile_stats_exp_f32(float *Z, Py_ssize_t mp, Py_ssize_t tc, float *tmax, float *tsum)
-    void fs_tile_stats_exp_f64(double *Z, Py_ssize_t mp, Py_ssize_t tc, double *tmax,
-                               double *tsum)
     void fs_tile_scale_f32(float *R, Py_ssize_t rs, const float *E, Py_ssize_t es, Py_ssize_t tc,
                            Py_ssize_t hp, const float *scale, double *db)
     void fs_tile_scale_f64(double *R, Py_ssize_t rs, const double *E, Py_ssize_t es,

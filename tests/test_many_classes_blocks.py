@@ -8,7 +8,9 @@ blocks of 6 classes x 4 vectors of features (``tile_grad``), keeps pass A's
 (``tile_scale_rows``).  The small shapes of test_many_classes.py stay inside
 one block of each; here the shapes cross them, with a tail in every
 dimension (odd C, odd d above 128, rows not a multiple of the row block),
-at every instruction-set level, against the naive oracle.
+at every instruction-set level, against the naive oracle.  Session 7: pass
+A's statistics are computed per panel inside ``tile_logits``, and where not
+all tiles' logits fit in the budget only the first tiles keep theirs.
 """
 
 import numpy as np
@@ -147,3 +149,42 @@ def test_two_threads_own_class_tiles():
                     _assert_close(_sums("cython", *problem, skip), reference, np.float32)
     finally:
         fastsoftmax.set_num_threads(before)
+
+
+@pytest.mark.parametrize("x_dtype", [np.float32, np.float64, np.uint8])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_logits_kept_for_the_first_tiles_only(x_dtype, threads):
+    """Beyond the memory of all tiles' kept logits (C = 256,000 float32 at 192 rows), the first
+    tiles keep theirs and pass B recomputes the others': every split matches naive, with the
+    skipping on and off, one thread or two (whose next tile may be of either kind)."""
+    require_backend("cython")
+    import fastsoftmax
+
+    F = np.float64 if x_dtype == np.uint8 else x_dtype
+    rng = np.random.default_rng(3)
+    problem = _problem(rng, 300, 141, 97, x_dtype, spread=10.0)  # 14 tiles of 7, 3 blocks
+    before = fastsoftmax.get_num_threads()
+    fastsoftmax.set_num_threads(threads)
+    try:
+        for skip in (True, False):
+            with _tiling.forced(True, class_tile=7, row_block=130):
+                reference = _sums("naive", *problem, skip)
+            for kept in (1, 2, 7, 13):
+                with _tiling.forced(True, class_tile=7, row_block=130, store_logits=kept):
+                    assert _tiling.stored_tiles(130, 97, 7, 4) == kept
+                    _assert_close(_sums("cython", *problem, skip), reference, F)
+    finally:
+        fastsoftmax.set_num_threads(before)
+
+
+def test_the_kept_tiles_fit_the_memory_budget():
+    # all tiles' logits of 192-row blocks fit up to about 54,000 float32 classes
+    assert _tiling.stored_rows(192, 256000, 4) == 0
+    kept = _tiling.stored_tiles(192, 256000, 240, 4)
+    assert kept == 227  # a fifth of the 1,067 tiles
+    assert kept * 240 * 192 * 4 <= _tiling.STORED_LOGITS_BYTES < (kept + 1) * 240 * 192 * 4
+    assert _tiling.stored_tiles(192, 1000, 240, 4) == 5  # all of them
+    with _tiling.forced(True, store_logits=False):
+        assert _tiling.stored_tiles(192, 256000, 240, 4) == 0
+    with _tiling.forced(True, store_logits=True):
+        assert _tiling.stored_tiles(192, 256000, 240, 4) == 1067

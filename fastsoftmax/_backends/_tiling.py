@@ -20,7 +20,8 @@ Extra memory is O(rows per block x (class tile + tiles)), independent of n;
 the compiled kernel also keeps a block's logits from pass A to pass B instead
 of recomputing them when they fit in :data:`STORED_LOGITS_BYTES` (40 MB, e.g.
 192 rows x 50,000 float32 classes), which is still independent of n (it
-keeps them as ``exp(z - tile max)``, so that pass B's residual is a product).
+keeps them as ``exp(z - tile max)``, so that pass B's residual is a product);
+beyond that, those of as many tiles as fit (:func:`stored_tiles`).
 The loss is never affected by the skipping (pass A is exact); each skipped
 entry ``s_i p_ic`` is below ``s_i * eps``, so every gradient entry moves by at
 most ``eps * sum_i s_i |x_ij|`` (``eps * sum_i s_i`` for the intercept).
@@ -144,17 +145,35 @@ def _with_forced(tiled, rows, class_tile, C):
 
 
 def stored_rows(rows, C, itemsize):
-    """Rows per block for which the compiled tiled kernel keeps the logits, or 0 (recompute)."""
-    if _forced["store_logits"] is not None:
-        return rows if _forced["store_logits"] else 0
+    """Rows per block for which the compiled tiled kernel keeps the logits of all tiles, or 0."""
+    forced = _forced["store_logits"]
+    if forced is not None:
+        return rows if forced is True else 0
     fitting = min(rows, STORED_LOGITS_BYTES // max(1, C * itemsize) // 48 * 48)
     return fitting if fitting >= STORED_MIN_ROWS else 0
+
+
+def stored_tiles(rows, C, class_tile, itemsize):
+    """How many tiles (the first ones) keep their logits when not all do (:func:`stored_rows` 0).
+
+    Blocks of ``rows`` rows; the kept logits take at most :data:`STORED_LOGITS_BYTES`
+    (e.g. 227 tiles of 240 classes x 192 rows at C = 256,000 float32: a fifth of the
+    classes), pass B recomputes the others' logits.  ``forced(store_logits=k)`` with an
+    integer k keeps k tiles.
+    """
+    ntiles = -(-C // max(1, class_tile))
+    forced = _forced["store_logits"]
+    if forced is not None:
+        return ntiles if forced is True else min(ntiles, int(forced))
+    padded = -(-rows // 16) * 16
+    return min(ntiles, STORED_LOGITS_BYTES // max(1, class_tile * padded * itemsize))
 
 
 @contextlib.contextmanager
 def forced(tiled=True, class_tile=None, row_block=None, store_logits=None):
     """Force the regime (``tiled`` True/False, None: automatic), the class tile and the row block
-    (and whether the compiled tiled kernel keeps a block's logits or recomputes them).
+    (and whether the compiled tiled kernel keeps a block's logits or recomputes them:
+    ``store_logits`` True, False, or the number of tiles, the first ones, that keep them).
 
     For tests: small shapes then run the tiled code with tile tails.  Not
     thread-safe (a module-level setting).

@@ -123,6 +123,8 @@ def _softmax_ce_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out,
     ntiles = -(-C // class_tile)
     stored_rows = _tiling.stored_rows(block, C, coef.itemsize)
     block = stored_rows or block
+    # the first `stored` tiles keep their logits from pass A to pass B, the others recompute
+    stored = ntiles if stored_rows else _tiling.stored_tiles(block, C, class_tile, coef.itemsize)
     threads = max(1, min(_threads(n * d * C, _MIN_FLOPS_PER_THREAD), ntiles))
     coef_grad_out.fill(0)
     intercept_grad = np.zeros(C)
@@ -132,11 +134,12 @@ def _softmax_ce_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out,
     line = 64 // coef.itemsize  # room to align each scratch row to a cache line
     loss = _k.softmax_ce_sums_tiled(
         X, coef, intercept, y, _unit_or(sample_weight, dtype), coef_grad_out, intercept_grad,
-        np.empty((threads, residual + (0 if stored_rows else class_tile * padded) + line), dtype),
+        np.empty((threads, residual + (0 if stored == ntiles else class_tile * padded) + line),
+                 dtype),  # fmt: skip
         np.empty((threads + 1, d * padded + line), dtype),
         np.empty((threads + 1, block * (d + 2 * line) + line), dtype),
         np.empty((ntiles, block)), np.empty((ntiles, block)),
-        np.empty(ntiles * class_tile * padded + line if stored_rows else 0, dtype), class_tile,
+        np.empty(stored * class_tile * padded + line if stored else 0, dtype), class_tile,
         bool(skip_negligible), _tiling.log_skip_threshold(dtype), threads,
     )  # fmt: skip
     intercept_grad_out[...] = intercept_grad
