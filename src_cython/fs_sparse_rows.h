@@ -10,9 +10,20 @@
  * The rows of the entries PREFETCH_AHEAD ahead (up to `end`, the end of the
  * block) are prefetched: the rows of rare features miss every cache.  Each
  * class sums over the entries in their order, as the scalar loop did.
+ *   fs_csr_scatter_owned_S: the scatter of the entries whose feature block
+ *                     (64 features: j >> 6) has owner[j >> 6] == t; the other
+ *                     entries go to the thread's scratch rows `dummy` (8 rows of
+ *                     FS_DUMMY_STRIDE(C) values), so that the loop has no
+ *                     data-dependent branch: the threads of the feature-split
+ *                     pass (_sparse_kernels.softmax_ce_sums_csr_split) each read
+ *                     every entry and update only the gradient rows they own.
  * S is f32_i32, f32_i64, f64_i32 or f64_i64; each has the implementations
  * fs_csr_gather_S_base, _S_avx2, _S_avx512 (and fs_csr_scatter_S_...) by token
- * pasting in FS_SPARSE_ROWS.
+ * pasting in FS_SPARSE_ROWS.  With AVX-512 and rows of at most four vectors
+ * (C <= 64 float32, C <= 32 float64), FS_SPARSE_REG512 keeps the row's logits
+ * (gather) or residual (scatter) in registers: the same FMAs in the same order
+ * (bit for bit the loops above), without the loads and stores of z or r at
+ * every entry, whose store-to-load chain bound the gather.
  */
 #ifndef FS_SPARSE_ROWS_H
 #define FS_SPARSE_ROWS_H
@@ -34,6 +45,10 @@ static int fs_sparse_grad_ahead = 0;
         for (ptrdiff_t off_ = 0; off_ < (ptrdiff_t)(nbytes); off_ += 64) \
             __builtin_prefetch(p_ + off_, rw, 3);                    \
     } while (0)
+
+/* the scratch rows of fs_csr_scatter_owned: C rounded up to a multiple of 16 */
+#define FS_DUMMY_ROWS 8
+#define FS_DUMMY_STRIDE(C) (((C) + 15) / 16 * 16)
 
 #define FS_SPARSE_ROWS(S, TARGET, T, I)                                                        \
     TARGET static void fs_csr_gather_##S(const T *restrict data, const I *restrict indices,    \
@@ -66,26 +81,157 @@ static int fs_sparse_grad_ahead = 0;
             T *restrict g = G + (ptrdiff_t)indices[k] * C;                                     \
             for (ptrdiff_t c = 0; c < C; c++) g[c] += x * r[c];                                \
         }                                                                                      \
+    }                                                                                          \
+    TARGET static void fs_csr_scatter_owned_##S(const T *restrict data,                       \
+                                                const I *restrict indices, ptrdiff_t lo,       \
+                                                ptrdiff_t hi, ptrdiff_t end,                   \
+                                                const T *restrict r, ptrdiff_t C, T *G,        \
+                                                const unsigned char *owner, int t, T *dummy)   \
+    {                                                                                          \
+        const ptrdiff_t ds = FS_DUMMY_STRIDE(C);                                               \
+        for (ptrdiff_t k = lo; k < hi; k++) {                                                  \
+            if (k + fs_sparse_ahead < end) {                                                   \
+                const ptrdiff_t ja = (ptrdiff_t)indices[k + fs_sparse_ahead];                  \
+                FS_SPARSE_PREFETCH(owner[ja >> 6] == t ? G + ja * C : dummy, C * sizeof(T), 1); \
+            }                                                                                  \
+            const ptrdiff_t j = (ptrdiff_t)indices[k];                                         \
+            const T x = data[k];                                                               \
+            T *g = owner[j >> 6] == t ? G + j * C : dummy + (k & (FS_DUMMY_ROWS - 1)) * ds;     \
+            for (ptrdiff_t c = 0; c < C; c++) g[c] += x * r[c];                                \
+        }                                                                                      \
     }
 
-#define FS_SPARSE_LEVELS(S, T, I)                              \
+#if FS_X86
+/* Rows of at most four vectors of V lanes (VT, the mask type M, intrinsic suffix SFX),
+ * held in registers; NV (1 to 4) is a constant in each case of the dispatching switch */
+#define FS_SPARSE_REG512(S, T, I, VT, M, V, SFX)                                               \
+    FS_TARGET_AVX512 static inline __attribute__((always_inline)) void fs_reg_masks_##S(       \
+        ptrdiff_t C, M *m)                                                                     \
+    {                                                                                          \
+        for (int v = 0; v < 4; v++) {                                                          \
+            const ptrdiff_t rem = C - (ptrdiff_t)v * V;                                        \
+            m[v] = rem >= V ? (M)~0u : rem > 0 ? (M)((1u << rem) - 1) : (M)0;                  \
+        }                                                                                      \
+    }                                                                                          \
+    FS_TARGET_AVX512 static inline __attribute__((always_inline)) void fs_gather_reg_##S(      \
+        const T *restrict data, const I *restrict indices, ptrdiff_t lo, ptrdiff_t hi,         \
+        ptrdiff_t end, const T *restrict W, ptrdiff_t C, T *restrict z, const T *G,            \
+        const int NV)                                                                          \
+    {                                                                                          \
+        M m[4];                                                                                \
+        VT acc[4];                                                                             \
+        fs_reg_masks_##S(C, m);                                                                \
+        for (int v = 0; v < NV; v++) acc[v] = _mm512_maskz_loadu_##SFX(m[v], z + v * V);     \
+        for (ptrdiff_t k = lo; k < hi; k++) {                                                  \
+            if (k + fs_sparse_ahead < end) {                                                   \
+                FS_SPARSE_PREFETCH(W + (ptrdiff_t)indices[k + fs_sparse_ahead] * C,            \
+                                   C * sizeof(T), 0);                                          \
+                if (G && fs_sparse_grad_ahead)                                                 \
+                    FS_SPARSE_PREFETCH(G + (ptrdiff_t)indices[k + fs_sparse_ahead] * C,        \
+                                       C * sizeof(T), 1);                                      \
+            }                                                                                  \
+            const VT x = _mm512_set1_##SFX(data[k]);                                           \
+            const T *restrict w = W + (ptrdiff_t)indices[k] * C;                               \
+            for (int v = 0; v < NV; v++)                                                       \
+                acc[v] = _mm512_fmadd_##SFX(x, _mm512_maskz_loadu_##SFX(m[v], w + v * V),      \
+                                            acc[v]);                                           \
+        }                                                                                      \
+        for (int v = 0; v < NV; v++) _mm512_mask_storeu_##SFX(z + v * V, m[v], acc[v]);       \
+    }                                                                                          \
+    /* G row of entry k: its own row, or (owner != NULL and the block not t's) scratch */     \
+    FS_TARGET_AVX512 static inline __attribute__((always_inline)) void fs_scatter_reg_##S(     \
+        const T *restrict data, const I *restrict indices, ptrdiff_t lo, ptrdiff_t hi,         \
+        ptrdiff_t end, const T *restrict r, ptrdiff_t C, T *G, const unsigned char *owner,     \
+        int t, T *dummy, const int NV)                                                         \
+    {                                                                                          \
+        M m[4];                                                                                \
+        VT rv[4];                                                                              \
+        const ptrdiff_t ds = FS_DUMMY_STRIDE(C);                                               \
+        fs_reg_masks_##S(C, m);                                                                \
+        for (int v = 0; v < NV; v++) rv[v] = _mm512_maskz_loadu_##SFX(m[v], r + v * V);       \
+        for (ptrdiff_t k = lo; k < hi; k++) {                                                  \
+            if (k + fs_sparse_ahead < end && (owner || !fs_sparse_grad_ahead)) {               \
+                const ptrdiff_t ja = (ptrdiff_t)indices[k + fs_sparse_ahead];                  \
+                FS_SPARSE_PREFETCH(!owner || owner[ja >> 6] == t ? G + ja * C : dummy,         \
+                                   C * sizeof(T), 1);                                          \
+            }                                                                                  \
+            const ptrdiff_t j = (ptrdiff_t)indices[k];                                         \
+            const VT x = _mm512_set1_##SFX(data[k]);                                           \
+            T *g = !owner || owner[j >> 6] == t ? G + j * C                                    \
+                                                : dummy + (k & (FS_DUMMY_ROWS - 1)) * ds;       \
+            for (int v = 0; v < NV; v++)                                                       \
+                _mm512_mask_storeu_##SFX(                                                      \
+                    g + v * V, m[v],                                                           \
+                    _mm512_fmadd_##SFX(x, rv[v], _mm512_maskz_loadu_##SFX(m[v], g + v * V)));  \
+        }                                                                                      \
+    }                                                                                          \
+    FS_TARGET_AVX512 static void fs_csr_gather_##S##_reg(                                      \
+        const T *data, const I *indices, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t end,            \
+        const T *W, ptrdiff_t C, T *z, const T *G)                                             \
+    {                                                                                          \
+        switch ((C + V - 1) / V) {                                                             \
+        case 1: fs_gather_reg_##S(data, indices, lo, hi, end, W, C, z, G, 1); break;           \
+        case 2: fs_gather_reg_##S(data, indices, lo, hi, end, W, C, z, G, 2); break;           \
+        case 3: fs_gather_reg_##S(data, indices, lo, hi, end, W, C, z, G, 3); break;           \
+        default: fs_gather_reg_##S(data, indices, lo, hi, end, W, C, z, G, 4); break;          \
+        }                                                                                      \
+    }                                                                                          \
+    FS_TARGET_AVX512 static void fs_csr_scatter_##S##_reg(                                     \
+        const T *data, const I *indices, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t end,            \
+        const T *r, ptrdiff_t C, T *G, const unsigned char *owner, int t, T *dummy)            \
+    {                                                                                          \
+        switch ((C + V - 1) / V) {                                                             \
+        case 1: fs_scatter_reg_##S(data, indices, lo, hi, end, r, C, G, owner, t, dummy, 1); break; \
+        case 2: fs_scatter_reg_##S(data, indices, lo, hi, end, r, C, G, owner, t, dummy, 2); break; \
+        case 3: fs_scatter_reg_##S(data, indices, lo, hi, end, r, C, G, owner, t, dummy, 3); break; \
+        default: fs_scatter_reg_##S(data, indices, lo, hi, end, r, C, G, owner, t, dummy, 4); break; \
+        }                                                                                      \
+    }
+#endif
+
+#define FS_SPARSE_LEVELS(S, T, I, V)                           \
     FS_SPARSE_ROWS(S##_base, , T, I)                           \
     FS_SPARSE_LEVELS_X86(S, T, I)                              \
     static void fs_csr_gather_##S(const T *data, const I *indices, ptrdiff_t lo, ptrdiff_t hi, \
                                   ptrdiff_t end, const T *W, ptrdiff_t C, T *z, const T *G)   \
     {                                                                                          \
+        if (FS_SPARSE_IN_REGISTERS(C, V)) {                                                    \
+            FS_SPARSE_REG_CALL(fs_csr_gather_##S##_reg(data, indices, lo, hi, end, W, C, z, G)); \
+        }                                                                                      \
         FS_SPARSE_CHOOSE(gather, S)(data, indices, lo, hi, end, W, C, z, G);                   \
     }                                                                                          \
     static void fs_csr_scatter_##S(const T *data, const I *indices, ptrdiff_t lo, ptrdiff_t hi, \
                                    ptrdiff_t end, const T *r, ptrdiff_t C, T *G)               \
     {                                                                                          \
+        if (FS_SPARSE_IN_REGISTERS(C, V)) {                                                    \
+            FS_SPARSE_REG_CALL(fs_csr_scatter_##S##_reg(data, indices, lo, hi, end, r, C, G,    \
+                                                        NULL, 0, NULL));                       \
+        }                                                                                      \
         FS_SPARSE_CHOOSE(scatter, S)(data, indices, lo, hi, end, r, C, G);                     \
+    }                                                                                          \
+    static void fs_csr_scatter_owned_##S(const T *data, const I *indices, ptrdiff_t lo,         \
+                                         ptrdiff_t hi, ptrdiff_t end, const T *r, ptrdiff_t C,  \
+                                         T *G, const unsigned char *owner, int t, T *dummy)    \
+    {                                                                                          \
+        if (FS_SPARSE_IN_REGISTERS(C, V)) {                                                    \
+            FS_SPARSE_REG_CALL(fs_csr_scatter_##S##_reg(data, indices, lo, hi, end, r, C, G,    \
+                                                        owner, t, dummy));                     \
+        }                                                                                      \
+        FS_SPARSE_CHOOSE(scatter_owned, S)(data, indices, lo, hi, end, r, C, G, owner, t,      \
+                                           dummy);                                             \
     }
 
 #if FS_X86
 #define FS_SPARSE_LEVELS_X86(S, T, I)                 \
     FS_SPARSE_ROWS(S##_avx2, FS_TARGET_AVX2, T, I)    \
     FS_SPARSE_ROWS(S##_avx512, FS_TARGET_AVX512, T, I)
+/* AVX-512 and a row of at most four vectors of V lanes: the register-held loops */
+#define FS_SPARSE_IN_REGISTERS(C, V) (fs_level == 2 && (C) >= 1 && (C) <= 4 * (V))
+#define FS_SPARSE_REG_CALL(call) \
+    do {                         \
+        call;                    \
+        return;                  \
+    } while (0)
 /* fs_level: the module's level, set by fs_set_level (2 AVX-512, 1 AVX2, 0 base) */
 #define FS_SPARSE_CHOOSE(name, S) \
     (fs_level == 2 ? fs_csr_##name##_##S##_avx512 \
@@ -93,12 +239,23 @@ static int fs_sparse_grad_ahead = 0;
 #else
 #define FS_SPARSE_LEVELS_X86(S, T, I)
 #define FS_SPARSE_CHOOSE(name, S) fs_csr_##name##_##S##_base
+#define FS_SPARSE_IN_REGISTERS(C, V) 0
+#define FS_SPARSE_REG_CALL(call) \
+    do {                         \
+    } while (0)
 #endif
 
-FS_SPARSE_LEVELS(f32_i32, float, int32_t)
-FS_SPARSE_LEVELS(f32_i64, float, int64_t)
-FS_SPARSE_LEVELS(f64_i32, double, int32_t)
-FS_SPARSE_LEVELS(f64_i64, double, int64_t)
+#if FS_X86
+FS_SPARSE_REG512(f32_i32, float, int32_t, __m512, __mmask16, 16, ps)
+FS_SPARSE_REG512(f32_i64, float, int64_t, __m512, __mmask16, 16, ps)
+FS_SPARSE_REG512(f64_i32, double, int32_t, __m512d, __mmask8, 8, pd)
+FS_SPARSE_REG512(f64_i64, double, int64_t, __m512d, __mmask8, 8, pd)
+#endif
+
+FS_SPARSE_LEVELS(f32_i32, float, int32_t, 16)
+FS_SPARSE_LEVELS(f32_i64, float, int64_t, 16)
+FS_SPARSE_LEVELS(f64_i32, double, int32_t, 8)
+FS_SPARSE_LEVELS(f64_i64, double, int64_t, 8)
 
 static void fs_sparse_set_prefetch(ptrdiff_t ahead, int grad_ahead)
 {
