@@ -333,6 +333,12 @@ def softmax_ce_sums_csr_split(const floating[::1] data, const index_t[::1] indic
     return loss
 
 
+def _set_simd_level(int level):
+    """Tests only: this module's instruction-set level (0 base, 1 AVX2, 2 AVX-512; -1 the
+    best the CPU has); returns the level in use."""
+    return fs_set_level(level)
+
+
 def _set_prefetch(Py_ssize_t ahead, bint grad_ahead):
     """Tuning only: prefetch the rows of the entries ``ahead`` ahead; with ``grad_ahead``
     the logits pass prefetches the gradient rows too (for the scatter)."""
