@@ -53,23 +53,23 @@ cdef extern from "fs_sparse_rows.h" nogil:
     void fs_csr_scatter_f64_i64(const double *data, const int64_t *indices, Py_ssize_t lo,
                                 Py_ssize_t hi, Py_ssize_t end, const double *r, Py_ssize_t C,
                                 double *G)
-    void fs_csr_scatter_owned_f32_i32(const float *data, const int32_t *indices, Py_ssize_t lo,
-                                      Py_ssize_t hi, Py_ssize_t end, const float *r, Py_ssize_t C,
-                                      float *G, const unsigned char *owner, int t, float *dummy)
-    void fs_csr_scatter_owned_f32_i64(const float *data, const int64_t *indices, Py_ssize_t lo,
-                                      Py_ssize_t hi, Py_ssize_t end, const float *r, Py_ssize_t C,
-                                      float *G, const unsigned char *owner, int t, float *dummy)
-    void fs_csr_scatter_owned_f64_i32(const double *data, const int32_t *indices, Py_ssize_t lo,
-                                      Py_ssize_t hi, Py_ssize_t end, const double *r,
-                                      Py_ssize_t C, double *G, const unsigned char *owner, int t,
-                                      double *dummy)
-    void fs_csr_scatter_owned_f64_i64(const double *data, const int64_t *indices, Py_ssize_t lo,
-                                      Py_ssize_t hi, Py_ssize_t end, const double *r,
-                                      Py_ssize_t C, double *G, const unsigned char *owner, int t,
-                                      double *dummy)
+    void fs_csr_scatter_owned_f32_i32(const float *data, const int32_t *indices, const int32_t *indptr,
+                                      Py_ssize_t a, Py_ssize_t m, const float *R, Py_ssize_t C,
+                                      float *G, const unsigned char *owner, int t, Py_ssize_t *lj,
+                                      Py_ssize_t *li, float *lx)
+    void fs_csr_scatter_owned_f32_i64(const float *data, const int64_t *indices, const int64_t *indptr,
+                                      Py_ssize_t a, Py_ssize_t m, const float *R, Py_ssize_t C,
+                                      float *G, const unsigned char *owner, int t, Py_ssize_t *lj,
+                                      Py_ssize_t *li, float *lx)
+    void fs_csr_scatter_owned_f64_i32(const double *data, const int32_t *indices, const int32_t *indptr,
+                                      Py_ssize_t a, Py_ssize_t m, const double *R, Py_ssize_t C,
+                                      double *G, const unsigned char *owner, int t, Py_ssize_t *lj,
+                                      Py_ssize_t *li, double *lx)
+    void fs_csr_scatter_owned_f64_i64(const double *data, const int64_t *indices, const int64_t *indptr,
+                                      Py_ssize_t a, Py_ssize_t m, const double *R, Py_ssize_t C,
+                                      double *G, const unsigned char *owner, int t, Py_ssize_t *lj,
+                                      Py_ssize_t *li, double *lx)
     void fs_sparse_set_prefetch(Py_ssize_t ahead, int grad_ahead)
-    Py_ssize_t FS_DUMMY_ROWS
-    Py_ssize_t FS_DUMMY_STRIDE(Py_ssize_t C)
 
 # this module has its own copy of the dispatch pointers of fs_simd.h (and the level that
 # fs_sparse_rows.h reads)
@@ -212,7 +212,8 @@ def softmax_ce_sums_csr(const floating[::1] data, const index_t[::1] indices,
 # and the residual as before, but the residual of a chunk of rows is kept (R, chunk x C,
 # row-major, in L2) and the scatter X^T R is split by features: thread t updates only the
 # gradient rows of the blocks of 64 features it owns (owner[j >> 6] == t), reading every
-# entry of the chunk (the others go to scratch rows, without a branch).  Each gradient
+# entry of the chunk (a block of rows at a time, its owned entries listed without a branch,
+# then scattered).  Each gradient
 # row is summed by one thread over the rows in their order: bit for bit the one-thread
 # pass, whatever the number of threads, with no accumulator and no reduction.
 
@@ -242,26 +243,28 @@ cdef double _softmax_csr_block_residual(const floating *data, const index_t *ind
 
 cdef void _scatter_owned_rows(const floating *data, const index_t *indices,
                               const index_t *indptr, Py_ssize_t a, Py_ssize_t m,
-                              const floating *R, Py_ssize_t C, floating *G,
-                              const unsigned char *owner, int t, floating *dummy) noexcept nogil:
-    # G[j] += x_ij R[i - a] for the rows a:a+m and the features that t owns
-    cdef Py_ssize_t i
-    cdef Py_ssize_t end = indptr[a + m]
-    for i in range(a, a + m):
+                              Py_ssize_t block, const floating *R, Py_ssize_t C, floating *G,
+                              const unsigned char *owner, int t, Py_ssize_t *lj, Py_ssize_t *li,
+                              floating *lx) noexcept nogil:
+    # G[j] += x_ij R[i - a] for the rows a:a+m and the features that t owns, by blocks of rows
+    cdef Py_ssize_t s = a, nb
+    while s < a + m:
+        nb = min(block, a + m - s)
         if floating is float:
             if index_t is int32_t:
-                fs_csr_scatter_owned_f32_i32(data, indices, indptr[i], indptr[i + 1], end,
-                                             R + (i - a) * C, C, G, owner, t, dummy)
+                fs_csr_scatter_owned_f32_i32(data, indices, indptr, s, nb, R + (s - a) * C, C, G,
+                                             owner, t, lj, li, lx)
             else:
-                fs_csr_scatter_owned_f32_i64(data, indices, indptr[i], indptr[i + 1], end,
-                                             R + (i - a) * C, C, G, owner, t, dummy)
+                fs_csr_scatter_owned_f32_i64(data, indices, indptr, s, nb, R + (s - a) * C, C, G,
+                                             owner, t, lj, li, lx)
         else:
             if index_t is int32_t:
-                fs_csr_scatter_owned_f64_i32(data, indices, indptr[i], indptr[i + 1], end,
-                                             R + (i - a) * C, C, G, owner, t, dummy)
+                fs_csr_scatter_owned_f64_i32(data, indices, indptr, s, nb, R + (s - a) * C, C, G,
+                                             owner, t, lj, li, lx)
             else:
-                fs_csr_scatter_owned_f64_i64(data, indices, indptr[i], indptr[i + 1], end,
-                                             R + (i - a) * C, C, G, owner, t, dummy)
+                fs_csr_scatter_owned_f64_i64(data, indices, indptr, s, nb, R + (s - a) * C, C, G,
+                                             owner, t, lj, li, lx)
+        s += nb
 
 
 def softmax_ce_sums_csr_split(const floating[::1] data, const index_t[::1] indices,
@@ -269,7 +272,8 @@ def softmax_ce_sums_csr_split(const floating[::1] data, const index_t[::1] indic
                               const floating[::1] b, const Py_ssize_t[::1] y,
                               const floating[::1] sample_weight, floating[:, ::1] G,
                               double[:, ::1] db_acc, floating[:, ::1] Z_buf,
-                              floating[:, ::1] R_buf, floating[:, ::1] dummy,
+                              floating[:, ::1] R_buf, Py_ssize_t[:, ::1] list_j,
+                              Py_ssize_t[:, ::1] list_i, floating[:, ::1] list_x,
                               Py_ssize_t block, int num_threads):
     """The fused pass of :func:`softmax_ce_sums_csr` on several threads, split by features.
 
@@ -277,14 +281,15 @@ def softmax_ce_sums_csr_split(const floating[::1] data, const index_t[::1] indic
     of it: no need to zero it) and ``db_acc[t]`` (zeroed) the column sums of
     ``s (P - Y)`` of thread t's rows.  Scratch: ``Z_buf`` (threads, block C)
     a block's logits, ``R_buf`` (chunk, C) the residual of a chunk of rows
-    (chunk a multiple of ``block``), ``dummy`` (threads, FS_DUMMY_ROWS x C
-    rounded up to 16) the rows of the features a thread does not own.  The
-    gradient is bit for bit that of the one-thread pass.  An empty
+    (chunk a multiple of ``block``), ``list_j``, ``list_i``, ``list_x``
+    (threads, at least the most entries of a block of rows) a thread's list of
+    the entries it owns in a block.  The gradient is bit for bit that of the
+    one-thread pass.  An empty
     ``sample_weight`` means unit weights.  Returns ``sum_i s_i CE_i``.
     """
     cdef Py_ssize_t n = indptr.shape[0] - 1, d = W.shape[0], C = W.shape[1]
     cdef Py_ssize_t chunk = R_buf.shape[0], nblocks, nfb = (d + 63) // 64
-    cdef Py_ssize_t a0, m, k, a, t, fb, lo, hi, j, c
+    cdef Py_ssize_t a0, m, k, a, t, fb, lo, hi, j, c, most = 0
     cdef const floating *sw = &sample_weight[0] if sample_weight.shape[0] else NULL
     cdef const floating *dp = &data[0] if data.shape[0] else NULL
     cdef const index_t *ip = &indices[0] if indices.shape[0] else NULL
@@ -295,9 +300,14 @@ def softmax_ce_sums_csr_split(const floating[::1] data, const index_t[::1] indic
             and db_acc.shape[0] >= num_threads and db_acc.shape[1] == C
             and Z_buf.shape[0] >= num_threads and Z_buf.shape[1] >= block * C
             and block >= 1 and chunk >= block and chunk % block == 0 and R_buf.shape[1] == C
-            and dummy.shape[0] >= num_threads
-            and dummy.shape[1] >= FS_DUMMY_ROWS * FS_DUMMY_STRIDE(C)):
+            and list_j.shape[0] >= num_threads and list_i.shape[0] >= num_threads
+            and list_x.shape[0] >= num_threads):
         raise ValueError("gradient, weights, labels or scratch of another shape")
+    for k in range((n + block - 1) // block):
+        a = k * block
+        most = max(most, <Py_ssize_t>(indptr[min(a + block, n)] - indptr[a]))
+    if min(list_j.shape[1], list_i.shape[1], list_x.shape[1]) < max(most, 1):
+        raise ValueError(f"entry lists shorter than a block's {most} entries")
     if d == 0 or C == 0:
         return 0.0
     # blocks of 64 features dealt out in turn: each thread gets frequent and rare ones
@@ -325,8 +335,9 @@ def softmax_ce_sums_csr_split(const floating[::1] data, const index_t[::1] indic
                         for j in range(lo, hi):
                             for c in range(C):
                                 G[j, c] = 0
-                _scatter_owned_rows(dp, ip, &indptr[0], a0, m, &R_buf[0, 0], C, &G[0, 0],
-                                    &owner[0], <int>t, &dummy[threadid(), 0])
+                _scatter_owned_rows(dp, ip, &indptr[0], a0, m, block, &R_buf[0, 0], C, &G[0, 0],
+                                    &owner[0], <int>t, &list_j[threadid(), 0],
+                                    &list_i[threadid(), 0], &list_x[threadid(), 0])
             a0 += m
             if a0 >= n:
                 break

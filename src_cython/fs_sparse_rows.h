@@ -10,13 +10,14 @@
  * The rows of the entries PREFETCH_AHEAD ahead (up to `end`, the end of the
  * block) are prefetched: the rows of rare features miss every cache.  Each
  * class sums over the entries in their order, as the scalar loop did.
- *   fs_csr_scatter_owned_S: the scatter of the entries whose feature block
- *                     (64 features: j >> 6) has owner[j >> 6] == t; the other
- *                     entries go to the thread's scratch rows `dummy` (8 rows of
- *                     FS_DUMMY_STRIDE(C) values), so that the loop has no
- *                     data-dependent branch: the threads of the feature-split
+ *   fs_csr_scatter_owned_S: the scatter of the rows a:a+m, R their residual rows,
+ *                     for the entries whose feature block (64 features: j >> 6)
+ *                     has owner[j >> 6] == t: the threads of the feature-split
  *                     pass (_sparse_kernels.softmax_ce_sums_csr_split) each read
  *                     every entry and update only the gradient rows they own.
+ *                     The owned entries are first listed without a branch
+ *                     (lj, li, lx: at least the entries of the rows), then
+ *                     scattered in their order.
  * S is f32_i32, f32_i64, f64_i32 or f64_i64; each has the implementations
  * fs_csr_gather_S_base, _S_avx2, _S_avx512 (and fs_csr_scatter_S_...) by token
  * pasting in FS_SPARSE_ROWS.  With AVX-512 and rows of at most four vectors
@@ -45,10 +46,6 @@ static int fs_sparse_grad_ahead = 0;
         for (ptrdiff_t off_ = 0; off_ < (ptrdiff_t)(nbytes); off_ += 64) \
             __builtin_prefetch(p_ + off_, rw, 3);                    \
     } while (0)
-
-/* the scratch rows of fs_csr_scatter_owned: C rounded up to a multiple of 16 */
-#define FS_DUMMY_ROWS 8
-#define FS_DUMMY_STRIDE(C) (((C) + 15) / 16 * 16)
 
 #define FS_SPARSE_ROWS(S, TARGET, T, I)                                                        \
     TARGET static void fs_csr_gather_##S(const T *restrict data, const I *restrict indices,    \
@@ -83,20 +80,27 @@ static int fs_sparse_grad_ahead = 0;
         }                                                                                      \
     }                                                                                          \
     TARGET static void fs_csr_scatter_owned_##S(const T *restrict data,                       \
-                                                const I *restrict indices, ptrdiff_t lo,       \
-                                                ptrdiff_t hi, ptrdiff_t end,                   \
-                                                const T *restrict r, ptrdiff_t C, T *G,        \
-                                                const unsigned char *owner, int t, T *dummy)   \
+                                                const I *restrict indices, const I *indptr,    \
+                                                ptrdiff_t a, ptrdiff_t m, const T *R,          \
+                                                ptrdiff_t C, T *G, const unsigned char *owner, \
+                                                int t, ptrdiff_t *restrict lj,                 \
+                                                ptrdiff_t *restrict li, T *restrict lx)        \
     {                                                                                          \
-        const ptrdiff_t ds = FS_DUMMY_STRIDE(C);                                               \
-        for (ptrdiff_t k = lo; k < hi; k++) {                                                  \
-            if (k + fs_sparse_ahead < end) {                                                   \
-                const ptrdiff_t ja = (ptrdiff_t)indices[k + fs_sparse_ahead];                  \
-                FS_SPARSE_PREFETCH(owner[ja >> 6] == t ? G + ja * C : dummy, C * sizeof(T), 1); \
+        ptrdiff_t count = 0;                                                                   \
+        for (ptrdiff_t i = 0; i < m; i++)                                                      \
+            for (ptrdiff_t k = indptr[a + i]; k < indptr[a + i + 1]; k++) {                    \
+                const ptrdiff_t j = (ptrdiff_t)indices[k];                                     \
+                lj[count] = j;                                                                 \
+                li[count] = i;                                                                 \
+                lx[count] = data[k];                                                           \
+                count += owner[j >> 6] == t;                                                   \
             }                                                                                  \
-            const ptrdiff_t j = (ptrdiff_t)indices[k];                                         \
-            const T x = data[k];                                                               \
-            T *g = owner[j >> 6] == t ? G + j * C : dummy + (k & (FS_DUMMY_ROWS - 1)) * ds;     \
+        for (ptrdiff_t e = 0; e < count; e++) {                                                \
+            if (e + fs_sparse_ahead < count)                                                   \
+                FS_SPARSE_PREFETCH(G + lj[e + fs_sparse_ahead] * C, C * sizeof(T), 1);         \
+            const T x = lx[e];                                                                 \
+            const T *restrict r = R + li[e] * C;                                               \
+            T *restrict g = G + lj[e] * C;                                                     \
             for (ptrdiff_t c = 0; c < C; c++) g[c] += x * r[c];                                \
         }                                                                                      \
     }
@@ -132,37 +136,36 @@ static int fs_sparse_grad_ahead = 0;
             }                                                                                  \
             const VT x = _mm512_set1_##SFX(data[k]);                                           \
             const T *restrict w = W + (ptrdiff_t)indices[k] * C;                               \
-            for (int v = 0; v < NV; v++)                                                       \
-                acc[v] = _mm512_fmadd_##SFX(x, _mm512_maskz_loadu_##SFX(m[v], w + v * V),      \
-                                            acc[v]);                                           \
+            for (int v = 0; v < NV - 1; v++)                                                   \
+                acc[v] = _mm512_fmadd_##SFX(x, _mm512_loadu_##SFX(w + v * V), acc[v]);         \
+            acc[NV - 1] = _mm512_fmadd_##SFX(                                                  \
+                x, _mm512_maskz_loadu_##SFX(m[NV - 1], w + (NV - 1) * V), acc[NV - 1]);        \
         }                                                                                      \
         for (int v = 0; v < NV; v++) _mm512_mask_storeu_##SFX(z + v * V, m[v], acc[v]);       \
     }                                                                                          \
-    /* G row of entry k: its own row, or (owner != NULL and the block not t's) scratch */     \
     FS_TARGET_AVX512 static inline __attribute__((always_inline)) void fs_scatter_reg_##S(     \
         const T *restrict data, const I *restrict indices, ptrdiff_t lo, ptrdiff_t hi,         \
-        ptrdiff_t end, const T *restrict r, ptrdiff_t C, T *G, const unsigned char *owner,     \
-        int t, T *dummy, const int NV)                                                         \
+        ptrdiff_t end, const T *restrict r, ptrdiff_t C, T *G, const int NV)                   \
     {                                                                                          \
         M m[4];                                                                                \
         VT rv[4];                                                                              \
-        const ptrdiff_t ds = FS_DUMMY_STRIDE(C);                                               \
         fs_reg_masks_##S(C, m);                                                                \
         for (int v = 0; v < NV; v++) rv[v] = _mm512_maskz_loadu_##SFX(m[v], r + v * V);       \
         for (ptrdiff_t k = lo; k < hi; k++) {                                                  \
-            if (k + fs_sparse_ahead < end && (owner || !fs_sparse_grad_ahead)) {               \
-                const ptrdiff_t ja = (ptrdiff_t)indices[k + fs_sparse_ahead];                  \
-                FS_SPARSE_PREFETCH(!owner || owner[ja >> 6] == t ? G + ja * C : dummy,         \
+            if (!fs_sparse_grad_ahead && k + fs_sparse_ahead < end)                            \
+                FS_SPARSE_PREFETCH(G + (ptrdiff_t)indices[k + fs_sparse_ahead] * C,            \
                                    C * sizeof(T), 1);                                          \
-            }                                                                                  \
-            const ptrdiff_t j = (ptrdiff_t)indices[k];                                         \
             const VT x = _mm512_set1_##SFX(data[k]);                                           \
-            T *g = !owner || owner[j >> 6] == t ? G + j * C                                    \
-                                                : dummy + (k & (FS_DUMMY_ROWS - 1)) * ds;       \
-            for (int v = 0; v < NV; v++)                                                       \
-                _mm512_mask_storeu_##SFX(                                                      \
-                    g + v * V, m[v],                                                           \
-                    _mm512_fmadd_##SFX(x, rv[v], _mm512_maskz_loadu_##SFX(m[v], g + v * V)));  \
+            T *g = G + (ptrdiff_t)indices[k] * C;                                              \
+            /* plain loads and stores but for the last vector: a masked store does not       \
+             * forward to a later load of the same row (a frequent feature's) */                \
+            for (int v = 0; v < NV - 1; v++)                                                   \
+                _mm512_storeu_##SFX(g + v * V, _mm512_fmadd_##SFX(x, rv[v],                    \
+                                                                  _mm512_loadu_##SFX(g + v * V))); \
+            _mm512_mask_storeu_##SFX(                                                          \
+                g + (NV - 1) * V, m[NV - 1],                                                   \
+                _mm512_fmadd_##SFX(x, rv[NV - 1],                                              \
+                                   _mm512_maskz_loadu_##SFX(m[NV - 1], g + (NV - 1) * V)));    \
         }                                                                                      \
     }                                                                                          \
     FS_TARGET_AVX512 static void fs_csr_gather_##S##_reg(                                      \
@@ -178,13 +181,13 @@ static int fs_sparse_grad_ahead = 0;
     }                                                                                          \
     FS_TARGET_AVX512 static void fs_csr_scatter_##S##_reg(                                     \
         const T *data, const I *indices, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t end,            \
-        const T *r, ptrdiff_t C, T *G, const unsigned char *owner, int t, T *dummy)            \
+        const T *r, ptrdiff_t C, T *G)                                                         \
     {                                                                                          \
         switch ((C + V - 1) / V) {                                                             \
-        case 1: fs_scatter_reg_##S(data, indices, lo, hi, end, r, C, G, owner, t, dummy, 1); break; \
-        case 2: fs_scatter_reg_##S(data, indices, lo, hi, end, r, C, G, owner, t, dummy, 2); break; \
-        case 3: fs_scatter_reg_##S(data, indices, lo, hi, end, r, C, G, owner, t, dummy, 3); break; \
-        default: fs_scatter_reg_##S(data, indices, lo, hi, end, r, C, G, owner, t, dummy, 4); break; \
+        case 1: fs_scatter_reg_##S(data, indices, lo, hi, end, r, C, G, 1); break;             \
+        case 2: fs_scatter_reg_##S(data, indices, lo, hi, end, r, C, G, 2); break;             \
+        case 3: fs_scatter_reg_##S(data, indices, lo, hi, end, r, C, G, 3); break;             \
+        default: fs_scatter_reg_##S(data, indices, lo, hi, end, r, C, G, 4); break;            \
         }                                                                                      \
     }
 #endif
@@ -204,21 +207,17 @@ static int fs_sparse_grad_ahead = 0;
                                    ptrdiff_t end, const T *r, ptrdiff_t C, T *G)               \
     {                                                                                          \
         if (FS_SPARSE_IN_REGISTERS(C, V)) {                                                    \
-            FS_SPARSE_REG_CALL(fs_csr_scatter_##S##_reg(data, indices, lo, hi, end, r, C, G,    \
-                                                        NULL, 0, NULL));                       \
+            FS_SPARSE_REG_CALL(fs_csr_scatter_##S##_reg(data, indices, lo, hi, end, r, C, G));  \
         }                                                                                      \
         FS_SPARSE_CHOOSE(scatter, S)(data, indices, lo, hi, end, r, C, G);                     \
     }                                                                                          \
-    static void fs_csr_scatter_owned_##S(const T *data, const I *indices, ptrdiff_t lo,         \
-                                         ptrdiff_t hi, ptrdiff_t end, const T *r, ptrdiff_t C,  \
-                                         T *G, const unsigned char *owner, int t, T *dummy)    \
+    static void fs_csr_scatter_owned_##S(const T *data, const I *indices, const I *indptr,     \
+                                         ptrdiff_t a, ptrdiff_t m, const T *R, ptrdiff_t C,    \
+                                         T *G, const unsigned char *owner, int t,              \
+                                         ptrdiff_t *lj, ptrdiff_t *li, T *lx)                  \
     {                                                                                          \
-        if (FS_SPARSE_IN_REGISTERS(C, V)) {                                                    \
-            FS_SPARSE_REG_CALL(fs_csr_scatter_##S##_reg(data, indices, lo, hi, end, r, C, G,    \
-                                                        owner, t, dummy));                     \
-        }                                                                                      \
-        FS_SPARSE_CHOOSE(scatter_owned, S)(data, indices, lo, hi, end, r, C, G, owner, t,      \
-                                           dummy);                                             \
+        FS_SPARSE_CHOOSE(scatter_owned, S)(data, indices, indptr, a, m, R, C, G, owner, t, lj, \
+                                           li, lx);                                            \
     }
 
 #if FS_X86

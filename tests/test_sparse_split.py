@@ -94,14 +94,19 @@ def test_split_pass_odd_sizes(monkeypatch, rng, n, d):
 def test_split_kernel_rejects_bad_scratch(rng):
     csr, W, b, y, _ = _problem(rng, 10, 20, 3, np.float64, np.int32, weighted=False)
     G = np.empty((20, 3))
+    nnz = int(csr[2][-1])
     args = dict(db_acc=np.zeros((2, 3)), Z_buf=np.empty((2, 64 * 3)), R_buf=np.empty((64, 3)),
-                dummy=np.empty((2, 8 * 16)))  # fmt: skip
+                list_j=np.empty((2, nnz), np.intp), list_i=np.empty((2, nnz), np.intp),
+                list_x=np.empty((2, nnz)))  # fmt: skip
     sk.softmax_ce_sums_csr_split(*csr, W, b, y, np.empty(0), G, *args.values(), 64, 2)
-    for name, bad in [("R_buf", np.empty((65, 3))), ("dummy", np.empty((2, 8))),
+    for name, bad in [("R_buf", np.empty((65, 3))), ("list_j", np.empty((1, nnz), np.intp)),
                       ("db_acc", np.zeros((1, 3)))]:  # fmt: skip
         with pytest.raises(ValueError, match="scratch of another shape"):
             sk.softmax_ce_sums_csr_split(*csr, W, b, y, np.empty(0), G,
                                          *{**args, name: bad}.values(), 64, 2)  # fmt: skip
+    with pytest.raises(ValueError, match="entry lists shorter"):
+        sk.softmax_ce_sums_csr_split(*csr, W, b, y, np.empty(0), G,
+                                     *{**args, "list_x": np.empty((2, nnz - 1))}.values(), 64, 2)  # fmt: skip
 
 
 @pytest.mark.parametrize("C", CLASSES)

@@ -264,12 +264,15 @@ def _softmax_ce_sums_csr_split(data, indices, indptr, coef, intercept, y, sample
     direct = _w_layout(coef_grad_out)
     grad = coef_grad_out.T if direct else np.empty((d, C), dtype)
     intercept_acc = np.zeros((threads, C))
-    dummy_stride = -(-C // 16) * 16
+    # each thread lists the entries it owns in a block of rows: room for the fullest block
+    starts = indptr[::_CSR_BLOCK]
+    most = max(1, int(np.max(np.diff(np.append(starts, indptr[-1])), initial=0)))
     loss = _sk.softmax_ce_sums_csr_split(
         data, indices, indptr, np.ascontiguousarray(coef.T), intercept, y,
         _unit_or(sample_weight, dtype), grad, intercept_acc,
         np.empty((threads, _CSR_BLOCK * C), dtype), np.empty((max(chunk, _CSR_BLOCK), C), dtype),
-        np.empty((threads, 8 * dummy_stride), dtype), _CSR_BLOCK, threads,
+        np.empty((threads, most), np.intp), np.empty((threads, most), np.intp),
+        np.empty((threads, most), dtype), _CSR_BLOCK, threads,
     )  # fmt: skip
     if not direct:
         coef_grad_out[...] = grad.T
