@@ -79,12 +79,12 @@ static int fs_sparse_grad_ahead = 0;
             for (ptrdiff_t c = 0; c < C; c++) g[c] += x * r[c];                                \
         }                                                                                      \
     }                                                                                          \
-    TARGET static void fs_csr_scatter_owned_##S(const T *restrict data,                       \
-                                                const I *restrict indices, const I *indptr,    \
-                                                ptrdiff_t a, ptrdiff_t m, const T *R,          \
-                                                ptrdiff_t C, T *G, const unsigned char *owner, \
-                                                int t, ptrdiff_t *restrict lj,                 \
-                                                ptrdiff_t *restrict li, T *restrict lx)        \
+    TARGET static ptrdiff_t fs_csr_list_owned_##S(const T *restrict data,                      \
+                                                  const I *restrict indices, const I *indptr,  \
+                                                  ptrdiff_t a, ptrdiff_t m,                    \
+                                                  const unsigned char *owner, int t,           \
+                                                  ptrdiff_t *restrict lj,                      \
+                                                  ptrdiff_t *restrict li, T *restrict lx)      \
     {                                                                                          \
         ptrdiff_t count = 0;                                                                   \
         for (ptrdiff_t i = 0; i < m; i++)                                                      \
@@ -95,6 +95,13 @@ static int fs_sparse_grad_ahead = 0;
                 lx[count] = data[k];                                                           \
                 count += owner[j >> 6] == t;                                                   \
             }                                                                                  \
+        return count;                                                                          \
+    }                                                                                          \
+    TARGET static void fs_csr_list_scatter_##S(ptrdiff_t count, const ptrdiff_t *restrict lj,  \
+                                               const ptrdiff_t *restrict li,                   \
+                                               const T *restrict lx, const T *restrict R,      \
+                                               ptrdiff_t C, T *G)                              \
+    {                                                                                          \
         for (ptrdiff_t e = 0; e < count; e++) {                                                \
             if (e + fs_sparse_ahead < count)                                                   \
                 FS_SPARSE_PREFETCH(G + lj[e + fs_sparse_ahead] * C, C * sizeof(T), 1);         \
@@ -168,6 +175,39 @@ static int fs_sparse_grad_ahead = 0;
                                    _mm512_maskz_loadu_##SFX(m[NV - 1], g + (NV - 1) * V)));    \
         }                                                                                      \
     }                                                                                          \
+    FS_TARGET_AVX512 static inline __attribute__((always_inline)) void fs_list_scatter_reg_##S( \
+        ptrdiff_t count, const ptrdiff_t *restrict lj, const ptrdiff_t *restrict li,           \
+        const T *restrict lx, const T *restrict R, ptrdiff_t C, T *G, const int NV)            \
+    {                                                                                          \
+        M m[4];                                                                                \
+        fs_reg_masks_##S(C, m);                                                                \
+        for (ptrdiff_t e = 0; e < count; e++) {                                                \
+            if (e + fs_sparse_ahead < count)                                                   \
+                FS_SPARSE_PREFETCH(G + lj[e + fs_sparse_ahead] * C, C * sizeof(T), 1);         \
+            const VT x = _mm512_set1_##SFX(lx[e]);                                             \
+            const T *restrict r = R + li[e] * C;                                               \
+            T *g = G + lj[e] * C;                                                              \
+            for (int v = 0; v < NV - 1; v++)                                                   \
+                _mm512_storeu_##SFX(g + v * V,                                                 \
+                                    _mm512_fmadd_##SFX(x, _mm512_loadu_##SFX(r + v * V),      \
+                                                       _mm512_loadu_##SFX(g + v * V)));        \
+            _mm512_mask_storeu_##SFX(                                                          \
+                g + (NV - 1) * V, m[NV - 1],                                                   \
+                _mm512_fmadd_##SFX(x, _mm512_maskz_loadu_##SFX(m[NV - 1], r + (NV - 1) * V),   \
+                                   _mm512_maskz_loadu_##SFX(m[NV - 1], g + (NV - 1) * V)));    \
+        }                                                                                      \
+    }                                                                                          \
+    FS_TARGET_AVX512 static void fs_list_scatter_##S##_reg(                                    \
+        ptrdiff_t count, const ptrdiff_t *lj, const ptrdiff_t *li, const T *lx, const T *R,    \
+        ptrdiff_t C, T *G)                                                                     \
+    {                                                                                          \
+        switch ((C + V - 1) / V) {                                                             \
+        case 1: fs_list_scatter_reg_##S(count, lj, li, lx, R, C, G, 1); break;                 \
+        case 2: fs_list_scatter_reg_##S(count, lj, li, lx, R, C, G, 2); break;                 \
+        case 3: fs_list_scatter_reg_##S(count, lj, li, lx, R, C, G, 3); break;                 \
+        default: fs_list_scatter_reg_##S(count, lj, li, lx, R, C, G, 4); break;                \
+        }                                                                                      \
+    }                                                                                          \
     FS_TARGET_AVX512 static void fs_csr_gather_##S##_reg(                                      \
         const T *data, const I *indices, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t end,            \
         const T *W, ptrdiff_t C, T *z, const T *G)                                             \
@@ -216,8 +256,12 @@ static int fs_sparse_grad_ahead = 0;
                                          T *G, const unsigned char *owner, int t,              \
                                          ptrdiff_t *lj, ptrdiff_t *li, T *lx)                  \
     {                                                                                          \
-        FS_SPARSE_CHOOSE(scatter_owned, S)(data, indices, indptr, a, m, R, C, G, owner, t, lj, \
-                                           li, lx);                                            \
+        const ptrdiff_t count = FS_SPARSE_CHOOSE(list_owned, S)(data, indices, indptr, a, m,   \
+                                                                owner, t, lj, li, lx);         \
+        if (FS_SPARSE_IN_REGISTERS(C, V)) {                                                    \
+            FS_SPARSE_REG_CALL(fs_list_scatter_##S##_reg(count, lj, li, lx, R, C, G));         \
+        }                                                                                      \
+        FS_SPARSE_CHOOSE(list_scatter, S)(count, lj, li, lx, R, C, G);                         \
     }
 
 #if FS_X86
