@@ -6,7 +6,10 @@ matrix of ``debian_corpus.py`` and its 58 classes), the contenders timed in
 interleaved rounds (``benchutils.interleaved_rounds``) so that a load spike
 hits all of them alike.  Prints per contender the wall median and minimum
 and the process CPU time (all threads) per call, the ratios numpy / cython
-(1 thread) and cython 1 thread / 2 threads (wall medians and minima), and
+(1 thread) and cython 1 thread / 2 threads (wall medians and minima), the
+same against session 6's kernel (``cython-s6``: the plain loops over a row's
+entries, ``_sparse_kernels._set_register_rows(0)``, and on 2 threads the
+per-thread accumulators, ``_backends.cython._CSR_SPLIT = False``), and
 threadpoolctl's summary.  Usage::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=passive \\
@@ -51,17 +54,26 @@ def main(corpus="zipf", rounds=21):
     W = (rng.standard_normal((X.shape[1], C)) * 0.01).astype(np.float32)
     b = np.zeros(C, np.float32)
 
-    def case(backend, threads):
+    from fastsoftmax import _sparse_kernels
+    from fastsoftmax._backends import cython as cython_backend
+
+    def case(backend, threads, new=True):
         def call():
             fastsoftmax.set_num_threads(threads)
+            # new=False: session 6's kernel (plain loops, per-thread accumulators)
+            _sparse_kernels._set_register_rows(7 if new else 0)
+            cython_backend._CSR_SPLIT = new
             fastsoftmax.softmax_cross_entropy_grad(X, W, b, y, backend=backend)
+            _sparse_kernels._set_register_rows(7)
+            cython_backend._CSR_SPLIT = True
 
         return call
 
     cases = {"numpy 1": case("numpy", 1), "cython 1": case("cython", 1),
-             "cython 2": case("cython", 2)}  # fmt: skip
+             "cython 2": case("cython", 2), "cython-s6 1": case("cython", 1, False),
+             "cython-s6 2": case("cython", 2, False)}  # fmt: skip
     process = {k: [] for k in cases}
-    with threadpool_limits(1):
+    with threadpool_limits(1, user_api="blas"):
         for f in cases.values():  # warm-up
             f()
         for _ in range(rounds):
@@ -86,6 +98,9 @@ def main(corpus="zipf", rounds=21):
     print(f"cython 1 thread / 2 threads: {med['cython 1'] / med['cython 2']:.2f}x (medians), "
           f"{low['cython 1'] / low['cython 2']:.2f}x (minima); CPU work 2 threads / 1 thread "
           f"{stats['cython 2'][2] / stats['cython 1'][2]:.2f}")  # fmt: skip
+    print(f"session 6 kernel / this one: 1 thread {med['cython-s6 1'] / med['cython 1']:.2f}x, "
+          f"2 threads {med['cython-s6 2'] / med['cython 2']:.2f}x (medians); session 6's "
+          f"1 / 2 threads {med['cython-s6 1'] / med['cython-s6 2']:.2f}x")  # fmt: skip
     print(f"threadpool_info: {info}")
 
 

@@ -39,6 +39,9 @@
  * entries too, for the scatter that follows, which then prefetches nothing */
 static ptrdiff_t fs_sparse_ahead = 24;
 static int fs_sparse_grad_ahead = 0;
+/* where the register-held rows apply, use them in the gather (bit 1), the scatter (bit 2),
+ * the scatter of a list of owned entries (bit 4); else the plain loops (for A/B timings) */
+static int fs_sparse_registers = 7;
 
 #define FS_SPARSE_PREFETCH(row, nbytes, rw)                          \
     do {                                                             \
@@ -238,7 +241,7 @@ static int fs_sparse_grad_ahead = 0;
     static void fs_csr_gather_##S(const T *data, const I *indices, ptrdiff_t lo, ptrdiff_t hi, \
                                   ptrdiff_t end, const T *W, ptrdiff_t C, T *z, const T *G)   \
     {                                                                                          \
-        if (FS_SPARSE_IN_REGISTERS(C, V)) {                                                    \
+        if (FS_SPARSE_IN_REGISTERS(C, V, 1)) {                                                    \
             FS_SPARSE_REG_CALL(fs_csr_gather_##S##_reg(data, indices, lo, hi, end, W, C, z, G)); \
         }                                                                                      \
         FS_SPARSE_CHOOSE(gather, S)(data, indices, lo, hi, end, W, C, z, G);                   \
@@ -246,7 +249,7 @@ static int fs_sparse_grad_ahead = 0;
     static void fs_csr_scatter_##S(const T *data, const I *indices, ptrdiff_t lo, ptrdiff_t hi, \
                                    ptrdiff_t end, const T *r, ptrdiff_t C, T *G)               \
     {                                                                                          \
-        if (FS_SPARSE_IN_REGISTERS(C, V)) {                                                    \
+        if (FS_SPARSE_IN_REGISTERS(C, V, 2)) {                                                    \
             FS_SPARSE_REG_CALL(fs_csr_scatter_##S##_reg(data, indices, lo, hi, end, r, C, G));  \
         }                                                                                      \
         FS_SPARSE_CHOOSE(scatter, S)(data, indices, lo, hi, end, r, C, G);                     \
@@ -258,7 +261,7 @@ static int fs_sparse_grad_ahead = 0;
     {                                                                                          \
         const ptrdiff_t count = FS_SPARSE_CHOOSE(list_owned, S)(data, indices, indptr, a, m,   \
                                                                 owner, t, lj, li, lx);         \
-        if (FS_SPARSE_IN_REGISTERS(C, V)) {                                                    \
+        if (FS_SPARSE_IN_REGISTERS(C, V, 4)) {                                                    \
             FS_SPARSE_REG_CALL(fs_list_scatter_##S##_reg(count, lj, li, lx, R, C, G));         \
         }                                                                                      \
         FS_SPARSE_CHOOSE(list_scatter, S)(count, lj, li, lx, R, C, G);                         \
@@ -269,7 +272,8 @@ static int fs_sparse_grad_ahead = 0;
     FS_SPARSE_ROWS(S##_avx2, FS_TARGET_AVX2, T, I)    \
     FS_SPARSE_ROWS(S##_avx512, FS_TARGET_AVX512, T, I)
 /* AVX-512 and a row of at most four vectors of V lanes: the register-held loops */
-#define FS_SPARSE_IN_REGISTERS(C, V) (fs_level == 2 && (C) >= 1 && (C) <= 4 * (V))
+#define FS_SPARSE_IN_REGISTERS(C, V, which) \
+    (fs_level == 2 && (fs_sparse_registers & (which)) && (C) >= 1 && (C) <= 4 * (V))
 #define FS_SPARSE_REG_CALL(call) \
     do {                         \
         call;                    \
@@ -282,7 +286,7 @@ static int fs_sparse_grad_ahead = 0;
 #else
 #define FS_SPARSE_LEVELS_X86(S, T, I)
 #define FS_SPARSE_CHOOSE(name, S) fs_csr_##name##_##S##_base
-#define FS_SPARSE_IN_REGISTERS(C, V) 0
+#define FS_SPARSE_IN_REGISTERS(C, V, which) 0
 #define FS_SPARSE_REG_CALL(call) \
     do {                         \
     } while (0)
@@ -299,6 +303,8 @@ FS_SPARSE_LEVELS(f32_i32, float, int32_t, 16)
 FS_SPARSE_LEVELS(f32_i64, float, int64_t, 16)
 FS_SPARSE_LEVELS(f64_i32, double, int32_t, 8)
 FS_SPARSE_LEVELS(f64_i64, double, int64_t, 8)
+
+static void fs_sparse_set_registers(int on) { fs_sparse_registers = on; }
 
 static void fs_sparse_set_prefetch(ptrdiff_t ahead, int grad_ahead)
 {

@@ -132,3 +132,22 @@ def test_register_rows_are_the_avx2_loops(monkeypatch, rng, C, dtype):
     rtol = RTOL[np.dtype(dtype)]
     np.testing.assert_allclose(db2, db1, rtol=rtol, atol=rtol * 150)
     assert loss2 == pytest.approx(loss1, rel=rtol)
+
+
+@pytest.mark.parametrize("C", [3, 17, 50, 64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_register_rows_are_the_plain_avx512_loops(monkeypatch, rng, C, threads):
+    # the register-held gather, scatter and list scatter against the plain loops of the same
+    # level, bit for bit (the timing switch _set_register_rows changes no result)
+    csr, W, b, y, sw = _problem(rng, 150, 130, C, np.float32, np.int32, weighted=True)
+    results = []
+    try:
+        for which in (7, 0):
+            sk._set_register_rows(which)
+            results.append(_pass(monkeypatch, threads, csr, W, b, y, sw))
+    finally:
+        sk._set_register_rows(7)
+    (loss7, _, grad7, db7), (loss0, _, grad0, db0) = results
+    np.testing.assert_array_equal(grad7, grad0)
+    np.testing.assert_array_equal(db7, db0)
+    assert loss7 == loss0

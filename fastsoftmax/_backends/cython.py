@@ -182,6 +182,8 @@ _CSR_BLOCK = 64
 # _CSR_BLOCK rows; two parallel regions a chunk: small chunks (in L2) lose more to the
 # joins than they gain, and much more when another process holds a core)
 _CSR_SPLIT_CHUNK_BYTES = 1 << 25
+# False: several threads take the rows-only pass with per-thread accumulators (for A/B timings)
+_CSR_SPLIT = True
 
 
 def _csr_threads(indptr, n_classes):
@@ -220,7 +222,7 @@ def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight
     small = int(indptr[-1] - indptr[0]) < d and not _w_layout(coef) and (
         coef_grad_out.flags.c_contiguous)
     threads = 1 if small else _csr_threads(indptr, C)
-    if threads > 1:
+    if threads > 1 and _CSR_SPLIT:
         return _softmax_ce_sums_csr_split(data, indices, indptr, coef, intercept, y,
                                           sample_weight, coef_grad_out, intercept_grad_out,
                                           threads)  # fmt: skip
