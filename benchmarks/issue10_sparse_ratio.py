@@ -15,7 +15,8 @@ threadpoolctl's summary.  Usage::
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=passive \\
         python benchmarks/issue10_sparse_ratio.py [zipf|debian] [rounds]
 
-``OMP_WAIT_POLICY=passive`` keeps a waiting OpenMP thread off the CPU, so that
+``REGISTER_ROWS=7`` (default 6) also times the register-held gather (see
+``_sparse_kernels._set_register_rows``).  ``OMP_WAIT_POLICY=passive`` keeps a waiting OpenMP thread off the CPU, so that
 the CPU time is the work done (on a loaded machine the 2-thread wall time
 says little; work(2 threads) / work(1 thread) near 1 means no extra work).
 """
@@ -57,14 +58,17 @@ def main(corpus="zipf", rounds=21):
     from fastsoftmax import _sparse_kernels
     from fastsoftmax._backends import cython as cython_backend
 
+    default = _sparse_kernels._set_register_rows(int(os.environ.get("REGISTER_ROWS", 6)))
+    registers = _sparse_kernels._set_register_rows(default)
+
     def case(backend, threads, new=True):
         def call():
             fastsoftmax.set_num_threads(threads)
             # new=False: session 6's kernel (plain loops, per-thread accumulators)
-            _sparse_kernels._set_register_rows(7 if new else 0)
+            _sparse_kernels._set_register_rows(registers if new else 0)
             cython_backend._CSR_SPLIT = new
             fastsoftmax.softmax_cross_entropy_grad(X, W, b, y, backend=backend)
-            _sparse_kernels._set_register_rows(7)
+            _sparse_kernels._set_register_rows(default)
             cython_backend._CSR_SPLIT = True
 
         return call

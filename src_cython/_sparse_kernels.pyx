@@ -70,7 +70,7 @@ cdef extern from "fs_sparse_rows.h" nogil:
                                       double *G, const unsigned char *owner, int t, Py_ssize_t *lj,
                                       Py_ssize_t *li, double *lx)
     void fs_sparse_set_prefetch(Py_ssize_t ahead, int grad_ahead)
-    void fs_sparse_set_registers(int on)
+    int fs_sparse_set_registers(int which)
 
 # this module has its own copy of the dispatch pointers of fs_simd.h (and the level that
 # fs_sparse_rows.h reads)
@@ -354,8 +354,9 @@ def _set_simd_level(int level):
 def _set_register_rows(int which):
     """Tuning only: where the AVX-512 register-held loops over a row's entries apply, use
     them in the gather (bit 1), the scatter (bit 2), the scatter of the owned entries of the
-    feature-split pass (bit 4); the plain loops elsewhere (the same sums; for A/B timings)."""
-    fs_sparse_set_registers(which)
+    feature-split pass (bit 4); the plain loops elsewhere (the same sums; for A/B timings).
+    Returns the former setting (the default: 6)."""
+    return fs_sparse_set_registers(which)
 
 
 def _set_prefetch(Py_ssize_t ahead, bint grad_ahead):

@@ -40,8 +40,10 @@
 static ptrdiff_t fs_sparse_ahead = 24;
 static int fs_sparse_grad_ahead = 0;
 /* where the register-held rows apply, use them in the gather (bit 1), the scatter (bit 2),
- * the scatter of a list of owned entries (bit 4); else the plain loops (for A/B timings) */
-static int fs_sparse_registers = 7;
+ * the scatter of a list of owned entries (bit 4); else the plain loops (for A/B timings).
+ * Not in the gather by default: faster in linear_csr, slower in the fused pass (measured
+ * on a loaded machine; see benchmarks/README.md, session 7) */
+static int fs_sparse_registers = 6;
 
 #define FS_SPARSE_PREFETCH(row, nbytes, rw)                          \
     do {                                                             \
@@ -116,6 +118,9 @@ static int fs_sparse_registers = 7;
     }
 
 #if FS_X86
+/* the scalar FMA of the partial last vector (as the vector lanes: one rounding) */
+#define FS_FMA_ps(a, b, c) __builtin_fmaf(a, b, c)
+#define FS_FMA_pd(a, b, c) __builtin_fma(a, b, c)
 /* Rows of at most four vectors of V lanes (VT, the mask type M, intrinsic suffix SFX),
  * held in registers; NV (1 to 4) is a constant in each case of the dispatching switch */
 #define FS_SPARSE_REG512(S, T, I, VT, M, V, SFX)                                               \
@@ -151,7 +156,10 @@ static int fs_sparse_registers = 7;
             acc[NV - 1] = _mm512_fmadd_##SFX(                                                  \
                 x, _mm512_maskz_loadu_##SFX(m[NV - 1], w + (NV - 1) * V), acc[NV - 1]);        \
         }                                                                                      \
-        for (int v = 0; v < NV; v++) _mm512_mask_storeu_##SFX(z + v * V, m[v], acc[v]);       \
+        /* plain stores (a masked one does not forward to the caller's reads of z) */       \
+        T out[4 * V];                                                                          \
+        for (int v = 0; v < NV; v++) _mm512_storeu_##SFX(out + v * V, acc[v]);                \
+        for (ptrdiff_t c = 0; c < C; c++) z[c] = out[c];                                       \
     }                                                                                          \
     FS_TARGET_AVX512 static inline __attribute__((always_inline)) void fs_scatter_reg_##S(     \
         const T *restrict data, const I *restrict indices, ptrdiff_t lo, ptrdiff_t hi,         \
@@ -159,6 +167,7 @@ static int fs_sparse_registers = 7;
     {                                                                                          \
         M m[4];                                                                                \
         VT rv[4];                                                                              \
+        const int full = (int)(C / V) < NV ? (int)(C / V) : NV;                               \
         fs_reg_masks_##S(C, m);                                                                \
         for (int v = 0; v < NV; v++) rv[v] = _mm512_maskz_loadu_##SFX(m[v], r + v * V);       \
         for (ptrdiff_t k = lo; k < hi; k++) {                                                  \
@@ -167,37 +176,31 @@ static int fs_sparse_registers = 7;
                                    C * sizeof(T), 1);                                          \
             const VT x = _mm512_set1_##SFX(data[k]);                                           \
             T *g = G + (ptrdiff_t)indices[k] * C;                                              \
-            /* plain loads and stores but for the last vector: a masked store does not       \
-             * forward to a later load of the same row (a frequent feature's) */                \
-            for (int v = 0; v < NV - 1; v++)                                                   \
+            /* no masked store: it does not forward to a later load of the same row (a     \
+             * frequent feature's), which then waits for the stores ahead of it, misses of   \
+             * rare rows among them; the partial last vector in scalar FMAs */               \
+            for (int v = 0; v < full; v++)                                                     \
                 _mm512_storeu_##SFX(g + v * V, _mm512_fmadd_##SFX(x, rv[v],                    \
                                                                   _mm512_loadu_##SFX(g + v * V))); \
-            _mm512_mask_storeu_##SFX(                                                          \
-                g + (NV - 1) * V, m[NV - 1],                                                   \
-                _mm512_fmadd_##SFX(x, rv[NV - 1],                                              \
-                                   _mm512_maskz_loadu_##SFX(m[NV - 1], g + (NV - 1) * V)));    \
+            for (ptrdiff_t c = full * V; c < C; c++) g[c] = FS_FMA_##SFX(data[k], r[c], g[c]);  \
         }                                                                                      \
     }                                                                                          \
     FS_TARGET_AVX512 static inline __attribute__((always_inline)) void fs_list_scatter_reg_##S( \
         ptrdiff_t count, const ptrdiff_t *restrict lj, const ptrdiff_t *restrict li,           \
         const T *restrict lx, const T *restrict R, ptrdiff_t C, T *G, const int NV)            \
     {                                                                                          \
-        M m[4];                                                                                \
-        fs_reg_masks_##S(C, m);                                                                \
+        const int full = (int)(C / V) < NV ? (int)(C / V) : NV;                               \
         for (ptrdiff_t e = 0; e < count; e++) {                                                \
             if (e + fs_sparse_ahead < count)                                                   \
                 FS_SPARSE_PREFETCH(G + lj[e + fs_sparse_ahead] * C, C * sizeof(T), 1);         \
             const VT x = _mm512_set1_##SFX(lx[e]);                                             \
             const T *restrict r = R + li[e] * C;                                               \
             T *g = G + lj[e] * C;                                                              \
-            for (int v = 0; v < NV - 1; v++)                                                   \
+            for (int v = 0; v < full; v++)                                                     \
                 _mm512_storeu_##SFX(g + v * V,                                                 \
                                     _mm512_fmadd_##SFX(x, _mm512_loadu_##SFX(r + v * V),      \
                                                        _mm512_loadu_##SFX(g + v * V)));        \
-            _mm512_mask_storeu_##SFX(                                                          \
-                g + (NV - 1) * V, m[NV - 1],                                                   \
-                _mm512_fmadd_##SFX(x, _mm512_maskz_loadu_##SFX(m[NV - 1], r + (NV - 1) * V),   \
-                                   _mm512_maskz_loadu_##SFX(m[NV - 1], g + (NV - 1) * V)));    \
+            for (ptrdiff_t c = full * V; c < C; c++) g[c] = FS_FMA_##SFX(lx[e], r[c], g[c]);    \
         }                                                                                      \
     }                                                                                          \
     FS_TARGET_AVX512 static void fs_list_scatter_##S##_reg(                                    \
@@ -304,7 +307,12 @@ FS_SPARSE_LEVELS(f32_i64, float, int64_t, 16)
 FS_SPARSE_LEVELS(f64_i32, double, int32_t, 8)
 FS_SPARSE_LEVELS(f64_i64, double, int64_t, 8)
 
-static void fs_sparse_set_registers(int on) { fs_sparse_registers = on; }
+static int fs_sparse_set_registers(int which)
+{
+    const int before = fs_sparse_registers;
+    fs_sparse_registers = which;
+    return before;
+}
 
 static void fs_sparse_set_prefetch(ptrdiff_t ahead, int grad_ahead)
 {

@@ -117,6 +117,7 @@ def test_register_rows_are_the_avx2_loops(monkeypatch, rng, C, dtype):
         pytest.skip("no AVX-512 on this CPU")
     csr, W, b, y, sw = _problem(rng, 150, 70, C, dtype, np.int64, weighted=True)
     results = []
+    default = sk._set_register_rows(7)
     try:
         for level in (2, 1):
             assert sk._set_simd_level(level) == level
@@ -125,6 +126,7 @@ def test_register_rows_are_the_avx2_loops(monkeypatch, rng, C, dtype):
             results.append((logits, *_pass(monkeypatch, 1, csr, W, b, y, sw)))
     finally:
         sk._set_simd_level(-1)
+        sk._set_register_rows(default)
     (logits2, loss2, _, grad2, db2), (logits1, loss1, _, grad1, db1) = results
     np.testing.assert_array_equal(logits2, logits1)
     np.testing.assert_array_equal(grad2, grad1)
@@ -141,13 +143,18 @@ def test_register_rows_are_the_plain_avx512_loops(monkeypatch, rng, C, threads):
     # level, bit for bit (the timing switch _set_register_rows changes no result)
     csr, W, b, y, sw = _problem(rng, 150, 130, C, np.float32, np.int32, weighted=True)
     results = []
+    default = sk._set_register_rows(7)
     try:
         for which in (7, 0):
             sk._set_register_rows(which)
             results.append(_pass(monkeypatch, threads, csr, W, b, y, sw))
     finally:
-        sk._set_register_rows(7)
+        sk._set_register_rows(default)
     (loss7, _, grad7, db7), (loss0, _, grad0, db0) = results
     np.testing.assert_array_equal(grad7, grad0)
-    np.testing.assert_array_equal(db7, db0)
-    assert loss7 == loss0
+    if threads == 1:
+        np.testing.assert_array_equal(db7, db0)
+        assert loss7 == loss0
+    else:  # the threads' shares of the loss and of db depend on the dynamic schedule
+        np.testing.assert_allclose(db7, db0, rtol=3e-5, atol=3e-5 * 150)
+        assert loss7 == pytest.approx(loss0, rel=1e-12)
