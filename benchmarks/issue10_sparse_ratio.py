@@ -4,7 +4,7 @@ The public ``softmax_cross_entropy_grad`` on the Zipf corpus of
 ``test_bench_sparse.py`` (or, with ``debian``, the Debian TF-IDF training
 matrix of ``debian_corpus.py`` and its 58 classes), the contenders timed in
 interleaved rounds (``benchutils.interleaved_rounds``) so that a load spike
-hits all of them alike.  Prints per contender the wall median and minimum
+hits all of them alike (the order turning each round).  Prints per contender the wall median and minimum
 and the process CPU time (all threads) per call, the ratios numpy / cython
 (1 thread) and cython 1 thread / 2 threads (wall medians and minima), the
 same against session 6's kernel (``cython-s6``: the plain loops over a row's
@@ -15,7 +15,7 @@ threadpoolctl's summary.  Usage::
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=passive \\
         python benchmarks/issue10_sparse_ratio.py [zipf|debian] [rounds]
 
-``REGISTER_ROWS=7`` (default 6) also times the register-held gather (see
+``REGISTER_ROWS=7`` (default 4) also times the register-held gather and scatter (see
 ``_sparse_kernels._set_register_rows``).  ``OMP_WAIT_POLICY=passive`` keeps a waiting OpenMP thread off the CPU, so that
 the CPU time is the work done (on a loaded machine the 2-thread wall time
 says little; work(2 threads) / work(1 thread) near 1 means no extra work).
@@ -58,7 +58,7 @@ def main(corpus="zipf", rounds=21):
     from fastsoftmax import _sparse_kernels
     from fastsoftmax._backends import cython as cython_backend
 
-    default = _sparse_kernels._set_register_rows(int(os.environ.get("REGISTER_ROWS", 6)))
+    default = _sparse_kernels._set_register_rows(int(os.environ.get("REGISTER_ROWS", 4)))
     registers = _sparse_kernels._set_register_rows(default)
 
     def case(backend, threads, new=True):
@@ -80,8 +80,10 @@ def main(corpus="zipf", rounds=21):
     with threadpool_limits(1, user_api="blas"):
         for f in cases.values():  # warm-up
             f()
-        for _ in range(rounds):
-            for k, f in cases.items():
+        items = list(cases.items())
+        for r in range(rounds):
+            # the order turns each round: the case after numpy's finds colder caches
+            for k, f in items[r % len(items):] + items[: r % len(items)]:
                 c0 = time.process_time()
                 cpu, wall = interleaved_rounds({k: f}, 1)
                 process[k].append(time.process_time() - c0)

@@ -41,9 +41,9 @@ static ptrdiff_t fs_sparse_ahead = 24;
 static int fs_sparse_grad_ahead = 0;
 /* where the register-held rows apply, use them in the gather (bit 1), the scatter (bit 2),
  * the scatter of a list of owned entries (bit 4); else the plain loops (for A/B timings).
- * Not in the gather by default: faster in linear_csr, slower in the fused pass (measured
- * on a loaded machine; see benchmarks/README.md, session 7) */
-static int fs_sparse_registers = 6;
+ * By default only in the list scatter: the one-thread pass gained nothing measurable from
+ * the others (see benchmarks/README.md, session 7) */
+static int fs_sparse_registers = 4;
 
 #define FS_SPARSE_PREFETCH(row, nbytes, rw)                          \
     do {                                                             \
