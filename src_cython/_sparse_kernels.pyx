@@ -53,7 +53,24 @@ cdef extern from "fs_sparse_rows.h" nogil:
     void fs_csr_scatter_f64_i64(const double *data, const int64_t *indices, Py_ssize_t lo,
                                 Py_ssize_t hi, Py_ssize_t end, const double *r, Py_ssize_t C,
                                 double *G)
+    void fs_csr_scatter_owned_f32_i32(const float *data, const int32_t *indices, const int32_t *indptr,
+                                      Py_ssize_t a, Py_ssize_t m, const float *R, Py_ssize_t C,
+                                      float *G, const unsigned char *owner, int t, Py_ssize_t *lj,
+                                      Py_ssize_t *li, float *lx)
+    void fs_csr_scatter_owned_f32_i64(const float *data, const int64_t *indices, const int64_t *indptr,
+                                      Py_ssize_t a, Py_ssize_t m, const float *R, Py_ssize_t C,
+                                      float *G, const unsigned char *owner, int t, Py_ssize_t *lj,
+                                      Py_ssize_t *li, float *lx)
+    void fs_csr_scatter_owned_f64_i32(const double *data, const int32_t *indices, const int32_t *indptr,
+                                      Py_ssize_t a, Py_ssize_t m, const double *R, Py_ssize_t C,
+                                      double *G, const unsigned char *owner, int t, Py_ssize_t *lj,
+                                      Py_ssize_t *li, double *lx)
+    void fs_csr_scatter_owned_f64_i64(const double *data, const int64_t *indices, const int64_t *indptr,
+                                      Py_ssize_t a, Py_ssize_t m, const double *R, Py_ssize_t C,
+                                      double *G, const unsigned char *owner, int t, Py_ssize_t *lj,
+                                      Py_ssize_t *li, double *lx)
     void fs_sparse_set_prefetch(Py_ssize_t ahead, int grad_ahead)
+    int fs_sparse_set_registers(int which)
 
 # this module has its own copy of the dispatch pointers of fs_simd.h (and the level that
 # fs_sparse_rows.h reads)
@@ -186,6 +203,160 @@ def softmax_ce_sums_csr(const floating[::1] data, const index_t[::1] indices,
                 &G_first[0, 0] if t == 0 else &G_acc[t - 1, 0, 0], &db_acc[t, 0])
     return loss
 
+
+
+# -- the feature-split pass (two threads or more) ----------------------------------------
+#
+# The fused pass above gives each thread blocks of rows and its own (d, C) accumulator,
+# which costs a zeroed accumulator and a reduction of d C values per extra thread (at d C
+# = 4M, about as long as the pass itself).  Here the rows are shared out for the logits
+# and the residual as before, but the residual of a chunk of rows is kept (R, chunk x C,
+# row-major, in L2) and the scatter X^T R is split by features: thread t updates only the
+# gradient rows of the blocks of 64 features it owns (owner[j >> 6] == t), reading every
+# entry of the chunk (a block of rows at a time, its owned entries listed without a branch,
+# then scattered).  Each gradient
+# row is summed by one thread over the rows in their order: bit for bit the one-thread
+# pass, whatever the number of threads, with no accumulator and no reduction.
+
+cdef double _softmax_csr_block_residual(const floating *data, const index_t *indices,
+                                        const index_t *indptr, Py_ssize_t a, Py_ssize_t nb,
+                                        const floating *W, const floating *b, Py_ssize_t C,
+                                        const Py_ssize_t *y, const floating *sw, floating *Z,
+                                        floating *R, double *db) noexcept nogil:
+    # rows a:a+nb: logits class-major in Z, the residual (as _softmax_csr_block) into the
+    # rows of R (nb x C)
+    cdef Py_ssize_t i, c
+    cdef double loss
+    for i in range(nb):
+        _logits_row(data, indices, indptr[a + i], indptr[a + i + 1], indptr[a + nb], W, 1, b,
+                    C, R + i * C, NULL)
+        for c in range(C):
+            Z[c * nb + i] = R[i * C + c]
+    if floating is float:
+        loss = fs_ce_residual_cols_f32(Z, nb, C, y + a, sw + a if sw != NULL else NULL, db)
+    else:
+        loss = fs_ce_residual_cols_f64(Z, nb, C, y + a, sw + a if sw != NULL else NULL, db)
+    for i in range(nb):
+        for c in range(C):
+            R[i * C + c] = Z[c * nb + i]
+    return loss
+
+
+cdef void _scatter_owned_rows(const floating *data, const index_t *indices,
+                              const index_t *indptr, Py_ssize_t a, Py_ssize_t m,
+                              Py_ssize_t block, const floating *R, Py_ssize_t C, floating *G,
+                              const unsigned char *owner, int t, Py_ssize_t *lj, Py_ssize_t *li,
+                              floating *lx) noexcept nogil:
+    # G[j] += x_ij R[i - a] for the rows a:a+m and the features that t owns, by blocks of rows
+    cdef Py_ssize_t s = a, nb
+    while s < a + m:
+        nb = min(block, a + m - s)
+        if floating is float:
+            if index_t is int32_t:
+                fs_csr_scatter_owned_f32_i32(data, indices, indptr, s, nb, R + (s - a) * C, C, G,
+                                             owner, t, lj, li, lx)
+            else:
+                fs_csr_scatter_owned_f32_i64(data, indices, indptr, s, nb, R + (s - a) * C, C, G,
+                                             owner, t, lj, li, lx)
+        else:
+            if index_t is int32_t:
+                fs_csr_scatter_owned_f64_i32(data, indices, indptr, s, nb, R + (s - a) * C, C, G,
+                                             owner, t, lj, li, lx)
+            else:
+                fs_csr_scatter_owned_f64_i64(data, indices, indptr, s, nb, R + (s - a) * C, C, G,
+                                             owner, t, lj, li, lx)
+        s += nb
+
+
+def softmax_ce_sums_csr_split(const floating[::1] data, const index_t[::1] indices,
+                              const index_t[::1] indptr, const floating[:, ::1] W,
+                              const floating[::1] b, const Py_ssize_t[::1] y,
+                              const floating[::1] sample_weight, floating[:, ::1] G,
+                              double[:, ::1] db_acc, floating[:, ::1] Z_buf,
+                              floating[:, ::1] R_buf, Py_ssize_t[:, ::1] list_j,
+                              Py_ssize_t[:, ::1] list_i, floating[:, ::1] list_x,
+                              Py_ssize_t block, int num_threads):
+    """The fused pass of :func:`softmax_ce_sums_csr` on several threads, split by features.
+
+    ``W`` is ``coef.T`` (d, C); ``G`` (d, C) receives ``X^T s (P - Y)`` (all
+    of it: no need to zero it) and ``db_acc[t]`` (zeroed) the column sums of
+    ``s (P - Y)`` of thread t's rows.  Scratch: ``Z_buf`` (threads, block C)
+    a block's logits, ``R_buf`` (chunk, C) the residual of a chunk of rows
+    (chunk a multiple of ``block``), ``list_j``, ``list_i``, ``list_x``
+    (threads, at least the most entries of a block of rows) a thread's list of
+    the entries it owns in a block.  The gradient is bit for bit that of the
+    one-thread pass.  An empty
+    ``sample_weight`` means unit weights.  Returns ``sum_i s_i CE_i``.
+    """
+    cdef Py_ssize_t n = indptr.shape[0] - 1, d = W.shape[0], C = W.shape[1]
+    cdef Py_ssize_t chunk = R_buf.shape[0], nblocks, nfb = (d + 63) // 64
+    cdef Py_ssize_t a0, m, k, a, t, fb, lo, hi, j, c, most = 0
+    cdef const floating *sw = &sample_weight[0] if sample_weight.shape[0] else NULL
+    cdef const floating *dp = &data[0] if data.shape[0] else NULL
+    cdef const index_t *ip = &indices[0] if indices.shape[0] else NULL
+    cdef unsigned char[::1] owner
+    cdef double loss = 0
+    if not (G.shape[0] == d and G.shape[1] == C and b.shape[0] == C and y.shape[0] == n
+            and sample_weight.shape[0] in (0, n) and 1 <= num_threads <= 255
+            and db_acc.shape[0] >= num_threads and db_acc.shape[1] == C
+            and Z_buf.shape[0] >= num_threads and Z_buf.shape[1] >= block * C
+            and block >= 1 and chunk >= block and chunk % block == 0 and R_buf.shape[1] == C
+            and list_j.shape[0] >= num_threads and list_i.shape[0] >= num_threads
+            and list_x.shape[0] >= num_threads):
+        raise ValueError("gradient, weights, labels or scratch of another shape")
+    for k in range((n + block - 1) // block):
+        a = k * block
+        most = max(most, <Py_ssize_t>(indptr[min(a + block, n)] - indptr[a]))
+    if min(list_j.shape[1], list_i.shape[1], list_x.shape[1]) < max(most, 1):
+        raise ValueError(f"entry lists shorter than a block's {most} entries")
+    if d == 0 or C == 0:
+        return 0.0
+    # blocks of 64 features dealt out in turn: each thread gets frequent and rare ones
+    owner = bytearray(nfb)
+    for fb in range(nfb):
+        owner[fb] = fb % num_threads
+    with nogil:
+        a0 = 0
+        while True:  # two parallel regions a chunk (one chunk when R_buf holds all rows)
+            m = min(chunk, n - a0)
+            nblocks = (m + block - 1) // block
+            for k in prange(nblocks, num_threads=num_threads, schedule="dynamic"):
+                a = a0 + k * block
+                loss += _softmax_csr_block_residual(
+                    dp, ip, &indptr[0], a, min(block, a0 + m - a), &W[0, 0], &b[0], C, &y[0],
+                    sw, &Z_buf[threadid(), 0], &R_buf[k * block, 0], &db_acc[threadid(), 0])
+            for t in prange(num_threads, num_threads=num_threads, schedule="static",
+                            chunksize=1):
+                if a0 == 0:  # before its first scatter, a thread zeroes the rows it owns
+                    for fb in range(nfb):
+                        if owner[fb] != t:
+                            continue
+                        lo = fb * 64
+                        hi = min(lo + 64, d)
+                        for j in range(lo, hi):
+                            for c in range(C):
+                                G[j, c] = 0
+                _scatter_owned_rows(dp, ip, &indptr[0], a0, m, block, &R_buf[0, 0], C, &G[0, 0],
+                                    &owner[0], <int>t, &list_j[threadid(), 0],
+                                    &list_i[threadid(), 0], &list_x[threadid(), 0])
+            a0 += m
+            if a0 >= n:
+                break
+    return loss
+
+
+def _set_simd_level(int level):
+    """Tests only: this module's instruction-set level (0 base, 1 AVX2, 2 AVX-512; -1 the
+    best the CPU has); returns the level in use."""
+    return fs_set_level(level)
+
+
+def _set_register_rows(int which):
+    """Tuning only: where the AVX-512 register-held loops over a row's entries apply, use
+    them in the gather (bit 1), the scatter (bit 2), the scatter of the owned entries of the
+    feature-split pass (bit 4); the plain loops elsewhere (the same sums; for A/B timings).
+    Returns the former setting (the default: 4)."""
+    return fs_sparse_set_registers(which)
 
 
 def _set_prefetch(Py_ssize_t ahead, bint grad_ahead):

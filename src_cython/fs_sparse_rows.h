@@ -10,9 +10,21 @@
  * The rows of the entries PREFETCH_AHEAD ahead (up to `end`, the end of the
  * block) are prefetched: the rows of rare features miss every cache.  Each
  * class sums over the entries in their order, as the scalar loop did.
+ *   fs_csr_scatter_owned_S: the scatter of the rows a:a+m, R their residual rows,
+ *                     for the entries whose feature block (64 features: j >> 6)
+ *                     has owner[j >> 6] == t: the threads of the feature-split
+ *                     pass (_sparse_kernels.softmax_ce_sums_csr_split) each read
+ *                     every entry and update only the gradient rows they own.
+ *                     The owned entries are first listed without a branch
+ *                     (lj, li, lx: at least the entries of the rows), then
+ *                     scattered in their order.
  * S is f32_i32, f32_i64, f64_i32 or f64_i64; each has the implementations
  * fs_csr_gather_S_base, _S_avx2, _S_avx512 (and fs_csr_scatter_S_...) by token
- * pasting in FS_SPARSE_ROWS.
+ * pasting in FS_SPARSE_ROWS.  With AVX-512 and rows of at most four vectors
+ * (C <= 64 float32, C <= 32 float64), FS_SPARSE_REG512 keeps the row's logits
+ * (gather) or residual (scatter) in registers: the same FMAs in the same order
+ * (bit for bit the loops above), without the loads and stores of z or r at
+ * every entry, whose store-to-load chain bound the gather.
  */
 #ifndef FS_SPARSE_ROWS_H
 #define FS_SPARSE_ROWS_H
@@ -27,6 +39,11 @@
  * entries too, for the scatter that follows, which then prefetches nothing */
 static ptrdiff_t fs_sparse_ahead = 24;
 static int fs_sparse_grad_ahead = 0;
+/* where the register-held rows apply, use them in the gather (bit 1), the scatter (bit 2),
+ * the scatter of a list of owned entries (bit 4); else the plain loops (for A/B timings).
+ * By default only in the list scatter: the one-thread pass gained nothing measurable from
+ * the others (see benchmarks/README.md, session 7) */
+static int fs_sparse_registers = 4;
 
 #define FS_SPARSE_PREFETCH(row, nbytes, rw)                          \
     do {                                                             \
@@ -66,26 +83,205 @@ static int fs_sparse_grad_ahead = 0;
             T *restrict g = G + (ptrdiff_t)indices[k] * C;                                     \
             for (ptrdiff_t c = 0; c < C; c++) g[c] += x * r[c];                                \
         }                                                                                      \
+    }                                                                                          \
+    TARGET static ptrdiff_t fs_csr_list_owned_##S(const T *restrict data,                      \
+                                                  const I *restrict indices, const I *indptr,  \
+                                                  ptrdiff_t a, ptrdiff_t m,                    \
+                                                  const unsigned char *owner, int t,           \
+                                                  ptrdiff_t *restrict lj,                      \
+                                                  ptrdiff_t *restrict li, T *restrict lx)      \
+    {                                                                                          \
+        ptrdiff_t count = 0;                                                                   \
+        for (ptrdiff_t i = 0; i < m; i++)                                                      \
+            for (ptrdiff_t k = indptr[a + i]; k < indptr[a + i + 1]; k++) {                    \
+                const ptrdiff_t j = (ptrdiff_t)indices[k];                                     \
+                lj[count] = j;                                                                 \
+                li[count] = i;                                                                 \
+                lx[count] = data[k];                                                           \
+                count += owner[j >> 6] == t;                                                   \
+            }                                                                                  \
+        return count;                                                                          \
+    }                                                                                          \
+    TARGET static void fs_csr_list_scatter_##S(ptrdiff_t count, const ptrdiff_t *restrict lj,  \
+                                               const ptrdiff_t *restrict li,                   \
+                                               const T *restrict lx, const T *restrict R,      \
+                                               ptrdiff_t C, T *G)                              \
+    {                                                                                          \
+        for (ptrdiff_t e = 0; e < count; e++) {                                                \
+            if (e + fs_sparse_ahead < count)                                                   \
+                FS_SPARSE_PREFETCH(G + lj[e + fs_sparse_ahead] * C, C * sizeof(T), 1);         \
+            const T x = lx[e];                                                                 \
+            const T *restrict r = R + li[e] * C;                                               \
+            T *restrict g = G + lj[e] * C;                                                     \
+            for (ptrdiff_t c = 0; c < C; c++) g[c] += x * r[c];                                \
+        }                                                                                      \
     }
 
-#define FS_SPARSE_LEVELS(S, T, I)                              \
+#if FS_X86
+/* the scalar FMA of the partial last vector (as the vector lanes: one rounding) */
+#define FS_FMA_ps(a, b, c) __builtin_fmaf(a, b, c)
+#define FS_FMA_pd(a, b, c) __builtin_fma(a, b, c)
+/* Rows of at most four vectors of V lanes (VT, the mask type M, intrinsic suffix SFX),
+ * held in registers; NV (1 to 4) is a constant in each case of the dispatching switch */
+#define FS_SPARSE_REG512(S, T, I, VT, M, V, SFX)                                               \
+    FS_TARGET_AVX512 static inline __attribute__((always_inline)) void fs_reg_masks_##S(       \
+        ptrdiff_t C, M *m)                                                                     \
+    {                                                                                          \
+        for (int v = 0; v < 4; v++) {                                                          \
+            const ptrdiff_t rem = C - (ptrdiff_t)v * V;                                        \
+            m[v] = rem >= V ? (M)~0u : rem > 0 ? (M)((1u << rem) - 1) : (M)0;                  \
+        }                                                                                      \
+    }                                                                                          \
+    FS_TARGET_AVX512 static inline __attribute__((always_inline)) void fs_gather_reg_##S(      \
+        const T *restrict data, const I *restrict indices, ptrdiff_t lo, ptrdiff_t hi,         \
+        ptrdiff_t end, const T *restrict W, ptrdiff_t C, T *restrict z, const T *G,            \
+        const int NV)                                                                          \
+    {                                                                                          \
+        M m[4];                                                                                \
+        VT acc[4];                                                                             \
+        fs_reg_masks_##S(C, m);                                                                \
+        for (int v = 0; v < NV; v++) acc[v] = _mm512_maskz_loadu_##SFX(m[v], z + v * V);     \
+        for (ptrdiff_t k = lo; k < hi; k++) {                                                  \
+            if (k + fs_sparse_ahead < end) {                                                   \
+                FS_SPARSE_PREFETCH(W + (ptrdiff_t)indices[k + fs_sparse_ahead] * C,            \
+                                   C * sizeof(T), 0);                                          \
+                if (G && fs_sparse_grad_ahead)                                                 \
+                    FS_SPARSE_PREFETCH(G + (ptrdiff_t)indices[k + fs_sparse_ahead] * C,        \
+                                       C * sizeof(T), 1);                                      \
+            }                                                                                  \
+            const VT x = _mm512_set1_##SFX(data[k]);                                           \
+            const T *restrict w = W + (ptrdiff_t)indices[k] * C;                               \
+            for (int v = 0; v < NV - 1; v++)                                                   \
+                acc[v] = _mm512_fmadd_##SFX(x, _mm512_loadu_##SFX(w + v * V), acc[v]);         \
+            acc[NV - 1] = _mm512_fmadd_##SFX(                                                  \
+                x, _mm512_maskz_loadu_##SFX(m[NV - 1], w + (NV - 1) * V), acc[NV - 1]);        \
+        }                                                                                      \
+        /* plain stores (a masked one does not forward to the caller's reads of z) */       \
+        T out[4 * V];                                                                          \
+        for (int v = 0; v < NV; v++) _mm512_storeu_##SFX(out + v * V, acc[v]);                \
+        for (ptrdiff_t c = 0; c < C; c++) z[c] = out[c];                                       \
+    }                                                                                          \
+    FS_TARGET_AVX512 static inline __attribute__((always_inline)) void fs_scatter_reg_##S(     \
+        const T *restrict data, const I *restrict indices, ptrdiff_t lo, ptrdiff_t hi,         \
+        ptrdiff_t end, const T *restrict r, ptrdiff_t C, T *G, const int NV)                   \
+    {                                                                                          \
+        M m[4];                                                                                \
+        VT rv[4];                                                                              \
+        const int full = (int)(C / V) < NV ? (int)(C / V) : NV;                               \
+        fs_reg_masks_##S(C, m);                                                                \
+        for (int v = 0; v < NV; v++) rv[v] = _mm512_maskz_loadu_##SFX(m[v], r + v * V);       \
+        for (ptrdiff_t k = lo; k < hi; k++) {                                                  \
+            if (!fs_sparse_grad_ahead && k + fs_sparse_ahead < end)                            \
+                FS_SPARSE_PREFETCH(G + (ptrdiff_t)indices[k + fs_sparse_ahead] * C,            \
+                                   C * sizeof(T), 1);                                          \
+            const VT x = _mm512_set1_##SFX(data[k]);                                           \
+            T *g = G + (ptrdiff_t)indices[k] * C;                                              \
+            /* no masked store: it does not forward to a later load of the same row (a     \
+             * frequent feature's), which then waits for the stores ahead of it, misses of   \
+             * rare rows among them; the partial last vector in scalar FMAs */               \
+            for (int v = 0; v < full; v++)                                                     \
+                _mm512_storeu_##SFX(g + v * V, _mm512_fmadd_##SFX(x, rv[v],                    \
+                                                                  _mm512_loadu_##SFX(g + v * V))); \
+            for (ptrdiff_t c = full * V; c < C; c++) g[c] = FS_FMA_##SFX(data[k], r[c], g[c]);  \
+        }                                                                                      \
+    }                                                                                          \
+    FS_TARGET_AVX512 static inline __attribute__((always_inline)) void fs_list_scatter_reg_##S( \
+        ptrdiff_t count, const ptrdiff_t *restrict lj, const ptrdiff_t *restrict li,           \
+        const T *restrict lx, const T *restrict R, ptrdiff_t C, T *G, const int NV)            \
+    {                                                                                          \
+        const int full = (int)(C / V) < NV ? (int)(C / V) : NV;                               \
+        for (ptrdiff_t e = 0; e < count; e++) {                                                \
+            if (e + fs_sparse_ahead < count)                                                   \
+                FS_SPARSE_PREFETCH(G + lj[e + fs_sparse_ahead] * C, C * sizeof(T), 1);         \
+            const VT x = _mm512_set1_##SFX(lx[e]);                                             \
+            const T *restrict r = R + li[e] * C;                                               \
+            T *g = G + lj[e] * C;                                                              \
+            for (int v = 0; v < full; v++)                                                     \
+                _mm512_storeu_##SFX(g + v * V,                                                 \
+                                    _mm512_fmadd_##SFX(x, _mm512_loadu_##SFX(r + v * V),      \
+                                                       _mm512_loadu_##SFX(g + v * V)));        \
+            for (ptrdiff_t c = full * V; c < C; c++) g[c] = FS_FMA_##SFX(lx[e], r[c], g[c]);    \
+        }                                                                                      \
+    }                                                                                          \
+    FS_TARGET_AVX512 static void fs_list_scatter_##S##_reg(                                    \
+        ptrdiff_t count, const ptrdiff_t *lj, const ptrdiff_t *li, const T *lx, const T *R,    \
+        ptrdiff_t C, T *G)                                                                     \
+    {                                                                                          \
+        switch ((C + V - 1) / V) {                                                             \
+        case 1: fs_list_scatter_reg_##S(count, lj, li, lx, R, C, G, 1); break;                 \
+        case 2: fs_list_scatter_reg_##S(count, lj, li, lx, R, C, G, 2); break;                 \
+        case 3: fs_list_scatter_reg_##S(count, lj, li, lx, R, C, G, 3); break;                 \
+        default: fs_list_scatter_reg_##S(count, lj, li, lx, R, C, G, 4); break;                \
+        }                                                                                      \
+    }                                                                                          \
+    FS_TARGET_AVX512 static void fs_csr_gather_##S##_reg(                                      \
+        const T *data, const I *indices, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t end,            \
+        const T *W, ptrdiff_t C, T *z, const T *G)                                             \
+    {                                                                                          \
+        switch ((C + V - 1) / V) {                                                             \
+        case 1: fs_gather_reg_##S(data, indices, lo, hi, end, W, C, z, G, 1); break;           \
+        case 2: fs_gather_reg_##S(data, indices, lo, hi, end, W, C, z, G, 2); break;           \
+        case 3: fs_gather_reg_##S(data, indices, lo, hi, end, W, C, z, G, 3); break;           \
+        default: fs_gather_reg_##S(data, indices, lo, hi, end, W, C, z, G, 4); break;          \
+        }                                                                                      \
+    }                                                                                          \
+    FS_TARGET_AVX512 static void fs_csr_scatter_##S##_reg(                                     \
+        const T *data, const I *indices, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t end,            \
+        const T *r, ptrdiff_t C, T *G)                                                         \
+    {                                                                                          \
+        switch ((C + V - 1) / V) {                                                             \
+        case 1: fs_scatter_reg_##S(data, indices, lo, hi, end, r, C, G, 1); break;             \
+        case 2: fs_scatter_reg_##S(data, indices, lo, hi, end, r, C, G, 2); break;             \
+        case 3: fs_scatter_reg_##S(data, indices, lo, hi, end, r, C, G, 3); break;             \
+        default: fs_scatter_reg_##S(data, indices, lo, hi, end, r, C, G, 4); break;            \
+        }                                                                                      \
+    }
+#endif
+
+#define FS_SPARSE_LEVELS(S, T, I, V)                           \
     FS_SPARSE_ROWS(S##_base, , T, I)                           \
     FS_SPARSE_LEVELS_X86(S, T, I)                              \
     static void fs_csr_gather_##S(const T *data, const I *indices, ptrdiff_t lo, ptrdiff_t hi, \
                                   ptrdiff_t end, const T *W, ptrdiff_t C, T *z, const T *G)   \
     {                                                                                          \
+        if (FS_SPARSE_IN_REGISTERS(C, V, 1)) {                                                    \
+            FS_SPARSE_REG_CALL(fs_csr_gather_##S##_reg(data, indices, lo, hi, end, W, C, z, G)); \
+        }                                                                                      \
         FS_SPARSE_CHOOSE(gather, S)(data, indices, lo, hi, end, W, C, z, G);                   \
     }                                                                                          \
     static void fs_csr_scatter_##S(const T *data, const I *indices, ptrdiff_t lo, ptrdiff_t hi, \
                                    ptrdiff_t end, const T *r, ptrdiff_t C, T *G)               \
     {                                                                                          \
+        if (FS_SPARSE_IN_REGISTERS(C, V, 2)) {                                                    \
+            FS_SPARSE_REG_CALL(fs_csr_scatter_##S##_reg(data, indices, lo, hi, end, r, C, G));  \
+        }                                                                                      \
         FS_SPARSE_CHOOSE(scatter, S)(data, indices, lo, hi, end, r, C, G);                     \
+    }                                                                                          \
+    static void fs_csr_scatter_owned_##S(const T *data, const I *indices, const I *indptr,     \
+                                         ptrdiff_t a, ptrdiff_t m, const T *R, ptrdiff_t C,    \
+                                         T *G, const unsigned char *owner, int t,              \
+                                         ptrdiff_t *lj, ptrdiff_t *li, T *lx)                  \
+    {                                                                                          \
+        const ptrdiff_t count = FS_SPARSE_CHOOSE(list_owned, S)(data, indices, indptr, a, m,   \
+                                                                owner, t, lj, li, lx);         \
+        if (FS_SPARSE_IN_REGISTERS(C, V, 4)) {                                                    \
+            FS_SPARSE_REG_CALL(fs_list_scatter_##S##_reg(count, lj, li, lx, R, C, G));         \
+        }                                                                                      \
+        FS_SPARSE_CHOOSE(list_scatter, S)(count, lj, li, lx, R, C, G);                         \
     }
 
 #if FS_X86
 #define FS_SPARSE_LEVELS_X86(S, T, I)                 \
     FS_SPARSE_ROWS(S##_avx2, FS_TARGET_AVX2, T, I)    \
     FS_SPARSE_ROWS(S##_avx512, FS_TARGET_AVX512, T, I)
+/* AVX-512 and a row of at most four vectors of V lanes: the register-held loops */
+#define FS_SPARSE_IN_REGISTERS(C, V, which) \
+    (fs_level == 2 && (fs_sparse_registers & (which)) && (C) >= 1 && (C) <= 4 * (V))
+#define FS_SPARSE_REG_CALL(call) \
+    do {                         \
+        call;                    \
+        return;                  \
+    } while (0)
 /* fs_level: the module's level, set by fs_set_level (2 AVX-512, 1 AVX2, 0 base) */
 #define FS_SPARSE_CHOOSE(name, S) \
     (fs_level == 2 ? fs_csr_##name##_##S##_avx512 \
@@ -93,12 +289,30 @@ static int fs_sparse_grad_ahead = 0;
 #else
 #define FS_SPARSE_LEVELS_X86(S, T, I)
 #define FS_SPARSE_CHOOSE(name, S) fs_csr_##name##_##S##_base
+#define FS_SPARSE_IN_REGISTERS(C, V, which) 0
+#define FS_SPARSE_REG_CALL(call) \
+    do {                         \
+    } while (0)
 #endif
 
-FS_SPARSE_LEVELS(f32_i32, float, int32_t)
-FS_SPARSE_LEVELS(f32_i64, float, int64_t)
-FS_SPARSE_LEVELS(f64_i32, double, int32_t)
-FS_SPARSE_LEVELS(f64_i64, double, int64_t)
+#if FS_X86
+FS_SPARSE_REG512(f32_i32, float, int32_t, __m512, __mmask16, 16, ps)
+FS_SPARSE_REG512(f32_i64, float, int64_t, __m512, __mmask16, 16, ps)
+FS_SPARSE_REG512(f64_i32, double, int32_t, __m512d, __mmask8, 8, pd)
+FS_SPARSE_REG512(f64_i64, double, int64_t, __m512d, __mmask8, 8, pd)
+#endif
+
+FS_SPARSE_LEVELS(f32_i32, float, int32_t, 16)
+FS_SPARSE_LEVELS(f32_i64, float, int64_t, 16)
+FS_SPARSE_LEVELS(f64_i32, double, int32_t, 8)
+FS_SPARSE_LEVELS(f64_i64, double, int64_t, 8)
+
+static int fs_sparse_set_registers(int which)
+{
+    const int before = fs_sparse_registers;
+    fs_sparse_registers = which;
+    return before;
+}
 
 static void fs_sparse_set_prefetch(ptrdiff_t ahead, int grad_ahead)
 {

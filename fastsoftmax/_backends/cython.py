@@ -181,6 +181,12 @@ def classification_error(logits, y):
 
 # Rows per block of the fused CSR pass (one block's logits stay in L1)
 _CSR_BLOCK = 64
+# Bytes of the residual chunk of the feature-split pass on several threads (a multiple of
+# _CSR_BLOCK rows; two parallel regions a chunk: small chunks (in L2) lose more to the
+# joins than they gain, and much more when another process holds a core)
+_CSR_SPLIT_CHUNK_BYTES = 1 << 25
+# False: several threads take the rows-only pass with per-thread accumulators (for A/B timings)
+_CSR_SPLIT = True
 
 
 def _csr_threads(indptr, n_classes):
@@ -219,6 +225,10 @@ def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight
     small = int(indptr[-1] - indptr[0]) < d and not _w_layout(coef) and (
         coef_grad_out.flags.c_contiguous)
     threads = 1 if small else _csr_threads(indptr, C)
+    if threads > 1 and _CSR_SPLIT:
+        return _softmax_ce_sums_csr_split(data, indices, indptr, coef, intercept, y,
+                                          sample_weight, coef_grad_out, intercept_grad_out,
+                                          threads)  # fmt: skip
     intercept_acc = np.zeros((threads, C))
     scratch = np.empty((threads, (_CSR_BLOCK + 1) * C), dtype)
     direct = False
@@ -245,6 +255,34 @@ def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight
         _sk.sum_transposed(G, coef_grad_out, threads)
     intercept_grad_out[...] = intercept_acc.sum(axis=0)
     return float(loss), weight_total(sample_weight, indptr.shape[0] - 1)
+
+
+def _softmax_ce_sums_csr_split(data, indices, indptr, coef, intercept, y, sample_weight,
+                               coef_grad_out, intercept_grad_out, threads):  # fmt: skip
+    # Several threads: rows shared out for the logits, features for the gradient (see
+    # _sparse_kernels.softmax_ce_sums_csr_split): no per-thread accumulator, no reduction,
+    # the one-thread gradient bit for bit.
+    (C, d), dtype = coef.shape, coef.dtype
+    n = indptr.shape[0] - 1
+    chunk = max(1, _CSR_SPLIT_CHUNK_BYTES // max(1, C * coef.itemsize) // _CSR_BLOCK)
+    chunk = min(chunk, -(-n // _CSR_BLOCK)) * _CSR_BLOCK
+    direct = _w_layout(coef_grad_out)
+    grad = coef_grad_out.T if direct else np.empty((d, C), dtype)
+    intercept_acc = np.zeros((threads, C))
+    # each thread lists the entries it owns in a block of rows: room for the fullest block
+    starts = indptr[::_CSR_BLOCK]
+    most = max(1, int(np.max(np.diff(np.append(starts, indptr[-1])), initial=0)))
+    loss = _sk.softmax_ce_sums_csr_split(
+        data, indices, indptr, np.ascontiguousarray(coef.T), intercept, y,
+        _unit_or(sample_weight, dtype), grad, intercept_acc,
+        np.empty((threads, _CSR_BLOCK * C), dtype), np.empty((max(chunk, _CSR_BLOCK), C), dtype),
+        np.empty((threads, most), np.intp), np.empty((threads, most), np.intp),
+        np.empty((threads, most), dtype), _CSR_BLOCK, threads,
+    )  # fmt: skip
+    if not direct:
+        coef_grad_out[...] = grad.T
+    intercept_grad_out[...] = intercept_acc.sum(axis=0)
+    return float(loss), weight_total(sample_weight, n)
 
 
 def _softmax_ce_sums_csr_tiled(data, indices, indptr, coef, intercept, y, sample_weight,
