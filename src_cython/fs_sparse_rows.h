@@ -52,6 +52,24 @@ static int fs_sparse_registers = 4;
             __builtin_prefetch(p_ + off_, rw, 3);                    \
     } while (0)
 
+/* the rows of the entry fs_sparse_ahead ahead: W's (and G's when asked) in a gather, G's in
+ * a scatter when the gather did not prefetch them */
+#define FS_GATHER_PREFETCH_AHEAD(W, G, indices, k, end, C, T)                              \
+    do {                                                                                  \
+        if ((k) + fs_sparse_ahead < (end)) {                                              \
+            const ptrdiff_t j_ = (ptrdiff_t)(indices)[(k) + fs_sparse_ahead];             \
+            FS_SPARSE_PREFETCH((W) + j_ * (C), (C) * sizeof(T), 0);                       \
+            if ((G) && fs_sparse_grad_ahead)                                              \
+                FS_SPARSE_PREFETCH((G) + j_ * (C), (C) * sizeof(T), 1);                   \
+        }                                                                                 \
+    } while (0)
+#define FS_SCATTER_PREFETCH_AHEAD(G, indices, k, end, C, T)                                \
+    do {                                                                                  \
+        if (!fs_sparse_grad_ahead && (k) + fs_sparse_ahead < (end))                       \
+            FS_SPARSE_PREFETCH((G) + (ptrdiff_t)(indices)[(k) + fs_sparse_ahead] * (C),   \
+                               (C) * sizeof(T), 1);                                       \
+    } while (0)
+
 #define FS_SPARSE_ROWS(S, TARGET, T, I)                                                        \
     TARGET static void fs_csr_gather_##S(const T *restrict data, const I *restrict indices,    \
                                          ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t end,            \
@@ -59,13 +77,7 @@ static int fs_sparse_registers = 4;
                                          const T *G)                                           \
     {                                                                                          \
         for (ptrdiff_t k = lo; k < hi; k++) {                                                  \
-            if (k + fs_sparse_ahead < end) {                                                   \
-                FS_SPARSE_PREFETCH(W + (ptrdiff_t)indices[k + fs_sparse_ahead] * C,            \
-                                   C * sizeof(T), 0);                                          \
-                if (G && fs_sparse_grad_ahead)                                                 \
-                    FS_SPARSE_PREFETCH(G + (ptrdiff_t)indices[k + fs_sparse_ahead] * C,        \
-                                       C * sizeof(T), 1);                                      \
-            }                                                                                  \
+            FS_GATHER_PREFETCH_AHEAD(W, G, indices, k, end, C, T);                             \
             const T x = data[k];                                                               \
             const T *restrict w = W + (ptrdiff_t)indices[k] * C;                               \
             for (ptrdiff_t c = 0; c < C; c++) z[c] += x * w[c];                                \
@@ -76,9 +88,7 @@ static int fs_sparse_registers = 4;
                                           const T *restrict r, ptrdiff_t C, T *G)              \
     {                                                                                          \
         for (ptrdiff_t k = lo; k < hi; k++) {                                                  \
-            if (!fs_sparse_grad_ahead && k + fs_sparse_ahead < end)                            \
-                FS_SPARSE_PREFETCH(G + (ptrdiff_t)indices[k + fs_sparse_ahead] * C,            \
-                                   C * sizeof(T), 1);                                          \
+            FS_SCATTER_PREFETCH_AHEAD(G, indices, k, end, C, T);                               \
             const T x = data[k];                                                               \
             T *restrict g = G + (ptrdiff_t)indices[k] * C;                                     \
             for (ptrdiff_t c = 0; c < C; c++) g[c] += x * r[c];                                \
@@ -142,13 +152,7 @@ static int fs_sparse_registers = 4;
         fs_reg_masks_##S(C, m);                                                                \
         for (int v = 0; v < NV; v++) acc[v] = _mm512_maskz_loadu_##SFX(m[v], z + v * V);     \
         for (ptrdiff_t k = lo; k < hi; k++) {                                                  \
-            if (k + fs_sparse_ahead < end) {                                                   \
-                FS_SPARSE_PREFETCH(W + (ptrdiff_t)indices[k + fs_sparse_ahead] * C,            \
-                                   C * sizeof(T), 0);                                          \
-                if (G && fs_sparse_grad_ahead)                                                 \
-                    FS_SPARSE_PREFETCH(G + (ptrdiff_t)indices[k + fs_sparse_ahead] * C,        \
-                                       C * sizeof(T), 1);                                      \
-            }                                                                                  \
+            FS_GATHER_PREFETCH_AHEAD(W, G, indices, k, end, C, T);                             \
             const VT x = _mm512_set1_##SFX(data[k]);                                           \
             const T *restrict w = W + (ptrdiff_t)indices[k] * C;                               \
             for (int v = 0; v < NV - 1; v++)                                                   \
@@ -171,9 +175,7 @@ static int fs_sparse_registers = 4;
         fs_reg_masks_##S(C, m);                                                                \
         for (int v = 0; v < NV; v++) rv[v] = _mm512_maskz_loadu_##SFX(m[v], r + v * V);       \
         for (ptrdiff_t k = lo; k < hi; k++) {                                                  \
-            if (!fs_sparse_grad_ahead && k + fs_sparse_ahead < end)                            \
-                FS_SPARSE_PREFETCH(G + (ptrdiff_t)indices[k + fs_sparse_ahead] * C,            \
-                                   C * sizeof(T), 1);                                          \
+            FS_SCATTER_PREFETCH_AHEAD(G, indices, k, end, C, T);                               \
             const VT x = _mm512_set1_##SFX(data[k]);                                           \
             T *g = G + (ptrdiff_t)indices[k] * C;                                              \
             /* no masked store: it does not forward to a later load of the same row (a     \
