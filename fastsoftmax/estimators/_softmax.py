@@ -666,12 +666,6 @@ def _screened_by_first_epoch(X: Any, sw: NDArray[Any] | None) -> bool:
     return floating and (sw is None or bool(np.all(sw > 0)))
 
 
-def _norm_sample_rows(n_rows: int) -> NDArray[np.intp]:
-    """The rows that measure the curvature: every ``ceil(n / 2048)``-th."""
-    step = max(1, -(-n_rows // _CURVATURE_SAMPLE_ROWS))
-    return np.arange(0, n_rows, step, dtype=np.intp)
-
-
 def _minibatch_curvature(
     X: Any, sample_weight: Any, batch_size: int, rows: Any = None, enough: float = math.inf
 ) -> float:
@@ -688,14 +682,15 @@ def _minibatch_curvature(
     and 0 when the sample is not finite (the first epoch's screen reports that).
     """
     n_rows = X.shape[0] if rows is None else len(rows)
-    picked = _norm_sample_rows(n_rows)
+    step = max(1, -(-n_rows // _CURVATURE_SAMPLE_ROWS))  # every ceil(n / 2048)-th row
+    picked = np.arange(0, n_rows, step, dtype=np.intp)
     if rows is not None:
         picked = np.asarray(rows)[picked]
     if picked.shape[0] == 0:
         return 0.0
     if isinstance(X, _dask.Blocks):  # the sample in memory, once (at most 2048 rows)
         X, sample_weight = X.take(picked)
-        picked = np.arange(picked.shape[0])
+        picked, step = np.arange(picked.shape[0]), 1
     scale = None
     if sample_weight is not None:  # over the mean weight of the whole sample
         weights = np.asarray(sample_weight, dtype=np.float64)[picked]
@@ -707,8 +702,8 @@ def _minibatch_curvature(
     n_groups = picked.shape[0] // group  # whole groups only
     # lambda_max(G) >= 1^T G 1 / |B|: the groups' sums, far cheaper than their Gram matrices
     m = n_groups * group
-    if rows is None and isinstance(X, np.ndarray) and picked.shape[0] > 1:
-        sample = X[: m * picked[1] : picked[1]]  # the strided rows as a view: no gather
+    if rows is None and isinstance(X, np.ndarray):
+        sample = X[: m * step : step]  # the rows picked[:m] as a view: no gather
     else:
         sample = X[picked[:m]]
     if scale is None and not sp.issparse(sample):
