@@ -1115,6 +1115,24 @@ cdef void _l1_orthant_project(floating *p, Py_ssize_t size,
             p[i] = 0
 
 
+cdef double _weight_sums(const floating *p, Py_ssize_t size, bint absolute) noexcept nogil:
+    # sum of p^2 (or of |p|) in double, in 8 partial sums: a single running sum
+    # is one chain of dependent additions over all of W each minibatch
+    cdef double part[8]
+    cdef double v
+    cdef Py_ssize_t i, k
+    for k in range(8):
+        part[k] = 0
+    for i in range(0, size - size % 8, 8):
+        for k in range(8):
+            v = <double>p[i + k]
+            part[k] += fabs(v) if absolute else v * v
+    for i in range(size - size % 8, size):
+        v = <double>p[i]
+        part[0] += fabs(v) if absolute else v * v
+    return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]))
+
+
 cdef void _epoch_part(const xtype **rows, const xtype **next_rows, Py_ssize_t a, Py_ssize_t e,
                       Py_ssize_t d, Py_ssize_t C, const floating *Wp, const floating *b,
                       const Py_ssize_t *yb, const floating *swb, floating *Z, floating *g,
@@ -1336,15 +1354,9 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
                 scale = 1.0 / m if m > 0 else 0.0
                 loss = data * scale
                 if l2 != 0 and not packed_sgd:
-                    sq = 0
-                    for i in range(size):
-                        sq += <double>p[i] * p[i]
-                    loss += 0.5 * l2 * sq
+                    loss += 0.5 * l2 * _weight_sums(p, size, 0)
                 if l1 != 0:
-                    sq = 0
-                    for i in range(size):
-                        sq += fabs(<double>p[i])
-                    loss += l1 * sq
+                    loss += l1 * _weight_sums(p, size, 1)
                 if packed_sgd:
                     # plain SGD: scaling and step in one vectorized pass over Wp
                     # (and the squares of the weights before it, for the l2 term)
