@@ -904,13 +904,13 @@ static FS_TARGET void FN(pack_weights)(const FS_T *WT, Py_ssize_t C, Py_ssize_t 
  * the sum of the squares of the weights before the step, in double, in a
  * fixed order (one partial sum per lane): the l2 term of the minibatch loss
  * without a scalar pass over the weights. */
+typedef double FN(vd) __attribute__((vector_size(FS_V * sizeof(double))));
 static FS_TARGET double FN(sgd_step_packed)(FS_T *Wp, const FS_T *G, Py_ssize_t C, Py_ssize_t d,
                                             FS_T scale, FS_T l2, FS_T lr, int squares)
 {
     const Py_ssize_t nv = (d + FS_V - 1) / FS_V;
     const VF vs = FN(splat)(scale), vl2 = FN(splat)(l2), vlr = FN(splat)(lr);
-    double sq[FS_V];
-    for (int l = 0; l < FS_V; l++) sq[l] = 0;
+    FN(vd) sq = {0};
     for (Py_ssize_t c = 0; c < C;) {
         const Py_ssize_t g = FN(class_group)(C, c);
         FS_T *w = Wp + c * nv * FS_V;
@@ -918,9 +918,10 @@ static FS_TARGET double FN(sgd_step_packed)(FS_T *Wp, const FS_T *G, Py_ssize_t 
             for (Py_ssize_t k = 0; k < g; k++, w += FS_V) {
                 const FS_T *q = G + (c + k) * d + v * FS_V;
                 const Py_ssize_t left = d - v * FS_V;
-                if (squares)
-                    for (int l = 0; l < FS_V; l++) /* (the padding past d is 0) */
-                        sq[l] += (double)w[l] * w[l];
+                if (squares) { /* (the padding past d is 0) */
+                    FN(vd) wd = __builtin_convertvector(FN(load)(w), FN(vd));
+                    sq += wd * wd;
+                }
                 if (left >= FS_V) {
                     /* sgd_step's expression, vectorized (w and q may not
                      * be told apart by the compiler) */
