@@ -168,6 +168,22 @@ cdef inline void _bwd(const xtype **rows, Py_ssize_t n, Py_ssize_t d, const floa
     # (a float/double mix does nothing here: the def functions refuse it, _check_x_type)
 
 
+cdef inline void _bwd_set(const xtype **rows, Py_ssize_t n, Py_ssize_t d, const floating *R,
+                          Py_ssize_t C, floating *dWT, const xtype **next) noexcept nogil:
+    # _bwd with dWT = R^T @ X instead of +=: the old dWT is not read (no zeroing pass)
+    if xtype is uint8_t:
+        if floating is float:
+            fs_bwd_set_u8_f32(rows, n, d, R, C, dWT, next)
+        else:
+            fs_bwd_set_u8_f64(rows, n, d, R, C, dWT, next)
+    elif xtype is float:
+        if floating is float:
+            fs_bwd_set_f_f32(rows, n, d, R, C, dWT, next)
+    else:
+        if floating is double:
+            fs_bwd_set_f_f64(rows, n, d, R, C, dWT, next)
+
+
 cdef inline void _block_rows(const xtype *X, Py_ssize_t n, Py_ssize_t n_after, Py_ssize_t d,
                              const xtype **rows, const xtype **next) noexcept nogil:
     # row tables of a contiguous block and of the n_after rows that follow it
@@ -181,6 +197,14 @@ cdef double _softmax_ce_chunk(const xtype **rows, const xtype **next, Py_ssize_t
                               const floating *Wp, const floating *b, Py_ssize_t C,
                               const Py_ssize_t *y, const floating *sw, floating *Z,
                               floating *dWT, double *db) noexcept nogil:
+    return _ce_chunk(rows, next, n, d, Wp, b, C, y, sw, Z, dWT, db, 0)
+
+
+cdef double _ce_chunk(const xtype **rows, const xtype **next, Py_ssize_t n, Py_ssize_t d,
+                      const floating *Wp, const floating *b, Py_ssize_t C,
+                      const Py_ssize_t *y, const floating *sw, floating *Z,
+                      floating *dWT, double *db, bint set_grad) noexcept nogil:
+    # _softmax_ce_chunk; with set_grad, dWT = residual^T X (its old entries unread)
     # A chunk of rows small enough to stay in L2, the weights packed
     # (_packed_weights): logits in Z (class-major,
     # n C entries), the residual s (P - Y) in place with its class sums added
@@ -197,7 +221,10 @@ cdef double _softmax_ce_chunk(const xtype **rows, const xtype **next, Py_ssize_t
         loss = fs_ce_residual_cols_f32(Z, n, C, y, sw, db)
     else:
         loss = fs_ce_residual_cols_f64(Z, n, C, y, sw, db)
-    _bwd(rows, n, d, Z, C, dWT, next)
+    if set_grad:
+        _bwd_set(rows, n, d, Z, C, dWT, next)
+    else:
+        _bwd(rows, n, d, Z, C, dWT, next)
     fs_restore_csr(csr)
     return loss
 
@@ -423,6 +450,14 @@ cdef inline void _pack_weights(const floating *WT, Py_ssize_t C, Py_ssize_t d,
         fs_pack_weights_f32(WT, C, d, Wp)
     else:
         fs_pack_weights_f64(WT, C, d, Wp)
+
+
+cdef inline void _unpack_weights(const floating *Wp, Py_ssize_t C, Py_ssize_t d,
+                                 floating *WT) noexcept nogil:
+    if floating is float:
+        fs_unpack_weights_f32(Wp, C, d, WT)
+    else:
+        fs_unpack_weights_f64(Wp, C, d, WT)
 
 
 def softmax_ce_sums(const xtype[:, ::1] X, const floating[:, ::1] WT,
@@ -1080,6 +1115,24 @@ cdef void _l1_orthant_project(floating *p, Py_ssize_t size,
             p[i] = 0
 
 
+cdef double _weight_sums(const floating *p, Py_ssize_t size, bint absolute) noexcept nogil:
+    # sum of p^2 (or of |p|) in double, in 8 partial sums: a single running sum
+    # is one chain of dependent additions over all of W each minibatch
+    cdef double part[8]
+    cdef double v
+    cdef Py_ssize_t i, k
+    for k in range(8):
+        part[k] = 0
+    for i in range(0, size - size % 8, 8):
+        for k in range(8):
+            v = <double>p[i + k]
+            part[k] += fabs(v) if absolute else v * v
+    for i in range(size - size % 8, size):
+        v = <double>p[i]
+        part[0] += fabs(v) if absolute else v * v
+    return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]))
+
+
 cdef void _epoch_part(const xtype **rows, const xtype **next_rows, Py_ssize_t a, Py_ssize_t e,
                       Py_ssize_t d, Py_ssize_t C, const floating *Wp, const floating *b,
                       const Py_ssize_t *yb, const floating *swb, floating *Z, floating *g,
@@ -1090,13 +1143,15 @@ cdef void _epoch_part(const xtype **rows, const xtype **next_rows, Py_ssize_t a,
     # The share goes in chunks of about _BLOCK_BYTES of X (like the fused
     # full-batch pass): the backward product then re-reads each chunk from
     # L1/L2, where a whole minibatch of rows would spill out of them.
+    # The first chunk's backward product writes g rather than adds to it: no
+    # zeroing pass over g (a gradient of C d entries a minibatch).
     cdef Py_ssize_t c, s, m, i, q, chunk
     cdef const xtype *pf[MAX_BLOCK]
-    memset(g, 0, C * d * sizeof(floating))
     for c in range(C):
         gb_sum[c] = 0
     data[0] = 0
     if e <= a:
+        memset(g, 0, C * d * sizeof(floating))
         return
     chunk = max(4, min(<Py_ssize_t>MAX_BLOCK, _BLOCK_BYTES // max(1, d * <Py_ssize_t>sizeof(xtype))) // 4 * 4)
     # equal chunks (multiples of 4 rows, the forward tile), not a short last one
@@ -1110,8 +1165,8 @@ cdef void _epoch_part(const xtype **rows, const xtype **next_rows, Py_ssize_t a,
         for i in range(m):
             q = s + m + i
             pf[i] = rows[q] if q < e else next_rows[min(a + q - e, e - 1)]
-        data[0] += _softmax_ce_chunk(rows + s, pf, m, d, Wp, b, C, yb + s,
-                                     swb + s if swb != NULL else NULL, Z + s * C, g, gb_sum)
+        data[0] += _ce_chunk(rows + s, pf, m, d, Wp, b, C, yb + s,
+                             swb + s if swb != NULL else NULL, Z + s * C, g, gb_sum, s == a)
         s += m
 
 
@@ -1181,6 +1236,10 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
     cdef Py_ssize_t k, lo, hi, nb, r, i, c
     cdef Py_ssize_t bad = -1
     cdef bint weighted = sample_weight.shape[0] > 0
+    # plain SGD on one thread steps the packed weights Wp themselves (the
+    # forward products' operand): no packing after each step; WT is written
+    # back from Wp after the last minibatch
+    cdef bint packed_sgd = nt == 1 and code == LEARNER_SGD and l1 == 0
     cdef double data, m, scale, loss, total = 0.0, sq, gbs
     cdef floating *p = &WT[0, 0]
     cdef const double *hp = &hyperparameters[0] if n_hp > 0 else NULL
@@ -1271,7 +1330,7 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
                     y_batch[r] = y[i]
                     if weighted:
                         sw_batch[r] = sample_weight[i]
-                if k > 0:
+                if k > 0 and not packed_sgd:
                     _pack_weights(p, C, d, Wp)
                 if nt == 1:
                     _epoch_part(rows, next_rows, 0, nb, d, C, Wp, &b[0], y_batch, swb, Z, g,
@@ -1294,24 +1353,24 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
                     m = nb
                 scale = 1.0 / m if m > 0 else 0.0
                 loss = data * scale
-                if l2 != 0:
-                    sq = 0
-                    for i in range(size):
-                        sq += <double>p[i] * p[i]
-                    loss += 0.5 * l2 * sq
+                if l2 != 0 and not packed_sgd:
+                    loss += 0.5 * l2 * _weight_sums(p, size, 0)
                 if l1 != 0:
-                    sq = 0
-                    for i in range(size):
-                        sq += fabs(<double>p[i])
-                    loss += l1 * sq
+                    loss += l1 * _weight_sums(p, size, 1)
+                if packed_sgd:
+                    # plain SGD: scaling and step in one vectorized pass over Wp
+                    # (and the squares of the weights before it, for the l2 term)
+                    if floating is float:
+                        sq = fs_sgd_step_packed_f32(Wp, g, C, d, <float>scale, <float>l2,
+                                                    <float>lr, l2 != 0)
+                    else:
+                        sq = fs_sgd_step_packed_f64(Wp, g, C, d, scale, <double>l2, lr, l2 != 0)
+                    if l2 != 0:
+                        loss += 0.5 * l2 * sq
                 total += loss * nb
                 t += 1
-                if nt == 1 and code == LEARNER_SGD and l1 == 0:
-                    # plain SGD: scaling and step fused in one vectorized pass
-                    if floating is float:
-                        fs_sgd_step_f32(p, g, size, <float>scale, <float>l2, <float>lr)
-                    else:
-                        fs_sgd_step_f64(p, g, size, scale, <double>l2, lr)
+                if packed_sgd:
+                    pass
                 elif nt == 1:
                     _epoch_update(0, size, 1, size, p, g, <floating>scale, <floating>l2, code,
                                   sW, n_states, hp, n_hp, lr, t, <floating>l1, orthant)
@@ -1327,6 +1386,8 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
                             gbs = gbs + gb_sum[tt * C + c]
                         gb[c] = <floating>(gbs * scale)
                     _learner_update(code, &b[0], gb, sb, n_states, hp, n_hp, C, lr, t)
+            if packed_sgd:
+                _unpack_weights(Wp, C, d, p)
     finally:
         if p_buffer != NULL:
             memcpy(&WT[0, 0], p, size * sizeof(floating))

@@ -126,13 +126,15 @@ static FS_TARGET void GN(fwd)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t
 
 FS_DEF void GN(bwd_tile)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t j, const FS_T *Rt,
                          FS_T *dWT, Py_ssize_t d, const int JB, const int CB,
-                         const FS_XT *const *next)
+                         const FS_XT *const *next, const int set)
 {
     /* Rt: the residual of this tile's classes row-major (Rt[i CB + k]), so
-     * that a row's CB broadcasts come from one pointer at constant offsets */
+     * that a row's CB broadcasts come from one pointer at constant offsets.
+     * With set, dWT is overwritten (its old entries are not read). */
     VF acc[4][10];
     for (int c = 0; c < CB; c++)
-        for (int b = 0; b < JB; b++) acc[b][c] = FN(load)(dWT + c * d + b * FS_V);
+        for (int b = 0; b < JB; b++)
+            acc[b][c] = set ? FN(splat)(0) : FN(load)(dWT + c * d + b * FS_V);
     const FS_T *r = Rt;
     for (Py_ssize_t i = 0; i < n; i++, r += CB) {
         VF xv[4];
@@ -157,20 +159,20 @@ FS_DEF void GN(bwd_tile)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t j, c
 /* the tiles of one class group (CB classes) over the features [j, j + JB FS_V) */
 FS_DEF void GN(bwd_cols)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t j, const FS_T *Rt,
                          Py_ssize_t CB, FS_T *dWT, Py_ssize_t d, const int JB,
-                         const FS_XT *const *next)
+                         const FS_XT *const *next, const int set)
 {
     if (FS_WIDE && CB == FS_WIDE)
         for (int h = 0; h < JB; h += 2) {
             const Py_ssize_t jh = j + h * FS_V;
             if (JB - h >= 2)
-                GN(bwd_tile)(rows, n, jh, Rt, dWT + jh, d, 2, FS_WIDE, next);
+                GN(bwd_tile)(rows, n, jh, Rt, dWT + jh, d, 2, FS_WIDE, next, set);
             else
-                GN(bwd_tile)(rows, n, jh, Rt, dWT + jh, d, 1, FS_WIDE, next);
+                GN(bwd_tile)(rows, n, jh, Rt, dWT + jh, d, 1, FS_WIDE, next, set);
         }
     else if (CB == FS_NARROW)
-        GN(bwd_tile)(rows, n, j, Rt, dWT + j, d, JB, FS_NARROW, next);
+        GN(bwd_tile)(rows, n, j, Rt, dWT + j, d, JB, FS_NARROW, next, set);
     else
-        GN(bwd_tile)(rows, n, j, Rt, dWT + j, d, JB, 1, next);
+        GN(bwd_tile)(rows, n, j, Rt, dWT + j, d, JB, 1, next, set);
 }
 
 /* dWT (C, d) += R^T @ X (n, d), R class-major (R[c n + i] is row i, class
@@ -182,8 +184,8 @@ FS_DEF void GN(bwd_cols)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t j, c
  * FS_BWD_ROWS rows.  The sums over rows run in the same order either way. */
 #define FS_BWD_ROWS 512
 #define FS_BWD_ENTRIES (FS_BWD_ROWS * FS_MAX_GROUP)
-static FS_TARGET void GN(bwd)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t d, const FS_T *R,
-                              Py_ssize_t C, FS_T *dWT, const FS_XT *const *next)
+FS_DEF void GN(bwd_body)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t d, const FS_T *R,
+                         Py_ssize_t C, FS_T *dWT, const FS_XT *const *next, const int set)
 {
     FS_T Rt[FS_BWD_ENTRIES] __attribute__((aligned(64)));
     Py_ssize_t c, g, i0, m, j;
@@ -196,12 +198,12 @@ static FS_TARGET void GN(bwd)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t
         for (j = 0; j + 4 * FS_V <= d; j += 4 * FS_V)
             for (c = 0; c < C; c += g) {
                 g = FN(class_group)(C, c);
-                GN(bwd_cols)(rows, n, j, Rt + c * n, g, dWT + c * d, d, 4, c ? NULL : next);
+                GN(bwd_cols)(rows, n, j, Rt + c * n, g, dWT + c * d, d, 4, c ? NULL : next, set);
             }
         for (; j + FS_V <= d; j += FS_V)
             for (c = 0; c < C; c += g) {
                 g = FN(class_group)(C, c);
-                GN(bwd_cols)(rows, n, j, Rt + c * n, g, dWT + c * d, d, 1, NULL);
+                GN(bwd_cols)(rows, n, j, Rt + c * n, g, dWT + c * d, d, 1, NULL, set);
             }
     } else {
         for (i0 = 0; i0 < n; i0 += m) {
@@ -215,9 +217,9 @@ static FS_TARGET void GN(bwd)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t
                 FS_T *dW = dWT + c * d;
                 const FS_XT *const *p = c ? NULL : pf;
                 for (j = 0; j + 4 * FS_V <= d; j += 4 * FS_V)
-                    GN(bwd_cols)(rows + i0, m, j, Rt, g, dW, d, 4, p);
+                    GN(bwd_cols)(rows + i0, m, j, Rt, g, dW, d, 4, p, set && i0 == 0);
                 for (; j + FS_V <= d; j += FS_V)
-                    GN(bwd_cols)(rows + i0, m, j, Rt, g, dW, d, 1, NULL);
+                    GN(bwd_cols)(rows + i0, m, j, Rt, g, dW, d, 1, NULL, set && i0 == 0);
             }
         }
     }
@@ -225,8 +227,23 @@ static FS_TARGET void GN(bwd)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t
         for (c = 0; c < C; c++) {
             FS_T s = 0;
             for (Py_ssize_t i = 0; i < n; i++) s += R[c * n + i] * (FS_T)rows[i][j];
-            dWT[c * d + j] += s;
+            dWT[c * d + j] = (set ? (FS_T)0 : dWT[c * d + j]) + s;
         }
+}
+
+static FS_TARGET void GN(bwd)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t d, const FS_T *R,
+                              Py_ssize_t C, FS_T *dWT, const FS_XT *const *next)
+{
+    GN(bwd_body)(rows, n, d, R, C, dWT, next, 0);
+}
+
+/* dWT (C, d) = R^T @ X (n, d): bwd without reading dWT (train_epoch's first
+ * chunk of a minibatch: no zeroing pass over the gradient beforehand) */
+static FS_TARGET void GN(bwd_set)(const FS_XT *const *rows, Py_ssize_t n, Py_ssize_t d,
+                                  const FS_T *R, Py_ssize_t C, FS_T *dWT,
+                                  const FS_XT *const *next)
+{
+    GN(bwd_body)(rows, n, d, R, C, dWT, next, 1);
 }
 #undef FS_BWD_ROWS
 #undef FS_BWD_ENTRIES

@@ -145,6 +145,12 @@
  *   pack_weights: fs_pack_weights_f32 fs_pack_weights_f64 fs_ptr_pack_weights_f32 fs_ptr_pack_weights_f64
  *     pack_weights_f32_base pack_weights_f32_avx2 pack_weights_f32_avx512
  *     pack_weights_f64_base pack_weights_f64_avx2 pack_weights_f64_avx512
+ *   sgd_step_packed: fs_sgd_step_packed_f32 fs_sgd_step_packed_f64 fs_ptr_sgd_step_packed_f32 fs_ptr_sgd_step_packed_f64
+ *     sgd_step_packed_f32_base sgd_step_packed_f32_avx2 sgd_step_packed_f32_avx512
+ *     sgd_step_packed_f64_base sgd_step_packed_f64_avx2 sgd_step_packed_f64_avx512
+ *   unpack_weights: fs_unpack_weights_f32 fs_unpack_weights_f64 fs_ptr_unpack_weights_f32 fs_ptr_unpack_weights_f64
+ *     unpack_weights_f32_base unpack_weights_f32_avx2 unpack_weights_f32_avx512
+ *     unpack_weights_f64_base unpack_weights_f64_avx2 unpack_weights_f64_avx512
  *   fwd_f: fs_fwd_f_f32 fs_fwd_f_f64 fs_ptr_fwd_f_f32 fs_ptr_fwd_f_f64
  *     fwd_f_f32_base fwd_f_f32_avx2 fwd_f_f32_avx512
  *     fwd_f_f64_base fwd_f_f64_avx2 fwd_f_f64_avx512
@@ -157,6 +163,12 @@
  *   bwd_u8: fs_bwd_u8_f32 fs_bwd_u8_f64 fs_ptr_bwd_u8_f32 fs_ptr_bwd_u8_f64
  *     bwd_u8_f32_base bwd_u8_f32_avx2 bwd_u8_f32_avx512
  *     bwd_u8_f64_base bwd_u8_f64_avx2 bwd_u8_f64_avx512
+ *   bwd_set_f: fs_bwd_set_f_f32 fs_bwd_set_f_f64 fs_ptr_bwd_set_f_f32 fs_ptr_bwd_set_f_f64
+ *     bwd_set_f_f32_base bwd_set_f_f32_avx2 bwd_set_f_f32_avx512
+ *     bwd_set_f_f64_base bwd_set_f_f64_avx2 bwd_set_f_f64_avx512
+ *   bwd_set_u8: fs_bwd_set_u8_f32 fs_bwd_set_u8_f64 fs_ptr_bwd_set_u8_f32 fs_ptr_bwd_set_u8_f64
+ *     bwd_set_u8_f32_base bwd_set_u8_f32_avx2 bwd_set_u8_f32_avx512
+ *     bwd_set_u8_f64_base bwd_set_u8_f64_avx2 bwd_set_u8_f64_avx512
  *   pack_t_f: fs_pack_t_f_f32 fs_pack_t_f_f64 fs_ptr_pack_t_f_f32 fs_ptr_pack_t_f_f64
  *     pack_t_f_f32_base pack_t_f_f32_avx2 pack_t_f_f32_avx512
  *     pack_t_f_f64_base pack_t_f_f64_avx2 pack_t_f_f64_avx512
@@ -200,6 +212,10 @@
     X(sgd_step, S, void, (T *p, const T *G, Py_ssize_t n, T scale, T l2, T lr),                    \
       (p, G, n, scale, l2, lr))                                                                    \
     X(pack_weights, S, void, (const T *WT, Py_ssize_t C, Py_ssize_t d, T *Wp), (WT, C, d, Wp))      \
+    X(sgd_step_packed, S, double,                                                                  \
+      (T *Wp, const T *G, Py_ssize_t C, Py_ssize_t d, T scale, T l2, T lr, int squares),           \
+      (Wp, G, C, d, scale, l2, lr, squares))                                                       \
+    X(unpack_weights, S, void, (const T *Wp, Py_ssize_t C, Py_ssize_t d, T *WT), (Wp, C, d, WT))    \
     X(fwd_f, S, void,                                                                              \
       (const T *const *rows, Py_ssize_t n, Py_ssize_t d, const T *Wp, const T *b, Py_ssize_t C,    \
        T *Z, Py_ssize_t rs, Py_ssize_t cs, const T *const *next),                                  \
@@ -213,6 +229,14 @@
        const T *const *next),                                                                      \
       (rows, n, d, R, C, dWT, next))                                                               \
     X(bwd_u8, S, void,                                                                             \
+      (const unsigned char *const *rows, Py_ssize_t n, Py_ssize_t d, const T *R, Py_ssize_t C,     \
+       T *dWT, const unsigned char *const *next),                                                  \
+      (rows, n, d, R, C, dWT, next))                                                               \
+    X(bwd_set_f, S, void,                                                                          \
+      (const T *const *rows, Py_ssize_t n, Py_ssize_t d, const T *R, Py_ssize_t C, T *dWT,         \
+       const T *const *next),                                                                      \
+      (rows, n, d, R, C, dWT, next))                                                               \
+    X(bwd_set_u8, S, void,                                                                         \
       (const unsigned char *const *rows, Py_ssize_t n, Py_ssize_t d, const T *R, Py_ssize_t C,     \
        T *dWT, const unsigned char *const *next),                                                  \
       (rows, n, d, R, C, dWT, next))                                                               \

@@ -34,6 +34,14 @@ cdef extern from "fs_simd.h" nogil:
     # rows of d entries rounded up to whole cache lines are enough)
     void fs_pack_weights_f32(const float *WT, Py_ssize_t C, Py_ssize_t d, float *Wp)
     void fs_pack_weights_f64(const double *WT, Py_ssize_t C, Py_ssize_t d, double *Wp)
+    # train_epoch's plain SGD step on the packed weights Wp, G (C, d); returns the
+    # sum of squares of the weights before the step if squares; and Wp's inverse
+    double fs_sgd_step_packed_f32(float *Wp, const float *G, Py_ssize_t C, Py_ssize_t d,
+                                  float scale, float l2, float lr, int squares)
+    double fs_sgd_step_packed_f64(double *Wp, const double *G, Py_ssize_t C, Py_ssize_t d,
+                                  double scale, double l2, double lr, int squares)
+    void fs_unpack_weights_f32(const float *Wp, Py_ssize_t C, Py_ssize_t d, float *WT)
+    void fs_unpack_weights_f64(const double *Wp, Py_ssize_t C, Py_ssize_t d, double *WT)
     # X as a table of row pointers; both products prefetch the rows next[0..n)
     # (or none if NULL); fwd writes Z[i rs + c cs] =
     # (X WT^T + b)[i, c] from the packed weights Wp, bwd reads R class-major
@@ -57,6 +65,15 @@ cdef extern from "fs_simd.h" nogil:
                        Py_ssize_t C, float *dWT, const uint8_t **next)
     void fs_bwd_u8_f64(const uint8_t **rows, Py_ssize_t n, Py_ssize_t d, const double *R,
                        Py_ssize_t C, double *dWT, const uint8_t **next)
+    # bwd's dWT = R^T X instead of +=: the old dWT is not read
+    void fs_bwd_set_f_f32(const float **rows, Py_ssize_t n, Py_ssize_t d, const float *R,
+                          Py_ssize_t C, float *dWT, const float **next)
+    void fs_bwd_set_f_f64(const double **rows, Py_ssize_t n, Py_ssize_t d, const double *R,
+                          Py_ssize_t C, double *dWT, const double **next)
+    void fs_bwd_set_u8_f32(const uint8_t **rows, Py_ssize_t n, Py_ssize_t d, const float *R,
+                           Py_ssize_t C, float *dWT, const uint8_t **next)
+    void fs_bwd_set_u8_f64(const uint8_t **rows, Py_ssize_t n, Py_ssize_t d, const double *R,
+                           Py_ssize_t C, double *dWT, const uint8_t **next)
     # the tiled regime: rows[0..h) packed transposed into Xp (d, mp), zero-padded
     # to mp (a multiple of the vector width); Z (tc, mp) = W (tc, d) @ Xp + b
     void fs_pack_t_f_f32(const float **rows, Py_ssize_t h, Py_ssize_t d, float *Xp, Py_ssize_t mp)

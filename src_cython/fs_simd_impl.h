@@ -897,6 +897,67 @@ static FS_TARGET void FN(pack_weights)(const FS_T *WT, Py_ssize_t C, Py_ssize_t 
     }
 }
 
+/* train_epoch's plain SGD step on the weights kept in their panels (Wp, as
+ * pack_weights lays them out) while an epoch runs, G the gradient (C, d):
+ * the same arithmetic per weight as sgd_step, so the same weights bit for
+ * bit, without packing them again after each step.  With squares, returns
+ * the sum of the squares of the weights before the step, in double, in a
+ * fixed order (one partial sum per lane): the l2 term of the minibatch loss
+ * without a scalar pass over the weights. */
+typedef double FN(vd) __attribute__((vector_size(FS_V * sizeof(double))));
+static FS_TARGET double FN(sgd_step_packed)(FS_T *Wp, const FS_T *G, Py_ssize_t C, Py_ssize_t d,
+                                            FS_T scale, FS_T l2, FS_T lr, int squares)
+{
+    const Py_ssize_t nv = (d + FS_V - 1) / FS_V;
+    const VF vs = FN(splat)(scale), vl2 = FN(splat)(l2), vlr = FN(splat)(lr);
+    FN(vd) sq = {0};
+    for (Py_ssize_t c = 0; c < C;) {
+        const Py_ssize_t g = FN(class_group)(C, c);
+        FS_T *w = Wp + c * nv * FS_V;
+        for (Py_ssize_t v = 0; v < nv; v++)
+            for (Py_ssize_t k = 0; k < g; k++, w += FS_V) {
+                const FS_T *q = G + (c + k) * d + v * FS_V;
+                const Py_ssize_t left = d - v * FS_V;
+                if (squares) { /* (the padding past d is 0) */
+                    FN(vd) wd = __builtin_convertvector(FN(load)(w), FN(vd));
+                    sq += wd * wd;
+                }
+                if (left >= FS_V) {
+                    /* sgd_step's expression, vectorized (w and q may not
+                     * be told apart by the compiler) */
+                    VF wv = FN(load)(w);
+                    VF u = FN(load)(q) * vs + vl2 * wv;
+                    FN(store)(w, wv - u * vlr);
+                } else
+                    for (Py_ssize_t l = 0; l < left; l++) {
+                        FS_T u = q[l] * scale + l2 * w[l];
+                        w[l] -= u * lr;
+                    }
+            }
+        c += g;
+    }
+    double total = 0;
+    for (int l = 0; l < FS_V; l++) total += sq[l];
+    return total;
+}
+
+/* WT (C, d) from its panels Wp (pack_weights' inverse) */
+static FS_TARGET void FN(unpack_weights)(const FS_T *Wp, Py_ssize_t C, Py_ssize_t d, FS_T *WT)
+{
+    const Py_ssize_t nv = (d + FS_V - 1) / FS_V;
+    for (Py_ssize_t c = 0; c < C;) {
+        const Py_ssize_t g = FN(class_group)(C, c);
+        const FS_T *w = Wp + c * nv * FS_V;
+        for (Py_ssize_t v = 0; v < nv; v++)
+            for (Py_ssize_t k = 0; k < g; k++, w += FS_V) {
+                const Py_ssize_t left = d - v * FS_V;
+                memcpy(WT + (c + k) * d + v * FS_V, w,
+                       (left < FS_V ? left : FS_V) * sizeof(FS_T));
+            }
+        c += g;
+    }
+}
+
 #define FS_XT FS_T
 #define FS_XS f
 #define FS_LOADX FN(load)
