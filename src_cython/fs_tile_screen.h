@@ -1,0 +1,241 @@
+/* Screening of pass A of the tiled regime of softmax_ce_sums (float32, many
+ * classes): an exact upper and lower bound of every logit of a (row, class
+ * tile), from a bfloat16 product on the AMX tiles (Intel Sapphire Rapids and
+ * later: about 14x the float32 FMA rate of a core), so that pass A computes
+ * in float32 only the (row, tile) pairs that can matter.
+ *
+ * The bound.  x~ and w~, the bfloat16 roundings (to nearest) of x and w,
+ * have relative errors at most u = 2^-8, so |x~ w~ - x w| <= (2u + u^2) |x w|;
+ * the tiles add the exact products in float32 (unit roundoff 2^-24) with at
+ * most 2 d' + 2 roundings on each path (d' = d rounded up to 32), so the sum
+ * is within gamma = (2 d' + 2) 2^-24 / (1 - (2 d' + 2) 2^-24) of sum |x~ w~|;
+ * and sum_j |x_j w_j| <= ||x|| ||w|| (Cauchy-Schwarz).  Hence
+ *     |z^ - w.x| <= kappa ||w|| ||x|| + a,
+ *     kappa = (2u + u^2 + gamma (1 + u)^2) (1 + 1e-4),
+ * with a = 2^-124 (d' + 16 (||w|| + ||x||)) for the denormals the tiles
+ * treat as zero (inputs and outputs).  Rows or weights whose norms exceed
+ * 1e30 (where bfloat16 could overflow) or are not finite are not screened.
+ *
+ * Layouts: the block's rows, Xs, in the pairs layout of the tiles' second
+ * operand: group g of 16 rows, chunk k of 32 features, pair p, row q:
+ * Xs[((g nk + k) 16 + p) 32 + 2 q + e] = bf16(X[16 g + q][32 k + 2 p + e]);
+ * a tile's weights, Wb (classes rounded up to 16, d'), row-major, zero-padded.
+ */
+#ifndef FS_TILE_SCREEN_H
+#define FS_TILE_SCREEN_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && \
+    (__GNUC__ >= 11 || (defined(__clang__) && __clang_major__ >= 12))
+#define FS_SCREEN_AMX 1
+#include <cpuid.h>
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#define FS_SCREEN_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw")))
+#define FS_SCREEN_NORM_TARGET __attribute__((target("avx512f")))
+#else
+#define FS_SCREEN_NORM_TARGET
+#define FS_SCREEN_AMX 0
+#define FS_SCREEN_TARGET
+#endif
+
+#define FS_SCREEN_LIMIT 1e30 /* norms beyond this are not screened */
+
+static int fs_screen_state = -1;
+
+/* 1 when this CPU has the AMX bfloat16 tiles and the kernel lets the process
+ * use them (Linux asks for the permission once, ARCH_REQ_XCOMP_PERM); else 0.
+ * Call it once before the threads use the tiles. */
+static int fs_screen_available(void)
+{
+#if FS_SCREEN_AMX
+    if (fs_screen_state < 0) {
+        unsigned int a, b, c, d;
+        int ok = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 22)) && (d & (1u << 24));
+        /* ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 */
+        if (ok) ok = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+        fs_screen_state = ok;
+    }
+    return fs_screen_state;
+#else
+    return 0;
+#endif
+}
+
+static inline Py_ssize_t fs_screen_dpad(Py_ssize_t d) { return (d + 31) / 32 * 32; }
+
+/* kappa of the bound above for d features */
+static double fs_screen_kappa(Py_ssize_t d)
+{
+    const double u = ldexp(1.0, -8), r = (double)(2 * fs_screen_dpad(d) + 2) * ldexp(1.0, -24);
+    return (2 * u + u * u + r / (1 - r) * (1 + u) * (1 + u)) * (1 + 1e-4);
+}
+
+/* out[i] = ||A[i, :d]|| (rows at stride ld), summed in double */
+static FS_SCREEN_NORM_TARGET void fs_screen_norms(const float *A, Py_ssize_t n, Py_ssize_t d,
+                                                  Py_ssize_t ld, double *out)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const float *a = A + i * ld;
+        Py_ssize_t j = 0;
+        double s = 0;
+#if FS_SCREEN_AMX
+        __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+        for (; j + 16 <= d; j += 16) {
+            __m512d lo = _mm512_cvtps_pd(_mm256_loadu_ps(a + j)), hi = _mm512_cvtps_pd(_mm256_loadu_ps(a + j + 8));
+            s0 = _mm512_fmadd_pd(lo, lo, s0);
+            s1 = _mm512_fmadd_pd(hi, hi, s1);
+        }
+        s = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+#endif
+        for (; j < d; j++) s += (double)a[j] * a[j];
+        out[i] = sqrt(s);
+    }
+}
+
+static inline uint16_t fs_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16); /* to nearest, ties to even */
+}
+
+#if FS_SCREEN_AMX
+/* Xs (see the layout above) from h rows of X (stride ldx), zero rows up to mp (a
+ * multiple of 16) and zero features up to d' */
+static FS_SCREEN_TARGET void fs_screen_pack_rows(const float *X, Py_ssize_t ldx, Py_ssize_t h,
+                                                 Py_ssize_t d, Py_ssize_t mp, uint16_t *Xs)
+{
+    const Py_ssize_t nk = fs_screen_dpad(d) / 32;
+    for (Py_ssize_t g = 0; g < mp / 16; g++)
+        for (Py_ssize_t k = 0; k < nk; k++) {
+            uint16_t *out = Xs + (g * nk + k) * 512;
+            for (Py_ssize_t p = 0; p < 16; p++)
+                for (Py_ssize_t q = 0; q < 16; q++)
+                    for (Py_ssize_t e = 0; e < 2; e++) {
+                        const Py_ssize_t i = 16 * g + q, j = 32 * k + 2 * p + e;
+                        out[p * 32 + 2 * q + e] = i < h && j < d ? fs_bf16(X[i * ldx + j]) : 0;
+                    }
+        }
+}
+
+typedef struct {
+    uint8_t palette, start;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} fs_screen_config;
+
+/* W's rows c < tc (stride d) in bfloat16 into Wb (tcp x d', row-major), zero-padded */
+static FS_SCREEN_TARGET void fs_screen_pack_weights(const float *W, Py_ssize_t tc, Py_ssize_t d,
+                                                    uint16_t *Wb)
+{
+    const Py_ssize_t dp = fs_screen_dpad(d), tcp = (tc + 15) / 16 * 16;
+    const __m512i half = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1);
+    for (Py_ssize_t c = 0; c < tcp; c++)
+        for (Py_ssize_t j = 0; j < dp; j += 16) {
+            __m512i u = _mm512_setzero_si512();
+            if (c < tc && j < d) {
+                const __mmask16 k = d - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (d - j)) - 1);
+                u = _mm512_castps_si512(_mm512_maskz_loadu_ps(k, W + c * d + j));
+                /* to nearest, ties to even (fs_bf16) */
+                u = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, half),
+                                                       _mm512_and_si512(_mm512_srli_epi32(u, 16), one)),
+                                      16);
+            }
+            _mm256_storeu_si256((__m256i *)(Wb + c * dp + j), _mm512_cvtepi32_epi16(u));
+        }
+}
+
+/* For the mp rows of Xs (norms rn; rn[i] < 0: not screened) and the tc classes of
+ * W (rows at stride d), intercepts b, whose largest norm is wmax:
+ * ub[i] >= max_c x_i . w_c + b_c >= lb[i] (+inf / -inf for the rows not
+ * screened), from m_i = max_c (z^_ic + b_c) (float, rounding within 2^-24
+ * |m_i|) and the bound above with ||w_c|| <= wmax.  Scratch: Wb (tc rounded
+ * up to 16) x d' bfloat16, Zs (same classes) x mp floats, both aligned to 64
+ * bytes. */
+static FS_SCREEN_TARGET void fs_screen_tile(const uint16_t *Xs, Py_ssize_t mp, Py_ssize_t d,
+                                            const float *W, const float *b, Py_ssize_t tc,
+                                            double wmax, const double *rn, double kappa,
+                                            uint16_t *Wb, float *Zs, double *ub, double *lb)
+{
+    const Py_ssize_t dp = fs_screen_dpad(d), nk = dp / 32, tcp = (tc + 15) / 16 * 16;
+    const Py_ssize_t ng = tcp / 16, rg = mp / 16;
+    fs_screen_pack_weights(W, tc, d, Wb);
+    fs_screen_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.colsb[t] = 64;
+        cfg.rows[t] = 16;
+    }
+    _tile_loadconfig(&cfg);
+    for (Py_ssize_t n = 0; n < ng; n += 2)
+        for (Py_ssize_t g = 0; g < rg; g += 2) {
+            const int two_n = n + 1 < ng, two_g = g + 1 < rg;
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (Py_ssize_t k = 0; k < nk; k++) {
+                _tile_loadd(4, Wb + n * 16 * dp + k * 32, dp * 2);
+                _tile_loadd(6, Xs + (g * nk + k) * 512, 64);
+                _tile_dpbf16ps(0, 4, 6);
+                if (two_g) {
+                    _tile_loadd(7, Xs + ((g + 1) * nk + k) * 512, 64);
+                    _tile_dpbf16ps(1, 4, 7);
+                }
+                if (two_n) {
+                    _tile_loadd(5, Wb + (n + 1) * 16 * dp + k * 32, dp * 2);
+                    _tile_dpbf16ps(2, 5, 6);
+                    if (two_g) _tile_dpbf16ps(3, 5, 7);
+                }
+            }
+            _tile_stored(0, Zs + n * 16 * mp + g * 16, mp * 4);
+            if (two_g) _tile_stored(1, Zs + n * 16 * mp + (g + 1) * 16, mp * 4);
+            if (two_n) _tile_stored(2, Zs + (n + 1) * 16 * mp + g * 16, mp * 4);
+            if (two_n && two_g) _tile_stored(3, Zs + (n + 1) * 16 * mp + (g + 1) * 16, mp * 4);
+        }
+    _tile_release();
+    const double tiny = ldexp(1.0, -124), lost = ldexp(1.0, -22);
+    for (Py_ssize_t i0 = 0; i0 < mp; i0 += 64) { /* 4 vectors of rows in registers */
+        __m512 m[4];
+        const int nv = mp - i0 >= 64 ? 4 : (int)((mp - i0) / 16);
+        for (int v = 0; v < nv; v++) m[v] = _mm512_set1_ps(-INFINITY);
+        for (Py_ssize_t c = 0; c < tc; c++) {
+            const __m512 bc = _mm512_set1_ps(b[c]);
+            for (int v = 0; v < nv; v++)
+                m[v] = _mm512_max_ps(m[v], _mm512_add_ps(_mm512_load_ps(Zs + c * mp + i0 + 16 * v), bc));
+        }
+        for (int v = 0; v < nv; v++) {
+            float row[16];
+            _mm512_storeu_ps(row, m[v]);
+            for (int q = 0; q < 16; q++) {
+                const Py_ssize_t i = i0 + 16 * v + q;
+                const double mi = row[q], e = kappa * wmax * rn[i] + tiny * ((double)dp + 16 * (wmax + rn[i]))
+                                              + lost * fabs(mi);
+                ub[i] = rn[i] < 0 ? INFINITY : mi + e;
+                lb[i] = rn[i] < 0 ? -INFINITY : mi - e;
+            }
+        }
+    }
+}
+#else
+static void fs_screen_pack_rows(const float *X, Py_ssize_t ldx, Py_ssize_t h, Py_ssize_t d,
+                                Py_ssize_t mp, uint16_t *Xs) {}
+static void fs_screen_tile(const uint16_t *Xs, Py_ssize_t mp, Py_ssize_t d, const float *W,
+                           const float *b, Py_ssize_t tc, double wmax, const double *rn,
+                           double kappa, uint16_t *Wb, float *Zs, double *ub, double *lb)
+{
+    for (Py_ssize_t i = 0; i < mp; i++) {
+        ub[i] = INFINITY;
+        lb[i] = -INFINITY;
+    }
+}
+#endif
+
+#endif
