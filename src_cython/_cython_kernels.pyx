@@ -494,7 +494,7 @@ cdef extern from "fs_tile_screen.h" nogil:
     void fs_screen_pack_rows(const float *X, Py_ssize_t ldx, Py_ssize_t h, Py_ssize_t d,
                              Py_ssize_t mp, uint16_t *Xs)
     void fs_screen_tile(const uint16_t *Xs, Py_ssize_t mp, Py_ssize_t d, const float *W,
-                        const float *b, Py_ssize_t tc, double wmax, const double *rn,
+                        const float *b, Py_ssize_t tc, const double *cn, const double *rn,
                         double kappa, uint16_t *Wb, float *Zs, double *ub, double *lb)
 
 
@@ -543,7 +543,7 @@ def screen_bounds(const float[:, ::1] X, const float[:, ::1] WT, const float[::1
                 rn[i] = -1
         fs_screen_pack_rows(&X[a, 0], d, m, d, 16, xs)
         for c in range(C):
-            fs_screen_tile(xs, 16, d, &WT[c, 0], &b[c], 1, cn[c], &rn[0], kappa, wb, zs,
+            fs_screen_tile(xs, 16, d, &WT[c, 0], &b[c], 1, &cn[c], &rn[0], kappa, wb, zs,
                            &ub[0], &lb[0])
             for i in range(m):
                 up[a + i, c] = ub[i]
@@ -882,7 +882,7 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     cdef bint screening = False, screened = False
     cdef Py_ssize_t dp = fs_screen_dpad(d), tcp = (class_tile + 15) // 16 * 16, pause = 0
     cdef Py_ssize_t pairs = 0, pairs_a = 0, pairs_b = 0, block_a
-    cdef double kappa = 0, widest = 0, tile_widest, lse_floor, log_c = log(max(C, 1))
+    cdef double kappa = 0, widest = 0, lse_floor, log_c = log(max(C, 1))
     cdef char *screen_mem = NULL
     cdef double *class_norm = NULL
     cdef double *row_norm = NULL
@@ -955,12 +955,6 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
                     screening = False
                 elif class_norm[i] > widest:
                     widest = class_norm[i]
-            for t in range(ntiles):  # each tile's largest norm, in class_norm[t]
-                tile_widest = 0
-                for i in range(t * class_tile, min(C, (t + 1) * class_tile)):
-                    if class_norm[i] > tile_widest:
-                        tile_widest = class_norm[i]
-                class_norm[t] = tile_widest
             kappa = fs_screen_kappa(d)
     with nogil:
         a = 0
@@ -992,7 +986,7 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
                     for t in prange(ntiles, num_threads=num_threads, schedule="dynamic"):
                         c0 = t * class_tile
                         fs_screen_tile(Xs, _padded(s_rows), d, &WT[c0, 0], &b[c0],
-                                       min(class_tile, C - c0), class_norm[t], row_norm, kappa,
+                                       min(class_tile, C - c0), class_norm + c0, row_norm, kappa,
                                        Wb + threadid() * wb_size, Zs + threadid() * zs_size,
                                        upper + t * sp, lower + t * sp)
                     for i in range(s_rows):

@@ -152,15 +152,15 @@ static FS_SCREEN_TARGET void fs_screen_pack_weights(const float *W, Py_ssize_t t
 }
 
 /* For the mp rows of Xs (norms rn; rn[i] < 0: not screened) and the tc classes of
- * W (rows at stride d), intercepts b, whose largest norm is wmax:
- * ub[i] >= max_c x_i . w_c + b_c >= lb[i] (+inf / -inf for the rows not
- * screened), from m_i = max_c (z^_ic + b_c) (float, rounding within 2^-24
- * |m_i|) and the bound above with ||w_c|| <= wmax.  Scratch: Wb (tc rounded
- * up to 16) x d' bfloat16, Zs (same classes) x mp floats, both aligned to 64
- * bytes. */
+ * W (rows at stride d), intercepts b, norms cn: ub[i] >= max_c x_i . w_c + b_c
+ * >= lb[i] (+inf / -inf for the rows not screened), from, for each group of 16
+ * classes, m_i = max_c (z^_ic + b_c) (float: within 2^-24 |m_i| of the exact
+ * max) and the bound above with the group's largest norm.  Scratch: Wb (tc
+ * rounded up to 16) x d' bfloat16, Zs (same classes) x mp floats, both
+ * aligned to 64 bytes. */
 static FS_SCREEN_TARGET void fs_screen_tile(const uint16_t *Xs, Py_ssize_t mp, Py_ssize_t d,
                                             const float *W, const float *b, Py_ssize_t tc,
-                                            double wmax, const double *rn, double kappa,
+                                            const double *cn, const double *rn, double kappa,
                                             uint16_t *Wb, float *Zs, double *ub, double *lb)
 {
     const Py_ssize_t dp = fs_screen_dpad(d), nk = dp / 32, tcp = (tc + 15) / 16 * 16;
@@ -201,25 +201,48 @@ static FS_SCREEN_TARGET void fs_screen_tile(const uint16_t *Xs, Py_ssize_t mp, P
             if (two_n && two_g) _tile_stored(3, Zs + (n + 1) * 16 * mp + (g + 1) * 16, mp * 4);
         }
     _tile_release();
-    const double tiny = ldexp(1.0, -124), lost = ldexp(1.0, -22);
+    /* every float operation below rounds within 2^-24: covered by kappa's 1e-4 and by
+     * `lost` (2^-21 |m|, for the rounding of z^ + b and of m + e) */
+    const float lost = ldexp(1.0f, -21), tinyr = ldexp(1.0f, -120);
     for (Py_ssize_t i0 = 0; i0 < mp; i0 += 64) { /* 4 vectors of rows in registers */
-        __m512 m[4];
+        __m512 r[4], up[4], lo[4], m[4];
         const int nv = mp - i0 >= 64 ? 4 : (int)((mp - i0) / 16);
-        for (int v = 0; v < nv; v++) m[v] = _mm512_set1_ps(-INFINITY);
-        for (Py_ssize_t c = 0; c < tc; c++) {
-            const __m512 bc = _mm512_set1_ps(b[c]);
-            for (int v = 0; v < nv; v++)
-                m[v] = _mm512_max_ps(m[v], _mm512_add_ps(_mm512_load_ps(Zs + c * mp + i0 + 16 * v), bc));
+        for (int v = 0; v < nv; v++) {
+            float rows[16];
+            for (int q = 0; q < 16; q++) {
+                const double x = rn[i0 + 16 * v + q];
+                rows[q] = x > 0 ? (float)x * (1 + ldexp(1.0f, -22)) : 0; /* rounded up */
+            }
+            r[v] = _mm512_loadu_ps(rows);
+            up[v] = lo[v] = _mm512_set1_ps(-INFINITY);
+        }
+        for (Py_ssize_t c0 = 0; c0 < tc; c0 += 16) {
+            const Py_ssize_t c1 = tc - c0 < 16 ? tc : c0 + 16;
+            double widest = 0;
+            for (int v = 0; v < nv; v++) m[v] = _mm512_set1_ps(-INFINITY);
+            for (Py_ssize_t c = c0; c < c1; c++) {
+                const __m512 bc = _mm512_set1_ps(b[c]);
+                widest = cn[c] > widest ? cn[c] : widest;
+                for (int v = 0; v < nv; v++)
+                    m[v] = _mm512_max_ps(m[v], _mm512_add_ps(_mm512_load_ps(Zs + c * mp + i0 + 16 * v), bc));
+            }
+            const __m512 k = _mm512_set1_ps((float)(kappa * widest) * (1 + ldexp(1.0f, -22)) + tinyr);
+            const __m512 a = _mm512_set1_ps((float)(ldexp(1.0, -124) * ((double)dp + 16 * widest)) * 2);
+            for (int v = 0; v < nv; v++) {
+                __m512 e = _mm512_fmadd_ps(k, r[v], a);
+                e = _mm512_fmadd_ps(_mm512_set1_ps(lost), _mm512_abs_ps(m[v]), e);
+                up[v] = _mm512_max_ps(up[v], _mm512_add_ps(m[v], e));
+                lo[v] = _mm512_max_ps(lo[v], _mm512_sub_ps(m[v], e));
+            }
         }
         for (int v = 0; v < nv; v++) {
-            float row[16];
-            _mm512_storeu_ps(row, m[v]);
+            float u16[16], l16[16];
+            _mm512_storeu_ps(u16, up[v]);
+            _mm512_storeu_ps(l16, lo[v]);
             for (int q = 0; q < 16; q++) {
                 const Py_ssize_t i = i0 + 16 * v + q;
-                const double mi = row[q], e = kappa * wmax * rn[i] + tiny * ((double)dp + 16 * (wmax + rn[i]))
-                                              + lost * fabs(mi);
-                ub[i] = rn[i] < 0 ? INFINITY : mi + e;
-                lb[i] = rn[i] < 0 ? -INFINITY : mi - e;
+                ub[i] = rn[i] < 0 ? INFINITY : u16[q];
+                lb[i] = rn[i] < 0 ? -INFINITY : l16[q];
             }
         }
     }
@@ -228,7 +251,7 @@ static FS_SCREEN_TARGET void fs_screen_tile(const uint16_t *Xs, Py_ssize_t mp, P
 static void fs_screen_pack_rows(const float *X, Py_ssize_t ldx, Py_ssize_t h, Py_ssize_t d,
                                 Py_ssize_t mp, uint16_t *Xs) {}
 static void fs_screen_tile(const uint16_t *Xs, Py_ssize_t mp, Py_ssize_t d, const float *W,
-                           const float *b, Py_ssize_t tc, double wmax, const double *rn,
+                           const float *b, Py_ssize_t tc, const double *cn, const double *rn,
                            double kappa, uint16_t *Wb, float *Zs, double *ub, double *lb)
 {
     for (Py_ssize_t i = 0; i < mp; i++) {
