@@ -487,7 +487,7 @@ cdef extern from "fs_sparse_tiled.h" nogil:
 cdef extern from "fs_tile_screen.h" nogil:
     # pass A's screening (float32, AMX bfloat16 tiles): exact bounds of a (row, tile)'s logits
     int fs_screen_available()
-    double fs_screen_kappa(Py_ssize_t d)
+    double fs_screen_gamma(Py_ssize_t d)
     Py_ssize_t fs_screen_dpad(Py_ssize_t d)
     double FS_SCREEN_LIMIT
     void fs_screen_norms(const float *A, Py_ssize_t n, Py_ssize_t d, Py_ssize_t ld, double *out)
@@ -495,7 +495,7 @@ cdef extern from "fs_tile_screen.h" nogil:
                              Py_ssize_t mp, uint16_t *Xs)
     void fs_screen_tile(const uint16_t *Xs, Py_ssize_t mp, Py_ssize_t d, const float *W,
                         const float *b, Py_ssize_t tc, const double *cn, const double *rn,
-                        double kappa, uint16_t *Wb, float *Zs, double *ub, double *lb)
+                        double gamma, uint16_t *Wb, float *Zs, double *ub, double *lb)
 
 
 def screen_available():
@@ -518,14 +518,14 @@ def screen_bounds(const float[:, ::1] X, const float[:, ::1] WT, const float[::1
     lower = np.full((n, C), -np.inf)
     cdef double[:, ::1] up = upper, lo = lower
     cdef Py_ssize_t dp = fs_screen_dpad(d)
-    cdef double kappa = fs_screen_kappa(d)
-    cn_arr = np.empty(C)
+    cdef double gamma = fs_screen_gamma(d)
+    cn_arr = np.empty(3 * C)
     cdef double[::1] cn = cn_arr
     fs_screen_norms(&WT[0, 0], C, d, d, &cn[0])
     Xs_arr = np.zeros(16 * dp + 64, np.uint16)
     Wb_arr = np.zeros(16 * dp + 64, np.uint16)
     Zs_arr = np.zeros(16 * 16 + 32, np.float32)
-    rn_arr = np.zeros(16)
+    rn_arr = np.zeros(48)
     ub_arr = np.zeros(16)
     lb_arr = np.zeros(16)
     cdef uint16_t[::1] Xs = Xs_arr, Wb = Wb_arr
@@ -539,11 +539,11 @@ def screen_bounds(const float[:, ::1] X, const float[:, ::1] WT, const float[::1
         rn[:] = 0
         fs_screen_norms(&X[a, 0], m, d, d, &rn[0])
         for i in range(m):
-            if not (rn[i] <= FS_SCREEN_LIMIT):
-                rn[i] = -1
+            if not (rn[3 * i + 1] <= FS_SCREEN_LIMIT):
+                rn[3 * i] = -1
         fs_screen_pack_rows(&X[a, 0], d, m, d, 16, xs)
         for c in range(C):
-            fs_screen_tile(xs, 16, d, &WT[c, 0], &b[c], 1, &cn[c], &rn[0], kappa, wb, zs,
+            fs_screen_tile(xs, 16, d, &WT[c, 0], &b[c], 1, &cn[3 * c], &rn[0], gamma, wb, zs,
                            &ub[0], &lb[0])
             for i in range(m):
                 up[a + i, c] = ub[i]
@@ -882,7 +882,7 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     cdef bint screening = False, screened = False
     cdef Py_ssize_t dp = fs_screen_dpad(d), tcp = (class_tile + 15) // 16 * 16, pause = 0
     cdef Py_ssize_t pairs = 0, pairs_a = 0, pairs_b = 0, block_a
-    cdef double kappa = 0, widest = 0, lse_floor, log_c = log(max(C, 1))
+    cdef double gamma = 0, widest = 0, lse_floor, log_c = log(max(C, 1))
     cdef char *screen_mem = NULL
     cdef double *class_norm = NULL
     cdef double *row_norm = NULL
@@ -930,7 +930,7 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
         screening = screen and skip and fs_screen_available()
         if screening:
             mp = _padded(block)
-            screen_mem = <char *>malloc(C * sizeof(double) + sp * sizeof(double)
+            screen_mem = <char *>malloc(3 * C * sizeof(double) + 3 * sp * sizeof(double)
                                         + 2 * ntiles * sp * sizeof(double) + sp * sizeof(double)
                                         + ntiles * mp * sizeof(int) + ntiles * sizeof(Py_ssize_t)
                                         + (sp * dp + num_threads * wb_size) * sizeof(uint16_t)
@@ -939,8 +939,8 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
             if screen_mem == NULL:
                 raise MemoryError()
             class_norm = <double *>screen_mem
-            row_norm = class_norm + C
-            upper = row_norm + sp
+            row_norm = class_norm + 3 * C
+            upper = row_norm + 3 * sp
             lower = upper + ntiles * sp
             floor_ = lower + ntiles * sp
             position = <int *>(floor_ + sp)
@@ -951,11 +951,11 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
             Xsup = <float *>((<size_t>(Zs + num_threads * zs_size) + 63) // 64 * 64)
             fs_screen_norms(&WT[0, 0], C, d, d, class_norm)
             for i in range(C):
-                if not class_norm[i] <= FS_SCREEN_LIMIT:  # (or NaN) where bfloat16 could overflow
+                if not class_norm[3 * i + 1] <= FS_SCREEN_LIMIT:  # (or NaN) bfloat16 could overflow
                     screening = False
-                elif class_norm[i] > widest:
-                    widest = class_norm[i]
-            kappa = fs_screen_kappa(d)
+                elif class_norm[3 * i + 1] > widest:
+                    widest = class_norm[3 * i + 1]
+            gamma = fs_screen_gamma(d)
     with nogil:
         a = 0
         while a < n:
@@ -975,18 +975,18 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
                     for i in range(s_rows):
                         for t in range(d):
                             Xsup[i * d + t] = <float>X[a + i, t]
-                    for i in range(sp):
+                    for i in range(3 * sp):
                         row_norm[i] = 0
                     fs_screen_norms(Xsup, s_rows, d, d, row_norm)
                     for i in range(s_rows):  # rows where bfloat16 could overflow: not screened
-                        if not (row_norm[i] <= FS_SCREEN_LIMIT
-                                and row_norm[i] * widest <= FS_SCREEN_LIMIT):
-                            row_norm[i] = -1
+                        if not (row_norm[3 * i + 1] <= FS_SCREEN_LIMIT
+                                and row_norm[3 * i + 1] * widest <= FS_SCREEN_LIMIT):
+                            row_norm[3 * i] = -1
                     fs_screen_pack_rows(Xsup, d, s_rows, d, _padded(s_rows), Xs)
                     for t in prange(ntiles, num_threads=num_threads, schedule="dynamic"):
                         c0 = t * class_tile
                         fs_screen_tile(Xs, _padded(s_rows), d, &WT[c0, 0], &b[c0],
-                                       min(class_tile, C - c0), class_norm + c0, row_norm, kappa,
+                                       min(class_tile, C - c0), class_norm + 3 * c0, row_norm, gamma,
                                        Wb + threadid() * wb_size, Zs + threadid() * zs_size,
                                        upper + t * sp, lower + t * sp)
                     for i in range(s_rows):

@@ -4,17 +4,18 @@
  * later: about 14x the float32 FMA rate of a core), so that pass A computes
  * in float32 only the (row, tile) pairs that can matter.
  *
- * The bound.  x~ and w~, the bfloat16 roundings (to nearest) of x and w,
- * have relative errors at most u = 2^-8, so |x~ w~ - x w| <= (2u + u^2) |x w|;
- * the tiles add the exact products in float32 (unit roundoff 2^-24) with at
- * most 2 d' + 2 roundings on each path (d' = d rounded up to 32), so the sum
- * is within gamma = (2 d' + 2) 2^-24 / (1 - (2 d' + 2) 2^-24) of sum |x~ w~|;
- * and sum_j |x_j w_j| <= ||x|| ||w|| (Cauchy-Schwarz).  Hence
- *     |z^ - w.x| <= kappa ||w|| ||x|| + a,
- *     kappa = (2u + u^2 + gamma (1 + u)^2) (1 + 1e-4),
- * with a = 2^-124 (d' + 16 (||w|| + ||x||)) for the denormals the tiles
- * treat as zero (inputs and outputs).  Rows or weights whose norms exceed
- * 1e30 (where bfloat16 could overflow) or are not finite are not screened.
+ * The bound.  With x~ and w~ the bfloat16 roundings (to nearest) of x and w,
+ * dx = x~ - x and dw = w~ - w: x~ . w~ - x . w = dx . w~ + x . dw, at most
+ * ||dx|| ||w~|| + ||x|| ||dw|| (Cauchy-Schwarz; the norms are computed in
+ * double from the bfloat16 values themselves).  The tiles add the exact
+ * products in float32 (unit roundoff 2^-24) with at most 2 d' + 2 roundings
+ * on each path (d' = d rounded up to 32): within gamma sum |x~_j w~_j| <=
+ * gamma ||x~|| ||w~||, gamma = (2 d' + 2) 2^-24 / (1 - (2 d' + 2) 2^-24).  So
+ *     |z^ - x . w| <= (1 + 1e-4) (||dx|| ||w~|| + ||x|| ||dw|| + gamma ||x~|| ||w~||) + a,
+ * with a = 2^-124 (d' + sqrt(d') (||w~|| + ||x~||)) for the denormals the
+ * tiles treat as zero (inputs and outputs), 1e-4 for the rounding of the
+ * norms and of the bound itself.  Rows or weights whose norms exceed 1e30
+ * (where bfloat16 could overflow) or are not finite are not screened.
  *
  * Layouts: the block's rows, Xs, in the pairs layout of the tiles' second
  * operand: group g of 16 rows, chunk k of 32 features, pair p, row q:
@@ -68,32 +69,56 @@ static int fs_screen_available(void)
 
 static inline Py_ssize_t fs_screen_dpad(Py_ssize_t d) { return (d + 31) / 32 * 32; }
 
-/* kappa of the bound above for d features */
-static double fs_screen_kappa(Py_ssize_t d)
+/* gamma of the bound above for d features */
+static double fs_screen_gamma(Py_ssize_t d)
 {
-    const double u = ldexp(1.0, -8), r = (double)(2 * fs_screen_dpad(d) + 2) * ldexp(1.0, -24);
-    return (2 * u + u * u + r / (1 - r) * (1 + u) * (1 + u)) * (1 + 1e-4);
+    const double r = (double)(2 * fs_screen_dpad(d) + 2) * ldexp(1.0, -24);
+    return r / (1 - r);
 }
 
-/* out[i] = ||A[i, :d]|| (rows at stride ld), summed in double */
+static inline uint16_t fs_bf16(float x);
+
+/* For each row i of A (rows at stride ld, d entries): out[3 i] = ||a_i||,
+ * out[3 i + 1] = ||a~_i||, out[3 i + 2] = ||a~_i - a_i|| (a~ its bfloat16
+ * rounding), summed in double */
 static FS_SCREEN_NORM_TARGET void fs_screen_norms(const float *A, Py_ssize_t n, Py_ssize_t d,
                                                   Py_ssize_t ld, double *out)
 {
     for (Py_ssize_t i = 0; i < n; i++) {
         const float *a = A + i * ld;
         Py_ssize_t j = 0;
-        double s = 0;
+        double s = 0, st = 0, sd = 0;
 #if FS_SCREEN_AMX
-        __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
-        for (; j + 16 <= d; j += 16) {
-            __m512d lo = _mm512_cvtps_pd(_mm256_loadu_ps(a + j)), hi = _mm512_cvtps_pd(_mm256_loadu_ps(a + j + 8));
-            s0 = _mm512_fmadd_pd(lo, lo, s0);
-            s1 = _mm512_fmadd_pd(hi, hi, s1);
+        const __m256i half = _mm256_set1_epi32(0x7FFF), one = _mm256_set1_epi32(1);
+        const __m256i high = _mm256_set1_epi32((int)0xFFFF0000u);
+        __m512d s0 = _mm512_setzero_pd(), t0 = _mm512_setzero_pd(), d0 = _mm512_setzero_pd();
+        for (; j + 8 <= d; j += 8) {
+            const __m256 x = _mm256_loadu_ps(a + j);
+            __m256i u = _mm256_castps_si256(x);
+            u = _mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(u, half),
+                                                  _mm256_and_si256(_mm256_srli_epi32(u, 16), one)),
+                                 high); /* fs_bf16, back as a float */
+            const __m512d xd = _mm512_cvtps_pd(x), td = _mm512_cvtps_pd(_mm256_castsi256_ps(u));
+            const __m512d dd = _mm512_sub_pd(td, xd);
+            s0 = _mm512_fmadd_pd(xd, xd, s0);
+            t0 = _mm512_fmadd_pd(td, td, t0);
+            d0 = _mm512_fmadd_pd(dd, dd, d0);
         }
-        s = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+        s = _mm512_reduce_add_pd(s0);
+        st = _mm512_reduce_add_pd(t0);
+        sd = _mm512_reduce_add_pd(d0);
 #endif
-        for (; j < d; j++) s += (double)a[j] * a[j];
-        out[i] = sqrt(s);
+        for (; j < d; j++) {
+            uint32_t u = (uint32_t)fs_bf16(a[j]) << 16;
+            float t;
+            memcpy(&t, &u, 4);
+            s += (double)a[j] * a[j];
+            st += (double)t * t;
+            sd += ((double)t - a[j]) * ((double)t - a[j]);
+        }
+        out[3 * i] = sqrt(s);
+        out[3 * i + 1] = sqrt(st);
+        out[3 * i + 2] = sqrt(sd);
     }
 }
 
@@ -151,8 +176,9 @@ static FS_SCREEN_TARGET void fs_screen_pack_weights(const float *W, Py_ssize_t t
         }
 }
 
-/* For the mp rows of Xs (norms rn; rn[i] < 0: not screened) and the tc classes of
- * W (rows at stride d), intercepts b, norms cn: ub[i] >= max_c x_i . w_c + b_c
+/* For the mp rows of Xs (norms rn, 3 a row as fs_screen_norms gives them;
+ * rn[3 i] < 0: not screened) and the tc classes of W (rows at stride d),
+ * intercepts b, norms cn (3 a class): ub[i] >= max_c x_i . w_c + b_c
  * >= lb[i] (+inf / -inf for the rows not screened), from, for each group of 16
  * classes, m_i = max_c (z^_ic + b_c) (float: within 2^-24 |m_i| of the exact
  * max) and the bound above with the group's largest norm.  Scratch: Wb (tc
@@ -160,7 +186,7 @@ static FS_SCREEN_TARGET void fs_screen_pack_weights(const float *W, Py_ssize_t t
  * aligned to 64 bytes. */
 static FS_SCREEN_TARGET void fs_screen_tile(const uint16_t *Xs, Py_ssize_t mp, Py_ssize_t d,
                                             const float *W, const float *b, Py_ssize_t tc,
-                                            const double *cn, const double *rn, double kappa,
+                                            const double *cn, const double *rn, double gamma,
                                             uint16_t *Wb, float *Zs, double *ub, double *lb)
 {
     const Py_ssize_t dp = fs_screen_dpad(d), nk = dp / 32, tcp = (tc + 15) / 16 * 16;
@@ -201,35 +227,45 @@ static FS_SCREEN_TARGET void fs_screen_tile(const uint16_t *Xs, Py_ssize_t mp, P
             if (two_n && two_g) _tile_stored(3, Zs + (n + 1) * 16 * mp + (g + 1) * 16, mp * 4);
         }
     _tile_release();
-    /* every float operation below rounds within 2^-24: covered by kappa's 1e-4 and by
-     * `lost` (2^-21 |m|, for the rounding of z^ + b and of m + e) */
-    const float lost = ldexp(1.0f, -21), tinyr = ldexp(1.0f, -120);
+    /* every float operation below rounds within 2^-24: covered by the bound's 1e-4
+     * and by `lost` (2^-21 |m|, for the rounding of z^ + b and of m + e) */
+    const float lost = ldexp(1.0f, -21), up1 = 1 + ldexp(1.0f, -22), margin = 1 + 1e-4f;
+    const double root = sqrt((double)dp);
     for (Py_ssize_t i0 = 0; i0 < mp; i0 += 64) { /* 4 vectors of rows in registers */
-        __m512 r[4], up[4], lo[4], m[4];
+        __m512 xn[4], xt[4], dx[4], up[4], lo[4], m[4];
         const int nv = mp - i0 >= 64 ? 4 : (int)((mp - i0) / 16);
         for (int v = 0; v < nv; v++) {
-            float rows[16];
-            for (int q = 0; q < 16; q++) {
-                const double x = rn[i0 + 16 * v + q];
-                rows[q] = x > 0 ? (float)x * (1 + ldexp(1.0f, -22)) : 0; /* rounded up */
-            }
-            r[v] = _mm512_loadu_ps(rows);
+            float f[3][16];
+            for (int q = 0; q < 16; q++)
+                for (int k = 0; k < 3; k++) {
+                    const double x = rn[3 * (i0 + 16 * v + q) + k];
+                    f[k][q] = x > 0 ? (float)x * up1 : 0; /* rounded up */
+                }
+            xn[v] = _mm512_loadu_ps(f[0]);
+            xt[v] = _mm512_loadu_ps(f[1]);
+            dx[v] = _mm512_loadu_ps(f[2]);
             up[v] = lo[v] = _mm512_set1_ps(-INFINITY);
         }
         for (Py_ssize_t c0 = 0; c0 < tc; c0 += 16) {
             const Py_ssize_t c1 = tc - c0 < 16 ? tc : c0 + 16;
-            double widest = 0;
+            double wt = 0, dw = 0;
             for (int v = 0; v < nv; v++) m[v] = _mm512_set1_ps(-INFINITY);
             for (Py_ssize_t c = c0; c < c1; c++) {
                 const __m512 bc = _mm512_set1_ps(b[c]);
-                widest = cn[c] > widest ? cn[c] : widest;
+                wt = cn[3 * c + 1] > wt ? cn[3 * c + 1] : wt;
+                dw = cn[3 * c + 2] > dw ? cn[3 * c + 2] : dw;
                 for (int v = 0; v < nv; v++)
                     m[v] = _mm512_max_ps(m[v], _mm512_add_ps(_mm512_load_ps(Zs + c * mp + i0 + 16 * v), bc));
             }
-            const __m512 k = _mm512_set1_ps((float)(kappa * widest) * (1 + ldexp(1.0f, -22)) + tinyr);
-            const __m512 a = _mm512_set1_ps((float)(ldexp(1.0, -124) * ((double)dp + 16 * widest)) * 2);
+            /* (1 + 1e-4) (dx wt + xn dw + gamma xt wt) + a, with the group's largest norms */
+            const __m512 kw = _mm512_set1_ps((float)wt * up1 * margin);
+            const __m512 kd = _mm512_set1_ps((float)dw * up1 * margin);
+            const __m512 kg = _mm512_set1_ps((float)(gamma * wt) * up1 * margin);
+            const __m512 ka = _mm512_set1_ps((float)(ldexp(1.0, -124) * root) * 2);
+            const __m512 a = _mm512_set1_ps((float)(ldexp(1.0, -124) * ((double)dp + root * wt)) * 2);
             for (int v = 0; v < nv; v++) {
-                __m512 e = _mm512_fmadd_ps(k, r[v], a);
+                __m512 e = _mm512_fmadd_ps(dx[v], kw, _mm512_fmadd_ps(xn[v], kd, _mm512_fmadd_ps(xt[v], kg, a)));
+                e = _mm512_fmadd_ps(ka, xt[v], e);
                 e = _mm512_fmadd_ps(_mm512_set1_ps(lost), _mm512_abs_ps(m[v]), e);
                 up[v] = _mm512_max_ps(up[v], _mm512_add_ps(m[v], e));
                 lo[v] = _mm512_max_ps(lo[v], _mm512_sub_ps(m[v], e));
@@ -241,8 +277,8 @@ static FS_SCREEN_TARGET void fs_screen_tile(const uint16_t *Xs, Py_ssize_t mp, P
             _mm512_storeu_ps(l16, lo[v]);
             for (int q = 0; q < 16; q++) {
                 const Py_ssize_t i = i0 + 16 * v + q;
-                ub[i] = rn[i] < 0 ? INFINITY : u16[q];
-                lb[i] = rn[i] < 0 ? -INFINITY : l16[q];
+                ub[i] = rn[3 * i] < 0 ? INFINITY : u16[q];
+                lb[i] = rn[3 * i] < 0 ? -INFINITY : l16[q];
             }
         }
     }
@@ -252,7 +288,7 @@ static void fs_screen_pack_rows(const float *X, Py_ssize_t ldx, Py_ssize_t h, Py
                                 Py_ssize_t mp, uint16_t *Xs) {}
 static void fs_screen_tile(const uint16_t *Xs, Py_ssize_t mp, Py_ssize_t d, const float *W,
                            const float *b, Py_ssize_t tc, const double *cn, const double *rn,
-                           double kappa, uint16_t *Wb, float *Zs, double *ub, double *lb)
+                           double gamma, uint16_t *Wb, float *Zs, double *ub, double *lb)
 {
     for (Py_ssize_t i = 0; i < mp; i++) {
         ub[i] = INFINITY;
