@@ -863,8 +863,8 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     exponentials add less than ``eps / C`` each, so a row's log-sum-exp is
     within ``eps`` of the exact one; blocks where it would spare less than a
     tenth of the pairs stop it for the next 7 blocks.  ``counts``, if given
-    (3 entries), gets the (row, tile) pairs of the call, those computed by pass A
-    and those hot in pass B.  Returns ``sum_i s_i CE_i``.
+    (4 entries), gets the (row, tile) pairs of the call, those computed by pass A,
+    those hot in pass B, and the rows whose block pass A screened.  Returns ``sum_i s_i CE_i``.
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], C = WT.shape[0]
     cdef Py_ssize_t block = tile_max.shape[1], ntiles, a, m, i, t, c0, mp, nstored = 0
@@ -881,7 +881,7 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     # pass A's screening (float32): see fs_tile_screen.h
     cdef bint screening = False, screened = False
     cdef Py_ssize_t dp = fs_screen_dpad(d), tcp = (class_tile + 15) // 16 * 16, pause = 0
-    cdef Py_ssize_t pairs = 0, pairs_a = 0, pairs_b = 0, block_a
+    cdef Py_ssize_t pairs = 0, pairs_a = 0, pairs_b = 0, block_a, rows_screened = 0
     cdef double gamma = 0, widest = 0, lse_floor, log_c = log(max(C, 1))
     cdef char *screen_mem = NULL
     cdef double *class_norm = NULL
@@ -925,7 +925,7 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     if stored_logits.shape[0]:
         stored = _line_aligned(&stored_logits[0])
     _require_labels(y, n, C)
-    _require(counts is None or counts.shape[0] == 3, "counts of 3 entries")
+    _require(counts is None or counts.shape[0] == 4, "counts of 4 entries")
     if floating is float:
         screening = screen and skip and fs_screen_available()
         if screening:
@@ -997,6 +997,8 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
                                 lse_floor = lower[t * sp + i]
                         floor_[i] = lse_floor + log_threshold - log_c
             screened = screening and a < screen_end
+            if screened:
+                rows_screened += m
             off = a - screen_start
             for t in prange(ntiles, num_threads=num_threads, schedule="dynamic"):
                 c0 = t * class_tile
@@ -1045,7 +1047,7 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
             a += m
     free(screen_mem)
     if counts is not None:
-        counts[0], counts[1], counts[2] = pairs, pairs_a, pairs_b
+        counts[0], counts[1], counts[2], counts[3] = pairs, pairs_a, pairs_b, rows_screened
     return loss
 
 cdef double _logistic_block(const xtype *X, Py_ssize_t n, Py_ssize_t n_after, Py_ssize_t d,

@@ -113,8 +113,8 @@ def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, interce
     return float(loss), weight_total(sample_weight, n)
 
 
-# (row, tile) pairs of the last tiled call: all, computed by pass A, hot in pass B;
-# filled when set to an intp array of 3 (tests, benchmarks)
+# (row, tile) pairs of the last tiled call: all, computed by pass A, hot in pass B, and
+# the rows whose pass A was screened; filled when set to an intp array of 4 (tests, benchmarks)
 pass_counts = None
 
 
