@@ -861,8 +861,9 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     only the rows whose bound reaches ``log_threshold - log(C)`` above a lower
     bound of their log-sum-exp (and the rows of the tile's labels): the others'
     exponentials add less than ``eps / C`` each, so a row's log-sum-exp is
-    within ``eps`` of the exact one; blocks where it would spare less than a
-    tenth of the pairs stop it for the next 7 blocks.  ``counts``, if given
+    within ``eps`` of the exact one; a block where it spares less than a tenth
+    of the pairs stops it for 8 blocks, twice as long after each such rest (at
+    most 64).  ``counts``, if given
     (4 entries), gets the (row, tile) pairs of the call, those computed by pass A,
     those hot in pass B, and the rows whose block pass A screened.  Returns ``sum_i s_i CE_i``.
     """
@@ -880,10 +881,11 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     cdef Py_ssize_t line = 64 // sizeof(floating)
     # pass A's screening (float32): see fs_tile_screen.h
     cdef bint screening = False, screened = False
-    cdef Py_ssize_t dp = fs_screen_dpad(d), tcp = (class_tile + 15) // 16 * 16, pause = 0
+    cdef Py_ssize_t dp = fs_screen_dpad(d), tcp = (class_tile + 15) // 16 * 16, pause = 0, rest = 8
     cdef Py_ssize_t pairs = 0, pairs_a = 0, pairs_b = 0, block_a, rows_screened = 0
     cdef double gamma = 0, widest = 0, lse_floor, log_c = log(max(C, 1))
     cdef char *screen_mem = NULL
+    cdef unsigned char[::1] screen_view
     cdef double *class_norm = NULL
     cdef double *row_norm = NULL
     cdef double *upper = NULL
@@ -930,14 +932,16 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
         screening = screen and skip and fs_screen_available()
         if screening:
             mp = _padded(block)
-            screen_mem = <char *>malloc(3 * C * sizeof(double) + 3 * sp * sizeof(double)
-                                        + 2 * ntiles * sp * sizeof(double) + sp * sizeof(double)
-                                        + ntiles * mp * sizeof(int) + ntiles * sizeof(Py_ssize_t)
-                                        + (sp * dp + num_threads * wb_size) * sizeof(uint16_t)
-                                        + (num_threads * zs_size + screen_rows * d) * sizeof(float)
-                                        + 4 * 64)
-            if screen_mem == NULL:
-                raise MemoryError()
+            import numpy as np  # (numpy's allocation: memory tracers see the scratch)
+
+            screen_buf = np.empty(3 * C * sizeof(double) + 3 * sp * sizeof(double)
+                                  + 2 * ntiles * sp * sizeof(double) + sp * sizeof(double)
+                                  + ntiles * mp * sizeof(int) + ntiles * sizeof(Py_ssize_t)
+                                  + (sp * dp + num_threads * wb_size) * sizeof(uint16_t)
+                                  + (num_threads * zs_size + screen_rows * d) * sizeof(float)
+                                  + 5 * 64, np.uint8)
+            screen_view = screen_buf
+            screen_mem = <char *>((<size_t>&screen_view[0] + 63) // 64 * 64)
             class_norm = <double *>screen_mem
             row_norm = class_norm + 3 * C
             upper = row_norm + 3 * sp
@@ -1039,13 +1043,15 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
                              &dWT[ahead * class_tile, 0] if ahead < ntiles else NULL,
                              stored + ahead * class_tile * _padded(m)
                              if ahead < nstored else NULL)
-            if screening:  # a block where the screening spares less than a tenth: rest 8 blocks
-                if not screened:
+            if screening:  # a block where the screening spares less than a tenth: rest 8
+                if not screened:  # blocks, twice as long after each such rest (at most 64)
                     pause = max(0, pause - 1)
                 elif block_a * 10 > 9 * m * ntiles:
-                    pause = 8
+                    pause = rest
+                    rest = min(2 * rest, 64)
+                else:
+                    rest = 8
             a += m
-    free(screen_mem)
     if counts is not None:
         counts[0], counts[1], counts[2], counts[3] = pairs, pairs_a, pairs_b, rows_screened
     return loss
