@@ -524,7 +524,7 @@ def screen_bounds(const float[:, ::1] X, const float[:, ::1] WT, const float[::1
     fs_screen_norms(&WT[0, 0], C, d, d, &cn[0])
     Xs_arr = np.zeros(16 * dp + 64, np.uint16)
     Wb_arr = np.zeros(16 * dp + 64, np.uint16)
-    Zs_arr = np.zeros(16 * 16 + 32, np.float32)
+    Zs_arr = np.zeros(16 * 64 + 32, np.float32)
     rn_arr = np.zeros(48)
     ub_arr = np.zeros(16)
     lb_arr = np.zeros(16)
@@ -900,7 +900,7 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     cdef Py_ssize_t screen_rows = min(n, SCREEN_BLOCKS * block), sp = _padded(screen_rows)
     cdef Py_ssize_t screen_start = 0, screen_end = 0, s_rows, off = 0
     cdef float *Xsup = NULL
-    cdef Py_ssize_t wb_size = tcp * dp + 32, zs_size = tcp * sp + 16
+    cdef Py_ssize_t wb_size = tcp * dp + 32, zs_size = tcp * 64 + 16
     _check_x_type(<const xtype *>NULL, <const floating *>NULL)
     if n == 0 or C == 0:
         return 0.0

@@ -181,16 +181,16 @@ static FS_SCREEN_TARGET void fs_screen_pack_weights(const float *W, Py_ssize_t t
  * intercepts b, norms cn (3 a class): ub[i] >= max_c x_i . w_c + b_c
  * >= lb[i] (+inf / -inf for the rows not screened), from, for each group of 16
  * classes, m_i = max_c (z^_ic + b_c) (float: within 2^-24 |m_i| of the exact
- * max) and the bound above with the group's largest norm.  Scratch: Wb (tc
- * rounded up to 16) x d' bfloat16, Zs (same classes) x mp floats, both
- * aligned to 64 bytes. */
+ * max) and the bound above with the group's largest norm; chunks of 64 rows.
+ * Scratch: Wb (tc rounded up to 16) x d' bfloat16, Zs (same classes) x 64
+ * floats, both aligned to 64 bytes. */
 static FS_SCREEN_TARGET void fs_screen_tile(const uint16_t *Xs, Py_ssize_t mp, Py_ssize_t d,
                                             const float *W, const float *b, Py_ssize_t tc,
                                             const double *cn, const double *rn, double gamma,
                                             uint16_t *Wb, float *Zs, double *ub, double *lb)
 {
     const Py_ssize_t dp = fs_screen_dpad(d), nk = dp / 32, tcp = (tc + 15) / 16 * 16;
-    const Py_ssize_t ng = tcp / 16, rg = mp / 16;
+    const Py_ssize_t ng = tcp / 16;
     fs_screen_pack_weights(W, tc, d, Wb);
     fs_screen_config cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -200,40 +200,40 @@ static FS_SCREEN_TARGET void fs_screen_tile(const uint16_t *Xs, Py_ssize_t mp, P
         cfg.rows[t] = 16;
     }
     _tile_loadconfig(&cfg);
-    for (Py_ssize_t n = 0; n < ng; n += 2)
-        for (Py_ssize_t g = 0; g < rg; g += 2) {
-            const int two_n = n + 1 < ng, two_g = g + 1 < rg;
-            _tile_zero(0);
-            _tile_zero(1);
-            _tile_zero(2);
-            _tile_zero(3);
-            for (Py_ssize_t k = 0; k < nk; k++) {
-                _tile_loadd(4, Wb + n * 16 * dp + k * 32, dp * 2);
-                _tile_loadd(6, Xs + (g * nk + k) * 512, 64);
-                _tile_dpbf16ps(0, 4, 6);
-                if (two_g) {
-                    _tile_loadd(7, Xs + ((g + 1) * nk + k) * 512, 64);
-                    _tile_dpbf16ps(1, 4, 7);
-                }
-                if (two_n) {
-                    _tile_loadd(5, Wb + (n + 1) * 16 * dp + k * 32, dp * 2);
-                    _tile_dpbf16ps(2, 5, 6);
-                    if (two_g) _tile_dpbf16ps(3, 5, 7);
-                }
-            }
-            _tile_stored(0, Zs + n * 16 * mp + g * 16, mp * 4);
-            if (two_g) _tile_stored(1, Zs + n * 16 * mp + (g + 1) * 16, mp * 4);
-            if (two_n) _tile_stored(2, Zs + (n + 1) * 16 * mp + g * 16, mp * 4);
-            if (two_n && two_g) _tile_stored(3, Zs + (n + 1) * 16 * mp + (g + 1) * 16, mp * 4);
-        }
-    _tile_release();
     /* every float operation below rounds within 2^-24: covered by the bound's 1e-4
      * and by `lost` (2^-21 |m|, for the rounding of z^ + b and of m + e) */
     const float lost = ldexp(1.0f, -21), up1 = 1 + ldexp(1.0f, -22), margin = 1 + 1e-4f;
     const double root = sqrt((double)dp);
-    for (Py_ssize_t i0 = 0; i0 < mp; i0 += 64) { /* 4 vectors of rows in registers */
-        __m512 xn[4], xt[4], dx[4], up[4], lo[4], m[4];
-        const int nv = mp - i0 >= 64 ? 4 : (int)((mp - i0) / 16);
+    for (Py_ssize_t i0 = 0; i0 < mp; i0 += 64) { /* chunks of 64 rows: Zs (tcp, 64) */
+        const Py_ssize_t rg = (mp - i0 >= 64 ? 64 : mp - i0) / 16, g0 = i0 / 16;
+        for (Py_ssize_t n = 0; n < ng; n += 2)
+            for (Py_ssize_t g = 0; g < rg; g += 2) {
+                const int two_n = n + 1 < ng, two_g = g + 1 < rg;
+                _tile_zero(0);
+                _tile_zero(1);
+                _tile_zero(2);
+                _tile_zero(3);
+                for (Py_ssize_t k = 0; k < nk; k++) {
+                    _tile_loadd(4, Wb + n * 16 * dp + k * 32, dp * 2);
+                    _tile_loadd(6, Xs + ((g0 + g) * nk + k) * 512, 64);
+                    _tile_dpbf16ps(0, 4, 6);
+                    if (two_g) {
+                        _tile_loadd(7, Xs + ((g0 + g + 1) * nk + k) * 512, 64);
+                        _tile_dpbf16ps(1, 4, 7);
+                    }
+                    if (two_n) {
+                        _tile_loadd(5, Wb + (n + 1) * 16 * dp + k * 32, dp * 2);
+                        _tile_dpbf16ps(2, 5, 6);
+                        if (two_g) _tile_dpbf16ps(3, 5, 7);
+                    }
+                }
+                _tile_stored(0, Zs + n * 16 * 64 + g * 16, 64 * 4);
+                if (two_g) _tile_stored(1, Zs + n * 16 * 64 + (g + 1) * 16, 64 * 4);
+                if (two_n) _tile_stored(2, Zs + (n + 1) * 16 * 64 + g * 16, 64 * 4);
+                if (two_n && two_g) _tile_stored(3, Zs + (n + 1) * 16 * 64 + (g + 1) * 16, 64 * 4);
+            }
+        __m512 xn[4], xt[4], dx[4], up[4], lo[4], m[4]; /* 4 vectors of rows in registers */
+        const int nv = (int)rg;
         for (int v = 0; v < nv; v++) {
             float f[3][16];
             for (int q = 0; q < 16; q++)
@@ -255,7 +255,7 @@ static FS_SCREEN_TARGET void fs_screen_tile(const uint16_t *Xs, Py_ssize_t mp, P
                 wt = cn[3 * c + 1] > wt ? cn[3 * c + 1] : wt;
                 dw = cn[3 * c + 2] > dw ? cn[3 * c + 2] : dw;
                 for (int v = 0; v < nv; v++)
-                    m[v] = _mm512_max_ps(m[v], _mm512_add_ps(_mm512_load_ps(Zs + c * mp + i0 + 16 * v), bc));
+                    m[v] = _mm512_max_ps(m[v], _mm512_add_ps(_mm512_load_ps(Zs + c * 64 + 16 * v), bc));
             }
             /* (1 + 1e-4) (dx wt + xn dw + gamma xt wt) + a, with the group's largest norms */
             const __m512 kw = _mm512_set1_ps((float)wt * up1 * margin);
@@ -282,6 +282,7 @@ static FS_SCREEN_TARGET void fs_screen_tile(const uint16_t *Xs, Py_ssize_t mp, P
             }
         }
     }
+    _tile_release();
 }
 #else
 static void fs_screen_pack_rows(const float *X, Py_ssize_t ldx, Py_ssize_t h, Py_ssize_t d,
