@@ -50,6 +50,9 @@ def main():
     parser.add_argument("--default-only", action="store_true",
                         help="only the default backend without skipping, random weights "
                              "(e.g. for C = 256,000)")  # fmt: skip
+    parser.add_argument("--trained-only", action="store_true",
+                        help="only the trained model: skipping with pass A screened, skipping "
+                             "without the screening, no skipping (rounds interleaved)")  # fmt: skip
     parser.add_argument("--threads", action="store_true",
                         help="1 against 2 threads (skipping off): wall and CPU time; run with "
                              "OMP_WAIT_POLICY=passive so that waiting threads use no CPU")  # fmt: skip
@@ -63,6 +66,9 @@ def main():
         return compare_threads(default, map(int, args.classes.split(",")), args.rounds)
     with threadpool_limits(1):
         for C in map(int, args.classes.split(",")):
+            if args.trained_only:
+                trained_model(default, C, args.rounds)
+                continue
             problem = _random_problem(C)
             flops = 4 * N * D * C
             calls = {f"{default} no-skip": _kernel_call(default, *problem, skip=False)}
@@ -78,14 +84,51 @@ def main():
                       f"{flops / seconds / 1e9:6.1f} GFLOP/s")  # fmt: skip
             del calls, problem
             if C >= 10000 and not args.default_only:
-                trained = _trained_problem(C)
-                for skip in (True, False):
-                    seconds = cpu_median(_kernel_call(default, *trained, skip=skip), args.rounds)
-                    print(f"C={C} trained {default} {'skip' if skip else 'no-skip':27s} "
-                          f"{seconds * 1e3:9.0f} ms CPU")  # fmt: skip
+                trained_model(default, C, args.rounds)
         print([{k: v for k, v in pool.items() if k in ("user_api", "internal_api", "num_threads",
                                                       "version", "architecture")}
                for pool in threadpool_info()])  # fmt: skip
+
+
+def trained_model(backend, C, rounds):
+    """CPU medians on the trained model: skipping (pass A screened where the CPU can,
+    see _tiling.screen_pass_a), skipping with pass A not screened, no skipping; rounds
+    interleaved; the (row, tile) fractions pass A computes and pass B keeps, and the
+    loss and gradient against the exact pass."""
+    from fastsoftmax._backends import _tiling, get_module
+
+    X, coef, intercept, y = _trained_problem(C)
+    kernel = get_module(backend).softmax_ce_sums
+    runs = {"skip": (True, True), "skip, pass A not screened": (True, False), "no-skip": (False, False)}
+    times, results = {name: [] for name in runs}, {}
+    saved = _tiling.SCREEN_PASS_A
+    try:
+        for r in range(rounds + 1):
+            for name, (skip, screen) in runs.items():
+                _tiling.SCREEN_PASS_A = screen
+                G, g = np.empty_like(coef), np.empty_like(intercept)
+                counts = np.zeros(4, np.intp) if backend == "cython" else None
+                if counts is not None:
+                    get_module(backend).pass_counts = counts
+                start = time.process_time()
+                loss, _ = kernel(X, coef, intercept, y, None, G, g, skip_negligible=skip)
+                if r:  # (the first round warms up)
+                    times[name].append(time.process_time() - start)
+                results[name] = loss, G, counts
+    finally:
+        _tiling.SCREEN_PASS_A = saved
+        if backend == "cython":
+            get_module(backend).pass_counts = None
+    exact_loss, exact_G, _ = results["no-skip"]
+    for name in runs:
+        seconds = float(np.median(times[name]))
+        loss, G, counts = results[name]
+        fractions = (f"  pass A {counts[1] / counts[0]:.3f} pass B {counts[2] / counts[0]:.3f} of "
+                     f"{counts[0]} (row, tile) pairs" if counts is not None else "")  # fmt: skip
+        print(f"C={C} trained {backend} {name:27s} {seconds * 1e3:9.0f} ms CPU  "
+              f"{np.median(times['no-skip']) / seconds:.2f}x  loss - exact {loss - exact_loss:.2e} "
+              f"(of {exact_loss:.6e})  gradient relative error "
+              f"{np.linalg.norm(G - exact_G) / np.linalg.norm(exact_G):.2e}{fractions}")  # fmt: skip
 
 
 def compare_threads(backend, classes, rounds):

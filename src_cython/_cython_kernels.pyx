@@ -20,7 +20,7 @@ from cython.parallel cimport prange, threadid
 from libc.math cimport exp, expf, log, log1p, log1pf, fabs, fabsf, pow, sqrt, sqrtf, INFINITY
 from libc.string cimport memset, memcpy
 from libc.stdlib cimport malloc, free
-from libc.stdint cimport uint8_t
+from libc.stdint cimport uint8_t, uint16_t
 
 ctypedef fused floating:
     float
@@ -519,6 +519,73 @@ cdef extern from "fs_sparse_tiled.h" nogil:
                                 Py_ssize_t ntiles, Py_ssize_t stride)
 
 
+cdef extern from "fs_tile_screen.h" nogil:
+    # pass A's screening (float32, AMX bfloat16 tiles): exact bounds of a (row, tile)'s logits
+    int fs_screen_available()
+    double fs_screen_gamma(Py_ssize_t d)
+    Py_ssize_t fs_screen_dpad(Py_ssize_t d)
+    double FS_SCREEN_LIMIT
+    void fs_screen_norms(const float *A, Py_ssize_t n, Py_ssize_t d, Py_ssize_t ld, double *out)
+    void fs_screen_pack_rows(const float *X, Py_ssize_t ldx, Py_ssize_t h, Py_ssize_t d,
+                             Py_ssize_t mp, uint16_t *Xs)
+    void fs_screen_tile(const uint16_t *Xs, Py_ssize_t mp, Py_ssize_t d, const float *W,
+                        const float *b, Py_ssize_t tc, const double *cn, const double *rn,
+                        double gamma, uint16_t *Wb, float *Zs, double *ub, double *lb)
+
+
+def screen_available():
+    """Whether pass A of the tiled float32 kernel can screen its tiles (AMX bfloat16 tiles)."""
+    return bool(fs_screen_available())
+
+
+def screen_bounds(const float[:, ::1] X, const float[:, ::1] WT, const float[::1] b):
+    """``(upper, lower)`` (n, C): the screening's bounds of each logit ``x_i . w_c + b_c``.
+
+    For tests of the bound: one class a tile, the rows in blocks of 16 (what pass A's
+    screening computes per (row, tile) is the max over the tile's classes of these).
+    """
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], C = WT.shape[0], i, c, a, m, mp
+    import numpy as np
+
+    _require(fs_screen_available(), "no AMX bfloat16 tiles on this machine")
+    _require(WT.shape[1] == d and b.shape[0] == C and d >= 1, "shapes")
+    upper = np.full((n, C), np.inf)
+    lower = np.full((n, C), -np.inf)
+    cdef double[:, ::1] up = upper, lo = lower
+    cdef Py_ssize_t dp = fs_screen_dpad(d)
+    cdef double gamma = fs_screen_gamma(d)
+    cn_arr = np.empty(3 * C)
+    cdef double[::1] cn = cn_arr
+    fs_screen_norms(&WT[0, 0], C, d, d, &cn[0])
+    Xs_arr = np.zeros(16 * dp + 64, np.uint16)
+    Wb_arr = np.zeros(16 * dp + 64, np.uint16)
+    Zs_arr = np.zeros(16 * 64 + 32, np.float32)
+    rn_arr = np.zeros(48)
+    ub_arr = np.zeros(16)
+    lb_arr = np.zeros(16)
+    cdef uint16_t[::1] Xs = Xs_arr, Wb = Wb_arr
+    cdef float[::1] Zs = Zs_arr
+    cdef double[::1] rn = rn_arr, ub = ub_arr, lb = lb_arr
+    cdef uint16_t *xs = <uint16_t *>((<size_t>&Xs[0] + 63) // 64 * 64)
+    cdef uint16_t *wb = <uint16_t *>((<size_t>&Wb[0] + 63) // 64 * 64)
+    cdef float *zs = _line_aligned(&Zs[0])
+    for a in range(0, n, 16):
+        m = min(16, n - a)
+        rn[:] = 0
+        fs_screen_norms(&X[a, 0], m, d, d, &rn[0])
+        for i in range(m):
+            if not (rn[3 * i + 1] <= FS_SCREEN_LIMIT):
+                rn[3 * i] = -1
+        fs_screen_pack_rows(&X[a, 0], d, m, d, 16, xs)
+        for c in range(C):
+            fs_screen_tile(xs, 16, d, &WT[c, 0], &b[c], 1, &cn[3 * c], &rn[0], gamma, wb, zs,
+                           &ub[0], &lb[0])
+            for i in range(m):
+                up[a + i, c] = ub[i]
+                lo[a + i, c] = lb[i]
+    return upper, lower
+
+
 cdef inline void _pack_panels(const floating *X, Py_ssize_t ldx, Py_ssize_t h, Py_ssize_t d,
                               floating *Xp, Py_ssize_t mp) noexcept nogil:
     # X's h rows (stride ldx) into the panels of fs_tile_logits, zero-padded to mp rows
@@ -591,6 +658,10 @@ cdef inline Py_ssize_t _chunked(Py_ssize_t m) noexcept nogil:
     return (m + FS_TILE_GRAD_CHUNK - 1) // FS_TILE_GRAD_CHUNK * FS_TILE_GRAD_CHUNK
 
 
+# blocks of rows screened at a time by pass A's screening (fs_tile_screen.h)
+cdef enum:
+    SCREEN_BLOCKS = 4
+
 # rows per residual chunk of pass B (the scratch sizes of the Python caller depend on it)
 TILE_GRAD_CHUNK = FS_TILE_GRAD_CHUNK
 
@@ -617,47 +688,85 @@ cdef inline void _convert_rows(const xtype **rows, Py_ssize_t h, Py_ssize_t d,
             out[i * ldx + j] = <floating>rows[i][j]
 
 
-cdef void _tile_pass_a(const floating *Xp, Py_ssize_t m, Py_ssize_t d, const floating *WT,
-                       const floating *b, Py_ssize_t c0, Py_ssize_t tc, const Py_ssize_t *y,
-                       floating *Z, floating *stored, double *tile_max, double *tile_sum,
-                       double *label_logit, const floating *next_W) noexcept nogil:
+cdef Py_ssize_t _tile_pass_a(const floating *Xp, Py_ssize_t m, Py_ssize_t d,
+                             const floating *WT, const floating *b, Py_ssize_t c0, Py_ssize_t tc,
+                             const Py_ssize_t *y, floating *Z, floating *stored,
+                             double *tile_max, double *tile_sum, double *label_logit,
+                             const floating *next_W, const double *upper, const double *floor_,
+                             int *position, const floating *Xrows, floating *Xp_hot,
+                             floating *Xrow_hot) noexcept nogil:
     # logits of classes [c0, c0 + tc) for the m rows packed in Xp (class-major,
     # Z[c mp + i]; kept in stored (tc, mp) for pass B, as exp(z - the row's
     # tile max, 0 if not finite), unless stored is NULL);
     # tile_max[i] = max_c z_ic, tile_sum[i] = sum_c exp(z_ic - max), and the
     # label's logit of the rows whose label is in the tile.  Brings next_W (the
     # weights of this thread's next tile, unless NULL) into L2 meanwhile.
+    # Screened (upper not NULL): only the rows that hold their label in the tile or
+    # whose upper bound of the tile's logits (upper[i], screening) is not below
+    # floor_[i]; they are compacted (Xrows, the block's rows for the gradient product,
+    # copied to Xrow_hot and packed into Xp_hot), the tile's logits and kept
+    # exponentials of the k-th of them go in column k (stride: k rounded up to 16),
+    # position[i] = k (-1 for the others, whose tile_max is -inf and tile_sum 0).
+    # Returns how many rows were computed.
     cdef floating row_max[MAX_BLOCK]
     cdef floating row_sum[MAX_BLOCK]
     cdef floating row_label[MAX_BLOCK]
     cdef Py_ssize_t label[MAX_BLOCK]
-    cdef Py_ssize_t i, mp = _padded(m)
+    cdef Py_ssize_t rows[MAX_BLOCK]
+    cdef Py_ssize_t i, k, h = m, hp, ldx
     cdef floating *logits = stored if stored != NULL else Z
+    cdef unsigned int csr
+    if upper != NULL:
+        h = 0
+        for i in range(m):
+            if c0 <= y[i] < c0 + tc or not upper[i] < floor_[i]:
+                position[i] = h
+                rows[h] = i
+                h += 1
+            else:
+                position[i] = -1
+                tile_max[i] = -INFINITY
+                tile_sum[i] = 0
+        if h == 0:
+            return 0
+        if h < m:
+            ldx = _row_stride(d, sizeof(floating))
+            for k in range(h):
+                memcpy(Xrow_hot + k * ldx, Xrows + rows[k] * ldx, d * sizeof(floating))
+            _pack_panels(Xrow_hot, ldx, h, d, Xp_hot, _padded(h))
+            Xp = Xp_hot
+    else:
+        for k in range(m):
+            rows[k] = k
+    hp = _padded(h)
     # the exponentials of far-off logits are denormals, which cost the FMA units
     # a hundred cycles each on Intel: flushed to 0 (far below the skipping bound)
-    cdef unsigned int csr = fs_flush_denormals()
-    for i in range(mp):
-        label[i] = y[i] - c0 if i < m and c0 <= y[i] < c0 + tc else -1
+    csr = fs_flush_denormals()
+    for k in range(hp):
+        label[k] = y[rows[k]] - c0 if k < h and c0 <= y[rows[k]] < c0 + tc else -1
     # the statistics of each panel of rows right after its logits (kept for pass B as
     # exp(z - tile max) when stored)
-    _tile_logits(Xp, mp, d, WT + c0 * d, b + c0, tc, logits, next_W, row_max, row_sum,
+    _tile_logits(Xp, hp, d, WT + c0 * d, b + c0, tc, logits, next_W, row_max, row_sum,
                  stored != NULL, label, row_label)
-    for i in range(m):
-        tile_max[i] = row_max[i]
-        tile_sum[i] = row_sum[i]
-        if label[i] >= 0:
-            label_logit[i] = row_label[i]
+    for k in range(h):
+        i = rows[k]
+        tile_max[i] = row_max[k]
+        tile_sum[i] = row_sum[k]
+        if label[k] >= 0:
+            label_logit[i] = row_label[k]
     fs_restore_csr(csr)
+    return h
 
 
-cdef void _tile_pass_b(const floating *Xrows, const floating *Xp, Py_ssize_t m, Py_ssize_t d,
-                       const floating *WT, const floating *b, Py_ssize_t c0, Py_ssize_t tc,
-                       const Py_ssize_t *y, const floating *sw, const double *lse,
-                       const double *tile_max, bint skip, double log_threshold,
-                       const floating *stored,
-                       floating *Z, floating *Xp_hot, floating *Xrow_hot, floating *dWT,
-                       double *db, const floating *next_W, const floating *next_dW,
-                       const floating *next_kept) noexcept nogil:
+cdef Py_ssize_t _tile_pass_b(const floating *Xrows, const floating *Xp, Py_ssize_t m,
+                             Py_ssize_t d, const floating *WT, const floating *b, Py_ssize_t c0,
+                             Py_ssize_t tc, const Py_ssize_t *y, const floating *sw,
+                             const double *lse, const double *tile_max, bint skip,
+                             double log_threshold, const floating *stored, const int *position,
+                             Py_ssize_t computed,
+                             floating *Z, floating *Xp_hot, floating *Xrow_hot, floating *dWT,
+                             double *db, const floating *next_W, const floating *next_dW,
+                             const floating *next_kept) noexcept nogil:
     # s (P - Y) of classes [c0, c0 + tc) and its products into dWT, db, for the
     # rows of the block that hold the label in the tile or whose largest
     # probability in it reaches the threshold (all rows when not skip): the
@@ -669,8 +778,13 @@ cdef void _tile_pass_b(const floating *Xrows, const floating *Xp, Py_ssize_t m, 
     # this thread's next tile, brought into L2 meanwhile (prefetches never fault).  The residual R goes in
     # chunks of FS_TILE_GRAD_CHUNK rows, each class-major at that constant
     # stride (the layout of fs_tile_grad): at Z when pass A kept the logits,
-    # else after the recomputed logits (tc mp entries).
+    # else after the recomputed logits (tc mp entries).  With position (pass A
+    # screened), only the `computed` rows of pass A (position[i] >= 0) are candidates,
+    # and the kept exponentials of row i are column position[i] of stored (stride:
+    # computed rounded up to 16).  Returns how many rows were hot.
     cdef Py_ssize_t hot_index[MAX_BLOCK]
+    cdef Py_ssize_t hot_column[MAX_BLOCK]
+    cdef Py_ssize_t ks
     cdef Py_ssize_t hot_label[MAX_BLOCK]
     cdef floating hot_lse[MAX_BLOCK + 16]
     cdef floating hot_weight[MAX_BLOCK + 16]
@@ -684,10 +798,16 @@ cdef void _tile_pass_b(const floating *Xrows, const floating *Xp, Py_ssize_t m, 
     cdef const floating *G = Xrows
     cdef floating *R = Z if stored != NULL else Z + tc * mp
     cdef floating *Rk
+    if position == NULL:
+        computed = m
+    ks = _padded(computed)
     for i in range(m):
+        if position != NULL and position[i] < 0:
+            continue
         here = c0 <= y[i] < c0 + tc
         if here or not skip or tile_max[i] - lse[i] >= log_threshold:
             hot_index[h] = i
+            hot_column[h] = position[i] if position != NULL else i
             hot_label[h] = y[i] - c0 if here else -1
             hot_lse[h] = <floating>lse[i]
             hot_weight[h] = sw[i] if sw != NULL else 1
@@ -696,7 +816,7 @@ cdef void _tile_pass_b(const floating *Xrows, const floating *Xp, Py_ssize_t m, 
             hot_scale[h] = hot_weight[h] * _exp(<floating>(shift - lse[i]))
             h += 1
     if h == 0:
-        return
+        return 0
     csr = fs_flush_denormals()  # as in _tile_pass_a
     hp = _padded(h)
     for i in range(h, hp):  # padding rows (zero in Xp): exp(z - inf) = 0, weight 0
@@ -712,8 +832,8 @@ cdef void _tile_pass_b(const floating *Xrows, const floating *Xp, Py_ssize_t m, 
             _pack_panels(Xrow_hot, ldx, h, d, Xp_hot, hp)
             Xp = Xp_hot
         _tile_logits(Xp, hp, d, WT + c0 * d, b + c0, tc, Z, next_W)
-    if stored != NULL and h < m:  # the hot rows' kept exponentials, compacted
-        _tile_scale_rows(R, stored, mp, tc, hot_index, h, hot_scale, db + c0)
+    if stored != NULL and h < computed:  # the hot rows' kept exponentials, compacted
+        _tile_scale_rows(R, stored, ks, tc, hot_column, h, hot_scale, db + c0)
     # the next tile's gradient rows and kept logits, prefetched in equal parts by the chunks
     nch = (h + K - 1) // K
     lines_dW = (tc * d * sizeof(floating) + 63) // 64 if next_dW != NULL else 0
@@ -725,8 +845,8 @@ cdef void _tile_pass_b(const floating *Xrows, const floating *Xp, Py_ssize_t m, 
         ck = min(K, hp - k0)
         if stored == NULL:
             _tile_residual(Rk, K, Z + k0, hp, tc, ck, &hot_lse[k0], &hot_weight[k0], db + c0)
-        elif h == m:  # pass A kept the exponentials (tc, mp) of these very rows
-            _tile_scale(Rk, K, stored + k0, mp, tc, ck, &hot_scale[k0], db + c0)
+        elif h == computed:  # pass A kept the exponentials (tc, ks) of these very rows
+            _tile_scale(Rk, K, stored + k0, ks, tc, ck, &hot_scale[k0], db + c0)
         for i in range(k0, min(k0 + K, h)):  # the label's -s_i
             if hot_label[i] >= 0:
                 R[(i - i % K) * tc + hot_label[i] * K + i % K] -= hot_weight[i]
@@ -738,6 +858,7 @@ cdef void _tile_pass_b(const floating *Xrows, const floating *Xp, Py_ssize_t m, 
                    (q + 1) * lines_kept // nch - q * lines_kept // nch)
         k0 += K
     fs_restore_csr(csr)
+    return h
 
 
 def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
@@ -747,7 +868,7 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
                           floating[:, ::1] Xrow_buf, double[:, ::1] tile_max, double[:, ::1] tile_sum,
                           floating[::1] stored_logits,
                           Py_ssize_t class_tile, bint skip, double log_threshold,
-                          int num_threads):
+                          int num_threads, bint screen=False, Py_ssize_t[::1] counts=None):
     """The tiled regime of :func:`softmax_ce_sums`, for many classes.
 
     Adds ``(s (P - Y))^T X`` (C, d) to ``dWT`` and the column sums of
@@ -769,12 +890,21 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     them (``Z_buf`` then needs the room for recomputed logits only when k < tiles).
     With ``skip``, a (row,
     tile) whose largest log-probability is below ``log_threshold`` and which
-    does not hold the row's label is left out of pass B.  Returns ``sum_i s_i
-    CE_i``.
+    does not hold the row's label is left out of pass B.  With ``screen`` too
+    (float32 only, where :func:`screen_available`), pass A first bounds every
+    (row, tile)'s logits from a bfloat16 product (fs_tile_screen.h) and computes
+    only the rows whose bound reaches ``log_threshold - log(C)`` above a lower
+    bound of their log-sum-exp (and the rows of the tile's labels): the others'
+    exponentials add less than ``eps / C`` each, so a row's log-sum-exp is
+    within ``eps`` of the exact one; a block where it spares less than a tenth
+    of the pairs stops it for 8 blocks, twice as long after each such rest (at
+    most 64).  ``counts``, if given
+    (4 entries), gets the (row, tile) pairs of the call, those computed by pass A,
+    those hot in pass B, and the rows whose block pass A screened.  Returns ``sum_i s_i CE_i``.
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], C = WT.shape[0]
     cdef Py_ssize_t block = tile_max.shape[1], ntiles, a, m, i, t, c0, mp, nstored = 0
-    cdef Py_ssize_t ahead
+    cdef Py_ssize_t ahead, computed_t
     cdef const floating *sw = &sample_weight[0] if sample_weight.shape[0] else NULL
     cdef const xtype *rows[MAX_BLOCK]
     cdef double lse[MAX_BLOCK]
@@ -784,6 +914,28 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     cdef floating *Xrows
     cdef Py_ssize_t ldx = _row_stride(d, sizeof(floating))
     cdef Py_ssize_t line = 64 // sizeof(floating)
+    # pass A's screening (float32): see fs_tile_screen.h
+    cdef bint screening = False, screened = False
+    cdef Py_ssize_t dp = fs_screen_dpad(d), tcp = (class_tile + 15) // 16 * 16, pause = 0, rest = 8
+    cdef Py_ssize_t pairs = 0, pairs_a = 0, pairs_b = 0, block_a, rows_screened = 0
+    cdef double gamma = 0, widest = 0, lse_floor, log_c = log(max(C, 1))
+    cdef char *screen_mem = NULL
+    cdef unsigned char[::1] screen_view
+    cdef double *class_norm = NULL
+    cdef double *row_norm = NULL
+    cdef double *upper = NULL
+    cdef double *lower = NULL
+    cdef double *floor_ = NULL
+    cdef int *position = NULL
+    cdef Py_ssize_t *computed = NULL
+    cdef uint16_t *Xs = NULL
+    cdef uint16_t *Wb = NULL
+    cdef float *Zs = NULL
+    # the screening runs over SCREEN_BLOCKS blocks of rows at a time (W is read once for them)
+    cdef Py_ssize_t screen_rows = min(n, SCREEN_BLOCKS * block), sp = _padded(screen_rows)
+    cdef Py_ssize_t screen_start = 0, screen_end = 0, s_rows, off = 0
+    cdef float *Xsup = NULL
+    cdef Py_ssize_t wb_size = tcp * dp + 32, zs_size = tcp * 64 + 16
     _check_x_type(<const xtype *>NULL, <const floating *>NULL)
     if n == 0 or C == 0:
         return 0.0
@@ -810,33 +962,114 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
     if stored_logits.shape[0]:
         stored = _line_aligned(&stored_logits[0])
     _require_labels(y, n, C)
+    _require(counts is None or counts.shape[0] == 4, "counts of 4 entries")
+    if floating is float:
+        screening = screen and skip and fs_screen_available()
+        if screening:
+            mp = _padded(block)
+            import numpy as np  # (numpy's allocation: memory tracers see the scratch)
+
+            screen_buf = np.empty(3 * C * sizeof(double) + 3 * sp * sizeof(double)
+                                  + 2 * ntiles * sp * sizeof(double) + sp * sizeof(double)
+                                  + ntiles * mp * sizeof(int) + ntiles * sizeof(Py_ssize_t)
+                                  + (sp * dp + num_threads * wb_size) * sizeof(uint16_t)
+                                  + (num_threads * zs_size + screen_rows * d) * sizeof(float)
+                                  + 5 * 64, np.uint8)
+            screen_view = screen_buf
+            screen_mem = <char *>((<size_t>&screen_view[0] + 63) // 64 * 64)
+            class_norm = <double *>screen_mem
+            row_norm = class_norm + 3 * C
+            upper = row_norm + 3 * sp
+            lower = upper + ntiles * sp
+            floor_ = lower + ntiles * sp
+            position = <int *>(floor_ + sp)
+            computed = <Py_ssize_t *>(position + ntiles * mp)
+            Xs = <uint16_t *>((<size_t>(computed + ntiles) + 63) // 64 * 64)
+            Wb = <uint16_t *>((<size_t>(Xs + sp * dp) + 63) // 64 * 64)
+            Zs = <float *>((<size_t>(Wb + num_threads * wb_size) + 63) // 64 * 64)
+            Xsup = <float *>((<size_t>(Zs + num_threads * zs_size) + 63) // 64 * 64)
+            fs_screen_norms(&WT[0, 0], C, d, d, class_norm)
+            for i in range(C):
+                if not class_norm[3 * i + 1] <= FS_SCREEN_LIMIT:  # (or NaN) bfloat16 could overflow
+                    screening = False
+                elif class_norm[3 * i + 1] > widest:
+                    widest = class_norm[3 * i + 1]
+            gamma = fs_screen_gamma(d)
     with nogil:
         a = 0
         while a < n:
             m = min(block, n - a)
+            mp = _padded(m)
             for i in range(m):
                 rows[i] = &X[a + i, 0]
             Xrows = _line_aligned(&Xrow_buf[0, 0])
             _convert_rows(rows, m, d, Xrows, ldx)
             _pack_panels(Xrows, ldx, m, d, _line_aligned(&Xp_buf[0, 0]), _padded(m))
+            block_a = 0
+            if floating is float:
+                if screening and a >= screen_end and pause == 0:  # screen the next rows
+                    screen_start = a
+                    s_rows = min(screen_rows, n - a)
+                    screen_end = a + s_rows
+                    for i in range(s_rows):
+                        for t in range(d):
+                            Xsup[i * d + t] = <float>X[a + i, t]
+                    for i in range(3 * sp):
+                        row_norm[i] = 0
+                    fs_screen_norms(Xsup, s_rows, d, d, row_norm)
+                    for i in range(s_rows):  # rows where bfloat16 could overflow: not screened
+                        if not (row_norm[3 * i + 1] <= FS_SCREEN_LIMIT
+                                and row_norm[3 * i + 1] * widest <= FS_SCREEN_LIMIT):
+                            row_norm[3 * i] = -1
+                    fs_screen_pack_rows(Xsup, d, s_rows, d, _padded(s_rows), Xs)
+                    for t in prange(ntiles, num_threads=num_threads, schedule="dynamic"):
+                        c0 = t * class_tile
+                        fs_screen_tile(Xs, _padded(s_rows), d, &WT[c0, 0], &b[c0],
+                                       min(class_tile, C - c0), class_norm + 3 * c0, row_norm, gamma,
+                                       Wb + threadid() * wb_size, Zs + threadid() * zs_size,
+                                       upper + t * sp, lower + t * sp)
+                    for i in range(s_rows):
+                        # a lower bound of the row's log-sum-exp: the largest lower bound
+                        lse_floor = -INFINITY
+                        for t in range(ntiles):
+                            if lower[t * sp + i] > lse_floor:
+                                lse_floor = lower[t * sp + i]
+                        floor_[i] = lse_floor + log_threshold - log_c
+            screened = screening and a < screen_end
+            if screened:
+                rows_screened += m
+            off = a - screen_start
             for t in prange(ntiles, num_threads=num_threads, schedule="dynamic"):
                 c0 = t * class_tile
-                _tile_pass_a(_line_aligned(&Xp_buf[0, 0]), m, d, &WT[0, 0], &b[0], c0,
-                             min(class_tile, C - c0), &y[a], _line_aligned(&Z_buf[threadid(), 0]),
-                             stored + c0 * _padded(m) if t < nstored else NULL,
-                             &tile_max[t, 0], &tile_sum[t, 0], label_logit,
-                             &WT[c0 + num_threads * class_tile, 0]
-                             if c0 + num_threads * class_tile < C else NULL)
+                computed_t = _tile_pass_a(
+                    _line_aligned(&Xp_buf[0, 0]), m, d, &WT[0, 0], &b[0], c0,
+                    min(class_tile, C - c0), &y[a], _line_aligned(&Z_buf[threadid(), 0]),
+                    stored + c0 * _padded(m) if t < nstored else NULL,
+                    &tile_max[t, 0], &tile_sum[t, 0], label_logit,
+                    &WT[c0 + num_threads * class_tile, 0]
+                    if c0 + num_threads * class_tile < C else NULL,
+                    upper + t * sp + off if screened else NULL, floor_ + off,
+                    position + t * mp if screened else NULL, Xrows,
+                    _line_aligned(&Xp_buf[threadid() + 1, 0]),
+                    _line_aligned(&Xrow_buf[threadid() + 1, 0]))
+                if screened:
+                    computed[t] = computed_t
+                block_a += computed_t
+            pairs += m * ntiles
+            pairs_a += block_a
             for i in range(m):  # combine the tiles: the row's log-sum-exp and loss
                 lse[i] = fs_tiles_log_sum_exp(&tile_max[0, i], &tile_sum[0, i], ntiles, block)
                 loss += (sw[a + i] if sw != NULL else 1) * (lse[i] - label_logit[i])
             for t in prange(ntiles, num_threads=num_threads, schedule="dynamic"):
                 c0 = t * class_tile
                 ahead = t + num_threads  # (likely) this thread's next tile: prefetched
-                _tile_pass_b(Xrows, _line_aligned(&Xp_buf[0, 0]), m, d, &WT[0, 0], &b[0], c0,
+                pairs_b += _tile_pass_b(
+                             Xrows, _line_aligned(&Xp_buf[0, 0]), m, d, &WT[0, 0], &b[0], c0,
                              min(class_tile, C - c0), &y[a], sw + a if sw != NULL else NULL, lse,
                              &tile_max[t, 0], skip, log_threshold,
                              stored + c0 * _padded(m) if t < nstored else NULL,
+                             position + t * mp if screened else NULL,
+                             computed[t] if screened else m,
                              _line_aligned(&Z_buf[threadid(), 0]),
                              _line_aligned(&Xp_buf[threadid() + 1, 0]),
                              _line_aligned(&Xrow_buf[threadid() + 1, 0]), &dWT[0, 0], &db[0],
@@ -845,7 +1078,17 @@ def softmax_ce_sums_tiled(const xtype[:, ::1] X, const floating[:, ::1] WT,
                              &dWT[ahead * class_tile, 0] if ahead < ntiles else NULL,
                              stored + ahead * class_tile * _padded(m)
                              if ahead < nstored else NULL)
+            if screening:  # a block where the screening spares less than a tenth: rest 8
+                if not screened:  # blocks, twice as long after each such rest (at most 64)
+                    pause = max(0, pause - 1)
+                elif block_a * 10 > 9 * m * ntiles:
+                    pause = rest
+                    rest = min(2 * rest, 64)
+                else:
+                    rest = 8
             a += m
+    if counts is not None:
+        counts[0], counts[1], counts[2], counts[3] = pairs, pairs_a, pairs_b, rows_screened
     return loss
 
 cdef double _logistic_block(const xtype *X, Py_ssize_t n, Py_ssize_t n_after, Py_ssize_t d,

@@ -22,9 +22,20 @@ of recomputing them when they fit in :data:`STORED_LOGITS_BYTES` (40 MB, e.g.
 192 rows x 50,000 float32 classes), which is still independent of n (it
 keeps them as ``exp(z - tile max)``, so that pass B's residual is a product);
 beyond that, those of as many tiles as fit (:func:`stored_tiles`).
-The loss is never affected by the skipping (pass A is exact); each skipped
-entry ``s_i p_ic`` is below ``s_i * eps``, so every gradient entry moves by at
-most ``eps * sum_i s_i |x_ij|`` (``eps * sum_i s_i`` for the intercept).
+The loss is never affected by the skipping of pass B (pass A is exact); each
+skipped entry ``s_i p_ic`` is below ``s_i * eps``, so every gradient entry moves by
+at most ``eps * sum_i s_i |x_ij|`` (``eps * sum_i s_i`` for the intercept).
+
+Where the CPU has the AMX bfloat16 tiles, the compiled float32 kernel also
+*screens* pass A when skipping (:func:`screen_pass_a`, ``fs_tile_screen.h``):
+a bfloat16 product bounds every logit of a (row, tile) from above and below,
+exactly (rounding and Cauchy-Schwarz), and pass A computes in float32 only the
+rows of a tile whose upper bound reaches ``log(eps / C)`` above a lower bound
+of the row's log-sum-exp (and the rows whose label is in the tile).  The rows
+left out have every ``p_ic < eps / C``: together less than ``eps`` of the
+row's sum of exponentials, so each row's log-sum-exp, hence its loss, is
+within ``eps`` (``s_i eps`` weighted) below the exact one, and pass B skips
+them (the gradient bound above holds with ``eps (1 + eps)``).
 
 Tests force either regime and small tiles with :func:`forced`.
 """
@@ -61,12 +72,29 @@ CSR_TILE_ROWS = 256
 CSR_CLASS_TILE_BYTES = 1 << 12
 CSR_TILE_WEIGHT_BYTES = 1 << 19
 
-_forced = {"tiled": None, "class_tile": None, "row_block": None, "store_logits": None}
+# The compiled float32 tiled kernel screens pass A when skipping (bfloat16 bounds on the
+# AMX tiles, where the CPU has them: fs_tile_screen.h); False turns it off (A/B runs).
+SCREEN_PASS_A = True
+
+_forced = {"tiled": None, "class_tile": None, "row_block": None, "store_logits": None,
+           "screen": None}  # fmt: skip
 
 
 def skip_threshold(dtype):
     """The skipping bound: the machine epsilon of the float type (2**-23 for float32, 2**-52 for float64)."""
     return float(np.finfo(dtype).eps)
+
+
+def screen_pass_a():
+    """Whether the compiled tiled kernel may screen pass A when skipping (:data:`SCREEN_PASS_A`).
+
+    ``forced(screen=...)`` decides; otherwise never while a test forces the regime
+    (:func:`forced`), so that those tests keep checking the unscreened skipping, whose
+    loss is exact.
+    """
+    if _forced["screen"] is not None:
+        return bool(_forced["screen"])
+    return SCREEN_PASS_A and _forced["tiled"] is None
 
 
 def log_skip_threshold(dtype):
@@ -170,17 +198,18 @@ def stored_tiles(rows, C, class_tile, itemsize):
 
 
 @contextlib.contextmanager
-def forced(tiled=True, class_tile=None, row_block=None, store_logits=None):
+def forced(tiled=True, class_tile=None, row_block=None, store_logits=None, screen=None):
     """Force the regime (``tiled`` True/False, None: automatic), the class tile and the row block
     (and whether the compiled tiled kernel keeps a block's logits or recomputes them:
-    ``store_logits`` True, False, or the number of tiles, the first ones, that keep them).
+    ``store_logits`` True, False, or the number of tiles, the first ones, that keep them;
+    and whether it screens pass A when skipping: ``screen`` True, False, None: automatic).
 
     For tests: small shapes then run the tiled code with tile tails.  Not
     thread-safe (a module-level setting).
     """
     saved = dict(_forced)
     _forced.update(tiled=tiled, class_tile=class_tile, row_block=row_block,
-                   store_logits=store_logits)  # fmt: skip
+                   store_logits=store_logits, screen=screen)  # fmt: skip
     try:
         yield
     finally:

@@ -113,6 +113,11 @@ def softmax_ce_sums(X, coef, intercept, y, sample_weight, coef_grad_out, interce
     return float(loss), weight_total(sample_weight, n)
 
 
+# (row, tile) pairs of the last tiled call: all, computed by pass A, hot in pass B, and
+# the rows whose pass A was screened; filled when set to an intp array of 4 (tests, benchmarks)
+pass_counts = None
+
+
 def _softmax_ce_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out,
                            intercept_grad_out, block, class_tile, skip_negligible):  # fmt: skip
     # threads own class tiles: no per-thread copies of the (C, d) gradient
@@ -141,6 +146,7 @@ def _softmax_ce_sums_tiled(X, coef, intercept, y, sample_weight, coef_grad_out,
         np.empty((ntiles, block)), np.empty((ntiles, block)),
         np.empty(stored * class_tile * padded + line if stored else 0, dtype), class_tile,
         bool(skip_negligible), _tiling.log_skip_threshold(dtype), threads,
+        _tiling.screen_pass_a(), pass_counts,
     )  # fmt: skip
     intercept_grad_out[...] = intercept_grad
     return float(loss), weight_total(sample_weight, n)
