@@ -1165,9 +1165,11 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
     ``hyperparameters`` are the learner's in the learner table, ``states_W``
     its flat (C * d,) state arrays of ``WT`` in the table's order,
     ``states_b`` those of ``b`` (empty without ``fit_intercept``).  The
-    minibatch rows are used where they are (row-pointer tables).  Each
-    minibatch is split over ``num_threads`` threads (rows for the products,
-    entries of ``W`` for the update).  An empty ``sample_weight`` means unit
+    minibatch rows are used where they are (row-pointer tables).  On
+    ``num_threads >= 2`` threads the epoch runs in one parallel region and
+    each minibatch is split by features (_train_epoch_split); a minibatch
+    too large for that is split over the threads by rows for the products
+    and by entries of ``W`` for the update.  An empty ``sample_weight`` means unit
     weights; ``weight_mean > 0`` divides each weighted minibatch's data term
     by ``len(batch) * weight_mean``.  A ``batch_size`` above ``len(order)``
     is the full batch.  With ``l1 > 0`` each minibatch loss gains
@@ -1448,45 +1450,50 @@ cdef inline Py_ssize_t _lines(Py_ssize_t nbytes) noexcept nogil:
     return (nbytes + 63) // 64 * 64
 
 
+cdef inline char *_take(char *base, Py_ssize_t *at, Py_ssize_t nbytes) noexcept nogil:
+    # the next nbytes of a layout from base, on cache lines of their own
+    cdef char *p = base + at[0]
+    at[0] += _lines(nbytes)
+    return p
+
+
 cdef Py_ssize_t _split_scratch(char *base, SplitScratch *s, Py_ssize_t C, Py_ssize_t width,
                                Py_ssize_t B, Py_ssize_t n_states,
                                Py_ssize_t item) noexcept nogil:
     # Lays out one thread's buffers from base (on a cache line; NULL: only
-    # counts) into s; returns their bytes.  Each starts on a cache line of its own.
-    cdef Py_ssize_t at = 0, k, cols = C * width
-    cdef Py_ssize_t line = 64 // item
-    cdef char *o = base
-    s.W = o + at
-    at += _lines(cols * item)
-    s.packed = o + at
-    at += _lines(C * ((width + line - 1) // line * line) * item)
-    s.G = o + at
-    at += _lines(cols * item)
+    # counts) into s; returns their bytes.
+    cdef Py_ssize_t at = 0, k, cols = C * width, line = 64 // item
+    s.W = _take(base, &at, cols * item)
+    s.packed = _take(base, &at, C * ((width + line - 1) // line * line) * item)
+    s.G = _take(base, &at, cols * item)
     for k in range(n_states):
-        s.S[k] = o + at
-        at += _lines(cols * item)
-    s.Z = o + at
-    at += _lines(B * C * item)
-    s.b = o + at
-    at += _lines(C * item)
-    for k in range(n_states):
-        s.Sb[k] = o + at
-        at += _lines(C * item)
-    s.gb = o + at
-    at += _lines(C * item)
-    s.db = <double *>(o + at)
-    at += _lines(C * sizeof(double))
-    s.rows = <void **>(o + at)
-    at += _lines(B * sizeof(void *))
-    s.next_rows = <void **>(o + at)
-    at += _lines(B * sizeof(void *))
-    s.y_batch = <Py_ssize_t *>(o + at)
-    at += _lines(B * sizeof(Py_ssize_t))
-    s.sw_batch = o + at
-    at += _lines(B * item)
-    s.orthant = <signed char *>(o + at)
-    at += _lines(cols)
+        s.S[k] = _take(base, &at, cols * item)
+        s.Sb[k] = _take(base, &at, C * item)
+    s.Z = _take(base, &at, B * C * item)
+    s.b = _take(base, &at, C * item)
+    s.gb = _take(base, &at, C * item)
+    s.db = <double *>_take(base, &at, C * sizeof(double))
+    s.rows = <void **>_take(base, &at, B * sizeof(void *))
+    s.next_rows = <void **>_take(base, &at, B * sizeof(void *))
+    s.y_batch = <Py_ssize_t *>_take(base, &at, B * sizeof(Py_ssize_t))
+    s.sw_batch = _take(base, &at, B * item)
+    s.orthant = <signed char *>_take(base, &at, cols)
     return at
+
+
+cdef double _minibatch_scale(const floating *swb, Py_ssize_t nb, double weight_mean) noexcept nogil:
+    # what a minibatch's data sums are multiplied by: 1 / its rows, or with
+    # weights swb 1 / their sum, or 1 / (rows * weight_mean) given a
+    # weight_mean > 0 (the estimators' unbiased-estimate convention)
+    cdef double m = nb
+    cdef Py_ssize_t r
+    if swb != NULL and weight_mean > 0:
+        m = nb * weight_mean
+    elif swb != NULL:
+        m = 0
+        for r in range(nb):
+            m += swb[r]
+    return 1.0 / m if m > 0 else 0.0
 
 
 cdef void _copy_columns(floating *dst, Py_ssize_t dst_stride, const floating *src,
@@ -1519,7 +1526,7 @@ cdef void _split_worker(SplitEpoch *e, int tid, int team, const xtype *x_type,
     cdef const xtype **next_rows
     cdef floating *partials = <floating *>e.partials
     cdef double *pen
-    cdef double data, m, scale, loss, total = 0.0, sq
+    cdef double data, scale, loss, total = 0.0, sq
     cdef long t = e.t
     cdef int parity, u
     cdef unsigned int csr
@@ -1592,15 +1599,7 @@ cdef void _split_worker(SplitEpoch *e, int tid, int team, const xtype *x_type,
         memset(Gt, 0, cols * sizeof(floating))
         _bwd(rows, nb, w, Z, C, Gt, next_rows)
         fs_restore_csr(csr)
-        if swb != NULL and e.weight_mean > 0:
-            m = nb * e.weight_mean  # the estimators' unbiased-estimate convention
-        elif swb != NULL:
-            m = 0
-            for r in range(nb):
-                m += swb[r]
-        else:
-            m = nb
-        scale = 1.0 / m if m > 0 else 0.0
+        scale = _minibatch_scale(swb, nb, e.weight_mean)
         if tid == 0:
             loss = data * scale
             pen = e.penalties + parity * team * 2

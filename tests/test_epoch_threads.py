@@ -51,39 +51,44 @@ def split_columns(threads, batch_size, X, W):
     )
 
 
-def run_epochs(cy, threads, X, y, sw, W, b, kind, *, batch_size, epochs=2, l2=0.0, l1=0.0,
-               fit_intercept=True, weight_mean=None, seed=1):  # fmt: skip
-    """``epochs`` epochs of the cython kernel on ``threads`` threads, on copies."""
-    fastsoftmax.set_num_threads(threads)
+def epochs_of(one_epoch, W, b, kind, n, epochs, seed):
+    """``epochs`` epochs ``one_epoch(W, b, state, order, lr, t) -> (loss, t)`` on copies."""
     W, b = W.copy(), b.copy()
     state = new_state(kind, W, b)
     rng, t, losses = np.random.default_rng(seed), 3, []
     for epoch in range(epochs):
-        order = rng.permutation(X.shape[0])
         lr = LEARNING_RATES.get(kind, 0.05) / (1 + epoch)
-        loss, t = cy.train_epoch(X, y, sw, W, b, order, batch_size, l2, fit_intercept, kind,
-                                 HYPERPARAMETERS[kind], lr, t, state, weight_mean, l1=l1)  # fmt: skip
+        loss, t = one_epoch(W, b, state, rng.permutation(n), lr, t)
         losses.append(loss)
     return W, b, state, t, losses
+
+
+def run_epochs(cy, threads, X, y, sw, W, b, kind, *, batch_size, epochs=2, l2=0.0, l1=0.0,
+               fit_intercept=True, weight_mean=None, seed=1):  # fmt: skip
+    """Epochs of the cython kernel on ``threads`` threads."""
+    fastsoftmax.set_num_threads(threads)
+    return epochs_of(
+        lambda W, b, state, order, lr, t: cy.train_epoch(
+            X, y, sw, W, b, order, batch_size, l2, fit_intercept, kind, HYPERPARAMETERS[kind],
+            lr, t, state, weight_mean, l1=l1,
+        ),
+        W, b, kind, X.shape[0], epochs, seed,
+    )  # fmt: skip
 
 
 def oracle_epochs(X, y, sw, W, b, kind, *, batch_size, epochs=2, l2=0.0, l1=0.0,
                   fit_intercept=True, weight_mean=None, seed=1):  # fmt: skip
     """The same epochs as the NumPy loops of ``test_train_epoch``."""
-    W, b = W.copy(), b.copy()
-    state = new_state(kind, W, b)
-    rng, t, losses = np.random.default_rng(seed), 3, []
-    for epoch in range(epochs):
-        order = rng.permutation(X.shape[0])
-        lr = LEARNING_RATES.get(kind, 0.05) / (1 + epoch)
+    hp = HYPERPARAMETERS[kind]
+
+    def one_epoch(W, b, state, order, lr, t):
         if l1:
-            loss, t = reference_l1_epoch(X.astype(W.dtype), y, W, b, order, batch_size, l2, l1,
-                                         kind, HYPERPARAMETERS[kind], lr, t, state)  # fmt: skip
-        else:
-            loss, t = reference_epoch(X, y, sw, W, b, order, batch_size, l2, fit_intercept, kind,
-                                      HYPERPARAMETERS[kind], lr, t, state, weight_mean)  # fmt: skip
-        losses.append(loss)
-    return W, b, state, t, losses
+            return reference_l1_epoch(X.astype(W.dtype), y, W, b, order, batch_size, l2, l1,
+                                      kind, hp, lr, t, state)  # fmt: skip
+        return reference_epoch(X, y, sw, W, b, order, batch_size, l2, fit_intercept, kind, hp,
+                               lr, t, state, weight_mean)  # fmt: skip
+
+    return epochs_of(one_epoch, W, b, kind, X.shape[0], epochs, seed)
 
 
 def assert_close(got, want, dtype):
