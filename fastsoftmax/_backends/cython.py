@@ -26,7 +26,7 @@ from . import _epoch_args, _tiling, weight_total
 _MIN_ELEMENTS_PER_THREAD = 1 << 16
 _MIN_FLOPS_PER_THREAD = 1 << 20
 # multiply-adds of a minibatch (rows x features x classes) per thread of train_epoch
-_MIN_EPOCH_WORK_PER_THREAD = 1 << 14
+_MIN_EPOCH_WORK_PER_THREAD = 1 << 15
 
 
 def _threads(work, min_work=_MIN_ELEMENTS_PER_THREAD):
