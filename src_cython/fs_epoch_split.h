@@ -98,12 +98,13 @@ static long long fs_now_ns(void)
 static int fs_behind(int reached, int round) { return (int)((unsigned)round - (unsigned)reached) > 0; }
 
 /* Thread `me` reaches round `round` (1, 2, ...: one more each call) and
- * waits until every thread of the team has.  The release store of the flag
+ * waits until every thread of the team has; returns 1 if it had to sleep.  The release store of the flag
  * and the acquire loads of the others order every write a thread made
  * before it reached a round before every read another makes after it
  * leaves the round. */
-static void fs_barrier_wait(fs_barrier *bar, int me, int round)
+static int fs_barrier_wait(fs_barrier *bar, int me, int round)
 {
+    int slept = 0;
     fs_flag *mine = &bar->flags[me];
     __atomic_store_n(&mine->round, round, __ATOMIC_SEQ_CST);
     /* (seq_cst: this load cannot pass the store above, nor a sleeper's
@@ -126,11 +127,32 @@ static void fs_barrier_wait(fs_barrier *bar, int me, int round)
                     while (fs_behind(seen = __atomic_load_n(&other->round, __ATOMIC_SEQ_CST), round))
                         fs_futex_wait(&other->round, seen);
                     __atomic_sub_fetch(&other->sleepers, 1, __ATOMIC_RELAXED);
+                    slept = 1;
                     break;
                 }
             }
         }
     }
+    return slept;
+}
+
+/* The team's way out of the split when its threads keep waiting for each
+ * other (cores shared with other processes): a thread asks the team to stop
+ * after round `round`, the next it reaches (the first asking wins), and
+ * every thread reads the request after each barrier.  A request for round r
+ * is written before its writer reaches r, so every thread sees it when it
+ * leaves round r, and none sees it earlier than r: all stop after the same
+ * round. */
+static void fs_request_stop(int *stop_round, int round)
+{
+    int none = 0;
+    __atomic_compare_exchange_n(stop_round, &none, round, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
+static int fs_stop_after(const int *stop_round, int round)
+{
+    const int r = __atomic_load_n(stop_round, __ATOMIC_RELAXED);
+    return r != 0 && !fs_behind(round, r);
 }
 
 /* The first feature of part `part` of `parts` of d features, split at
