@@ -1463,9 +1463,11 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
     ``hyperparameters`` are the learner's in the learner table, ``states_W``
     its flat (C * d,) state arrays of ``WT`` in the table's order,
     ``states_b`` those of ``b`` (empty without ``fit_intercept``).  The
-    minibatch rows are used where they are (row-pointer tables).  Each
-    minibatch is split over ``num_threads`` threads (rows for the products,
-    entries of ``W`` for the update).  An empty ``sample_weight`` means unit
+    minibatch rows are used where they are (row-pointer tables).  On
+    ``num_threads >= 2`` threads the epoch runs in one parallel region and
+    each minibatch is split by features (_train_epoch_split); a minibatch
+    too large for that is split over the threads by rows for the products
+    and by entries of ``W`` for the update.  An empty ``sample_weight`` means unit
     weights; ``weight_mean > 0`` divides each weighted minibatch's data term
     by ``len(batch) * weight_mean``.  A ``batch_size`` above ``len(order)``
     is the full batch.  With ``l1 > 0`` each minibatch loss gains
@@ -1539,6 +1541,12 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
     if n == 0:
         return 0.0, t
     batch_size = min(batch_size, n)  # and so are the per-batch buffers
+    if _use_feature_split(nt, batch_size, d, sizeof(xtype)):
+        split = _train_epoch_split(X, y, sample_weight, weight_mean, WT, b, order, batch_size, l2,
+                                   fit_intercept, code, hyperparameters, lr, t, states_W, states_b,
+                                   sW, sb, n_states, nt, l1)
+        if split is not None:  # (None: fewer threads than nt, the row split below runs)
+            return split
 
     try:
         rows = <const xtype **>malloc(2 * batch_size * sizeof(xtype *))
@@ -1646,3 +1654,445 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
         free(data_t)
         free(orthant)
     return total / n, t
+
+
+# ------------------------------------------------------------------------
+# The epoch on two threads or more, split by features (fs_epoch_split.h)
+#
+# Thread t of the team owns the features [f0, f1) of W (C, d), split at
+# whole cache lines of weights, and keeps its columns of W, of the learner
+# states and their forward panels in buffers of its own for the whole epoch.
+# Per minibatch k each thread
+#   1. computes the partial logits of all the rows over its features (no
+#      intercept) into its slot of the shared buffer of parity k % 2, and the
+#      penalty sums of its weights (before this step's update) next to them;
+#   2. waits at the barrier;
+#   3. sums the partial logits of all threads in thread order (so every
+#      thread gets the same logits, bit for bit), adds the intercept, and
+#      forms the residual and the data loss of the whole minibatch (B x C:
+#      redundant on every thread, cheaper than a second barrier);
+#   4. computes the gradient of its own columns from the residual and the
+#      rows it read in 1 (still in its cache), and steps its columns and their
+#      learner states; each thread steps its own copy of the intercept and of
+#      its states identically (they see the same residual), thread 0's copy
+#      is the one written back.
+# One barrier per minibatch suffices: a thread writes the slot of parity
+# k % 2 again only in minibatch k + 2, after the barrier of minibatch k + 1,
+# which every thread reaches only after it has read the slots of minibatch k
+# (in step 3, and thread 0 the penalty sums).  The intercept and its states
+# are read (copied in) before a thread's first barrier and written back by
+# thread 0 after its last, and every epoch has a minibatch: no thread still
+# reads them when thread 0 writes.
+
+cdef extern from "fs_epoch_split.h" nogil:
+    ctypedef struct fs_barrier:
+        pass
+    ctypedef void (*fs_team_body)(void *ctx, int thread, int threads) noexcept nogil
+    void fs_run_team(int threads, fs_team_body body, void *ctx, fs_barrier *bar)
+    int fs_barrier_wait(fs_barrier *bar, int me, int round)
+    void fs_request_stop(int *stop_round, int round)
+    int fs_stop_after(const int *stop_round, int round)
+    enum: FS_MAX_TEAM
+    Py_ssize_t fs_split_point(Py_ssize_t d, int parts, int part, Py_ssize_t unit)
+    void fs_sum_partials_f32(float *Z, const float *P, Py_ssize_t stride, int parts,
+                             const float *b, Py_ssize_t n, Py_ssize_t C)
+    void fs_sum_partials_f64(double *Z, const double *P, Py_ssize_t stride, int parts,
+                             const double *b, Py_ssize_t n, Py_ssize_t C)
+
+
+cdef enum:
+    # a thread that had to sleep at the barrier more than this many times
+    # plus one in _SPLIT_SLEEPS_PER of the minibatches so far (the cores are
+    # shared: its partner was not running) has the team stop, and the rest of
+    # the epoch runs on one thread
+    _SPLIT_MAX_SLEEPS = 8
+    _SPLIT_SLEEPS_PER = 64
+
+# (tests: the split stops after this many minibatches, 0: never)
+cdef int _split_stop_round = 0
+
+
+def _set_split_stop(int minibatches):
+    """Have the feature-split epoch hand over to one thread after
+    ``minibatches`` minibatches (0: only when the threads keep sleeping at the
+    barrier).  For tests."""
+    global _split_stop_round
+    _split_stop_round = minibatches
+
+
+cdef enum:
+    # a minibatch's share of rows (B x its features) above this many bytes
+    # would not stay in L2 between the forward and the backward product: the
+    # row split (train_epoch's prange branches) is used then
+    _SPLIT_MAX_SHARE_BYTES = 1 << 20
+
+
+ctypedef struct SplitEpoch:
+    fs_barrier barrier
+    const void *X                 # xtype (n_rows, d)
+    const Py_ssize_t *y
+    const void *sample_weight     # floating (n_rows,), NULL: unit weights
+    const Py_ssize_t *order
+    void *WT                      # floating (C, d), updated at the end of the epoch
+    void *b                       # floating (C,)
+    void *states_W[MAX_LEARNER_STATES]
+    void *states_b[MAX_LEARNER_STATES]
+    void *partials                # floating: 2 parities x team x slot, class-major logits
+    double *penalties             # 2 parities x team x 2: sum W^2, sum |W| of each thread's columns
+    const void *zeros             # floating (C,) zeros, the intercept of the partial logits
+    char *scratch                 # each thread's buffers (_split_scratch), scratch_bytes apart
+    Py_ssize_t scratch_bytes
+    Py_ssize_t slot               # entries of a thread's slot of partial logits
+    const double *hp
+    Py_ssize_t n, d, C, batch_size, n_states, n_hp, unit, width
+    double weight_mean, l2, l1, lr
+    long t
+    int code, fit_intercept, weighted, threads
+    int stop_round                # fs_request_stop
+    int forced_stop               # _split_stop_round
+    # results, written by thread 0
+    double total
+    long t_out
+    Py_ssize_t done               # minibatches trained
+    int team
+
+
+ctypedef struct SplitScratch:
+    void *W                       # floating (C, width): this thread's columns of WT
+    void *packed                  # their forward panels
+    void *G                       # their gradient
+    void *S[MAX_LEARNER_STATES]   # their learner states
+    void *Z                       # floating (batch_size C): logits, then residual (class-major)
+    void *b                       # floating (C,): this thread's copy of the intercept
+    void *Sb[MAX_LEARNER_STATES]  # and of its states
+    void *gb                      # floating (C,)
+    double *db                    # (C,)
+    void **rows                   # (batch_size,) row pointers at the thread's first feature
+    void **next_rows              # and those of the next minibatch
+    Py_ssize_t *y_batch
+    void *sw_batch                # floating (batch_size,)
+    signed char *orthant          # (C width,)
+
+
+cdef inline Py_ssize_t _lines(Py_ssize_t nbytes) noexcept nogil:
+    # nbytes rounded up to whole cache lines
+    return (nbytes + 63) // 64 * 64
+
+
+cdef inline char *_take(char *base, Py_ssize_t *at, Py_ssize_t nbytes) noexcept nogil:
+    # the next nbytes of a layout from base, on cache lines of their own
+    cdef char *p = base + at[0]
+    at[0] += _lines(nbytes)
+    return p
+
+
+cdef Py_ssize_t _split_scratch(char *base, SplitScratch *s, Py_ssize_t C, Py_ssize_t width,
+                               Py_ssize_t B, Py_ssize_t n_states,
+                               Py_ssize_t item) noexcept nogil:
+    # Lays out one thread's buffers from base (on a cache line; NULL: only
+    # counts) into s; returns their bytes.
+    cdef Py_ssize_t at = 0, k, cols = C * width, line = 64 // item
+    s.W = _take(base, &at, cols * item)
+    s.packed = _take(base, &at, C * ((width + line - 1) // line * line) * item)
+    s.G = _take(base, &at, cols * item)
+    for k in range(n_states):
+        s.S[k] = _take(base, &at, cols * item)
+        s.Sb[k] = _take(base, &at, C * item)
+    s.Z = _take(base, &at, B * C * item)
+    s.b = _take(base, &at, C * item)
+    s.gb = _take(base, &at, C * item)
+    s.db = <double *>_take(base, &at, C * sizeof(double))
+    s.rows = <void **>_take(base, &at, B * sizeof(void *))
+    s.next_rows = <void **>_take(base, &at, B * sizeof(void *))
+    s.y_batch = <Py_ssize_t *>_take(base, &at, B * sizeof(Py_ssize_t))
+    s.sw_batch = _take(base, &at, B * item)
+    s.orthant = <signed char *>_take(base, &at, cols)
+    return at
+
+
+cdef double _minibatch_scale(const floating *swb, Py_ssize_t nb, double weight_mean) noexcept nogil:
+    # what a minibatch's data sums are multiplied by: 1 / its rows, or with
+    # weights swb 1 / their sum, or 1 / (rows * weight_mean) given a
+    # weight_mean > 0 (the estimators' unbiased-estimate convention)
+    cdef double m = nb
+    cdef Py_ssize_t r
+    if swb != NULL and weight_mean > 0:
+        m = nb * weight_mean
+    elif swb != NULL:
+        m = 0
+        for r in range(nb):
+            m += swb[r]
+    return 1.0 / m if m > 0 else 0.0
+
+
+cdef void _copy_columns(floating *dst, Py_ssize_t dst_stride, const floating *src,
+                        Py_ssize_t src_stride, Py_ssize_t C, Py_ssize_t width) noexcept nogil:
+    cdef Py_ssize_t c
+    if width > 0:
+        for c in range(C):
+            memcpy(dst + c * dst_stride, src + c * src_stride, width * sizeof(floating))
+
+
+cdef void _split_worker(SplitEpoch *e, int tid, int team, const xtype *x_type,
+                        floating *w_type) noexcept nogil:
+    # One thread's whole epoch (see the protocol above); x_type and w_type
+    # (NULL) only pick the types.
+    cdef Py_ssize_t d = e.d, C = e.C, B = e.batch_size, n = e.n, n_states = e.n_states
+    cdef Py_ssize_t f0, f1, w, cols, k, q, lo, hi, nb, r, i, c
+    cdef SplitScratch s
+    cdef const xtype *X = <const xtype *>e.X
+    cdef const floating *sample_weight = <const floating *>e.sample_weight
+    cdef floating *WT = <floating *>e.WT
+    cdef floating *Wt
+    cdef floating *Gt
+    cdef floating *Z
+    cdef floating *bt
+    cdef floating *gb
+    cdef floating *swb
+    cdef floating *sW[MAX_LEARNER_STATES]
+    cdef floating *sb[MAX_LEARNER_STATES]
+    cdef const xtype **rows
+    cdef const xtype **next_rows
+    cdef floating *partials = <floating *>e.partials
+    cdef double *pen
+    cdef double data, scale, loss, total = 0.0, sq
+    cdef long t = e.t
+    cdef int parity, u, sleeps = 0
+    cdef Py_ssize_t done = 0
+    cdef unsigned int csr
+    if team != e.threads:
+        # the OpenMP runtime gave a smaller team: nothing is done, and the
+        # caller trains the epoch with the team it has
+        if tid == 0:
+            e.team = team
+        return
+    f0 = fs_split_point(d, team, tid, e.unit)
+    f1 = fs_split_point(d, team, tid + 1, e.unit)
+    w = f1 - f0
+    cols = C * w
+    _split_scratch(e.scratch + tid * e.scratch_bytes, &s, C, e.width, B, n_states,
+                   sizeof(floating))
+    Wt, Gt, Z, bt, gb = <floating *>s.W, <floating *>s.G, <floating *>s.Z, <floating *>s.b, <floating *>s.gb
+    rows, next_rows = <const xtype **>s.rows, <const xtype **>s.next_rows
+    swb = <floating *>s.sw_batch if e.weighted else NULL
+    # this thread's columns of W and of its states, and its copy of b and of theirs
+    _copy_columns(Wt, w, WT + f0, d, C, w)
+    for k in range(n_states):
+        sW[k] = <floating *>s.S[k]
+        _copy_columns(sW[k], w, <floating *>e.states_W[k] + f0, d, C, w)
+        sb[k] = <floating *>s.Sb[k]
+        if e.fit_intercept:
+            memcpy(sb[k], e.states_b[k], C * sizeof(floating))
+    memcpy(bt, e.b, C * sizeof(floating))
+    for k in range((n + B - 1) // B):
+        lo = k * B
+        hi = min(lo + B, n)
+        nb = hi - lo
+        parity = k & 1
+        for r in range(nb):
+            i = e.order[lo + r]
+            rows[r] = X + i * d + f0
+            next_rows[r] = X + e.order[min(hi + r, n - 1)] * d + f0
+            s.y_batch[r] = e.y[i]
+            if swb != NULL:
+                swb[r] = sample_weight[i]
+        # 1. partial logits over this thread's features, and its penalty sums
+        _pack_weights(Wt, C, w, <floating *>s.packed)
+        csr = fs_flush_denormals()
+        _fwd(rows, nb, w, <const floating *>s.packed, <const floating *>e.zeros, C,
+             partials + (parity * team + tid) * e.slot, 1, nb, next_rows)
+        pen = e.penalties + (parity * team + tid) * 2
+        if e.l2 != 0:
+            sq = 0
+            for q in range(cols):
+                sq += <double>Wt[q] * Wt[q]
+            pen[0] = sq
+        if e.l1 != 0:
+            sq = 0
+            for q in range(cols):
+                sq += fabs(<double>Wt[q])
+            pen[1] = sq
+        # 2.
+        if fs_barrier_wait(&e.barrier, tid, <int>(k + 1)):
+            sleeps += 1
+            if sleeps > _SPLIT_MAX_SLEEPS + k // _SPLIT_SLEEPS_PER:
+                fs_request_stop(&e.stop_round, <int>(k + 2))
+        if e.forced_stop == k + 2:
+            fs_request_stop(&e.stop_round, <int>(k + 2))
+        # 3. the minibatch's logits, residual and data loss, on every thread alike
+        if floating is float:
+            fs_sum_partials_f32(Z, partials + parity * team * e.slot, e.slot, team, bt, nb, C)
+        else:
+            fs_sum_partials_f64(Z, partials + parity * team * e.slot, e.slot, team, bt, nb, C)
+        for c in range(C):
+            s.db[c] = 0
+        if floating is float:
+            data = fs_ce_residual_cols_f32(Z, nb, C, s.y_batch, swb, s.db)
+        else:
+            data = fs_ce_residual_cols_f64(Z, nb, C, s.y_batch, swb, s.db)
+        # 4. the gradient of this thread's columns, and its step
+        memset(Gt, 0, cols * sizeof(floating))
+        _bwd(rows, nb, w, Z, C, Gt, next_rows)
+        fs_restore_csr(csr)
+        scale = _minibatch_scale(swb, nb, e.weight_mean)
+        if tid == 0:
+            loss = data * scale
+            pen = e.penalties + parity * team * 2
+            if e.l2 != 0:
+                sq = 0
+                for u in range(team):
+                    sq += pen[2 * u]
+                loss += 0.5 * e.l2 * sq
+            if e.l1 != 0:
+                sq = 0
+                for u in range(team):
+                    sq += pen[2 * u + 1]
+                loss += e.l1 * sq
+            total += loss * nb
+        t += 1
+        if e.code == LEARNER_SGD and e.l1 == 0:
+            if floating is float:
+                fs_sgd_step_f32(Wt, Gt, cols, <float>scale, <float>e.l2, <float>e.lr)
+            else:
+                fs_sgd_step_f64(Wt, Gt, cols, scale, e.l2, e.lr)
+        else:
+            _epoch_update(0, cols, 1, cols, Wt, Gt, <floating>scale, <floating>e.l2, e.code,
+                          sW, n_states, e.hp, e.n_hp, e.lr, t, <floating>e.l1, s.orthant)
+        if e.fit_intercept:
+            for c in range(C):
+                gb[c] = <floating>(s.db[c] * scale)
+            _learner_update(e.code, bt, gb, sb, n_states, e.hp, e.n_hp, C, e.lr, t)
+        done = k + 1
+        if fs_stop_after(&e.stop_round, <int>done):
+            break
+    _copy_columns(WT + f0, d, Wt, w, C, w)
+    for k in range(n_states):
+        _copy_columns(<floating *>e.states_W[k] + f0, d, sW[k], w, C, w)
+    if tid == 0:
+        if e.fit_intercept:
+            memcpy(e.b, bt, C * sizeof(floating))
+            for k in range(n_states):
+                memcpy(e.states_b[k], sb[k], C * sizeof(floating))
+        e.total = total
+        e.t_out = t
+        e.done = done
+        e.team = team
+
+
+# the worker of each (X, W) type pair, as a team body
+cdef void _split_body_f32(void *e, int tid, int team) noexcept nogil:
+    _split_worker(<SplitEpoch *>e, tid, team, <const float *>NULL, <float *>NULL)
+
+
+cdef void _split_body_f64(void *e, int tid, int team) noexcept nogil:
+    _split_worker(<SplitEpoch *>e, tid, team, <const double *>NULL, <double *>NULL)
+
+
+cdef void _split_body_u8_f32(void *e, int tid, int team) noexcept nogil:
+    _split_worker(<SplitEpoch *>e, tid, team, <const uint8_t *>NULL, <float *>NULL)
+
+
+cdef void _split_body_u8_f64(void *e, int tid, int team) noexcept nogil:
+    _split_worker(<SplitEpoch *>e, tid, team, <const uint8_t *>NULL, <double *>NULL)
+
+
+cdef bint _use_feature_split(int nt, Py_ssize_t batch_size, Py_ssize_t d,
+                             Py_ssize_t itemsize) noexcept nogil:
+    # the feature split when each thread's share of a minibatch stays in L2
+    # between its two products (and the row split otherwise)
+    return (2 <= nt <= FS_MAX_TEAM
+            and batch_size * ((d + nt - 1) // nt) * itemsize <= _SPLIT_MAX_SHARE_BYTES)
+
+
+cdef object _train_epoch_split(const xtype[:, ::1] X, const Py_ssize_t[::1] y,
+                               const floating[::1] sample_weight, double weight_mean,
+                               floating[:, ::1] WT, floating[::1] b, const Py_ssize_t[::1] order,
+                               Py_ssize_t batch_size, double l2, bint fit_intercept, int code,
+                               const double[::1] hyperparameters, double lr, long t,
+                               list states_W, list states_b, floating **sW, floating **sb,
+                               Py_ssize_t n_states, int nt, double l1):
+    # train_epoch's epoch on nt >= 2 threads, split by features; the
+    # arguments are checked (train_epoch), order is not empty and
+    # batch_size <= len(order).  Returns (loss, t), or None when the OpenMP
+    # runtime gave fewer threads than nt (nothing updated then).  When the
+    # team stops early (its threads kept sleeping at the barrier), the rest
+    # of the epoch runs on one thread.
+    cdef SplitEpoch e
+    cdef SplitScratch counted
+    cdef Py_ssize_t C = WT.shape[0], d = WT.shape[1], k, share_bytes
+    cdef Py_ssize_t item = sizeof(floating), line = 64 // sizeof(floating)
+    cdef fs_team_body body
+    cdef void *buffer = NULL
+    cdef char *base
+    _check_x_type(<const xtype *>NULL, <const floating *>NULL)
+    if xtype is uint8_t:
+        body = _split_body_u8_f32 if floating is float else _split_body_u8_f64
+    elif xtype is float:
+        body = _split_body_f32
+    else:
+        body = _split_body_f64
+    e.X = &X[0, 0]
+    e.y = &y[0]
+    e.sample_weight = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    e.weighted = sample_weight.shape[0] > 0
+    e.order = &order[0]
+    e.WT = &WT[0, 0]
+    e.b = &b[0]
+    for k in range(n_states):
+        e.states_W[k] = sW[k]
+        e.states_b[k] = sb[k] if fit_intercept else NULL
+    e.hp = &hyperparameters[0] if hyperparameters.shape[0] > 0 else NULL
+    e.n, e.d, e.C, e.batch_size = order.shape[0], d, C, batch_size
+    e.n_states, e.n_hp = n_states, hyperparameters.shape[0]
+    e.unit = line  # a cache line of weights
+    e.width = 0
+    for k in range(nt):
+        e.width = max(e.width, fs_split_point(d, nt, k + 1, line) - fs_split_point(d, nt, k, line))
+    e.width = max(e.width, 1)
+    e.weight_mean, e.l2, e.l1, e.lr, e.t = weight_mean, l2, l1, lr, t
+    e.code, e.fit_intercept, e.threads = code, fit_intercept, nt
+    e.total, e.t_out, e.team, e.done = 0.0, t, 0, 0
+    e.stop_round, e.forced_stop = 0, _split_stop_round
+    e.slot = _lines(batch_size * C * item) // item
+    e.scratch_bytes = _split_scratch(NULL, &counted, C, e.width, batch_size, n_states, item)
+    share_bytes = (_lines(2 * nt * e.slot * item) + _lines(2 * nt * 2 * sizeof(double))
+                   + _lines(C * item))
+    buffer = malloc(share_bytes + nt * e.scratch_bytes + 64)
+    if buffer == NULL:
+        raise MemoryError(f"no memory for the buffers of minibatches of {batch_size} rows "
+                          f"on {nt} threads")
+    try:
+        base = <char *>((<size_t>buffer + 63) & ~(<size_t>63))
+        e.partials = base
+        base += _lines(2 * nt * e.slot * item)
+        e.penalties = <double *>base
+        base += _lines(2 * nt * 2 * sizeof(double))
+        memset(base, 0, C * item)
+        e.zeros = base
+        base += _lines(C * item)
+        e.scratch = base
+        with nogil:
+            fs_run_team(nt, body, &e, &e.barrier)
+    finally:
+        free(buffer)
+    if e.team != nt:
+        return None
+    if e.done * batch_size < e.n:  # the team stopped: the rest on one thread
+        rest = e.n - e.done * batch_size
+        loss, t = train_epoch(X, y, sample_weight, weight_mean, WT, b, order[e.done * batch_size:],
+                              batch_size, l2, fit_intercept, code, hyperparameters, lr, e.t_out,
+                              states_W, states_b, 1, l1)
+        return (e.total + loss * rest) / e.n, t
+    return e.total / e.n, e.t_out
+
+
+def epoch_split_columns(int num_threads, Py_ssize_t batch_size, Py_ssize_t d,
+                        Py_ssize_t x_itemsize, Py_ssize_t w_itemsize):
+    """The first feature of each thread's columns (``num_threads + 1``
+    entries, the last ``d``) when ``train_epoch`` splits its minibatches of
+    ``batch_size`` rows by features on ``num_threads`` threads (X entries of
+    ``x_itemsize`` bytes, weights of ``w_itemsize``), or None when it does
+    not (one thread, or the row split of large minibatches).  For tests."""
+    if not _use_feature_split(num_threads, batch_size, d, x_itemsize):
+        return None
+    return [fs_split_point(d, num_threads, k, 64 // w_itemsize) for k in range(num_threads + 1)]

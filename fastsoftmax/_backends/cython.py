@@ -25,6 +25,8 @@ from . import _epoch_args, _tiling, weight_total
 # Below this much work per thread, a second thread costs more than it saves.
 _MIN_ELEMENTS_PER_THREAD = 1 << 16
 _MIN_FLOPS_PER_THREAD = 1 << 20
+# multiply-adds of a minibatch (rows x features x classes) per thread of train_epoch
+_MIN_EPOCH_WORK_PER_THREAD = 1 << 15
 
 
 def _threads(work, min_work=_MIN_ELEMENTS_PER_THREAD):
@@ -358,8 +360,9 @@ def train_epoch(
     )
     _epoch_args.check_update_status(status, spec, "cython", "src_cython/_cython_kernels.pyx")
     C, d = args.WT.shape
-    # a minibatch is split over threads when each gets enough work
-    threads = _threads(args.batch_size * d * C, _MIN_FLOPS_PER_THREAD // 4)
+    # a minibatch is split over threads when each gets enough work (on 2+
+    # threads by features, with one barrier a minibatch: fs_epoch_split.h)
+    threads = _threads(args.batch_size * d * C, _MIN_EPOCH_WORK_PER_THREAD)
     loss, t = _k.train_epoch(
         X, args.y, args.sample_weight,
         float(weight_mean or 0.0), args.WT, args.b, args.order, args.batch_size, float(l2),
