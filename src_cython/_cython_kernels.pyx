@@ -1690,34 +1690,12 @@ cdef extern from "fs_epoch_split.h" nogil:
     ctypedef void (*fs_team_body)(void *ctx, int thread, int threads) noexcept nogil
     void fs_run_team(int threads, fs_team_body body, void *ctx, fs_barrier *bar)
     int fs_barrier_wait(fs_barrier *bar, int me, int round)
-    void fs_request_stop(int *stop_round, int round)
-    int fs_stop_after(const int *stop_round, int round)
     enum: FS_MAX_TEAM
     Py_ssize_t fs_split_point(Py_ssize_t d, int parts, int part, Py_ssize_t unit)
     void fs_sum_partials_f32(float *Z, const float *P, Py_ssize_t stride, int parts,
                              const float *b, Py_ssize_t n, Py_ssize_t C)
     void fs_sum_partials_f64(double *Z, const double *P, Py_ssize_t stride, int parts,
                              const double *b, Py_ssize_t n, Py_ssize_t C)
-
-
-cdef enum:
-    # a thread that had to sleep at the barrier more than this many times
-    # plus one in _SPLIT_SLEEPS_PER of the minibatches so far (the cores are
-    # shared: its partner was not running) has the team stop, and the rest of
-    # the epoch runs on one thread
-    _SPLIT_MAX_SLEEPS = 8
-    _SPLIT_SLEEPS_PER = 64
-
-# (tests: the split stops after this many minibatches, 0: never)
-cdef int _split_stop_round = 0
-
-
-def _set_split_stop(int minibatches):
-    """Have the feature-split epoch hand over to one thread after
-    ``minibatches`` minibatches (0: only when the threads keep sleeping at the
-    barrier).  For tests."""
-    global _split_stop_round
-    _split_stop_round = minibatches
 
 
 cdef enum:
@@ -1748,12 +1726,9 @@ ctypedef struct SplitEpoch:
     double weight_mean, l2, l1, lr
     long t
     int code, fit_intercept, weighted, threads
-    int stop_round                # fs_request_stop
-    int forced_stop               # _split_stop_round
     # results, written by thread 0
     double total
     long t_out
-    Py_ssize_t done               # minibatches trained
     int team
 
 
@@ -1857,8 +1832,7 @@ cdef void _split_worker(SplitEpoch *e, int tid, int team, const xtype *x_type,
     cdef double *pen
     cdef double data, scale, loss, total = 0.0, sq
     cdef long t = e.t
-    cdef int parity, u, sleeps = 0
-    cdef Py_ssize_t done = 0
+    cdef int parity, u
     cdef unsigned int csr
     if team != e.threads:
         # the OpenMP runtime gave a smaller team: nothing is done, and the
@@ -1912,13 +1886,9 @@ cdef void _split_worker(SplitEpoch *e, int tid, int team, const xtype *x_type,
             for q in range(cols):
                 sq += fabs(<double>Wt[q])
             pen[1] = sq
-        # 2.
-        if fs_barrier_wait(&e.barrier, tid, <int>(k + 1)):
-            sleeps += 1
-            if sleeps > _SPLIT_MAX_SLEEPS + k // _SPLIT_SLEEPS_PER:
-                fs_request_stop(&e.stop_round, <int>(k + 2))
-        if e.forced_stop == k + 2:
-            fs_request_stop(&e.stop_round, <int>(k + 2))
+        # 2. (no hand-over to one thread when the cores are shared: its sums
+        # would round differently, and the model would depend on the timing)
+        fs_barrier_wait(&e.barrier, tid, <int>(k + 1))
         # 3. the minibatch's logits, residual and data loss, on every thread alike
         if floating is float:
             fs_sum_partials_f32(Z, partials + parity * team * e.slot, e.slot, team, bt, nb, C)
@@ -1962,9 +1932,6 @@ cdef void _split_worker(SplitEpoch *e, int tid, int team, const xtype *x_type,
             for c in range(C):
                 gb[c] = <floating>(s.db[c] * scale)
             _learner_update(e.code, bt, gb, sb, n_states, e.hp, e.n_hp, C, e.lr, t)
-        done = k + 1
-        if fs_stop_after(&e.stop_round, <int>done):
-            break
     _copy_columns(WT + f0, d, Wt, w, C, w)
     for k in range(n_states):
         _copy_columns(<floating *>e.states_W[k] + f0, d, sW[k], w, C, w)
@@ -1975,7 +1942,6 @@ cdef void _split_worker(SplitEpoch *e, int tid, int team, const xtype *x_type,
                 memcpy(e.states_b[k], sb[k], C * sizeof(floating))
         e.total = total
         e.t_out = t
-        e.done = done
         e.team = team
 
 
@@ -2014,9 +1980,7 @@ cdef object _train_epoch_split(const xtype[:, ::1] X, const Py_ssize_t[::1] y,
     # train_epoch's epoch on nt >= 2 threads, split by features; the
     # arguments are checked (train_epoch), order is not empty and
     # batch_size <= len(order).  Returns (loss, t), or None when the OpenMP
-    # runtime gave fewer threads than nt (nothing updated then).  When the
-    # team stops early (its threads kept sleeping at the barrier), the rest
-    # of the epoch runs on one thread.
+    # runtime gave fewer threads than nt (nothing updated then).
     cdef SplitEpoch e
     cdef SplitScratch counted
     cdef Py_ssize_t C = WT.shape[0], d = WT.shape[1], k, share_bytes
@@ -2051,8 +2015,7 @@ cdef object _train_epoch_split(const xtype[:, ::1] X, const Py_ssize_t[::1] y,
     e.width = max(e.width, 1)
     e.weight_mean, e.l2, e.l1, e.lr, e.t = weight_mean, l2, l1, lr, t
     e.code, e.fit_intercept, e.threads = code, fit_intercept, nt
-    e.total, e.t_out, e.team, e.done = 0.0, t, 0, 0
-    e.stop_round, e.forced_stop = 0, _split_stop_round
+    e.total, e.t_out, e.team = 0.0, t, 0
     e.slot = _lines(batch_size * C * item) // item
     e.scratch_bytes = _split_scratch(NULL, &counted, C, e.width, batch_size, n_states, item)
     share_bytes = (_lines(2 * nt * e.slot * item) + _lines(2 * nt * 2 * sizeof(double))
@@ -2077,12 +2040,6 @@ cdef object _train_epoch_split(const xtype[:, ::1] X, const Py_ssize_t[::1] y,
         free(buffer)
     if e.team != nt:
         return None
-    if e.done * batch_size < e.n:  # the team stopped: the rest on one thread
-        rest = e.n - e.done * batch_size
-        loss, t = train_epoch(X, y, sample_weight, weight_mean, WT, b, order[e.done * batch_size:],
-                              batch_size, l2, fit_intercept, code, hyperparameters, lr, e.t_out,
-                              states_W, states_b, 1, l1)
-        return (e.total + loss * rest) / e.n, t
     return e.total / e.n, e.t_out
 
 

@@ -136,25 +136,6 @@ static int fs_barrier_wait(fs_barrier *bar, int me, int round)
     return slept;
 }
 
-/* The team's way out of the split when its threads keep waiting for each
- * other (cores shared with other processes): a thread asks the team to stop
- * after round `round`, the next it reaches (the first asking wins), and
- * every thread reads the request after each barrier.  A request for round r
- * is written before its writer reaches r, so every thread sees it when it
- * leaves round r, and none sees it earlier than r: all stop after the same
- * round. */
-static void fs_request_stop(int *stop_round, int round)
-{
-    int none = 0;
-    __atomic_compare_exchange_n(stop_round, &none, round, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
-}
-
-static int fs_stop_after(const int *stop_round, int round)
-{
-    const int r = __atomic_load_n(stop_round, __ATOMIC_RELAXED);
-    return r != 0 && !fs_behind(round, r);
-}
-
 /* The first feature of part `part` of `parts` of d features, split at
  * multiples of `unit` (the features of a cache line of weights): the parts
  * differ by at most one unit, and split(parts) = d. */

@@ -171,25 +171,6 @@ def test_uint8_and_float64_features(cy, x_kind, dtype, threads):
     check_split(cy, threads, X, y, sw, W, b, "nesterov", dtype, batch_size=16, l2=0.01)
 
 
-@pytest.fixture
-def split_stop():
-    """Set the minibatch after which the split hands the epoch over to one thread."""
-    kernels = get_module("cython")._k
-    yield kernels._set_split_stop
-    kernels._set_split_stop(0)
-
-
-@pytest.mark.parametrize("stop", [2, 3, 9])
-@pytest.mark.parametrize("kind", ["sgd", "adam"])
-def test_hand_over_to_one_thread(cy, split_stop, stop, kind):
-    # A team whose threads keep sleeping at the barrier (shared cores) stops
-    # and the rest of the epoch runs on one thread: forced here after `stop`
-    # of the 9 minibatches, the epoch is still the oracle's.
-    split_stop(stop)
-    _, X, y, W, b, sw = make_problem(np.float32, n=70, d=90, C=4)
-    check_split(cy, 2, X, y, sw, W, b, kind, np.float32, batch_size=8, l2=0.01)
-
-
 def test_columns_are_whole_cache_lines_of_weights():
     cy = get_module("cython")
     for threads, d, item in [(2, 784, 4), (3, 100, 8), (2, 13, 4), (4, 1000, 4)]:
