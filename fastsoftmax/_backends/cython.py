@@ -262,7 +262,7 @@ def _softmax_ce_sums_csr_split(data, indices, indptr, coef, intercept, y, sample
     # room for the fullest block
     starts = indptr[::_CSR_BLOCK]
     most = int(np.max(np.diff(np.append(starts, indptr[-1])), initial=0))
-    slot_bytes = _CSR_BLOCK * C * coef.itemsize + 5 * most * threads
+    slot_bytes = max(1, _CSR_BLOCK * C * coef.itemsize + 5 * most * threads)
     slots = max(1, min(_CSR_SPLIT_RING_BYTES // slot_bytes, -(-n // _CSR_BLOCK)))
     direct = _w_layout(coef_grad_out)
     grad = coef_grad_out.T if direct else np.empty((d, C), dtype)
