@@ -291,6 +291,8 @@ def _set_register_rows(int which):
     """Tuning only: where the AVX-512 register-held loops over a row's entries apply, use
     them in the gather (bit 1), the scatter (bit 2), the scatter of a thread's entries in the
     feature-split pass (bit 4); the plain loops elsewhere (the same sums; for A/B timings).
+    On two threads the split pass's gather is always the plain loop (it lists the entries
+    on the way).
     Returns the former setting (the default: 4)."""
     return fs_sparse_set_registers(which)
 

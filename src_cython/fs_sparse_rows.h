@@ -13,6 +13,8 @@
  *   fs_csr_partition_S: the entries of a block of rows listed by the thread that owns
  *                     their feature block (64 features: owner[j >> 6]), in their order,
  *                     as offsets into the block's entries and rows in the block;
+ *   fs_csr_gather_list2_S: fs_csr_gather_S (its plain loop) listing the entries as
+ *                     fs_csr_partition_S on the way, for two threads;
  *   fs_csr_seg_scatter_S: the scatter of such a list (R the block's residual rows): the
  *                     threads of the feature-split pass (fs_sparse_split.h) each update
  *                     only the gradient rows they own.
@@ -91,6 +93,31 @@ static int fs_sparse_registers = 4;
             T *restrict g = G + (ptrdiff_t)indices[k] * C;                                     \
             for (ptrdiff_t c = 0; c < C; c++) g[c] += x * r[c];                                \
         }                                                                                      \
+    }                                                                                          \
+    /* fs_csr_gather_S (the plain loop) that also lists the entries for two threads, as    \
+     * fs_csr_partition_S (n01: the two counts so far; i: the row in its block) */           \
+    TARGET static void fs_csr_gather_list2_##S(                                                \
+        const T *restrict data, const I *restrict indices, ptrdiff_t lo, ptrdiff_t hi,         \
+        ptrdiff_t end, const T *restrict W, ptrdiff_t C, T *restrict z,                        \
+        const unsigned char *restrict owner, ptrdiff_t base, ptrdiff_t i, ptrdiff_t cap,       \
+        int32_t *restrict off, uint8_t *restrict row, ptrdiff_t *restrict n01)                 \
+    {                                                                                          \
+        ptrdiff_t n0 = n01[0], n1 = n01[1];                                                    \
+        for (ptrdiff_t k = lo; k < hi; k++) {                                                  \
+            FS_GATHER_PREFETCH_AHEAD(W, (const T *)NULL, indices, k, end, C, T);               \
+            const T x = data[k];                                                               \
+            const ptrdiff_t j = (ptrdiff_t)indices[k];                                         \
+            const T *restrict w = W + j * C;                                                   \
+            for (ptrdiff_t c = 0; c < C; c++) z[c] += x * w[c];                                \
+            const ptrdiff_t o = owner[j >> 6];                                                 \
+            const ptrdiff_t e = o ? cap + n1 : n0;                                             \
+            off[e] = (int32_t)(k - base);                                                      \
+            row[e] = (uint8_t)i;                                                               \
+            n0 += 1 - o;                                                                       \
+            n1 += o;                                                                           \
+        }                                                                                      \
+        n01[0] = n0;                                                                           \
+        n01[1] = n1;                                                                           \
     }                                                                                          \
     TARGET static void fs_csr_seg_scatter_##S(ptrdiff_t count, const int32_t *restrict off,     \
                                               const uint8_t *restrict row,                     \
@@ -252,6 +279,15 @@ static int fs_sparse_registers = 4;
                                                             C, G));                            \
         }                                                                                      \
         FS_SPARSE_CHOOSE(seg_scatter, S)(count, off, row, data, indices, R, C, G);             \
+    }                                                                                          \
+    static void fs_csr_gather_list2_##S(const T *data, const I *indices, ptrdiff_t lo,         \
+                                        ptrdiff_t hi, ptrdiff_t end, const T *W, ptrdiff_t C,  \
+                                        T *z, const unsigned char *owner, ptrdiff_t base,      \
+                                        ptrdiff_t i, ptrdiff_t cap, int32_t *off, uint8_t *row, \
+                                        ptrdiff_t *n01)                                        \
+    {                                                                                          \
+        FS_SPARSE_CHOOSE(gather_list2, S)(data, indices, lo, hi, end, W, C, z, owner, base, i,  \
+                                          cap, off, row, n01);                                 \
     }                                                                                          \
     /* the entries of the rows indptr[0..m] (a block) listed by the owner of their feature   \
      * block, in their order: owner o's count[o] entries at off[o cap ..] (offsets from       \

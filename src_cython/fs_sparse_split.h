@@ -71,16 +71,27 @@ static inline int fs_split_slot_free(const ptrdiff_t *sync, int nt, ptrdiff_t k,
     static double fs_split_block_##S(const T *data, const I *indices, const I *indptr,          \
                                      ptrdiff_t a, ptrdiff_t nb, const T *W, const T *b,         \
                                      ptrdiff_t C, const ptrdiff_t *y, const T *sw, T *Z, T *R,  \
-                                     double *db)                                                \
+                                     double *db, const unsigned char *owner, int nt,            \
+                                     ptrdiff_t cap, int32_t *off, uint8_t *row,                 \
+                                     ptrdiff_t *count)                                          \
     {                                                                                           \
-        /* rows a:a+nb: logits class-major in Z, the residual into the rows of R (nb x C) */  \
+        /* rows a:a+nb: logits class-major in Z, the residual into the rows of R (nb x C), the \
+         * entries listed by owner (for two threads on the way) */                             \
+        const ptrdiff_t base = (ptrdiff_t)indptr[a];                                            \
+        if (nt == 2) count[0] = count[1] = 0;                                                              \
         for (ptrdiff_t i = 0; i < nb; i++) {                                                    \
             T *z = R + i * C;                                                                   \
             for (ptrdiff_t c = 0; c < C; c++) z[c] = b[c];                                      \
-            fs_csr_gather_##S(data, indices, indptr[a + i], indptr[a + i + 1], indptr[a + nb], \
-                              W, C, z, NULL);                                                   \
+            if (nt == 2)                                                                        \
+                fs_csr_gather_list2_##S(data, indices, indptr[a + i], indptr[a + i + 1],        \
+                                        indptr[a + nb], W, C, z, owner, base, i, cap, off, row, \
+                                        count);                                                 \
+            else                                                                                \
+                fs_csr_gather_##S(data, indices, indptr[a + i], indptr[a + i + 1],              \
+                                  indptr[a + nb], W, C, z, NULL);                               \
             for (ptrdiff_t c = 0; c < C; c++) Z[c * nb + i] = z[c];                             \
         }                                                                                       \
+        if (nt != 2) fs_csr_partition_##S(indices, indptr + a, nb, owner, nt, cap, off, row, count); \
         const double loss = RESIDUAL(Z, nb, C, y + a, sw ? sw + a : NULL, db);                 \
         for (ptrdiff_t i = 0; i < nb; i++)                                                      \
             for (ptrdiff_t c = 0; c < C; c++) R[i * C + c] = Z[c * nb + i];                     \
@@ -140,11 +151,10 @@ static inline int fs_split_slot_free(const ptrdiff_t *sync, int nt, ptrdiff_t k,
                     const ptrdiff_t s = taken % nslots, a = taken * block;                      \
                     const ptrdiff_t nb = n - a < block ? n - a : block;                         \
                     loss += fs_split_block_##S(data, indices, indptr, a, nb, W, b, C, y, sw, Z, \
-                                               R_buf + s * block * C, db);                      \
-                    fs_csr_partition_##S(indices, indptr + a, nb, owner, nt, cap,               \
-                                         off_buf + s * num_threads * cap,                       \
-                                         row_buf + s * num_threads * cap,                       \
-                                         count_buf + s * num_threads);                          \
+                                               R_buf + s * block * C, db, owner, nt, cap,       \
+                                               off_buf + s * num_threads * cap,                 \
+                                               row_buf + s * num_threads * cap,                 \
+                                               count_buf + s * num_threads);                    \
                     __atomic_store_n(&ready[taken], 1, __ATOMIC_RELEASE);                       \
                     taken = -1;                                                                 \
                     spins = 0;                                                                  \
