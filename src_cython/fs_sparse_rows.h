@@ -289,8 +289,8 @@ static int fs_sparse_registers = 4;
         FS_SPARSE_CHOOSE(gather_list2, S)(data, indices, lo, hi, end, W, C, z, owner, base, i,  \
                                           cap, off, row, n01);                                 \
     }                                                                                          \
-    /* the entries of the rows indptr[0..m] (a block) listed by the owner of their feature   \
-     * block, in their order: owner o's count[o] entries at off[o cap ..] (offsets from       \
+    /* (threads but two) the entries of the rows indptr[0..m] (a block) listed by the owner \
+     * of their feature block, in their order: owner o's count[o] entries at off[o cap ..] (offsets from       \
      * indptr[0]) and row[o cap ..] (their rows in the block, m <= 256) */                    \
     static void fs_csr_partition_##S(const I *restrict indices, const I *restrict indptr,       \
                                      ptrdiff_t m, const unsigned char *restrict owner, int nt, \
@@ -298,23 +298,6 @@ static int fs_sparse_registers = 4;
                                      uint8_t *restrict row, ptrdiff_t *restrict count)         \
     {                                                                                          \
         const ptrdiff_t base = (ptrdiff_t)indptr[0];                                           \
-        if (nt == 2) { /* the counts in registers (memory counters chain the stores) */       \
-            ptrdiff_t n0 = 0, n1 = 0, k = base;                                                \
-            for (ptrdiff_t i = 0; i < m; i++) {                                                \
-                const ptrdiff_t end = (ptrdiff_t)indptr[i + 1];                                \
-                for (; k < end; k++) {                                                         \
-                    const ptrdiff_t o = owner[(ptrdiff_t)indices[k] >> 6];                     \
-                    const ptrdiff_t e = o ? cap + n1 : n0;                                     \
-                    off[e] = (int32_t)(k - base);                                              \
-                    row[e] = (uint8_t)i;                                                       \
-                    n0 += 1 - o;                                                               \
-                    n1 += o;                                                                   \
-                }                                                                              \
-            }                                                                                  \
-            count[0] = n0;                                                                     \
-            count[1] = n1;                                                                     \
-            return;                                                                            \
-        }                                                                                      \
         for (int o = 0; o < nt; o++) count[o] = 0;                                             \
         for (ptrdiff_t i = 0, k = base; i < m; i++) {                                          \
             const ptrdiff_t end = (ptrdiff_t)indptr[i + 1];                                    \
