@@ -6,11 +6,10 @@ matrix of ``debian_corpus.py`` and its 58 classes), the contenders timed in
 interleaved rounds (``benchutils.interleaved_rounds``) so that a load spike
 hits all of them alike (the order turning each round).  Prints per contender the wall median and minimum
 and the process CPU time (all threads) per call, the ratios numpy / cython
-(1 thread) and cython 1 thread / 2 threads (wall medians and minima), the
-same against session 6's kernel (``cython-s6``: the plain loops over a row's
-entries, ``_sparse_kernels._set_register_rows(0)``, and on 2 threads the
-per-thread accumulators, ``_backends.cython._CSR_SPLIT = False``), and
-threadpoolctl's summary.  Usage::
+(1 thread) and cython 1 thread / 2 threads (wall medians and minima), and
+threadpoolctl's summary.  (Session 6's 2-thread pass, per-thread accumulators,
+is gone since session 8: compare against an older tree in another process.)
+Usage::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=passive \\
         python benchmarks/issue10_sparse_ratio.py [zipf|debian] [rounds]
@@ -56,26 +55,18 @@ def main(corpus="zipf", rounds=21):
     b = np.zeros(C, np.float32)
 
     from fastsoftmax import _sparse_kernels
-    from fastsoftmax._backends import cython as cython_backend
 
     default = _sparse_kernels._set_register_rows(int(os.environ.get("REGISTER_ROWS", 4)))
-    registers = _sparse_kernels._set_register_rows(default)
 
-    def case(backend, threads, new=True):
+    def case(backend, threads):
         def call():
             fastsoftmax.set_num_threads(threads)
-            # new=False: session 6's kernel (plain loops, per-thread accumulators)
-            _sparse_kernels._set_register_rows(registers if new else 0)
-            cython_backend._CSR_SPLIT = new
             fastsoftmax.softmax_cross_entropy_grad(X, W, b, y, backend=backend)
-            _sparse_kernels._set_register_rows(default)
-            cython_backend._CSR_SPLIT = True
 
         return call
 
     cases = {"numpy 1": case("numpy", 1), "cython 1": case("cython", 1),
-             "cython 2": case("cython", 2), "cython-s6 1": case("cython", 1, False),
-             "cython-s6 2": case("cython", 2, False)}  # fmt: skip
+             "cython 2": case("cython", 2)}  # fmt: skip
     process = {k: [] for k in cases}
     with threadpool_limits(1, user_api="blas"):
         for f in cases.values():  # warm-up
@@ -89,6 +80,7 @@ def main(corpus="zipf", rounds=21):
                 process[k].append(time.process_time() - c0)
                 process.setdefault(k + " wall", []).append(wall[k][0])
         info = [(i["internal_api"], i.get("version"), i["num_threads"]) for i in threadpool_info()]
+    _sparse_kernels._set_register_rows(default)
     stats = {}
     for k in cases:
         wall = np.array(process[k + " wall"]) * 1e3
@@ -104,9 +96,6 @@ def main(corpus="zipf", rounds=21):
     print(f"cython 1 thread / 2 threads: {med['cython 1'] / med['cython 2']:.2f}x (medians), "
           f"{low['cython 1'] / low['cython 2']:.2f}x (minima); CPU work 2 threads / 1 thread "
           f"{stats['cython 2'][2] / stats['cython 1'][2]:.2f}")  # fmt: skip
-    print(f"session 6 kernel / this one: 1 thread {med['cython-s6 1'] / med['cython 1']:.2f}x, "
-          f"2 threads {med['cython-s6 2'] / med['cython 2']:.2f}x (medians); session 6's "
-          f"1 / 2 threads {med['cython-s6 1'] / med['cython-s6 2']:.2f}x")  # fmt: skip
     print(f"threadpool_info: {info}")
 
 

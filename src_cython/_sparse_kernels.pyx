@@ -14,11 +14,13 @@ reads the contiguous row ``W[j]`` and adds to the contiguous gradient row
 The fused pass takes blocks of rows: the block's logits (written
 class-major), the softmax residual of the whole block by the SIMD kernel of
 the dense pass (``fs_ce_residual_cols``, the same arithmetic), and the
-scatter of ``x_i r_i^T`` into the thread's own (d, C) accumulator.
+scatter of ``x_i r_i^T`` into the (d, C) gradient; on several threads the
+scatter is split by features (``softmax_ce_sums_csr_split``).
 """
 
 from cython.parallel cimport prange, threadid
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdlib cimport calloc, free
 
 from fs_simd cimport *
 from fs_scalar cimport floating, fs_bce, fs_sigmoid
@@ -53,24 +55,20 @@ cdef extern from "fs_sparse_rows.h" nogil:
     void fs_csr_scatter_f64_i64(const double *data, const int64_t *indices, Py_ssize_t lo,
                                 Py_ssize_t hi, Py_ssize_t end, const double *r, Py_ssize_t C,
                                 double *G)
-    void fs_csr_scatter_owned_f32_i32(const float *data, const int32_t *indices, const int32_t *indptr,
-                                      Py_ssize_t a, Py_ssize_t m, const float *R, Py_ssize_t C,
-                                      float *G, const unsigned char *owner, int t, Py_ssize_t *lj,
-                                      Py_ssize_t *li, float *lx)
-    void fs_csr_scatter_owned_f32_i64(const float *data, const int64_t *indices, const int64_t *indptr,
-                                      Py_ssize_t a, Py_ssize_t m, const float *R, Py_ssize_t C,
-                                      float *G, const unsigned char *owner, int t, Py_ssize_t *lj,
-                                      Py_ssize_t *li, float *lx)
-    void fs_csr_scatter_owned_f64_i32(const double *data, const int32_t *indices, const int32_t *indptr,
-                                      Py_ssize_t a, Py_ssize_t m, const double *R, Py_ssize_t C,
-                                      double *G, const unsigned char *owner, int t, Py_ssize_t *lj,
-                                      Py_ssize_t *li, double *lx)
-    void fs_csr_scatter_owned_f64_i64(const double *data, const int64_t *indices, const int64_t *indptr,
-                                      Py_ssize_t a, Py_ssize_t m, const double *R, Py_ssize_t C,
-                                      double *G, const unsigned char *owner, int t, Py_ssize_t *lj,
-                                      Py_ssize_t *li, double *lx)
     void fs_sparse_set_prefetch(Py_ssize_t ahead, int grad_ahead)
     int fs_sparse_set_registers(int which)
+
+
+cdef extern from "fs_sparse_split.h" nogil:
+    # the feature-split pass on several threads (see softmax_ce_sums_csr_split), for float
+    # or double data (f64) and int32 or int64 indices (i64)
+    int fs_csr_softmax_split(
+        int f64, int i64, const void *data, const void *indices, const void *indptr,
+        Py_ssize_t n, Py_ssize_t d, Py_ssize_t C, const void *W, const void *b,
+        const Py_ssize_t *y, const void *sw, void *G, double *loss_acc, double *db_acc,
+        void *Z_buf, void *R_buf, int32_t *off_buf, uint8_t *row_buf, Py_ssize_t *count_buf,
+        unsigned char *owner, int32_t *ready, Py_ssize_t *sync, Py_ssize_t block,
+        Py_ssize_t nslots, Py_ssize_t cap, int num_threads)
 
 # this module has its own copy of the dispatch pointers of fs_simd.h (and the level that
 # fs_sparse_rows.h reads)
@@ -164,184 +162,122 @@ cdef double _softmax_csr_block(const floating *data, const index_t *indices,
 def softmax_ce_sums_csr(const floating[::1] data, const index_t[::1] indices,
                         const index_t[::1] indptr, const floating[:, ::1] W,
                         const floating[::1] b, const Py_ssize_t[::1] y,
-                        const floating[::1] sample_weight, floating[:, ::1] G_first,
-                        floating[:, :, ::1] G_acc, double[:, ::1] db_acc,
-                        floating[:, ::1] Z_buf, Py_ssize_t block, bint coef_layout,
-                        int num_threads):
-    """Fused softmax regression pass over a CSR matrix: the data-term sums.
+                        const floating[::1] sample_weight, floating[:, ::1] G,
+                        double[::1] db, floating[::1] Z_buf, Py_ssize_t block,
+                        bint coef_layout):
+    """Fused softmax regression pass over a CSR matrix, on one thread: the data-term sums.
 
-    ``W`` is ``coef.T`` (d, C); thread 0 adds its share of ``X^T s (P - Y)``
-    to ``G_first`` (d, C, zeroed by the caller: e.g. the gradient itself),
-    thread ``t > 0`` to ``G_acc[t - 1]`` (zeroed), and each its share of the
-    column sums of ``s (P - Y)`` to ``db_acc[t]``; ``Z_buf`` (threads,
-    (block + 1) C) is scratch.  With ``coef_layout``, ``W`` is ``coef`` itself
-    (C, d) and ``G_first`` is (C, d) too: strided, but no transpose and no
-    reduction, for small batches (one thread).  An empty ``sample_weight``
-    means unit weights.  Returns ``sum_i s_i CE_i``.
+    ``W`` is ``coef.T`` (d, C); ``X^T s (P - Y)`` is added to ``G`` (d, C,
+    zeroed by the caller: e.g. the gradient itself) and the column sums of
+    ``s (P - Y)`` to ``db``; ``Z_buf`` ((block + 1) C) is scratch.  With
+    ``coef_layout``, ``W`` is ``coef`` itself (C, d) and ``G`` is (C, d) too:
+    strided, but no transpose, for small batches.  An empty ``sample_weight``
+    means unit weights.  Returns ``sum_i s_i CE_i``.  (Several threads:
+    :func:`softmax_ce_sums_csr_split`.)
     """
-    cdef Py_ssize_t n = indptr.shape[0] - 1, nblocks, k, a, t
+    cdef Py_ssize_t n = indptr.shape[0] - 1, k, a
     cdef Py_ssize_t C = W.shape[0] if coef_layout else W.shape[1]
     cdef Py_ssize_t ws = W.shape[1] if coef_layout else 1
     cdef const floating *sw = &sample_weight[0] if sample_weight.shape[0] else NULL
     cdef double loss = 0
-    if Z_buf.shape[1] < (block + 1) * C:
+    if Z_buf.shape[0] < (block + 1) * C:
         raise ValueError("Z_buf is too small for blocks of this size")
-    if G_acc.shape[0] < num_threads - 1:
-        raise ValueError("G_acc needs an accumulator for every thread but the first")
     if n == 0 or C == 0:
         return 0.0
-    nblocks = (n + block - 1) // block
     with nogil:
-        # dynamic: rows differ in their numbers of entries
-        for k in prange(nblocks, num_threads=num_threads, schedule="dynamic"):
-            t = threadid()
+        for k in range((n + block - 1) // block):
             a = k * block
             loss += _softmax_csr_block(
                 &data[0] if data.shape[0] else NULL, &indices[0] if indices.shape[0] else NULL,
                 &indptr[0], a, min(block, n - a), &W[0, 0], ws, &b[0], C, &y[0], sw,
-                &Z_buf[t, 0], &Z_buf[t, block * C],
-                &G_first[0, 0] if t == 0 else &G_acc[t - 1, 0, 0], &db_acc[t, 0])
+                &Z_buf[0], &Z_buf[block * C], &G[0, 0], &db[0])
     return loss
 
 
 
 # -- the feature-split pass (two threads or more) ----------------------------------------
 #
-# The fused pass above gives each thread blocks of rows and its own (d, C) accumulator,
-# which costs a zeroed accumulator and a reduction of d C values per extra thread (at d C
-# = 4M, about as long as the pass itself).  Here the rows are shared out for the logits
-# and the residual as before, but the residual of a chunk of rows is kept (R, chunk x C,
-# row-major, in L2) and the scatter X^T R is split by features: thread t updates only the
-# gradient rows of the blocks of 64 features it owns (owner[j >> 6] == t), reading every
-# entry of the chunk (a block of rows at a time, its owned entries listed without a branch,
-# then scattered).  Each gradient
-# row is summed by one thread over the rows in their order: bit for bit the one-thread
-# pass, whatever the number of threads, with no accumulator and no reduction.
-
-cdef double _softmax_csr_block_residual(const floating *data, const index_t *indices,
-                                        const index_t *indptr, Py_ssize_t a, Py_ssize_t nb,
-                                        const floating *W, const floating *b, Py_ssize_t C,
-                                        const Py_ssize_t *y, const floating *sw, floating *Z,
-                                        floating *R, double *db) noexcept nogil:
-    # rows a:a+nb: logits class-major in Z, the residual (as _softmax_csr_block) into the
-    # rows of R (nb x C)
-    cdef Py_ssize_t i, c
-    cdef double loss
-    for i in range(nb):
-        _logits_row(data, indices, indptr[a + i], indptr[a + i + 1], indptr[a + nb], W, 1, b,
-                    C, R + i * C, NULL)
-        for c in range(C):
-            Z[c * nb + i] = R[i * C + c]
-    if floating is float:
-        loss = fs_ce_residual_cols_f32(Z, nb, C, y + a, sw + a if sw != NULL else NULL, db)
-    else:
-        loss = fs_ce_residual_cols_f64(Z, nb, C, y + a, sw + a if sw != NULL else NULL, db)
-    for i in range(nb):
-        for c in range(C):
-            R[i * C + c] = Z[c * nb + i]
-    return loss
-
-
-cdef void _scatter_owned_rows(const floating *data, const index_t *indices,
-                              const index_t *indptr, Py_ssize_t a, Py_ssize_t m,
-                              Py_ssize_t block, const floating *R, Py_ssize_t C, floating *G,
-                              const unsigned char *owner, int t, Py_ssize_t *lj, Py_ssize_t *li,
-                              floating *lx) noexcept nogil:
-    # G[j] += x_ij R[i - a] for the rows a:a+m and the features that t owns, by blocks of rows
-    cdef Py_ssize_t s = a, nb
-    while s < a + m:
-        nb = min(block, a + m - s)
-        if floating is float:
-            if index_t is int32_t:
-                fs_csr_scatter_owned_f32_i32(data, indices, indptr, s, nb, R + (s - a) * C, C, G,
-                                             owner, t, lj, li, lx)
-            else:
-                fs_csr_scatter_owned_f32_i64(data, indices, indptr, s, nb, R + (s - a) * C, C, G,
-                                             owner, t, lj, li, lx)
-        else:
-            if index_t is int32_t:
-                fs_csr_scatter_owned_f64_i32(data, indices, indptr, s, nb, R + (s - a) * C, C, G,
-                                             owner, t, lj, li, lx)
-            else:
-                fs_csr_scatter_owned_f64_i64(data, indices, indptr, s, nb, R + (s - a) * C, C, G,
-                                             owner, t, lj, li, lx)
-        s += nb
-
+# A fused pass with blocks of rows per thread would need a (d, C) accumulator per extra
+# thread and their reduction (at d C = 4M, about as long as the pass itself).  Here the
+# rows are shared out for the logits and the residual, and the scatter X^T R is split by
+# features: thread t updates only the gradient rows of the blocks of 64 features it owns.
+# Whoever computes a block of rows also partitions its entries by owner; each thread then
+# scatters its part of every block, in the order of the blocks (fs_sparse_split.h).  Each
+# gradient row is summed by one thread over the rows in their order: bit for bit the
+# one-thread pass, whatever the number of threads, with no accumulator and no reduction.
 
 def softmax_ce_sums_csr_split(const floating[::1] data, const index_t[::1] indices,
                               const index_t[::1] indptr, const floating[:, ::1] W,
                               const floating[::1] b, const Py_ssize_t[::1] y,
                               const floating[::1] sample_weight, floating[:, ::1] G,
                               double[:, ::1] db_acc, floating[:, ::1] Z_buf,
-                              floating[:, ::1] R_buf, Py_ssize_t[:, ::1] list_j,
-                              Py_ssize_t[:, ::1] list_i, floating[:, ::1] list_x,
-                              Py_ssize_t block, int num_threads):
+                              floating[:, ::1] R_buf, int32_t[:, ::1] entry_offsets,
+                              uint8_t[:, ::1] entry_rows, Py_ssize_t block, int num_threads):
     """The fused pass of :func:`softmax_ce_sums_csr` on several threads, split by features.
 
     ``W`` is ``coef.T`` (d, C); ``G`` (d, C) receives ``X^T s (P - Y)`` (all
     of it: no need to zero it) and ``db_acc[t]`` (zeroed) the column sums of
-    ``s (P - Y)`` of thread t's rows.  Scratch: ``Z_buf`` (threads, block C)
-    a block's logits, ``R_buf`` (chunk, C) the residual of a chunk of rows
-    (chunk a multiple of ``block``), ``list_j``, ``list_i``, ``list_x``
-    (threads, at least the most entries of a block of rows) a thread's list of
-    the entries it owns in a block.  The gradient is bit for bit that of the
-    one-thread pass.  An empty
+    ``s (P - Y)`` of the rows thread t computed.  Scratch: ``Z_buf``
+    (threads, block C) a block's logits; a ring of slots, each holding a
+    block's residual (``R_buf`` (slots x block, C)) and its entries
+    listed by owner (``entry_offsets``, ``entry_rows`` (slots, threads x
+    cap), cap at least the most entries of a block of rows).  Blocks of at most 256 rows.  The
+    gradient is bit for bit that of the one-thread pass.  An empty
     ``sample_weight`` means unit weights.  Returns ``sum_i s_i CE_i``.
     """
     cdef Py_ssize_t n = indptr.shape[0] - 1, d = W.shape[0], C = W.shape[1]
-    cdef Py_ssize_t chunk = R_buf.shape[0], nblocks, nfb = (d + 63) // 64
-    cdef Py_ssize_t a0, m, k, a, t, fb, lo, hi, j, c, most = 0
+    cdef Py_ssize_t nslots = R_buf.shape[0] // block if block >= 1 else 0
+    cdef Py_ssize_t nblocks = (n + block - 1) // block if block >= 1 else 0
+    cdef Py_ssize_t cap = entry_offsets.shape[1] // num_threads if num_threads >= 1 else 0
+    cdef Py_ssize_t k, a, widest = 0
     cdef const floating *sw = &sample_weight[0] if sample_weight.shape[0] else NULL
     cdef const floating *dp = &data[0] if data.shape[0] else NULL
     cdef const index_t *ip = &indices[0] if indices.shape[0] else NULL
-    cdef unsigned char[::1] owner
+    cdef int team = 0, t
     cdef double loss = 0
+    cdef double *loss_acc
+    cdef Py_ssize_t *counts
+    cdef Py_ssize_t *sync
+    cdef unsigned char *owner
+    cdef int32_t *ready
     if not (G.shape[0] == d and G.shape[1] == C and b.shape[0] == C and y.shape[0] == n
             and sample_weight.shape[0] in (0, n) and 1 <= num_threads <= 255
             and db_acc.shape[0] >= num_threads and db_acc.shape[1] == C
             and Z_buf.shape[0] >= num_threads and Z_buf.shape[1] >= block * C
-            and block >= 1 and chunk >= block and chunk % block == 0 and R_buf.shape[1] == C
-            and list_j.shape[0] >= num_threads and list_i.shape[0] >= num_threads
-            and list_x.shape[0] >= num_threads):
+            and 1 <= block <= 256 and nslots >= 1 and R_buf.shape[0] == nslots * block
+            and R_buf.shape[1] == C and entry_offsets.shape[0] == nslots
+            and entry_rows.shape[0] == nslots and entry_rows.shape[1] == entry_offsets.shape[1]):
         raise ValueError("gradient, weights, labels or scratch of another shape")
-    for k in range((n + block - 1) // block):
+    for k in range(nblocks):
         a = k * block
-        most = max(most, <Py_ssize_t>(indptr[min(a + block, n)] - indptr[a]))
-    if min(list_j.shape[1], list_i.shape[1], list_x.shape[1]) < max(most, 1):
-        raise ValueError(f"entry lists shorter than a block's {most} entries")
+        widest = max(widest, <Py_ssize_t>(indptr[min(a + block, n)] - indptr[a]))
+    if cap < widest or cap > 2147483647:
+        raise ValueError(f"entry lists of {cap} for a block's {widest} entries (at most 2**31 - 1)")
     if d == 0 or C == 0:
         return 0.0
-    # blocks of 64 features dealt out in turn: each thread gets frequent and rare ones
-    owner = bytearray(nfb)
-    for fb in range(nfb):
-        owner[fb] = fb % num_threads
-    with nogil:
-        a0 = 0
-        while True:  # two parallel regions a chunk (one chunk when R_buf holds all rows)
-            m = min(chunk, n - a0)
-            nblocks = (m + block - 1) // block
-            for k in prange(nblocks, num_threads=num_threads, schedule="dynamic"):
-                a = a0 + k * block
-                loss += _softmax_csr_block_residual(
-                    dp, ip, &indptr[0], a, min(block, a0 + m - a), &W[0, 0], &b[0], C, &y[0],
-                    sw, &Z_buf[threadid(), 0], &R_buf[k * block, 0], &db_acc[threadid(), 0])
-            for t in prange(num_threads, num_threads=num_threads, schedule="static",
-                            chunksize=1):
-                if a0 == 0:  # before its first scatter, a thread zeroes the rows it owns
-                    for fb in range(nfb):
-                        if owner[fb] != t:
-                            continue
-                        lo = fb * 64
-                        hi = min(lo + 64, d)
-                        for j in range(lo, hi):
-                            for c in range(C):
-                                G[j, c] = 0
-                _scatter_owned_rows(dp, ip, &indptr[0], a0, m, block, &R_buf[0, 0], C, &G[0, 0],
-                                    &owner[0], <int>t, &list_j[threadid(), 0],
-                                    &list_i[threadid(), 0], &list_x[threadid(), 0])
-            a0 += m
-            if a0 >= n:
-                break
+    counts = <Py_ssize_t *>calloc(nslots * num_threads, sizeof(Py_ssize_t))
+    sync = <Py_ssize_t *>calloc((num_threads + 1) * 8, sizeof(Py_ssize_t))
+    loss_acc = <double *>calloc(num_threads, sizeof(double))
+    owner = <unsigned char *>calloc((d + 63) // 64, 1)
+    ready = <int32_t *>calloc(max(nblocks, 1), sizeof(int32_t))
+    try:
+        if not (counts and sync and loss_acc and owner and ready):
+            raise MemoryError()
+        with nogil:
+            team = fs_csr_softmax_split(
+                floating is double, index_t is int64_t, dp, ip, &indptr[0], n, d, C, &W[0, 0],
+                &b[0], &y[0] if n else NULL, sw, &G[0, 0], loss_acc, &db_acc[0, 0],
+                &Z_buf[0, 0], &R_buf[0, 0], &entry_offsets[0, 0] if cap else NULL,
+                &entry_rows[0, 0] if cap else NULL, counts, owner, ready, sync, block, nslots,
+                cap, num_threads)
+        for t in range(team):
+            loss += loss_acc[t]
+    finally:
+        free(counts)
+        free(sync)
+        free(loss_acc)
+        free(owner)
+        free(ready)
     return loss
 
 
@@ -353,8 +289,10 @@ def _set_simd_level(int level):
 
 def _set_register_rows(int which):
     """Tuning only: where the AVX-512 register-held loops over a row's entries apply, use
-    them in the gather (bit 1), the scatter (bit 2), the scatter of the owned entries of the
+    them in the gather (bit 1), the scatter (bit 2), the scatter of a thread's entries in the
     feature-split pass (bit 4); the plain loops elsewhere (the same sums; for A/B timings).
+    On two threads the split pass's gather is always the plain loop (it lists the entries
+    on the way).
     Returns the former setting (the default: 4)."""
     return fs_sparse_set_registers(which)
 

@@ -10,14 +10,14 @@
  * The rows of the entries PREFETCH_AHEAD ahead (up to `end`, the end of the
  * block) are prefetched: the rows of rare features miss every cache.  Each
  * class sums over the entries in their order, as the scalar loop did.
- *   fs_csr_scatter_owned_S: the scatter of the rows a:a+m, R their residual rows,
- *                     for the entries whose feature block (64 features: j >> 6)
- *                     has owner[j >> 6] == t: the threads of the feature-split
- *                     pass (_sparse_kernels.softmax_ce_sums_csr_split) each read
- *                     every entry and update only the gradient rows they own.
- *                     The owned entries are first listed without a branch
- *                     (lj, li, lx: at least the entries of the rows), then
- *                     scattered in their order.
+ *   fs_csr_partition_S: the entries of a block of rows listed by the thread that owns
+ *                     their feature block (64 features: owner[j >> 6]), in their order,
+ *                     as offsets into the block's entries and rows in the block;
+ *   fs_csr_gather_list2_S: fs_csr_gather_S (its plain loop) listing the entries as
+ *                     fs_csr_partition_S on the way, for two threads;
+ *   fs_csr_seg_scatter_S: the scatter of such a list (R the block's residual rows): the
+ *                     threads of the feature-split pass (fs_sparse_split.h) each update
+ *                     only the gradient rows they own.
  * S is f32_i32, f32_i64, f64_i32 or f64_i64; each has the implementations
  * fs_csr_gather_S_base, _S_avx2, _S_avx512 (and fs_csr_scatter_S_...) by token
  * pasting in FS_SPARSE_ROWS.  With AVX-512 and rows of at most four vectors
@@ -40,7 +40,7 @@
 static ptrdiff_t fs_sparse_ahead = 24;
 static int fs_sparse_grad_ahead = 0;
 /* where the register-held rows apply, use them in the gather (bit 1), the scatter (bit 2),
- * the scatter of a list of owned entries (bit 4); else the plain loops (for A/B timings).
+ * the scatter of a thread's list of entries (bit 4); else the plain loops (for A/B timings).
  * By default only in the list scatter: the one-thread pass gained nothing measurable from
  * the others (see benchmarks/README.md, session 7) */
 static int fs_sparse_registers = 4;
@@ -94,35 +94,43 @@ static int fs_sparse_registers = 4;
             for (ptrdiff_t c = 0; c < C; c++) g[c] += x * r[c];                                \
         }                                                                                      \
     }                                                                                          \
-    TARGET static ptrdiff_t fs_csr_list_owned_##S(const T *restrict data,                      \
-                                                  const I *restrict indices, const I *indptr,  \
-                                                  ptrdiff_t a, ptrdiff_t m,                    \
-                                                  const unsigned char *owner, int t,           \
-                                                  ptrdiff_t *restrict lj,                      \
-                                                  ptrdiff_t *restrict li, T *restrict lx)      \
+    /* fs_csr_gather_S (the plain loop) that also lists the entries for two threads, as    \
+     * fs_csr_partition_S (n01: the two counts so far; i: the row in its block) */           \
+    TARGET static void fs_csr_gather_list2_##S(                                                \
+        const T *restrict data, const I *restrict indices, ptrdiff_t lo, ptrdiff_t hi,         \
+        ptrdiff_t end, const T *restrict W, ptrdiff_t C, T *restrict z,                        \
+        const unsigned char *restrict owner, ptrdiff_t base, ptrdiff_t i, ptrdiff_t cap,       \
+        int32_t *restrict off, uint8_t *restrict row, ptrdiff_t *restrict n01)                 \
     {                                                                                          \
-        ptrdiff_t count = 0;                                                                   \
-        for (ptrdiff_t i = 0; i < m; i++)                                                      \
-            for (ptrdiff_t k = indptr[a + i]; k < indptr[a + i + 1]; k++) {                    \
-                const ptrdiff_t j = (ptrdiff_t)indices[k];                                     \
-                lj[count] = j;                                                                 \
-                li[count] = i;                                                                 \
-                lx[count] = data[k];                                                           \
-                count += owner[j >> 6] == t;                                                   \
-            }                                                                                  \
-        return count;                                                                          \
+        ptrdiff_t n0 = n01[0], n1 = n01[1];                                                    \
+        for (ptrdiff_t k = lo; k < hi; k++) {                                                  \
+            FS_GATHER_PREFETCH_AHEAD(W, (const T *)NULL, indices, k, end, C, T);               \
+            const T x = data[k];                                                               \
+            const ptrdiff_t j = (ptrdiff_t)indices[k];                                         \
+            const T *restrict w = W + j * C;                                                   \
+            for (ptrdiff_t c = 0; c < C; c++) z[c] += x * w[c];                                \
+            const ptrdiff_t o = owner[j >> 6];                                                 \
+            const ptrdiff_t e = o ? cap + n1 : n0;                                             \
+            off[e] = (int32_t)(k - base);                                                      \
+            row[e] = (uint8_t)i;                                                               \
+            n0 += 1 - o;                                                                       \
+            n1 += o;                                                                           \
+        }                                                                                      \
+        n01[0] = n0;                                                                           \
+        n01[1] = n1;                                                                           \
     }                                                                                          \
-    TARGET static void fs_csr_list_scatter_##S(ptrdiff_t count, const ptrdiff_t *restrict lj,  \
-                                               const ptrdiff_t *restrict li,                   \
-                                               const T *restrict lx, const T *restrict R,      \
-                                               ptrdiff_t C, T *G)                              \
+    TARGET static void fs_csr_seg_scatter_##S(ptrdiff_t count, const int32_t *restrict off,     \
+                                              const uint8_t *restrict row,                     \
+                                              const T *restrict data, const I *restrict indices, \
+                                              const T *restrict R, ptrdiff_t C, T *G)          \
     {                                                                                          \
         for (ptrdiff_t e = 0; e < count; e++) {                                                \
             if (e + fs_sparse_ahead < count)                                                   \
-                FS_SPARSE_PREFETCH(G + lj[e + fs_sparse_ahead] * C, C * sizeof(T), 1);         \
-            const T x = lx[e];                                                                 \
-            const T *restrict r = R + li[e] * C;                                               \
-            T *restrict g = G + lj[e] * C;                                                     \
+                FS_SPARSE_PREFETCH(G + (ptrdiff_t)indices[off[e + fs_sparse_ahead]] * C,       \
+                                   C * sizeof(T), 1);                                          \
+            const T x = data[off[e]];                                                          \
+            const T *restrict r = R + (ptrdiff_t)row[e] * C;                                   \
+            T *restrict g = G + (ptrdiff_t)indices[off[e]] * C;                                \
             for (ptrdiff_t c = 0; c < C; c++) g[c] += x * r[c];                                \
         }                                                                                      \
     }
@@ -187,33 +195,36 @@ static int fs_sparse_registers = 4;
             for (ptrdiff_t c = full * V; c < C; c++) g[c] = FS_FMA_##SFX(data[k], r[c], g[c]);  \
         }                                                                                      \
     }                                                                                          \
-    FS_TARGET_AVX512 static inline __attribute__((always_inline)) void fs_list_scatter_reg_##S( \
-        ptrdiff_t count, const ptrdiff_t *restrict lj, const ptrdiff_t *restrict li,           \
-        const T *restrict lx, const T *restrict R, ptrdiff_t C, T *G, const int NV)            \
+    FS_TARGET_AVX512 static inline __attribute__((always_inline)) void fs_seg_scatter_reg_##S(  \
+        ptrdiff_t count, const int32_t *restrict off, const uint8_t *restrict row,             \
+        const T *restrict data, const I *restrict indices, const T *restrict R, ptrdiff_t C,   \
+        T *G, const int NV)                                                                    \
     {                                                                                          \
         const int full = (int)(C / V) < NV ? (int)(C / V) : NV;                               \
         for (ptrdiff_t e = 0; e < count; e++) {                                                \
             if (e + fs_sparse_ahead < count)                                                   \
-                FS_SPARSE_PREFETCH(G + lj[e + fs_sparse_ahead] * C, C * sizeof(T), 1);         \
-            const VT x = _mm512_set1_##SFX(lx[e]);                                             \
-            const T *restrict r = R + li[e] * C;                                               \
-            T *g = G + lj[e] * C;                                                              \
+                FS_SPARSE_PREFETCH(G + (ptrdiff_t)indices[off[e + fs_sparse_ahead]] * C,       \
+                                   C * sizeof(T), 1);                                          \
+            const T xs = data[off[e]];                                                         \
+            const VT x = _mm512_set1_##SFX(xs);                                                \
+            const T *restrict r = R + (ptrdiff_t)row[e] * C;                                   \
+            T *g = G + (ptrdiff_t)indices[off[e]] * C;                                         \
             for (int v = 0; v < full; v++)                                                     \
                 _mm512_storeu_##SFX(g + v * V,                                                 \
                                     _mm512_fmadd_##SFX(x, _mm512_loadu_##SFX(r + v * V),      \
                                                        _mm512_loadu_##SFX(g + v * V)));        \
-            for (ptrdiff_t c = full * V; c < C; c++) g[c] = FS_FMA_##SFX(lx[e], r[c], g[c]);    \
+            for (ptrdiff_t c = full * V; c < C; c++) g[c] = FS_FMA_##SFX(xs, r[c], g[c]);       \
         }                                                                                      \
     }                                                                                          \
-    FS_TARGET_AVX512 static void fs_list_scatter_##S##_reg(                                    \
-        ptrdiff_t count, const ptrdiff_t *lj, const ptrdiff_t *li, const T *lx, const T *R,    \
-        ptrdiff_t C, T *G)                                                                     \
+    FS_TARGET_AVX512 static void fs_csr_seg_scatter_##S##_reg(                                 \
+        ptrdiff_t count, const int32_t *off, const uint8_t *row, const T *data,                \
+        const I *indices, const T *R, ptrdiff_t C, T *G)                                       \
     {                                                                                          \
         switch ((C + V - 1) / V) {                                                             \
-        case 1: fs_list_scatter_reg_##S(count, lj, li, lx, R, C, G, 1); break;                 \
-        case 2: fs_list_scatter_reg_##S(count, lj, li, lx, R, C, G, 2); break;                 \
-        case 3: fs_list_scatter_reg_##S(count, lj, li, lx, R, C, G, 3); break;                 \
-        default: fs_list_scatter_reg_##S(count, lj, li, lx, R, C, G, 4); break;                \
+        case 1: fs_seg_scatter_reg_##S(count, off, row, data, indices, R, C, G, 1); break;     \
+        case 2: fs_seg_scatter_reg_##S(count, off, row, data, indices, R, C, G, 2); break;     \
+        case 3: fs_seg_scatter_reg_##S(count, off, row, data, indices, R, C, G, 3); break;     \
+        default: fs_seg_scatter_reg_##S(count, off, row, data, indices, R, C, G, 4); break;    \
         }                                                                                      \
     }                                                                                          \
     FS_TARGET_AVX512 static void fs_csr_gather_##S##_reg(                                      \
@@ -259,17 +270,44 @@ static int fs_sparse_registers = 4;
         }                                                                                      \
         FS_SPARSE_CHOOSE(scatter, S)(data, indices, lo, hi, end, r, C, G);                     \
     }                                                                                          \
-    static void fs_csr_scatter_owned_##S(const T *data, const I *indices, const I *indptr,     \
-                                         ptrdiff_t a, ptrdiff_t m, const T *R, ptrdiff_t C,    \
-                                         T *G, const unsigned char *owner, int t,              \
-                                         ptrdiff_t *lj, ptrdiff_t *li, T *lx)                  \
+    static void fs_csr_seg_scatter_##S(ptrdiff_t count, const int32_t *off, const uint8_t *row, \
+                                       const T *data, const I *indices, const T *R, ptrdiff_t C, \
+                                       T *G)                                                   \
     {                                                                                          \
-        const ptrdiff_t count = FS_SPARSE_CHOOSE(list_owned, S)(data, indices, indptr, a, m,   \
-                                                                owner, t, lj, li, lx);         \
-        if (FS_SPARSE_IN_REGISTERS(C, V, 4)) {                                                    \
-            FS_SPARSE_REG_CALL(fs_list_scatter_##S##_reg(count, lj, li, lx, R, C, G));         \
+        if (FS_SPARSE_IN_REGISTERS(C, V, 4)) {                                                 \
+            FS_SPARSE_REG_CALL(fs_csr_seg_scatter_##S##_reg(count, off, row, data, indices, R, \
+                                                            C, G));                            \
         }                                                                                      \
-        FS_SPARSE_CHOOSE(list_scatter, S)(count, lj, li, lx, R, C, G);                         \
+        FS_SPARSE_CHOOSE(seg_scatter, S)(count, off, row, data, indices, R, C, G);             \
+    }                                                                                          \
+    static void fs_csr_gather_list2_##S(const T *data, const I *indices, ptrdiff_t lo,         \
+                                        ptrdiff_t hi, ptrdiff_t end, const T *W, ptrdiff_t C,  \
+                                        T *z, const unsigned char *owner, ptrdiff_t base,      \
+                                        ptrdiff_t i, ptrdiff_t cap, int32_t *off, uint8_t *row, \
+                                        ptrdiff_t *n01)                                        \
+    {                                                                                          \
+        FS_SPARSE_CHOOSE(gather_list2, S)(data, indices, lo, hi, end, W, C, z, owner, base, i,  \
+                                          cap, off, row, n01);                                 \
+    }                                                                                          \
+    /* (threads but two) the entries of the rows indptr[0..m] (a block) listed by the owner \
+     * of their feature block, in their order: owner o's count[o] entries at off[o cap ..] (offsets from       \
+     * indptr[0]) and row[o cap ..] (their rows in the block, m <= 256) */                    \
+    static void fs_csr_partition_##S(const I *restrict indices, const I *restrict indptr,       \
+                                     ptrdiff_t m, const unsigned char *restrict owner, int nt, \
+                                     ptrdiff_t cap, int32_t *restrict off,                     \
+                                     uint8_t *restrict row, ptrdiff_t *restrict count)         \
+    {                                                                                          \
+        const ptrdiff_t base = (ptrdiff_t)indptr[0];                                           \
+        for (int o = 0; o < nt; o++) count[o] = 0;                                             \
+        for (ptrdiff_t i = 0, k = base; i < m; i++) {                                          \
+            const ptrdiff_t end = (ptrdiff_t)indptr[i + 1];                                    \
+            for (; k < end; k++) {                                                             \
+                const ptrdiff_t o = owner[(ptrdiff_t)indices[k] >> 6];                         \
+                const ptrdiff_t e = o * cap + count[o]++;                                      \
+                off[e] = (int32_t)(k - base);                                                  \
+                row[e] = (uint8_t)i;                                                           \
+            }                                                                                  \
+        }                                                                                      \
     }
 
 #if FS_X86

@@ -189,12 +189,11 @@ def classification_error(logits, y):
 
 # Rows per block of the fused CSR pass (one block's logits stay in L1)
 _CSR_BLOCK = 64
-# Bytes of the residual chunk of the feature-split pass on several threads (a multiple of
-# _CSR_BLOCK rows; two parallel regions a chunk: small chunks (in L2) lose more to the
-# joins than they gain, and much more when another process holds a core)
-_CSR_SPLIT_CHUNK_BYTES = 1 << 25
-# False: several threads take the rows-only pass with per-thread accumulators (for A/B timings)
-_CSR_SPLIT = True
+# Bytes of the ring of blocks of the feature-split pass on several threads (each slot a
+# block's residual and its entries listed by thread): room for a thread to compute blocks
+# ahead of the others' scattering, small enough to stay in L2 (measured, session 8: 32 MB
+# did more work than 1 MB or 256 KB, which did about the same)
+_CSR_SPLIT_RING_BYTES = 1 << 20
 
 
 def _csr_threads(indptr, n_classes):
@@ -233,35 +232,30 @@ def softmax_ce_sums_csr(data, indices, indptr, coef, intercept, y, sample_weight
     small = int(indptr[-1] - indptr[0]) < d and not _w_layout(coef) and (
         coef_grad_out.flags.c_contiguous)
     threads = 1 if small else _csr_threads(indptr, C)
-    if threads > 1 and _CSR_SPLIT:
+    if threads > 1:
         return _softmax_ce_sums_csr_split(data, indices, indptr, coef, intercept, y,
                                           sample_weight, coef_grad_out, intercept_grad_out,
                                           threads)  # fmt: skip
-    intercept_acc = np.zeros((threads, C))
-    scratch = np.empty((threads, (_CSR_BLOCK + 1) * C), dtype)
+    intercept_grad = np.zeros(C)
+    scratch = np.empty((_CSR_BLOCK + 1) * C, dtype)
     direct = False
     if small:
-        W, G = coef, _accumulators(coef_grad_out, 1)
-        first, others = G[0], G[1:]
-    else:  # per-thread accumulators in the layout of W = coef.T, reduced (and transposed) once
+        W, G = coef, coef_grad_out
+        G.fill(0)
+    else:  # in the layout of W = coef.T, transposed once unless the gradient has it already
         W, direct = np.ascontiguousarray(coef.T), _w_layout(coef_grad_out)
-        if direct:  # thread 0 adds into the gradient itself, the others into their own
-            first = coef_grad_out.T
-            first.fill(0)
-            others = np.zeros((threads - 1, d, C), dtype)
+        if direct:
+            G = coef_grad_out.T
+            G.fill(0)
         else:
-            G = np.zeros((threads, d, C), dtype)
-            first, others = G[0], G[1:]
+            G = np.zeros((d, C), dtype)
     loss = _sk.softmax_ce_sums_csr(
-        data, indices, indptr, W, intercept, y, _unit_or(sample_weight, dtype), first, others,
-        intercept_acc, scratch, _CSR_BLOCK, small, threads,
+        data, indices, indptr, W, intercept, y, _unit_or(sample_weight, dtype), G,
+        intercept_grad, scratch, _CSR_BLOCK, small,
     )  # fmt: skip
-    if direct:
-        for other in others:  # one pass each (on 2 threads: 32 MB read, 16 written, at C d 4M)
-            np.add(first, other, out=first)
-    elif not small:
-        _sk.sum_transposed(G, coef_grad_out, threads)
-    intercept_grad_out[...] = intercept_acc.sum(axis=0)
+    if not (small or direct):
+        _sk.sum_transposed(G[None], coef_grad_out, 1)
+    intercept_grad_out[...] = intercept_grad
     return float(loss), weight_total(sample_weight, indptr.shape[0] - 1)
 
 
@@ -272,23 +266,25 @@ def _softmax_ce_sums_csr_split(data, indices, indptr, coef, intercept, y, sample
     # the one-thread gradient bit for bit.
     (C, d), dtype = coef.shape, coef.dtype
     n = indptr.shape[0] - 1
-    chunk = max(1, _CSR_SPLIT_CHUNK_BYTES // max(1, C * coef.itemsize) // _CSR_BLOCK)
-    chunk = min(chunk, -(-n // _CSR_BLOCK)) * _CSR_BLOCK
+    # each slot of the ring holds a block's residual and its entries partitioned by thread:
+    # room for the fullest block
+    starts = indptr[::_CSR_BLOCK]
+    most = int(np.max(np.diff(np.append(starts, indptr[-1])), initial=0))
+    slot_bytes = max(1, _CSR_BLOCK * C * coef.itemsize + 5 * most * threads)
+    slots = max(1, min(_CSR_SPLIT_RING_BYTES // slot_bytes, -(-n // _CSR_BLOCK)))
     direct = _w_layout(coef_grad_out)
     grad = coef_grad_out.T if direct else np.empty((d, C), dtype)
     intercept_acc = np.zeros((threads, C))
-    # each thread lists the entries it owns in a block of rows: room for the fullest block
-    starts = indptr[::_CSR_BLOCK]
-    most = max(1, int(np.max(np.diff(np.append(starts, indptr[-1])), initial=0)))
     loss = _sk.softmax_ce_sums_csr_split(
         data, indices, indptr, np.ascontiguousarray(coef.T), intercept, y,
         _unit_or(sample_weight, dtype), grad, intercept_acc,
-        np.empty((threads, _CSR_BLOCK * C), dtype), np.empty((max(chunk, _CSR_BLOCK), C), dtype),
-        np.empty((threads, most), np.intp), np.empty((threads, most), np.intp),
-        np.empty((threads, most), dtype), _CSR_BLOCK, threads,
+        np.empty((threads, _CSR_BLOCK * C), dtype), np.empty((slots * _CSR_BLOCK, C), dtype),
+        np.empty((slots, threads * most), np.int32), np.empty((slots, threads * most), np.uint8),
+        _CSR_BLOCK,
+        threads,
     )  # fmt: skip
     if not direct:
-        coef_grad_out[...] = grad.T
+        _sk.sum_transposed(grad[None], coef_grad_out, threads)
     intercept_grad_out[...] = intercept_acc.sum(axis=0)
     return float(loss), weight_total(sample_weight, n)
 
