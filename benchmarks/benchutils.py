@@ -17,6 +17,18 @@ import fastsoftmax
 BUDGET = float(os.environ.get("FASTSOFTMAX_BENCH_BUDGET", "1.0"))
 
 
+def mnist_train_arrays():
+    """MNIST's training rows from ``$FASTSOFTMAX_DATA`` as uint8 and as float32 in
+    [0, 1], and their labels as intp (the scripts' ``X8, X32, y``)."""
+    import numpy as np
+
+    from fastsoftmax.datasets import load_mnist
+
+    X8, y, _, _ = load_mnist(os.environ["FASTSOFTMAX_DATA"], download=False, dtype="uint8",
+                             return_X_y=True)  # fmt: skip
+    return X8, X8.astype(np.float32) / np.float32(255), y.astype(np.intp)
+
+
 # --------------------------------------------------------------------------- timing
 
 

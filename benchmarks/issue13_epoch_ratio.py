@@ -13,21 +13,17 @@ import sys
 import warnings
 
 import numpy as np
-from benchutils import interleaved_rounds
+from benchutils import interleaved_rounds, mnist_train_arrays
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastsoftmax
 from fastsoftmax import SoftmaxRegression
 from fastsoftmax._backends import cython as cy
-from fastsoftmax.datasets import load_mnist
 from fastsoftmax.learners import SGD
 
 threads = int(sys.argv[1]) if len(sys.argv) > 1 else 1
 rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 7
-X8, y, _, _ = load_mnist(os.environ["FASTSOFTMAX_DATA"], download=False, dtype="uint8",
-                         return_X_y=True)  # fmt: skip
-X32 = X8.astype(np.float32) / np.float32(255)
-y = y.astype(np.intp)
+X8, X32, y = mnist_train_arrays()
 n, d = X32.shape
 C = 10
 fastsoftmax.set_num_threads(threads)
