@@ -1376,6 +1376,21 @@ cdef double _weight_sums(const floating *p, Py_ssize_t size, bint absolute) noex
     return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]))
 
 
+cdef double _minibatch_scale(const floating *swb, Py_ssize_t nb, double weight_mean) noexcept nogil:
+    # what a minibatch's data sums are multiplied by: 1 / its rows, or with
+    # weights swb 1 / their sum, or 1 / (rows * weight_mean) given a
+    # weight_mean > 0 (the estimators' unbiased-estimate convention)
+    cdef double m = nb
+    cdef Py_ssize_t r
+    if swb != NULL and weight_mean > 0:
+        m = nb * weight_mean
+    elif swb != NULL:
+        m = 0
+        for r in range(nb):
+            m += swb[r]
+    return 1.0 / m if m > 0 else 0.0
+
+
 cdef void _epoch_part(const xtype **rows, const xtype **next_rows, Py_ssize_t a, Py_ssize_t e,
                       Py_ssize_t d, Py_ssize_t C, const floating *Wp, const floating *b,
                       const Py_ssize_t *yb, const floating *swb, floating *Z, floating *g,
@@ -1485,7 +1500,7 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
     # forward products' operand): no packing after each step; WT is written
     # back from Wp after the last minibatch
     cdef bint packed_sgd = nt == 1 and code == LEARNER_SGD and l1 == 0
-    cdef double data, m, scale, loss, total = 0.0, sq, gbs
+    cdef double data, scale, loss, total = 0.0, sq, gbs
     cdef floating *p = &WT[0, 0]
     cdef const double *hp = &hyperparameters[0] if n_hp > 0 else NULL
     cdef floating *sW[MAX_LEARNER_STATES]
@@ -1594,15 +1609,7 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
                 data = 0
                 for tt in range(nt):
                     data = data + data_t[tt]
-                if weighted and weight_mean > 0:
-                    m = nb * weight_mean  # the estimators' unbiased-estimate convention
-                elif weighted:
-                    m = 0
-                    for r in range(nb):
-                        m += sw_batch[r]
-                else:
-                    m = nb
-                scale = 1.0 / m if m > 0 else 0.0
+                scale = _minibatch_scale(swb, nb, weight_mean)
                 loss = data * scale
                 if l2 != 0 and not packed_sgd:
                     loss += 0.5 * l2 * _weight_sums(p, size, 0)
@@ -1621,7 +1628,7 @@ def train_epoch(const xtype[:, ::1] X, const Py_ssize_t[::1] y, const floating[:
                 total += loss * nb
                 t += 1
                 if packed_sgd:
-                    pass
+                    pass  # stepped above, before the l2 term was added
                 elif nt == 1:
                     _epoch_update(0, size, 1, size, p, g, <floating>scale, <floating>l2, code,
                                   sW, n_states, hp, n_hp, lr, t, <floating>l1, orthant)
@@ -1689,7 +1696,7 @@ cdef extern from "fs_epoch_split.h" nogil:
         pass
     ctypedef void (*fs_team_body)(void *ctx, int thread, int threads) noexcept nogil
     void fs_run_team(int threads, fs_team_body body, void *ctx, fs_barrier *bar)
-    int fs_barrier_wait(fs_barrier *bar, int me, int round)
+    void fs_barrier_wait(fs_barrier *bar, int me, int round)
     enum: FS_MAX_TEAM
     Py_ssize_t fs_split_point(Py_ssize_t d, int parts, int part, Py_ssize_t unit)
     void fs_sum_partials_f32(float *Z, const float *P, Py_ssize_t stride, int parts,
@@ -1785,21 +1792,6 @@ cdef Py_ssize_t _split_scratch(char *base, SplitScratch *s, Py_ssize_t C, Py_ssi
     return at
 
 
-cdef double _minibatch_scale(const floating *swb, Py_ssize_t nb, double weight_mean) noexcept nogil:
-    # what a minibatch's data sums are multiplied by: 1 / its rows, or with
-    # weights swb 1 / their sum, or 1 / (rows * weight_mean) given a
-    # weight_mean > 0 (the estimators' unbiased-estimate convention)
-    cdef double m = nb
-    cdef Py_ssize_t r
-    if swb != NULL and weight_mean > 0:
-        m = nb * weight_mean
-    elif swb != NULL:
-        m = 0
-        for r in range(nb):
-            m += swb[r]
-    return 1.0 / m if m > 0 else 0.0
-
-
 cdef void _copy_columns(floating *dst, Py_ssize_t dst_stride, const floating *src,
                         Py_ssize_t src_stride, Py_ssize_t C, Py_ssize_t width) noexcept nogil:
     cdef Py_ssize_t c
@@ -1813,7 +1805,7 @@ cdef void _split_worker(SplitEpoch *e, int tid, int team, const xtype *x_type,
     # One thread's whole epoch (see the protocol above); x_type and w_type
     # (NULL) only pick the types.
     cdef Py_ssize_t d = e.d, C = e.C, B = e.batch_size, n = e.n, n_states = e.n_states
-    cdef Py_ssize_t f0, f1, w, cols, k, q, lo, hi, nb, r, i, c
+    cdef Py_ssize_t f0, f1, w, cols, k, lo, hi, nb, r, i, c
     cdef SplitScratch s
     cdef const xtype *X = <const xtype *>e.X
     cdef const floating *sample_weight = <const floating *>e.sample_weight
@@ -1877,15 +1869,9 @@ cdef void _split_worker(SplitEpoch *e, int tid, int team, const xtype *x_type,
              partials + (parity * team + tid) * e.slot, 1, nb, next_rows)
         pen = e.penalties + (parity * team + tid) * 2
         if e.l2 != 0:
-            sq = 0
-            for q in range(cols):
-                sq += <double>Wt[q] * Wt[q]
-            pen[0] = sq
+            pen[0] = _weight_sums(Wt, cols, 0)
         if e.l1 != 0:
-            sq = 0
-            for q in range(cols):
-                sq += fabs(<double>Wt[q])
-            pen[1] = sq
+            pen[1] = _weight_sums(Wt, cols, 1)
         # 2. (no hand-over to one thread when the cores are shared: its sums
         # would round differently, and the model would depend on the timing)
         fs_barrier_wait(&e.barrier, tid, <int>(k + 1))
@@ -1901,8 +1887,7 @@ cdef void _split_worker(SplitEpoch *e, int tid, int team, const xtype *x_type,
         else:
             data = fs_ce_residual_cols_f64(Z, nb, C, s.y_batch, swb, s.db)
         # 4. the gradient of this thread's columns, and its step
-        memset(Gt, 0, cols * sizeof(floating))
-        _bwd(rows, nb, w, Z, C, Gt, next_rows)
+        _bwd_set(rows, nb, w, Z, C, Gt, next_rows)  # Gt = R^T X: no zeroing pass
         fs_restore_csr(csr)
         scale = _minibatch_scale(swb, nb, e.weight_mean)
         if tid == 0:

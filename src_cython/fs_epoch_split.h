@@ -98,13 +98,12 @@ static long long fs_now_ns(void)
 static int fs_behind(int reached, int round) { return (int)((unsigned)round - (unsigned)reached) > 0; }
 
 /* Thread `me` reaches round `round` (1, 2, ...: one more each call) and
- * waits until every thread of the team has; returns 1 if it had to sleep.  The release store of the flag
+ * waits until every thread of the team has.  The release store of the flag
  * and the acquire loads of the others order every write a thread made
  * before it reached a round before every read another makes after it
  * leaves the round. */
-static int fs_barrier_wait(fs_barrier *bar, int me, int round)
+static void fs_barrier_wait(fs_barrier *bar, int me, int round)
 {
-    int slept = 0;
     fs_flag *mine = &bar->flags[me];
     __atomic_store_n(&mine->round, round, __ATOMIC_SEQ_CST);
     /* (seq_cst: this load cannot pass the store above, nor a sleeper's
@@ -127,13 +126,11 @@ static int fs_barrier_wait(fs_barrier *bar, int me, int round)
                     while (fs_behind(seen = __atomic_load_n(&other->round, __ATOMIC_SEQ_CST), round))
                         fs_futex_wait(&other->round, seen);
                     __atomic_sub_fetch(&other->sleepers, 1, __ATOMIC_RELAXED);
-                    slept = 1;
                     break;
                 }
             }
         }
     }
-    return slept;
 }
 
 /* The first feature of part `part` of `parts` of d features, split at
